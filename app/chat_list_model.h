@@ -1,0 +1,53 @@
+#pragma once
+// The chat list: every chat, most recently updated first, optionally filtered by a full-text
+// search over titles and message text. Editing the display role renames the chat.
+
+#include <QAbstractListModel>
+#include <vector>
+
+#include "storage/chat_store.h"
+
+namespace lumen::app {
+
+class ChatListModel : public QAbstractListModel {
+    Q_OBJECT
+public:
+    enum Role { IdRole = Qt::UserRole + 1, TitleRole, UpdatedAtRole, SnippetRole };
+
+    explicit ChatListModel(storage::ChatStore& store, QObject* parent = nullptr);
+
+    int rowCount(const QModelIndex& parent = {}) const override;
+    QVariant data(const QModelIndex& index, int role = Qt::DisplayRole) const override;
+    bool setData(const QModelIndex& index, const QVariant& value, int role = Qt::EditRole) override;
+    Qt::ItemFlags flags(const QModelIndex& index) const override;
+    QHash<int, QByteArray> roleNames() const override;
+
+    // Re-reads the chats from the store.
+    void reload();
+    // Empty shows every chat; otherwise only chats whose title or messages match.
+    void setFilter(const QString& text);
+    QString filter() const { return filter_; }
+
+    std::int64_t chatId(int row) const;
+    int rowOf(std::int64_t chatId) const;  // -1 when not shown
+
+    // Creates a chat (shown first) and returns its id.
+    std::int64_t createChat(const QString& title);
+    bool renameChat(std::int64_t chatId, const QString& title);
+    void deleteChat(std::int64_t chatId);
+
+signals:
+    // A store operation failed; the message is for the user.
+    void errorOccurred(const QString& message);
+
+private:
+    struct Row {
+        storage::Chat chat;
+        QString snippet;
+    };
+    storage::ChatStore& store_;
+    std::vector<Row> rows_;
+    QString filter_;
+};
+
+}  // namespace lumen::app

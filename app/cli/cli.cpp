@@ -1,0 +1,243 @@
+#include "app/cli/cli.h"
+
+#include <QCommandLineParser>
+#include <QDateTime>
+#include <QFile>
+#include <QSaveFile>
+#include <functional>
+#include <map>
+#include <optional>
+
+#include "app/app_paths.h"
+#include "app/library.h"
+#include "inference/core/compute_devices.h"
+#include "inference/core/cpu_features.h"
+#include "storage/chat_export.h"
+
+namespace lumen::app::cli {
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+struct Context {
+    QCommandLineParser& parser;
+    QStringList positional;  // after the command name
+    QTextStream& out;
+    QTextStream& err;
+};
+
+QString databasePath(const QCommandLineParser& p) {
+    return resolveDatabasePath({p.value(QStringLiteral("database")), p.value(QStringLiteral("data-dir"))});
+}
+
+// Opens the library for a command; nullopt (with the message printed) when it cannot.
+std::unique_ptr<Library> openLibrary(Context& ctx, bool create) {
+    const QString path = databasePath(ctx.parser);
+    if (!create && !QFile::exists(path)) {
+        ctx.err << "lumen-cli: no database at " << path << " (nothing has been stored yet)\n";
+        return nullptr;
+    }
+    if (const QString problem = ensureParentFolder(path); !problem.isEmpty()) {
+        ctx.err << "lumen-cli: " << problem << "\n";
+        return nullptr;
+    }
+    try {
+        return std::make_unique<Library>(path);
+    } catch (const storage::Error& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return nullptr;
+    }
+}
+
+std::optional<std::int64_t> parseId(Context& ctx, const QString& text, const char* what) {
+    bool ok = false;
+    const qint64 id = text.toLongLong(&ok);
+    if (!ok || id <= 0) {
+        ctx.err << "lumen-cli: '" << text << "' is not a " << what << " id (a positive number; see `lumen-cli chats`)\n";
+        return std::nullopt;
+    }
+    return id;
+}
+
+QString formatBytes(std::uint64_t bytes) {
+    return QStringLiteral("%1 GiB").arg(static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0), 0, 'f', 1);
+}
+
+int cmdInfo(Context& ctx) {
+    const auto& cpu = inference::cpuFeatures();
+    ctx.out << "Lumen " << LUMEN_VERSION_STRING << "\n";
+    ctx.out << "CPU: " << QString::fromStdString(cpu.brand.empty() ? cpu.vendor : cpu.brand) << "\n";
+    ctx.out << "  cores: " << cpu.physicalCores << " physical, " << cpu.logicalCores << " logical\n";
+    ctx.out << "  SIMD: " << QString::fromStdString(cpu.summary()) << "\n";
+    const auto devices = inference::queryComputeDevices();
+    ctx.out << "CUDA backend: " << (devices.cudaBuilt ? "built" : "not built") << "\n";
+    for (const auto& gpu : devices.gpus)
+        ctx.out << "  GPU " << gpu.index << ": " << QString::fromStdString(gpu.name) << ", compute "
+                << gpu.computeMajor << "." << gpu.computeMinor << ", " << formatBytes(gpu.totalMemory)
+                << " (" << formatBytes(gpu.freeMemory) << " free), " << gpu.multiprocessors << " SMs\n";
+    if (devices.gpus.empty())
+        ctx.out << "  no GPU in use: " << QString::fromStdString(devices.cudaUnavailableReason)
+                << "; computing on the CPU\n";
+    ctx.out << "Database: " << databasePath(ctx.parser) << "\n";
+    return kOk;
+}
+
+int cmdChats(Context& ctx) {
+    auto library = openLibrary(ctx, false);
+    if (!library) return kFailed;
+    const auto chats = library->chats().chats();
+    if (chats.empty()) ctx.out << "(no chats)\n";
+    for (const auto& chat : chats) {
+        const QString when = QDateTime::fromMSecsSinceEpoch(chat.updatedAt).toString(QStringLiteral("yyyy-MM-dd hh:mm"));
+        ctx.out << chat.id << "\t" << when << "\t" << library->chats().messages(chat.id).size()
+                << " messages\t" << QString::fromStdString(chat.title) << "\n";
+    }
+    return kOk;
+}
+
+int cmdExport(Context& ctx) {
+    if (ctx.positional.size() != 1) {
+        ctx.err << "lumen-cli: export takes one chat id: lumen-cli export CHAT_ID [--format md|json] [--output FILE]\n";
+        return kUsage;
+    }
+    const auto id = parseId(ctx, ctx.positional[0], "chat");
+    if (!id) return kUsage;
+    const QString format = ctx.parser.value(QStringLiteral("format"));
+    if (format != QLatin1String("md") && format != QLatin1String("json")) {
+        ctx.err << "lumen-cli: --format must be md or json, not '" << format << "'\n";
+        return kUsage;
+    }
+    auto library = openLibrary(ctx, false);
+    if (!library) return kFailed;
+    std::string text;
+    try {
+        text = format == QLatin1String("md")
+                   ? storage::exportChatMarkdown(library->chats(), library->images(), *id)
+                   : storage::exportChatJson(library->chats(), library->images(), *id);
+    } catch (const storage::Error& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    }
+    const QString output = ctx.parser.value(QStringLiteral("output"));
+    if (output.isEmpty() || output == QLatin1String("-")) {
+        ctx.out << QString::fromStdString(text);
+        return kOk;
+    }
+    QSaveFile file(output);
+    if (!file.open(QIODevice::WriteOnly) || file.write(text.data(), static_cast<qint64>(text.size())) < 0 ||
+        !file.commit()) {
+        ctx.err << "lumen-cli: cannot write " << output << ": " << file.errorString() << "\n";
+        return kFailed;
+    }
+    ctx.out << "wrote " << output << "\n";
+    return kOk;
+}
+
+int cmdImport(Context& ctx) {
+    if (ctx.positional.size() != 1) {
+        ctx.err << "lumen-cli: import takes one file: lumen-cli import CHAT.json\n";
+        return kUsage;
+    }
+    QFile file(ctx.positional[0]);
+    if (!file.open(QIODevice::ReadOnly)) {
+        ctx.err << "lumen-cli: cannot read " << ctx.positional[0] << ": " << file.errorString() << "\n";
+        return kFailed;
+    }
+    const QByteArray bytes = file.readAll();
+    auto library = openLibrary(ctx, true);
+    if (!library) return kFailed;
+    try {
+        const auto id = storage::importChatJson(library->database(), std::string_view(bytes.constData(), static_cast<std::size_t>(bytes.size())));
+        ctx.out << "imported chat " << id << "\n";
+    } catch (const storage::Error& e) {
+        ctx.err << "lumen-cli: " << ctx.positional[0] << ": " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    }
+    return kOk;
+}
+
+int cmdSearch(Context& ctx) {
+    if (ctx.positional.isEmpty()) {
+        ctx.err << "lumen-cli: search needs words to look for: lumen-cli search WORDS...\n";
+        return kUsage;
+    }
+    auto library = openLibrary(ctx, false);
+    if (!library) return kFailed;
+    const auto hits = library->chats().search(ctx.positional.join(QLatin1Char(' ')).toStdString(), 50, {"*", "*", "…"});
+    if (hits.empty()) ctx.out << "(no matches)\n";
+    for (const auto& hit : hits) {
+        ctx.out << hit.chatId << "\t" << QString::fromStdString(hit.chatTitle) << "\t";
+        if (hit.messageId) ctx.out << "message " << *hit.messageId << ": ";
+        ctx.out << QString::fromStdString(hit.snippet).simplified() << "\n";
+    }
+    return kOk;
+}
+
+struct Command {
+    const char* summary;
+    std::function<int(Context&)> run;
+};
+
+const std::map<QString, Command>& commands() {
+    static const std::map<QString, Command> table = {
+        {QStringLiteral("info"), {"CPU features, GPUs and where the database is", cmdInfo}},
+        {QStringLiteral("chats"), {"list the stored chats", cmdChats}},
+        {QStringLiteral("export"), {"export a chat as Markdown or JSON: export CHAT_ID [--format md|json] [--output FILE]", cmdExport}},
+        {QStringLiteral("import"), {"import a chat exported as JSON: import FILE", cmdImport}},
+        {QStringLiteral("search"), {"full-text search over chats: search WORDS...", cmdSearch}},
+    };
+    return table;
+}
+
+QString usage(const QCommandLineParser& parser) {
+    QString text = QStringLiteral("Usage: lumen-cli COMMAND [options] [arguments]\n\nCommands:\n");
+    for (const auto& [name, command] : commands())
+        text += QStringLiteral("  %1  %2\n").arg(name, -8).arg(QString::fromUtf8(command.summary));
+    text += QLatin1Char('\n') + parser.helpText().section(QLatin1Char('\n'), 2);
+    return text;
+}
+
+}  // namespace
+
+int runCli(const QStringList& args, QTextStream& out, QTextStream& err) {
+    QCommandLineParser parser;
+    parser.setSingleDashWordOptionMode(QCommandLineParser::ParseAsLongOptions);
+    parser.addOptions({
+        {{QStringLiteral("h"), QStringLiteral("help")}, QStringLiteral("Show this help.")},
+        {QStringLiteral("version"), QStringLiteral("Show the version.")},
+        {QStringLiteral("database"), QStringLiteral("Use this database file."), QStringLiteral("FILE")},
+        {QStringLiteral("data-dir"), QStringLiteral("Keep the database in this folder."), QStringLiteral("DIR")},
+        {QStringLiteral("format"), QStringLiteral("Export format: md or json (default md)."), QStringLiteral("FORMAT"),
+         QStringLiteral("md")},
+        {{QStringLiteral("o"), QStringLiteral("output")}, QStringLiteral("Write to FILE instead of standard output."),
+         QStringLiteral("FILE")},
+    });
+    if (!parser.parse(args)) {
+        err << "lumen-cli: " << parser.errorText() << "\n\n" << usage(parser);
+        return kUsage;
+    }
+    if (parser.isSet(QStringLiteral("version"))) {
+        out << "lumen-cli " << LUMEN_VERSION_STRING << "\n";
+        return kOk;
+    }
+    QStringList positional = parser.positionalArguments();
+    if (parser.isSet(QStringLiteral("help")) || positional.isEmpty()) {
+        (positional.isEmpty() && !parser.isSet(QStringLiteral("help")) ? err : out) << usage(parser);
+        return parser.isSet(QStringLiteral("help")) ? kOk : kUsage;
+    }
+    const QString name = positional.takeFirst();
+    const auto it = commands().find(name);
+    if (it == commands().end()) {
+        err << "lumen-cli: unknown command '" << name << "'\n\n" << usage(parser);
+        return kUsage;
+    }
+    Context ctx{parser, positional, out, err};
+    const int status = it->second.run(ctx);
+    out.flush();
+    err.flush();
+    return status;
+}
+
+}  // namespace lumen::app::cli

@@ -1,0 +1,25 @@
+#include "app/library.h"
+
+#include "app/logging.h"
+
+namespace lumen::app {
+
+Library::Library(const QString& databasePath, Recovery recovery)
+    : path_(databasePath),
+      db_(std::make_unique<storage::Database>(storage::Database::open(databasePath.toStdString()))),
+      chats_(*db_),
+      images_(*db_),
+      templates_(*db_),
+      labelSets_(*db_),
+      embeddings_(*db_),
+      settings_(*db_) {
+    if (db_->backupPath())
+        qCInfo(lcStorage) << "upgraded the database; the previous version is kept at"
+                          << QString::fromStdString(db_->backupPath()->string());
+    if (recovery == Recovery::None) return;
+    recovered_ = chats_.closeInterruptedMessages();
+    if (recovered_ > 0)
+        qCInfo(lcStorage) << recovered_ << "reply(ies) interrupted by an earlier crash were marked stopped";
+}
+
+}  // namespace lumen::app

@@ -1,0 +1,50 @@
+#pragma once
+// The user's library: the open database and the typed stores over it. One per window (or CLI
+// run); everything that reads or writes user data goes through it. Not thread-safe: it lives on
+// the thread that opened it (worker jobs open their own connection to the same file).
+
+#include <QString>
+#include <memory>
+
+#include "storage/chat_store.h"
+#include "storage/database.h"
+#include "storage/embedding_cache.h"
+#include "storage/image_store.h"
+#include "storage/label_set_store.h"
+#include "storage/settings_store.h"
+#include "storage/template_store.h"
+
+namespace lumen::app {
+
+class Library {
+public:
+    enum class Recovery { None, CloseInterrupted };
+    // Opens (creating or upgrading) the database; throws storage::Error with a user-facing message.
+    // The desktop app passes CloseInterrupted: replies left `partial` by a crash become `stopped`.
+    // Short-lived readers (lumen-cli) pass None so they never touch a reply another process streams.
+    explicit Library(const QString& databasePath, Recovery recovery = Recovery::None);
+
+    storage::Database& database() { return *db_; }
+    storage::ChatStore& chats() { return chats_; }
+    storage::ImageStore& images() { return images_; }
+    storage::TemplateStore& templates() { return templates_; }
+    storage::LabelSetStore& labelSets() { return labelSets_; }
+    storage::EmbeddingCache& embeddings() { return embeddings_; }
+    storage::SettingsStore& settings() { return settings_; }
+    QString path() const { return path_; }
+    // Replies left partial by a crash, marked stopped when the library was opened.
+    int recoveredMessages() const { return recovered_; }
+
+private:
+    QString path_;
+    std::unique_ptr<storage::Database> db_;
+    storage::ChatStore chats_;
+    storage::ImageStore images_;
+    storage::TemplateStore templates_;
+    storage::LabelSetStore labelSets_;
+    storage::EmbeddingCache embeddings_;
+    storage::SettingsStore settings_;
+    int recovered_ = 0;
+};
+
+}  // namespace lumen::app

@@ -1,0 +1,53 @@
+// The desktop app's entry point: everything else lives in the libraries.
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QIcon>
+#include <QMessageBox>
+
+#include "app/app_paths.h"
+#include "app/library.h"
+#include "app/logging.h"
+#include "ui/main_window.h"
+
+int main(int argc, char** argv) {
+    QApplication app(argc, argv);
+    QApplication::setApplicationName(QStringLiteral("lumen"));
+    QApplication::setApplicationDisplayName(QStringLiteral("Lumen"));
+    QApplication::setApplicationVersion(QStringLiteral(LUMEN_VERSION_STRING));
+    QApplication::setDesktopFileName(QStringLiteral("io.github.lumen.Lumen"));
+    QApplication::setWindowIcon(QIcon(QStringLiteral(":/icons/lumen.svg")));
+    lumen::app::installEngineLogSink();
+
+    QCommandLineParser parser;
+    parser.setApplicationDescription(QStringLiteral("Lumen, a local desktop assistant that sees"));
+    parser.addHelpOption();
+    parser.addVersionOption();
+    parser.addOptions({
+        {QStringLiteral("database"), QStringLiteral("Use this database file."), QStringLiteral("FILE")},
+        {QStringLiteral("data-dir"), QStringLiteral("Keep the database in this folder."), QStringLiteral("DIR")},
+    });
+    parser.process(app);
+
+    const QString path = lumen::app::resolveDatabasePath(
+        {parser.value(QStringLiteral("database")), parser.value(QStringLiteral("data-dir"))});
+    std::unique_ptr<lumen::app::Library> library;
+    QString problem = lumen::app::ensureParentFolder(path);
+    if (problem.isEmpty()) {
+        try {
+            library = std::make_unique<lumen::app::Library>(path, lumen::app::Library::Recovery::CloseInterrupted);
+        } catch (const lumen::storage::Error& e) {
+            problem = QString::fromUtf8(e.what());
+        }
+    }
+    if (!library) {
+        QMessageBox::critical(nullptr, QStringLiteral("Lumen"),
+                              QStringLiteral("Lumen cannot open its database.\n\n%1\n\nStart Lumen with "
+                                             "--database FILE to use another file.")
+                                  .arg(problem));
+        return 1;
+    }
+
+    lumen::ui::MainWindow window(*library);
+    window.show();
+    return app.exec();
+}

@@ -1,0 +1,103 @@
+#include "app/message_list_model.h"
+
+#include <QDateTime>
+#include <QStringList>
+
+namespace lumen::app {
+
+QString replyFooter(const storage::Message& m) {
+    if (m.role != storage::Role::Assistant) return {};
+    QStringList parts;
+    if (m.metrics.model) parts << QString::fromStdString(*m.metrics.model);
+    if (m.metrics.ttftMs) parts << QStringLiteral("TTFT %1 ms").arg(*m.metrics.ttftMs, 0, 'f', 0);
+    if (m.metrics.tokensPerSecond) parts << QStringLiteral("%1 tokens/s").arg(*m.metrics.tokensPerSecond, 0, 'f', 1);
+    switch (m.status) {
+        case storage::MessageStatus::Partial: parts << QStringLiteral("writing…"); break;
+        case storage::MessageStatus::Stopped: parts << QStringLiteral("stopped"); break;
+        case storage::MessageStatus::Error:
+            parts << QStringLiteral("error: %1").arg(QString::fromStdString(m.error.value_or("unknown")));
+            break;
+        case storage::MessageStatus::Complete: break;
+    }
+    return parts.join(QStringLiteral(" · "));
+}
+
+MessageListModel::MessageListModel(storage::ChatStore& store, QObject* parent)
+    : QAbstractListModel(parent), store_(store) {}
+
+int MessageListModel::rowCount(const QModelIndex& parent) const {
+    return parent.isValid() ? 0 : static_cast<int>(messages_.size());
+}
+
+QVariant MessageListModel::data(const QModelIndex& index, int role) const {
+    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid)) return {};
+    const storage::Message& m = messages_[static_cast<std::size_t>(index.row())];
+    switch (role) {
+        case Qt::DisplayRole:
+        case ContentRole: return QString::fromStdString(m.content);
+        case IdRole: return QVariant::fromValue<qint64>(m.id);
+        case RoleNameRole: return QString::fromUtf8(storage::toString(m.role).data());
+        case StatusRole: return QString::fromUtf8(storage::toString(m.status).data());
+        case FooterRole: return replyFooter(m);
+        case CreatedAtRole: return QDateTime::fromMSecsSinceEpoch(m.createdAt);
+        case ImagesRole: {
+            QStringList images;
+            for (const auto& sha : m.images) images << QString::fromStdString(sha);
+            return images;
+        }
+        default: return {};
+    }
+}
+
+QHash<int, QByteArray> MessageListModel::roleNames() const {
+    auto names = QAbstractListModel::roleNames();
+    names[IdRole] = "messageId";
+    names[RoleNameRole] = "role";
+    names[ContentRole] = "content";
+    names[StatusRole] = "status";
+    names[FooterRole] = "footer";
+    names[CreatedAtRole] = "createdAt";
+    names[ImagesRole] = "images";
+    return names;
+}
+
+void MessageListModel::setChat(std::int64_t chatId) {
+    chatId_ = chatId;
+    reload();
+}
+
+void MessageListModel::reload() {
+    std::vector<storage::Message> messages;
+    if (chatId_ != 0) {
+        try {
+            messages = store_.messages(chatId_);
+        } catch (const storage::Error& e) {
+            emit errorOccurred(QString::fromUtf8(e.what()));
+        }
+    }
+    beginResetModel();
+    messages_ = std::move(messages);
+    endResetModel();
+}
+
+void MessageListModel::appendStored(std::int64_t messageId) {
+    std::optional<storage::Message> m;
+    try {
+        m = store_.message(messageId);
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+        return;
+    }
+    if (!m || m->chatId != chatId_) return;
+    const int row = rowCount();
+    beginInsertRows({}, row, row);
+    messages_.push_back(std::move(*m));
+    endInsertRows();
+}
+
+const storage::Message* MessageListModel::messageAt(int row) const {
+    if (row < 0 || row >= rowCount()) return nullptr;
+    return &messages_[static_cast<std::size_t>(row)];
+}
+
+}  // namespace lumen::app

@@ -1,0 +1,26 @@
+# Optional CUDA backend. LUMEN_CUDA=AUTO builds it when nvcc is found (also under
+# /usr/local/cuda), ON requires it, OFF skips it. The result is LUMEN_HAVE_CUDA.
+set(LUMEN_HAVE_CUDA OFF)
+string(TOUPPER "${LUMEN_CUDA}" _lumen_cuda)
+if(NOT _lumen_cuda STREQUAL "OFF")
+    if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+        set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+    endif()
+    include(CheckLanguage)
+    check_language(CUDA)
+    if(CMAKE_CUDA_COMPILER)
+        if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+            set(CMAKE_CUDA_ARCHITECTURES 80 86 89 90)
+        endif()
+        enable_language(CUDA)
+        set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no CUDA20 dialect for nvcc
+        set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+        find_package(CUDAToolkit REQUIRED)
+        set(LUMEN_HAVE_CUDA ON)
+    elseif(_lumen_cuda STREQUAL "ON")
+        message(FATAL_ERROR "LUMEN_CUDA=ON but no CUDA compiler was found (looked on PATH and "
+                            "in /usr/local/cuda/bin); install the CUDA Toolkit or use LUMEN_CUDA=AUTO")
+    else()
+        message(STATUS "CUDA compiler not found: building the CPU backend only")
+    endif()
+endif()

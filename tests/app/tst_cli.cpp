@@ -1,0 +1,149 @@
+// lumen-cli, run in-process: every command, and clear errors for bad arguments.
+
+#include <QtTest>
+
+#include "app/cli/cli.h"
+#include "app/library.h"
+#include "test_util.h"
+
+using namespace lumen;
+
+namespace {
+
+struct Result {
+    int status;
+    QString out;
+    QString err;
+};
+
+Result run(QStringList args) {
+    QString out, err;
+    QTextStream o(&out), e(&err);
+    args.prepend(QStringLiteral("lumen-cli"));
+    const int status = app::cli::runCli(args, o, e);
+    o.flush();
+    e.flush();
+    return {status, out, err};
+}
+
+}  // namespace
+
+class TestCli : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase() {
+        QVERIFY(dir_.isValid());
+        db_ = dir_.filePath("cli.db");
+        app::Library lib(db_);
+        chat_ = lib.chats().createChat("Penguin facts").id;
+        lib.chats().addMessage(chat_, {storage::Role::User, "Do penguins have knees?"});
+        lib.chats().addMessage(chat_, {storage::Role::Assistant, "Yes, hidden under their feathers."});
+    }
+
+    void help() {
+        auto r = run({"--help"});
+        QCOMPARE(r.status, 0);
+        QVERIFY(r.out.contains("export"));
+        QVERIFY(r.out.contains("--database"));
+        r = run({});
+        QCOMPARE(r.status, 2);
+        QVERIFY(r.err.contains("Usage"));
+        r = run({"--version"});
+        QCOMPARE(r.status, 0);
+        QVERIFY(r.out.startsWith("lumen-cli "));
+    }
+
+    void info() {
+        const auto r = run({"info", "--database", db_});
+        QCOMPARE(r.status, 0);
+        QVERIFY(r.out.contains("CPU:"));
+        QVERIFY(r.out.contains("SIMD:"));
+        QVERIFY(r.out.contains("CUDA backend:"));
+        QVERIFY(r.out.contains(db_));
+    }
+
+    void chatsAndSearch() {
+        auto r = run({"chats", "--database", db_});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("Penguin facts") && r.out.contains("2 messages"), qPrintable(r.out));
+        r = run({"search", "--database", db_, "knees"});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("*knees*"), qPrintable(r.out));
+        r = run({"search", "--database", db_, "walrus"});
+        QVERIFY(r.out.contains("no matches"));
+    }
+
+    void exportImportRoundTrip() {
+        const QString json = dir_.filePath("chat.json");
+        auto r = run({"export", QString::number(chat_), "--format", "json", "-o", json, "--database", db_});
+        QCOMPARE(r.status, 0);
+        const QString other = dir_.filePath("other.db");
+        r = run({"import", json, "--database", other});
+        QCOMPARE(r.status, 0);
+        QVERIFY(r.out.startsWith("imported chat "));
+        r = run({"export", r.out.section(' ', 2).trimmed(), "--format", "json", "--database", other});
+        QCOMPARE(r.status, 0);
+        QCOMPARE(r.out.toUtf8(), lumen::test::readFile(json));
+
+        r = run({"export", QString::number(chat_), "--database", db_});  // Markdown by default
+        QCOMPARE(r.status, 0);
+        QVERIFY(r.out.startsWith("# Penguin facts"));
+    }
+
+    void badArguments_data() {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<int>("status");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("unknown command") << QStringList{"frobnicate"} << 2 << "unknown command";
+        QTest::newRow("unknown option") << QStringList{"chats", "--nope"} << 2 << "nope";
+        QTest::newRow("export no id") << QStringList{"export"} << 2 << "one chat id";
+        QTest::newRow("export bad id") << QStringList{"export", "abc"} << 2 << "not a chat id";
+        QTest::newRow("export negative id") << QStringList{"export", "-5"} << 2 << "";
+        QTest::newRow("bad format") << QStringList{"export", "1", "--format", "pdf"} << 2 << "md or json";
+        QTest::newRow("missing chat") << QStringList{"export", "999"} << 1 << "does not exist";
+        QTest::newRow("import missing file") << QStringList{"import", "/nonexistent/x.json"} << 1 << "cannot read";
+        QTest::newRow("search nothing") << QStringList{"search"} << 2 << "needs words";
+    }
+    void badArguments() {
+        QFETCH(QStringList, args);
+        QFETCH(int, status);
+        QFETCH(QString, message);
+        args << "--database" << db_;
+        const auto r = run(args);
+        QCOMPARE(r.status, status);
+        QVERIFY2(r.err.contains(message), qPrintable(r.err));
+    }
+
+    void importRejectsGarbage() {
+        const QString bad = dir_.filePath("bad.json");
+        QVERIFY(lumen::test::writeFile(bad, "{\"format\": 3}"));
+        const auto r = run({"import", bad, "--database", db_});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("not a valid Lumen chat export"), qPrintable(r.err));
+    }
+
+    void refusesNonDatabase() {
+        const QString notDb = dir_.filePath("notes.txt");
+        QVERIFY(lumen::test::writeFile(notDb, QByteArray(8192, 'x')));
+        const auto r = run({"chats", "--database", notDb});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("not a database"), qPrintable(r.err));
+        QCOMPARE(lumen::test::readFile(notDb), QByteArray(8192, 'x'));
+    }
+
+    void missingDatabaseIsNotCreatedByReaders() {
+        const QString missing = dir_.filePath("never.db");
+        const auto r = run({"chats", "--database", missing});
+        QCOMPARE(r.status, 1);
+        QVERIFY(r.err.contains("no database"));
+        QVERIFY(!QFile::exists(missing));
+    }
+
+private:
+    QTemporaryDir dir_;
+    QString db_;
+    std::int64_t chat_ = 0;
+};
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "tst_cli.moc"

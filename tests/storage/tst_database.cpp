@@ -1,0 +1,242 @@
+// Opening, refusing and migrating database files.
+
+#include <QtTest>
+#include <array>
+
+#include "storage/chat_store.h"
+#include "storage/database.h"
+#include "storage/embedding_cache.h"
+#include "storage/label_set_store.h"
+#include "storage/settings_store.h"
+#include "storage/template_store.h"
+#include "test_util.h"
+
+using namespace lumen::storage;
+using lumen::test::fileHash;
+using lumen::test::readFile;
+using lumen::test::str;
+using lumen::test::writeFile;
+
+class TestDatabase : public QObject {
+    Q_OBJECT
+private slots:
+    void init() { QVERIFY(dir_.isValid()); }
+
+    void createsFreshDatabase() {
+        const QString path = dir_.filePath("fresh.db");
+        Database db = Database::open(str(path));
+        QCOMPARE(db.schemaVersion(), currentSchemaVersion());
+        QCOMPARE(db.connection().pragmaInt("application_id"), static_cast<std::int64_t>(kApplicationId));
+        QCOMPARE(db.connection().pragmaInt("user_version"), static_cast<std::int64_t>(currentSchemaVersion()));
+        QCOMPARE(db.connection().pragmaInt("foreign_keys"), 1);
+        Statement mode = db.connection().prepare("PRAGMA journal_mode");
+        QVERIFY(mode.step());
+        QCOMPARE(QString::fromStdString(mode.getText(0)), QStringLiteral("wal"));
+        QVERIFY(!db.backupPath());
+        QCOMPARE(QString::fromStdString(db.integrityCheck()), QStringLiteral("ok"));
+    }
+
+    void reopensWithoutMigrating() {
+        const QString path = dir_.filePath("again.db");
+        {
+            Database db = Database::open(str(path));
+            ChatStore(db).createChat("kept");
+        }
+        Database db = Database::open(str(path));
+        QVERIFY(!db.backupPath());
+        QCOMPARE(ChatStore(db).chats().size(), std::size_t(1));
+    }
+
+    void refusesNonDatabaseFileUnchanged() {
+        const QString path = dir_.filePath("notes.txt");
+        QByteArray text;
+        for (int i = 0; i < 200; ++i) text += "These are my notes, not a database.\n";
+        QVERIFY(writeFile(path, text));
+        const QByteArray before = fileHash(path);
+        try {
+            Database::open(str(path));
+            QFAIL("opened a text file as a database");
+        } catch (const Error& e) {
+            const QString message = QString::fromUtf8(e.what());
+            QVERIFY2(message.contains("not a database"), qPrintable(message));
+            QVERIFY2(message.contains(path), qPrintable(message));
+        }
+        QCOMPARE(fileHash(path), before);
+        QVERIFY(!QFile::exists(path + "-wal"));
+    }
+
+    void refusesOtherProgramsDatabaseUnchanged() {
+        const QString path = dir_.filePath("other.db");
+        {
+            Connection c = Connection::open(str(path));
+            c.exec("PRAGMA application_id = 1234; CREATE TABLE t(x); INSERT INTO t VALUES (1);");
+        }
+        const QByteArray before = fileHash(path);
+        try {
+            Database::open(str(path));
+            QFAIL("opened another program's database");
+        } catch (const Error& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("not a Lumen database"), e.what());
+        }
+        QCOMPARE(fileHash(path), before);
+    }
+
+    void refusesFutureVersionUnchanged() {
+        const QString path = dir_.filePath("future.db");
+        {
+            Database db = Database::open(str(path));
+            ChatStore(db).createChat("from the future");
+            db.connection().exec("PRAGMA user_version = 99; PRAGMA journal_mode = DELETE;");
+        }
+        const QByteArray before = fileHash(path);
+        try {
+            Database::open(str(path));
+            QFAIL("opened a database from a newer version");
+        } catch (const Error& e) {
+            const QString message = QString::fromUtf8(e.what());
+            QVERIFY2(message.contains("newer version of Lumen"), qPrintable(message));
+            QVERIFY2(message.contains("v99"), qPrintable(message));
+            QVERIFY2(message.contains("left unchanged"), qPrintable(message));
+        }
+        QCOMPARE(fileHash(path), before);
+        QVERIFY(!QFile::exists(path + "-wal"));
+    }
+
+    void refusesCorruptDatabaseUnchanged() {
+        const QString path = dir_.filePath("corrupt.db");
+        {
+            Database db = Database::open(str(path));
+            ChatStore chats(db);
+            chats.createChat("about to be damaged");
+            db.connection().exec("PRAGMA journal_mode = DELETE");
+        }
+        QByteArray bytes = readFile(path);
+        QVERIFY(bytes.size() > 4096);
+        // Scribble over page 1's b-tree header and schema cells (after the 100-byte file header).
+        for (int i = 100; i < 4096; ++i) bytes[i] = static_cast<char>((i * 37) & 0xFF);
+        QVERIFY(writeFile(path, bytes));
+        const QByteArray before = fileHash(path);
+        try {
+            Database::open(str(path));
+            QFAIL("opened a damaged database");
+        } catch (const Error& e) {
+            const QString message = QString::fromUtf8(e.what());
+            QVERIFY2(message.contains("damaged") || message.contains("malformed"), qPrintable(message));
+            QVERIFY2(message.contains("left unchanged"), qPrintable(message));
+        }
+        QCOMPARE(fileHash(path), before);
+    }
+
+    void refusesFolder() {
+        QVERIFY_THROWS_EXCEPTION(Error, Database::open(str(dir_.path())));
+    }
+
+    // The committed v1 fixture (made by lumen_make_db_fixture at schema v1) opens with this
+    // build and keeps its content; when the schema moves on, this is the upgrade path.
+    void opensVersion1Fixture() {
+        const QString fixture = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/lumen-v1.db");
+        QVERIFY2(QFile::exists(fixture), qPrintable(fixture));
+        const QString path = dir_.filePath("v1.db");
+        QVERIFY(QFile::copy(fixture, path));
+        QFile(path).setPermissions(QFile::ReadOwner | QFile::WriteOwner);
+        Database db = Database::open(str(path));
+        QCOMPARE(db.schemaVersion(), currentSchemaVersion());
+        QCOMPARE(db.backupPath().has_value(), currentSchemaVersion() > 1);
+        QCOMPARE(QString::fromStdString(db.integrityCheck()), QStringLiteral("ok"));
+
+        ChatStore chats(db);
+        const auto all = chats.chats();
+        QCOMPARE(all.size(), std::size_t(1));
+        QCOMPARE(QString::fromStdString(all[0].title), QStringLiteral("Fixture chat"));
+        const auto messages = chats.messages(all[0].id);
+        QCOMPARE(messages.size(), std::size_t(3));
+        QCOMPARE(messages[0].images.size(), std::size_t(1));
+        QCOMPARE(messages[1].metrics.tokensPerSecond.value_or(0), 42.25);
+        QVERIFY(messages[2].status == MessageStatus::Stopped);
+        QCOMPARE(chats.search("picture").size(), std::size_t(1));
+
+        TemplateStore templates(db);
+        QCOMPARE(templates.list().size(), std::size_t(1));
+        QCOMPARE(templates.examples(templates.list()[0].id).size(), std::size_t(2));
+        LabelSetStore labels(db);
+        QCOMPARE(labels.list().size(), std::size_t(1));
+        QCOMPARE(labels.get(labels.list()[0].id)->labels[0].exampleImages.size(), std::size_t(1));
+        QVERIFY(EmbeddingCache(db).get(EmbeddingKind::Image, messages[0].images[0], "clip-vit-b32"));
+        QCOMPARE(QString::fromStdString(SettingsStore(db).value("sampling.temperature", "")), QStringLiteral("0.7"));
+    }
+
+    // A later schema: migrations run one version at a time after a backup copy is made.
+    void migratesWithBackup() {
+        const QString path = dir_.filePath("migrate.db");
+        {
+            Database db = Database::open(str(path));
+            ChatStore(db).createChat("before the upgrade");
+        }
+        std::vector<Migration> migrations(schemaMigrations().begin(), schemaMigrations().end());
+        const int base = currentSchemaVersion();
+        migrations.push_back({base + 1, "test: add a column", "ALTER TABLE chats ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;"});
+        migrations.push_back({base + 2, "test: add a table", "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT);"});
+        Database db = Database::open(str(path), {migrations});
+        QCOMPARE(db.schemaVersion(), base + 2);
+        QVERIFY(db.backupPath());
+        const QString backup = QString::fromStdString(db.backupPath()->string());
+        QVERIFY2(backup.endsWith(QStringLiteral(".v%1.bak").arg(base)), qPrintable(backup));
+        db.connection().exec("INSERT INTO notes(text) VALUES ('works')");
+        Statement pinned = db.connection().prepare("SELECT pinned, title FROM chats");
+        QVERIFY(pinned.step());
+        QCOMPARE(pinned.getInt(0), 0);
+        // The backup is the old version, intact.
+        Database old = Database::open(backup.toStdString());
+        QCOMPARE(old.schemaVersion(), base);
+        QCOMPARE(ChatStore(old).chats().size(), std::size_t(1));
+    }
+
+    void failedMigrationLeavesPreviousVersion() {
+        const QString path = dir_.filePath("failing.db");
+        { Database::open(str(path)); }
+        std::vector<Migration> migrations(schemaMigrations().begin(), schemaMigrations().end());
+        const int base = currentSchemaVersion();
+        migrations.push_back({base + 1, "good", "CREATE TABLE good(x);"});
+        migrations.push_back({base + 2, "broken", "CREATE TABLE half(x); INSERT INTO missing VALUES (1);"});
+        try {
+            Database::open(str(path), {migrations});
+            QFAIL("a broken migration succeeded");
+        } catch (const Error& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains(QStringLiteral("v%1").arg(base + 2)), e.what());
+        }
+        // Version base+1 was committed; base+2 rolled back completely.
+        Connection c = Connection::open(str(path));
+        QCOMPARE(c.pragmaInt("user_version"), static_cast<std::int64_t>(base + 1));
+        Statement half = c.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'half'");
+        QVERIFY(half.step());
+        QCOMPARE(half.getInt(0), 0);
+    }
+
+    void transactionRollsBackUnlessCommitted() {
+        Database db = Database::open(str(dir_.filePath("tx.db")));
+        ChatStore chats(db);
+        {
+            Transaction tx(db.connection());
+            chats.createChat("never committed");
+        }
+        QVERIFY(chats.chats().empty());
+        {
+            Transaction outer(db.connection());
+            chats.createChat("outer");
+            {
+                Transaction inner(db.connection());
+                chats.createChat("inner, rolled back");
+            }
+            outer.commit();
+        }
+        const auto all = chats.chats();
+        QCOMPARE(all.size(), std::size_t(1));
+        QCOMPARE(QString::fromStdString(all[0].title), QStringLiteral("outer"));
+    }
+
+private:
+    QTemporaryDir dir_;
+};
+
+QTEST_GUILESS_MAIN(TestDatabase)
+#include "tst_database.moc"

@@ -1,0 +1,334 @@
+#include "ui/main_window.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QFileDialog>
+#include <QHBoxLayout>
+#include <QInputDialog>
+#include <QItemSelectionModel>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListView>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QPushButton>
+#include <QRegularExpression>
+#include <QSaveFile>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QToolBar>
+#include <QVBoxLayout>
+
+#include "app/assistant.h"
+#include "app/chat_list_model.h"
+#include "app/message_list_model.h"
+#include "storage/chat_export.h"
+#include "ui/composer.h"
+#include "ui/transcript_view.h"
+
+namespace lumen::ui {
+namespace {
+
+constexpr const char* kGeometryKey = "ui.main_window.geometry";
+constexpr const char* kLastChatKey = "ui.main_window.last_chat";
+
+}  // namespace
+
+MainWindow::MainWindow(app::Library& library, QWidget* parent)
+    : QMainWindow(parent),
+      library_(library),
+      assistant_(new app::Assistant(library, this)),
+      chatList_(new app::ChatListModel(library.chats(), this)),
+      messages_(new app::MessageListModel(library.chats(), this)) {
+    setObjectName(QStringLiteral("mainWindow"));
+    setWindowTitle(QStringLiteral("Lumen"));
+    buildActions();
+    buildLayout();
+
+    connect(chatList_, &app::ChatListModel::errorOccurred, this, &MainWindow::showError);
+    connect(messages_, &app::MessageListModel::errorOccurred, this, &MainWindow::showError);
+    connect(assistant_, &app::Assistant::errorOccurred, this, &MainWindow::showError);
+
+    try {
+        const auto geometry = library_.settings().get(kGeometryKey);
+        if (geometry) restoreGeometry(QByteArray::fromBase64(QByteArray::fromStdString(*geometry)));
+        else resize(1100, 720);
+        const auto last = library_.settings().get(kLastChatKey);
+        const std::int64_t lastChat = last ? QString::fromStdString(*last).toLongLong() : 0;
+        selectChat(chatList_->rowOf(lastChat) >= 0 ? lastChat : chatList_->chatId(0));
+    } catch (const storage::Error& e) {
+        showError(QString::fromUtf8(e.what()));
+    }
+    statusBar()->showMessage(tr("Database: %1").arg(library_.path()));
+    if (library_.recoveredMessages() > 0)
+        statusBar()->showMessage(tr("%n reply(ies) interrupted when Lumen last closed were kept as stopped.", "",
+                                    library_.recoveredMessages()),
+                                 10000);
+    updateActions();
+    composer_->setFocus();
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::buildActions() {
+    QMenu* fileMenu = menuBar()->addMenu(tr("&File"));
+    newChatAction_ = fileMenu->addAction(QIcon::fromTheme(QStringLiteral("document-new")), tr("&New Chat"),
+                                         this, &MainWindow::newChat);
+    newChatAction_->setObjectName(QStringLiteral("newChatAction"));
+    newChatAction_->setShortcut(QKeySequence::New);
+    fileMenu->addSeparator();
+    exportMarkdownAction_ = fileMenu->addAction(tr("Export Chat as &Markdown…"), this,
+                                                [this] { exportCurrentChat(QStringLiteral("md")); });
+    exportJsonAction_ = fileMenu->addAction(tr("Export Chat as &JSON…"), this,
+                                            [this] { exportCurrentChat(QStringLiteral("json")); });
+    fileMenu->addAction(tr("&Import Chat…"), this, &MainWindow::importChat);
+    fileMenu->addSeparator();
+    QAction* quit = fileMenu->addAction(tr("&Quit"), this, &QWidget::close);
+    quit->setShortcut(QKeySequence::Quit);
+
+    QMenu* chatMenu = menuBar()->addMenu(tr("&Chat"));
+    renameAction_ = chatMenu->addAction(tr("&Rename…"), this, &MainWindow::renameCurrentChat);
+    renameAction_->setObjectName(QStringLiteral("renameChatAction"));
+    renameAction_->setShortcut(Qt::Key_F2);
+    deleteAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("edit-delete")), tr("&Delete"), this,
+                                        &MainWindow::deleteCurrentChat);
+    deleteAction_->setObjectName(QStringLiteral("deleteChatAction"));
+    deleteAction_->setShortcut(QKeySequence::Delete);
+    deleteAction_->setShortcutContext(Qt::WidgetWithChildrenShortcut);
+    QAction* find = chatMenu->addAction(tr("&Search Chats"), this, [this] {
+        search_->setFocus();
+        search_->selectAll();
+    });
+    find->setShortcut(QKeySequence::Find);
+
+    QMenu* helpMenu = menuBar()->addMenu(tr("&Help"));
+    helpMenu->addAction(tr("&About Lumen"), this, [this] {
+        QMessageBox::about(this, tr("About Lumen"),
+                           tr("<h3>Lumen %1</h3><p>A local desktop assistant that sees. Everything runs on "
+                              "this computer; nothing leaves it.</p>")
+                               .arg(QApplication::applicationVersion()));
+    });
+}
+
+void MainWindow::buildLayout() {
+    auto* left = new QWidget;
+    auto* leftLayout = new QVBoxLayout(left);
+    leftLayout->setContentsMargins(6, 6, 0, 6);
+    auto* newButton = new QPushButton(tr("New chat"));
+    newButton->setObjectName(QStringLiteral("newChatButton"));
+    newButton->setToolTip(tr("New chat (%1)").arg(QKeySequence(QKeySequence::New).toString(QKeySequence::NativeText)));
+    connect(newButton, &QPushButton::clicked, this, &MainWindow::newChat);
+    search_ = new QLineEdit;
+    search_->setObjectName(QStringLiteral("chatSearch"));
+    search_->setPlaceholderText(tr("Search chats and messages"));
+    search_->setClearButtonEnabled(true);
+    connect(search_, &QLineEdit::textChanged, this, [this](const QString& text) {
+        const std::int64_t current = currentChatId();
+        chatList_->setFilter(text);
+        if (chatList_->rowOf(current) >= 0) selectChat(current);
+    });
+    chatView_ = new QListView;
+    chatView_->setObjectName(QStringLiteral("chatList"));
+    chatView_->setModel(chatList_);
+    chatView_->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed);
+    chatView_->setContextMenuPolicy(Qt::ActionsContextMenu);
+    chatView_->addAction(renameAction_);
+    chatView_->addAction(deleteAction_);
+    connect(chatView_->selectionModel(), &QItemSelectionModel::currentChanged, this,
+            [this](const QModelIndex& current) { showChat(chatList_->chatId(current.row())); });
+    leftLayout->addWidget(newButton);
+    leftLayout->addWidget(search_);
+    leftLayout->addWidget(chatView_);
+
+    auto* right = new QWidget;
+    auto* rightLayout = new QVBoxLayout(right);
+    rightLayout->setContentsMargins(0, 6, 6, 6);
+    chatTitle_ = new QLabel;
+    chatTitle_->setObjectName(QStringLiteral("chatTitle"));
+    QFont titleFont = chatTitle_->font();
+    titleFont.setPointSizeF(titleFont.pointSizeF() * 1.25);
+    titleFont.setBold(true);
+    chatTitle_->setFont(titleFont);
+    transcript_ = new TranscriptView(*messages_);
+    composer_ = new Composer;
+    composer_->setMaximumHeight(140);
+    connect(composer_, &Composer::submitRequested, this, &MainWindow::sendMessage);
+    sendButton_ = new QPushButton(tr("Send"));
+    sendButton_->setObjectName(QStringLiteral("sendButton"));
+    sendButton_->setDefault(true);
+    connect(sendButton_, &QPushButton::clicked, this, &MainWindow::sendMessage);
+    connect(composer_, &QPlainTextEdit::textChanged, this, &MainWindow::updateActions);
+    auto* composerRow = new QHBoxLayout;
+    composerRow->addWidget(composer_, 1);
+    composerRow->addWidget(sendButton_, 0, Qt::AlignBottom);
+    rightLayout->addWidget(chatTitle_);
+    rightLayout->addWidget(transcript_, 1);
+    rightLayout->addLayout(composerRow);
+
+    auto* splitter = new QSplitter;
+    splitter->addWidget(left);
+    splitter->addWidget(right);
+    splitter->setStretchFactor(0, 0);
+    splitter->setStretchFactor(1, 1);
+    splitter->setSizes({260, 840});
+    setCentralWidget(splitter);
+
+    connect(chatList_, &QAbstractItemModel::dataChanged, this, [this] {
+        if (const auto chat = library_.chats().chat(currentChatId()))
+            chatTitle_->setText(QString::fromStdString(chat->title));
+    });
+}
+
+std::int64_t MainWindow::currentChatId() const { return messages_->chatId(); }
+
+void MainWindow::selectChat(std::int64_t chatId) {
+    const int row = chatList_->rowOf(chatId);
+    if (row < 0) {
+        showChat(0);
+        return;
+    }
+    chatView_->setCurrentIndex(chatList_->index(row));
+    showChat(chatId);
+}
+
+void MainWindow::showChat(std::int64_t chatId) {
+    if (chatId == messages_->chatId() && chatId != 0) return;
+    messages_->setChat(chatId);
+    QString title;
+    if (chatId != 0) {
+        try {
+            if (const auto chat = library_.chats().chat(chatId)) title = QString::fromStdString(chat->title);
+            library_.settings().set(kLastChatKey, std::to_string(chatId));
+        } catch (const storage::Error& e) {
+            showError(QString::fromUtf8(e.what()));
+        }
+    }
+    chatTitle_->setText(title.isEmpty() ? tr("New chat") : title);
+    updateActions();
+}
+
+void MainWindow::newChat() {
+    search_->clear();
+    const std::int64_t id = chatList_->createChat(tr("New chat"));
+    if (id == 0) return;
+    selectChat(id);
+    composer_->setFocus();
+}
+
+void MainWindow::renameCurrentChat() {
+    const std::int64_t id = currentChatId();
+    const int row = chatList_->rowOf(id);
+    if (row < 0) return;
+    bool ok = false;
+    const QString title = QInputDialog::getText(this, tr("Rename Chat"), tr("Title:"), QLineEdit::Normal,
+                                                chatList_->index(row).data().toString(), &ok);
+    if (ok) chatList_->renameChat(id, title);
+}
+
+void MainWindow::deleteCurrentChat() {
+    const std::int64_t id = currentChatId();
+    const int row = chatList_->rowOf(id);
+    if (row < 0) return;
+    const QString title = chatList_->index(row).data().toString();
+    QMessageBox confirm(QMessageBox::Question, tr("Delete Chat"),
+                        tr("Delete “%1” and all its messages? This cannot be undone.").arg(title),
+                        QMessageBox::Cancel, this);
+    QPushButton* remove = confirm.addButton(tr("Delete"), QMessageBox::DestructiveRole);
+    remove->setObjectName(QStringLiteral("confirmDeleteButton"));
+    confirm.setDefaultButton(QMessageBox::Cancel);
+    confirm.exec();
+    if (confirm.clickedButton() != remove) return;
+    chatList_->deleteChat(id);
+    messages_->setChat(0);
+    const int next = std::min(row, chatList_->rowCount() - 1);
+    selectChat(next >= 0 ? chatList_->chatId(next) : 0);
+}
+
+void MainWindow::sendMessage() {
+    const QString text = composer_->toPlainText();
+    if (text.trimmed().isEmpty()) return;
+    const std::int64_t before = currentChatId();
+    const std::int64_t chatId = assistant_->submitUserMessage(before, text);
+    if (chatId == 0) return;  // the error was shown
+    composer_->clear();
+    search_->clear();
+    chatList_->reload();  // the chat moved to the top (or is new)
+    if (chatId != before) {
+        selectChat(chatId);
+    } else {
+        chatView_->setCurrentIndex(chatList_->index(chatList_->rowOf(chatId)));
+        messages_->reload();
+    }
+}
+
+void MainWindow::exportCurrentChat(const QString& format) {
+    const std::int64_t id = currentChatId();
+    if (id == 0) return;
+    const bool markdown = format == QLatin1String("md");
+    QString name = chatTitle_->text();
+    name.replace(QRegularExpression(QStringLiteral("[^\\w\\- ]+")), QStringLiteral("_"));
+    const QString path = QFileDialog::getSaveFileName(
+        this, markdown ? tr("Export Chat as Markdown") : tr("Export Chat as JSON"),
+        name + (markdown ? QStringLiteral(".md") : QStringLiteral(".json")),
+        markdown ? tr("Markdown (*.md)") : tr("Lumen chat (*.json)"));
+    if (path.isEmpty()) return;
+    try {
+        const std::string text = markdown ? storage::exportChatMarkdown(library_.chats(), library_.images(), id)
+                                          : storage::exportChatJson(library_.chats(), library_.images(), id);
+        QSaveFile file(path);
+        if (!file.open(QIODevice::WriteOnly) || file.write(text.data(), static_cast<qint64>(text.size())) < 0 ||
+            !file.commit()) {
+            showError(tr("Cannot write %1: %2").arg(path, file.errorString()));
+            return;
+        }
+        statusBar()->showMessage(tr("Exported to %1").arg(path), 5000);
+    } catch (const storage::Error& e) {
+        showError(QString::fromUtf8(e.what()));
+    }
+}
+
+void MainWindow::importChat() {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Import Chat"), {}, tr("Lumen chat (*.json)"));
+    if (path.isEmpty()) return;
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly)) {
+        showError(tr("Cannot read %1: %2").arg(path, file.errorString()));
+        return;
+    }
+    const QByteArray bytes = file.readAll();
+    try {
+        const std::int64_t id = storage::importChatJson(
+            library_.database(), std::string_view(bytes.constData(), static_cast<std::size_t>(bytes.size())));
+        search_->clear();
+        chatList_->reload();
+        selectChat(id);
+    } catch (const storage::Error& e) {
+        showError(tr("%1 could not be imported: %2").arg(path, QString::fromUtf8(e.what())));
+    }
+}
+
+void MainWindow::updateActions() {
+    const bool haveChat = currentChatId() != 0;
+    renameAction_->setEnabled(haveChat);
+    deleteAction_->setEnabled(haveChat);
+    exportMarkdownAction_->setEnabled(haveChat);
+    exportJsonAction_->setEnabled(haveChat);
+    sendButton_->setEnabled(!composer_->toPlainText().trimmed().isEmpty());
+}
+
+void MainWindow::showError(const QString& message) {
+    statusBar()->showMessage(message, 15000);
+    if (isVisible()) QMessageBox::warning(this, tr("Lumen"), message);
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+    try {
+        library_.settings().set(kGeometryKey, saveGeometry().toBase64().toStdString());
+    } catch (const storage::Error&) {
+        // Losing the window size is not worth keeping the user from quitting.
+    }
+    event->accept();
+}
+
+}  // namespace lumen::ui
