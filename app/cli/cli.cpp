@@ -7,11 +7,14 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <sstream>
 
 #include "app/app_paths.h"
 #include "app/library.h"
 #include "inference/core/compute_devices.h"
 #include "inference/core/cpu_features.h"
+#include "inference/formats/format_error.h"
+#include "inference/formats/inspect.h"
 #include "storage/chat_export.h"
 
 namespace lumen::app::cli {
@@ -175,6 +178,37 @@ int cmdSearch(Context& ctx) {
     return kOk;
 }
 
+int cmdInspect(Context& ctx) {
+    if (ctx.positional.size() != 1) {
+        ctx.err << "lumen-cli: inspect takes one model file or folder: lumen-cli inspect MODEL [--tensor NAME --dump OUT.f32]\n";
+        return kUsage;
+    }
+    const std::string path = ctx.positional[0].toStdString();
+    const QString tensor = ctx.parser.value(QStringLiteral("tensor"));
+    const QString dump = ctx.parser.value(QStringLiteral("dump"));
+    if (tensor.isEmpty() != dump.isEmpty()) {
+        ctx.err << "lumen-cli: --tensor and --dump go together: --tensor NAME --dump OUT.f32\n";
+        return kUsage;
+    }
+    try {
+        if (!tensor.isEmpty()) {
+            const auto n = inference::dumpTensorF32(path, tensor.toStdString(), dump.toStdString());
+            ctx.out << "wrote " << n << " float32 values of " << tensor << " to " << dump << "\n";
+            return kOk;
+        }
+        inference::InspectOptions options;
+        options.showMetadata = !ctx.parser.isSet(QStringLiteral("no-metadata"));
+        options.showTensors = !ctx.parser.isSet(QStringLiteral("no-tensors"));
+        std::ostringstream report;
+        inference::inspectModel(path, report, options);
+        ctx.out << QString::fromStdString(report.str());
+    } catch (const inference::FormatError& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    }
+    return kOk;
+}
+
 struct Command {
     const char* summary;
     std::function<int(Context&)> run;
@@ -183,6 +217,7 @@ struct Command {
 const std::map<QString, Command>& commands() {
     static const std::map<QString, Command> table = {
         {QStringLiteral("info"), {"CPU features, GPUs and where the database is", cmdInfo}},
+        {QStringLiteral("inspect"), {"describe a GGUF or safetensors model: inspect MODEL [--tensor NAME --dump OUT.f32]", cmdInspect}},
         {QStringLiteral("chats"), {"list the stored chats", cmdChats}},
         {QStringLiteral("export"), {"export a chat as Markdown or JSON: export CHAT_ID [--format md|json] [--output FILE]", cmdExport}},
         {QStringLiteral("import"), {"import a chat exported as JSON: import FILE", cmdImport}},
@@ -194,7 +229,7 @@ const std::map<QString, Command>& commands() {
 QString usage(const QCommandLineParser& parser) {
     QString text = QStringLiteral("Usage: lumen-cli COMMAND [options] [arguments]\n\nCommands:\n");
     for (const auto& [name, command] : commands())
-        text += QStringLiteral("  %1  %2\n").arg(name, -8).arg(QString::fromUtf8(command.summary));
+        text += QStringLiteral("  %1  %2\n").arg(name, -9).arg(QString::fromUtf8(command.summary));
     text += QLatin1Char('\n') + parser.helpText().section(QLatin1Char('\n'), 2);
     return text;
 }
@@ -211,6 +246,10 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err) {
         {QStringLiteral("data-dir"), QStringLiteral("Keep the database in this folder."), QStringLiteral("DIR")},
         {QStringLiteral("format"), QStringLiteral("Export format: md or json (default md)."), QStringLiteral("FORMAT"),
          QStringLiteral("md")},
+        {QStringLiteral("tensor"), QStringLiteral("inspect: the tensor to dump."), QStringLiteral("NAME")},
+        {QStringLiteral("dump"), QStringLiteral("inspect: write the tensor as raw float32 to FILE."), QStringLiteral("FILE")},
+        {QStringLiteral("no-metadata"), QStringLiteral("inspect: leave out the metadata listing.")},
+        {QStringLiteral("no-tensors"), QStringLiteral("inspect: leave out the tensor table.")},
         {{QStringLiteral("o"), QStringLiteral("output")}, QStringLiteral("Write to FILE instead of standard output."),
          QStringLiteral("FILE")},
     });

@@ -1,5 +1,6 @@
 // lumen-cli, run in-process: every command, and clear errors for bad arguments.
 
+#include <QFileInfo>
 #include <QtTest>
 
 #include "app/cli/cli.h"
@@ -129,6 +130,45 @@ private slots:
         QCOMPARE(r.status, 1);
         QVERIFY2(r.err.contains("not a database"), qPrintable(r.err));
         QCOMPARE(lumen::test::readFile(notDb), QByteArray(8192, 'x'));
+    }
+
+    void inspectRealModel() {
+        const QString shared = lumen::test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: skipping inspect on stories260K.gguf");
+        const QString model = shared + "/tinystories/stories260K.gguf";
+        auto r = run({"inspect", model});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("format: GGUF v3"), qPrintable(r.out));
+        QVERIFY(r.out.contains("layers 5, embedding 64, feed-forward 172"));
+        QVERIFY(r.out.contains("attention heads 8, KV heads 4"));
+        QVERIFY(r.out.contains("vocabulary 512 tokens (llama tokenizer)"));
+        QVERIFY(r.out.contains("parameters: 292,800 in 48 tensors"));
+        QVERIFY(r.out.contains("blk.4.ffn_down.weight"));
+        QVERIFY(r.out.contains("[string × 512] \"<unk>\", \"<s>\""));  // long arrays abbreviated
+
+        const QString out = dir_.filePath("norm.f32");
+        r = run({"inspect", model, "--tensor", "output_norm.weight", "--dump", out});
+        QCOMPARE(r.status, 0);
+        QCOMPARE(QFileInfo(out).size(), qint64(64 * 4));
+        r = run({"inspect", model, "--tensor", "no.such.tensor", "--dump", out});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("tensor 'no.such.tensor' is missing"), qPrintable(r.err));
+    }
+
+    void inspectErrors() {
+        auto r = run({"inspect"});
+        QCOMPARE(r.status, 2);
+        r = run({"inspect", "x.gguf", "--tensor", "a"});
+        QCOMPARE(r.status, 2);
+        QVERIFY(r.err.contains("go together"));
+        r = run({"inspect", "/nonexistent/model.gguf"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("cannot open"), qPrintable(r.err));
+        const QString bad = dir_.filePath("bad.gguf");
+        QVERIFY(lumen::test::writeFile(bad, "GGUF\x03\0\0\0"));
+        r = run({"inspect", bad});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("bad.gguf") && r.err.contains("ends early"), qPrintable(r.err));
     }
 
     void missingDatabaseIsNotCreatedByReaders() {
