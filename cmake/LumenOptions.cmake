@@ -23,6 +23,12 @@ if(LUMEN_WERROR)
     target_compile_options(lumen_build_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>
         $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
 endif()
+if(LUMEN_FUZZ)
+    # Instrument every library for coverage and memory errors, not only the fuzz targets.
+    target_compile_options(lumen_build_flags INTERFACE
+        $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer>)
+    target_link_options(lumen_build_flags INTERFACE -fsanitize=address,undefined)
+endif()
 if(LUMEN_SANITIZE)
     target_compile_options(lumen_build_flags INTERFACE
         $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined -fno-omit-frame-pointer

@@ -14,7 +14,9 @@
 #include "inference/core/compute_devices.h"
 #include "inference/core/cpu_features.h"
 #include "inference/formats/format_error.h"
+#include "inference/formats/gguf.h"
 #include "inference/formats/inspect.h"
+#include "inference/llm/tokenizer.h"
 #include "storage/chat_export.h"
 
 namespace lumen::app::cli {
@@ -209,6 +211,47 @@ int cmdInspect(Context& ctx) {
     return kOk;
 }
 
+// A token's text for display: control characters escaped, the whole thing quoted.
+QString shownPiece(const std::string& bytes) {
+    QString out = QStringLiteral("'");
+    for (const QChar c : QString::fromUtf8(bytes.data(), static_cast<qsizetype>(bytes.size()))) {
+        if (c == QLatin1Char('\n')) out += QStringLiteral("\\n");
+        else if (c == QLatin1Char('\t')) out += QStringLiteral("\\t");
+        else if (c == QLatin1Char('\'')) out += QStringLiteral("\\'");
+        else if (c.unicode() < 0x20) out += QStringLiteral("\\x%1").arg(c.unicode(), 2, 16, QLatin1Char('0'));
+        else out += c;
+    }
+    return out + QLatin1Char('\'');
+}
+
+int cmdTokenize(Context& ctx) {
+    const QString model = ctx.parser.value(QStringLiteral("model"));
+    if (model.isEmpty() || ctx.positional.size() != 1) {
+        ctx.err << "lumen-cli: tokenize needs a model and one text: lumen-cli tokenize --model M.gguf [--ids] [--no-bos] [--parse-special] TEXT\n";
+        return kUsage;
+    }
+    try {
+        const auto file = inference::GgufFile::open(model.toStdString());
+        const auto tokenizer = inference::Tokenizer::fromGguf(file);
+        const std::string text = ctx.positional[0].toStdString();
+        const auto ids = tokenizer.encode(text, !ctx.parser.isSet(QStringLiteral("no-bos")),
+                                          ctx.parser.isSet(QStringLiteral("parse-special")));
+        if (ctx.parser.isSet(QStringLiteral("ids"))) {
+            QStringList parts;
+            for (auto id : ids) parts << QString::number(id);
+            ctx.out << parts.join(QLatin1Char(' ')) << "\n";
+            return kOk;
+        }
+        for (auto id : ids)
+            ctx.out << id << "\t" << shownPiece(tokenizer.tokenBytes(id, true)) << "\n";
+        ctx.out << ids.size() << " tokens\n";
+    } catch (const inference::FormatError& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    }
+    return kOk;
+}
+
 struct Command {
     const char* summary;
     std::function<int(Context&)> run;
@@ -217,6 +260,7 @@ struct Command {
 const std::map<QString, Command>& commands() {
     static const std::map<QString, Command> table = {
         {QStringLiteral("info"), {"CPU features, GPUs and where the database is", cmdInfo}},
+        {QStringLiteral("tokenize"), {"text to token ids: tokenize --model M.gguf [--ids] [--no-bos] [--parse-special] TEXT", cmdTokenize}},
         {QStringLiteral("inspect"), {"describe a GGUF or safetensors model: inspect MODEL [--tensor NAME --dump OUT.f32]", cmdInspect}},
         {QStringLiteral("chats"), {"list the stored chats", cmdChats}},
         {QStringLiteral("export"), {"export a chat as Markdown or JSON: export CHAT_ID [--format md|json] [--output FILE]", cmdExport}},
@@ -247,6 +291,10 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err) {
         {QStringLiteral("format"), QStringLiteral("Export format: md or json (default md)."), QStringLiteral("FORMAT"),
          QStringLiteral("md")},
         {QStringLiteral("tensor"), QStringLiteral("inspect: the tensor to dump."), QStringLiteral("NAME")},
+        {QStringLiteral("model"), QStringLiteral("The model (GGUF) to use."), QStringLiteral("FILE")},
+        {QStringLiteral("ids"), QStringLiteral("tokenize: print only the ids.")},
+        {QStringLiteral("no-bos"), QStringLiteral("tokenize: do not add the beginning-of-sequence token.")},
+        {QStringLiteral("parse-special"), QStringLiteral("tokenize: turn special-token text such as <|im_start|> into its id.")},
         {QStringLiteral("dump"), QStringLiteral("inspect: write the tensor as raw float32 to FILE."), QStringLiteral("FILE")},
         {QStringLiteral("no-metadata"), QStringLiteral("inspect: leave out the metadata listing.")},
         {QStringLiteral("no-tensors"), QStringLiteral("inspect: leave out the tensor table.")},

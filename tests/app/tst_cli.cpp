@@ -155,6 +155,22 @@ private slots:
         QVERIFY2(r.err.contains("tensor 'no.such.tensor' is missing"), qPrintable(r.err));
     }
 
+    void tokenize() {
+        const QString shared = lumen::test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: skipping tokenize");
+        const QString model = shared + "/tokenizers/ggml-vocab-llama-spm.gguf";
+        auto r = run({"tokenize", "--model", model, "--ids", "I believe the meaning of life is"});
+        QCOMPARE(r.status, 0);
+        QCOMPARE(r.out, QStringLiteral("1 306 4658 278 6593 310 2834 338\n"));
+        r = run({"tokenize", "--model", model, "--no-bos", "Hi\n"});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("6324\t' Hi'") && r.out.contains("13\t'\\n'") && r.out.contains("2 tokens"), qPrintable(r.out));
+        r = run({"tokenize", "--model", model, "--ids", "--no-bos", "--parse-special", "<s>x"});
+        QVERIFY2(r.out.startsWith("1 "), qPrintable(r.out));
+        r = run({"tokenize", "text without model"});
+        QCOMPARE(r.status, 2);
+    }
+
     void inspectErrors() {
         auto r = run({"inspect"});
         QCOMPARE(r.status, 2);

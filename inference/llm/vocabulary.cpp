@@ -1,0 +1,109 @@
+#include "inference/llm/vocabulary.h"
+
+#include "inference/formats/gguf.h"
+#include "inference/llm/unicode.h"
+
+namespace lumen::inference {
+namespace {
+
+std::optional<TokenId> optionalId(const GgufFile& f, const char* key, std::size_t vocabSize) {
+    if (!f.contains(key)) return std::nullopt;
+    const std::int64_t id = f.getInt(key);
+    // Converters write -1 or 0xFFFFFFFF for "none".
+    if (id < 0 || id == 0xFFFFFFFF) return std::nullopt;
+    if (static_cast<std::uint64_t>(id) >= vocabSize)
+        throw FormatError(f.displayName() + ": metadata '" + key + "': token id " + std::to_string(id) +
+                          " is outside the vocabulary of " + std::to_string(vocabSize));
+    return static_cast<TokenId>(id);
+}
+
+}  // namespace
+
+std::optional<TokenId> Vocabulary::find(const std::string& text) const {
+    const auto it = ids.find(text);
+    if (it == ids.end()) return std::nullopt;
+    return it->second;
+}
+
+bool Vocabulary::isEndOfGeneration(TokenId id) const {
+    return (eos && id == *eos) || (eot && id == *eot) || (eom && id == *eom);
+}
+
+Vocabulary Vocabulary::fromGguf(const GgufFile& f) {
+    Vocabulary v;
+    const std::string model = f.getString("tokenizer.ggml.model");
+    if (model == "llama") v.model = Model::Spm;
+    else if (model == "gpt2") v.model = Model::Bpe;
+    else
+        throw FormatError(f.displayName() + ": tokenizer '" + model +
+                          "' is not supported (Lumen reads SentencePiece 'llama' and byte-level BPE 'gpt2' vocabularies)");
+    v.pre = f.getString("tokenizer.ggml.pre", "default");
+
+    const auto tokens = f.getStringArray("tokenizer.ggml.tokens");
+    if (tokens.empty()) throw FormatError(f.displayName() + ": the vocabulary is empty");
+    if (tokens.size() > (1u << 24)) throw FormatError(f.displayName() + ": the vocabulary has over 16M tokens");
+    v.tokens.assign(tokens.begin(), tokens.end());
+    const std::size_t n = v.tokens.size();
+    if (f.contains("tokenizer.ggml.scores")) {
+        v.scores = f.getFloatArray("tokenizer.ggml.scores");
+        if (v.scores.size() != n)
+            throw FormatError(f.displayName() + ": " + std::to_string(v.scores.size()) + " token scores for " +
+                              std::to_string(n) + " tokens");
+    } else {
+        v.scores.assign(n, 0.0f);
+    }
+    v.types.assign(n, TokenType::Normal);
+    if (f.contains("tokenizer.ggml.token_type")) {
+        const auto types = f.getIntArray("tokenizer.ggml.token_type");
+        if (types.size() != n)
+            throw FormatError(f.displayName() + ": " + std::to_string(types.size()) + " token types for " +
+                              std::to_string(n) + " tokens");
+        for (std::size_t i = 0; i < n; ++i)
+            v.types[i] = types[i] >= 0 && types[i] <= 6 ? static_cast<TokenType>(types[i]) : TokenType::Normal;
+    }
+    v.ids.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) v.ids.emplace(v.tokens[i], static_cast<TokenId>(i));  // first wins
+
+    v.byteTokens.fill(-1);
+    if (v.model == Model::Spm) {
+        static const char* kHex = "0123456789ABCDEF";
+        for (int b = 0; b < 256; ++b) {
+            const std::string name = std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">";
+            if (const auto id = v.find(name)) v.byteTokens[static_cast<std::size_t>(b)] = *id;
+        }
+    } else {
+        for (int b = 0; b < 256; ++b)
+            if (const auto id = v.find(byteToUnicode(static_cast<std::uint8_t>(b)))) v.byteTokens[static_cast<std::size_t>(b)] = *id;
+        const auto merges = f.getStringArray("tokenizer.ggml.merges");
+        v.mergeRanks.reserve(merges.size());
+        for (std::size_t r = 0; r < merges.size(); ++r) {
+            const std::string_view m = merges[r];
+            // A merge is "left right"; the left part may itself begin with a space-like char
+            // only in non-byte-level vocabularies, so split at the first space after position 0.
+            const std::size_t space = m.find(' ', 1);
+            if (space == std::string_view::npos)
+                throw FormatError(f.displayName() + ": merge " + std::to_string(r) + " '" + std::string(m) + "' has no space");
+            v.mergeRanks.emplace(std::string(m), static_cast<int>(r));
+        }
+    }
+
+    v.bos = optionalId(f, "tokenizer.ggml.bos_token_id", n);
+    v.eos = optionalId(f, "tokenizer.ggml.eos_token_id", n);
+    v.eot = optionalId(f, "tokenizer.ggml.eot_token_id", n);
+    v.eom = optionalId(f, "tokenizer.ggml.eom_token_id", n);
+    v.unk = optionalId(f, "tokenizer.ggml.unknown_token_id", n);
+    v.pad = optionalId(f, "tokenizer.ggml.padding_token_id", n);
+    // Models that predate eot_token_id mark their end-of-turn token only by its text.
+    if (!v.eot)
+        for (const char* text : {"<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "<｜end▁of▁sentence｜>"})
+            if (const auto id = v.find(text); id && v.type(*id) == TokenType::Control && (!v.eos || *id != *v.eos)) {
+                v.eot = *id;
+                break;
+            }
+    v.addBos = f.getBool("tokenizer.ggml.add_bos_token", v.model == Model::Spm);
+    v.addEos = f.getBool("tokenizer.ggml.add_eos_token", false);
+    v.addSpacePrefix = f.getBool("tokenizer.ggml.add_space_prefix", v.model == Model::Spm);
+    return v;
+}
+
+}  // namespace lumen::inference

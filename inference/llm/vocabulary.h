@@ -1,0 +1,51 @@
+#pragma once
+// A model's vocabulary as GGUF stores it (tokenizer.ggml.*): token strings, scores, types,
+// BPE merges and the special token ids.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace lumen::inference {
+
+class GgufFile;
+
+using TokenId = std::int32_t;
+
+// tokenizer.ggml.token_type values.
+enum class TokenType : std::int32_t {
+    Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6,
+};
+
+struct Vocabulary {
+    enum class Model { Spm, Bpe };
+
+    Model model = Model::Spm;
+    std::string pre;  // tokenizer.ggml.pre ("default", "llama-bpe", "qwen2", ...)
+    std::vector<std::string> tokens;
+    std::vector<float> scores;
+    std::vector<TokenType> types;
+    std::unordered_map<std::string, TokenId> ids;
+    std::unordered_map<std::string, int> mergeRanks;  // "left right" -> rank (BPE)
+    std::array<TokenId, 256> byteTokens{};            // the token for each raw byte, -1 if none
+
+    std::optional<TokenId> bos, eos, eot, eom, unk, pad;
+    bool addBos = false;
+    bool addEos = false;
+    bool addSpacePrefix = true;
+
+    // Reads tokenizer.ggml.* from the file; FormatError when missing or inconsistent.
+    static Vocabulary fromGguf(const GgufFile& file);
+
+    std::size_t size() const { return tokens.size(); }
+    bool valid(TokenId id) const { return id >= 0 && static_cast<std::size_t>(id) < tokens.size(); }
+    TokenType type(TokenId id) const { return types[static_cast<std::size_t>(id)]; }
+    std::optional<TokenId> find(const std::string& text) const;
+    // True for tokens that end a reply: EOS, EOT, EOM.
+    bool isEndOfGeneration(TokenId id) const;
+};
+
+}  // namespace lumen::inference
