@@ -1,0 +1,191 @@
+// The Jinja engine: every real chat template in ../shared/data/chat_templates x each
+// conversation in fixtures/chat_templates/contexts.json renders byte-identical to Debian's
+// python3-jinja2 set up as Hugging Face does (goldens from make_chat_template_goldens.py),
+// plus language features and error handling on their own.
+
+#include <QtTest>
+#include <fstream>
+
+#include "inference/llm/jinja/jinja.h"
+#include "test_util.h"
+
+using namespace lumen::inference::jinja;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+Json readJson(const QString& path) {
+    const QByteArray bytes = lumen::test::readFile(path);
+    return Json::parse(bytes.constData(), bytes.constData() + bytes.size());
+}
+
+RenderOptions fixedClock() {
+    RenderOptions o;
+    o.strftimeNow = [](const std::string& format) {
+        std::tm tm{};
+        tm.tm_year = 2024 - 1900;
+        tm.tm_mon = 6;
+        tm.tm_mday = 26;
+        tm.tm_hour = 13;
+        tm.tm_min = 45;
+        tm.tm_wday = 5;
+        char buffer[128];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        return std::string(buffer, std::strftime(buffer, sizeof buffer, format.c_str(), &tm));
+#pragma GCC diagnostic pop
+    };
+    return o;
+}
+
+std::string render(const std::string& source, const Json& context = Json::object()) {
+    return Template::parse(source).render(context, fixedClock());
+}
+
+}  // namespace
+
+class TestJinja : public QObject {
+    Q_OBJECT
+private slots:
+    void realTemplatesMatchPythonJinja2() {
+        const QString shared = lumen::test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: skipping the real chat templates");
+        const QString dir = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/chat_templates/");
+        const Json contexts = readJson(dir + "contexts.json");
+        const Json goldens = readJson(dir + "goldens.json");
+        int compared = 0, failures = 0;
+        for (const auto& [file, cases] : goldens.items()) {
+            const QByteArray source = lumen::test::readFile(shared + "/chat_templates/" + QString::fromStdString(file));
+            QVERIFY2(!source.isEmpty(), file.c_str());
+            const Template t = Template::parse(source.toStdString());
+            for (const auto& [name, expected] : cases.items()) {
+                ++compared;
+                std::string got, error;
+                try {
+                    got = t.render(contexts.at(name), fixedClock());
+                } catch (const TemplateError& e) {
+                    error = e.reason();
+                }
+                bool ok;
+                if (expected.contains("output")) ok = error.empty() && got == expected["output"].get<std::string>();
+                else if (expected.contains("raised")) ok = error == expected["raised"].get<std::string>();
+                else ok = !error.empty();
+                if (!ok && ++failures <= 6) {
+                    qWarning("%s / %s: expected %s\n--- got (%s) ---\n%s\n--- expected ---\n%s", file.c_str(), name.c_str(),
+                             expected.begin().key().c_str(), error.c_str(), got.c_str(), expected.begin().value().get<std::string>().c_str());
+                }
+            }
+        }
+        qInfo("%d template renders compared, %d differ", compared, failures);
+        QVERIFY(compared >= 130);
+        QCOMPARE(failures, 0);
+    }
+
+    void expressions_data() {
+        QTest::addColumn<QString>("source");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("arithmetic") << "{{ 1 + 2 * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ 2 ** 10 }} {{ 1 / 4 }}" << "7 3 -4 1 1024 0.25";
+        QTest::newRow("floats") << "{{ 0.1 + 0.2 }} {{ 1e-7 }} {{ 3.0 }} {{ 1e16 }}" << "0.30000000000000004 1e-07 3.0 1e+16";
+        QTest::newRow("strings") << "{{ 'a' ~ 1 ~ none }} {{ 'x' * 3 }} {{ \"it's\" }}" << "a1None xxx it's";
+        QTest::newRow("python printing") << "{{ [1, 'a', none, true] }} {{ {'k': 'v'} }}" << "[1, 'a', None, True] {'k': 'v'}";
+        QTest::newRow("comparisons") << "{{ 1 < 2 < 3 }} {{ 'a' in 'cat' }} {{ 2 not in [1, 3] }} {{ none is none }}" << "True True True True";
+        QTest::newRow("conditional") << "{{ 'yes' if 0 else 'no' }}|{{ 'x' if false }}|" << "no||";
+        QTest::newRow("slicing") << "{{ [1,2,3,4][1:3] }} {{ 'hello'[::-1] }} {{ [1,2,3][-1] }}" << "[2, 3] olleh 3";
+        QTest::newRow("methods") << "{{ ' ab '.strip() }}|{{ 'a,b'.split(',') }}|{{ 'Hi'.upper() }}|{{ 'x.py'.endswith('.py') }}"
+                                 << "ab|['a', 'b']|HI|True";
+        QTest::newRow("filters") << "{{ [3,1,2]|sort|join(',') }} {{ 'ab'|length }} {{ x|default('d') }} {{ ' t '|trim }} {{ [1,1,2]|unique|list }}"
+                                 << "1,2,3 2 d t [1, 2]";
+        QTest::newRow("tojson") << "{{ {'a': [1, 2.5, 'é\"'], 'b': none}|tojson }}" << "{\"a\": [1, 2.5, \"é\\\"\"], \"b\": null}";
+        QTest::newRow("tojson indent") << "{{ {'a': [1]}|tojson(indent=2) }}" << "{\n  \"a\": [\n    1\n  ]\n}";
+        QTest::newRow("selectattr map") << "{{ xs|selectattr('t', 'equalto', 1)|map(attribute='n')|list }}" << "['a', 'c']";
+        QTest::newRow("indent") << "{{ 'a\nb\n\nc'|indent(2) }}" << "a\n  b\n\n  c";
+        QTest::newRow("loop") << "{% for x in 'abc' %}{{ loop.index }}{{ x }}{% if not loop.last %},{% endif %}{% endfor %}" << "1a,2b,3c";
+        QTest::newRow("loop filter else") << "{% for x in [1,2,3] if x > 5 %}{{ x }}{% else %}none{% endfor %}" << "none";
+        QTest::newRow("break continue") << "{% for x in range(10) %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 4 %}{% break %}{% endif %}{{ x }}{% endfor %}"
+                                        << "013";
+        QTest::newRow("namespace") << "{% set ns = namespace(n=0) %}{% for x in [1,2,3] %}{% set ns.n = ns.n + x %}{% endfor %}{{ ns.n }}" << "6";
+        QTest::newRow("loop scope") << "{% set n = 1 %}{% for x in [1] %}{% set n = 5 %}{% endfor %}{{ n }}" << "1";
+        QTest::newRow("macro") << "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('Ana') }} {{ greet('Bo', punct='?') }}"
+                               << "Hi Ana! Hi Bo?";
+        QTest::newRow("block set") << "{% set x %}  inner  {% endset %}[{{ x }}]" << "[  inner  ]";
+        QTest::newRow("filter block") << "{% filter upper %}abc{% endfilter %}" << "ABC";
+        QTest::newRow("whitespace control") << "a  {%- if true -%}  b  {%- endif -%}  c" << "abc";
+        QTest::newRow("trim and lstrip blocks") << "<\n  {% if true %}\n  x\n  {% endif %}\n>" << "<\n  x\n>";
+        QTest::newRow("dict items") << "{% for k, v in {'a': 1, 'b': 2}.items() %}{{ k }}={{ v }};{% endfor %}" << "a=1;b=2;";
+        QTest::newRow("tests") << "{{ 3 is odd }} {{ 'x' is string }} {{ [] is iterable }} {{ {} is mapping }} {{ y is defined }} {{ 4 is divisibleby 2 }}"
+                               << "True True True True False True";
+        QTest::newRow("strftime_now") << "{{ strftime_now('%d %b %Y') }}" << "26 Jul 2024";
+        QTest::newRow("raw") << "{% raw %}{{ not rendered }}{% endraw %}" << "{{ not rendered }}";
+        QTest::newRow("comments") << "a{# hidden #}b" << "ab";
+        QTest::newRow("markup") << "{{ '<b>'|safe + '<i>' }} {{ '<x>'|e }} {{ '<b>' ~ '<i>'|safe }}" << "<b>&lt;i&gt; &lt;x&gt; <b><i>";
+    }
+    void expressions() {
+        QFETCH(QString, source);
+        QFETCH(QString, expected);
+        Json context = {{"xs", Json::array({{{"t", 1}, {"n", "a"}}, {{"t", 2}, {"n", "b"}}, {{"t", 1}, {"n", "c"}}})}};
+        QCOMPARE(QString::fromStdString(render(source.toStdString(), context)), expected);
+    }
+
+    void errorsCarryPositions_data() {
+        QTest::addColumn<QString>("source");
+        QTest::addColumn<QString>("message");
+        QTest::addColumn<int>("line");
+        QTest::newRow("unknown filter") << "line one\n{{ x | frobnicate }}" << "unknown filter 'frobnicate'" << 2;
+        QTest::newRow("unclosed if") << "{% if true %}\nabc" << "unclosed block" << 2;
+        QTest::newRow("unclosed tag") << "\n\n{{ x " << "unclosed '{{'" << 3;
+        QTest::newRow("unknown statement") << "{% frob %}" << "unknown statement 'frob'" << 1;
+        QTest::newRow("include") << "{% include 'x.html' %}" << "not allowed" << 1;
+        QTest::newRow("undefined attribute") << "{{ missing.attr }}" << "undefined value" << 1;
+        QTest::newRow("type error") << "\n{{ 'a' + 1 }}" << "unsupported operand" << 2;
+        QTest::newRow("raise_exception") << "{{ raise_exception('Only user and assistant roles') }}" << "Only user and assistant roles" << 0;
+        QTest::newRow("bad syntax") << "{{ 1 + }}" << "expected an expression" << 1;
+        QTest::newRow("list mutation") << "{% set l = [] %}{{ l.append(1) }}" << "cannot be changed" << 1;
+    }
+    void errorsCarryPositions() {
+        QFETCH(QString, source);
+        QFETCH(QString, message);
+        QFETCH(int, line);
+        try {
+            render(source.toStdString());
+            QFAIL("no error");
+        } catch (const TemplateError& e) {
+            QVERIFY2(QString::fromStdString(e.what()).contains(message), e.what());
+            if (line > 0) QCOMPARE(e.line(), line);
+        }
+    }
+
+    void sandboxLimits() {
+        RenderOptions options = fixedClock();
+        options.limits.maxSteps = 10000;
+        try {
+            Template::parse("{% for i in range(100) %}{% for j in range(100) %}{% for k in range(100) %}x{% endfor %}{% endfor %}{% endfor %}")
+                .render(Json::object(), options);
+            QFAIL("runaway loop finished");
+        } catch (const TemplateError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("ran too long"), e.what());
+        }
+        try {
+            Template::parse("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").render(Json::object(), options);
+            QFAIL("infinite recursion finished");
+        } catch (const TemplateError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("nest deeper"), e.what());
+        }
+        options.limits.maxOutputBytes = 1000;
+        options.limits.maxSteps = 1'000'000;
+        try {
+            Template::parse("{% for i in range(1000) %}0123456789{% endfor %}").render(Json::object(), options);
+            QFAIL("huge output finished");
+        } catch (const TemplateError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("output grew past"), e.what());
+        }
+        try {
+            Template::parse("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}");
+            QFAIL("deep nesting parsed");
+        } catch (const TemplateError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("nests too deeply"), e.what());
+        }
+    }
+};
+
+QTEST_GUILESS_MAIN(TestJinja)
+#include "tst_jinja.moc"
