@@ -16,6 +16,7 @@
 #include "inference/formats/format_error.h"
 #include "inference/formats/gguf.h"
 #include "inference/formats/inspect.h"
+#include "inference/llm/chat_template.h"
 #include "inference/llm/tokenizer.h"
 #include "storage/chat_export.h"
 
@@ -252,6 +253,75 @@ int cmdTokenize(Context& ctx) {
     return kOk;
 }
 
+int cmdTemplate(Context& ctx) {
+    const QString model = ctx.parser.value(QStringLiteral("model"));
+    const QString file = ctx.parser.value(QStringLiteral("file"));
+    const QString builtin = ctx.parser.value(QStringLiteral("builtin"));
+    const QString contextPath = ctx.parser.value(QStringLiteral("context"));
+    if ((!model.isEmpty()) + (!file.isEmpty()) + (!builtin.isEmpty()) != 1 || contextPath.isEmpty() || !ctx.positional.isEmpty()) {
+        ctx.err << "lumen-cli: template needs one of --model M.gguf, --file T.jinja or --builtin NAME, and --context C.json\n"
+                << "  built-in templates:";
+        for (auto name : inference::ChatTemplate::builtinNames()) ctx.err << " " << QString::fromLatin1(name.data(), static_cast<qsizetype>(name.size()));
+        ctx.err << "\n";
+        return kUsage;
+    }
+    QFile contextFile(contextPath);
+    if (!contextFile.open(QIODevice::ReadOnly)) {
+        ctx.err << "lumen-cli: cannot read " << contextPath << ": " << contextFile.errorString() << "\n";
+        return kFailed;
+    }
+    const QByteArray contextBytes = contextFile.readAll();
+    nlohmann::ordered_json context;
+    try {
+        context = nlohmann::ordered_json::parse(contextBytes.constData(), contextBytes.constData() + contextBytes.size());
+    } catch (const nlohmann::json::exception& e) {
+        ctx.err << "lumen-cli: " << contextPath << " is not valid JSON: " << e.what() << "\n";
+        return kFailed;
+    }
+    if (!context.is_object()) {
+        ctx.err << "lumen-cli: " << contextPath << " must hold a JSON object (the template's variables)\n";
+        return kFailed;
+    }
+    try {
+        std::optional<inference::ChatTemplate> chatTemplate;
+        if (!model.isEmpty()) {
+            const auto gguf = inference::GgufFile::open(model.toStdString());
+            chatTemplate = inference::ChatTemplate::fromGguf(gguf);
+            if (!chatTemplate) {
+                ctx.err << "lumen-cli: " << model << " has no chat template; choose one with --builtin NAME\n";
+                return kFailed;
+            }
+            // bos_token and eos_token default to the model's.
+            if (gguf.contains("tokenizer.ggml.tokens")) {
+                const auto vocab = inference::Vocabulary::fromGguf(gguf);
+                if (!context.contains("bos_token") && vocab.bos) context["bos_token"] = vocab.tokens[static_cast<std::size_t>(*vocab.bos)];
+                if (!context.contains("eos_token") && vocab.eos) context["eos_token"] = vocab.tokens[static_cast<std::size_t>(*vocab.eos)];
+            }
+        } else if (!file.isEmpty()) {
+            QFile source(file);
+            if (!source.open(QIODevice::ReadOnly)) {
+                ctx.err << "lumen-cli: cannot read " << file << ": " << source.errorString() << "\n";
+                return kFailed;
+            }
+            chatTemplate = inference::ChatTemplate::fromSource(source.readAll().toStdString(), file.toStdString());
+        } else {
+            chatTemplate = inference::ChatTemplate::builtin(builtin.toStdString());
+        }
+        const std::string prompt = chatTemplate->render(context);
+        ctx.out << QString::fromUtf8(prompt.data(), static_cast<qsizetype>(prompt.size()));
+    } catch (const inference::jinja::TemplateError& e) {
+        ctx.err << "lumen-cli: the template failed: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    } catch (const inference::FormatError& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    } catch (const std::invalid_argument& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kUsage;
+    }
+    return kOk;
+}
+
 struct Command {
     const char* summary;
     std::function<int(Context&)> run;
@@ -260,6 +330,7 @@ struct Command {
 const std::map<QString, Command>& commands() {
     static const std::map<QString, Command> table = {
         {QStringLiteral("info"), {"CPU features, GPUs and where the database is", cmdInfo}},
+        {QStringLiteral("template"), {"render a chat template: template (--model M.gguf | --file T.jinja | --builtin NAME) --context C.json", cmdTemplate}},
         {QStringLiteral("tokenize"), {"text to token ids: tokenize --model M.gguf [--ids] [--no-bos] [--parse-special] TEXT", cmdTokenize}},
         {QStringLiteral("inspect"), {"describe a GGUF or safetensors model: inspect MODEL [--tensor NAME --dump OUT.f32]", cmdInspect}},
         {QStringLiteral("chats"), {"list the stored chats", cmdChats}},
@@ -292,6 +363,9 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err) {
          QStringLiteral("md")},
         {QStringLiteral("tensor"), QStringLiteral("inspect: the tensor to dump."), QStringLiteral("NAME")},
         {QStringLiteral("model"), QStringLiteral("The model (GGUF) to use."), QStringLiteral("FILE")},
+        {QStringLiteral("file"), QStringLiteral("template: a Jinja template file."), QStringLiteral("FILE")},
+        {QStringLiteral("builtin"), QStringLiteral("template: a built-in template by name."), QStringLiteral("NAME")},
+        {QStringLiteral("context"), QStringLiteral("template: the JSON object of the template's variables."), QStringLiteral("FILE")},
         {QStringLiteral("ids"), QStringLiteral("tokenize: print only the ids.")},
         {QStringLiteral("no-bos"), QStringLiteral("tokenize: do not add the beginning-of-sequence token.")},
         {QStringLiteral("parse-special"), QStringLiteral("tokenize: turn special-token text such as <|im_start|> into its id.")},

@@ -5,6 +5,7 @@
 
 #include "app/cli/cli.h"
 #include "app/library.h"
+#include "inference/formats/gguf.h"
 #include "test_util.h"
 
 using namespace lumen;
@@ -169,6 +170,62 @@ private slots:
         QVERIFY2(r.out.startsWith("1 "), qPrintable(r.out));
         r = run({"tokenize", "text without model"});
         QCOMPARE(r.status, 2);
+    }
+
+    void templateCommand() {
+        const QString context = dir_.filePath("context.json");
+        QVERIFY(lumen::test::writeFile(context, R"({"messages": [{"role": "user", "content": "Hi"}], "add_generation_prompt": true})"));
+        auto r = run({"template", "--builtin", "chatml", "--context", context});
+        QCOMPARE(r.status, 0);
+        QCOMPARE(r.out, QStringLiteral("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"));  // exactly, nothing added
+
+        const QString file = dir_.filePath("t.jinja");
+        QVERIFY(lumen::test::writeFile(file, "{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}"));
+        r = run({"template", "--file", file, "--context", context});
+        QCOMPARE(r.out, QStringLiteral("[user] Hi"));
+
+        QVERIFY(lumen::test::writeFile(file, "line 1\n{{ messages | nosuchfilter }}"));
+        r = run({"template", "--file", file, "--context", context});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("template:2:") && r.err.contains("unknown filter"), qPrintable(r.err));
+
+        r = run({"template", "--builtin", "nope", "--context", context});
+        QCOMPARE(r.status, 2);
+        QVERIFY(r.err.contains("chatml"));
+        r = run({"template", "--builtin", "chatml"});
+        QCOMPARE(r.status, 2);
+        QVERIFY(lumen::test::writeFile(context, "[1, 2]"));
+        r = run({"template", "--builtin", "chatml", "--context", context});
+        QCOMPARE(r.status, 1);
+        QVERIFY(r.err.contains("JSON object"));
+
+        const QString shared = lumen::test::sharedDataDir();
+        if (shared.isEmpty()) return;
+        QVERIFY(lumen::test::writeFile(context, R"({"messages": []})"));
+        r = run({"template", "--model", shared + "/tinystories/stories260K.gguf", "--context", context});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("has no chat template"), qPrintable(r.err));
+    }
+
+    void templateFromModel() {
+        using namespace lumen::inference;
+        GgufWriter w;
+        w.set("general.architecture", GgufWriteValue::string("llama"));
+        w.set("tokenizer.ggml.model", GgufWriteValue::string("llama"));
+        w.set("tokenizer.ggml.tokens", GgufWriteValue::stringArray({"<unk>", "<|begin|>", "<|end|>", "a"}));
+        w.set("tokenizer.ggml.bos_token_id", GgufWriteValue::u32(1));
+        w.set("tokenizer.ggml.eos_token_id", GgufWriteValue::u32(2));
+        w.set("tokenizer.chat_template", GgufWriteValue::string("{{ bos_token }}{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}"));
+        const QString model = dir_.filePath("tmpl.gguf");
+        w.write(model.toStdString());
+        const QString context = dir_.filePath("ctx2.json");
+        QVERIFY(lumen::test::writeFile(context, R"({"messages": [{"role": "user", "content": "x"}]})"));
+        auto r = run({"template", "--model", model, "--context", context});
+        QCOMPARE(r.status, 0);
+        QCOMPARE(r.out, QStringLiteral("<|begin|>x<|end|>"));
+        QVERIFY(lumen::test::writeFile(context, R"({"messages": [{"role": "user", "content": "x"}], "bos_token": "B"})"));
+        r = run({"template", "--model", model, "--context", context});
+        QCOMPARE(r.out, QStringLiteral("Bx<|end|>"));  // the context wins over the model
     }
 
     void inspectErrors() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
+// usage: fuzz_x [--iterations N] [--save-last FILE] CORPUS...
 
 namespace {
 
@@ -76,11 +77,16 @@ std::vector<std::uint8_t> mutate(std::vector<std::uint8_t> data, const std::vect
 
 int main(int argc, char** argv) {
     long iterations = 0;
+    std::string saveLast;  // --save-last FILE: each input is written there first, to replay a crash
     std::vector<std::vector<std::uint8_t>> seeds;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--iterations" && i + 1 < argc) {
             iterations = std::strtol(argv[++i], nullptr, 10);
+            continue;
+        }
+        if (arg == "--save-last" && i + 1 < argc) {
+            saveLast = argv[++i];
             continue;
         }
         const std::filesystem::path path(arg);
@@ -102,6 +108,10 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(0x4C554D454EULL);
     for (long i = 0; i < iterations; ++i) {
         const auto input = mutate(seeds[rng() % seeds.size()], seeds, rng);
+        if (!saveLast.empty()) {
+            std::ofstream out(saveLast, std::ios::binary | std::ios::trunc);
+            out.write(reinterpret_cast<const char*>(input.data()), static_cast<std::streamsize>(input.size()));
+        }
         LLVMFuzzerTestOneInput(input.data(), input.size());
     }
     std::printf("%zu seeds and %ld mutations ran without a crash\n", seeds.size(), iterations);

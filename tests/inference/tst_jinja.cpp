@@ -6,6 +6,7 @@
 #include <QtTest>
 #include <fstream>
 
+#include "inference/llm/chat_template.h"
 #include "inference/llm/jinja/jinja.h"
 #include "test_util.h"
 
@@ -139,6 +140,11 @@ private slots:
         QTest::newRow("type error") << "\n{{ 'a' + 1 }}" << "unsupported operand" << 2;
         QTest::newRow("raise_exception") << "{{ raise_exception('Only user and assistant roles') }}" << "Only user and assistant roles" << 0;
         QTest::newRow("bad syntax") << "{{ 1 + }}" << "expected an expression" << 1;
+        QTest::newRow("unclosed endraw") << "{% raw %}x{% endraw %" << "unclosed '{% endraw'" << 1;
+        QTest::newRow("string doubling") << "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}"
+                                         << "grew past" << 1;
+        QTest::newRow("huge center") << "{{ 'x'|center(9999999999) }}" << "grew past" << 1;
+        QTest::newRow("huge range") << "{{ range(10000000)|length }}" << "range() is too long" << 1;
         QTest::newRow("list mutation") << "{% set l = [] %}{{ l.append(1) }}" << "cannot be changed" << 1;
     }
     void errorsCarryPositions() {
@@ -151,6 +157,48 @@ private slots:
         } catch (const TemplateError& e) {
             QVERIFY2(QString::fromStdString(e.what()).contains(message), e.what());
             if (line > 0) QCOMPARE(e.line(), line);
+        }
+    }
+
+    void builtinTemplates_data() {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("chatml") << "chatml"
+                                << "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<image><|im_end|>\n"
+                                   "<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n";
+        QTest::newRow("llama3") << "llama3"
+                                << "<s><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+                                   "Hi<image><|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHello<|eot_id|><|start_header_id|>user<|end_header_id|>"
+                                   "\n\nBye<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+        QTest::newRow("llama2") << "llama2" << "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi<image> [/INST] Hello </s><s>[INST] Bye [/INST]";
+        QTest::newRow("mistral") << "mistral" << "<s>[INST] Be brief.\n\nHi<image>[/INST]Hello</s>[INST] Bye[/INST]";
+        QTest::newRow("gemma") << "gemma"
+                               << "<s><start_of_turn>user\nBe brief.\n\nHi<image><end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n"
+                                  "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n";
+        QTest::newRow("phi3") << "phi3" << "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<image><|end|>\n<|assistant|>\nHello<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\n";
+        QTest::newRow("zephyr") << "zephyr" << "<|system|>\nBe brief.</s>\n<|user|>\nHi<image></s>\n<|assistant|>\nHello</s>\n<|user|>\nBye</s>\n<|assistant|>\n";
+        QTest::newRow("completion") << "completion" << "Be brief.\n\nUser: Hi<image>\nAssistant: Hello\nUser: Bye\nAssistant:";
+    }
+    void builtinTemplates() {
+        QFETCH(QString, name);
+        QFETCH(QString, expected);
+        const Json messages = Json::parse(R"([{"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "image"}]},
+            {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}])");
+        const auto t = lumen::inference::ChatTemplate::builtin(name.toStdString());
+        const Json extra = {{"bos_token", "<s>"}, {"eos_token", "</s>"}};
+        QCOMPARE(QString::fromStdString(t.apply(messages, true, nullptr, extra)), expected);
+    }
+
+    void builtinErrors() {
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, lumen::inference::ChatTemplate::builtin("nope"));
+        const auto t = lumen::inference::ChatTemplate::builtin("llama2");
+        const Json twoUsers = Json::parse(R"([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])");
+        try {
+            t.apply(twoUsers, true);
+            QFAIL("non-alternating roles accepted");
+        } catch (const TemplateError& e) {
+            QVERIFY2(QString::fromStdString(e.reason()).contains("alternate"), e.what());
         }
     }
 

@@ -96,6 +96,7 @@ public:
                 if (lstripBlocks_ && rawEnd != std::string::npos && raw[rawEnd] == '\n') raw.erase(rawEnd + 1);
                 emitText(raw, lineAt(pos), columnAt(pos));
                 const std::size_t close = src_.find("%}", end);
+                if (close == std::string_view::npos) fail("unclosed '{% endraw'", end);
                 stripNextLeading = close > 0 && src_[close - 1] == '-';
                 trimNextNewline = trimBlocks_ && !stripNextLeading;
                 pos = close + 2;

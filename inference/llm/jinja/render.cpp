@@ -40,6 +40,8 @@ struct TemplateRaised : TemplateError {
 
 enum class Flow { Normal, Break, Continue };
 
+constexpr std::size_t kMaxListElements = 100'000;  // no chat template needs longer lists
+
 std::string lower(std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
@@ -348,9 +350,19 @@ public:
     }
 
     // ---- expressions ----
+    // Strings and lists may not outgrow the output limit: a template that doubles a string in
+    // a loop is stopped here, not by running out of memory.
+    void checkSize(const Node& at, std::size_t bytes) const {
+        if (bytes > options_.limits.maxOutputBytes)
+            fail(at, "a value grew past " + std::to_string(options_.limits.maxOutputBytes) + " bytes");
+    }
+
     Value eval(const Node& n) {
         try {
-            return evalInner(n);
+            Value v = evalInner(n);
+            if (v.isString()) checkSize(n, v.string().size());
+            else if (v.isList() && v.list().size() > kMaxListElements) fail(n, "a list grew past " + std::to_string(kMaxListElements) + " items");
+            return v;
         } catch (const std::invalid_argument& e) {
             fail(n, e.what());
         } catch (const std::out_of_range& e) {
@@ -406,7 +418,11 @@ public:
             case NodeKind::Cond:
                 if (eval(*n.b).truthy()) return eval(*n.a);
                 return n.c ? eval(*n.c) : Value();
-            case NodeKind::Concat: return Value(eval(*n.a).str() + eval(*n.b).str());
+            case NodeKind::Concat: {
+                const std::string a = eval(*n.a).str(), b = eval(*n.b).str();
+                checkSize(n, a.size() + b.size());
+                return Value(a + b);
+            }
             case NodeKind::InOp: return Value(contains(n, eval(*n.b), eval(*n.a)));
             case NodeKind::NotIn: return Value(!contains(n, eval(*n.b), eval(*n.a)));
             case NodeKind::Compare: {
@@ -443,12 +459,14 @@ public:
         const std::string& op = n.text;
         if (op == "+") {
             if (a.isString() && b.isString()) {
+                checkSize(n, a.string().size() + b.string().size());
                 if (a.isMarkup() || b.isMarkup())  // Markup + str escapes the plain side
                     return Value::markup((a.isMarkup() ? a.string() : htmlEscape(a.string())) +
                                          (b.isMarkup() ? b.string() : htmlEscape(b.string())));
                 return Value(a.string() + b.string());
             }
             if (a.isList() && b.isList()) {
+                if (a.list().size() + b.list().size() > kMaxListElements) fail(n, "a list grew past " + std::to_string(kMaxListElements) + " items");
                 ValueList joined = a.list();
                 joined.insert(joined.end(), b.list().begin(), b.list().end());
                 return Value(std::move(joined));
@@ -457,7 +475,7 @@ public:
         if (op == "*" && ((a.isString() && b.kind() == Value::Kind::Int) || (b.isString() && a.kind() == Value::Kind::Int))) {
             const std::string& s = a.isString() ? a.string() : b.string();
             const std::int64_t times = a.isString() ? b.integer() : a.integer();
-            if (times > 0 && s.size() * static_cast<std::size_t>(times) > options_.limits.maxOutputBytes)
+            if (times > 0 && !s.empty() && static_cast<std::uint64_t>(times) > options_.limits.maxOutputBytes / s.size())
                 fail(n, "the repeated string would be too long");
             std::string out;
             for (std::int64_t i = 0; i < times; ++i) out += s;
@@ -642,7 +660,8 @@ public:
                     return Value(std::move(out));
                 });
             if (name == "replace")
-                return m([s](Renderer&, Arguments& a) {
+                return m([s, &n = dummyNode_](Renderer& r, Arguments& a) {
+                    r.checkReplaceSize(n, s, a.get(0, "old").str(), a.get(1, "new").str());
                     return Value(replaceAll(s, a.get(0, "old").str(), a.get(1, "new").str(), a.get(2, "count", Value(-1)).integer()));
                 });
             if (name == "find" || name == "index")
@@ -660,10 +679,13 @@ public:
                     return Value(c);
                 });
             if (name == "join")
-                return m([s](Renderer&, Arguments& a) {
+                return m([s](Renderer& r, Arguments& a) {
                     std::string out;
                     const ValueList items = toList(a.get(0, "iterable"));
-                    for (std::size_t i = 0; i < items.size(); ++i) out += (i ? s : "") + items[i].str();
+                    for (std::size_t i = 0; i < items.size(); ++i) {
+                        out += (i ? s : "") + items[i].str();
+                        r.checkSize(r.dummyNode_, out.size());
+                    }
                     return Value(out);
                 });
             if (name == "isdigit" || name == "isalpha" || name == "isspace" || name == "isalnum")
@@ -809,12 +831,15 @@ public:
             const Value attribute = a.get(1, "attribute");
             std::string out;
             const ValueList items = toList(v);
-            for (std::size_t i = 0; i < items.size(); ++i)
+            for (std::size_t i = 0; i < items.size(); ++i) {
                 out += (i ? sep : "") + (attribute.isUndefined() ? items[i] : attributeOf(n, items[i], attribute.str())).str();
+                checkSize(n, out.size());
+            }
             return Value(out);
         }
         if (name == "replace") {
             const Value count = a.get(2, "count", Value::none());
+            checkReplaceSize(n, v.str(), a.get(0, "old").str(), a.get(1, "new").str());
             return Value(replaceAll(v.str(), a.get(0, "old").str(), a.get(1, "new").str(), count.isNone() ? -1 : count.integer()));
         }
         if (name == "int") {
@@ -872,6 +897,7 @@ public:
         }
         if (name == "indent") {
             const Value width = a.get(0, "width", Value(4));
+            if (!width.isString() && width.integer() > 4096) fail(n, "indent width is too large");
             const std::string pad = width.isString() ? width.string() : std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, width.integer())), ' ');
             const bool first = a.get(1, "first", Value(false)).truthy();
             const bool blank = a.get(2, "blank", Value(false)).truthy();
@@ -884,6 +910,7 @@ public:
                     if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++i;
                     start = i + 1;
                 }
+            checkSize(n, s.size() + lines.size() * pad.size());
             std::string out;
             for (std::size_t i = 0; i < lines.size(); ++i) {
                 if (i > 0) out += "\n";
@@ -995,6 +1022,8 @@ public:
         }
         if (name == "center") {
             const std::int64_t width = a.get(0, "width", Value(80)).integer();
+            checkSize(n, static_cast<std::size_t>(std::max<std::int64_t>(0, std::min<std::int64_t>(width, INT32_MAX))));
+            if (width > INT32_MAX) fail(n, "center width is too large");
             std::string s = v.str();
             const auto len = static_cast<std::int64_t>(codePointCount(s));
             if (width <= len) return Value(s);
@@ -1003,6 +1032,13 @@ public:
         }
         if (name == "pprint") return Value(v.repr());
         fail(n, "unknown filter '" + name + "'");
+    }
+
+    void checkReplaceSize(const Node& at, const std::string& s, const std::string& from, const std::string& to) const {
+        if (from.empty() || to.size() <= from.size()) return;
+        std::size_t count = 0;
+        for (std::size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + from.size())) ++count;
+        checkSize(at, s.size() + count * (to.size() - from.size()));
     }
 
     Value arithmeticPlus(const Node& n, const Value& a, const Value& b) {
@@ -1066,7 +1102,8 @@ public:
             if (stepBy == 0) throw std::invalid_argument("range() step must not be zero");
             ValueList out;
             for (std::int64_t i = start; stepBy > 0 ? i < stop : i > stop; i += stepBy) {
-                if (static_cast<std::int64_t>(out.size()) >= r.options_.limits.maxSteps) throw std::invalid_argument("range() is too long");
+                if (static_cast<std::int64_t>(out.size()) >= r.options_.limits.maxSteps || out.size() >= kMaxListElements)
+                    throw std::invalid_argument("range() is too long");
                 out.emplace_back(i);
             }
             return Value(std::move(out));
@@ -1104,6 +1141,7 @@ public:
     }
 
     const RenderOptions& options_;
+    Node dummyNode_{};  // position for errors raised inside bound methods
     std::vector<std::unordered_map<std::string, Value>> scopes_;
     std::string out_;
     std::int64_t steps_ = 0;
