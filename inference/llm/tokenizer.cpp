@@ -139,6 +139,18 @@ Tokenizer::Tokenizer(Vocabulary vocabulary) : vocab_(std::move(vocabulary)) {
     std::stable_sort(specials_.begin(), specials_.end(), [&](TokenId a, TokenId b) {
         return vocab_.tokens[static_cast<std::size_t>(a)].size() > vocab_.tokens[static_cast<std::size_t>(b)].size();
     });
+    if (vocab_.model == Vocabulary::Model::Spm) {
+        spmWordsIndependent_ = true;
+        for (const std::string& t : vocab_.tokens) {
+            for (std::size_t at = t.find(kSpmSpace, 1); at != std::string::npos; at = t.find(kSpmSpace, at + 1)) {
+                if (at < kSpmSpace.size() || t.compare(at - kSpmSpace.size(), kSpmSpace.size(), kSpmSpace) != 0) {
+                    spmWordsIndependent_ = false;
+                    break;
+                }
+            }
+            if (!spmWordsIndependent_) break;
+        }
+    }
     if (vocab_.model == Vocabulary::Model::Bpe) {
         const PreTokenizerSpec* spec = &findPreTokenizer(vocab_.pre);
         pre_ = std::make_unique<PreTokenizer>(spec->patterns);
@@ -217,9 +229,24 @@ void Tokenizer::encodeText(std::string_view text, bool startsFragment, std::vect
     for (std::string_view word : pre_->split(text)) encodeBpeWord(word, out);
 }
 
+void Tokenizer::encodeSpm(std::string_view text, std::vector<TokenId>& out) const {
+    if (!spmWordsIndependent_) {
+        encodeSpmChunk(text, out);
+        return;
+    }
+    // Cut before every U+2581 that follows another character.
+    std::size_t start = 0;
+    for (std::size_t at = text.find(kSpmSpace, 1); at != std::string_view::npos; at = text.find(kSpmSpace, at + kSpmSpace.size())) {
+        if (at >= kSpmSpace.size() && text.compare(at - kSpmSpace.size(), kSpmSpace.size(), kSpmSpace) == 0) continue;
+        encodeSpmChunk(text.substr(start, at - start), out);
+        start = at;
+    }
+    encodeSpmChunk(text.substr(start), out);
+}
+
 // SentencePiece BPE: start from single characters and repeatedly merge the adjacent pair
 // whose concatenation is the highest-scoring token (leftmost on ties).
-void Tokenizer::encodeSpm(std::string_view text, std::vector<TokenId>& out) const {
+void Tokenizer::encodeSpmChunk(std::string_view text, std::vector<TokenId>& out) const {
     if (text.empty()) return;
     struct Symbol {
         int prev, next;
@@ -244,7 +271,7 @@ void Tokenizer::encodeSpm(std::string_view text, std::vector<TokenId>& out) cons
         if (left < 0 || right < 0) return;
         const Symbol& l = symbols[static_cast<std::size_t>(left)];
         const Symbol& r = symbols[static_cast<std::size_t>(right)];
-        const auto it = vocab_.ids.find(std::string(text.substr(l.start, l.length + r.length)));
+        const auto it = vocab_.ids.find(text.substr(l.start, l.length + r.length));
         if (it == vocab_.ids.end()) return;
         queue.push({left, right, vocab_.scores[static_cast<std::size_t>(it->second)], l.length + r.length});
     };
@@ -264,7 +291,7 @@ void Tokenizer::encodeSpm(std::string_view text, std::vector<TokenId>& out) cons
     }
     for (int i = 0; i >= 0; i = symbols[static_cast<std::size_t>(i)].next) {
         const Symbol& s = symbols[static_cast<std::size_t>(i)];
-        const std::string piece(text.substr(s.start, s.length));
+        const std::string_view piece = text.substr(s.start, s.length);
         if (const auto it = vocab_.ids.find(piece); it != vocab_.ids.end()) {
             out.push_back(it->second);
             continue;

@@ -42,12 +42,16 @@ public:
 private:
     void encodeText(std::string_view text, bool startsFragment, std::vector<TokenId>& out) const;
     void encodeSpm(std::string_view text, std::vector<TokenId>& out) const;
+    void encodeSpmChunk(std::string_view text, std::vector<TokenId>& out) const;
     void encodeBpeWord(std::string_view word, std::vector<TokenId>& out) const;
 
     Vocabulary vocab_;
     std::vector<TokenId> specials_;  // control and user-defined tokens, longest text first
     std::unique_ptr<PreTokenizer> pre_;
     bool ignoreMerges_ = false;
+    // SPM: no token has U+2581 right after another character, so no merge can cross the start of
+    // a word and each word can be merged on its own (same result, far smaller queues).
+    bool spmWordsIndependent_ = false;
 };
 
 // The pieces a byte-level BPE pre-tokenizer (a tokenizer.ggml.pre name) splits `text` into.

@@ -19,7 +19,7 @@ std::optional<TokenId> optionalId(const GgufFile& f, const char* key, std::size_
 
 }  // namespace
 
-std::optional<TokenId> Vocabulary::find(const std::string& text) const {
+std::optional<TokenId> Vocabulary::find(std::string_view text) const {
     const auto it = ids.find(text);
     if (it == ids.end()) return std::nullopt;
     return it->second;

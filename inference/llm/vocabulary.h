@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -20,6 +21,14 @@ enum class TokenType : std::int32_t {
     Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6,
 };
 
+// Lets the maps below be searched with a string_view, without building a std::string.
+struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
 struct Vocabulary {
     enum class Model { Spm, Bpe };
 
@@ -28,8 +37,8 @@ struct Vocabulary {
     std::vector<std::string> tokens;
     std::vector<float> scores;
     std::vector<TokenType> types;
-    std::unordered_map<std::string, TokenId> ids;
-    std::unordered_map<std::string, int> mergeRanks;  // "left right" -> rank (BPE)
+    StringMap<TokenId> ids;
+    StringMap<int> mergeRanks;  // "left right" -> rank (BPE)
     std::array<TokenId, 256> byteTokens{};            // the token for each raw byte, -1 if none
 
     std::optional<TokenId> bos, eos, eot, eom, unk, pad;
@@ -43,7 +52,7 @@ struct Vocabulary {
     std::size_t size() const { return tokens.size(); }
     bool valid(TokenId id) const { return id >= 0 && static_cast<std::size_t>(id) < tokens.size(); }
     TokenType type(TokenId id) const { return types[static_cast<std::size_t>(id)]; }
-    std::optional<TokenId> find(const std::string& text) const;
+    std::optional<TokenId> find(std::string_view text) const;
     // True for tokens that end a reply: EOS, EOT, EOM.
     bool isEndOfGeneration(TokenId id) const;
 };
