@@ -134,7 +134,7 @@ std::int64_t ChatStore::addMessage(std::int64_t chatId, const NewMessage& m) {
     try {
         insert.run();
     } catch (const Error& e) {
-        if ((e.sqliteCode() & 0xFF) == SQLITE_CONSTRAINT && !chat(chatId))
+        if (e.isConstraint() && !chat(chatId))
             throw Error("chat " + std::to_string(chatId) + " does not exist", e.sqliteCode());
         throw;
     }

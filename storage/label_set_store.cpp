@@ -5,12 +5,6 @@
 #include "storage/clock.h"
 
 namespace lumen::storage {
-namespace {
-
-bool isConstraint(const Error& e) { return (e.sqliteCode() & 0xFF) == SQLITE_CONSTRAINT; }
-
-}  // namespace
-
 std::string_view toString(ClassifyMode mode) {
     switch (mode) {
         case ClassifyMode::ZeroShot: return "zero-shot";
@@ -37,7 +31,7 @@ std::int64_t LabelSetStore::create(std::string_view name, ClassifyMode mode,
             .bindAll(name, toString(mode), now, now)
             .run();
     } catch (const Error& e) {
-        if (isConstraint(e))
+        if (e.isConstraint())
             throw Error("a label set named '" + std::string(name) + "' already exists", e.sqliteCode());
         throw;
     }
@@ -101,7 +95,7 @@ void LabelSetStore::rename(std::int64_t id, std::string_view name) {
             .bindAll(name, nowMs(), id)
             .run();
     } catch (const Error& e) {
-        if (isConstraint(e))
+        if (e.isConstraint())
             throw Error("a label set named '" + std::string(name) + "' already exists", e.sqliteCode());
         throw;
     }
@@ -138,7 +132,7 @@ std::int64_t LabelSetStore::addLabel(std::int64_t setId, std::string_view name) 
             .bindAll(setId, name)
             .run();
     } catch (const Error& e) {
-        if (isConstraint(e))
+        if (e.isConstraint())
             throw Error("the label '" + std::string(name) + "' is already in this set (or the set does not exist)",
                         e.sqliteCode());
         throw;
@@ -160,7 +154,7 @@ void LabelSetStore::renameLabel(std::int64_t labelId, std::string_view name) {
     try {
         c_.prepare("UPDATE labels SET name = ? WHERE id = ?").bindAll(name, labelId).run();
     } catch (const Error& e) {
-        if (isConstraint(e))
+        if (e.isConstraint())
             throw Error("the label '" + std::string(name) + "' is already in this set", e.sqliteCode());
         throw;
     }
@@ -183,7 +177,7 @@ void LabelSetStore::addExample(std::int64_t labelId, std::string_view imageSha25
             .bindAll(labelId, imageSha256)
             .run();
     } catch (const Error& e) {
-        if (isConstraint(e))
+        if (e.isConstraint())
             throw Error("image " + std::string(imageSha256) + " is not in the image store", e.sqliteCode());
         throw;
     }

@@ -23,6 +23,8 @@ public:
     Error(const std::string& message, int sqliteCode = SQLITE_ERROR)
         : std::runtime_error(message), code_(sqliteCode) {}
     int sqliteCode() const { return code_; }
+    // A UNIQUE, FOREIGN KEY, CHECK or NOT NULL constraint refused the write.
+    bool isConstraint() const { return (code_ & 0xFF) == SQLITE_CONSTRAINT; }
 
 private:
     int code_;

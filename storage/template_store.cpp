@@ -19,12 +19,10 @@ PromptTemplate readTemplate(const Statement& s) {
     return t;
 }
 
-bool isConstraint(const Error& e) { return (e.sqliteCode() & 0xFF) == SQLITE_CONSTRAINT; }
-
 }  // namespace
 
 void TemplateStore::nameTaken(std::string_view name, const Error& e) {
-    if (isConstraint(e))
+    if (e.isConstraint())
         throw Error("a template named '" + std::string(name) + "' already exists", e.sqliteCode());
     throw e;
 }
@@ -119,7 +117,7 @@ std::int64_t TemplateStore::addExample(std::int64_t templateId, std::string_view
     try {
         s.run();
     } catch (const Error& e) {
-        if (isConstraint(e))
+        if (e.isConstraint())
             throw Error("template " + std::to_string(templateId) + " or the example's image does not exist",
                         e.sqliteCode());
         throw;
