@@ -1,0 +1,151 @@
+// The CPU backend. Every op here is the scalar reference: the spec that SIMD and CUDA versions
+// are checked against.
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "inference/core/backend.h"
+#include "inference/formats/half.h"
+#include "inference/formats/quants.h"
+
+namespace lumen::inference {
+namespace {
+
+float loadVector(const Tensor& t, std::int64_t i) {
+    switch (t.dtype) {
+        case DType::F32: {
+            float v;
+            std::memcpy(&v, t.data + 4 * i, 4);
+            return v;
+        }
+        case DType::F16: {
+            std::uint16_t h;
+            std::memcpy(&h, t.data + 2 * i, 2);
+            return halfToFloat(h);
+        }
+        case DType::BF16: {
+            std::uint16_t h;
+            std::memcpy(&h, t.data + 2 * i, 2);
+            return bf16ToFloat(h);
+        }
+        default: throw std::invalid_argument(t.name + ": norm and bias vectors must be F32, F16 or BF16");
+    }
+}
+
+float kvAt(const void* base, DType dtype, std::int64_t index) {
+    if (dtype == DType::F16) return halfToFloat(static_cast<const std::uint16_t*>(base)[index]);
+    return static_cast<const float*>(base)[index];
+}
+
+class CpuBackend final : public Backend {
+public:
+    std::string_view name() const override { return "CPU (scalar)"; }
+
+    std::shared_ptr<float[]> alloc(std::int64_t n) override {
+        return std::shared_ptr<float[]>(new float[static_cast<std::size_t>(n)]());
+    }
+    std::shared_ptr<void> allocBytes(std::int64_t bytes) override {
+        return std::shared_ptr<void>(new std::uint8_t[static_cast<std::size_t>(bytes)](),
+                                     [](void* p) { delete[] static_cast<std::uint8_t*>(p); });
+    }
+
+    void matvec(const Tensor& w, const float* x, float* y) override {
+        const std::int64_t rows = w.rows(), cols = w.rowLength();
+        for (std::int64_t r = 0; r < rows; ++r) y[r] = dot(w.dtype, w.row(r), x, cols);
+    }
+
+    void addBias(float* y, const Tensor& bias, std::int64_t n) override {
+        for (std::int64_t i = 0; i < n; ++i) y[i] += loadVector(bias, i);
+    }
+
+    void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, float* y) override {
+        double sum = 0.0;
+        for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+        const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
+        for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * loadVector(weight, i);
+    }
+
+    void rope(float* x, std::int64_t nHeads, std::int64_t headDim, std::int64_t nRot, std::int64_t pos, float freqBase,
+              RopeStyle style) override {
+        for (std::int64_t h = 0; h < nHeads; ++h) {
+            float* v = x + h * headDim;
+            for (std::int64_t i = 0; i < nRot / 2; ++i) {
+                // theta_i = pos * base^(-2i / nRot)
+                const float theta = static_cast<float>(pos) * std::pow(freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(nRot));
+                const float c = std::cos(theta), s = std::sin(theta);
+                const std::int64_t a = style == RopeStyle::Interleaved ? 2 * i : i;
+                const std::int64_t b = style == RopeStyle::Interleaved ? 2 * i + 1 : i + nRot / 2;
+                const float x0 = v[a], x1 = v[b];
+                v[a] = x0 * c - x1 * s;
+                v[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+
+    void storeKv(const KvLayer& layer, std::int64_t pos, std::int64_t kvDim, const float* k, const float* v) override {
+        if (layer.dtype == DType::F16) {
+            auto* keys = static_cast<std::uint16_t*>(layer.keys) + pos * kvDim;
+            auto* values = static_cast<std::uint16_t*>(layer.values) + pos * kvDim;
+            for (std::int64_t i = 0; i < kvDim; ++i) {
+                keys[i] = floatToHalf(k[i]);
+                values[i] = floatToHalf(v[i]);
+            }
+        } else {
+            std::memcpy(static_cast<float*>(layer.keys) + pos * kvDim, k, static_cast<std::size_t>(kvDim) * 4);
+            std::memcpy(static_cast<float*>(layer.values) + pos * kvDim, v, static_cast<std::size_t>(kvDim) * 4);
+        }
+    }
+
+    void attention(const float* q, const KvLayer& layer, std::int64_t pos, std::int64_t nHeads, std::int64_t nKvHeads,
+                   std::int64_t headDim, float* scratch, float* out) override {
+        const std::int64_t kvDim = nKvHeads * headDim;
+        const std::int64_t group = nHeads / nKvHeads;
+        const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
+        for (std::int64_t h = 0; h < nHeads; ++h) {
+            const float* qh = q + h * headDim;
+            const std::int64_t kvHead = h / group;
+            // Scores against every key so far, then a softmax over them.
+            float maxScore = -INFINITY;
+            for (std::int64_t t = 0; t <= pos; ++t) {
+                float s = 0.0f;
+                for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * kvDim + kvHead * headDim + d);
+                scratch[t] = s * scale;
+                maxScore = std::max(maxScore, scratch[t]);
+            }
+            float sum = 0.0f;
+            for (std::int64_t t = 0; t <= pos; ++t) {
+                scratch[t] = std::exp(scratch[t] - maxScore);
+                sum += scratch[t];
+            }
+            float* oh = out + h * headDim;
+            for (std::int64_t d = 0; d < headDim; ++d) oh[d] = 0.0f;
+            for (std::int64_t t = 0; t <= pos; ++t) {
+                const float weight = scratch[t] / sum;
+                for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * kvDim + kvHead * headDim + d);
+            }
+        }
+    }
+
+    void siluMul(float* gate, const float* up, std::int64_t n) override {
+        for (std::int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    }
+
+    void add(float* x, const float* y, std::int64_t n) override {
+        for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
+    }
+
+    void embedRow(const Tensor& table, std::int64_t row, float* out) override {
+        dequantize(table.dtype, table.row(row), out, table.rowLength());
+    }
+
+    void download(const float* src, float* dst, std::int64_t n) override {
+        std::memcpy(dst, src, static_cast<std::size_t>(n) * 4);
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> makeCpuBackend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace lumen::inference

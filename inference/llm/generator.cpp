@@ -1,0 +1,139 @@
+#include "inference/llm/generator.h"
+
+#include <chrono>
+#include <stdexcept>
+
+namespace lumen::inference {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+// The longest suffix of `text` that is a prefix of some stop string: held back, since the next
+// piece may complete the stop string.
+std::size_t heldBack(std::string_view text, const std::vector<std::string>& stops) {
+    std::size_t hold = 0;
+    for (const auto& s : stops)
+        for (std::size_t n = std::min(s.size() - 1, text.size()); n > hold; --n)
+            if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
+                hold = n;
+                break;
+            }
+    return hold;
+}
+
+}  // namespace
+
+std::string_view toString(StopReason reason) {
+    switch (reason) {
+        case StopReason::EndOfGeneration: return "end of generation";
+        case StopReason::StopString: return "stop string";
+        case StopReason::MaxTokens: return "token limit";
+        case StopReason::ContextFull: return "context full";
+        case StopReason::Cancelled: return "cancelled";
+    }
+    return "?";
+}
+
+GenerationResult Generator::generate(std::span<const TokenId> prompt, const GenerationParams& params, const TextCallback& onText,
+                                     const std::atomic<bool>* cancel, const LogitsCallback& onLogits) {
+    if (prompt.empty()) throw std::invalid_argument("the prompt is empty (it needs at least a BOS token)");
+    if (static_cast<std::int64_t>(prompt.size()) >= session_.contextSize())
+        throw std::length_error("the prompt has " + std::to_string(prompt.size()) + " tokens; the context holds " +
+                                std::to_string(session_.contextSize()));
+    for (const auto& s : params.stopStrings)
+        if (s.empty()) throw std::invalid_argument("stop strings cannot be empty");
+
+    GenerationResult result;
+    result.promptTokens = static_cast<int>(prompt.size());
+    const auto start = Clock::now();
+
+    // Reuse the cached prefix; always run at least the last prompt token to get its logits.
+    std::size_t common = 0;
+    while (common < cached_.size() && common < prompt.size() && cached_[common] == prompt[common]) ++common;
+    if (common == prompt.size()) --common;
+    if (static_cast<std::int64_t>(common) > session_.position()) common = static_cast<std::size_t>(session_.position());
+    session_.truncate(static_cast<std::int64_t>(common));
+    cached_.resize(common);
+    result.reusedPromptTokens = static_cast<int>(common);
+
+    const std::vector<float>* logits = nullptr;
+    for (std::size_t i = common; i < prompt.size(); ++i) {
+        logits = &session_.decode(prompt[i]);
+        cached_.push_back(prompt[i]);
+        if (onLogits) onLogits(*logits);
+        if (cancel && cancel->load()) {
+            result.stopReason = StopReason::Cancelled;
+            return result;
+        }
+    }
+    const double prefillMs = msSince(start);
+    const auto prefilled = prompt.size() - common;
+    result.prefillTokensPerSecond = prefillMs > 0 ? 1000.0 * static_cast<double>(prefilled) / prefillMs : 0.0;
+
+    Sampler sampler(params.sampling);
+    Detokenizer detokenizer(tokenizer_);
+    std::vector<TokenId> history(prompt.begin(), prompt.end());
+    std::vector<float> work;
+    std::string pending;  // text not yet handed out (may start a stop string)
+    const auto decodeStart = Clock::now();
+    auto emit = [&](std::string_view piece) {
+        result.text += piece;
+        if (onText && !piece.empty() && !onText(piece)) result.stopReason = StopReason::Cancelled;
+    };
+    bool stopped = false;
+    while (!stopped) {
+        if (static_cast<int>(result.tokens.size()) >= params.maxTokens) {
+            result.stopReason = StopReason::MaxTokens;
+            break;
+        }
+        work = *logits;
+        const TokenId next = sampler.sample(work, history);
+        if (result.tokens.empty()) result.ttftMs = msSince(start);
+        result.tokens.push_back(next);
+        history.push_back(next);
+        if (tokenizer_.vocabulary().isEndOfGeneration(next)) {
+            result.stopReason = StopReason::EndOfGeneration;
+            break;
+        }
+        pending += detokenizer.push(next);
+        // A stop string ends the reply; text before it is kept.
+        for (const auto& s : params.stopStrings) {
+            const auto at = pending.find(s);
+            if (at != std::string::npos) {
+                emit(std::string_view(pending).substr(0, at));
+                pending.clear();
+                result.stopReason = StopReason::StopString;
+                stopped = true;
+                break;
+            }
+        }
+        if (stopped) break;
+        const std::size_t hold = heldBack(pending, params.stopStrings);
+        emit(std::string_view(pending).substr(0, pending.size() - hold));
+        pending.erase(0, pending.size() - hold);
+        if (result.stopReason == StopReason::Cancelled || (cancel && cancel->load())) {
+            result.stopReason = StopReason::Cancelled;
+            break;
+        }
+        if (static_cast<int>(result.tokens.size()) >= params.maxTokens) {
+            result.stopReason = StopReason::MaxTokens;
+            break;
+        }
+        if (session_.position() >= session_.contextSize()) {
+            result.stopReason = StopReason::ContextFull;
+            break;
+        }
+        logits = &session_.decode(next);
+        cached_.push_back(next);
+        if (onLogits) onLogits(*logits);
+    }
+    if (result.stopReason != StopReason::StopString) emit(pending + detokenizer.finish());
+    const double decodeMs = msSince(decodeStart);
+    if (result.tokens.size() > 1 && decodeMs > 0)
+        result.decodeTokensPerSecond = 1000.0 * static_cast<double>(result.tokens.size() - 1) / decodeMs;
+    return result;
+}
+
+}  // namespace lumen::inference

@@ -1,0 +1,58 @@
+#pragma once
+// The generation loop: prefill the prompt (reusing the KV cache of the longest common prefix
+// with the previous call), then sample token by token, streaming UTF-8-safe text, until EOS/EOT,
+// a stop string, the token limit, a full context or cancellation.
+
+#include <atomic>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "inference/llm/llama_model.h"
+#include "inference/llm/sampler.h"
+#include "inference/llm/tokenizer.h"
+
+namespace lumen::inference {
+
+struct GenerationParams {
+    int maxTokens = 256;
+    std::vector<std::string> stopStrings;
+    SamplingParams sampling;
+};
+
+enum class StopReason { EndOfGeneration, StopString, MaxTokens, ContextFull, Cancelled };
+std::string_view toString(StopReason reason);
+
+struct GenerationResult {
+    std::string text;                 // the generated text (without a matched stop string)
+    std::vector<TokenId> tokens;      // the generated tokens
+    StopReason stopReason = StopReason::MaxTokens;
+    int promptTokens = 0;
+    int reusedPromptTokens = 0;       // served from the KV cache of the previous call
+    double ttftMs = 0.0;              // start to the first generated token
+    double prefillTokensPerSecond = 0.0;
+    double decodeTokensPerSecond = 0.0;
+};
+
+// Called with each piece of text as it becomes final; return false to stop.
+using TextCallback = std::function<bool(std::string_view piece)>;
+// Called with the logits of every decoded position (prompt positions, then generated steps).
+using LogitsCallback = std::function<void(std::span<const float> logits)>;
+
+class Generator {
+public:
+    Generator(LlamaSession& session, const Tokenizer& tokenizer) : session_(session), tokenizer_(tokenizer) {}
+
+    // std::length_error when the prompt does not fit the context.
+    GenerationResult generate(std::span<const TokenId> prompt, const GenerationParams& params, const TextCallback& onText = {},
+                              const std::atomic<bool>* cancel = nullptr, const LogitsCallback& onLogits = {});
+
+private:
+    LlamaSession& session_;
+    const Tokenizer& tokenizer_;
+    std::vector<TokenId> cached_;  // the tokens whose keys and values the session holds
+};
+
+}  // namespace lumen::inference

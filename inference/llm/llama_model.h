@@ -1,0 +1,96 @@
+#pragma once
+// The llama family (llama, mistral, qwen2) as GGUF stores it. Shapes in ggml order
+// (ne0 = input width of a row):
+//
+//   token_embd.weight        (dim, vocab)
+//   blk.N.attn_norm.weight   (dim)
+//   blk.N.attn_q.weight      (dim, nHeads * headDim)      [+ attn_q.bias (nHeads * headDim), qwen2]
+//   blk.N.attn_k.weight      (dim, nKvHeads * headDim)    [+ attn_k.bias]
+//   blk.N.attn_v.weight      (dim, nKvHeads * headDim)    [+ attn_v.bias]
+//   blk.N.attn_output.weight (nHeads * headDim, dim)
+//   blk.N.ffn_norm.weight    (dim)
+//   blk.N.ffn_gate.weight    (dim, ffn)
+//   blk.N.ffn_up.weight      (dim, ffn)
+//   blk.N.ffn_down.weight    (ffn, dim)
+//   output_norm.weight       (dim)
+//   output.weight            (dim, vocab)   absent when tied to token_embd
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "inference/core/backend.h"
+#include "inference/formats/gguf.h"
+
+namespace lumen::inference {
+
+struct LlamaConfig {
+    std::string architecture;  // llama, mistral, qwen2
+    std::int64_t dim = 0;
+    std::int64_t nLayers = 0;
+    std::int64_t nHeads = 0;
+    std::int64_t nKvHeads = 0;
+    std::int64_t headDim = 0;
+    std::int64_t ffnDim = 0;
+    std::int64_t vocabSize = 0;
+    std::int64_t contextLength = 0;  // what the model was trained for
+    std::int64_t ropeDims = 0;       // dimensions of each head that RoPE rotates
+    float ropeFreqBase = 10000.0f;
+    RopeStyle ropeStyle = RopeStyle::Interleaved;
+    float rmsEps = 1e-5f;
+};
+
+struct LlamaLayer {
+    Tensor attnNorm, wq, wk, wv, wo, ffnNorm, wGate, wUp, wDown;
+    Tensor bq, bk, bv;  // qwen2 only (data == nullptr when absent)
+};
+
+struct LlamaWeights {
+    Tensor tokenEmbedding, outputNorm, output;
+    std::vector<LlamaLayer> layers;
+};
+
+// The model: config and weight views over a memory-mapped GGUF file (kept open here).
+class LlamaModel {
+public:
+    // FormatError when the file is not a llama-family model or a tensor is missing or misshapen.
+    static std::shared_ptr<LlamaModel> load(std::shared_ptr<const GgufFile> file);
+
+    const LlamaConfig& config() const { return config_; }
+    const LlamaWeights& weights() const { return weights_; }
+    const GgufFile& file() const { return *file_; }
+
+private:
+    std::shared_ptr<const GgufFile> file_;
+    LlamaConfig config_;
+    LlamaWeights weights_;
+};
+
+// One sequence's state on a backend: the KV cache and scratch activations.
+class LlamaSession {
+public:
+    LlamaSession(std::shared_ptr<const LlamaModel> model, Backend& backend, std::int64_t contextSize,
+                 DType kvType = DType::F16);
+
+    std::int64_t contextSize() const { return nCtx_; }
+    std::int64_t position() const { return pos_; }  // tokens in the cache
+    // Drops cached positions from `pos` on (a follow-up turn reuses the common prefix).
+    void truncate(std::int64_t pos);
+
+    // Runs token `token` at the next position and returns the logits (vocabSize floats, host
+    // memory, valid until the next call). Throws std::out_of_range when the context is full.
+    const std::vector<float>& decode(std::int32_t token);
+
+private:
+    std::shared_ptr<const LlamaModel> model_;
+    Backend& backend_;
+    std::int64_t nCtx_;
+    std::int64_t pos_ = 0;
+    std::vector<std::shared_ptr<void>> kvMemory_;
+    std::vector<KvLayer> kv_;
+    std::shared_ptr<float[]> x_, xb_, q_, k_, v_, att_, attOut_, gate_, up_, ffnOut_, logitsDevice_, scratch_;
+    std::vector<float> logits_;
+};
+
+}  // namespace lumen::inference

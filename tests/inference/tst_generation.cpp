@@ -1,0 +1,166 @@
+// Text generation on the real TinyStories model and on small models written by our writer:
+// greedy output byte for byte, prompt-cache reuse, sampler behaviour, stop strings, limits.
+
+#include <QtTest>
+#include <random>
+
+#include "inference/formats/gguf.h"
+#include "inference/formats/quants.h"
+#include "inference/llm/generator.h"
+#include "test_util.h"
+
+using namespace lumen::inference;
+
+namespace {
+
+// From ../shared/data/README.md: greedy, BOS then no prompt, 200 tokens.
+const char* kStory =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red "
+    "ball. She wanted to play with it, but it was too high.\nLily's mom said, \"Lily, let's go to the park.\" Lily was sad and "
+    "didn't know what to do. She said, \"I want to play with your ball, but I can't find it.\"\nLily was sad and didn't know "
+    "what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\nLily didn't want to help her mom, so she";
+// Prompt "Zoo", greedy, 60 tokens (the text includes the prompt). The README's counts are
+// llama2.c "steps": forward passes over prompt and reply, so replies hold steps - prompt + 1
+// tokens (200 for the BOS-only story, 57 for "Zoo", whose prompt is 4 tokens with BOS).
+const char* kZoo =
+    "Zoo was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to "
+    "play with it, but she didn't want to play with";
+
+GenerationParams greedy(int n) {
+    GenerationParams p;
+    p.maxTokens = n;
+    p.sampling.temperature = 0.0f;
+    return p;
+}
+
+}  // namespace
+
+class TestGeneration : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase() {
+        const QString shared = lumen::test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: the generation tests need stories260K.gguf");
+        file_ = std::make_shared<GgufFile>(GgufFile::open((shared + "/tinystories/stories260K.gguf").toStdString()));
+        model_ = LlamaModel::load(file_);
+        tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::fromGguf(*file_));
+        backend_ = makeCpuBackend();
+    }
+
+    void configFromMetadata() {
+        const LlamaConfig& c = model_->config();
+        QCOMPARE(c.dim, 64);
+        QCOMPARE(c.nLayers, 5);
+        QCOMPARE(c.nHeads, 8);
+        QCOMPARE(c.nKvHeads, 4);
+        QCOMPARE(c.headDim, 8);
+        QCOMPARE(c.ffnDim, 172);
+        QCOMPARE(c.vocabSize, 512);
+    }
+
+    void storyFromBos() {
+        LlamaSession session(model_, *backend_, 512);
+        Generator generator(session, *tokenizer_);
+        std::string streamed;
+        const std::vector<TokenId> prompt{*tokenizer_->vocabulary().bos};
+        const auto r = generator.generate(prompt, greedy(200), [&](std::string_view piece) {
+            streamed += piece;
+            return true;
+        });
+        QCOMPARE(r.tokens.size(), std::size_t(200));
+        QVERIFY(r.stopReason == StopReason::MaxTokens);
+        QCOMPARE(QString::fromStdString(r.text), QString::fromUtf8(kStory));
+        QCOMPARE(streamed, r.text);
+        QVERIFY(r.ttftMs > 0 && r.decodeTokensPerSecond > 0);
+    }
+
+    void zooPrompt() {
+        LlamaSession session(model_, *backend_, 512);
+        Generator generator(session, *tokenizer_);
+        const auto prompt = tokenizer_->encode("Zoo");
+        QCOMPARE(prompt.size(), std::size_t(4));
+        const auto r = generator.generate(prompt, greedy(60 - static_cast<int>(prompt.size()) + 1));
+        std::vector<TokenId> all(prompt.begin(), prompt.end());
+        all.insert(all.end(), r.tokens.begin(), r.tokens.end());
+        QCOMPARE(QString::fromStdString(tokenizer_->decode(all)), QString::fromUtf8(kZoo));
+    }
+
+    // A follow-up call reuses the cached prefix and gives the same logits as a fresh session.
+    void promptCacheEqualsRecompute() {
+        LlamaSession cachedSession(model_, *backend_, 256);
+        Generator cached(cachedSession, *tokenizer_);
+        const auto first = tokenizer_->encode("Once upon a time there was a dog");
+        cached.generate(first, greedy(5));
+        const auto second = tokenizer_->encode("Once upon a time there was a cat who");
+        std::vector<std::vector<float>> cachedLogits, freshLogits;
+        const auto r = cached.generate(second, greedy(3), {}, nullptr, [&](std::span<const float> l) { cachedLogits.emplace_back(l.begin(), l.end()); });
+        QVERIFY(r.reusedPromptTokens > 3);
+
+        LlamaSession freshSession(model_, *backend_, 256);
+        Generator fresh(freshSession, *tokenizer_);
+        const auto r2 = fresh.generate(second, greedy(3), {}, nullptr, [&](std::span<const float> l) { freshLogits.emplace_back(l.begin(), l.end()); });
+        QCOMPARE(r2.reusedPromptTokens, 0);
+        QCOMPARE(r.tokens, r2.tokens);
+        // The fresh run saw every prompt position; compare the positions both computed.
+        const std::size_t skip = freshLogits.size() - cachedLogits.size();
+        for (std::size_t i = 0; i < cachedLogits.size(); ++i) QCOMPARE(cachedLogits[i], freshLogits[i + skip]);
+    }
+
+    void stopStringsAndLimits() {
+        LlamaSession session(model_, *backend_, 512);
+        Generator generator(session, *tokenizer_);
+        GenerationParams p = greedy(200);
+        p.stopStrings = {"red ball"};
+        std::string streamed;
+        const auto r = generator.generate(std::vector<TokenId>{1}, p, [&](std::string_view s) {
+            streamed += s;
+            return true;
+        });
+        QVERIFY(r.stopReason == StopReason::StopString);
+        QCOMPARE(QString::fromStdString(r.text),
+                 QStringLiteral("Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, "));
+        QCOMPARE(streamed, r.text);  // nothing of the stop string was streamed
+
+        // The callback can stop the reply.
+        int pieces = 0;
+        const auto stopped = generator.generate(std::vector<TokenId>{1}, greedy(100), [&](std::string_view) { return ++pieces < 3; });
+        QVERIFY(stopped.stopReason == StopReason::Cancelled);
+        QVERIFY(stopped.tokens.size() < 10);
+
+        // A context that fills up ends the reply; a prompt that does not fit is refused.
+        LlamaSession small(model_, *backend_, 16);
+        Generator tiny(small, *tokenizer_);
+        const auto full = tiny.generate(std::vector<TokenId>{1}, greedy(100));
+        QVERIFY(full.stopReason == StopReason::ContextFull);
+        QCOMPARE(full.tokens.size(), std::size_t(16));
+        const std::vector<TokenId> longPrompt(16, 1);
+        QVERIFY_THROWS_EXCEPTION(std::length_error, tiny.generate(longPrompt, greedy(1)));
+    }
+
+    void seededSamplingIsDeterministic() {
+        GenerationParams p;
+        p.maxTokens = 40;
+        p.sampling.temperature = 1.0f;
+        p.sampling.seed = 1234;
+        std::vector<std::vector<TokenId>> runs;
+        for (int i = 0; i < 2; ++i) {
+            LlamaSession session(model_, *backend_, 128);
+            Generator generator(session, *tokenizer_);
+            runs.push_back(generator.generate(std::vector<TokenId>{1}, p).tokens);
+        }
+        QCOMPARE(runs[0], runs[1]);
+        p.sampling.seed = 99;
+        LlamaSession session(model_, *backend_, 128);
+        Generator generator(session, *tokenizer_);
+        QVERIFY(generator.generate(std::vector<TokenId>{1}, p).tokens != runs[0]);
+    }
+
+private:
+    std::shared_ptr<GgufFile> file_;
+    std::shared_ptr<LlamaModel> model_;
+    std::unique_ptr<Tokenizer> tokenizer_;
+    std::unique_ptr<Backend> backend_;
+};
+
+QTEST_GUILESS_MAIN(TestGeneration)
+#include "tst_generation.moc"
