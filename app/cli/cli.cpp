@@ -4,6 +4,10 @@
 #include <QDateTime>
 #include <QFile>
 #include <QSaveFile>
+#include <QElapsedTimer>
+#include <atomic>
+#include <csignal>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -17,6 +21,7 @@
 #include "inference/formats/gguf.h"
 #include "inference/formats/inspect.h"
 #include "inference/llm/chat_template.h"
+#include "inference/llm/generator.h"
 #include "inference/llm/tokenizer.h"
 #include "storage/chat_export.h"
 
@@ -322,6 +327,133 @@ int cmdTemplate(Context& ctx) {
     return kOk;
 }
 
+// Ctrl+C during generation stops the reply (and prints the metrics) instead of killing the process.
+std::atomic<bool> gInterrupted{false};
+extern "C" void onInterrupt(int) { gInterrupted.store(true); }
+
+template <typename T>
+std::optional<T> numberOption(Context& ctx, const char* name, T fallback, T low, T high) {
+    if (!ctx.parser.isSet(QString::fromLatin1(name))) return fallback;
+    bool ok = false;
+    const QString text = ctx.parser.value(QString::fromLatin1(name));
+    const double v = text.toDouble(&ok);
+    if (!ok || v < static_cast<double>(low) || v > static_cast<double>(high) ||
+        (std::is_integral_v<T> && v != static_cast<double>(static_cast<long long>(v)))) {
+        ctx.err << "lumen-cli: --" << name << " must be " << (std::is_integral_v<T> ? "a whole number" : "a number") << " from " << low
+                << " to " << high << ", not '" << text << "'\n";
+        return std::nullopt;
+    }
+    return static_cast<T>(v);
+}
+
+int cmdGenerate(Context& ctx) {
+    const QString modelPath = ctx.parser.value(QStringLiteral("model"));
+    const bool hasPrompt = ctx.parser.isSet(QStringLiteral("prompt")), hasTokens = ctx.parser.isSet(QStringLiteral("prompt-tokens"));
+    if (modelPath.isEmpty() || hasPrompt == hasTokens || !ctx.positional.isEmpty()) {
+        ctx.err << "lumen-cli: generate needs --model M.gguf and one of --prompt TEXT or --prompt-tokens 1,2,3\n";
+        return kUsage;
+    }
+    inference::GenerationParams params;
+    const auto n = numberOption<int>(ctx, "n", 256, 0, 1 << 20);
+    const auto temp = numberOption<float>(ctx, "temp", 0.8f, 0.0f, 100.0f);
+    const auto topK = numberOption<int>(ctx, "top-k", 40, 0, 1 << 24);
+    const auto topP = numberOption<float>(ctx, "top-p", 0.95f, 0.0f, 1.0f);
+    const auto minP = numberOption<float>(ctx, "min-p", 0.05f, 0.0f, 1.0f);
+    const auto repeat = numberOption<float>(ctx, "repeat-penalty", 1.0f, 0.0f, 10.0f);
+    const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
+    const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
+    if (!n || !temp || !topK || !topP || !minP || !repeat || !seed || !ctxSize) return kUsage;
+    params.maxTokens = *n;
+    params.sampling.temperature = *temp;
+    params.sampling.topK = *topK;
+    params.sampling.topP = *topP;
+    params.sampling.minP = *minP;
+    params.sampling.repeatPenalty = *repeat;
+    params.sampling.seed = static_cast<std::uint64_t>(*seed);
+    for (const QString& s : ctx.parser.values(QStringLiteral("stop"))) params.stopStrings.push_back(s.toStdString());
+
+    try {
+        QElapsedTimer loadTimer;
+        loadTimer.start();
+        auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(modelPath.toStdString()));
+        const auto model = inference::LlamaModel::load(file);
+        const auto tokenizer = inference::Tokenizer::fromGguf(*file);
+        // The context: what the user asked for, else the model's, capped at 4096.
+        const std::int64_t contextSize = *ctxSize > 0 ? *ctxSize : std::min<std::int64_t>(model->config().contextLength, 4096);
+        const auto need = model->estimateMemory(contextSize);
+        if (const auto available = inference::availableMemory(); available && need.total() > *available) {
+            ctx.err << "lumen-cli: this model needs about " << QString::fromStdString(inference::formatBytes(need.total()))
+                    << " (weights " << QString::fromStdString(inference::formatBytes(need.weights)) << ", KV cache "
+                    << QString::fromStdString(inference::formatBytes(need.kvCache)) << ") but only "
+                    << QString::fromStdString(inference::formatBytes(*available)) << " is free; try a smaller --ctx-size\n";
+            return kFailed;
+        }
+        auto backend = inference::makeCpuBackend();
+        inference::LlamaSession session(model, *backend, contextSize);
+        const double loadMs = static_cast<double>(loadTimer.nsecsElapsed()) / 1e6;
+
+        std::vector<inference::TokenId> prompt;
+        if (hasPrompt) {
+            prompt = tokenizer.encode(ctx.parser.value(QStringLiteral("prompt")).toStdString(), true, false);
+        } else {
+            for (const QString& part : ctx.parser.value(QStringLiteral("prompt-tokens")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+                bool ok = false;
+                const int id = part.trimmed().toInt(&ok);
+                if (!ok || !tokenizer.vocabulary().valid(id)) {
+                    ctx.err << "lumen-cli: '" << part << "' is not a token id of this model (0 to " << tokenizer.vocabulary().size() - 1 << ")\n";
+                    return kUsage;
+                }
+                prompt.push_back(id);
+            }
+        }
+        std::ofstream logitsOut;
+        inference::LogitsCallback onLogits;
+        if (const QString path = ctx.parser.value(QStringLiteral("logits-out")); !path.isEmpty()) {
+            logitsOut.open(path.toStdString(), std::ios::binary | std::ios::trunc);
+            if (!logitsOut) {
+                ctx.err << "lumen-cli: cannot write " << path << "\n";
+                return kFailed;
+            }
+            onLogits = [&](std::span<const float> l) {
+                logitsOut.write(reinterpret_cast<const char*>(l.data()), static_cast<std::streamsize>(l.size_bytes()));
+            };
+        }
+        // The prompt is echoed, then the reply streams.
+        ctx.out << QString::fromStdString(tokenizer.decode(prompt));
+        ctx.out.flush();
+        inference::Generator generator(session, tokenizer);
+        gInterrupted.store(false);
+        const auto previous = std::signal(SIGINT, onInterrupt);
+        const auto result = generator.generate(prompt, params, [&](std::string_view piece) {
+            ctx.out << QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size()));
+            ctx.out.flush();
+            return true;
+        }, &gInterrupted, onLogits);
+        std::signal(SIGINT, previous);
+        ctx.out << "\n";
+        ctx.out.flush();
+        ctx.err << QStringLiteral("\nload %1 ms · prompt %2 tokens (%3 reused) · prefill %4 tokens/s · TTFT %5 ms · %6 tokens at %7 tokens/s · stopped: %8\n")
+                       .arg(loadMs, 0, 'f', 1)
+                       .arg(result.promptTokens)
+                       .arg(result.reusedPromptTokens)
+                       .arg(result.prefillTokensPerSecond, 0, 'f', 1)
+                       .arg(result.ttftMs, 0, 'f', 1)
+                       .arg(result.tokens.size())
+                       .arg(result.decodeTokensPerSecond, 0, 'f', 1)
+                       .arg(QString::fromLatin1(inference::toString(result.stopReason).data()));
+    } catch (const inference::FormatError& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    } catch (const std::length_error& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "; use a larger --ctx-size or a shorter prompt\n";
+        return kFailed;
+    } catch (const std::exception& e) {
+        ctx.err << "lumen-cli: generation failed: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    }
+    return kOk;
+}
+
 struct Command {
     const char* summary;
     std::function<int(Context&)> run;
@@ -330,6 +462,7 @@ struct Command {
 const std::map<QString, Command>& commands() {
     static const std::map<QString, Command> table = {
         {QStringLiteral("info"), {"CPU features, GPUs and where the database is", cmdInfo}},
+        {QStringLiteral("generate"), {"generate text: generate --model M.gguf (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temp T] ...", cmdGenerate}},
         {QStringLiteral("template"), {"render a chat template: template (--model M.gguf | --file T.jinja | --builtin NAME) --context C.json", cmdTemplate}},
         {QStringLiteral("tokenize"), {"text to token ids: tokenize --model M.gguf [--ids] [--no-bos] [--parse-special] TEXT", cmdTokenize}},
         {QStringLiteral("inspect"), {"describe a GGUF or safetensors model: inspect MODEL [--tensor NAME --dump OUT.f32]", cmdInspect}},
@@ -364,6 +497,18 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err) {
         {QStringLiteral("tensor"), QStringLiteral("inspect: the tensor to dump."), QStringLiteral("NAME")},
         {QStringLiteral("model"), QStringLiteral("The model (GGUF) to use."), QStringLiteral("FILE")},
         {QStringLiteral("file"), QStringLiteral("template: a Jinja template file."), QStringLiteral("FILE")},
+        {QStringLiteral("prompt"), QStringLiteral("generate: the prompt text (BOS is added as the model asks)."), QStringLiteral("TEXT")},
+        {QStringLiteral("prompt-tokens"), QStringLiteral("generate: the prompt as token ids, comma-separated."), QStringLiteral("IDS")},
+        {QStringLiteral("n"), QStringLiteral("generate: tokens to generate at most (default 256)."), QStringLiteral("N")},
+        {QStringLiteral("temp"), QStringLiteral("generate: temperature; 0 is greedy (default 0.8)."), QStringLiteral("T")},
+        {QStringLiteral("top-k"), QStringLiteral("generate: keep the K most likely tokens; 0 is off (default 40)."), QStringLiteral("K")},
+        {QStringLiteral("top-p"), QStringLiteral("generate: nucleus sampling; 1 is off (default 0.95)."), QStringLiteral("P")},
+        {QStringLiteral("min-p"), QStringLiteral("generate: drop tokens below P times the best; 0 is off (default 0.05)."), QStringLiteral("P")},
+        {QStringLiteral("repeat-penalty"), QStringLiteral("generate: penalty for the last 64 tokens; 1 is off (default 1)."), QStringLiteral("R")},
+        {QStringLiteral("seed"), QStringLiteral("generate: random seed (default 0)."), QStringLiteral("S")},
+        {QStringLiteral("ctx-size"), QStringLiteral("generate: context size in tokens (default: the model's, at most 4096)."), QStringLiteral("N")},
+        {QStringLiteral("stop"), QStringLiteral("generate: stop when this text appears (repeatable)."), QStringLiteral("TEXT")},
+        {QStringLiteral("logits-out"), QStringLiteral("generate: write every position's logits as raw float32 to FILE."), QStringLiteral("FILE")},
         {QStringLiteral("builtin"), QStringLiteral("template: a built-in template by name."), QStringLiteral("NAME")},
         {QStringLiteral("context"), QStringLiteral("template: the JSON object of the template's variables."), QStringLiteral("FILE")},
         {QStringLiteral("ids"), QStringLiteral("tokenize: print only the ids.")},

@@ -73,7 +73,8 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
     result.prefillTokensPerSecond = prefillMs > 0 ? 1000.0 * static_cast<double>(prefilled) / prefillMs : 0.0;
 
     Sampler sampler(params.sampling);
-    Detokenizer detokenizer(tokenizer_);
+    // The reply continues the prompt's text, if the prompt has any (not just BOS).
+    Detokenizer detokenizer(tokenizer_, false, tokenizer_.decode(prompt).empty());
     std::vector<TokenId> history(prompt.begin(), prompt.end());
     std::vector<float> work;
     std::string pending;  // text not yet handed out (may start a stop string)

@@ -97,6 +97,16 @@ std::shared_ptr<LlamaModel> LlamaModel::load(std::shared_ptr<const GgufFile> fil
     return model;
 }
 
+MemoryEstimate LlamaModel::estimateMemory(std::int64_t contextSize, DType kvType) const {
+    MemoryEstimate m;
+    for (const auto& t : file_->tensors()) m.weights += static_cast<std::uint64_t>(t.bytes);
+    const auto& c = config_;
+    const std::uint64_t kvDim = static_cast<std::uint64_t>(c.nKvHeads * c.headDim);
+    m.kvCache = 2ull * static_cast<std::uint64_t>(c.nLayers) * static_cast<std::uint64_t>(contextSize) * kvDim * (kvType == DType::F16 ? 2 : 4);
+    m.scratch = 4ull * static_cast<std::uint64_t>(6 * c.dim + 3 * c.nHeads * c.headDim + 2 * c.ffnDim + 2 * c.vocabSize + contextSize);
+    return m;
+}
+
 LlamaSession::LlamaSession(std::shared_ptr<const LlamaModel> model, Backend& backend, std::int64_t contextSize, DType kvType)
     : model_(std::move(model)), backend_(backend), nCtx_(contextSize) {
     const LlamaConfig& c = model_->config();

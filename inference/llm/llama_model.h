@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "inference/core/backend.h"
+#include "inference/core/memory.h"
 #include "inference/formats/gguf.h"
 
 namespace lumen::inference {
@@ -58,6 +59,8 @@ public:
     static std::shared_ptr<LlamaModel> load(std::shared_ptr<const GgufFile> file);
 
     const LlamaConfig& config() const { return config_; }
+    // Weights + KV cache + activations for a session of `contextSize` tokens.
+    MemoryEstimate estimateMemory(std::int64_t contextSize, DType kvType = DType::F16) const;
     const LlamaWeights& weights() const { return weights_; }
     const GgufFile& file() const { return *file_; }
 

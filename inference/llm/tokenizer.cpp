@@ -418,8 +418,8 @@ std::string Tokenizer::decode(std::span<const TokenId> ids, bool renderSpecial) 
     return text + d.finish();
 }
 
-Detokenizer::Detokenizer(const Tokenizer& tokenizer, bool renderSpecial)
-    : tokenizer_(tokenizer), renderSpecial_(renderSpecial) {}
+Detokenizer::Detokenizer(const Tokenizer& tokenizer, bool renderSpecial, bool atStart)
+    : tokenizer_(tokenizer), renderSpecial_(renderSpecial), atStart_(atStart) {}
 
 std::string Detokenizer::push(TokenId id) {
     std::string bytes = tokenizer_.tokenBytes(id, renderSpecial_);

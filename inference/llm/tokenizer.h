@@ -62,7 +62,9 @@ std::vector<std::string> preTokenize(std::string_view pre, std::string_view text
 // UTF-8 characters, and the SentencePiece leading space of the first piece is dropped.
 class Detokenizer {
 public:
-    explicit Detokenizer(const Tokenizer& tokenizer, bool renderSpecial = false);
+    // atStart: the text begins here (drop the SentencePiece leading space); false when these
+    // tokens continue text already shown, such as a reply after its prompt.
+    explicit Detokenizer(const Tokenizer& tokenizer, bool renderSpecial = false, bool atStart = true);
     // Text that is complete after this token (possibly empty).
     std::string push(TokenId id);
     // Whatever is left; incomplete sequences become U+FFFD.

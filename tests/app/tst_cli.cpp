@@ -228,6 +228,34 @@ private slots:
         QCOMPARE(r.out, QStringLiteral("Bx<|end|>"));  // the context wins over the model
     }
 
+    void generate() {
+        const QString shared = lumen::test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: skipping generate");
+        const QString model = shared + "/tinystories/stories260K.gguf";
+        const QString logits = dir_.filePath("logits.f32");
+        auto r = run({"generate", "--model", model, "--prompt", "Zoo", "--temp", "0", "-n", "57", "--ctx-size", "256", "--logits-out", logits});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.startsWith("Zoo was a little girl named Lily.") && r.out.endsWith("but she didn't want to play with\n"), qPrintable(r.out));
+        QVERIFY2(r.err.contains("prompt 4 tokens") && r.err.contains("57 tokens at") && r.err.contains("stopped: token limit"), qPrintable(r.err));
+        // One row of 512 logits per decoded position: 4 prompt positions + 56 fed replies.
+        QCOMPARE(QFileInfo(logits).size(), qint64((4 + 56) * 512 * 4));
+
+        r = run({"generate", "--model", model, "--prompt-tokens", "1,9999"});
+        QCOMPARE(r.status, 2);
+        QVERIFY(r.err.contains("not a token id"));
+        r = run({"generate", "--model", model, "--prompt", "x", "--temp", "hot"});
+        QCOMPARE(r.status, 2);
+        QVERIFY(r.err.contains("--temp must be a number"));
+        r = run({"generate", "--model", model, "--prompt", "x", "--prompt-tokens", "1"});
+        QCOMPARE(r.status, 2);
+        r = run({"generate", "--model", model, "--prompt", QString(300, QLatin1Char('a')) + " b c", "--ctx-size", "8"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("the context holds 8"), qPrintable(r.err));
+        r = run({"generate", "--model", shared + "/tokenizers/ggml-vocab-gpt-2.gguf", "--prompt", "x"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("architecture 'gpt2' is not supported"), qPrintable(r.err));
+    }
+
     void inspectErrors() {
         auto r = run({"inspect"});
         QCOMPARE(r.status, 2);

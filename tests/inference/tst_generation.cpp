@@ -83,6 +83,8 @@ private slots:
         std::vector<TokenId> all(prompt.begin(), prompt.end());
         all.insert(all.end(), r.tokens.begin(), r.tokens.end());
         QCOMPARE(QString::fromStdString(tokenizer_->decode(all)), QString::fromUtf8(kZoo));
+        // The streamed reply continues the prompt: its first piece keeps its space.
+        QCOMPARE(QString::fromStdString("Zoo" + r.text), QString::fromUtf8(kZoo));
     }
 
     // A follow-up call reuses the cached prefix and gives the same logits as a fresh session.
