@@ -1,0 +1,110 @@
+#include "inference/llm/model_writer.h"
+
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "inference/formats/gguf.h"
+#include "inference/formats/quants.h"
+
+namespace lumen::inference {
+namespace {
+
+DType typeFor(const RandomModelSpec& spec, const std::string& name) {
+    if (spec.mix == WeightMix::Q4_K_M) {
+        if (name.find("attn_v") != std::string::npos || name.find("ffn_down") != std::string::npos || name == "output.weight")
+            return DType::Q6_K;
+        return DType::Q4_K;
+    }
+    return spec.weightType;
+}
+
+}  // namespace
+
+void writeRandomLlamaModel(const RandomModelSpec& spec, const std::filesystem::path& path) {
+    if (spec.dim % spec.nHeads != 0) throw std::invalid_argument("dim must be a multiple of the head count");
+    if (spec.nHeads % spec.nKvHeads != 0) throw std::invalid_argument("the head count must be a multiple of the KV head count");
+    const std::int64_t headDim = spec.dim / spec.nHeads, kvDim = spec.nKvHeads * headDim;
+    std::mt19937_64 rng(spec.seed);
+    std::normal_distribution<float> normal(0.0f, spec.weightScale);
+
+    GgufWriter w;
+    const std::string a = spec.architecture + ".";
+    w.set("general.architecture", GgufWriteValue::string(spec.architecture));
+    w.set("general.name", GgufWriteValue::string("random " + spec.architecture));
+    w.set(a + "context_length", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.contextLength)));
+    w.set(a + "embedding_length", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.dim)));
+    w.set(a + "block_count", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.nLayers)));
+    w.set(a + "feed_forward_length", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.ffnDim)));
+    w.set(a + "attention.head_count", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.nHeads)));
+    w.set(a + "attention.head_count_kv", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.nKvHeads)));
+    w.set(a + "rope.dimension_count", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
+    w.set(a + "rope.freq_base", GgufWriteValue::f32(spec.ropeFreqBase));
+    w.set(a + "attention.layer_norm_rms_epsilon", GgufWriteValue::f32(1e-5f));
+
+    // Vocabulary: <unk> <s> </s>, the 256 byte tokens, then pieces "▁a", "▁b", ... to fill.
+    std::vector<std::string> tokens{"<unk>", "<s>", "</s>"};
+    std::vector<std::int32_t> types{2, 3, 3};
+    static const char* kHex = "0123456789ABCDEF";
+    for (int b = 0; b < 256; ++b) {
+        tokens.push_back(std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">");
+        types.push_back(6);
+    }
+    for (std::int64_t i = 0; static_cast<std::int64_t>(tokens.size()) < spec.vocabSize; ++i) {
+        std::string piece = "\xE2\x96\x81";
+        for (std::int64_t v = i; ; v = v / 26 - 1) {
+            piece += static_cast<char>('a' + v % 26);
+            if (v < 26) break;
+        }
+        tokens.push_back(piece);
+        types.push_back(1);
+    }
+    tokens.resize(static_cast<std::size_t>(spec.vocabSize));
+    types.resize(static_cast<std::size_t>(spec.vocabSize));
+    std::vector<float> scores(tokens.size());
+    for (std::size_t i = 0; i < scores.size(); ++i) scores[i] = -static_cast<float>(i);
+    w.set("tokenizer.ggml.model", GgufWriteValue::string("llama"));
+    w.set("tokenizer.ggml.tokens", GgufWriteValue::stringArray(tokens));
+    w.set("tokenizer.ggml.scores", GgufWriteValue::f32Array(scores));
+    w.set("tokenizer.ggml.token_type", GgufWriteValue::i32Array(types));
+    w.set("tokenizer.ggml.bos_token_id", GgufWriteValue::u32(1));
+    w.set("tokenizer.ggml.eos_token_id", GgufWriteValue::u32(2));
+    w.set("tokenizer.ggml.unknown_token_id", GgufWriteValue::u32(0));
+
+    std::vector<std::vector<std::uint8_t>> storage;  // kept alive until write()
+    auto add = [&](const std::string& name, std::vector<std::int64_t> shape, DType type, bool norm) {
+        std::int64_t n = 1;
+        for (auto d : shape) n *= d;
+        std::vector<float> values(static_cast<std::size_t>(n));
+        for (auto& v : values) v = norm ? 1.0f + normal(rng) : normal(rng);
+        const auto bytes = byteSize(type, n);
+        if (!bytes || shape[0] % traits(type).blockSize != 0)
+            throw std::invalid_argument(name + ": row length " + std::to_string(shape[0]) + " does not fit " + std::string(inference::name(type)) + " blocks");
+        storage.emplace_back(static_cast<std::size_t>(*bytes));
+        quantize(type, values.data(), storage.back().data(), n);
+        w.addTensor(name, type, std::move(shape), storage.back());
+    };
+    add("token_embd.weight", {spec.dim, spec.vocabSize}, typeFor(spec, "token_embd.weight"), false);
+    for (std::int64_t l = 0; l < spec.nLayers; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        add(p + "attn_norm.weight", {spec.dim}, DType::F32, true);
+        add(p + "attn_q.weight", {spec.dim, spec.dim}, typeFor(spec, p + "attn_q.weight"), false);
+        add(p + "attn_k.weight", {spec.dim, kvDim}, typeFor(spec, p + "attn_k.weight"), false);
+        add(p + "attn_v.weight", {spec.dim, kvDim}, typeFor(spec, p + "attn_v.weight"), false);
+        if (spec.architecture == "qwen2") {
+            add(p + "attn_q.bias", {spec.dim}, DType::F32, false);
+            add(p + "attn_k.bias", {kvDim}, DType::F32, false);
+            add(p + "attn_v.bias", {kvDim}, DType::F32, false);
+        }
+        add(p + "attn_output.weight", {spec.dim, spec.dim}, typeFor(spec, p + "attn_output.weight"), false);
+        add(p + "ffn_norm.weight", {spec.dim}, DType::F32, true);
+        add(p + "ffn_gate.weight", {spec.dim, spec.ffnDim}, typeFor(spec, p + "ffn_gate.weight"), false);
+        add(p + "ffn_up.weight", {spec.dim, spec.ffnDim}, typeFor(spec, p + "ffn_up.weight"), false);
+        add(p + "ffn_down.weight", {spec.ffnDim, spec.dim}, typeFor(spec, p + "ffn_down.weight"), false);
+    }
+    add("output_norm.weight", {spec.dim}, DType::F32, true);
+    if (!spec.tiedEmbeddings) add("output.weight", {spec.dim, spec.vocabSize}, typeFor(spec, "output.weight"), false);
+    w.write(path);
+}
+
+}  // namespace lumen::inference
