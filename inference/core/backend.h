@@ -58,7 +58,11 @@ public:
     virtual void download(const float* src, float* dst, std::int64_t n) = 0;
 };
 
-// The CPU backend (scalar reference kernels).
-std::unique_ptr<Backend> makeCpuBackend();
+struct CpuOptions {
+    int threads = 0;    // <= 0: the number of physical cores
+    bool simd = true;   // false: the scalar reference kernels, the spec the others are tested against
+};
+
+std::unique_ptr<Backend> makeCpuBackend(const CpuOptions& options = {});
 
 }  // namespace lumen::inference

@@ -3,9 +3,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "inference/core/backend.h"
+#include "inference/core/thread_pool.h"
+#include "inference/cpu/kernels.h"
 #include "inference/formats/half.h"
 #include "inference/formats/quants.h"
 
@@ -38,9 +42,18 @@ float kvAt(const void* base, DType dtype, std::int64_t index) {
     return static_cast<const float*>(base)[index];
 }
 
+// Ops below this many weight elements run on one thread: waking the others costs more.
+constexpr std::int64_t kParallelThreshold = 1 << 15;
+
 class CpuBackend final : public Backend {
 public:
-    std::string_view name() const override { return "CPU (scalar)"; }
+    explicit CpuBackend(const CpuOptions& options)
+        : pool_(options.simd ? options.threads : 1),
+          kernels_(options.simd ? &cpu::bestKernels() : nullptr),
+          name_(std::string("CPU (") + (kernels_ ? kernels_->name : "scalar reference") + ", " + std::to_string(pool_.size()) +
+                (pool_.size() == 1 ? " thread)" : " threads)")) {}
+
+    std::string_view name() const override { return name_; }
 
     std::shared_ptr<float[]> alloc(std::int64_t n) override {
         return std::shared_ptr<float[]>(new float[static_cast<std::size_t>(n)]());
@@ -52,7 +65,34 @@ public:
 
     void matvec(const Tensor& w, const float* x, float* y) override {
         const std::int64_t rows = w.rows(), cols = w.rowLength();
-        for (std::int64_t r = 0; r < rows; ++r) y[r] = dot(w.dtype, w.row(r), x, cols);
+        std::function<void(std::int64_t, std::int64_t)> body;
+        if (!kernels_) {
+            body = [&](std::int64_t b, std::int64_t e) {
+                for (std::int64_t r = b; r < e; ++r) y[r] = dot(w.dtype, w.row(r), x, cols);
+            };
+        } else if (w.dtype == DType::F32) {
+            body = [&](std::int64_t b, std::int64_t e) {
+                for (std::int64_t r = b; r < e; ++r) y[r] = kernels_->dotF32(reinterpret_cast<const float*>(w.row(r)), x, cols);
+            };
+        } else if (w.dtype == DType::F16) {
+            body = [&](std::int64_t b, std::int64_t e) {
+                for (std::int64_t r = b; r < e; ++r) y[r] = kernels_->dotF16(reinterpret_cast<const std::uint16_t*>(w.row(r)), x, cols);
+            };
+        } else if (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0) {
+            // The activations are quantized once, then every row reads them.
+            activations_.resize(static_cast<std::size_t>(cols / 32));
+            cpu::quantizeActivations(x, cols, activations_.data());
+            const auto kernel = w.dtype == DType::Q8_0 ? kernels_->dotQ8_0 : kernels_->dotQ4_0;
+            body = [&, kernel](std::int64_t b, std::int64_t e) {
+                for (std::int64_t r = b; r < e; ++r) y[r] = kernel(w.row(r), activations_.data(), cols / 32);
+            };
+        } else {
+            body = [&](std::int64_t b, std::int64_t e) {
+                for (std::int64_t r = b; r < e; ++r) y[r] = dot(w.dtype, w.row(r), x, cols);
+            };
+        }
+        if (rows * cols < kParallelThreshold) body(0, rows);
+        else pool_.parallelFor(rows, body);
     }
 
     void addBias(float* y, const Tensor& bias, std::int64_t n) override {
@@ -142,10 +182,16 @@ public:
     void download(const float* src, float* dst, std::int64_t n) override {
         std::memcpy(dst, src, static_cast<std::size_t>(n) * 4);
     }
+
+private:
+    ThreadPool pool_;
+    const cpu::Kernels* kernels_;  // nullptr: scalar reference
+    std::string name_;
+    std::vector<cpu::BlockQ8> activations_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> makeCpuBackend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> makeCpuBackend(const CpuOptions& options) { return std::make_unique<CpuBackend>(options); }
 
 }  // namespace lumen::inference

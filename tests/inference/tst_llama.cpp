@@ -98,7 +98,7 @@ private slots:
     }
 
     // The same random values stored in each type: relative RMS difference of the logits from
-    // the F32 model, over all positions. Measured when written: F16 0.0009, BF16 0.0058, Q8_0 0.020,
+    // the F32 model, over all positions. Measured when written: F16 0.0009, BF16 0.0058, Q8_0 0.025 (with 8-bit activations),
     // Q6_K 0.062, Q4_K_M 0.221, Q4_K 0.263, Q4_0 0.308; the bounds are about 1.5x those.
     void quantizedCloseToF32_data() {
         QTest::addColumn<int>("type");
@@ -106,7 +106,7 @@ private slots:
         QTest::addColumn<double>("bound");
         QTest::newRow("F16") << static_cast<int>(DType::F16) << false << 0.0015;
         QTest::newRow("BF16") << static_cast<int>(DType::BF16) << false << 0.009;
-        QTest::newRow("Q8_0") << static_cast<int>(DType::Q8_0) << false << 0.03;
+        QTest::newRow("Q8_0") << static_cast<int>(DType::Q8_0) << false << 0.038;
         QTest::newRow("Q6_K") << static_cast<int>(DType::Q6_K) << false << 0.095;
         QTest::newRow("Q4_K_M") << static_cast<int>(DType::Q4_K) << true << 0.33;
         QTest::newRow("Q4_K") << static_cast<int>(DType::Q4_K) << false << 0.4;

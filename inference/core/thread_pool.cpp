@@ -1,0 +1,78 @@
+#include "inference/core/thread_pool.h"
+
+#include <algorithm>
+
+#include "inference/core/cpu_features.h"
+
+namespace lumen::inference {
+namespace {
+
+constexpr int kSpinIterations = 20000;  // about 10-50 us of polling before sleeping
+
+void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) {
+    const int n = threads > 0 ? threads : cpuFeatures().physicalCores;
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_.store(true);
+        generation_.fetch_add(1);
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::workerLoop(int index) {
+    std::uint64_t seen = 0;
+    while (true) {
+        // Wait for a new job: spin first, then sleep.
+        int spins = 0;
+        while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
+            cpuRelax();
+            ++spins;
+        }
+        if (generation_.load(std::memory_order_acquire) == seen) {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [&] { return generation_.load() != seen; });
+        }
+        seen = generation_.load(std::memory_order_acquire);
+        if (stop_.load()) return;
+        const std::int64_t n = jobSize_;
+        const std::int64_t parts = size();
+        const std::int64_t begin = n * index / parts, end = n * (index + 1) / parts;
+        if (begin < end) (*job_)(begin, end);
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+}
+
+void ThreadPool::parallelFor(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& fn) {
+    if (n <= 0) return;
+    if (workers_.empty()) {
+        fn(0, n);
+        return;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        job_ = &fn;
+        jobSize_ = n;
+        pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
+        generation_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    wake_.notify_all();
+    const std::int64_t parts = size();
+    const std::int64_t end = n / parts;
+    if (end > 0) fn(0, end);
+    while (pending_.load(std::memory_order_acquire) > 0) cpuRelax();
+}
+
+}  // namespace lumen::inference

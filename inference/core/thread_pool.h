@@ -1,0 +1,42 @@
+#pragma once
+// A fixed pool of worker threads for splitting one op across cores. parallelFor hands each
+// thread a contiguous range and waits for all of them; between ops the workers spin briefly
+// before sleeping, so back-to-back ops (a decode step is hundreds) pay little to wake them.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace lumen::inference {
+
+class ThreadPool {
+public:
+    // threads <= 0: the number of physical cores.
+    explicit ThreadPool(int threads = 0);
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    int size() const { return static_cast<int>(workers_.size()) + 1; }  // the caller works too
+
+    // Calls fn(begin, end) on disjoint ranges covering [0, n), in parallel; returns when all are done.
+    void parallelFor(std::int64_t n, const std::function<void(std::int64_t begin, std::int64_t end)>& fn);
+
+private:
+    void workerLoop(int index);
+
+    std::vector<std::thread> workers_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::atomic<std::uint64_t> generation_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> stop_{false};
+    const std::function<void(std::int64_t, std::int64_t)>* job_ = nullptr;
+    std::int64_t jobSize_ = 0;
+};
+
+}  // namespace lumen::inference

@@ -1,0 +1,33 @@
+#pragma once
+// Row-dot kernels for the CPU backend's matvec, in a scalar and an AVX2 set chosen once at run
+// time from the CPU's features. Quantized weights are multiplied with activations quantized
+// once per matvec to 8 bits in blocks of 32 (as the fastest engines do): integer products per
+// block, one float scale per block pair.
+
+#include <cstdint>
+
+namespace lumen::inference::cpu {
+
+// An activation block: 32 values as round(x / d), |q| <= 127.
+struct BlockQ8 {
+    float d;
+    std::int8_t q[32];
+};
+
+struct Kernels {
+    const char* name;
+    float (*dotF32)(const float* w, const float* x, std::int64_t n);
+    float (*dotF16)(const std::uint16_t* w, const float* x, std::int64_t n);
+    // One weight row of nBlocks Q8_0 / Q4_0 blocks against quantized activations.
+    float (*dotQ8_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
+    float (*dotQ4_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
+};
+
+void quantizeActivations(const float* x, std::int64_t n, BlockQ8* out);  // n a multiple of 32
+
+const Kernels& scalarKernels();
+const Kernels* avx2Kernels();  // nullptr when not compiled for x86
+// The best set this CPU runs.
+const Kernels& bestKernels();
+
+}  // namespace lumen::inference::cpu

@@ -1,0 +1,106 @@
+// AVX2 + FMA + F16C kernels. Compiled with per-function target attributes, so this file builds
+// into the same binary as everything else and is only called on CPUs that have these features.
+
+#include "inference/cpu/kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "inference/formats/half.h"
+
+#define LUMEN_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace lumen::inference::cpu {
+namespace {
+
+LUMEN_AVX2 inline float horizontalSum(__m256 v) {
+    const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    __m128 s = _mm_add_ps(lo, hi);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+LUMEN_AVX2 float dotF32(const float* w, const float* x, std::int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    std::int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
+    float sum = horizontalSum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; ++i) sum += w[i] * x[i];
+    return sum;
+}
+
+LUMEN_AVX2 float dotF16(const std::uint16_t* w, const float* x, std::int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    std::int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+        const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
+        acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    float sum = horizontalSum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; ++i) sum += halfToFloat(w[i]) * x[i];
+    return sum;
+}
+
+// Sum of 32 int8 x int8 products as 8 int32 lanes (signs moved onto the activations so the
+// weights can be used as the unsigned operand of maddubs).
+LUMEN_AVX2 inline __m256i dotBytes(__m256i w, __m256i a) {
+    const __m256i products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+    return _mm256_madd_epi16(products, _mm256_set1_epi16(1));
+}
+
+LUMEN_AVX2 inline float halfAt(const std::uint8_t* p) {
+    std::uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+LUMEN_AVX2 float dotQ8_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    __m256 acc = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 34) {
+        const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+        const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q));
+        const __m256 products = _mm256_cvtepi32_ps(dotBytes(wq, aq));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(halfAt(w) * x[b].d), products, acc);
+    }
+    return horizontalSum(acc);
+}
+
+LUMEN_AVX2 float dotQ4_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i lowMask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 18) {
+        // Nibbles to bytes: elements 0-15 (low nibbles) then 16-31 (high nibbles), minus 8.
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+        __m256i wq = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+        wq = _mm256_sub_epi8(_mm256_and_si256(wq, lowMask), eight);
+        const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q));
+        const __m256 products = _mm256_cvtepi32_ps(dotBytes(wq, aq));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(halfAt(w) * x[b].d), products, acc);
+    }
+    return horizontalSum(acc);
+}
+
+const Kernels kAvx2{"AVX2", dotF32, dotF16, dotQ8_0, dotQ4_0};
+
+}  // namespace
+
+const Kernels* avx2Kernels() { return &kAvx2; }
+
+}  // namespace lumen::inference::cpu
+
+#else
+
+namespace lumen::inference::cpu {
+const Kernels* avx2Kernels() { return nullptr; }
+}  // namespace lumen::inference::cpu
+
+#endif
