@@ -20,6 +20,7 @@
 #include "inference/formats/format_error.h"
 #include "inference/formats/gguf.h"
 #include "inference/formats/inspect.h"
+#include "inference/llm/benchmark.h"
 #include "inference/llm/chat_template.h"
 #include "inference/llm/generator.h"
 #include "inference/llm/tokenizer.h"
@@ -454,6 +455,59 @@ int cmdGenerate(Context& ctx) {
     return kOk;
 }
 
+int cmdBench(Context& ctx) {
+    const QString modelPath = ctx.parser.value(QStringLiteral("model"));
+    if (modelPath.isEmpty() || !ctx.positional.isEmpty()) {
+        ctx.err << "lumen-cli: bench needs --model M.gguf [-p 512] [-n 128] [-t 1,2]\n";
+        return kUsage;
+    }
+    const auto prefill = numberOption<int>(ctx, "p", 512, 0, 1 << 16);
+    const auto decode = numberOption<int>(ctx, "n", 128, 0, 1 << 16);
+    if (!prefill || !decode) return kUsage;
+    std::vector<int> threads;
+    for (const QString& t : ctx.parser.value(QStringLiteral("t")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+        bool ok = false;
+        const int n = t.trimmed().toInt(&ok);
+        if (!ok || n < 1 || n > 256) {
+            ctx.err << "lumen-cli: -t takes thread counts like 1,2, not '" << t << "'\n";
+            return kUsage;
+        }
+        threads.push_back(n);
+    }
+    if (threads.empty()) threads.push_back(inference::cpuFeatures().physicalCores);
+    try {
+        auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(modelPath.toStdString()));
+        const auto model = inference::LlamaModel::load(file);
+        const auto& c = model->config();
+        const double bandwidth = inference::measureReadBandwidth(*std::max_element(threads.begin(), threads.end()));
+        const auto perToken = inference::weightBytesPerToken(*model);
+        ctx.out << QString::fromStdString(c.architecture) << " dim " << c.dim << ", " << c.nLayers << " layers, " << c.nHeads << "/"
+                << c.nKvHeads << " heads, FFN " << c.ffnDim << ", vocab " << c.vocabSize << "; "
+                << QString::fromStdString(inference::formatBytes(perToken)) << " of weights read per token\n";
+        ctx.out << "memory read bandwidth (measured): " << QString::number(bandwidth / 1e9, 'f', 1) << " GB/s\n";
+        ctx.out << QStringLiteral("%1  %2  %3  %4  %5\n").arg("threads", 7).arg(QStringLiteral("prefill t/s (p%1)").arg(*prefill), 18)
+                       .arg(QStringLiteral("decode t/s (n%1)").arg(*decode), 17).arg("weights GB/s", 12).arg("of bandwidth", 12);
+        for (int t : threads) {
+            const auto run = inference::benchmark(model, t, *prefill, *decode);
+            ctx.out << QStringLiteral("%1  %2  %3  %4  %5\n")
+                           .arg(t, 7)
+                           .arg(run.prefillTokensPerSecond, 18, 'f', 1)
+                           .arg(run.decodeTokensPerSecond, 17, 'f', 1)
+                           .arg(run.weightBytesPerSecond / 1e9, 12, 'f', 2)
+                           .arg(QStringLiteral("%1%").arg(100.0 * run.weightBytesPerSecond / bandwidth, 0, 'f', 0), 12);
+            ctx.out.flush();
+        }
+        ctx.out << "backend: " << QString::fromStdString(inference::benchmark(model, threads.front(), 0, 0).backend) << "\n";
+    } catch (const inference::FormatError& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    } catch (const std::exception& e) {
+        ctx.err << "lumen-cli: bench failed: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    }
+    return kOk;
+}
+
 struct Command {
     const char* summary;
     std::function<int(Context&)> run;
@@ -462,6 +516,7 @@ struct Command {
 const std::map<QString, Command>& commands() {
     static const std::map<QString, Command> table = {
         {QStringLiteral("info"), {"CPU features, GPUs and where the database is", cmdInfo}},
+        {QStringLiteral("bench"), {"prefill and decode speed: bench --model M.gguf [-p 512] [-n 128] [-t 1,2]", cmdBench}},
         {QStringLiteral("generate"), {"generate text: generate --model M.gguf (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temp T] ...", cmdGenerate}},
         {QStringLiteral("template"), {"render a chat template: template (--model M.gguf | --file T.jinja | --builtin NAME) --context C.json", cmdTemplate}},
         {QStringLiteral("tokenize"), {"text to token ids: tokenize --model M.gguf [--ids] [--no-bos] [--parse-special] TEXT", cmdTokenize}},
@@ -499,7 +554,9 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err) {
         {QStringLiteral("file"), QStringLiteral("template: a Jinja template file."), QStringLiteral("FILE")},
         {QStringLiteral("prompt"), QStringLiteral("generate: the prompt text (BOS is added as the model asks)."), QStringLiteral("TEXT")},
         {QStringLiteral("prompt-tokens"), QStringLiteral("generate: the prompt as token ids, comma-separated."), QStringLiteral("IDS")},
-        {QStringLiteral("n"), QStringLiteral("generate: tokens to generate at most (default 256)."), QStringLiteral("N")},
+        {QStringLiteral("n"), QStringLiteral("generate: tokens to generate at most (default 256); bench: tokens to decode (128)."), QStringLiteral("N")},
+        {QStringLiteral("p"), QStringLiteral("bench: prompt tokens to prefill (default 512)."), QStringLiteral("N")},
+        {QStringLiteral("t"), QStringLiteral("bench: thread counts, comma-separated (default: physical cores)."), QStringLiteral("LIST")},
         {QStringLiteral("temp"), QStringLiteral("generate: temperature; 0 is greedy (default 0.8)."), QStringLiteral("T")},
         {QStringLiteral("top-k"), QStringLiteral("generate: keep the K most likely tokens; 0 is off (default 40)."), QStringLiteral("K")},
         {QStringLiteral("top-p"), QStringLiteral("generate: nucleus sampling; 1 is off (default 0.95)."), QStringLiteral("P")},

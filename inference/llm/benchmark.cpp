@@ -1,0 +1,81 @@
+#include "inference/llm/benchmark.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <random>
+
+#include "inference/core/thread_pool.h"
+
+namespace lumen::inference {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+}  // namespace
+
+std::uint64_t weightBytesPerToken(const LlamaModel& model) {
+    const auto& w = model.weights();
+    std::uint64_t bytes = 0;
+    for (const auto& t : model.file().tensors()) bytes += static_cast<std::uint64_t>(t.bytes);
+    const auto tableBytes = static_cast<std::uint64_t>(w.tokenEmbedding.rowBytes() * w.tokenEmbedding.rows());
+    if (w.output.data != w.tokenEmbedding.data) bytes -= tableBytes;  // only one row is read
+    return bytes + static_cast<std::uint64_t>(w.tokenEmbedding.rowBytes());
+}
+
+BenchRun benchmark(std::shared_ptr<const LlamaModel> model, int threads, int prefill, int decode) {
+    auto backend = makeCpuBackend({.threads = threads, .simd = true});
+    const auto& c = model->config();
+    LlamaSession session(model, *backend, std::max<std::int64_t>(prefill + decode + 1, 16));
+    std::mt19937 rng(1);
+    BenchRun run;
+    run.threads = threads;
+    run.backend = std::string(backend->name());
+    run.prefillTokens = prefill;
+    run.decodeTokens = decode;
+    const std::vector<float>* logits = nullptr;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < prefill; ++i) logits = &session.decode(static_cast<std::int32_t>(rng() % static_cast<unsigned>(c.vocabSize)));
+    const auto t1 = Clock::now();
+    std::int32_t next = logits ? static_cast<std::int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin()) : 1;
+    for (int i = 0; i < decode; ++i) {
+        logits = &session.decode(next);
+        next = static_cast<std::int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
+    }
+    const auto t2 = Clock::now();
+    if (prefill > 0) run.prefillTokensPerSecond = prefill / seconds(t0, t1);
+    if (decode > 0) {
+        run.decodeTokensPerSecond = decode / seconds(t1, t2);
+        run.weightBytesPerSecond = run.decodeTokensPerSecond * static_cast<double>(weightBytesPerToken(*model));
+    }
+    return run;
+}
+
+double measureReadBandwidth(int threads) {
+    const std::size_t words = (512u << 20) / sizeof(std::uint64_t);
+    std::vector<std::uint64_t> buffer(words, 1);  // written once so the pages exist
+    ThreadPool pool(threads);
+    double best = 0;
+    std::atomic<std::uint64_t> sink{0};
+    for (int round = 0; round < 3; ++round) {
+        const auto start = Clock::now();
+        pool.parallelFor(static_cast<std::int64_t>(words), [&](std::int64_t b, std::int64_t e) {
+            std::uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            std::int64_t i = b;
+            for (; i + 4 <= e; i += 4) {
+                s0 += buffer[static_cast<std::size_t>(i)];
+                s1 += buffer[static_cast<std::size_t>(i + 1)];
+                s2 += buffer[static_cast<std::size_t>(i + 2)];
+                s3 += buffer[static_cast<std::size_t>(i + 3)];
+            }
+            for (; i < e; ++i) s0 += buffer[static_cast<std::size_t>(i)];
+            sink.fetch_add(s0 + s1 + s2 + s3);
+        });
+        best = std::max(best, static_cast<double>(words * sizeof(std::uint64_t)) / seconds(start, Clock::now()));
+    }
+    return best;
+}
+
+}  // namespace lumen::inference
