@@ -39,9 +39,11 @@ public:
     virtual void addBias(float* y, const Tensor& bias, std::int64_t n) = 0;
     // y = x / rms(x) * weight, over n elements.
     virtual void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, float* y) = 0;
-    // Rotates the first nRot dimensions of each of nHeads heads of x for position pos.
+    // Rotates the first nRot dimensions of each of nHeads heads of x for position pos:
+    // pair i turns by pos * freqBase^(-2i/nRot), divided by freqFactors[i] when given (Llama 3
+    // RoPE scaling stores these factors in the file as rope_freqs.weight, nRot/2 F32 values).
     virtual void rope(float* x, std::int64_t nHeads, std::int64_t headDim, std::int64_t nRot, std::int64_t pos,
-                      float freqBase, RopeStyle style) = 0;
+                      float freqBase, RopeStyle style, const float* freqFactors = nullptr) = 0;
     // Stores k and v (nKvHeads * headDim each) at position pos of a layer's cache.
     virtual void storeKv(const KvLayer& layer, std::int64_t pos, std::int64_t kvDim, const float* k, const float* v) = 0;
     // Causal attention of one query position over positions 0..pos of the cache (grouped-query:

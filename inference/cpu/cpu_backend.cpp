@@ -107,12 +107,13 @@ public:
     }
 
     void rope(float* x, std::int64_t nHeads, std::int64_t headDim, std::int64_t nRot, std::int64_t pos, float freqBase,
-              RopeStyle style) override {
+              RopeStyle style, const float* freqFactors) override {
         for (std::int64_t h = 0; h < nHeads; ++h) {
             float* v = x + h * headDim;
             for (std::int64_t i = 0; i < nRot / 2; ++i) {
                 // theta_i = pos * base^(-2i / nRot)
-                const float theta = static_cast<float>(pos) * std::pow(freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(nRot));
+                float theta = static_cast<float>(pos) * std::pow(freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(nRot));
+                if (freqFactors) theta /= freqFactors[i];
                 const float c = std::cos(theta), s = std::sin(theta);
                 const std::int64_t a = style == RopeStyle::Interleaved ? 2 * i : i;
                 const std::int64_t b = style == RopeStyle::Interleaved ? 2 * i + 1 : i + nRot / 2;

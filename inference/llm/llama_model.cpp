@@ -76,6 +76,9 @@ std::shared_ptr<LlamaModel> LlamaModel::load(std::shared_ptr<const GgufFile> fil
     w.outputNorm = view(f, "output_norm.weight", {c.dim});
     w.output = view(f, "output.weight", {c.dim, c.vocabSize}, true);
     if (!w.output.data) w.output = w.tokenEmbedding;  // tied embeddings
+    w.ropeFreqs = view(f, "rope_freqs.weight", {c.ropeDims / 2}, true);
+    if (w.ropeFreqs.data && w.ropeFreqs.dtype != DType::F32)
+        throw FormatError(f.displayName() + ": tensor 'rope_freqs.weight' must be F32");
     const std::int64_t qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
     for (std::int64_t l = 0; l < c.nLayers; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
@@ -158,8 +161,9 @@ const std::vector<float>& LlamaSession::decode(std::int32_t token) {
         if (L.bq.data) backend_.addBias(q_.get(), L.bq, qDim);
         if (L.bk.data) backend_.addBias(k_.get(), L.bk, kvDim);
         if (L.bv.data) backend_.addBias(v_.get(), L.bv, kvDim);
-        backend_.rope(q_.get(), c.nHeads, c.headDim, c.ropeDims, pos_, c.ropeFreqBase, c.ropeStyle);
-        backend_.rope(k_.get(), c.nKvHeads, c.headDim, c.ropeDims, pos_, c.ropeFreqBase, c.ropeStyle);
+        const auto* factors = reinterpret_cast<const float*>(w.ropeFreqs.data);
+        backend_.rope(q_.get(), c.nHeads, c.headDim, c.ropeDims, pos_, c.ropeFreqBase, c.ropeStyle, factors);
+        backend_.rope(k_.get(), c.nKvHeads, c.headDim, c.ropeDims, pos_, c.ropeFreqBase, c.ropeStyle, factors);
         // Remember k and v, attend over every position so far, project back, add to the stream.
         backend_.storeKv(kv_[static_cast<std::size_t>(l)], pos_, kvDim, k_.get(), v_.get());
         backend_.attention(q_.get(), kv_[static_cast<std::size_t>(l)], pos_, c.nHeads, c.nKvHeads, c.headDim, scratch_.get(), attOut_.get());

@@ -14,6 +14,7 @@
 //   blk.N.ffn_down.weight    (ffn, dim)
 //   output_norm.weight       (dim)
 //   output.weight            (dim, vocab)   absent when tied to token_embd
+//   rope_freqs.weight        (ropeDims / 2) F32, Llama 3.1+: divisors of each RoPE frequency
 
 #include <cstdint>
 #include <memory>
@@ -49,6 +50,7 @@ struct LlamaLayer {
 
 struct LlamaWeights {
     Tensor tokenEmbedding, outputNorm, output;
+    Tensor ropeFreqs;  // rope_freqs.weight (ropeDims / 2, F32): Llama 3 RoPE scaling; absent otherwise
     std::vector<LlamaLayer> layers;
 };
 

@@ -30,7 +30,7 @@ Loaded load(const QString& path) {
 // Logits after each of `tokens`, decoded one by one in a fresh session.
 std::vector<std::vector<float>> run(const LlamaModel& model, Backend& backend, const std::vector<TokenId>& tokens) {
     auto shared = std::shared_ptr<const LlamaModel>(&model, [](const LlamaModel*) {});
-    LlamaSession session(shared, backend, 64);
+    LlamaSession session(shared, backend, 256);
     std::vector<std::vector<float>> out;
     for (TokenId t : tokens) out.push_back(session.decode(t));
     return out;
@@ -146,7 +146,7 @@ private slots:
     void pytorchGoldens_data() {
         QTest::addColumn<QString>("name");
         QTest::addColumn<bool>("reference");
-        for (const char* n : {"llama-f32", "llama-f16", "llama-q8_0", "mistral-f32-mha", "qwen2-f32", "qwen2-q8_0"}) {
+        for (const char* n : {"llama-f32", "llama-f16", "llama-q8_0", "mistral-f32-mha", "qwen2-f32", "qwen2-q8_0", "llama3-rope-scaling"}) {
             QTest::newRow(qPrintable(QString::fromLatin1(n) + " scalar")) << QString::fromLatin1(n) << true;
             QTest::newRow(qPrintable(QString::fromLatin1(n) + " fast")) << QString::fromLatin1(n) << false;
         }
@@ -180,7 +180,7 @@ private slots:
 
         // Greedy with the KV cache equals the reference's from-scratch recomputation.
         auto shared = std::const_pointer_cast<const LlamaModel>(m.model);
-        LlamaSession session(shared, *backend, 64);
+        LlamaSession session(shared, *backend, 256);
         std::vector<TokenId> greedy;
         const std::vector<float>* l = nullptr;
         for (TokenId t : prompt) l = &session.decode(t);
