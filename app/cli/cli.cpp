@@ -38,6 +38,7 @@ struct Context {
     QStringList positional;  // after the command name
     QTextStream& out;
     QTextStream& err;
+    QTextStream* in;
 };
 
 QString databasePath(const QCommandLineParser& p) {
@@ -508,6 +509,103 @@ int cmdBench(Context& ctx) {
     return kOk;
 }
 
+int cmdChat(Context& ctx) {
+    const QString modelPath = ctx.parser.value(QStringLiteral("model"));
+    if (modelPath.isEmpty() || !ctx.positional.isEmpty()) {
+        ctx.err << "lumen-cli: chat needs --model M.gguf [--system TEXT] [--builtin NAME] [-n N] [--temp T] ...\n";
+        return kUsage;
+    }
+    const auto n = numberOption<int>(ctx, "n", 512, 1, 1 << 20);
+    const auto temp = numberOption<float>(ctx, "temp", 0.8f, 0.0f, 100.0f);
+    const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
+    const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
+    if (!n || !temp || !seed || !ctxSize) return kUsage;
+    try {
+        auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(modelPath.toStdString()));
+        const auto model = inference::LlamaModel::load(file);
+        const auto tokenizer = inference::Tokenizer::fromGguf(*file);
+        std::optional<inference::ChatTemplate> chatTemplate;
+        if (const QString builtin = ctx.parser.value(QStringLiteral("builtin")); !builtin.isEmpty())
+            chatTemplate = inference::ChatTemplate::builtin(builtin.toStdString());
+        else
+            chatTemplate = inference::ChatTemplate::fromGguf(*file);
+        if (!chatTemplate) {
+            ctx.err << "lumen-cli: " << modelPath << " has no chat template; choose one with --builtin NAME (";
+            for (auto name : inference::ChatTemplate::builtinNames()) ctx.err << " " << QString::fromLatin1(name.data(), static_cast<qsizetype>(name.size()));
+            ctx.err << " )\n";
+            return kFailed;
+        }
+        const std::int64_t contextSize = *ctxSize > 0 ? *ctxSize : std::min<std::int64_t>(model->config().contextLength, 4096);
+        auto backend = inference::makeCpuBackend();
+        inference::LlamaSession session(model, *backend, contextSize);
+        inference::Generator generator(session, tokenizer);
+        inference::GenerationParams params;
+        params.maxTokens = *n;
+        params.sampling.temperature = *temp;
+        params.sampling.seed = static_cast<std::uint64_t>(*seed);
+
+        nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+        const QString system = ctx.parser.value(QStringLiteral("system"));
+        auto reset = [&] {
+            messages = nlohmann::ordered_json::array();
+            if (!system.isEmpty()) messages.push_back({{"role", "system"}, {"content", system.toStdString()}});
+        };
+        reset();
+        const auto& vocab = tokenizer.vocabulary();
+        const std::string bosText = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
+        ctx.err << "Chatting with " << QString::fromStdString(model->config().architecture) << " (" << QString::fromStdString(chatTemplate->name())
+                << "). /reset starts over, /exit or Ctrl+D ends.\n";
+        while (true) {
+            ctx.err << "> ";
+            ctx.err.flush();
+            QString line;
+            if (!ctx.in->readLineInto(&line)) break;
+            line = line.trimmed();
+            if (line.isEmpty()) continue;
+            if (line == QLatin1String("/exit")) break;
+            if (line == QLatin1String("/reset")) {
+                reset();
+                continue;
+            }
+            messages.push_back({{"role", "user"}, {"content", line.toStdString()}});
+            const std::string prompt = chatTemplate->apply(messages, true, &vocab);
+            // The template usually writes the BOS itself; add it only when it did not.
+            const bool templateHasBos = !bosText.empty() && prompt.rfind(bosText, 0) == 0;
+            const auto tokens = tokenizer.encode(prompt, !templateHasBos, true);
+            gInterrupted.store(false);
+            const auto previous = std::signal(SIGINT, onInterrupt);
+            const auto result = generator.generate(tokens, params, [&](std::string_view piece) {
+                ctx.out << QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size()));
+                ctx.out.flush();
+                return true;
+            }, &gInterrupted);
+            std::signal(SIGINT, previous);
+            ctx.out << "\n";
+            ctx.out.flush();
+            ctx.err << QStringLiteral("[%1 tokens, %2 reused · TTFT %3 ms · %4 tokens/s · %5]\n")
+                           .arg(result.promptTokens)
+                           .arg(result.reusedPromptTokens)
+                           .arg(result.ttftMs, 0, 'f', 0)
+                           .arg(result.decodeTokensPerSecond, 0, 'f', 1)
+                           .arg(QString::fromLatin1(inference::toString(result.stopReason).data()));
+            messages.push_back({{"role", "assistant"}, {"content", result.text}});
+        }
+    } catch (const inference::jinja::TemplateError& e) {
+        ctx.err << "lumen-cli: the chat template failed: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    } catch (const inference::FormatError& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    } catch (const std::length_error& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "; start over with /reset or use a larger --ctx-size\n";
+        return kFailed;
+    } catch (const std::exception& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    }
+    return kOk;
+}
+
 struct Command {
     const char* summary;
     std::function<int(Context&)> run;
@@ -521,6 +619,7 @@ const std::map<QString, Command>& commands() {
         {QStringLiteral("template"), {"render a chat template: template (--model M.gguf | --file T.jinja | --builtin NAME) --context C.json", cmdTemplate}},
         {QStringLiteral("tokenize"), {"text to token ids: tokenize --model M.gguf [--ids] [--no-bos] [--parse-special] TEXT", cmdTokenize}},
         {QStringLiteral("inspect"), {"describe a GGUF or safetensors model: inspect MODEL [--tensor NAME --dump OUT.f32]", cmdInspect}},
+        {QStringLiteral("chat"), {"interactive chat with a model: chat --model M.gguf [--system TEXT] [--builtin NAME]", cmdChat}},
         {QStringLiteral("chats"), {"list the stored chats", cmdChats}},
         {QStringLiteral("export"), {"export a chat as Markdown or JSON: export CHAT_ID [--format md|json] [--output FILE]", cmdExport}},
         {QStringLiteral("import"), {"import a chat exported as JSON: import FILE", cmdImport}},
@@ -539,7 +638,7 @@ QString usage(const QCommandLineParser& parser) {
 
 }  // namespace
 
-int runCli(const QStringList& args, QTextStream& out, QTextStream& err) {
+int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStream* in) {
     QCommandLineParser parser;
     parser.setSingleDashWordOptionMode(QCommandLineParser::ParseAsLongOptions);
     parser.addOptions({
@@ -566,7 +665,8 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err) {
         {QStringLiteral("ctx-size"), QStringLiteral("generate: context size in tokens (default: the model's, at most 4096)."), QStringLiteral("N")},
         {QStringLiteral("stop"), QStringLiteral("generate: stop when this text appears (repeatable)."), QStringLiteral("TEXT")},
         {QStringLiteral("logits-out"), QStringLiteral("generate: write every position's logits as raw float32 to FILE."), QStringLiteral("FILE")},
-        {QStringLiteral("builtin"), QStringLiteral("template: a built-in template by name."), QStringLiteral("NAME")},
+        {QStringLiteral("builtin"), QStringLiteral("template, chat: a built-in chat template by name."), QStringLiteral("NAME")},
+        {QStringLiteral("system"), QStringLiteral("chat: the system prompt."), QStringLiteral("TEXT")},
         {QStringLiteral("context"), QStringLiteral("template: the JSON object of the template's variables."), QStringLiteral("FILE")},
         {QStringLiteral("ids"), QStringLiteral("tokenize: print only the ids.")},
         {QStringLiteral("no-bos"), QStringLiteral("tokenize: do not add the beginning-of-sequence token.")},
@@ -596,7 +696,8 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err) {
         err << "lumen-cli: unknown command '" << name << "'\n\n" << usage(parser);
         return kUsage;
     }
-    Context ctx{parser, positional, out, err};
+    QTextStream standardInput(stdin);
+    Context ctx{parser, positional, out, err, in ? in : &standardInput};
     const int status = it->second.run(ctx);
     out.flush();
     err.flush();

@@ -9,6 +9,7 @@ namespace lumen::app::cli {
 
 // args[0] is the program name. Returns the process exit status: 0 ok, 1 the job failed,
 // 2 the command line was wrong.
-int runCli(const QStringList& args, QTextStream& out, QTextStream& err);
+// `in` is read by interactive commands (chat); standard input when null.
+int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStream* in = nullptr);
 
 }  // namespace lumen::app::cli

@@ -18,11 +18,11 @@ struct Result {
     QString err;
 };
 
-Result run(QStringList args) {
+Result run(QStringList args, QString input = {}) {
     QString out, err;
-    QTextStream o(&out), e(&err);
+    QTextStream o(&out), e(&err), in(&input);
     args.prepend(QStringLiteral("lumen-cli"));
-    const int status = app::cli::runCli(args, o, e);
+    const int status = app::cli::runCli(args, o, e, &in);
     o.flush();
     e.flush();
     return {status, out, err};
@@ -254,6 +254,23 @@ private slots:
         r = run({"generate", "--model", shared + "/tokenizers/ggml-vocab-gpt-2.gguf", "--prompt", "x"});
         QCOMPARE(r.status, 1);
         QVERIFY2(r.err.contains("architecture 'gpt2' is not supported"), qPrintable(r.err));
+    }
+
+    void chat() {
+        const QString shared = lumen::test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: skipping chat");
+        const QString model = shared + "/tinystories/stories260K.gguf";
+        auto r = run({"chat", "--model", model});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("has no chat template") && r.err.contains("chatml"), qPrintable(r.err));
+        // Two turns with the completion template: the second reuses the first turn's cache.
+        r = run({"chat", "--model", model, "--builtin", "completion", "--temp", "0", "-n", "12", "--ctx-size", "512"},
+                QStringLiteral("Once upon a time\n\nthe end\n/exit\nnever read\n"));
+        QCOMPARE(r.status, 0);
+        const QStringList turns = r.err.split(QLatin1Char('\n')).filter(QStringLiteral(" reused"));
+        QCOMPARE(turns.size(), 2);
+        QVERIFY2(turns[0].contains(", 0 reused"), qPrintable(turns[0]));
+        QVERIFY2(!turns[1].contains(", 0 reused"), qPrintable(turns[1]));
     }
 
     void inspectErrors() {
