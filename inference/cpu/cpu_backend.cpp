@@ -86,6 +86,13 @@ public:
             body = [&, kernel](std::int64_t b, std::int64_t e) {
                 for (std::int64_t r = b; r < e; ++r) y[r] = kernel(w.row(r), activations_.data(), cols / 32);
             };
+        } else if (w.dtype == DType::Q4_K || w.dtype == DType::Q6_K) {
+            activationsK_.resize(static_cast<std::size_t>(cols / 256));
+            cpu::quantizeActivations(x, cols, activationsK_.data());
+            const auto kernel = w.dtype == DType::Q4_K ? kernels_->dotQ4_K : kernels_->dotQ6_K;
+            body = [&, kernel](std::int64_t b, std::int64_t e) {
+                for (std::int64_t r = b; r < e; ++r) y[r] = kernel(w.row(r), activationsK_.data(), cols / 256);
+            };
         } else {
             body = [&](std::int64_t b, std::int64_t e) {
                 for (std::int64_t r = b; r < e; ++r) y[r] = dot(w.dtype, w.row(r), x, cols);
@@ -189,6 +196,7 @@ private:
     const cpu::Kernels* kernels_;  // nullptr: scalar reference
     std::string name_;
     std::vector<cpu::BlockQ8> activations_;
+    std::vector<cpu::BlockQ8K> activationsK_;
 };
 
 }  // namespace

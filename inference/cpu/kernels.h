@@ -14,6 +14,14 @@ struct BlockQ8 {
     std::int8_t q[32];
 };
 
+// A K-quant activation block: 256 values as round(x / d), with the sum of each 16 of them
+// (the weights' minimums and offsets multiply those sums).
+struct BlockQ8K {
+    float d;
+    std::int8_t q[256];
+    std::int16_t bsums[16];
+};
+
 struct Kernels {
     const char* name;
     float (*dotF32)(const float* w, const float* x, std::int64_t n);
@@ -21,9 +29,16 @@ struct Kernels {
     // One weight row of nBlocks Q8_0 / Q4_0 blocks against quantized activations.
     float (*dotQ8_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
     float (*dotQ4_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
+    // One weight row of nBlocks Q4_K / Q6_K super-blocks against K activations.
+    float (*dotQ4_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
+    float (*dotQ6_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
 };
 
-void quantizeActivations(const float* x, std::int64_t n, BlockQ8* out);  // n a multiple of 32
+void quantizeActivations(const float* x, std::int64_t n, BlockQ8* out);   // n a multiple of 32
+void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out);  // n a multiple of 256
+
+// The 6-bit scale and minimum of sub-block j of a Q4_K/Q5_K super-block (see quants.cpp).
+void kQuantScaleMin(int j, const std::uint8_t* scales, int& scale, int& min);
 
 const Kernels& scalarKernels();
 const Kernels* avx2Kernels();  // nullptr when not compiled for x86

@@ -89,7 +89,74 @@ LUMEN_AVX2 float dotQ4_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t n
     return horizontalSum(acc);
 }
 
-const Kernels kAvx2{"AVX2", dotF32, dotF16, dotQ8_0, dotQ4_0};
+LUMEN_AVX2 inline std::int32_t horizontalSumInt(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// Q4_K: per 32-element sub-block j, sum(q4 * a) (q4 unsigned 0..15, so it is maddubs' unsigned
+// operand directly) times its 6-bit scale; the minimums come from the activation sums.
+LUMEN_AVX2 float dotQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    const __m256i lowMask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
+        const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) kQuantScaleMin(j, w + 4, sc[j], mn[j]);
+        __m256i acc = _mm256_setzero_si256();
+        for (int g = 0; g < 4; ++g) {
+            const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * g));
+            const __m256i lo = _mm256_and_si256(bytes, lowMask);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), lowMask);
+            const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g));
+            const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g + 32));
+            const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), ones);
+            const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), ones);
+            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p0, _mm256_set1_epi32(sc[2 * g])));
+            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p1, _mm256_set1_epi32(sc[2 * g + 1])));
+        }
+        std::int32_t mins = 0;
+        for (int j = 0; j < 8; ++j) mins += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        sum += d * static_cast<float>(horizontalSumInt(acc)) - dmin * static_cast<float>(mins);
+    }
+    return sum;
+}
+
+// Q6_K: 6-bit values kept unsigned (0..63) for maddubs, the signed scales applied per 16 by
+// madd, and the -32 offset taken out with the activation sums.
+LUMEN_AVX2 float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    const __m256i lowMask = _mm256_set1_epi8(0x0F), highMask = _mm256_set1_epi8(0x30);
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 210) {
+        const auto* sc = reinterpret_cast<const std::int8_t*>(w + 192);
+        __m256i acc = _mm256_setzero_si256();
+        for (int half = 0; half < 2; ++half) {
+            const std::uint8_t* ql = w + 64 * half;
+            const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+            const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(l0, lowMask), _mm256_and_si256(_mm256_slli_epi16(qh, 4), highMask)),
+                _mm256_or_si256(_mm256_and_si256(l1, lowMask), _mm256_and_si256(_mm256_slli_epi16(qh, 2), highMask)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lowMask), _mm256_and_si256(qh, highMask)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lowMask), _mm256_and_si256(_mm256_srli_epi16(qh, 2), highMask)),
+            };
+            for (int c = 0; c < 4; ++c) {
+                const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 128 * half + 32 * c));
+                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * c + 1]), _mm_set1_epi16(sc[8 * half + 2 * c]));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[c], a), scales));
+            }
+        }
+        std::int32_t offset = 0;
+        for (int g = 0; g < 16; ++g) offset += sc[g] * x[b].bsums[g];
+        sum += halfAt(w + 208) * x[b].d * static_cast<float>(horizontalSumInt(acc) - 32 * offset);
+    }
+    return sum;
+}
+
+const Kernels kAvx2{"AVX2", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_K, dotQ6_K};
 
 }  // namespace
 

@@ -50,7 +50,47 @@ float dotQ4_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
     return sum;
 }
 
-const Kernels kScalar{"scalar", dotF32, dotF16, dotQ8_0, dotQ4_0};
+float dotQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
+        const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
+        const std::uint8_t* qs = w + 16;
+        std::int32_t scaled = 0, mins = 0;
+        for (int j = 0; j < 8; ++j) {
+            int sc, mn;
+            kQuantScaleMin(j, w + 4, sc, mn);
+            const std::uint8_t* bytes = qs + 32 * (j / 2);
+            std::int32_t acc = 0;
+            for (int l = 0; l < 32; ++l) acc += ((j % 2) ? (bytes[l] >> 4) : (bytes[l] & 0xF)) * x[b].q[32 * j + l];
+            scaled += sc * acc;
+            mins += mn * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        }
+        sum += d * static_cast<float>(scaled) - dmin * static_cast<float>(mins);
+    }
+    return sum;
+}
+
+float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 210) {
+        const auto* sc = reinterpret_cast<const std::int8_t*>(w + 192);
+        std::int32_t total = 0;
+        for (int half = 0; half < 2; ++half) {
+            const std::uint8_t* ql = w + 64 * half;
+            const std::uint8_t* qh = w + 128 + 32 * half;
+            for (int e = 0; e < 128; ++e) {
+                const int l = e % 32, quarter = e / 32;
+                const std::uint8_t low = quarter % 2 ? ql[l + 32] : ql[l];
+                const int q = ((quarter >= 2 ? low >> 4 : low & 0xF) | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32;
+                total += sc[8 * half + e / 16] * q * x[b].q[128 * half + e];
+            }
+        }
+        sum += halfAt(w + 208) * x[b].d * static_cast<float>(total);
+    }
+    return sum;
+}
+
+const Kernels kScalar{"scalar", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_K, dotQ6_K};
 
 }  // namespace
 
@@ -62,6 +102,34 @@ void quantizeActivations(const float* x, std::int64_t n, BlockQ8* out) {
         const float id = d > 0.0f ? 1.0f / d : 0.0f;
         out[b].d = d;
         for (int j = 0; j < 32; ++j) out[b].q[j] = static_cast<std::int8_t>(std::lround(x[j] * id));
+    }
+}
+
+void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out) {
+    for (std::int64_t b = 0; b < n / 256; ++b, x += 256) {
+        float amax = 0.0f;
+        for (int j = 0; j < 256; ++j) amax = std::max(amax, std::fabs(x[j]));
+        const float d = amax / 127.0f;
+        const float id = d > 0.0f ? 1.0f / d : 0.0f;
+        out[b].d = d;
+        for (int g = 0; g < 16; ++g) {
+            int sum = 0;
+            for (int j = 16 * g; j < 16 * g + 16; ++j) {
+                out[b].q[j] = static_cast<std::int8_t>(std::lround(x[j] * id));
+                sum += out[b].q[j];
+            }
+            out[b].bsums[g] = static_cast<std::int16_t>(sum);
+        }
+    }
+}
+
+void kQuantScaleMin(int j, const std::uint8_t* q, int& scale, int& min) {
+    if (j < 4) {
+        scale = q[j] & 63;
+        min = q[j + 4] & 63;
+    } else {
+        scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
     }
 }
 

@@ -2,8 +2,9 @@
 // scalar reference for every op and weight type, on shapes including odd sizes; and the
 // thread pool. Tolerances:
 //  - float weights (F32/F16/BF16): |fast - reference| <= 1e-5 * sum|w*x| + 1e-6
-//  - Q8_0/Q4_0 (activations quantized to 8 bits per 32): the rounding of each activation is at
-//    most d/2, so |fast - reference| <= sum over blocks of (d_b / 2) * sum|w| + 1e-5 * sum|w*x|
+//  - Q8_0/Q4_0 (activations quantized to 8 bits per 32) and Q4_K/Q6_K (per 256): the rounding
+//    of each activation is at most d/2, so |fast - reference| <= sum over activation blocks of
+//    (d_b / 2) * sum|w| + 1e-5 * sum|w*x|
 //  - other types run the reference dot on threads: equal up to 1e-6 relative.
 
 #include <QtTest>
@@ -83,13 +84,14 @@ private slots:
         for (int r = 0; r < rows; ++r) {
             double absProducts = 0, bound = 0;
             for (int c = 0; c < cols; ++c) absProducts += std::fabs(static_cast<double>(m.values[static_cast<std::size_t>(r * cols + c)]) * x[static_cast<std::size_t>(c)]);
-            if (t == DType::Q8_0 || t == DType::Q4_0) {
-                for (int b = 0; b < cols / 32; ++b) {
+            const int actBlock = (t == DType::Q8_0 || t == DType::Q4_0) ? 32 : (t == DType::Q4_K || t == DType::Q6_K) ? 256 : 0;
+            if (actBlock > 0) {
+                for (int b = 0; b < cols / actBlock; ++b) {
                     float amax = 0;
                     double absW = 0;
-                    for (int j = 0; j < 32; ++j) {
-                        amax = std::max(amax, std::fabs(x[static_cast<std::size_t>(b * 32 + j)]));
-                        absW += std::fabs(m.values[static_cast<std::size_t>(r * cols + b * 32 + j)]);
+                    for (int j = 0; j < actBlock; ++j) {
+                        amax = std::max(amax, std::fabs(x[static_cast<std::size_t>(b * actBlock + j)]));
+                        absW += std::fabs(m.values[static_cast<std::size_t>(r * cols + b * actBlock + j)]);
                     }
                     bound += amax / 127.0 / 2.0 * absW;
                 }
@@ -122,6 +124,19 @@ private slots:
             const auto slowKernel = t == DType::Q8_0 ? scalar.dotQ8_0 : scalar.dotQ4_0;
             const float f = fastKernel(m.bytes.data(), a.data(), 7), s = slowKernel(m.bytes.data(), a.data(), 7);
             QVERIFY2(std::fabs(f - s) <= 1e-5f * (std::fabs(s) + 1.0f), qPrintable(QStringLiteral("%1 vs %2").arg(f).arg(s)));
+        }
+        for (DType t : {DType::Q4_K, DType::Q6_K}) {
+            const Matrix m = randomMatrix(t, 256 * 3, 1, 13);
+            std::vector<float> x(256 * 3);
+            std::mt19937 rng(9);
+            std::normal_distribution<float> normal(0.0f, 1.0f);
+            for (auto& v : x) v = normal(rng);
+            std::vector<cpu::BlockQ8K> a(3);
+            cpu::quantizeActivations(x.data(), 256 * 3, a.data());
+            const auto fastKernel = t == DType::Q4_K ? avx2->dotQ4_K : avx2->dotQ6_K;
+            const auto slowKernel = t == DType::Q4_K ? scalar.dotQ4_K : scalar.dotQ6_K;
+            const float f = fastKernel(m.bytes.data(), a.data(), 3), s = slowKernel(m.bytes.data(), a.data(), 3);
+            QVERIFY2(std::fabs(f - s) <= 1e-5f * (std::fabs(s) + 1.0f), qPrintable(QStringLiteral("%1: %2 vs %3").arg(QString::fromLatin1(name(t).data())).arg(f).arg(s)));
         }
     }
 
