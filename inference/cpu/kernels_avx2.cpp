@@ -99,7 +99,7 @@ LUMEN_AVX2 inline std::int32_t horizontalSumInt(__m256i v) {
 // Q4_K: per 32-element sub-block j, sum(q4 * a) (q4 unsigned 0..15, so it is maddubs' unsigned
 // operand directly) times its 6-bit scale; the minimums come from the activation sums.
 LUMEN_AVX2 float dotQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
-    const __m256i lowMask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const __m256i lowMask = _mm256_set1_epi8(0x0F);
     float sum = 0.0f;
     for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
         const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
@@ -112,10 +112,9 @@ LUMEN_AVX2 float dotQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t 
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), lowMask);
             const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g));
             const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g + 32));
-            const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), ones);
-            const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), ones);
-            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p0, _mm256_set1_epi32(sc[2 * g])));
-            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p1, _mm256_set1_epi32(sc[2 * g + 1])));
+            // The scale multiplies the 16-bit pair sums inside madd (sums <= 2*15*127, scale <= 63).
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16(static_cast<short>(sc[2 * g]))));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16(static_cast<short>(sc[2 * g + 1]))));
         }
         std::int32_t mins = 0;
         for (int j = 0; j < 8; ++j) mins += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);

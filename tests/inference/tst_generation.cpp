@@ -3,6 +3,7 @@
 
 #include <QtTest>
 #include <random>
+#include <thread>
 
 #include "inference/formats/gguf.h"
 #include "inference/formats/quants.h"
@@ -137,6 +138,28 @@ private slots:
         QCOMPARE(full.tokens.size(), std::size_t(16));
         const std::vector<TokenId> longPrompt(16, 1);
         QVERIFY_THROWS_EXCEPTION(std::length_error, tiny.generate(longPrompt, greedy(1)));
+    }
+
+    // Another thread sets the cancel flag; the loop stops within one token of seeing it.
+    void cancellationFromAnotherThread() {
+        LlamaSession session(model_, *backend_, 512);
+        Generator generator(session, *tokenizer_);
+        std::atomic<bool> cancel{false};
+        std::atomic<int> pieces{0};
+        std::thread canceller([&] {
+            while (pieces.load() < 5) std::this_thread::yield();
+            cancel.store(true);
+        });
+        int tokensAfterCancel = 0;
+        const auto r = generator.generate(std::vector<TokenId>{1}, greedy(500), [&](std::string_view) {
+            if (cancel.load()) ++tokensAfterCancel;
+            pieces.fetch_add(1);
+            return true;
+        }, &cancel);
+        canceller.join();
+        QVERIFY(r.stopReason == StopReason::Cancelled);
+        QVERIFY2(tokensAfterCancel <= 1, qPrintable(QString::number(tokensAfterCancel)));
+        QVERIFY(r.tokens.size() < 500);
     }
 
     void seededSamplingIsDeterministic() {
