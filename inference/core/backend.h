@@ -35,6 +35,9 @@ public:
 
     // y[r] = sum_c w[r][c] * x[c] for every row r of w; x has w.rowLength() elements.
     virtual void matvec(const Tensor& w, const float* x, float* y) = 0;
+    // Y = X W^T for n activation rows: x is (n, w.rowLength()), y is (n, w.rows()). Each weight
+    // row is read once for all n rows (prefill).
+    virtual void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) = 0;
     // y = x + bias (bias: an F32 or F16 vector of n elements).
     virtual void addBias(float* y, const Tensor& bias, std::int64_t n) = 0;
     // y = x / rms(x) * weight, over n elements.

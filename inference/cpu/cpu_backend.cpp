@@ -102,6 +102,42 @@ public:
         else pool_.parallelFor(rows, body);
     }
 
+    void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) override {
+        const std::int64_t rows = w.rows(), cols = w.rowLength();
+        if (n == 1) {
+            matvec(w, x, y);
+            return;
+        }
+        // Row dot of weight row r with activation row i, by weight type.
+        std::function<float(std::int64_t r, std::int64_t i)> rowDot;
+        if (!kernels_) {
+            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
+        } else if (w.dtype == DType::F32) {
+            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF32(reinterpret_cast<const float*>(w.row(r)), x + i * cols, cols); };
+        } else if (w.dtype == DType::F16) {
+            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF16(reinterpret_cast<const std::uint16_t*>(w.row(r)), x + i * cols, cols); };
+        } else if (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0) {
+            activations_.resize(static_cast<std::size_t>(n * cols / 32));
+            for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activations_.data() + i * (cols / 32));
+            const auto kernel = w.dtype == DType::Q8_0 ? kernels_->dotQ8_0 : kernels_->dotQ4_0;
+            rowDot = [&, kernel](std::int64_t r, std::int64_t i) { return kernel(w.row(r), activations_.data() + i * (cols / 32), cols / 32); };
+        } else if (w.dtype == DType::Q4_K || w.dtype == DType::Q6_K) {
+            activationsK_.resize(static_cast<std::size_t>(n * cols / 256));
+            for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activationsK_.data() + i * (cols / 256));
+            const auto kernel = w.dtype == DType::Q4_K ? kernels_->dotQ4_K : kernels_->dotQ6_K;
+            rowDot = [&, kernel](std::int64_t r, std::int64_t i) { return kernel(w.row(r), activationsK_.data() + i * (cols / 256), cols / 256); };
+        } else {
+            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
+        }
+        // note: weight rows in the outer loop, tokens inside: a row stays in cache for all tokens.
+        const auto body = [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t r = b; r < e; ++r)
+                for (std::int64_t i = 0; i < n; ++i) y[i * rows + r] = rowDot(r, i);
+        };
+        if (rows * cols * n < kParallelThreshold) body(0, rows);
+        else pool_.parallelFor(rows, body);
+    }
+
     void addBias(float* y, const Tensor& bias, std::int64_t n) override {
         for (std::int64_t i = 0; i < n; ++i) y[i] += loadVector(bias, i);
     }

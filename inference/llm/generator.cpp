@@ -58,11 +58,21 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
     cached_.resize(common);
     result.reusedPromptTokens = static_cast<int>(common);
 
+    // Prefill in chunks: each weight matrix is read once per chunk, and cancellation is
+    // checked between chunks.
+    constexpr std::size_t kChunk = 256;
     const std::vector<float>* logits = nullptr;
-    for (std::size_t i = common; i < prompt.size(); ++i) {
-        logits = &session_.decode(prompt[i]);
-        cached_.push_back(prompt[i]);
-        if (onLogits) onLogits(*logits);
+    const auto vocab = static_cast<std::size_t>(session_.model().config().vocabSize);
+    for (std::size_t i = common; i < prompt.size(); i += kChunk) {
+        const auto chunk = prompt.subspan(i, std::min(kChunk, prompt.size() - i));
+        const auto& out = session_.prefill(chunk, static_cast<bool>(onLogits));
+        cached_.insert(cached_.end(), chunk.begin(), chunk.end());
+        if (onLogits) {
+            for (std::size_t t = 0; t < chunk.size(); ++t) onLogits(std::span<const float>(out).subspan(t * vocab, vocab));
+            logits = &session_.lastLogits();
+        } else {
+            logits = &out;
+        }
         if (cancel && cancel->load()) {
             result.stopReason = StopReason::Cancelled;
             return result;

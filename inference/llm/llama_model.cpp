@@ -185,4 +185,76 @@ const std::vector<float>& LlamaSession::decode(std::int32_t token) {
     return logits_;
 }
 
+const std::vector<float>& LlamaSession::prefill(std::span<const std::int32_t> tokens, bool allLogits) {
+    const LlamaConfig& c = model_->config();
+    const LlamaWeights& w = model_->weights();
+    const auto n = static_cast<std::int64_t>(tokens.size());
+    if (n == 0) throw std::invalid_argument("prefill needs at least one token");
+    if (n == 1 && !allLogits) return decode(tokens[0]);
+    if (pos_ + n > nCtx_) throw std::out_of_range("the context is full (" + std::to_string(nCtx_) + " tokens)");
+    for (auto t : tokens)
+        if (t < 0 || t >= c.vocabSize) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
+    const std::int64_t kvDim = c.nKvHeads * c.headDim, qDim = c.nHeads * c.headDim;
+    if (n > batchCapacity_) {
+        bx_ = backend_.alloc(n * c.dim);
+        bxb_ = backend_.alloc(n * c.dim);
+        bq_ = backend_.alloc(n * qDim);
+        bk_ = backend_.alloc(n * kvDim);
+        bv_ = backend_.alloc(n * kvDim);
+        battOut_ = backend_.alloc(n * qDim);
+        batt_ = backend_.alloc(n * c.dim);
+        bgate_ = backend_.alloc(n * c.ffnDim);
+        bup_ = backend_.alloc(n * c.ffnDim);
+        bffn_ = backend_.alloc(n * c.dim);
+        batchCapacity_ = n;
+    }
+    float* x = bx_.get();
+    for (std::int64_t i = 0; i < n; ++i) backend_.embedRow(w.tokenEmbedding, tokens[static_cast<std::size_t>(i)], x + i * c.dim);
+    const auto* factors = reinterpret_cast<const float*>(w.ropeFreqs.data);
+    for (std::int64_t l = 0; l < c.nLayers; ++l) {
+        const LlamaLayer& L = w.layers[static_cast<std::size_t>(l)];
+        const KvLayer& kv = kv_[static_cast<std::size_t>(l)];
+        for (std::int64_t i = 0; i < n; ++i) backend_.rmsNorm(x + i * c.dim, L.attnNorm, c.rmsEps, c.dim, bxb_.get() + i * c.dim);
+        backend_.matmul(L.wq, bxb_.get(), n, bq_.get());
+        backend_.matmul(L.wk, bxb_.get(), n, bk_.get());
+        backend_.matmul(L.wv, bxb_.get(), n, bv_.get());
+        for (std::int64_t i = 0; i < n; ++i) {
+            float* q = bq_.get() + i * qDim;
+            float* k = bk_.get() + i * kvDim;
+            float* v = bv_.get() + i * kvDim;
+            if (L.bq.data) backend_.addBias(q, L.bq, qDim);
+            if (L.bk.data) backend_.addBias(k, L.bk, kvDim);
+            if (L.bv.data) backend_.addBias(v, L.bv, kvDim);
+            backend_.rope(q, c.nHeads, c.headDim, c.ropeDims, pos_ + i, c.ropeFreqBase, c.ropeStyle, factors);
+            backend_.rope(k, c.nKvHeads, c.headDim, c.ropeDims, pos_ + i, c.ropeFreqBase, c.ropeStyle, factors);
+            backend_.storeKv(kv, pos_ + i, kvDim, k, v);
+        }
+        // Causal: position pos_ + i attends to everything up to itself.
+        for (std::int64_t i = 0; i < n; ++i)
+            backend_.attention(bq_.get() + i * qDim, kv, pos_ + i, c.nHeads, c.nKvHeads, c.headDim, scratch_.get(), battOut_.get() + i * qDim);
+        backend_.matmul(L.wo, battOut_.get(), n, batt_.get());
+        backend_.add(x, batt_.get(), n * c.dim);
+        for (std::int64_t i = 0; i < n; ++i) backend_.rmsNorm(x + i * c.dim, L.ffnNorm, c.rmsEps, c.dim, bxb_.get() + i * c.dim);
+        backend_.matmul(L.wGate, bxb_.get(), n, bgate_.get());
+        backend_.matmul(L.wUp, bxb_.get(), n, bup_.get());
+        backend_.siluMul(bgate_.get(), bup_.get(), n * c.ffnDim);
+        backend_.matmul(L.wDown, bgate_.get(), n, bffn_.get());
+        backend_.add(x, bffn_.get(), n * c.dim);
+    }
+    pos_ += n;
+    if (!allLogits) {
+        backend_.rmsNorm(x + (n - 1) * c.dim, w.outputNorm, c.rmsEps, c.dim, xb_.get());
+        backend_.matvec(w.output, xb_.get(), logitsDevice_.get());
+        backend_.download(logitsDevice_.get(), logits_.data(), c.vocabSize);
+        return logits_;
+    }
+    for (std::int64_t i = 0; i < n; ++i) backend_.rmsNorm(x + i * c.dim, w.outputNorm, c.rmsEps, c.dim, bxb_.get() + i * c.dim);
+    blogits_ = backend_.alloc(n * c.vocabSize);
+    backend_.matmul(w.output, bxb_.get(), n, blogits_.get());
+    batchLogits_.resize(static_cast<std::size_t>(n * c.vocabSize));
+    backend_.download(blogits_.get(), batchLogits_.data(), n * c.vocabSize);
+    std::copy(batchLogits_.end() - c.vocabSize, batchLogits_.end(), logits_.begin());
+    return batchLogits_;
+}
+
 }  // namespace lumen::inference

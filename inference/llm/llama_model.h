@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -80,12 +81,19 @@ public:
 
     std::int64_t contextSize() const { return nCtx_; }
     std::int64_t position() const { return pos_; }  // tokens in the cache
+    const LlamaModel& model() const { return *model_; }
+    // The logits of the last token run (vocabSize floats).
+    const std::vector<float>& lastLogits() const { return logits_; }
     // Drops cached positions from `pos` on (a follow-up turn reuses the common prefix).
     void truncate(std::int64_t pos);
 
     // Runs token `token` at the next position and returns the logits (vocabSize floats, host
     // memory, valid until the next call). Throws std::out_of_range when the context is full.
     const std::vector<float>& decode(std::int32_t token);
+    // Runs several tokens at once (a prompt): each weight matrix is read once for all of them.
+    // Returns the logits of the last token, or of every token (row-major, tokens x vocab) when
+    // allLogits is set. Same results as decoding the tokens one by one.
+    const std::vector<float>& prefill(std::span<const std::int32_t> tokens, bool allLogits = false);
 
 private:
     std::shared_ptr<const LlamaModel> model_;
@@ -96,6 +104,9 @@ private:
     std::vector<KvLayer> kv_;
     std::shared_ptr<float[]> x_, xb_, q_, k_, v_, att_, attOut_, gate_, up_, ffnOut_, logitsDevice_, scratch_;
     std::vector<float> logits_;
+    std::vector<float> batchLogits_;
+    std::int64_t batchCapacity_ = 0;
+    std::shared_ptr<float[]> bx_, bxb_, bq_, bk_, bv_, batt_, battOut_, bgate_, bup_, bffn_, blogits_;
 };
 
 }  // namespace lumen::inference

@@ -192,6 +192,40 @@ private slots:
         QCOMPARE(greedy, golden["greedy"].get<std::vector<TokenId>>());
     }
 
+    // Prefill (all prompt tokens per matrix) equals decoding them one by one, for every
+    // architecture and for float and quantized weights, on both backends.
+    void prefillEqualsDecode_data() {
+        QTest::addColumn<QString>("name");
+        for (const char* n : {"llama-f32", "llama-q8_0", "qwen2-f32", "llama3-rope-scaling"}) QTest::newRow(n) << QString::fromLatin1(n);
+    }
+    void prefillEqualsDecode() {
+        QFETCH(QString, name);
+        const Loaded m = load(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/llama/") + name + ".gguf");
+        auto shared = std::const_pointer_cast<const LlamaModel>(m.model);
+        const std::int64_t vocab = m.model->config().vocabSize;
+        const std::vector<TokenId> prompt{1, 17, 42, 99, 5, 77, 3, 120};  // within the fixtures' 128 tokens
+        for (bool simd : {false, true}) {
+            auto backend = makeCpuBackend({.threads = 2, .simd = simd});
+            const auto oneByOne = run(*m.model, *backend, prompt);
+            LlamaSession session(shared, *backend, 64);
+            // Two chunks, the second continuing the first's cache.
+            const std::vector<TokenId> first(prompt.begin(), prompt.begin() + 3), second(prompt.begin() + 3, prompt.end());
+            const auto a = session.prefill(first, true);
+            const auto b = session.prefill(second, true);
+            QCOMPARE(static_cast<std::int64_t>(a.size() + b.size()), vocab * static_cast<std::int64_t>(prompt.size()));
+            for (std::size_t t = 0; t < prompt.size(); ++t) {
+                const float* got = t < 3 ? a.data() + t * vocab : b.data() + (t - 3) * vocab;
+                for (std::int64_t i = 0; i < vocab; ++i)
+                    if (std::fabs(got[i] - oneByOne[t][static_cast<std::size_t>(i)]) > 1e-4f)
+                        QFAIL(qPrintable(QStringLiteral("position %1 logit %2: %3 vs %4").arg(t).arg(i).arg(got[i]).arg(oneByOne[t][static_cast<std::size_t>(i)])));
+            }
+            // The last-token form returns the same final row.
+            LlamaSession again(shared, *backend, 64);
+            const auto last = again.prefill(prompt);
+            QCOMPARE(last, oneByOne.back());
+        }
+    }
+
     void badModels() {
         RandomModelSpec spec;
         spec.weightType = DType::Q4_K;
