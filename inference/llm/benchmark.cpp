@@ -36,8 +36,10 @@ BenchRun benchmark(std::shared_ptr<const LlamaModel> model, int threads, int pre
     run.prefillTokens = prefill;
     run.decodeTokens = decode;
     const std::vector<float>* logits = nullptr;
+    std::vector<std::int32_t> prompt(static_cast<std::size_t>(prefill));
+    for (auto& t : prompt) t = static_cast<std::int32_t>(rng() % static_cast<unsigned>(c.vocabSize));
     const auto t0 = Clock::now();
-    for (int i = 0; i < prefill; ++i) logits = &session.decode(static_cast<std::int32_t>(rng() % static_cast<unsigned>(c.vocabSize)));
+    if (prefill > 0) logits = &session.prefill(prompt);
     const auto t1 = Clock::now();
     std::int32_t next = logits ? static_cast<std::int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin()) : 1;
     for (int i = 0; i < decode; ++i) {
