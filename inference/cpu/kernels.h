@@ -37,8 +37,6 @@ struct Kernels {
 void quantizeActivations(const float* x, std::int64_t n, BlockQ8* out);   // n a multiple of 32
 void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out);  // n a multiple of 256
 
-// The 6-bit scale and minimum of sub-block j of a Q4_K/Q5_K super-block (see quants.cpp).
-void kQuantScaleMin(int j, const std::uint8_t* scales, int& scale, int& min);
 
 const Kernels& scalarKernels();
 const Kernels* avx2Kernels();  // nullptr when not compiled for x86

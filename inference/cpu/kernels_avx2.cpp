@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "inference/formats/half.h"
+#include "inference/formats/quants.h"
 
 #define LUMEN_AVX2 __attribute__((target("avx2,fma,f16c")))
 

@@ -5,6 +5,7 @@
 #include "inference/core/cpu_features.h"
 #include "inference/cpu/kernels.h"
 #include "inference/formats/half.h"
+#include "inference/formats/quants.h"
 
 namespace lumen::inference::cpu {
 namespace {
@@ -120,16 +121,6 @@ void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out) {
             }
             out[b].bsums[g] = static_cast<std::int16_t>(sum);
         }
-    }
-}
-
-void kQuantScaleMin(int j, const std::uint8_t* q, int& scale, int& min) {
-    if (j < 4) {
-        scale = q[j] & 63;
-        min = q[j + 4] & 63;
-    } else {
-        scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
     }
 }
 

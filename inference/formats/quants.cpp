@@ -132,19 +132,6 @@ void dequantQ3_K(const std::uint8_t* b, float* y) {
     }
 }
 
-// Q4_K and Q5_K scales: 8 scales and 8 mins of 6 bits in 12 bytes. For j < 4, scale j and
-// min j are the low 6 bits of bytes j and j + 4; for j >= 4 their low 4 bits are the nibbles
-// of byte j + 4 and their top 2 bits the top bits of bytes j - 4 (scale) and j (min).
-void kScaleMin(int j, const std::uint8_t* q, int& scale, int& min) {
-    if (j < 4) {
-        scale = q[j] & 63;
-        min = q[j + 4] & 63;
-    } else {
-        scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 // Q4_K: 8 sub-blocks of 32. qs byte l of each 32-byte group g holds element 64g + l (low
 // nibble) and 64g + 32 + l (high nibble). x = d * scale * q - dmin * min.
 void dequantQ4_K(const std::uint8_t* b, float* y) {
@@ -153,9 +140,9 @@ void dequantQ4_K(const std::uint8_t* b, float* y) {
     const std::uint8_t* q = b + 16;
     for (int g = 0; g < 4; ++g, q += 32) {
         int sc, mn;
-        kScaleMin(2 * g, scales, sc, mn);
+        kQuantScaleMin(2 * g, scales, sc, mn);
         const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
-        kScaleMin(2 * g + 1, scales, sc, mn);
+        kQuantScaleMin(2 * g + 1, scales, sc, mn);
         const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
         for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
         for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
@@ -171,9 +158,9 @@ void dequantQ5_K(const std::uint8_t* b, float* y) {
     const std::uint8_t* ql = b + 48;
     for (int g = 0; g < 4; ++g, ql += 32) {
         int sc, mn;
-        kScaleMin(2 * g, scales, sc, mn);
+        kQuantScaleMin(2 * g, scales, sc, mn);
         const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
-        kScaleMin(2 * g + 1, scales, sc, mn);
+        kQuantScaleMin(2 * g + 1, scales, sc, mn);
         const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
         for (int l = 0; l < 32; ++l)
             *y++ = d1 * static_cast<float>((ql[l] & 0xF) + (((qh[l] >> (2 * g)) & 1) << 4)) - m1;
@@ -373,6 +360,19 @@ void quantQ6_K(const float* x, std::uint8_t* b) {
 }
 
 }  // namespace
+
+// Q4_K and Q5_K scales: 8 scales and 8 mins of 6 bits in 12 bytes. For j < 4, scale j and
+// min j are the low 6 bits of bytes j and j + 4; for j >= 4 their low 4 bits are the nibbles
+// of byte j + 4 and their top 2 bits the top bits of bytes j - 4 (scale) and j (min).
+void kQuantScaleMin(int j, const std::uint8_t* q, int& scale, int& min) {
+    if (j < 4) {
+        scale = q[j] & 63;
+        min = q[j + 4] & 63;
+    } else {
+        scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
 
 void dequantize(DType type, const void* src, float* dst, std::int64_t n) {
     requireWholeBlocks(type, n, "dequantize");

@@ -108,36 +108,38 @@ private slots:
     }
 
     // The AVX2 kernels against the scalar kernels of the same (8-bit activation) arithmetic.
+    void avx2MatchesScalarKernels_data() {
+        QTest::addColumn<int>("type");
+        for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) QTest::newRow(std::string(name(t)).c_str()) << static_cast<int>(t);
+    }
     void avx2MatchesScalarKernels() {
+        QFETCH(int, type);
         const cpu::Kernels* avx2 = cpu::avx2Kernels();
         if (!avx2 || &cpu::bestKernels() != avx2) QSKIP("this CPU does not run the AVX2 kernels");
         const cpu::Kernels& scalar = cpu::scalarKernels();
-        for (DType t : {DType::Q8_0, DType::Q4_0}) {
-            const Matrix m = randomMatrix(t, 32 * 7, 1, 11);
-            std::vector<float> x(32 * 7);
-            std::mt19937 rng(5);
-            std::normal_distribution<float> normal(0.0f, 1.0f);
-            for (auto& v : x) v = normal(rng);
-            std::vector<cpu::BlockQ8> a(7);
-            cpu::quantizeActivations(x.data(), 32 * 7, a.data());
-            const auto fastKernel = t == DType::Q8_0 ? avx2->dotQ8_0 : avx2->dotQ4_0;
-            const auto slowKernel = t == DType::Q8_0 ? scalar.dotQ8_0 : scalar.dotQ4_0;
-            const float f = fastKernel(m.bytes.data(), a.data(), 7), s = slowKernel(m.bytes.data(), a.data(), 7);
-            QVERIFY2(std::fabs(f - s) <= 1e-5f * (std::fabs(s) + 1.0f), qPrintable(QStringLiteral("%1 vs %2").arg(f).arg(s)));
+        const DType t = static_cast<DType>(type);
+        const bool kQuant = t == DType::Q4_K || t == DType::Q6_K;
+        const int blocks = 7, n = blocks * (kQuant ? 256 : 32);
+        const Matrix m = randomMatrix(t, n, 1, 11);
+        std::vector<float> x(static_cast<std::size_t>(n));
+        std::mt19937 rng(5);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (auto& v : x) v = normal(rng);
+        float fast = 0, slow = 0;
+        if (kQuant) {
+            std::vector<cpu::BlockQ8K> a(blocks);
+            cpu::quantizeActivations(x.data(), n, a.data());
+            const auto pick = [t](const cpu::Kernels& k) { return t == DType::Q4_K ? k.dotQ4_K : k.dotQ6_K; };
+            fast = pick(*avx2)(m.bytes.data(), a.data(), blocks);
+            slow = pick(scalar)(m.bytes.data(), a.data(), blocks);
+        } else {
+            std::vector<cpu::BlockQ8> a(blocks);
+            cpu::quantizeActivations(x.data(), n, a.data());
+            const auto pick = [t](const cpu::Kernels& k) { return t == DType::Q8_0 ? k.dotQ8_0 : k.dotQ4_0; };
+            fast = pick(*avx2)(m.bytes.data(), a.data(), blocks);
+            slow = pick(scalar)(m.bytes.data(), a.data(), blocks);
         }
-        for (DType t : {DType::Q4_K, DType::Q6_K}) {
-            const Matrix m = randomMatrix(t, 256 * 3, 1, 13);
-            std::vector<float> x(256 * 3);
-            std::mt19937 rng(9);
-            std::normal_distribution<float> normal(0.0f, 1.0f);
-            for (auto& v : x) v = normal(rng);
-            std::vector<cpu::BlockQ8K> a(3);
-            cpu::quantizeActivations(x.data(), 256 * 3, a.data());
-            const auto fastKernel = t == DType::Q4_K ? avx2->dotQ4_K : avx2->dotQ6_K;
-            const auto slowKernel = t == DType::Q4_K ? scalar.dotQ4_K : scalar.dotQ6_K;
-            const float f = fastKernel(m.bytes.data(), a.data(), 3), s = slowKernel(m.bytes.data(), a.data(), 3);
-            QVERIFY2(std::fabs(f - s) <= 1e-5f * (std::fabs(s) + 1.0f), qPrintable(QStringLiteral("%1: %2 vs %3").arg(QString::fromLatin1(name(t).data())).arg(f).arg(s)));
-        }
+        QVERIFY2(std::fabs(fast - slow) <= 1e-5f * (std::fabs(slow) + 1.0f), qPrintable(QStringLiteral("%1 vs %2").arg(fast).arg(slow)));
     }
 
     void threadPoolCoversEveryIndexOnce() {
