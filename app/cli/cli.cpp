@@ -364,7 +364,8 @@ int cmdGenerate(Context& ctx) {
     const auto repeat = numberOption<float>(ctx, "repeat-penalty", 1.0f, 0.0f, 10.0f);
     const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
     const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
-    if (!n || !temp || !topK || !topP || !minP || !repeat || !seed || !ctxSize) return kUsage;
+    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
+    if (!n || !temp || !topK || !topP || !minP || !repeat || !seed || !ctxSize || !threads) return kUsage;
     params.maxTokens = *n;
     params.sampling.temperature = *temp;
     params.sampling.topK = *topK;
@@ -390,7 +391,7 @@ int cmdGenerate(Context& ctx) {
                     << QString::fromStdString(inference::formatBytes(*available)) << " is free; try a smaller --ctx-size\n";
             return kFailed;
         }
-        auto backend = inference::makeCpuBackend();
+        auto backend = inference::makeCpuBackend({.threads = *threads});
         inference::LlamaSession session(model, *backend, contextSize);
         const double loadMs = static_cast<double>(loadTimer.nsecsElapsed()) / 1e6;
 
@@ -519,7 +520,8 @@ int cmdChat(Context& ctx) {
     const auto temp = numberOption<float>(ctx, "temp", 0.8f, 0.0f, 100.0f);
     const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
     const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
-    if (!n || !temp || !seed || !ctxSize) return kUsage;
+    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
+    if (!n || !temp || !seed || !ctxSize || !threads) return kUsage;
     try {
         auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(modelPath.toStdString()));
         const auto model = inference::LlamaModel::load(file);
@@ -536,7 +538,7 @@ int cmdChat(Context& ctx) {
             return kFailed;
         }
         const std::int64_t contextSize = *ctxSize > 0 ? *ctxSize : std::min<std::int64_t>(model->config().contextLength, 4096);
-        auto backend = inference::makeCpuBackend();
+        auto backend = inference::makeCpuBackend({.threads = *threads});
         inference::LlamaSession session(model, *backend, contextSize);
         inference::Generator generator(session, tokenizer);
         inference::GenerationParams params;
@@ -662,7 +664,8 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("min-p"), QStringLiteral("generate: drop tokens below P times the best; 0 is off (default 0.05)."), QStringLiteral("P")},
         {QStringLiteral("repeat-penalty"), QStringLiteral("generate: penalty for the last 64 tokens; 1 is off (default 1)."), QStringLiteral("R")},
         {QStringLiteral("seed"), QStringLiteral("generate: random seed (default 0)."), QStringLiteral("S")},
-        {QStringLiteral("ctx-size"), QStringLiteral("generate: context size in tokens (default: the model's, at most 4096)."), QStringLiteral("N")},
+        {QStringLiteral("ctx-size"), QStringLiteral("generate, chat: context size in tokens (default: the model's, at most 4096)."), QStringLiteral("N")},
+        {QStringLiteral("threads"), QStringLiteral("generate, chat: CPU threads (default: the physical cores)."), QStringLiteral("N")},
         {QStringLiteral("stop"), QStringLiteral("generate: stop when this text appears (repeatable)."), QStringLiteral("TEXT")},
         {QStringLiteral("logits-out"), QStringLiteral("generate: write every position's logits as raw float32 to FILE."), QStringLiteral("FILE")},
         {QStringLiteral("builtin"), QStringLiteral("template, chat: a built-in chat template by name."), QStringLiteral("NAME")},
