@@ -63,80 +63,8 @@ public:
                                      [](void* p) { delete[] static_cast<std::uint8_t*>(p); });
     }
 
-    void matvec(const Tensor& w, const float* x, float* y) override {
-        const std::int64_t rows = w.rows(), cols = w.rowLength();
-        std::function<void(std::int64_t, std::int64_t)> body;
-        if (!kernels_) {
-            body = [&](std::int64_t b, std::int64_t e) {
-                for (std::int64_t r = b; r < e; ++r) y[r] = dot(w.dtype, w.row(r), x, cols);
-            };
-        } else if (w.dtype == DType::F32) {
-            body = [&](std::int64_t b, std::int64_t e) {
-                for (std::int64_t r = b; r < e; ++r) y[r] = kernels_->dotF32(reinterpret_cast<const float*>(w.row(r)), x, cols);
-            };
-        } else if (w.dtype == DType::F16) {
-            body = [&](std::int64_t b, std::int64_t e) {
-                for (std::int64_t r = b; r < e; ++r) y[r] = kernels_->dotF16(reinterpret_cast<const std::uint16_t*>(w.row(r)), x, cols);
-            };
-        } else if (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0) {
-            // The activations are quantized once, then every row reads them.
-            activations_.resize(static_cast<std::size_t>(cols / 32));
-            cpu::quantizeActivations(x, cols, activations_.data());
-            const auto kernel = w.dtype == DType::Q8_0 ? kernels_->dotQ8_0 : kernels_->dotQ4_0;
-            body = [&, kernel](std::int64_t b, std::int64_t e) {
-                for (std::int64_t r = b; r < e; ++r) y[r] = kernel(w.row(r), activations_.data(), cols / 32);
-            };
-        } else if (w.dtype == DType::Q4_K || w.dtype == DType::Q6_K) {
-            activationsK_.resize(static_cast<std::size_t>(cols / 256));
-            cpu::quantizeActivations(x, cols, activationsK_.data());
-            const auto kernel = w.dtype == DType::Q4_K ? kernels_->dotQ4_K : kernels_->dotQ6_K;
-            body = [&, kernel](std::int64_t b, std::int64_t e) {
-                for (std::int64_t r = b; r < e; ++r) y[r] = kernel(w.row(r), activationsK_.data(), cols / 256);
-            };
-        } else {
-            body = [&](std::int64_t b, std::int64_t e) {
-                for (std::int64_t r = b; r < e; ++r) y[r] = dot(w.dtype, w.row(r), x, cols);
-            };
-        }
-        if (rows * cols < kParallelThreshold) body(0, rows);
-        else pool_.parallelFor(rows, body);
-    }
-
-    void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) override {
-        const std::int64_t rows = w.rows(), cols = w.rowLength();
-        if (n == 1) {
-            matvec(w, x, y);
-            return;
-        }
-        // Row dot of weight row r with activation row i, by weight type.
-        std::function<float(std::int64_t r, std::int64_t i)> rowDot;
-        if (!kernels_) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
-        } else if (w.dtype == DType::F32) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF32(reinterpret_cast<const float*>(w.row(r)), x + i * cols, cols); };
-        } else if (w.dtype == DType::F16) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF16(reinterpret_cast<const std::uint16_t*>(w.row(r)), x + i * cols, cols); };
-        } else if (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0) {
-            activations_.resize(static_cast<std::size_t>(n * cols / 32));
-            for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activations_.data() + i * (cols / 32));
-            const auto kernel = w.dtype == DType::Q8_0 ? kernels_->dotQ8_0 : kernels_->dotQ4_0;
-            rowDot = [&, kernel](std::int64_t r, std::int64_t i) { return kernel(w.row(r), activations_.data() + i * (cols / 32), cols / 32); };
-        } else if (w.dtype == DType::Q4_K || w.dtype == DType::Q6_K) {
-            activationsK_.resize(static_cast<std::size_t>(n * cols / 256));
-            for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activationsK_.data() + i * (cols / 256));
-            const auto kernel = w.dtype == DType::Q4_K ? kernels_->dotQ4_K : kernels_->dotQ6_K;
-            rowDot = [&, kernel](std::int64_t r, std::int64_t i) { return kernel(w.row(r), activationsK_.data() + i * (cols / 256), cols / 256); };
-        } else {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
-        }
-        // note: weight rows in the outer loop, tokens inside: a row stays in cache for all tokens.
-        const auto body = [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t r = b; r < e; ++r)
-                for (std::int64_t i = 0; i < n; ++i) y[i * rows + r] = rowDot(r, i);
-        };
-        if (rows * cols * n < kParallelThreshold) body(0, rows);
-        else pool_.parallelFor(rows, body);
-    }
+    void matvec(const Tensor& w, const float* x, float* y) override { multiply(w, x, 1, y); }
+    void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) override { multiply(w, x, n, y); }
 
     void addBias(float* y, const Tensor& bias, std::int64_t n) override {
         for (std::int64_t i = 0; i < n; ++i) y[i] += loadVector(bias, i);
@@ -228,6 +156,60 @@ public:
     }
 
 private:
+    using Q8Kernel = float (*)(const std::uint8_t*, const cpu::BlockQ8*, std::int64_t);
+    using Q8KKernel = float (*)(const std::uint8_t*, const cpu::BlockQ8K*, std::int64_t);
+
+    Q8Kernel q8Kernel(DType t) const {
+        switch (t) {
+            case DType::Q8_0: return kernels_->dotQ8_0;
+            case DType::Q4_0: return kernels_->dotQ4_0;
+            case DType::Q4_1: return kernels_->dotQ4_1;
+            case DType::Q5_0: return kernels_->dotQ5_0;
+            case DType::Q5_1: return kernels_->dotQ5_1;
+            default: return nullptr;
+        }
+    }
+    Q8KKernel q8kKernel(DType t) const {
+        switch (t) {
+            case DType::Q4_K: return kernels_->dotQ4_K;
+            case DType::Q5_K: return kernels_->dotQ5_K;
+            case DType::Q6_K: return kernels_->dotQ6_K;
+            default: return nullptr;
+        }
+    }
+
+    // Y = X W^T for n rows of X. Quantized weights meet activations quantized once per call.
+    void multiply(const Tensor& w, const float* x, std::int64_t n, float* y) {
+        const std::int64_t rows = w.rows(), cols = w.rowLength();
+        std::function<float(std::int64_t r, std::int64_t i)> rowDot;
+        const Q8Kernel q8 = kernels_ ? q8Kernel(w.dtype) : nullptr;
+        const Q8KKernel q8k = kernels_ ? q8kKernel(w.dtype) : nullptr;
+        if (!kernels_) {
+            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
+        } else if (w.dtype == DType::F32) {
+            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF32(reinterpret_cast<const float*>(w.row(r)), x + i * cols, cols); };
+        } else if (w.dtype == DType::F16) {
+            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF16(reinterpret_cast<const std::uint16_t*>(w.row(r)), x + i * cols, cols); };
+        } else if (q8) {
+            activations_.resize(static_cast<std::size_t>(n * cols / 32));
+            for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activations_.data() + i * (cols / 32));
+            rowDot = [&, q8](std::int64_t r, std::int64_t i) { return q8(w.row(r), activations_.data() + i * (cols / 32), cols / 32); };
+        } else if (q8k) {
+            activationsK_.resize(static_cast<std::size_t>(n * cols / 256));
+            for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activationsK_.data() + i * (cols / 256));
+            rowDot = [&, q8k](std::int64_t r, std::int64_t i) { return q8k(w.row(r), activationsK_.data() + i * (cols / 256), cols / 256); };
+        } else {  // BF16, Q2_K, Q3_K: the reference dot, on every thread
+            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
+        }
+        // note: weight rows in the outer loop, tokens inside: a row stays in cache for all tokens.
+        const auto body = [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t r = b; r < e; ++r)
+                for (std::int64_t i = 0; i < n; ++i) y[i * rows + r] = rowDot(r, i);
+        };
+        if (rows * cols * n < kParallelThreshold) body(0, rows);
+        else pool_.parallelFor(rows, body);
+    }
+
     ThreadPool pool_;
     const cpu::Kernels* kernels_;  // nullptr: scalar reference
     std::string name_;

@@ -8,9 +8,11 @@
 
 namespace lumen::inference::cpu {
 
-// An activation block: 32 values as round(x / d), |q| <= 127.
+// An activation block: 32 values as round(x / d), |q| <= 127, and s = d * sum(q) (the
+// offset formats Q4_1/Q5_1 multiply their minimum by it).
 struct BlockQ8 {
     float d;
+    float s;
     std::int8_t q[32];
 };
 
@@ -29,8 +31,12 @@ struct Kernels {
     // One weight row of nBlocks Q8_0 / Q4_0 blocks against quantized activations.
     float (*dotQ8_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
     float (*dotQ4_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
+    float (*dotQ4_1)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
+    float (*dotQ5_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
+    float (*dotQ5_1)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
     // One weight row of nBlocks Q4_K / Q6_K super-blocks against K activations.
     float (*dotQ4_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
+    float (*dotQ5_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
     float (*dotQ6_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
 };
 

@@ -90,6 +90,65 @@ LUMEN_AVX2 float dotQ4_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t n
     return horizontalSum(acc);
 }
 
+// Byte e of the result is 0xFF where bit e of x is set (the fifth bits of Q5 blocks).
+LUMEN_AVX2 inline __m256i bytesFromBits(std::uint32_t x) {
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(x)),
+                                               _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
+                                                                  0x0202020202020202, 0x0303030303030303));
+    const __m256i allButBit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);  // byte e: every bit but e % 8
+    return _mm256_cmpeq_epi8(_mm256_or_si256(spread, allButBit), _mm256_set1_epi64x(-1));
+}
+
+// A 32-element block's nibbles as bytes in element order: low nibbles (elements 0-15), then high.
+LUMEN_AVX2 inline __m256i nibbles(const std::uint8_t* qs) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+}
+
+LUMEN_AVX2 inline std::uint32_t loadU32(const std::uint8_t* p) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// Unsigned weights (0..31) against signed activations: maddubs directly.
+LUMEN_AVX2 inline __m256 dotUnsigned(__m256i w, const BlockQ8& x) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1)));
+}
+
+LUMEN_AVX2 float dotQ4_1(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    __m256 acc = _mm256_setzero_ps();
+    float offsets = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 20) {
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(halfAt(w) * x[b].d), dotUnsigned(nibbles(w + 4), x[b]), acc);
+        offsets += halfAt(w + 2) * x[b].s;
+    }
+    return horizontalSum(acc) + offsets;
+}
+
+LUMEN_AVX2 float dotQ5_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    __m256 acc = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 22) {
+        const __m256i fifth = _mm256_and_si256(bytesFromBits(loadU32(w + 2)), _mm256_set1_epi8(0x10));
+        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles(w + 6), fifth), _mm256_set1_epi8(16));
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(halfAt(w) * x[b].d), _mm256_cvtepi32_ps(dotBytes(q, a)), acc);
+    }
+    return horizontalSum(acc);
+}
+
+LUMEN_AVX2 float dotQ5_1(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    __m256 acc = _mm256_setzero_ps();
+    float offsets = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 24) {
+        const __m256i fifth = _mm256_and_si256(bytesFromBits(loadU32(w + 4)), _mm256_set1_epi8(0x10));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(halfAt(w) * x[b].d), dotUnsigned(_mm256_or_si256(nibbles(w + 8), fifth), x[b]), acc);
+        offsets += halfAt(w + 2) * x[b].s;
+    }
+    return horizontalSum(acc) + offsets;
+}
+
 LUMEN_AVX2 inline std::int32_t horizontalSumInt(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
@@ -114,6 +173,35 @@ LUMEN_AVX2 float dotQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t 
             const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g));
             const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g + 32));
             // The scale multiplies the 16-bit pair sums inside madd (sums <= 2*15*127, scale <= 63).
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16(static_cast<short>(sc[2 * g]))));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16(static_cast<short>(sc[2 * g + 1]))));
+        }
+        std::int32_t mins = 0;
+        for (int j = 0; j < 8; ++j) mins += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        sum += d * static_cast<float>(horizontalSumInt(acc)) - dmin * static_cast<float>(mins);
+    }
+    return sum;
+}
+
+// Q5_K: Q4_K with a fifth bit per element from qh (bit 2g for the low half of group g, 2g+1
+// for the high half).
+LUMEN_AVX2 float dotQ5_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    const __m256i lowMask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 176) {
+        const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) kQuantScaleMin(j, w + 4, sc[j], mn[j]);
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
+        __m256i acc = _mm256_setzero_si256();
+        for (int g = 0; g < 4; ++g) {
+            const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 48 + 32 * g));
+            const __m256i bitLo = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g)), one);
+            const __m256i bitHi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g + 1)), one);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bytes, lowMask), _mm256_slli_epi16(bitLo, 4));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), lowMask), _mm256_slli_epi16(bitHi, 4));
+            const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g));
+            const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g + 32));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16(static_cast<short>(sc[2 * g]))));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16(static_cast<short>(sc[2 * g + 1]))));
         }
@@ -156,7 +244,7 @@ LUMEN_AVX2 float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t 
     return sum;
 }
 
-const Kernels kAvx2{"AVX2", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_K, dotQ6_K};
+const Kernels kAvx2{"AVX2", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0, dotQ5_1, dotQ4_K, dotQ5_K, dotQ6_K};
 
 }  // namespace
 

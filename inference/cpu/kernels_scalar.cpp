@@ -51,6 +51,74 @@ float dotQ4_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
     return sum;
 }
 
+std::uint32_t loadQh(const std::uint8_t* p) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+float dotQ4_1(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 20) {
+        std::int32_t acc = 0;
+        for (int j = 0; j < 16; ++j) acc += (w[4 + j] & 0xF) * x[b].q[j] + (w[4 + j] >> 4) * x[b].q[j + 16];
+        sum += static_cast<float>(acc) * halfAt(w) * x[b].d + halfAt(w + 2) * x[b].s;
+    }
+    return sum;
+}
+
+// The 5-bit value of element e of a Q5_0/Q5_1 block (qs at `qs`, fifth bits in qh).
+int fiveBit(const std::uint8_t* qs, std::uint32_t qh, int e) {
+    const int nibble = e < 16 ? (qs[e] & 0xF) : (qs[e - 16] >> 4);
+    return nibble | static_cast<int>(((qh >> e) & 1) << 4);
+}
+
+float dotQ5_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 22) {
+        const std::uint32_t qh = loadQh(w + 2);
+        std::int32_t acc = 0;
+        for (int e = 0; e < 32; ++e) acc += (fiveBit(w + 6, qh, e) - 16) * x[b].q[e];
+        sum += static_cast<float>(acc) * halfAt(w) * x[b].d;
+    }
+    return sum;
+}
+
+float dotQ5_1(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 24) {
+        const std::uint32_t qh = loadQh(w + 4);
+        std::int32_t acc = 0;
+        for (int e = 0; e < 32; ++e) acc += fiveBit(w + 8, qh, e) * x[b].q[e];
+        sum += static_cast<float>(acc) * halfAt(w) * x[b].d + halfAt(w + 2) * x[b].s;
+    }
+    return sum;
+}
+
+float dotQ5_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 176) {
+        const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
+        const std::uint8_t* qh = w + 16;
+        const std::uint8_t* qs = w + 48;
+        std::int32_t scaled = 0, mins = 0;
+        for (int j = 0; j < 8; ++j) {
+            int sc, mn;
+            kQuantScaleMin(j, w + 4, sc, mn);
+            const std::uint8_t* bytes = qs + 32 * (j / 2);
+            std::int32_t acc = 0;
+            for (int l = 0; l < 32; ++l) {
+                const int q = ((j % 2) ? (bytes[l] >> 4) : (bytes[l] & 0xF)) | (((qh[l] >> j) & 1) << 4);
+                acc += q * x[b].q[32 * j + l];
+            }
+            scaled += sc * acc;
+            mins += mn * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        }
+        sum += d * static_cast<float>(scaled) - dmin * static_cast<float>(mins);
+    }
+    return sum;
+}
+
 float dotQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
     float sum = 0.0f;
     for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
@@ -91,7 +159,7 @@ float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
     return sum;
 }
 
-const Kernels kScalar{"scalar", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_K, dotQ6_K};
+const Kernels kScalar{"scalar", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0, dotQ5_1, dotQ4_K, dotQ5_K, dotQ6_K};
 
 }  // namespace
 
@@ -102,7 +170,12 @@ void quantizeActivations(const float* x, std::int64_t n, BlockQ8* out) {
         const float d = amax / 127.0f;
         const float id = d > 0.0f ? 1.0f / d : 0.0f;
         out[b].d = d;
-        for (int j = 0; j < 32; ++j) out[b].q[j] = static_cast<std::int8_t>(std::lround(x[j] * id));
+        int total = 0;
+        for (int j = 0; j < 32; ++j) {
+            out[b].q[j] = static_cast<std::int8_t>(std::lround(x[j] * id));
+            total += out[b].q[j];
+        }
+        out[b].s = d * static_cast<float>(total);
     }
 }
 
