@@ -156,50 +156,30 @@ LUMEN_AVX2 inline std::int32_t horizontalSumInt(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-// Q4_K: per 32-element sub-block j, sum(q4 * a) (q4 unsigned 0..15, so it is maddubs' unsigned
-// operand directly) times its 6-bit scale; the minimums come from the activation sums.
-LUMEN_AVX2 float dotQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
-    const __m256i lowMask = _mm256_set1_epi8(0x0F);
-    float sum = 0.0f;
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
-        const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; ++j) kQuantScaleMin(j, w + 4, sc[j], mn[j]);
-        __m256i acc = _mm256_setzero_si256();
-        for (int g = 0; g < 4; ++g) {
-            const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * g));
-            const __m256i lo = _mm256_and_si256(bytes, lowMask);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), lowMask);
-            const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g));
-            const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g + 32));
-            // The scale multiplies the 16-bit pair sums inside madd (sums <= 2*15*127, scale <= 63).
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16(static_cast<short>(sc[2 * g]))));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16(static_cast<short>(sc[2 * g + 1]))));
-        }
-        std::int32_t mins = 0;
-        for (int j = 0; j < 8; ++j) mins += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
-        sum += d * static_cast<float>(horizontalSumInt(acc)) - dmin * static_cast<float>(mins);
-    }
-    return sum;
-}
-
-// Q5_K: Q4_K with a fifth bit per element from qh (bit 2g for the low half of group g, 2g+1
-// for the high half).
-LUMEN_AVX2 float dotQ5_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+// Q4_K, and Q5_K when FiveBits: per 32-element sub-block j, sum(q * a) (q unsigned, so it is
+// maddubs' unsigned operand directly) times its 6-bit scale inside madd; the minimums come
+// from the activation sums. Q5_K's fifth bit for the low/high half of group g is qh bit 2g/2g+1.
+template <bool FiveBits>
+LUMEN_AVX2 float dotQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    constexpr std::int64_t kBytes = FiveBits ? 176 : 144;
     const __m256i lowMask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     float sum = 0.0f;
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 176) {
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += kBytes) {
         const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
         int sc[8], mn[8];
         for (int j = 0; j < 8; ++j) kQuantScaleMin(j, w + 4, sc[j], mn[j]);
         const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
         __m256i acc = _mm256_setzero_si256();
         for (int g = 0; g < 4; ++g) {
-            const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 48 + 32 * g));
-            const __m256i bitLo = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g)), one);
-            const __m256i bitHi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g + 1)), one);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bytes, lowMask), _mm256_slli_epi16(bitLo, 4));
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), lowMask), _mm256_slli_epi16(bitHi, 4));
+            const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (FiveBits ? 48 : 16) + 32 * g));
+            __m256i lo = _mm256_and_si256(bytes, lowMask);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), lowMask);
+            if constexpr (FiveBits) {
+                const __m256i bitLo = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g)), one);
+                const __m256i bitHi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g + 1)), one);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(bitLo, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(bitHi, 4));
+            }
             const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g));
             const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g + 32));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16(static_cast<short>(sc[2 * g]))));
@@ -244,7 +224,7 @@ LUMEN_AVX2 float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t 
     return sum;
 }
 
-const Kernels kAvx2{"AVX2", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0, dotQ5_1, dotQ4_K, dotQ5_K, dotQ6_K};
+const Kernels kAvx2{"AVX2", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0, dotQ5_1, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K};
 
 }  // namespace
 

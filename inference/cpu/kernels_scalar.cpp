@@ -95,12 +95,16 @@ float dotQ5_1(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
     return sum;
 }
 
-float dotQ5_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+// Q4_K, and Q5_K when FiveBits: per 32-element sub-block j the sum of q * a times its 6-bit
+// scale, minus its minimum times the activations' sum. Q5_K adds qh's bit j to each value.
+template <bool FiveBits>
+float dotQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    constexpr std::int64_t kBytes = FiveBits ? 176 : 144;
     float sum = 0.0f;
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 176) {
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += kBytes) {
         const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
         const std::uint8_t* qh = w + 16;
-        const std::uint8_t* qs = w + 48;
+        const std::uint8_t* qs = w + (FiveBits ? 48 : 16);
         std::int32_t scaled = 0, mins = 0;
         for (int j = 0; j < 8; ++j) {
             int sc, mn;
@@ -108,29 +112,10 @@ float dotQ5_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
             const std::uint8_t* bytes = qs + 32 * (j / 2);
             std::int32_t acc = 0;
             for (int l = 0; l < 32; ++l) {
-                const int q = ((j % 2) ? (bytes[l] >> 4) : (bytes[l] & 0xF)) | (((qh[l] >> j) & 1) << 4);
+                int q = (j % 2) ? (bytes[l] >> 4) : (bytes[l] & 0xF);
+                if constexpr (FiveBits) q |= ((qh[l] >> j) & 1) << 4;
                 acc += q * x[b].q[32 * j + l];
             }
-            scaled += sc * acc;
-            mins += mn * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
-        }
-        sum += d * static_cast<float>(scaled) - dmin * static_cast<float>(mins);
-    }
-    return sum;
-}
-
-float dotQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
-    float sum = 0.0f;
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
-        const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
-        const std::uint8_t* qs = w + 16;
-        std::int32_t scaled = 0, mins = 0;
-        for (int j = 0; j < 8; ++j) {
-            int sc, mn;
-            kQuantScaleMin(j, w + 4, sc, mn);
-            const std::uint8_t* bytes = qs + 32 * (j / 2);
-            std::int32_t acc = 0;
-            for (int l = 0; l < 32; ++l) acc += ((j % 2) ? (bytes[l] >> 4) : (bytes[l] & 0xF)) * x[b].q[32 * j + l];
             scaled += sc * acc;
             mins += mn * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
         }
@@ -159,7 +144,7 @@ float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
     return sum;
 }
 
-const Kernels kScalar{"scalar", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0, dotQ5_1, dotQ4_K, dotQ5_K, dotQ6_K};
+const Kernels kScalar{"scalar", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0, dotQ5_1, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K};
 
 }  // namespace
 
