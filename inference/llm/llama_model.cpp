@@ -70,7 +70,9 @@ std::shared_ptr<LlamaModel> LlamaModel::load(std::shared_ptr<const GgufFile> fil
                           std::to_string(c.headDim));
 
     LlamaWeights& w = model->weights_;
-    w.tokenEmbedding = view(f, "token_embd.weight", {c.dim, f.tensor("token_embd.weight").shape.size() > 1 ? f.tensor("token_embd.weight").shape[1] : 0});
+    // The vocabulary size is the embedding table's second dimension.
+    const GgufTensor& table = f.tensor("token_embd.weight");
+    w.tokenEmbedding = view(f, "token_embd.weight", {c.dim, table.shape.size() > 1 ? table.shape[1] : 0});
     c.vocabSize = w.tokenEmbedding.ne[1];
     positive(c.vocabSize, "the vocabulary size");
     w.outputNorm = view(f, "output_norm.weight", {c.dim});

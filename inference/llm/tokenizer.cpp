@@ -18,6 +18,7 @@ namespace lumen::inference {
 struct PreTokenizerSpec {
     std::vector<std::string_view> names;
     std::vector<std::string_view> patterns;
+    bool ignoreMerges = false;  // Llama 3 style: a word that is a whole token is not merged
 };
 
 namespace {
@@ -47,7 +48,7 @@ const std::vector<PreTokenizerSpec>& preTokenizerSpecs() {
         {{"default", "gpt-2", "gpt2", "phi-2", "jina-es", "jina-de", "jina-v2-es", "jina-v2-de", "jina-v2-code", "olmo",
           "jais", "roberta-bpe", "mpt", "starcoder", "refact", "command-r"},
          {kGpt2}},
-        {{"llama-bpe", "llama3", "llama-v3", "falcon3", "smaug-bpe", "dbrx", "exaone", "pixtral", "minerva-7b"}, {kLlama3}},
+        {{"llama-bpe", "llama3", "llama-v3", "falcon3", "smaug-bpe", "dbrx", "exaone", "pixtral", "minerva-7b"}, {kLlama3}, true},
         {{"qwen2", "deepseek-r1-qwen", "stablelm2", "megrez", "hunyuan"}, {kQwen2}},
         {{"tekken"}, {kTekken}},
         {{"deepseek-llm"},
@@ -173,10 +174,9 @@ Tokenizer::Tokenizer(Vocabulary vocabulary) : vocab_(std::move(vocabulary)) {
         }
     }
     if (vocab_.model == Vocabulary::Model::Bpe) {
-        const PreTokenizerSpec* spec = &findPreTokenizer(vocab_.pre);
-        pre_ = std::make_unique<PreTokenizer>(spec->patterns);
-        // Llama 3 style vocabularies look a whole word up before merging.
-        ignoreMerges_ = spec->patterns.front() == preTokenizerSpecs()[1].patterns.front();
+        const PreTokenizerSpec& spec = findPreTokenizer(vocab_.pre);
+        pre_ = std::make_unique<PreTokenizer>(spec.patterns);
+        ignoreMerges_ = spec.ignoreMerges;
     }
 }
 
