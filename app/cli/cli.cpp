@@ -348,6 +348,36 @@ std::optional<T> numberOption(Context& ctx, const char* name, T fallback, T low,
     return static_cast<T>(v);
 }
 
+// A model ready to generate with, shared by generate and chat.
+struct LoadedModel {
+    std::shared_ptr<const inference::GgufFile> file;
+    std::shared_ptr<inference::LlamaModel> model;
+    std::optional<inference::Tokenizer> tokenizer;
+    std::unique_ptr<inference::Backend> backend;
+    std::int64_t contextSize = 0;
+};
+
+// Loads the model named by --model for a context of ctxSize tokens (0: the model's, at most
+// 4096) on `threads` threads. nullopt, with the reason printed, when it will not fit in free
+// memory; engine errors (bad file, unsupported model) are thrown.
+std::optional<LoadedModel> loadForGeneration(Context& ctx, int ctxSize, int threads) {
+    LoadedModel m;
+    m.file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(ctx.parser.value(QStringLiteral("model")).toStdString()));
+    m.model = inference::LlamaModel::load(m.file);
+    m.tokenizer.emplace(inference::Tokenizer::fromGguf(*m.file));
+    m.contextSize = ctxSize > 0 ? ctxSize : std::min<std::int64_t>(m.model->config().contextLength, 4096);
+    const auto need = m.model->estimateMemory(m.contextSize);
+    if (const auto available = inference::availableMemory(); available && need.total() > *available) {
+        ctx.err << "lumen-cli: this model needs about " << QString::fromStdString(inference::formatBytes(need.total()))
+                << " (weights " << QString::fromStdString(inference::formatBytes(need.weights)) << ", KV cache "
+                << QString::fromStdString(inference::formatBytes(need.kvCache)) << ") but only "
+                << QString::fromStdString(inference::formatBytes(*available)) << " is free; try a smaller --ctx-size\n";
+        return std::nullopt;
+    }
+    m.backend = inference::makeCpuBackend({.threads = threads});
+    return m;
+}
+
 int cmdGenerate(Context& ctx) {
     const QString modelPath = ctx.parser.value(QStringLiteral("model"));
     const bool hasPrompt = ctx.parser.isSet(QStringLiteral("prompt")), hasTokens = ctx.parser.isSet(QStringLiteral("prompt-tokens"));
@@ -378,21 +408,10 @@ int cmdGenerate(Context& ctx) {
     try {
         QElapsedTimer loadTimer;
         loadTimer.start();
-        auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(modelPath.toStdString()));
-        const auto model = inference::LlamaModel::load(file);
-        const auto tokenizer = inference::Tokenizer::fromGguf(*file);
-        // The context: what the user asked for, else the model's, capped at 4096.
-        const std::int64_t contextSize = *ctxSize > 0 ? *ctxSize : std::min<std::int64_t>(model->config().contextLength, 4096);
-        const auto need = model->estimateMemory(contextSize);
-        if (const auto available = inference::availableMemory(); available && need.total() > *available) {
-            ctx.err << "lumen-cli: this model needs about " << QString::fromStdString(inference::formatBytes(need.total()))
-                    << " (weights " << QString::fromStdString(inference::formatBytes(need.weights)) << ", KV cache "
-                    << QString::fromStdString(inference::formatBytes(need.kvCache)) << ") but only "
-                    << QString::fromStdString(inference::formatBytes(*available)) << " is free; try a smaller --ctx-size\n";
-            return kFailed;
-        }
-        auto backend = inference::makeCpuBackend({.threads = *threads});
-        inference::LlamaSession session(model, *backend, contextSize);
+        auto loaded = loadForGeneration(ctx, *ctxSize, *threads);
+        if (!loaded) return kFailed;
+        const auto& tokenizer = *loaded->tokenizer;
+        inference::LlamaSession session(loaded->model, *loaded->backend, loaded->contextSize);
         const double loadMs = static_cast<double>(loadTimer.nsecsElapsed()) / 1e6;
 
         std::vector<inference::TokenId> prompt;
@@ -523,9 +542,11 @@ int cmdChat(Context& ctx) {
     const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
     if (!n || !temp || !seed || !ctxSize || !threads) return kUsage;
     try {
-        auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(modelPath.toStdString()));
-        const auto model = inference::LlamaModel::load(file);
-        const auto tokenizer = inference::Tokenizer::fromGguf(*file);
+        auto loaded = loadForGeneration(ctx, *ctxSize, *threads);
+        if (!loaded) return kFailed;
+        const auto& tokenizer = *loaded->tokenizer;
+        const auto& model = loaded->model;
+        const auto& file = loaded->file;
         std::optional<inference::ChatTemplate> chatTemplate;
         if (const QString builtin = ctx.parser.value(QStringLiteral("builtin")); !builtin.isEmpty())
             chatTemplate = inference::ChatTemplate::builtin(builtin.toStdString());
@@ -537,9 +558,7 @@ int cmdChat(Context& ctx) {
             ctx.err << " )\n";
             return kFailed;
         }
-        const std::int64_t contextSize = *ctxSize > 0 ? *ctxSize : std::min<std::int64_t>(model->config().contextLength, 4096);
-        auto backend = inference::makeCpuBackend({.threads = *threads});
-        inference::LlamaSession session(model, *backend, contextSize);
+        inference::LlamaSession session(model, *loaded->backend, loaded->contextSize);
         inference::Generator generator(session, tokenizer);
         inference::GenerationParams params;
         params.maxTokens = *n;
