@@ -508,8 +508,10 @@ int cmdBench(Context& ctx) {
         ctx.out << "memory read bandwidth (measured): " << QString::number(bandwidth / 1e9, 'f', 1) << " GB/s\n";
         ctx.out << QStringLiteral("%1  %2  %3  %4  %5\n").arg("threads", 7).arg(QStringLiteral("prefill t/s (p%1)").arg(*prefill), 18)
                        .arg(QStringLiteral("decode t/s (n%1)").arg(*decode), 17).arg("weights GB/s", 12).arg("of bandwidth", 12);
+        QStringList backends;
         for (int t : threads) {
             const auto run = inference::benchmark(model, t, *prefill, *decode);
+            backends << QString::fromStdString(run.backend);
             ctx.out << QStringLiteral("%1  %2  %3  %4  %5\n")
                            .arg(t, 7)
                            .arg(run.prefillTokensPerSecond, 18, 'f', 1)
@@ -518,7 +520,7 @@ int cmdBench(Context& ctx) {
                            .arg(QStringLiteral("%1%").arg(100.0 * run.weightBytesPerSecond / bandwidth, 0, 'f', 0), 12);
             ctx.out.flush();
         }
-        ctx.out << "backend: " << QString::fromStdString(inference::benchmark(model, threads.front(), 0, 0).backend) << "\n";
+        ctx.out << "backends: " << backends.join(QStringLiteral("; ")) << "\n";
     } catch (const inference::FormatError& e) {
         ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
         return kFailed;

@@ -1,5 +1,6 @@
 #include "inference/llm/generator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 
@@ -84,7 +85,8 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
 
     Sampler sampler(params.sampling);
     // The reply continues the prompt's text, if the prompt has any (not just BOS).
-    Detokenizer detokenizer(tokenizer_, false, tokenizer_.decode(prompt).empty());
+    const bool promptHasText = std::any_of(prompt.begin(), prompt.end(), [&](TokenId t) { return !tokenizer_.tokenBytes(t).empty(); });
+    Detokenizer detokenizer(tokenizer_, false, !promptHasText);
     std::vector<TokenId> history(prompt.begin(), prompt.end());
     std::vector<float> work;
     std::string pending;  // text not yet handed out (may start a stop string)
