@@ -13,7 +13,12 @@ if(NOT _lumen_cuda STREQUAL "OFF")
             set(CMAKE_CUDA_ARCHITECTURES 80 86 89 90)
         endif()
         enable_language(CUDA)
-        set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no CUDA20 dialect for nvcc
+        # CMake 3.25 knows no C++20 dialect for nvcc (12 and newer support it): name the flag.
+        if(NOT DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+            set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+            set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+        endif()
+        set(CMAKE_CUDA_STANDARD 20)
         set(CMAKE_CUDA_STANDARD_REQUIRED ON)
         find_package(CUDAToolkit REQUIRED)
         set(LUMEN_HAVE_CUDA ON)

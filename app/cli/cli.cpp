@@ -348,33 +348,96 @@ std::optional<T> numberOption(Context& ctx, const char* name, T fallback, T low,
     return static_cast<T>(v);
 }
 
+// Where a model's layers run: the CPU always, plus a GPU for `gpuLayers` of them (the last).
+struct Placement {
+    std::unique_ptr<inference::Backend> cpu, gpu;
+    std::int64_t gpuLayers = 0, layers = 0;
+    inference::LayerSplit split() const { return {cpu.get(), gpu.get(), gpuLayers}; }
+    QString describe() const {
+        const auto name = [](const inference::Backend& b) { return QString::fromUtf8(b.name().data(), static_cast<qsizetype>(b.name().size())); };
+        if (gpuLayers == 0) return name(*cpu);
+        if (gpuLayers == layers) return name(*gpu);
+        return QStringLiteral("%1 (%2 of %3 layers) and %4").arg(name(*gpu)).arg(gpuLayers).arg(layers).arg(name(*cpu));
+    }
+};
+
+// --gpu-layers: "auto" (the default: every layer that fits in the GPU's free memory, none
+// without a usable GPU), "all", or a number of layers. nullopt, with the reason printed, when
+// the request cannot be met.
+std::optional<Placement> placeModel(Context& ctx, const inference::LlamaModel& model, std::int64_t contextSize, int threads) {
+    const std::int64_t nLayers = model.config().nLayers;
+    const QString option = ctx.parser.value(QStringLiteral("gpu-layers")).trimmed().toLower();
+    std::int64_t wanted = -1;  // auto
+    if (option == QLatin1String("all")) {
+        wanted = nLayers;
+    } else if (!option.isEmpty() && option != QLatin1String("auto")) {
+        bool ok = false;
+        wanted = option.toLongLong(&ok);
+        if (!ok || wanted < 0) {
+            ctx.err << "lumen-cli: --gpu-layers takes auto, all or a number of layers, not '" << option << "'\n";
+            return std::nullopt;
+        }
+        wanted = std::min(wanted, nLayers);
+    }
+    Placement p;
+    p.layers = nLayers;
+    p.cpu = inference::makeCpuBackend({.threads = threads});
+    if (wanted == 0) return p;
+    try {
+        p.gpu = inference::makeCudaBackend();
+    } catch (const std::exception& e) {
+        if (wanted > 0) {
+            ctx.err << "lumen-cli: cannot use the GPU: " << QString::fromUtf8(e.what()) << "\n";
+            return std::nullopt;
+        }
+        if (inference::queryComputeDevices().cudaBuilt) ctx.err << "lumen-cli: computing on the CPU: " << QString::fromUtf8(e.what()) << "\n";
+        return p;
+    }
+    const auto devices = inference::queryComputeDevices();
+    const std::uint64_t freeBytes = devices.gpus.empty() ? 0 : devices.gpus.front().freeMemory;
+    const std::int64_t fitting = model.gpuLayersFitting(freeBytes, contextSize);
+    if (wanted > fitting) {
+        ctx.err << "lumen-cli: " << wanted << " layers do not fit in the GPU's " << QString::fromStdString(inference::formatBytes(freeBytes))
+                << " of free memory; at most " << fitting << " do (try --gpu-layers " << fitting << " or a smaller --ctx-size)\n";
+        return std::nullopt;
+    }
+    p.gpuLayers = wanted < 0 ? fitting : wanted;
+    if (wanted < 0 && fitting < nLayers)
+        ctx.err << "lumen-cli: " << fitting << " of " << nLayers << " layers fit in the GPU's free memory; the rest run on the CPU\n";
+    if (p.gpuLayers == 0) p.gpu.reset();
+    return p;
+}
+
 // A model ready to generate with, shared by generate and chat.
 struct LoadedModel {
     std::shared_ptr<const inference::GgufFile> file;
     std::shared_ptr<inference::LlamaModel> model;
     std::optional<inference::Tokenizer> tokenizer;
-    std::unique_ptr<inference::Backend> backend;
+    Placement placement;
     std::int64_t contextSize = 0;
 };
 
 // Loads the model named by --model for a context of ctxSize tokens (0: the model's, at most
-// 4096) on `threads` threads. nullopt, with the reason printed, when it will not fit in free
-// memory; engine errors (bad file, unsupported model) are thrown.
+// 4096) on `threads` threads and the GPU (--gpu-layers). nullopt, with the reason printed, when
+// it will not fit in free memory; engine errors (bad file, unsupported model) are thrown.
 std::optional<LoadedModel> loadForGeneration(Context& ctx, int ctxSize, int threads) {
     LoadedModel m;
     m.file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(ctx.parser.value(QStringLiteral("model")).toStdString()));
     m.model = inference::LlamaModel::load(m.file);
     m.tokenizer.emplace(inference::Tokenizer::fromGguf(*m.file));
     m.contextSize = ctxSize > 0 ? ctxSize : std::min<std::int64_t>(m.model->config().contextLength, 4096);
+    auto placement = placeModel(ctx, *m.model, m.contextSize, threads);
+    if (!placement) return std::nullopt;
+    m.placement = std::move(*placement);
     const auto need = m.model->estimateMemory(m.contextSize);
-    if (const auto available = inference::availableMemory(); available && need.total() > *available) {
+    // Weights are mapped from the file, not copied: only the cache of CPU layers takes RAM.
+    if (const auto available = inference::availableMemory(); m.placement.gpuLayers == 0 && available && need.total() > *available) {
         ctx.err << "lumen-cli: this model needs about " << QString::fromStdString(inference::formatBytes(need.total()))
                 << " (weights " << QString::fromStdString(inference::formatBytes(need.weights)) << ", KV cache "
                 << QString::fromStdString(inference::formatBytes(need.kvCache)) << ") but only "
                 << QString::fromStdString(inference::formatBytes(*available)) << " is free; try a smaller --ctx-size\n";
         return std::nullopt;
     }
-    m.backend = inference::makeCpuBackend({.threads = threads});
     return m;
 }
 
@@ -411,7 +474,8 @@ int cmdGenerate(Context& ctx) {
         auto loaded = loadForGeneration(ctx, *ctxSize, *threads);
         if (!loaded) return kFailed;
         const auto& tokenizer = *loaded->tokenizer;
-        inference::LlamaSession session(loaded->model, *loaded->backend, loaded->contextSize);
+        inference::LlamaSession session(loaded->model, loaded->placement.split(), loaded->contextSize);
+        ctx.err << "running on " << loaded->placement.describe() << "\n";
         const double loadMs = static_cast<double>(loadTimer.nsecsElapsed()) / 1e6;
 
         std::vector<inference::TokenId> prompt;
@@ -479,7 +543,7 @@ int cmdGenerate(Context& ctx) {
 int cmdBench(Context& ctx) {
     const QString modelPath = ctx.parser.value(QStringLiteral("model"));
     if (modelPath.isEmpty() || !ctx.positional.isEmpty()) {
-        ctx.err << "lumen-cli: bench needs --model M.gguf [-p 512] [-n 128] [-t 1,2]\n";
+        ctx.err << "lumen-cli: bench needs --model M.gguf [-p 512] [-n 128] [-t 1,2] [--gpu-layers N]\n";
         return kUsage;
     }
     const auto prefill = numberOption<int>(ctx, "p", 512, 0, 1 << 16);
@@ -500,26 +564,43 @@ int cmdBench(Context& ctx) {
         auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(modelPath.toStdString()));
         const auto model = inference::LlamaModel::load(file);
         const auto& c = model->config();
-        const double bandwidth = inference::measureReadBandwidth(*std::max_element(threads.begin(), threads.end()));
+        const std::int64_t contextSize = *prefill + *decode + 2;
+        auto placement = placeModel(ctx, *model, std::max<std::int64_t>(contextSize, 16), threads.front());
+        if (!placement) return kFailed;
+        // Decoding reads every weight once per token: compare with the bandwidth of the memory
+        // the weights sit in (the GPU's peak when all layers are there, else measured RAM).
+        const bool allOnGpu = placement->gpuLayers == c.nLayers;
+        const auto devices = inference::queryComputeDevices();
+        const double gpuPeak = allOnGpu && !devices.gpus.empty() ? devices.gpus.front().memoryBandwidth : 0.0;
+        const double bandwidth = allOnGpu ? gpuPeak : inference::measureReadBandwidth(*std::max_element(threads.begin(), threads.end()));
         const auto perToken = inference::weightBytesPerToken(*model);
         ctx.out << QString::fromStdString(c.architecture) << " dim " << c.dim << ", " << c.nLayers << " layers, " << c.nHeads << "/"
                 << c.nKvHeads << " heads, FFN " << c.ffnDim << ", vocab " << c.vocabSize << "; "
                 << QString::fromStdString(inference::formatBytes(perToken)) << " of weights read per token\n";
-        ctx.out << "memory read bandwidth (measured): " << QString::number(bandwidth / 1e9, 'f', 1) << " GB/s\n";
-        ctx.out << QStringLiteral("%1  %2  %3  %4  %5\n").arg("threads", 7).arg(QStringLiteral("prefill t/s (p%1)").arg(*prefill), 18)
-                       .arg(QStringLiteral("decode t/s (n%1)").arg(*decode), 17).arg("weights GB/s", 12).arg("of bandwidth", 12);
+        if (allOnGpu)
+            ctx.out << "GPU memory bandwidth (peak, from clock and bus width): " << QString::number(bandwidth / 1e9, 'f', 1) << " GB/s\n";
+        else
+            ctx.out << "memory read bandwidth (measured): " << QString::number(bandwidth / 1e9, 'f', 1) << " GB/s\n";
+        ctx.out << QStringLiteral("%1  %2  %3  %4  %5  %6\n").arg("threads", 7).arg(QStringLiteral("prefill t/s (p%1)").arg(*prefill), 18)
+                       .arg(QStringLiteral("TTFT ms"), 9).arg(QStringLiteral("decode t/s (n%1)").arg(*decode), 17).arg("weights GB/s", 12)
+                       .arg("of bandwidth", 12);
         QStringList backends;
-        for (int t : threads) {
-            const auto run = inference::benchmark(model, t, *prefill, *decode);
+        for (std::size_t i = 0; i < threads.size(); ++i) {
+            const int t = threads[i];
+            // One GPU backend serves every thread count; the CPU side is made per count.
+            if (i > 0) placement->cpu = inference::makeCpuBackend({.threads = t});
+            const auto run = inference::benchmark(model, placement->split(), *prefill, *decode);
             backends << QString::fromStdString(run.backend);
-            ctx.out << QStringLiteral("%1  %2  %3  %4  %5\n")
+            ctx.out << QStringLiteral("%1  %2  %3  %4  %5  %6\n")
                            .arg(t, 7)
                            .arg(run.prefillTokensPerSecond, 18, 'f', 1)
+                           .arg(run.prefillSeconds * 1000.0, 9, 'f', 1)
                            .arg(run.decodeTokensPerSecond, 17, 'f', 1)
                            .arg(run.weightBytesPerSecond / 1e9, 12, 'f', 2)
-                           .arg(QStringLiteral("%1%").arg(100.0 * run.weightBytesPerSecond / bandwidth, 0, 'f', 0), 12);
+                           .arg(bandwidth > 0 ? QStringLiteral("%1%").arg(100.0 * run.weightBytesPerSecond / bandwidth, 0, 'f', 0) : QStringLiteral("-"), 12);
             ctx.out.flush();
         }
+        backends.removeDuplicates();
         ctx.out << "backends: " << backends.join(QStringLiteral("; ")) << "\n";
     } catch (const inference::FormatError& e) {
         ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
@@ -560,7 +641,7 @@ int cmdChat(Context& ctx) {
             ctx.err << " )\n";
             return kFailed;
         }
-        inference::LlamaSession session(model, *loaded->backend, loaded->contextSize);
+        inference::LlamaSession session(model, loaded->placement.split(), loaded->contextSize);
         inference::Generator generator(session, tokenizer);
         inference::GenerationParams params;
         params.maxTokens = *n;
@@ -577,7 +658,7 @@ int cmdChat(Context& ctx) {
         const auto& vocab = tokenizer.vocabulary();
         const std::string bosText = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
         ctx.err << "Chatting with " << QString::fromStdString(model->config().architecture) << " (" << QString::fromStdString(chatTemplate->name())
-                << "). /reset starts over, /exit or Ctrl+D ends.\n";
+                << ") on " << loaded->placement.describe() << ". /reset starts over, /exit or Ctrl+D ends.\n";
         while (true) {
             ctx.err << "> ";
             ctx.err.flush();
@@ -637,7 +718,7 @@ struct Command {
 const std::map<QString, Command>& commands() {
     static const std::map<QString, Command> table = {
         {QStringLiteral("info"), {"CPU features, GPUs and where the database is", cmdInfo}},
-        {QStringLiteral("bench"), {"prefill and decode speed: bench --model M.gguf [-p 512] [-n 128] [-t 1,2]", cmdBench}},
+        {QStringLiteral("bench"), {"prefill and decode speed: bench --model M.gguf [-p 512] [-n 128] [-t 1,2] [--gpu-layers N]", cmdBench}},
         {QStringLiteral("generate"), {"generate text: generate --model M.gguf (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temp T] ...", cmdGenerate}},
         {QStringLiteral("template"), {"render a chat template: template (--model M.gguf | --file T.jinja | --builtin NAME) --context C.json", cmdTemplate}},
         {QStringLiteral("tokenize"), {"text to token ids: tokenize --model M.gguf [--ids] [--no-bos] [--parse-special] TEXT", cmdTokenize}},
@@ -687,6 +768,8 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("seed"), QStringLiteral("generate: random seed (default 0)."), QStringLiteral("S")},
         {QStringLiteral("ctx-size"), QStringLiteral("generate, chat: context size in tokens (default: the model's, at most 4096)."), QStringLiteral("N")},
         {QStringLiteral("threads"), QStringLiteral("generate, chat: CPU threads (default: the physical cores)."), QStringLiteral("N")},
+        {QStringLiteral("gpu-layers"), QStringLiteral("generate, chat, bench: layers to run on the GPU: auto (default: all that fit), all, or N."),
+         QStringLiteral("N")},
         {QStringLiteral("stop"), QStringLiteral("generate: stop when this text appears (repeatable)."), QStringLiteral("TEXT")},
         {QStringLiteral("logits-out"), QStringLiteral("generate: write every position's logits as raw float32 to FILE."), QStringLiteral("FILE")},
         {QStringLiteral("builtin"), QStringLiteral("template, chat: a built-in chat template by name."), QStringLiteral("NAME")},

@@ -1,10 +1,13 @@
 #pragma once
-// The op interface every compute backend implements (CPU now, CUDA later). Model forward passes
-// are written once against it. Activation pointers (float*) address the backend's own memory,
-// obtained from alloc(); only the CPU backend's memory may be read directly by the host.
+// The op interface every compute backend implements (the CPU and CUDA backends). Model forward
+// passes are written once against it. Activation pointers (float*) address the backend's own
+// memory, obtained from alloc(); only the CPU backend's memory may be read directly by the host.
+// Ops that take `rows` work on that many consecutive rows at once (a prompt's tokens), so a
+// backend can run them as one launch or split them across threads.
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "inference/core/tensor.h"
@@ -17,11 +20,30 @@ enum class RopeStyle {
 };
 
 // Keys and values of every position so far, for one layer: (nCtx, nKvHeads * headDim) each,
-// stored as F16 (the default) or F32.
+// stored as F16 (the default) or F32, in the backend's memory.
 struct KvLayer {
     DType dtype = DType::F16;
     void* keys = nullptr;
     void* values = nullptr;
+};
+
+// Rotary position embedding of rows of (nHeads * headDim) values: pair i of the first nRot
+// dimensions of each head turns by pos * freqBase^(-2i/nRot), divided by freqFactors[i] when
+// given (Llama 3 RoPE scaling stores these as rope_freqs.weight, nRot/2 F32 values).
+struct RopeSpec {
+    std::int64_t nHeads = 0;
+    std::int64_t headDim = 0;
+    std::int64_t nRot = 0;
+    float freqBase = 10000.0f;
+    RopeStyle style = RopeStyle::Interleaved;
+    const Tensor* freqFactors = nullptr;
+};
+
+// Grouped-query attention: query head h reads KV head h / (nHeads / nKvHeads).
+struct AttentionSpec {
+    std::int64_t nHeads = 0;
+    std::int64_t nKvHeads = 0;
+    std::int64_t headDim = 0;
 };
 
 class Backend {
@@ -32,35 +54,40 @@ public:
     // Backend memory for n floats (zeroed), freed with the returned handle.
     virtual std::shared_ptr<float[]> alloc(std::int64_t n) = 0;
     virtual std::shared_ptr<void> allocBytes(std::int64_t bytes) = 0;
+    // Makes weight tensors usable by the ops below. The CPU reads them where they are mapped;
+    // the CUDA backend copies each to the device once (later calls with the same tensor are free)
+    // and throws std::runtime_error when device memory runs out.
+    virtual void prepareWeights(std::span<const Tensor* const> weights) { (void)weights; }
+    // Drops every copy prepareWeights made: call it before the model they came from goes away
+    // if the backend lives on to serve another model.
+    virtual void releaseWeights() {}
+    // Copies n floats between host memory and backend memory.
+    virtual void upload(const float* src, float* dst, std::int64_t n) = 0;
+    virtual void download(const float* src, float* dst, std::int64_t n) = 0;
 
-    // y[r] = sum_c w[r][c] * x[c] for every row r of w; x has w.rowLength() elements.
-    virtual void matvec(const Tensor& w, const float* x, float* y) = 0;
     // Y = X W^T for n activation rows: x is (n, w.rowLength()), y is (n, w.rows()). Each weight
-    // row is read once for all n rows (prefill).
+    // row is read once for all n rows (prefill); n == 1 is a matrix-vector product (decode).
     virtual void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) = 0;
-    // y = x + bias (bias: an F32 or F16 vector of n elements).
-    virtual void addBias(float* y, const Tensor& bias, std::int64_t n) = 0;
-    // y = x / rms(x) * weight, over n elements.
-    virtual void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, float* y) = 0;
-    // Rotates the first nRot dimensions of each of nHeads heads of x for position pos:
-    // pair i turns by pos * freqBase^(-2i/nRot), divided by freqFactors[i] when given (Llama 3
-    // RoPE scaling stores these factors in the file as rope_freqs.weight, nRot/2 F32 values).
-    virtual void rope(float* x, std::int64_t nHeads, std::int64_t headDim, std::int64_t nRot, std::int64_t pos,
-                      float freqBase, RopeStyle style, const float* freqFactors = nullptr) = 0;
-    // Stores k and v (nKvHeads * headDim each) at position pos of a layer's cache.
-    virtual void storeKv(const KvLayer& layer, std::int64_t pos, std::int64_t kvDim, const float* k, const float* v) = 0;
-    // Causal attention of one query position over positions 0..pos of the cache (grouped-query:
-    // query head h reads KV head h / (nHeads / nKvHeads)); out has nHeads * headDim elements.
-    virtual void attention(const float* q, const KvLayer& layer, std::int64_t pos, std::int64_t nHeads,
-                           std::int64_t nKvHeads, std::int64_t headDim, float* scratch, float* out) = 0;
+    void matvec(const Tensor& w, const float* x, float* y) { matmul(w, x, 1, y); }
+    // Each of `rows` rows of y (n elements) += bias (an F32, F16 or BF16 vector of n elements).
+    virtual void addBias(float* y, const Tensor& bias, std::int64_t n, std::int64_t rows) = 0;
+    // Each row: y = x / rms(x) * weight, over n elements.
+    virtual void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, std::int64_t rows, float* y) = 0;
+    // Rotates `rows` rows of x in place; row i is at position pos0 + i.
+    virtual void rope(float* x, std::int64_t rows, std::int64_t pos0, const RopeSpec& spec) = 0;
+    // Stores `rows` rows of k and v (kvDim each) at positions pos0.. of a layer's cache.
+    virtual void storeKv(const KvLayer& layer, std::int64_t pos0, std::int64_t rows, std::int64_t kvDim, const float* k,
+                         const float* v) = 0;
+    // Causal attention: query row i (nHeads * headDim values) is at position pos0 + i and attends
+    // to cache positions 0..pos0 + i. out has the same shape as q.
+    virtual void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
+                           float* out) = 0;
     // gate[i] = silu(gate[i]) * up[i]
     virtual void siluMul(float* gate, const float* up, std::int64_t n) = 0;
     // x[i] += y[i]
     virtual void add(float* x, const float* y, std::int64_t n) = 0;
-    // out = row `row` of an embedding table, dequantized.
-    virtual void embedRow(const Tensor& table, std::int64_t row, float* out) = 0;
-    // Copies n floats of backend memory to the host.
-    virtual void download(const float* src, float* dst, std::int64_t n) = 0;
+    // Row i of out = row tokens[i] of an embedding table, dequantized (tokens are host memory).
+    virtual void embedRows(const Tensor& table, std::span<const std::int32_t> tokens, float* out) = 0;
 };
 
 struct CpuOptions {
@@ -69,5 +96,13 @@ struct CpuOptions {
 };
 
 std::unique_ptr<Backend> makeCpuBackend(const CpuOptions& options = {});
+
+struct CudaOptions {
+    int device = 0;
+};
+
+// The CUDA backend on one GPU. Throws std::runtime_error saying why when it cannot be used (a
+// build without CUDA, no driver or device, cuBLAS missing); callers fall back to the CPU.
+std::unique_ptr<Backend> makeCudaBackend(const CudaOptions& options = {});
 
 }  // namespace lumen::inference

@@ -17,6 +17,7 @@ struct GpuInfo {
     std::uint64_t totalMemory = 0;  // bytes
     std::uint64_t freeMemory = 0;   // bytes, at the time of the query
     int multiprocessors = 0;
+    double memoryBandwidth = 0;  // peak, bytes/s, from the memory clock and bus width (0: unknown)
 };
 
 struct ComputeDevices {

@@ -1,6 +1,7 @@
 // The CPU backend. Every op here is the scalar reference: the spec that SIMD and CUDA versions
 // are checked against.
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -63,80 +64,104 @@ public:
                                      [](void* p) { delete[] static_cast<std::uint8_t*>(p); });
     }
 
-    void matvec(const Tensor& w, const float* x, float* y) override { multiply(w, x, 1, y); }
+    void upload(const float* src, float* dst, std::int64_t n) override {
+        std::memcpy(dst, src, static_cast<std::size_t>(n) * 4);
+    }
+    void download(const float* src, float* dst, std::int64_t n) override {
+        std::memcpy(dst, src, static_cast<std::size_t>(n) * 4);
+    }
+
     void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) override { multiply(w, x, n, y); }
 
-    void addBias(float* y, const Tensor& bias, std::int64_t n) override {
-        for (std::int64_t i = 0; i < n; ++i) y[i] += loadVector(bias, i);
+    void addBias(float* y, const Tensor& bias, std::int64_t n, std::int64_t rows) override {
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] += loadVector(bias, i);
     }
 
-    void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, float* y) override {
-        double sum = 0.0;
-        for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
-        const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
-        for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * loadVector(weight, i);
+    void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, std::int64_t rows, float* y) override {
+        for (std::int64_t r = 0; r < rows; ++r) {
+            const float* xr = x + r * n;
+            float* yr = y + r * n;
+            double sum = 0.0;
+            for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(xr[i]) * xr[i];
+            const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
+            for (std::int64_t i = 0; i < n; ++i) yr[i] = xr[i] * scale * loadVector(weight, i);
+        }
     }
 
-    void rope(float* x, std::int64_t nHeads, std::int64_t headDim, std::int64_t nRot, std::int64_t pos, float freqBase,
-              RopeStyle style, const float* freqFactors) override {
-        for (std::int64_t h = 0; h < nHeads; ++h) {
-            float* v = x + h * headDim;
-            for (std::int64_t i = 0; i < nRot / 2; ++i) {
-                // theta_i = pos * base^(-2i / nRot)
-                float theta = static_cast<float>(pos) * std::pow(freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(nRot));
-                if (freqFactors) theta /= freqFactors[i];
-                const float c = std::cos(theta), s = std::sin(theta);
-                const std::int64_t a = style == RopeStyle::Interleaved ? 2 * i : i;
-                const std::int64_t b = style == RopeStyle::Interleaved ? 2 * i + 1 : i + nRot / 2;
-                const float x0 = v[a], x1 = v[b];
-                v[a] = x0 * c - x1 * s;
-                v[b] = x0 * s + x1 * c;
+    void rope(float* x, std::int64_t rows, std::int64_t pos0, const RopeSpec& spec) override {
+        const auto* factors = spec.freqFactors && spec.freqFactors->data ? reinterpret_cast<const float*>(spec.freqFactors->data) : nullptr;
+        const std::int64_t half = spec.nRot / 2;
+        for (std::int64_t r = 0; r < rows; ++r) {
+            const auto pos = static_cast<float>(pos0 + r);
+            for (std::int64_t h = 0; h < spec.nHeads; ++h) {
+                float* v = x + (r * spec.nHeads + h) * spec.headDim;
+                for (std::int64_t i = 0; i < half; ++i) {
+                    // theta_i = pos * base^(-2i / nRot)
+                    float theta = pos * std::pow(spec.freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(spec.nRot));
+                    if (factors) theta /= factors[i];
+                    const float c = std::cos(theta), s = std::sin(theta);
+                    const std::int64_t a = spec.style == RopeStyle::Interleaved ? 2 * i : i;
+                    const std::int64_t b = spec.style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
+                    const float x0 = v[a], x1 = v[b];
+                    v[a] = x0 * c - x1 * s;
+                    v[b] = x0 * s + x1 * c;
+                }
             }
         }
     }
 
-    void storeKv(const KvLayer& layer, std::int64_t pos, std::int64_t kvDim, const float* k, const float* v) override {
+    void storeKv(const KvLayer& layer, std::int64_t pos0, std::int64_t rows, std::int64_t kvDim, const float* k,
+                 const float* v) override {
+        const std::int64_t n = rows * kvDim;
         if (layer.dtype == DType::F16) {
-            auto* keys = static_cast<std::uint16_t*>(layer.keys) + pos * kvDim;
-            auto* values = static_cast<std::uint16_t*>(layer.values) + pos * kvDim;
-            for (std::int64_t i = 0; i < kvDim; ++i) {
+            auto* keys = static_cast<std::uint16_t*>(layer.keys) + pos0 * kvDim;
+            auto* values = static_cast<std::uint16_t*>(layer.values) + pos0 * kvDim;
+            for (std::int64_t i = 0; i < n; ++i) {
                 keys[i] = floatToHalf(k[i]);
                 values[i] = floatToHalf(v[i]);
             }
         } else {
-            std::memcpy(static_cast<float*>(layer.keys) + pos * kvDim, k, static_cast<std::size_t>(kvDim) * 4);
-            std::memcpy(static_cast<float*>(layer.values) + pos * kvDim, v, static_cast<std::size_t>(kvDim) * 4);
+            std::memcpy(static_cast<float*>(layer.keys) + pos0 * kvDim, k, static_cast<std::size_t>(n) * 4);
+            std::memcpy(static_cast<float*>(layer.values) + pos0 * kvDim, v, static_cast<std::size_t>(n) * 4);
         }
     }
 
-    void attention(const float* q, const KvLayer& layer, std::int64_t pos, std::int64_t nHeads, std::int64_t nKvHeads,
-                   std::int64_t headDim, float* scratch, float* out) override {
-        const std::int64_t kvDim = nKvHeads * headDim;
-        const std::int64_t group = nHeads / nKvHeads;
+    void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
+                   float* out) override {
+        const std::int64_t headDim = spec.headDim, kvDim = spec.nKvHeads * headDim, group = spec.nHeads / spec.nKvHeads;
         const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
-        for (std::int64_t h = 0; h < nHeads; ++h) {
-            const float* qh = q + h * headDim;
-            const std::int64_t kvHead = h / group;
-            // Scores against every key so far, then a softmax over them.
-            float maxScore = -INFINITY;
-            for (std::int64_t t = 0; t <= pos; ++t) {
-                float s = 0.0f;
-                for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * kvDim + kvHead * headDim + d);
-                scratch[t] = s * scale;
-                maxScore = std::max(maxScore, scratch[t]);
+        // One task per (row, head); each range keeps its own score buffer.
+        const auto body = [&](std::int64_t begin, std::int64_t end) {
+            std::vector<float> scores(static_cast<std::size_t>(pos0 + rows));
+            for (std::int64_t task = begin; task < end; ++task) {
+                const std::int64_t r = task / spec.nHeads, h = task % spec.nHeads, last = pos0 + r;
+                const float* qh = q + task * headDim;
+                const std::int64_t kvOffset = (h / group) * headDim;
+                // Scores against every key so far, then a softmax over them.
+                float maxScore = -INFINITY;
+                for (std::int64_t t = 0; t <= last; ++t) {
+                    float s = 0.0f;
+                    for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * kvDim + kvOffset + d);
+                    scores[static_cast<std::size_t>(t)] = s * scale;
+                    maxScore = std::max(maxScore, s * scale);
+                }
+                float sum = 0.0f;
+                for (std::int64_t t = 0; t <= last; ++t) {
+                    scores[static_cast<std::size_t>(t)] = std::exp(scores[static_cast<std::size_t>(t)] - maxScore);
+                    sum += scores[static_cast<std::size_t>(t)];
+                }
+                float* oh = out + task * headDim;
+                for (std::int64_t d = 0; d < headDim; ++d) oh[d] = 0.0f;
+                for (std::int64_t t = 0; t <= last; ++t) {
+                    const float weight = scores[static_cast<std::size_t>(t)] / sum;
+                    for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * kvDim + kvOffset + d);
+                }
             }
-            float sum = 0.0f;
-            for (std::int64_t t = 0; t <= pos; ++t) {
-                scratch[t] = std::exp(scratch[t] - maxScore);
-                sum += scratch[t];
-            }
-            float* oh = out + h * headDim;
-            for (std::int64_t d = 0; d < headDim; ++d) oh[d] = 0.0f;
-            for (std::int64_t t = 0; t <= pos; ++t) {
-                const float weight = scratch[t] / sum;
-                for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * kvDim + kvHead * headDim + d);
-            }
-        }
+        };
+        const std::int64_t tasks = rows * spec.nHeads;
+        if (tasks * (pos0 + rows) * headDim < kParallelThreshold) body(0, tasks);
+        else pool_.parallelFor(tasks, body);
     }
 
     void siluMul(float* gate, const float* up, std::int64_t n) override {
@@ -147,12 +172,9 @@ public:
         for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
     }
 
-    void embedRow(const Tensor& table, std::int64_t row, float* out) override {
-        dequantize(table.dtype, table.row(row), out, table.rowLength());
-    }
-
-    void download(const float* src, float* dst, std::int64_t n) override {
-        std::memcpy(dst, src, static_cast<std::size_t>(n) * 4);
+    void embedRows(const Tensor& table, std::span<const std::int32_t> tokens, float* out) override {
+        for (std::size_t i = 0; i < tokens.size(); ++i)
+            dequantize(table.dtype, table.row(tokens[i]), out + static_cast<std::int64_t>(i) * table.rowLength(), table.rowLength());
     }
 
 private:

@@ -35,6 +35,10 @@ std::vector<GpuInfo> queryDevices(std::string& whyNone) {
         info.computeMinor = prop.minor;
         info.totalMemory = prop.totalGlobalMem;
         info.multiprocessors = prop.multiProcessorCount;
+        int memoryClockKhz = 0, busBits = 0;
+        if (cudaDeviceGetAttribute(&memoryClockKhz, cudaDevAttrMemoryClockRate, i) == cudaSuccess &&
+            cudaDeviceGetAttribute(&busBits, cudaDevAttrGlobalMemoryBusWidth, i) == cudaSuccess)
+            info.memoryBandwidth = 2.0 * memoryClockKhz * 1000.0 * busBits / 8.0;  // double data rate
         size_t freeBytes = 0, totalBytes = 0;
         if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&freeBytes, &totalBytes) == cudaSuccess)
             info.freeMemory = freeBytes;

@@ -25,19 +25,25 @@ std::uint64_t weightBytesPerToken(const LlamaModel& model) {
     return bytes + static_cast<std::uint64_t>(w.tokenEmbedding.rowBytes());
 }
 
-BenchRun benchmark(std::shared_ptr<const LlamaModel> model, int threads, int prefill, int decode) {
-    auto backend = makeCpuBackend({.threads = threads, .simd = true});
+BenchRun benchmark(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, int prefill, int decode) {
     const auto& c = model->config();
-    LlamaSession session(model, *backend, std::max<std::int64_t>(prefill + decode + 1, 16));
-    std::mt19937 rng(1);
+    LlamaSession session(model, split, std::max<std::int64_t>(prefill + decode + 2, 16));
     BenchRun run;
-    run.threads = threads;
-    run.backend = std::string(backend->name());
+    if (split.gpuLayers < c.nLayers) run.backend = std::string(split.cpu->name());
+    if (split.gpuLayers > 0) run.backend += (run.backend.empty() ? "" : " + ") + std::string(split.gpu->name()) + " (" + std::to_string(split.gpuLayers) + " layers)";
+    std::mt19937 rng(1);
     run.prefillTokens = prefill;
     run.decodeTokens = decode;
     const std::vector<float>* logits = nullptr;
     std::vector<std::int32_t> prompt(static_cast<std::size_t>(prefill));
     for (auto& t : prompt) t = static_cast<std::int32_t>(rng() % static_cast<unsigned>(c.vocabSize));
+    // A GPU warms up first: the weights' upload, cuBLAS's set-up and the first allocation of the
+    // prompt's buffers happen once per model, not once per prompt.
+    if (split.gpuLayers > 0) {
+        if (prefill > 1) session.prefill(prompt);
+        session.decode(1);
+        session.truncate(0);
+    }
     const auto t0 = Clock::now();
     if (prefill > 0) logits = &session.prefill(prompt);
     const auto t1 = Clock::now();
@@ -47,7 +53,8 @@ BenchRun benchmark(std::shared_ptr<const LlamaModel> model, int threads, int pre
         next = static_cast<std::int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
     }
     const auto t2 = Clock::now();
-    if (prefill > 0) run.prefillTokensPerSecond = prefill / seconds(t0, t1);
+    run.prefillSeconds = seconds(t0, t1);
+    if (prefill > 0) run.prefillTokensPerSecond = prefill / run.prefillSeconds;
     if (decode > 0) {
         run.decodeTokensPerSecond = decode / seconds(t1, t2);
         run.weightBytesPerSecond = run.decodeTokensPerSecond * static_cast<double>(weightBytesPerToken(*model));

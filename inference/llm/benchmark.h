@@ -11,20 +11,21 @@
 namespace lumen::inference {
 
 struct BenchRun {
-    int threads = 1;
     std::string backend;
     int prefillTokens = 0;
     int decodeTokens = 0;
     double prefillTokensPerSecond = 0;
     double decodeTokensPerSecond = 0;
+    double prefillSeconds = 0;        // the time to the first token of a prompt this long
     double weightBytesPerSecond = 0;  // while decoding
 };
 
 // Bytes of weights one decode step reads: every matrix once, one row of the embedding table.
 std::uint64_t weightBytesPerToken(const LlamaModel& model);
 
-// Runs `prefill` random prompt tokens, then `decode` greedy steps, in a fresh session.
-BenchRun benchmark(std::shared_ptr<const LlamaModel> model, int threads, int prefill, int decode);
+// Runs `prefill` random prompt tokens, then `decode` greedy steps, in a fresh session with the
+// layers placed as `split` says (after one warm-up step that also moves the weights to a GPU).
+BenchRun benchmark(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, int prefill, int decode);
 
 // Sustained read bandwidth of main memory (bytes/s), reading a 512 MiB buffer on `threads`
 // threads, best of three.

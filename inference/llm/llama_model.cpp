@@ -112,151 +112,194 @@ MemoryEstimate LlamaModel::estimateMemory(std::int64_t contextSize, DType kvType
     return m;
 }
 
+std::int64_t LlamaModel::gpuLayersFitting(std::uint64_t bytes, std::int64_t contextSize, DType kvType) const {
+    const auto& c = config_;
+    const auto& w = weights_;
+    const auto size = [](const Tensor& t) { return t.data ? static_cast<std::uint64_t>(t.rowBytes() * t.rows()) : 0ull; };
+    const std::uint64_t kvPerLayer = 2ull * static_cast<std::uint64_t>(contextSize * c.nKvHeads * c.headDim) * (kvType == DType::F16 ? 2 : 4);
+    // Activations for a 512-token prompt batch and the GEMM scratch, roughly.
+    const std::uint64_t scratch = 4ull * 512 * static_cast<std::uint64_t>(4 * c.dim + 2 * c.ffnDim + c.vocabSize) + (256ull << 20);
+    std::uint64_t used = size(w.output) + size(w.outputNorm) + size(w.ropeFreqs) + scratch;
+    if (used > bytes) return 0;
+    std::int64_t fitting = 0;
+    for (std::int64_t l = c.nLayers - 1; l >= 0; --l) {
+        const LlamaLayer& L = w.layers[static_cast<std::size_t>(l)];
+        std::uint64_t layer = kvPerLayer;
+        for (const Tensor* t : {&L.attnNorm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffnNorm, &L.wGate, &L.wUp, &L.wDown, &L.bq, &L.bk, &L.bv}) layer += size(*t);
+        if (used + layer > bytes) break;
+        used += layer;
+        ++fitting;
+    }
+    const bool tableSeparate = w.output.data != w.tokenEmbedding.data;
+    if (fitting == c.nLayers && tableSeparate && used + size(w.tokenEmbedding) > bytes) --fitting;
+    return fitting;
+}
+
 LlamaSession::LlamaSession(std::shared_ptr<const LlamaModel> model, Backend& backend, std::int64_t contextSize, DType kvType)
-    : model_(std::move(model)), backend_(backend), nCtx_(contextSize) {
+    : model_(std::move(model)), nCtx_(contextSize) {
+    init(std::vector<Backend*>(static_cast<std::size_t>(model_->config().nLayers), &backend), kvType);
+}
+
+LlamaSession::LlamaSession(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, std::int64_t contextSize, DType kvType)
+    : model_(std::move(model)), nCtx_(contextSize) {
+    const std::int64_t nLayers = model_->config().nLayers;
+    if (split.gpuLayers < 0 || split.gpuLayers > nLayers)
+        throw std::invalid_argument("gpu layers must be from 0 to " + std::to_string(nLayers) + ", not " + std::to_string(split.gpuLayers));
+    if ((split.gpuLayers < nLayers && !split.cpu) || (split.gpuLayers > 0 && !split.gpu))
+        throw std::invalid_argument("a layer split needs a backend for each side");
+    std::vector<Backend*> layers;
+    for (std::int64_t l = 0; l < nLayers; ++l) layers.push_back(l < nLayers - split.gpuLayers ? split.cpu : split.gpu);
+    init(layers, kvType);
+}
+
+void LlamaSession::init(const std::vector<Backend*>& layerBackends, DType kvType) {
     const LlamaConfig& c = model_->config();
+    const LlamaWeights& w = model_->weights();
     if (nCtx_ <= 0) throw std::invalid_argument("the context size must be positive");
     if (kvType != DType::F16 && kvType != DType::F32) throw std::invalid_argument("the KV cache must be F16 or F32");
+    for (std::int64_t l = 0; l < c.nLayers; ++l) {
+        Backend* b = layerBackends[static_cast<std::size_t>(l)];
+        if (stages_.empty() || stages_.back().backend != b) stages_.push_back({b, l, l, {}});
+        stages_.back().end = l + 1;
+    }
+    // Each stage's weights go to its backend first, so a GPU that is too small fails before
+    // any cache memory is taken.
+    for (std::size_t s = 0; s < stages_.size(); ++s) {
+        std::vector<const Tensor*> tensors;
+        if (s == 0) tensors.push_back(&w.tokenEmbedding);
+        if (s + 1 == stages_.size()) tensors.insert(tensors.end(), {&w.outputNorm, &w.output});
+        if (w.ropeFreqs.data) tensors.push_back(&w.ropeFreqs);
+        for (std::int64_t l = stages_[s].first; l < stages_[s].end; ++l) {
+            const LlamaLayer& L = w.layers[static_cast<std::size_t>(l)];
+            for (const Tensor* t : {&L.attnNorm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffnNorm, &L.wGate, &L.wUp, &L.wDown, &L.bq, &L.bk, &L.bv})
+                if (t->data) tensors.push_back(t);
+        }
+        stages_[s].backend->prepareWeights(tensors);
+    }
     const std::int64_t kvDim = c.nKvHeads * c.headDim;
     const std::int64_t kvBytes = nCtx_ * kvDim * (kvType == DType::F16 ? 2 : 4);
     for (std::int64_t l = 0; l < c.nLayers; ++l) {
-        kvMemory_.push_back(backend_.allocBytes(kvBytes));
-        kvMemory_.push_back(backend_.allocBytes(kvBytes));
+        Backend* b = layerBackends[static_cast<std::size_t>(l)];
+        kvMemory_.push_back(b->allocBytes(kvBytes));
+        kvMemory_.push_back(b->allocBytes(kvBytes));
         kv_.push_back({kvType, kvMemory_[kvMemory_.size() - 2].get(), kvMemory_.back().get()});
     }
-    const std::int64_t qDim = c.nHeads * c.headDim;
-    x_ = backend_.alloc(c.dim);
-    xb_ = backend_.alloc(c.dim);
-    q_ = backend_.alloc(qDim);
-    k_ = backend_.alloc(kvDim);
-    v_ = backend_.alloc(kvDim);
-    attOut_ = backend_.alloc(qDim);
-    att_ = backend_.alloc(c.dim);
-    gate_ = backend_.alloc(c.ffnDim);
-    up_ = backend_.alloc(c.ffnDim);
-    ffnOut_ = backend_.alloc(c.dim);
-    logitsDevice_ = backend_.alloc(c.vocabSize);
-    scratch_ = backend_.alloc(nCtx_);
+    for (auto& stage : stages_) reserve(stage, 1, false);
     logits_.resize(static_cast<std::size_t>(c.vocabSize));
+}
+
+void LlamaSession::reserve(Stage& stage, std::int64_t n, bool allLogits) {
+    const LlamaConfig& c = model_->config();
+    Buffers& b = stage.buffers;
+    Backend& be = *stage.backend;
+    const std::int64_t qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
+    if (n > b.capacity) {
+        b.x = be.alloc(n * c.dim);
+        b.xb = be.alloc(n * c.dim);
+        b.q = be.alloc(n * qDim);
+        b.k = be.alloc(n * kvDim);
+        b.v = be.alloc(n * kvDim);
+        b.attOut = be.alloc(n * qDim);
+        b.att = be.alloc(n * c.dim);
+        b.gate = be.alloc(n * c.ffnDim);
+        b.up = be.alloc(n * c.ffnDim);
+        b.ffn = be.alloc(n * c.dim);
+        b.capacity = n;
+        b.logits.reset();
+    }
+    if (&stage == &stages_.back()) {
+        const std::int64_t logitRows = allLogits ? b.capacity : 1;
+        if (!b.logits || (allLogits && logitsRows_ < logitRows)) {
+            b.logits = be.alloc(logitRows * c.vocabSize);
+            logitsRows_ = logitRows;
+        }
+    }
 }
 
 void LlamaSession::truncate(std::int64_t pos) { pos_ = std::clamp<std::int64_t>(pos, 0, pos_); }
 
 const std::vector<float>& LlamaSession::decode(std::int32_t token) {
-    const LlamaConfig& c = model_->config();
-    const LlamaWeights& w = model_->weights();
-    if (pos_ >= nCtx_)
-        throw std::out_of_range("the context is full (" + std::to_string(nCtx_) + " tokens)");
-    if (token < 0 || token >= c.vocabSize) throw std::out_of_range("token id " + std::to_string(token) + " is outside the vocabulary");
-    const std::int64_t kvDim = c.nKvHeads * c.headDim, qDim = c.nHeads * c.headDim;
-    float* x = x_.get();
-
-    // The token's embedding starts the residual stream.
-    backend_.embedRow(w.tokenEmbedding, token, x);
-    for (std::int64_t l = 0; l < c.nLayers; ++l) {
-        const LlamaLayer& L = w.layers[static_cast<std::size_t>(l)];
-        // Attention block: normalise, project to q/k/v, rotate q and k for this position.
-        backend_.rmsNorm(x, L.attnNorm, c.rmsEps, c.dim, xb_.get());
-        backend_.matvec(L.wq, xb_.get(), q_.get());
-        backend_.matvec(L.wk, xb_.get(), k_.get());
-        backend_.matvec(L.wv, xb_.get(), v_.get());
-        if (L.bq.data) backend_.addBias(q_.get(), L.bq, qDim);
-        if (L.bk.data) backend_.addBias(k_.get(), L.bk, kvDim);
-        if (L.bv.data) backend_.addBias(v_.get(), L.bv, kvDim);
-        const auto* factors = reinterpret_cast<const float*>(w.ropeFreqs.data);
-        backend_.rope(q_.get(), c.nHeads, c.headDim, c.ropeDims, pos_, c.ropeFreqBase, c.ropeStyle, factors);
-        backend_.rope(k_.get(), c.nKvHeads, c.headDim, c.ropeDims, pos_, c.ropeFreqBase, c.ropeStyle, factors);
-        // Remember k and v, attend over every position so far, project back, add to the stream.
-        backend_.storeKv(kv_[static_cast<std::size_t>(l)], pos_, kvDim, k_.get(), v_.get());
-        backend_.attention(q_.get(), kv_[static_cast<std::size_t>(l)], pos_, c.nHeads, c.nKvHeads, c.headDim, scratch_.get(), attOut_.get());
-        backend_.matvec(L.wo, attOut_.get(), att_.get());
-        backend_.add(x, att_.get(), c.dim);
-        // Feed-forward block: SwiGLU.
-        backend_.rmsNorm(x, L.ffnNorm, c.rmsEps, c.dim, xb_.get());
-        backend_.matvec(L.wGate, xb_.get(), gate_.get());
-        backend_.matvec(L.wUp, xb_.get(), up_.get());
-        backend_.siluMul(gate_.get(), up_.get(), c.ffnDim);
-        backend_.matvec(L.wDown, gate_.get(), ffnOut_.get());
-        backend_.add(x, ffnOut_.get(), c.dim);
-    }
-    // Final norm and the vocabulary projection.
-    backend_.rmsNorm(x, w.outputNorm, c.rmsEps, c.dim, xb_.get());
-    backend_.matvec(w.output, xb_.get(), logitsDevice_.get());
-    backend_.download(logitsDevice_.get(), logits_.data(), c.vocabSize);
-    ++pos_;
+    forward(std::span<const std::int32_t>(&token, 1), false);
     return logits_;
 }
 
 const std::vector<float>& LlamaSession::prefill(std::span<const std::int32_t> tokens, bool allLogits) {
+    if (tokens.empty()) throw std::invalid_argument("prefill needs at least one token");
+    forward(tokens, allLogits);
+    return allLogits ? batchLogits_ : logits_;
+}
+
+void LlamaSession::forward(std::span<const std::int32_t> tokens, bool allLogits) {
     const LlamaConfig& c = model_->config();
     const LlamaWeights& w = model_->weights();
     const auto n = static_cast<std::int64_t>(tokens.size());
-    if (n == 0) throw std::invalid_argument("prefill needs at least one token");
-    if (n == 1 && !allLogits) return decode(tokens[0]);
     if (pos_ + n > nCtx_) throw std::out_of_range("the context is full (" + std::to_string(nCtx_) + " tokens)");
     for (auto t : tokens)
         if (t < 0 || t >= c.vocabSize) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
     const std::int64_t kvDim = c.nKvHeads * c.headDim, qDim = c.nHeads * c.headDim;
-    if (n > batchCapacity_) {
-        bx_ = backend_.alloc(n * c.dim);
-        bxb_ = backend_.alloc(n * c.dim);
-        bq_ = backend_.alloc(n * qDim);
-        bk_ = backend_.alloc(n * kvDim);
-        bv_ = backend_.alloc(n * kvDim);
-        battOut_ = backend_.alloc(n * qDim);
-        batt_ = backend_.alloc(n * c.dim);
-        bgate_ = backend_.alloc(n * c.ffnDim);
-        bup_ = backend_.alloc(n * c.ffnDim);
-        bffn_ = backend_.alloc(n * c.dim);
-        batchCapacity_ = n;
-    }
-    float* x = bx_.get();
-    for (std::int64_t i = 0; i < n; ++i) backend_.embedRow(w.tokenEmbedding, tokens[static_cast<std::size_t>(i)], x + i * c.dim);
-    const auto* factors = reinterpret_cast<const float*>(w.ropeFreqs.data);
-    for (std::int64_t l = 0; l < c.nLayers; ++l) {
-        const LlamaLayer& L = w.layers[static_cast<std::size_t>(l)];
-        const KvLayer& kv = kv_[static_cast<std::size_t>(l)];
-        for (std::int64_t i = 0; i < n; ++i) backend_.rmsNorm(x + i * c.dim, L.attnNorm, c.rmsEps, c.dim, bxb_.get() + i * c.dim);
-        backend_.matmul(L.wq, bxb_.get(), n, bq_.get());
-        backend_.matmul(L.wk, bxb_.get(), n, bk_.get());
-        backend_.matmul(L.wv, bxb_.get(), n, bv_.get());
-        for (std::int64_t i = 0; i < n; ++i) {
-            float* q = bq_.get() + i * qDim;
-            float* k = bk_.get() + i * kvDim;
-            float* v = bv_.get() + i * kvDim;
-            if (L.bq.data) backend_.addBias(q, L.bq, qDim);
-            if (L.bk.data) backend_.addBias(k, L.bk, kvDim);
-            if (L.bv.data) backend_.addBias(v, L.bv, kvDim);
-            backend_.rope(q, c.nHeads, c.headDim, c.ropeDims, pos_ + i, c.ropeFreqBase, c.ropeStyle, factors);
-            backend_.rope(k, c.nKvHeads, c.headDim, c.ropeDims, pos_ + i, c.ropeFreqBase, c.ropeStyle, factors);
-            backend_.storeKv(kv, pos_ + i, kvDim, k, v);
+    const RopeSpec qRope{c.nHeads, c.headDim, c.ropeDims, c.ropeFreqBase, c.ropeStyle, w.ropeFreqs.data ? &w.ropeFreqs : nullptr};
+    RopeSpec kRope = qRope;
+    kRope.nHeads = c.nKvHeads;
+    const AttentionSpec attention{c.nHeads, c.nKvHeads, c.headDim};
+
+    for (std::size_t s = 0; s < stages_.size(); ++s) {
+        Stage& stage = stages_[s];
+        reserve(stage, n, allLogits);
+        Backend& be = *stage.backend;
+        Buffers& b = stage.buffers;
+        float* x = b.x.get();
+        if (s == 0) {
+            // The tokens' embeddings start the residual stream.
+            be.embedRows(w.tokenEmbedding, tokens, x);
+        } else {
+            // The stream moves over from the previous stage's backend.
+            handOver_.resize(static_cast<std::size_t>(n * c.dim));
+            stages_[s - 1].backend->download(stages_[s - 1].buffers.x.get(), handOver_.data(), n * c.dim);
+            be.upload(handOver_.data(), x, n * c.dim);
         }
-        // Causal: position pos_ + i attends to everything up to itself.
-        for (std::int64_t i = 0; i < n; ++i)
-            backend_.attention(bq_.get() + i * qDim, kv, pos_ + i, c.nHeads, c.nKvHeads, c.headDim, scratch_.get(), battOut_.get() + i * qDim);
-        backend_.matmul(L.wo, battOut_.get(), n, batt_.get());
-        backend_.add(x, batt_.get(), n * c.dim);
-        for (std::int64_t i = 0; i < n; ++i) backend_.rmsNorm(x + i * c.dim, L.ffnNorm, c.rmsEps, c.dim, bxb_.get() + i * c.dim);
-        backend_.matmul(L.wGate, bxb_.get(), n, bgate_.get());
-        backend_.matmul(L.wUp, bxb_.get(), n, bup_.get());
-        backend_.siluMul(bgate_.get(), bup_.get(), n * c.ffnDim);
-        backend_.matmul(L.wDown, bgate_.get(), n, bffn_.get());
-        backend_.add(x, bffn_.get(), n * c.dim);
+        for (std::int64_t l = stage.first; l < stage.end; ++l) {
+            const LlamaLayer& L = w.layers[static_cast<std::size_t>(l)];
+            const KvLayer& kv = kv_[static_cast<std::size_t>(l)];
+            // Attention block: normalise, project to q/k/v, rotate q and k by position.
+            be.rmsNorm(x, L.attnNorm, c.rmsEps, c.dim, n, b.xb.get());
+            be.matmul(L.wq, b.xb.get(), n, b.q.get());
+            be.matmul(L.wk, b.xb.get(), n, b.k.get());
+            be.matmul(L.wv, b.xb.get(), n, b.v.get());
+            if (L.bq.data) be.addBias(b.q.get(), L.bq, qDim, n);
+            if (L.bk.data) be.addBias(b.k.get(), L.bk, kvDim, n);
+            if (L.bv.data) be.addBias(b.v.get(), L.bv, kvDim, n);
+            be.rope(b.q.get(), n, pos_, qRope);
+            be.rope(b.k.get(), n, pos_, kRope);
+            // Remember k and v, attend causally, project back, add to the stream.
+            be.storeKv(kv, pos_, n, kvDim, b.k.get(), b.v.get());
+            be.attention(b.q.get(), kv, pos_, n, attention, b.attOut.get());
+            be.matmul(L.wo, b.attOut.get(), n, b.att.get());
+            be.add(x, b.att.get(), n * c.dim);
+            // Feed-forward block: SwiGLU.
+            be.rmsNorm(x, L.ffnNorm, c.rmsEps, c.dim, n, b.xb.get());
+            be.matmul(L.wGate, b.xb.get(), n, b.gate.get());
+            be.matmul(L.wUp, b.xb.get(), n, b.up.get());
+            be.siluMul(b.gate.get(), b.up.get(), n * c.ffnDim);
+            be.matmul(L.wDown, b.gate.get(), n, b.ffn.get());
+            be.add(x, b.ffn.get(), n * c.dim);
+        }
     }
     pos_ += n;
-    if (!allLogits) {
-        backend_.rmsNorm(x + (n - 1) * c.dim, w.outputNorm, c.rmsEps, c.dim, xb_.get());
-        backend_.matvec(w.output, xb_.get(), logitsDevice_.get());
-        backend_.download(logitsDevice_.get(), logits_.data(), c.vocabSize);
-        return logits_;
+    // Final norm and the vocabulary projection, on the last stage.
+    Stage& last = stages_.back();
+    Backend& be = *last.backend;
+    Buffers& b = last.buffers;
+    const std::int64_t rows = allLogits ? n : 1;
+    const float* normIn = b.x.get() + (n - rows) * c.dim;
+    be.rmsNorm(normIn, w.outputNorm, c.rmsEps, c.dim, rows, b.xb.get());
+    be.matmul(w.output, b.xb.get(), rows, b.logits.get());
+    if (allLogits) {
+        batchLogits_.resize(static_cast<std::size_t>(rows * c.vocabSize));
+        be.download(b.logits.get(), batchLogits_.data(), rows * c.vocabSize);
+        std::copy(batchLogits_.end() - c.vocabSize, batchLogits_.end(), logits_.begin());
+    } else {
+        be.download(b.logits.get(), logits_.data(), c.vocabSize);
     }
-    for (std::int64_t i = 0; i < n; ++i) backend_.rmsNorm(x + i * c.dim, w.outputNorm, c.rmsEps, c.dim, bxb_.get() + i * c.dim);
-    blogits_ = backend_.alloc(n * c.vocabSize);
-    backend_.matmul(w.output, bxb_.get(), n, blogits_.get());
-    batchLogits_.resize(static_cast<std::size_t>(n * c.vocabSize));
-    backend_.download(blogits_.get(), batchLogits_.data(), n * c.vocabSize);
-    std::copy(batchLogits_.end() - c.vocabSize, batchLogits_.end(), logits_.begin());
-    return batchLogits_;
 }
 
 }  // namespace lumen::inference

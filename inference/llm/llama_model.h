@@ -64,6 +64,9 @@ public:
     const LlamaConfig& config() const { return config_; }
     // Weights + KV cache + activations for a session of `contextSize` tokens.
     MemoryEstimate estimateMemory(std::int64_t contextSize, DType kvType = DType::F16) const;
+    // How many of the last layers (with their KV cache, and the output head) fit in `bytes` of
+    // GPU memory: nLayers when the whole model does (the embedding table then goes too).
+    std::int64_t gpuLayersFitting(std::uint64_t bytes, std::int64_t contextSize, DType kvType = DType::F16) const;
     const LlamaWeights& weights() const { return weights_; }
     const GgufFile& file() const { return *file_; }
 
@@ -73,10 +76,23 @@ private:
     LlamaWeights weights_;
 };
 
-// One sequence's state on a backend: the KV cache and scratch activations.
+// Which backend runs each layer: the first nLayers - gpuLayers layers on `cpu`, the rest (and
+// then the output head) on `gpu`. A model split this way passes the residual stream from one to
+// the other once per forward pass.
+struct LayerSplit {
+    Backend* cpu = nullptr;
+    Backend* gpu = nullptr;
+    std::int64_t gpuLayers = 0;
+};
+
+// One sequence's state: the KV cache and scratch activations, on the backends that run it.
 class LlamaSession {
 public:
+    // Every layer on one backend.
     LlamaSession(std::shared_ptr<const LlamaModel> model, Backend& backend, std::int64_t contextSize,
+                 DType kvType = DType::F16);
+    // Layers split between two backends (gpuLayers 0: all on split.cpu; nLayers: all on split.gpu).
+    LlamaSession(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, std::int64_t contextSize,
                  DType kvType = DType::F16);
 
     std::int64_t contextSize() const { return nCtx_; }
@@ -96,17 +112,32 @@ public:
     const std::vector<float>& prefill(std::span<const std::int32_t> tokens, bool allLogits = false);
 
 private:
+    // Activations of up to `capacity` tokens on one backend.
+    struct Buffers {
+        std::int64_t capacity = 0;
+        std::shared_ptr<float[]> x, xb, q, k, v, attOut, att, gate, up, ffn, logits;
+    };
+    // Consecutive layers [first, end) on one backend.
+    struct Stage {
+        Backend* backend = nullptr;
+        std::int64_t first = 0, end = 0;
+        Buffers buffers;
+    };
+
+    void init(const std::vector<Backend*>& layerBackends, DType kvType);
+    void reserve(Stage& stage, std::int64_t n, bool allLogits);
+    void forward(std::span<const std::int32_t> tokens, bool allLogits);
+
     std::shared_ptr<const LlamaModel> model_;
-    Backend& backend_;
     std::int64_t nCtx_;
     std::int64_t pos_ = 0;
+    std::vector<Stage> stages_;
     std::vector<std::shared_ptr<void>> kvMemory_;
     std::vector<KvLayer> kv_;
-    std::shared_ptr<float[]> x_, xb_, q_, k_, v_, att_, attOut_, gate_, up_, ffnOut_, logitsDevice_, scratch_;
     std::vector<float> logits_;
     std::vector<float> batchLogits_;
-    std::int64_t batchCapacity_ = 0;
-    std::shared_ptr<float[]> bx_, bxb_, bq_, bk_, bv_, batt_, battOut_, bgate_, bup_, bffn_, blogits_;
+    std::vector<float> handOver_;  // the residual stream on its way between two stages
+    std::int64_t logitsRows_ = 0;  // rows the last stage's logits buffer holds
 };
 
 }  // namespace lumen::inference

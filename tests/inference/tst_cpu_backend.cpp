@@ -17,37 +17,14 @@
 #include "inference/core/thread_pool.h"
 #include "inference/cpu/kernels.h"
 #include "inference/formats/quants.h"
+#include "random_matrix.h"
 
 using namespace lumen::inference;
 
 namespace {
 
-struct Matrix {
-    Tensor tensor;
-    std::vector<std::uint8_t> bytes;
-    std::vector<float> values;  // dequantized
-};
-
-Matrix randomMatrix(DType type, std::int64_t cols, std::int64_t rows, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> src(static_cast<std::size_t>(cols * rows));
-    for (auto& v : src) v = normal(rng);
-    Matrix m;
-    m.bytes.resize(static_cast<std::size_t>(*byteSize(type, cols * rows)));
-    if (canQuantize(type)) {
-        quantize(type, src.data(), m.bytes.data(), cols * rows);
-    } else {
-        for (auto& b : m.bytes) b = static_cast<std::uint8_t>(rng() & 0x37);  // small fp16 scales
-    }
-    m.values.resize(src.size());
-    dequantize(type, m.bytes.data(), m.values.data(), cols * rows);
-    m.tensor.name = std::string(1, 'w');  // (assigning a literal trips a GCC 12 -Wrestrict false positive)
-    m.tensor.dtype = type;
-    m.tensor.ne = {cols, rows, 1, 1};
-    m.tensor.data = m.bytes.data();
-    return m;
-}
+using lumen::test::Matrix;
+using lumen::test::randomMatrix;
 
 }  // namespace
 
@@ -170,14 +147,16 @@ private slots:
         auto reference = makeCpuBackend({.threads = 1, .simd = false});
         auto fast = makeCpuBackend({});
         std::vector<float> a{1, -2, 3, 0.5f, 7, -1, 2, 4}, b = a;
-        reference->rope(a.data(), 2, 4, 4, 5, 10000.0f, RopeStyle::NeoX);
-        fast->rope(b.data(), 2, 4, 4, 5, 10000.0f, RopeStyle::NeoX);
+        const RopeSpec neox{.nHeads = 2, .headDim = 4, .nRot = 4, .freqBase = 10000.0f, .style = RopeStyle::NeoX};
+        reference->rope(a.data(), 1, 5, neox);
+        fast->rope(b.data(), 1, 5, neox);
         QCOMPARE(a, b);
         // RoPE at position 0 is the identity; rotations keep each pair's length.
         std::vector<float> c{1, 2, 3, 4}, d = c;
-        reference->rope(c.data(), 1, 4, 4, 0, 10000.0f, RopeStyle::Interleaved);
+        const RopeSpec interleaved{.nHeads = 1, .headDim = 4, .nRot = 4, .freqBase = 10000.0f, .style = RopeStyle::Interleaved};
+        reference->rope(c.data(), 1, 0, interleaved);
         QCOMPARE(c, d);
-        reference->rope(c.data(), 1, 4, 4, 17, 10000.0f, RopeStyle::Interleaved);
+        reference->rope(c.data(), 1, 17, interleaved);
         QVERIFY(std::fabs(std::hypot(c[0], c[1]) - std::hypot(1.0f, 2.0f)) < 1e-5f);
     }
 };

@@ -8,24 +8,12 @@
 #include "inference/formats/gguf.h"
 #include "inference/formats/quants.h"
 #include "inference/llm/generator.h"
+#include "stories_expected.h"
 #include "test_util.h"
 
 using namespace lumen::inference;
 
 namespace {
-
-// From ../shared/data/README.md: greedy, BOS then no prompt, 200 tokens.
-const char* kStory =
-    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red "
-    "ball. She wanted to play with it, but it was too high.\nLily's mom said, \"Lily, let's go to the park.\" Lily was sad and "
-    "didn't know what to do. She said, \"I want to play with your ball, but I can't find it.\"\nLily was sad and didn't know "
-    "what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\nLily didn't want to help her mom, so she";
-// Prompt "Zoo", greedy, 60 tokens (the text includes the prompt). The README's counts are
-// llama2.c "steps": forward passes over prompt and reply, so replies hold steps - prompt + 1
-// tokens (200 for the BOS-only story, 57 for "Zoo", whose prompt is 4 tokens with BOS).
-const char* kZoo =
-    "Zoo was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to "
-    "play with it, but she didn't want to play with";
 
 GenerationParams greedy(int n) {
     GenerationParams p;
@@ -70,7 +58,7 @@ private slots:
         });
         QCOMPARE(r.tokens.size(), std::size_t(200));
         QVERIFY(r.stopReason == StopReason::MaxTokens);
-        QCOMPARE(QString::fromStdString(r.text), QString::fromUtf8(kStory));
+        QCOMPARE(QString::fromStdString(r.text), QString::fromUtf8(lumen::test::kStory));
         QCOMPARE(streamed, r.text);
         QVERIFY(r.ttftMs > 0 && r.decodeTokensPerSecond > 0);
     }
@@ -83,9 +71,9 @@ private slots:
         const auto r = generator.generate(prompt, greedy(60 - static_cast<int>(prompt.size()) + 1));
         std::vector<TokenId> all(prompt.begin(), prompt.end());
         all.insert(all.end(), r.tokens.begin(), r.tokens.end());
-        QCOMPARE(QString::fromStdString(tokenizer_->decode(all)), QString::fromUtf8(kZoo));
+        QCOMPARE(QString::fromStdString(tokenizer_->decode(all)), QString::fromUtf8(lumen::test::kZoo));
         // The streamed reply continues the prompt: its first piece keeps its space.
-        QCOMPARE(QString::fromStdString("Zoo" + r.text), QString::fromUtf8(kZoo));
+        QCOMPARE(QString::fromStdString("Zoo" + r.text), QString::fromUtf8(lumen::test::kZoo));
     }
 
     // A follow-up call reuses the cached prefix and gives the same logits as a fresh session.

@@ -1,0 +1,39 @@
+// Elementwise ops: SiLU-gated product, residual add, bias add.
+
+#include "inference/cuda/device_common.cuh"
+
+namespace lumen::inference::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void siluMulKernel(float* gate, const float* up, std::int64_t n) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+__global__ void addKernel(float* x, const float* y, std::int64_t n) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
+}
+
+__global__ void addBiasKernel(float* y, DeviceWeight bias, std::int64_t n, std::int64_t total) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < total) y[i] += weightAt(bias, 0, i % n);
+}
+
+}  // namespace
+
+void siluMul(float* gate, const float* up, std::int64_t n, cudaStream_t stream) {
+    if (n > 0) siluMulKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(gate, up, n);
+}
+
+void add(float* x, const float* y, std::int64_t n, cudaStream_t stream) {
+    if (n > 0) addKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(x, y, n);
+}
+
+void addBias(float* y, const DeviceWeight& bias, std::int64_t n, std::int64_t rows, cudaStream_t stream) {
+    if (n * rows > 0) addBiasKernel<<<blocksFor(n * rows, kThreads), kThreads, 0, stream>>>(y, bias, n, n * rows);
+}
+
+}  // namespace lumen::inference::cuda

@@ -1,0 +1,367 @@
+// CUDA backend parity, in the manner of llama.cpp's test-backend-ops: every op and every weight
+// dtype on shapes including odd sizes, against the CPU backend's scalar reference; then whole
+// models: the tiny PyTorch-golden models, a model split between CPU and GPU, and the TinyStories
+// greedy texts. A plain program (no Qt) so it runs on GPU machines that have only the CUDA
+// libraries; exits 77 (reported as skipped by ctest) when no usable GPU is present.
+//
+// Tolerances (e = sum over the row of |w * x|, the scale of the rounding error):
+//  - matvec (decode, F32 activations, exact dequantization):   |gpu - ref| <= 1e-4 e + 1e-6
+//  - matmul n > 1 via cuBLAS on F16 copies (activations and weights rounded to F16, 2^-11 each):
+//    |gpu - ref| <= 2e-3 e + 1e-5; F32 weights use an F32 GEMM: 1e-4 e + 1e-6
+//  - RMSNorm, SiLU-gate, add, bias, embedding rows: 1e-5 relative + 1e-6
+//  - RoPE: 2e-6 * (pos + 1) relative to the pair length (the angle's float rounding grows with pos)
+//  - attention (same F16 cache values, different summation order, fast exp): 2e-4 absolute
+//  - whole models, against the PyTorch goldens: decode as the CPU reference (max |diff| <= 0.005,
+//    relative RMS <= 0.001); prefill through F16 GEMMs max |diff| <= 0.05, relative RMS <= 0.01.
+// Measured worst cases are printed.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "inference/core/backend.h"
+#include "inference/formats/gguf.h"
+#include "inference/llm/generator.h"
+#include "random_matrix.h"
+#include "stories_expected.h"
+
+using namespace lumen::inference;
+using lumen::test::randomMatrix;
+
+namespace {
+
+int failures = 0;
+std::map<std::string, double> worst;  // op -> largest |diff| / bound seen
+
+void expectClose(const std::string& op, const std::string& what, double got, double want, double bound) {
+    const double diff = std::fabs(got - want);
+    if (!(diff <= bound)) {  // also catches NaN
+        if (++failures <= 30) std::cerr << "FAIL " << op << " " << what << ": gpu " << got << ", reference " << want << ", bound " << bound << "\n";
+    }
+    worst[op] = std::max(worst[op], bound > 0 ? diff / bound : diff);
+}
+
+std::string env(const char* name, const char* fallback) {
+    const char* v = std::getenv(name);
+    return v && *v ? v : fallback;
+}
+
+std::vector<float> randomVector(std::size_t n, unsigned seed, float scale = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = normal(rng);
+    return v;
+}
+
+std::shared_ptr<float[]> onDevice(Backend& gpu, const std::vector<float>& v) {
+    auto p = gpu.alloc(static_cast<std::int64_t>(v.size()));
+    gpu.upload(v.data(), p.get(), static_cast<std::int64_t>(v.size()));
+    return p;
+}
+
+std::vector<float> toHost(Backend& gpu, const float* p, std::int64_t n) {
+    std::vector<float> v(static_cast<std::size_t>(n));
+    gpu.download(p, v.data(), n);
+    return v;
+}
+
+Tensor vectorTensor(const std::vector<std::uint8_t>& bytes, DType t, std::int64_t n) {
+    Tensor v;
+    v.name = std::string(1, 'v');
+    v.dtype = t;
+    v.ne = {n, 1, 1, 1};
+    v.data = bytes.data();
+    return v;
+}
+
+void matmulParity(Backend& gpu, Backend& ref) {
+    for (DType t : kAllDTypes) {
+        const std::int64_t block = traits(t).blockSize;
+        const std::vector<std::pair<std::int64_t, std::int64_t>> shapes{
+            {block == 1 ? 37 : block, 3}, {block == 1 ? 1001 : 4 * block, 129}, {block == 1 ? 4096 : 16 * block, 67}, {block == 1 ? 2048 : 8 * block, 1500}};
+        unsigned seed = 1;
+        for (auto [cols, rows] : shapes) {
+            const auto m = randomMatrix(t, cols, rows, seed++);
+            const Tensor* weights[] = {&m.tensor};
+            gpu.prepareWeights(weights);
+            for (std::int64_t n : {1, 5}) {
+                const auto x = randomVector(static_cast<std::size_t>(n * cols), seed++);
+                std::vector<float> want(static_cast<std::size_t>(n * rows));
+                ref.matmul(m.tensor, x.data(), n, want.data());
+                auto dx = onDevice(gpu, x);
+                auto dy = gpu.alloc(n * rows);
+                gpu.matmul(m.tensor, dx.get(), n, dy.get());
+                const auto got = toHost(gpu, dy.get(), n * rows);
+                const bool halfGemm = n > 1 && t != DType::F32;
+                const std::string op = std::string(n == 1 ? "matvec " : "matmul ") + std::string(name(t));
+                for (std::int64_t i = 0; i < n; ++i)
+                    for (std::int64_t r = 0; r < rows; ++r) {
+                        double e = 0;
+                        for (std::int64_t c = 0; c < cols; ++c)
+                            e += std::fabs(static_cast<double>(m.values[static_cast<std::size_t>(r * cols + c)]) * x[static_cast<std::size_t>(i * cols + c)]);
+                        const double bound = halfGemm ? 2e-3 * e + 1e-5 : 1e-4 * e + 1e-6;
+                        const auto k = static_cast<std::size_t>(i * rows + r);
+                        expectClose(op, std::to_string(cols) + "x" + std::to_string(rows) + " row " + std::to_string(r), got[k], want[k], bound);
+                    }
+            }
+        }
+    }
+}
+
+void elementwiseParity(Backend& gpu, Backend& ref) {
+    for (std::int64_t n : {64, 4097}) {
+        const std::int64_t rows = 3;
+        const auto x = randomVector(static_cast<std::size_t>(rows * n), 11, 3.0f);
+        for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+            const auto w = randomMatrix(t, n, 1, 12);
+            // RMSNorm
+            std::vector<float> want(x.size());
+            ref.rmsNorm(x.data(), w.tensor, 1e-5f, n, rows, want.data());
+            auto dx = onDevice(gpu, x);
+            auto dy = gpu.alloc(rows * n);
+            gpu.rmsNorm(dx.get(), w.tensor, 1e-5f, n, rows, dy.get());
+            auto got = toHost(gpu, dy.get(), rows * n);
+            for (std::size_t i = 0; i < x.size(); ++i) expectClose("rmsNorm", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
+            // Bias
+            want = x;
+            ref.addBias(want.data(), w.tensor, n, rows);
+            gpu.addBias(dx.get(), w.tensor, n, rows);
+            got = toHost(gpu, dx.get(), rows * n);
+            for (std::size_t i = 0; i < x.size(); ++i) expectClose("addBias", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
+        }
+        const auto y = randomVector(x.size(), 13);
+        auto want = x;
+        ref.siluMul(want.data(), y.data(), rows * n);
+        auto dx = onDevice(gpu, x), dy = onDevice(gpu, y);
+        gpu.siluMul(dx.get(), dy.get(), rows * n);
+        auto got = toHost(gpu, dx.get(), rows * n);
+        for (std::size_t i = 0; i < x.size(); ++i) expectClose("siluMul", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
+        want = x;
+        ref.add(want.data(), y.data(), rows * n);
+        dx = onDevice(gpu, x);
+        gpu.add(dx.get(), dy.get(), rows * n);
+        got = toHost(gpu, dx.get(), rows * n);
+        for (std::size_t i = 0; i < x.size(); ++i) expectClose("add", std::to_string(i), got[i], want[i], 1e-6 * std::fabs(want[i]) + 1e-7);
+    }
+    // Embedding rows, every dtype.
+    for (DType t : kAllDTypes) {
+        const std::int64_t cols = traits(t).blockSize == 1 ? 72 : 2 * traits(t).blockSize;
+        const auto table = randomMatrix(t, cols, 50, 14);
+        const std::vector<std::int32_t> tokens{3, 0, 49, 3, 17};
+        std::vector<float> want(tokens.size() * static_cast<std::size_t>(cols));
+        ref.embedRows(table.tensor, tokens, want.data());
+        auto out = gpu.alloc(static_cast<std::int64_t>(want.size()));
+        gpu.embedRows(table.tensor, tokens, out.get());
+        const auto got = toHost(gpu, out.get(), static_cast<std::int64_t>(want.size()));
+        for (std::size_t i = 0; i < want.size(); ++i)
+            expectClose("embedRows " + std::string(name(t)), std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
+    }
+}
+
+void ropeParity(Backend& gpu, Backend& ref) {
+    std::vector<float> factors(32);
+    for (std::size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + static_cast<float>(i) * 0.25f;
+    std::vector<std::uint8_t> factorBytes(factors.size() * 4);
+    std::memcpy(factorBytes.data(), factors.data(), factorBytes.size());
+    const Tensor factorTensor = vectorTensor(factorBytes, DType::F32, 32);
+    for (RopeStyle style : {RopeStyle::Interleaved, RopeStyle::NeoX})
+        for (std::int64_t nRot : {64, 32})
+            for (std::int64_t pos0 : {0, 1000})
+                for (bool scaled : {false, true}) {
+                    if (scaled && nRot != 64) continue;
+                    const RopeSpec spec{4, 64, nRot, 500000.0f, style, scaled ? &factorTensor : nullptr};
+                    const std::int64_t rows = 5, n = rows * 4 * 64;
+                    const auto x = randomVector(static_cast<std::size_t>(n), 21);
+                    auto want = x;
+                    ref.rope(want.data(), rows, pos0, spec);
+                    auto dx = onDevice(gpu, x);
+                    gpu.rope(dx.get(), rows, pos0, spec);
+                    const auto got = toHost(gpu, dx.get(), n);
+                    for (std::int64_t i = 0; i < n; ++i)
+                        expectClose("rope", std::to_string(i), got[static_cast<std::size_t>(i)], want[static_cast<std::size_t>(i)],
+                                    2e-6 * static_cast<double>(pos0 + rows + 1) * 4.0 + 1e-6);
+                }
+}
+
+void attentionParity(Backend& gpu, Backend& ref) {
+    struct Case {
+        std::int64_t nHeads, nKvHeads, headDim;
+    };
+    for (const Case c : {Case{8, 2, 64}, Case{4, 4, 8}, Case{4, 2, 128}, Case{2, 1, 80}, Case{4, 1, 256}})
+        for (DType kvType : {DType::F16, DType::F32})
+            for (std::int64_t positions : {1, 7, 300, 2500}) {
+                const std::int64_t kvDim = c.nKvHeads * c.headDim, qDim = c.nHeads * c.headDim, elem = kvType == DType::F16 ? 2 : 4;
+                auto hostK = ref.allocBytes(positions * kvDim * elem), hostV = ref.allocBytes(positions * kvDim * elem);
+                auto devK = gpu.allocBytes(positions * kvDim * elem), devV = gpu.allocBytes(positions * kvDim * elem);
+                const KvLayer hostKv{kvType, hostK.get(), hostV.get()}, devKv{kvType, devK.get(), devV.get()};
+                const auto k = randomVector(static_cast<std::size_t>(positions * kvDim), 31, 2.0f);
+                const auto v = randomVector(static_cast<std::size_t>(positions * kvDim), 32);
+                ref.storeKv(hostKv, 0, positions, kvDim, k.data(), v.data());
+                auto dk = onDevice(gpu, k), dv = onDevice(gpu, v);
+                gpu.storeKv(devKv, 0, positions, kvDim, dk.get(), dv.get());
+                const AttentionSpec spec{c.nHeads, c.nKvHeads, c.headDim};
+                // The last query alone (decode), then up to 17 trailing queries at once (prefill).
+                for (std::int64_t rows : {std::int64_t{1}, std::min<std::int64_t>(17, positions)}) {
+                    const std::int64_t pos0 = positions - rows;
+                    const auto q = randomVector(static_cast<std::size_t>(rows * qDim), 33);
+                    std::vector<float> want(q.size());
+                    ref.attention(q.data(), hostKv, pos0, rows, spec, want.data());
+                    auto dq = onDevice(gpu, q);
+                    auto dout = gpu.alloc(rows * qDim);
+                    gpu.attention(dq.get(), devKv, pos0, rows, spec, dout.get());
+                    const auto got = toHost(gpu, dout.get(), rows * qDim);
+                    for (std::size_t i = 0; i < want.size(); ++i)
+                        expectClose("attention", "positions " + std::to_string(positions) + " rows " + std::to_string(rows) + " #" + std::to_string(i),
+                                    got[i], want[i], 2e-4);
+                }
+            }
+}
+
+struct Errors {
+    double maxDiff = 0, rel = 0;
+};
+
+Errors compare(const std::vector<std::vector<float>>& got, const nlohmann::json& want) {
+    double maxDiff = 0, err = 0, ref = 0;
+    for (std::size_t t = 0; t < got.size(); ++t) {
+        const auto w = want[t].get<std::vector<double>>();
+        for (std::size_t i = 0; i < w.size(); ++i) {
+            const double d = got[t][i] - w[i];
+            maxDiff = std::max(maxDiff, std::fabs(d));
+            err += d * d;
+            ref += w[i] * w[i];
+        }
+    }
+    return {maxDiff, std::sqrt(err / ref)};
+}
+
+void modelGoldens(Backend& gpu, Backend& cpu) {
+    const std::string dir = env("LUMEN_TEST_SOURCE_DIR", LUMEN_TEST_SOURCE_DIR) + "/fixtures/llama/";
+    for (const char* n : {"llama-f32", "llama-f16", "llama-q8_0", "mistral-f32-mha", "qwen2-f32", "qwen2-q8_0", "llama3-rope-scaling"}) {
+        std::ifstream in(dir + n + ".json");
+        if (!in) {
+            std::cerr << "FAIL: cannot read " << dir << n << ".json\n";
+            ++failures;
+            continue;
+        }
+        const auto golden = nlohmann::json::parse(in);
+        auto file = std::make_shared<const GgufFile>(GgufFile::open(dir + n + ".gguf"));
+        std::shared_ptr<const LlamaModel> model = LlamaModel::load(file);
+        const auto prompt = golden["prompt"].get<std::vector<TokenId>>();
+        const std::int64_t nLayers = model->config().nLayers;
+        // All layers on the GPU, then half of them (the first half stays on the CPU).
+        for (std::int64_t gpuLayers : {nLayers, nLayers / 2}) {
+            const std::string label = std::string(n) + (gpuLayers == nLayers ? "" : " split");
+            LlamaSession session(model, LayerSplit{&cpu, &gpu, gpuLayers}, 256);
+            std::vector<std::vector<float>> decoded;
+            for (TokenId t : prompt) decoded.push_back(session.decode(t));
+            const Errors d = compare(decoded, golden["logits"]);
+            std::cout << "  " << label << " decode: max |diff| " << d.maxDiff << ", relative RMS " << d.rel << "\n";
+            if (!(d.maxDiff <= 0.005 && d.rel <= 0.001)) {
+                std::cerr << "FAIL " << label << " decode logits\n";
+                ++failures;
+            }
+            std::vector<TokenId> greedy;
+            const std::vector<float>* l = &session.lastLogits();
+            for (int i = 0; i < 8; ++i) {
+                const auto next = static_cast<TokenId>(std::max_element(l->begin(), l->end()) - l->begin());
+                greedy.push_back(next);
+                l = &session.decode(next);
+            }
+            if (greedy != golden["greedy"].get<std::vector<TokenId>>()) {
+                std::cerr << "FAIL " << label << " greedy continuation\n";
+                ++failures;
+            }
+            LlamaSession batch(model, LayerSplit{&cpu, &gpu, gpuLayers}, 256);
+            const auto& all = batch.prefill(prompt, true);
+            std::vector<std::vector<float>> rows;
+            const std::size_t vocab = static_cast<std::size_t>(model->config().vocabSize);
+            for (std::size_t t = 0; t < prompt.size(); ++t) rows.emplace_back(all.begin() + static_cast<std::ptrdiff_t>(t * vocab), all.begin() + static_cast<std::ptrdiff_t>((t + 1) * vocab));
+            const Errors p = compare(rows, golden["logits"]);
+            std::cout << "  " << label << " prefill: max |diff| " << p.maxDiff << ", relative RMS " << p.rel << "\n";
+            if (!(p.maxDiff <= 0.05 && p.rel <= 0.01)) {
+                std::cerr << "FAIL " << label << " prefill logits\n";
+                ++failures;
+            }
+        }
+        gpu.releaseWeights();
+    }
+}
+
+void tinyStories(Backend& gpu) {
+    const std::string path = env("LUMEN_SHARED_DATA_DIR", LUMEN_SHARED_DATA_DIR) + "/tinystories/stories260K.gguf";
+    if (!std::ifstream(path)) {
+        std::cout << "  skipped TinyStories: " << path << " is absent (../shared/data)\n";
+        return;
+    }
+    auto file = std::make_shared<const GgufFile>(GgufFile::open(path));
+    std::shared_ptr<const LlamaModel> model = LlamaModel::load(file);
+    const Tokenizer tokenizer = Tokenizer::fromGguf(*file);
+    GenerationParams greedy;
+    greedy.sampling.temperature = 0.0f;
+    {
+        LlamaSession session(model, gpu, 512);
+        Generator generator(session, tokenizer);
+        greedy.maxTokens = 200;
+        const auto r = generator.generate(std::vector<TokenId>{*tokenizer.vocabulary().bos}, greedy);
+        if (r.text != lumen::test::kStory) {
+            std::cerr << "FAIL TinyStories story from BOS:\n" << r.text << "\n";
+            ++failures;
+        } else {
+            std::cout << "  TinyStories story from BOS: byte for byte (200 tokens, " << r.decodeTokensPerSecond << " tokens/s)\n";
+        }
+    }
+    {
+        LlamaSession session(model, gpu, 512);
+        Generator generator(session, tokenizer);
+        const auto prompt = tokenizer.encode("Zoo", true, false);
+        greedy.maxTokens = 60 - static_cast<int>(prompt.size()) + 1;
+        const auto r = generator.generate(prompt, greedy);
+        if ("Zoo" + r.text != lumen::test::kZoo) {
+            std::cerr << "FAIL TinyStories 'Zoo':\n" << r.text << "\n";
+            ++failures;
+        } else {
+            std::cout << "  TinyStories 'Zoo': byte for byte\n";
+        }
+    }
+    gpu.releaseWeights();
+}
+
+}  // namespace
+
+int main() {
+    std::unique_ptr<Backend> gpu;
+    try {
+        gpu = makeCudaBackend();
+    } catch (const std::exception& e) {
+        std::cout << "SKIP: no usable GPU: " << e.what() << "\n";
+        return 77;
+    }
+    auto ref = makeCpuBackend({.threads = 1, .simd = false});
+    std::cout << "backend: " << gpu->name() << "\n";
+    try {
+        matmulParity(*gpu, *ref);
+        elementwiseParity(*gpu, *ref);
+        ropeParity(*gpu, *ref);
+        attentionParity(*gpu, *ref);
+        std::cout << "ops (worst |diff| / bound, must be <= 1):\n";
+        for (const auto& [op, ratio] : worst) std::cout << "  " << op << ": " << ratio << "\n";
+        std::cout << "models:\n";
+        modelGoldens(*gpu, *ref);
+        tinyStories(*gpu);
+    } catch (const std::exception& e) {
+        std::cerr << "FAIL: " << e.what() << "\n";
+        return 1;
+    }
+    std::cout << (failures ? "FAILED: " + std::to_string(failures) + " checks\n" : std::string("all checks passed\n"));
+    return failures ? 1 : 0;
+}
