@@ -61,6 +61,22 @@ public:
     // Drops every copy prepareWeights made: call it before the model they came from goes away
     // if the backend lives on to serve another model.
     virtual void releaseWeights() {}
+    // Recorded decode steps (CUDA graphs). A caller that runs the same sequence of ops, on the
+    // same buffers, once per token brackets it with beginStep/endStep under a key naming that
+    // sequence, with the step's position passed here: inside a step the position arguments of
+    // rope, storeKv and attention must equal it, and the ops must not upload or allocate. A
+    // backend that records may then answer replayStep with true, having run the recording at
+    // the new position, and the caller skips the ops. Backends that do not record ignore this.
+    virtual bool replayStep(std::uint64_t key, std::int64_t pos, std::int64_t maxPositions) {
+        (void)key, (void)pos, (void)maxPositions;
+        return false;
+    }
+    virtual void beginStep(std::uint64_t key, std::int64_t pos, std::int64_t maxPositions) { (void)key, (void)pos, (void)maxPositions; }
+    // ok == false: an op of the step threw; the backend drops what it was recording.
+    virtual void endStep(bool ok) { (void)ok; }
+    // Drops the recordings whose keys' top 32 bits are `owner`.
+    virtual void forgetSteps(std::uint32_t owner) { (void)owner; }
+
     // Copies n floats between host memory and backend memory.
     virtual void upload(const float* src, float* dst, std::int64_t n) = 0;
     virtual void download(const float* src, float* dst, std::int64_t n) = 0;

@@ -1,19 +1,22 @@
 // Causal attention over the KV cache, and storing new keys and values into it.
 //
-// One block of 4 warps per (query row, head, split of the keys). Each warp walks its keys with
-// an online softmax (running max, running sum, running weighted values), lanes holding the
-// head's dimensions d = lane + 32 j. Long contexts are split across blocks (flash-decoding) so
-// a single query still fills the GPU; a second kernel merges the splits.
+// One block of 128 threads per (query row, head, split of at most 128 keys). Each thread
+// scores one key against the query (held in shared memory); the block takes the softmax of
+// its scores; then each thread sums the values of one head dimension over the split's keys,
+// reading them coalesced across threads. Splitting the keys (flash-decoding) lets a single
+// query fill the GPU; a second kernel merges the splits' partial results.
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "inference/cuda/device_common.cuh"
 
 namespace lumen::inference::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kMinKeysPerSplit = 64;
+constexpr int kThreads = 128;
+constexpr int kKeysPerSplit = kThreads;
+constexpr int kMaxHeadDim = 256;
 
 template <class T>
 __device__ __forceinline__ float kvValue(const T* p, std::int64_t i);
@@ -23,91 +26,81 @@ template <>
 __device__ __forceinline__ float kvValue<__half>(const __half* p, std::int64_t i) { return __half2float(p[i]); }
 
 struct Shape {
-    std::int64_t pos0, nHeads, group, headDim, kvDim, keysPerSplit;
+    Position position;
+    std::int64_t nHeads, group, headDim, kvDim;
     int splits;
     float scale;
 };
 
-template <int J, class T>
-__global__ void __launch_bounds__(kWarps * 32) attentionKernel(const float* q, const T* keys, const T* values, Shape s, float* out, float* partials) {
-    const std::int64_t head = blockIdx.x, row = blockIdx.y;
-    const int split = static_cast<int>(blockIdx.z);
-    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-    const std::int64_t keys_ = s.pos0 + row + 1;  // keys this query sees
-    const std::int64_t begin = split * s.keysPerSplit, end = min(keys_, begin + s.keysPerSplit);
-    const float* qh = q + (row * s.nHeads + head) * s.headDim;
-    const std::int64_t kvOffset = (head / s.group) * s.headDim;
+__device__ __forceinline__ std::int64_t firstPosition(const Position& p) { return p.device ? *p.device : p.value; }
 
-    float qv[J], acc[J];
-#pragma unroll
-    for (int j = 0; j < J; ++j) {
-        const std::int64_t d = lane + 32 * j;
-        qv[j] = d < s.headDim ? qh[d] * s.scale : 0.0f;
-        acc[j] = 0.0f;
-    }
-    float m = -INFINITY, l = 0.0f;
-    for (std::int64_t t = begin + warp; t < end; t += kWarps) {
-        const T* k = keys + t * s.kvDim + kvOffset;
-        float dot = 0.0f;
-#pragma unroll
-        for (int j = 0; j < J; ++j) {
-            const std::int64_t d = lane + 32 * j;
-            if (d < s.headDim) dot += qv[j] * kvValue(k, d);
-        }
-        dot = warpSum(dot);
-        const float mNew = fmaxf(m, dot);
-        const float correction = __expf(m - mNew), p = __expf(dot - mNew);
-        l = l * correction + p;
-        const T* v = values + t * s.kvDim + kvOffset;
-#pragma unroll
-        for (int j = 0; j < J; ++j) {
-            const std::int64_t d = lane + 32 * j;
-            acc[j] = acc[j] * correction + (d < s.headDim ? p * kvValue(v, d) : 0.0f);
-        }
-        m = mNew;
-    }
-    // Merge the warps' running states.
-    __shared__ float sm[kWarps], sl[kWarps];
-    __shared__ float sacc[kWarps][32 * J];
-    if (lane == 0) {
-        sm[warp] = m;
-        sl[warp] = l;
-    }
-#pragma unroll
-    for (int j = 0; j < J; ++j) sacc[warp][lane + 32 * j] = acc[j];
+// Reduces over the block's 4 warps; every thread gets the result.
+template <bool kMax>
+__device__ __forceinline__ float blockReduce(float v, float* scratch) {
+    v = kMax ? warpMax(v) : warpSum(v);
+    const int warp = static_cast<int>(threadIdx.x) / 32;
+    __syncthreads();  // scratch may still be read from a previous reduction
+    if (threadIdx.x % 32 == 0) scratch[warp] = v;
     __syncthreads();
-    if (warp != 0) return;
-    float mAll = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) mAll = fmaxf(mAll, sm[w]);
-    float lAll = 0.0f, o[J];
-#pragma unroll
-    for (int j = 0; j < J; ++j) o[j] = 0.0f;
-    for (int w = 0; w < kWarps; ++w) {
-        if (sl[w] == 0.0f) continue;
-        const float f = __expf(sm[w] - mAll);
-        lAll += sl[w] * f;
-#pragma unroll
-        for (int j = 0; j < J; ++j) o[j] += sacc[w][lane + 32 * j] * f;
-    }
-    if (s.splits == 1) {
-        float* oh = out + (row * s.nHeads + head) * s.headDim;
-#pragma unroll
-        for (int j = 0; j < J; ++j) {
-            const std::int64_t d = lane + 32 * j;
-            if (d < s.headDim) oh[d] = o[j] / lAll;
+    float r = scratch[0];
+    for (int w = 1; w < kThreads / 32; ++w) r = kMax ? fmaxf(r, scratch[w]) : r + scratch[w];
+    return r;
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads) attentionKernel(const float* q, const T* keys, const T* values, Shape s, float* out, float* partials) {
+    const std::int64_t head = blockIdx.x, row = blockIdx.y;
+    const int split = static_cast<int>(blockIdx.z), tid = static_cast<int>(threadIdx.x);
+    const std::int64_t seen = firstPosition(s.position) + row + 1;  // keys this query sees
+    const std::int64_t begin = static_cast<std::int64_t>(split) * kKeysPerSplit, end = min(seen, begin + kKeysPerSplit);
+    float* partial = partials + ((row * s.nHeads + head) * s.splits + split) * (s.headDim + 2);
+    if (begin >= end) {  // past this query's position: an empty partial
+        if (tid == 0) {
+            partial[0] = -INFINITY;
+            partial[1] = 0.0f;
         }
+        for (std::int64_t d = tid; d < s.headDim; d += kThreads) partial[2 + d] = 0.0f;
         return;
     }
-    // A partial: max, sum, then the unnormalised values.
-    float* p = partials + ((row * s.nHeads + head) * s.splits + split) * (s.headDim + 2);
-    if (lane == 0) {
-        p[0] = mAll;
-        p[1] = lAll;
+    __shared__ float qs[kMaxHeadDim];
+    __shared__ float weights[kKeysPerSplit];
+    __shared__ float scratch[kThreads / 32];
+    const float* qh = q + (row * s.nHeads + head) * s.headDim;
+    for (std::int64_t d = tid; d < s.headDim; d += kThreads) qs[d] = qh[d] * s.scale;
+    __syncthreads();
+    const std::int64_t kvOffset = (head / s.group) * s.headDim;
+    const std::int64_t t = begin + tid;
+    float score = -INFINITY;
+    if (t < end) {
+        const T* k = keys + t * s.kvDim + kvOffset;
+        float dot = 0.0f;
+        for (std::int64_t d = 0; d < s.headDim; ++d) dot += qs[d] * kvValue(k, d);
+        score = dot;
     }
-#pragma unroll
-    for (int j = 0; j < J; ++j) {
-        const std::int64_t d = lane + 32 * j;
-        if (d < s.headDim) p[2 + d] = o[j];
+    const float m = blockReduce<true>(score, scratch);
+    const float e = t < end ? __expf(score - m) : 0.0f;
+    weights[tid] = e;
+    const float l = blockReduce<false>(e, scratch);  // (its barriers also publish `weights`)
+    const int n = static_cast<int>(end - begin);
+    for (std::int64_t d = tid; d < s.headDim; d += kThreads) {
+        const T* v = values + begin * s.kvDim + kvOffset + d;
+        // Four independent sums keep several loads in flight.
+        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
+        int j = 0;
+        for (; j + 3 < n; j += 4) {
+            o0 += weights[j] * kvValue(v, j * s.kvDim);
+            o1 += weights[j + 1] * kvValue(v, (j + 1) * s.kvDim);
+            o2 += weights[j + 2] * kvValue(v, (j + 2) * s.kvDim);
+            o3 += weights[j + 3] * kvValue(v, (j + 3) * s.kvDim);
+        }
+        for (; j < n; ++j) o0 += weights[j] * kvValue(v, j * s.kvDim);
+        const float o = (o0 + o1) + (o2 + o3);
+        if (s.splits == 1) out[(row * s.nHeads + head) * s.headDim + d] = o / l;
+        else partial[2 + d] = o;
+    }
+    if (s.splits > 1 && tid == 0) {
+        partial[0] = m;
+        partial[1] = l;
     }
 }
 
@@ -134,9 +127,11 @@ __global__ void mergeSplitsKernel(const float* partials, Shape s, float* out) {
 }
 
 template <class T>
-__global__ void storeKvKernel(T* keys, T* values, const float* k, const float* v, std::int64_t n) {
+__global__ void storeKvKernel(T* keys, T* values, Position position, std::int64_t kvDim, const float* k, const float* v, std::int64_t n) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
+    keys += firstPosition(position) * kvDim;
+    values += firstPosition(position) * kvDim;
     if constexpr (sizeof(T) == 2) {
         keys[i] = __float2half(k[i]);
         values[i] = __float2half(v[i]);
@@ -146,65 +141,78 @@ __global__ void storeKvKernel(T* keys, T* values, const float* k, const float* v
     }
 }
 
-// Splits per query so that rows * heads * splits blocks fill the GPU twice over.
-int splitsFor(std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec, int multiprocessors) {
-    const std::int64_t keys = pos0 + rows;
-    const std::int64_t wanted = (2LL * multiprocessors + rows * spec.nHeads - 1) / (rows * spec.nHeads);
-    const std::int64_t most = (keys + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
-    return static_cast<int>(std::clamp<std::int64_t>(std::min(wanted, most), 1, 256));
+__global__ void causalSoftmaxKernel(const float* scores, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, void* weights,
+                                    bool half) {
+    const std::int64_t r = blockIdx.x;  // (head, row) pairs, row-major
+    const std::int64_t seen = firstPosition + r % rows + 1;
+    const float* s = scores + r * keys;
+    __shared__ float scratch[kThreads / 32];
+    float m = -INFINITY;
+    for (std::int64_t j = threadIdx.x; j < seen; j += kThreads) m = fmaxf(m, s[j]);
+    m = blockReduce<true>(m, scratch);
+    float sum = 0.0f;
+    for (std::int64_t j = threadIdx.x; j < seen; j += kThreads) sum += __expf(s[j] - m);
+    sum = blockReduce<false>(sum, scratch);
+    const float inv = 1.0f / sum;
+    for (std::int64_t j = threadIdx.x; j < keys; j += kThreads) {
+        const float p = j < seen ? __expf(s[j] - m) * inv : 0.0f;
+        if (half) static_cast<__half*>(weights)[r * keys + j] = __float2half(p);
+        else static_cast<float*>(weights)[r * keys + j] = p;
+    }
 }
 
-template <int J, class T>
-void launchAttention(const float* q, const KvLayer& layer, const Shape& s, std::int64_t rows, float* out, float* partials,
-                     cudaStream_t stream) {
-    const dim3 grid(static_cast<unsigned>(s.nHeads), static_cast<unsigned>(rows), static_cast<unsigned>(s.splits));
-    attentionKernel<J, T><<<grid, kWarps * 32, 0, stream>>>(q, static_cast<const T*>(layer.keys), static_cast<const T*>(layer.values), s, out,
-                                                            partials);
-    if (s.splits > 1) mergeSplitsKernel<<<dim3(static_cast<unsigned>(s.nHeads), static_cast<unsigned>(rows)), 128, 0, stream>>>(partials, s, out);
+// Splits of the keys. A recorded step replays at every later position, so it covers the whole
+// cache (splits past the current position finish at once).
+int splitsFor(const Position& pos, std::int64_t rows) {
+    const std::int64_t keys = pos.device ? pos.maxPositions : pos.value + rows;
+    return static_cast<int>(std::max<std::int64_t>(1, (keys + kKeysPerSplit - 1) / kKeysPerSplit));
 }
 
 template <class T>
-void dispatchHeadDim(const float* q, const KvLayer& layer, const Shape& s, std::int64_t rows, float* out, float* partials,
-                     cudaStream_t stream) {
-    if (s.headDim <= 32) launchAttention<1, T>(q, layer, s, rows, out, partials, stream);
-    else if (s.headDim <= 64) launchAttention<2, T>(q, layer, s, rows, out, partials, stream);
-    else if (s.headDim <= 128) launchAttention<4, T>(q, layer, s, rows, out, partials, stream);
-    else launchAttention<8, T>(q, layer, s, rows, out, partials, stream);
+void launchAttention(const float* q, const KvLayer& layer, const Shape& s, std::int64_t rows, float* out, float* partials, cudaStream_t stream) {
+    const dim3 grid(static_cast<unsigned>(s.nHeads), static_cast<unsigned>(rows), static_cast<unsigned>(s.splits));
+    attentionKernel<T><<<grid, kThreads, 0, stream>>>(q, static_cast<const T*>(layer.keys), static_cast<const T*>(layer.values), s, out, partials);
+    if (s.splits > 1) mergeSplitsKernel<<<dim3(static_cast<unsigned>(s.nHeads), static_cast<unsigned>(rows)), 128, 0, stream>>>(partials, s, out);
 }
 
 }  // namespace
 
-std::int64_t attentionScratchFloats(std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec, int multiprocessors) {
-    const int splits = splitsFor(pos0, rows, spec, multiprocessors);
+std::int64_t attentionScratchFloats(const Position& pos0, std::int64_t rows, const AttentionSpec& spec, int multiprocessors) {
+    (void)multiprocessors;
+    const int splits = splitsFor(pos0, rows);
     return splits > 1 ? rows * spec.nHeads * splits * (spec.headDim + 2) : 0;
 }
 
-void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec, float* out,
+void attention(const float* q, const KvLayer& layer, const Position& pos0, std::int64_t rows, const AttentionSpec& spec, float* out,
                float* partials, int multiprocessors, cudaStream_t stream) {
+    (void)multiprocessors;
     if (rows <= 0) return;
+    if (spec.headDim > kMaxHeadDim) throw std::invalid_argument("the CUDA attention kernel takes heads of at most 256 dimensions");
     Shape s{};
-    s.pos0 = pos0;
+    s.position = pos0;
     s.nHeads = spec.nHeads;
     s.group = spec.nHeads / spec.nKvHeads;
     s.headDim = spec.headDim;
     s.kvDim = spec.nKvHeads * spec.headDim;
-    s.splits = splitsFor(pos0, rows, spec, multiprocessors);
-    s.keysPerSplit = (pos0 + rows + s.splits - 1) / s.splits;
+    s.splits = splitsFor(pos0, rows);
     s.scale = 1.0f / sqrtf(static_cast<float>(spec.headDim));
-    if (layer.dtype == DType::F16) dispatchHeadDim<__half>(q, layer, s, rows, out, partials, stream);
-    else dispatchHeadDim<float>(q, layer, s, rows, out, partials, stream);
+    if (layer.dtype == DType::F16) launchAttention<__half>(q, layer, s, rows, out, partials, stream);
+    else launchAttention<float>(q, layer, s, rows, out, partials, stream);
 }
 
-void storeKv(const KvLayer& layer, std::int64_t pos0, std::int64_t rows, std::int64_t kvDim, const float* k, const float* v,
+void causalSoftmax(const float* scores, std::int64_t heads, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, void* weights,
+                   bool half, cudaStream_t stream) {
+    if (heads * rows > 0) causalSoftmaxKernel<<<static_cast<unsigned>(heads * rows), kThreads, 0, stream>>>(scores, rows, keys, firstPosition, weights, half);
+}
+
+void storeKv(const KvLayer& layer, const Position& pos0, std::int64_t rows, std::int64_t kvDim, const float* k, const float* v,
              cudaStream_t stream) {
     const std::int64_t n = rows * kvDim;
     if (n <= 0) return;
     if (layer.dtype == DType::F16)
-        storeKvKernel<<<blocksFor(n, 256), 256, 0, stream>>>(static_cast<__half*>(layer.keys) + pos0 * kvDim,
-                                                             static_cast<__half*>(layer.values) + pos0 * kvDim, k, v, n);
+        storeKvKernel<<<blocksFor(n, 256), 256, 0, stream>>>(static_cast<__half*>(layer.keys), static_cast<__half*>(layer.values), pos0, kvDim, k, v, n);
     else
-        storeKvKernel<<<blocksFor(n, 256), 256, 0, stream>>>(static_cast<float*>(layer.keys) + pos0 * kvDim,
-                                                             static_cast<float*>(layer.values) + pos0 * kvDim, k, v, n);
+        storeKvKernel<<<blocksFor(n, 256), 256, 0, stream>>>(static_cast<float*>(layer.keys), static_cast<float*>(layer.values), pos0, kvDim, k, v, n);
 }
 
 }  // namespace lumen::inference::cuda

@@ -29,7 +29,8 @@ Loaded load() {
         return r;
     }
     r.ok = resolve(lib, "cublasCreate_v2", r.api.create, r.error) && resolve(lib, "cublasDestroy_v2", r.api.destroy, r.error) &&
-           resolve(lib, "cublasSetStream_v2", r.api.setStream, r.error) && resolve(lib, "cublasGemmEx", r.api.gemmEx, r.error);
+           resolve(lib, "cublasSetStream_v2", r.api.setStream, r.error) && resolve(lib, "cublasGemmEx", r.api.gemmEx, r.error) &&
+           resolve(lib, "cublasGemmStridedBatchedEx", r.api.gemmStridedBatchedEx, r.error);
     return r;  // the library stays loaded for the life of the process
 }
 

@@ -17,6 +17,11 @@ struct CublasApi {
     cublasStatus_t (*gemmEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int m, int n, int k, const void* alpha, const void* a,
                              cudaDataType aType, int lda, const void* b, cudaDataType bType, int ldb, const void* beta, void* c,
                              cudaDataType cType, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t algo) = nullptr;
+    // cublasGemmStridedBatchedEx
+    cublasStatus_t (*gemmStridedBatchedEx)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int m, int n, int k, const void* alpha,
+                                           const void* a, cudaDataType aType, int lda, long long strideA, const void* b, cudaDataType bType,
+                                           int ldb, long long strideB, const void* beta, void* c, cudaDataType cType, int ldc,
+                                           long long strideC, int batchCount, cublasComputeType_t compute, cublasGemmAlgo_t algo) = nullptr;
 
     // The loaded library, or nullptr with `whyNot` set. Loaded once per process.
     static const CublasApi* get(std::string& whyNot);

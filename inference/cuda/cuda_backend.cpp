@@ -7,11 +7,14 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "inference/core/backend.h"
 #include "inference/core/memory.h"
@@ -58,10 +61,14 @@ public:
         check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating a stream");
         checkBlas(blas_.create(&blasHandle_), "cublasCreate");
         checkBlas(blas_.setStream(blasHandle_, stream_), "cublasSetStream");
+        check(cudaMallocHost(&hostPosition_, sizeof(std::int64_t)), "allocating pinned memory");
+        positionMemory_ = deviceAlloc(sizeof(std::int64_t), stream_, "the step position");
     }
     ~CudaBackend() override {
         cudaSetDevice(device_);
         cudaStreamSynchronize(stream_);
+        for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+        cudaFreeHost(hostPosition_);
         weights_.clear();
         scratch_ = {};
         blas_.destroy(blasHandle_);
@@ -90,13 +97,71 @@ public:
         if (needed + kReserveBytes > freeBytes)
             throw std::runtime_error("the GPU has " + formatBytes(freeBytes) + " free but these weights need " + formatBytes(needed) +
                                      "; offload fewer layers");
-        for (const Tensor* t : weights) weight(*t);
+        std::int64_t widest = 0;
+        for (const Tensor* t : weights) widest = std::max(widest, weight(*t).cols);
+        activationBuffer(widest);
     }
 
     void releaseWeights() override {
         select();
         cudaStreamSynchronize(stream_);
+        for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);  // they name the weights
+        graphs_.clear();
+        seen_.clear();
+        retired_.clear();
         weights_.clear();
+    }
+
+    bool replayStep(std::uint64_t key, std::int64_t pos, std::int64_t maxPositions) override {
+        (void)maxPositions;
+        const auto it = graphs_.find(key);
+        if (it == graphs_.end()) return false;
+        select();
+        setPosition(pos);
+        check(cudaGraphLaunch(it->second, stream_), "replaying a decode step");
+        return true;
+    }
+    void beginStep(std::uint64_t key, std::int64_t pos, std::int64_t maxPositions) override {
+        select();
+        setPosition(pos);
+        stepMaxPositions_ = maxPositions;
+        stepKey_ = key;
+        // The first step of a key runs as it comes (its buffers get allocated); the second is
+        // recorded and replayed from then on.
+        capturing_ = !seen_.insert(key).second;
+        if (capturing_) check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "recording a decode step");
+        inStep_ = true;
+    }
+    void endStep(bool ok) override {
+        inStep_ = false;
+        if (!capturing_) return;
+        capturing_ = false;
+        cudaGraph_t graph = nullptr;
+        const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+        if (!ok || ended != cudaSuccess) {
+            if (graph) cudaGraphDestroy(graph);
+            cudaGetLastError();
+            if (ok) check(ended, "recording a decode step");
+            return;
+        }
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        check(made, "instantiating a decode step");
+        graphs_[stepKey_] = exec;
+        check(cudaGraphLaunch(exec, stream_), "running a decode step");
+    }
+    void forgetSteps(std::uint32_t owner) override {
+        for (auto it = graphs_.begin(); it != graphs_.end();) {
+            if (it->first >> 32 == owner) {
+                cudaGraphExecDestroy(it->second);
+                it = graphs_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (auto it = seen_.begin(); it != seen_.end();) it = *it >> 32 == owner ? seen_.erase(it) : std::next(it);
+        if (graphs_.empty()) retired_.clear();
     }
 
     void upload(const float* src, float* dst, std::int64_t n) override {
@@ -110,8 +175,26 @@ public:
     }
 
     void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) override {
-        select();
+        check(cudaSetDevice(device_), "selecting the GPU");
         const cuda::DeviceWeight& dw = weight(w);
+        if (n == 1 && cuda::takesQuantizedActivations(dw)) {
+            // Consecutive products of one vector (q, k, v; gate, up) quantize it once.
+            const void* before = scratch_.activationsQ8.memory.get();
+            const bool wasCached = quantizedFrom_ == x && quantizedLength_ == dw.cols;
+            select();
+            Activations a = activationBuffer(dw.cols);
+            const bool cached = wasCached && before == a.q;
+            if (!cached) {
+                cuda::quantizeActivations(x, dw.cols, a.q, a.d, a.s, stream_);
+                launched("quantizeActivations");
+            }
+            cuda::matvecQuantized(dw, a.q, a.d, a.s, y, stream_);
+            launched("matvec");
+            quantizedFrom_ = y == x ? nullptr : x;
+            quantizedLength_ = dw.cols;
+            return;
+        }
+        select();
         if (n == 1) {
             cuda::matvec(dw, x, y, stream_);
             return launched("matvec");
@@ -126,6 +209,14 @@ public:
     }
     void rmsNorm(const float* x, const Tensor& w, float eps, std::int64_t n, std::int64_t rows, float* y) override {
         select();
+        if (rows == 1 && n % 32 == 0 && n <= quantizedCapacity_) {
+            const Activations a = activationBuffer(n);
+            cuda::rmsNormQuantize(x, weight(w), eps, n, y, a.q, a.d, a.s, stream_);
+            launched("rmsNorm");
+            quantizedFrom_ = y;
+            quantizedLength_ = n;
+            return;
+        }
         cuda::rmsNorm(x, weight(w), eps, n, rows, y, stream_);
         launched("rmsNorm");
     }
@@ -134,24 +225,34 @@ public:
         const float* factors = spec.freqFactors && spec.freqFactors->data
                                    ? reinterpret_cast<const float*>(weight(*spec.freqFactors).data)
                                    : nullptr;
-        cuda::rope(x, rows, pos0, spec, factors, stream_);
+        cuda::rope(x, rows, position(pos0), spec, factors, stream_);
         launched("rope");
     }
     void storeKv(const KvLayer& layer, std::int64_t pos0, std::int64_t rows, std::int64_t kvDim, const float* k, const float* v) override {
         select();
-        cuda::storeKv(layer, pos0, rows, kvDim, k, v, stream_);
+        cuda::storeKv(layer, position(pos0), rows, kvDim, k, v, stream_);
         launched("storeKv");
     }
     void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
                    float* out) override {
         select();
-        const std::int64_t floats = cuda::attentionScratchFloats(pos0, rows, spec, multiprocessors_);
+        if (rows > 1 && !inStep_) return attentionByGemm(q, layer, pos0, rows, spec, out);
+        const cuda::Position p = position(pos0);
+        const std::int64_t floats = cuda::attentionScratchFloats(p, rows, spec, multiprocessors_);
         float* partials = static_cast<float*>(scratch(scratch_.partials, floats * 4, "attention"));
-        cuda::attention(q, layer, pos0, rows, spec, out, partials, multiprocessors_, stream_);
+        cuda::attention(q, layer, p, rows, spec, out, partials, multiprocessors_, stream_);
         launched("attention");
     }
     void siluMul(float* gate, const float* up, std::int64_t n) override {
         select();
+        if (n % 32 == 0 && n <= quantizedCapacity_) {
+            const Activations a = activationBuffer(n);
+            cuda::siluMulQuantize(gate, up, n, a.q, a.d, a.s, stream_);
+            launched("siluMul");
+            quantizedFrom_ = gate;
+            quantizedLength_ = n;
+            return;
+        }
         cuda::siluMul(gate, up, n, stream_);
         launched("siluMul");
     }
@@ -181,18 +282,46 @@ private:
         std::int64_t bytes = 0;
     };
     struct Scratch {
-        Buffer partials, tokens, weightsHalf, activationsHalf;
+        Buffer partials, tokens, weightsHalf, activationsHalf, activationsQ8, scores, probabilities;
+    };
+    // Activations quantized to int8 per block of 32, for the quantized matvec kernels.
+    struct Activations {
+        std::int8_t* q;
+        float* d;
+        float* s;
     };
     using Key = std::tuple<const std::uint8_t*, DType, std::int64_t, std::int64_t>;
 
     static Key keyOf(const Tensor& t) { return {t.data, t.dtype, t.rowLength(), t.rows()}; }
 
-    void select() { check(cudaSetDevice(device_), "selecting the GPU"); }
+    // Every op but a matvec also forgets the quantized activations: it may have changed them.
+    void select() {
+        check(cudaSetDevice(device_), "selecting the GPU");
+        quantizedFrom_ = nullptr;
+    }
+    cuda::Position position(std::int64_t pos) const {
+        if (!inStep_) return {pos, nullptr, 0};
+        return {pos, positionDevice(), stepMaxPositions_};
+    }
+    const std::int64_t* positionDevice() const { return static_cast<const std::int64_t*>(positionMemory_.get()); }
+    void setPosition(std::int64_t pos) {
+        // The previous step's copy has finished: every step ends with a download that waits.
+        *hostPosition_ = pos;
+        check(cudaMemcpyAsync(positionMemory_.get(), hostPosition_, sizeof(std::int64_t), cudaMemcpyHostToDevice, stream_), "position upload");
+    }
+    Activations activationBuffer(std::int64_t n) {
+        quantizedCapacity_ = std::max(quantizedCapacity_, n);
+        const std::int64_t blocks = (n + 31) / 32, qBytes = (n + 255) / 256 * 256;
+        auto* base = static_cast<std::uint8_t*>(scratch(scratch_.activationsQ8, qBytes + 8 * blocks, "quantized activations"));
+        return {reinterpret_cast<std::int8_t*>(base), reinterpret_cast<float*>(base + qBytes), reinterpret_cast<float*>(base + qBytes) + blocks};
+    }
     void launched(const char* what) { check(cudaGetLastError(), what); }
 
     void* scratch(Buffer& b, std::int64_t bytes, const char* what) {
         if (bytes > b.bytes) {
             check(cudaStreamSynchronize(stream_), "waiting for the GPU");  // the old buffer may still be in use
+            // Recorded steps still name the old buffer: it must outlive them.
+            if (!graphs_.empty() && b.memory) retired_.push_back(std::move(b.memory));
             b.memory = deviceAlloc(bytes, stream_, what);
             b.bytes = bytes;
         }
@@ -231,6 +360,55 @@ private:
             w.rowBytes = t.rowBytes();
         }
         return weights_.emplace(key, std::move(e)).first->second.weight;
+    }
+
+    // Attention of a prompt's rows on tensor cores: per query head h (KV head g = h / group),
+    // S = Q_h K_g^T / sqrt(d) by cuBLAS, a causal softmax, then O_h = P V_g by cuBLAS; the
+    // query rows go in tiles so S stays within 256 MB. Heads sharing a KV head are batched with
+    // constant strides: one batched product per position within the group.
+    void attentionByGemm(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec, float* out) {
+        const bool half = layer.dtype == DType::F16;
+        const cudaDataType type = half ? CUDA_R_16F : CUDA_R_32F;
+        const std::int64_t hd = spec.headDim, qDim = spec.nHeads * hd, kvDim = spec.nKvHeads * hd, group = spec.nHeads / spec.nKvHeads;
+        const std::int64_t keys = pos0 + rows, elem = half ? 2 : 4;
+        const std::int64_t tile = std::clamp<std::int64_t>((std::int64_t{64} << 20) / (spec.nHeads * keys), 1, rows);
+        const void* qIn = q;
+        if (half) {
+            void* qh = scratch(scratch_.activationsHalf, rows * qDim * 2, "attention queries");
+            cuda::floatToHalf(q, qh, rows * qDim, stream_);
+            launched("floatToHalf");
+            qIn = qh;
+        }
+        auto* scores = static_cast<float*>(scratch(scratch_.scores, spec.nHeads * tile * keys * 4, "attention scores"));
+        void* probabilities = scratch(scratch_.probabilities, spec.nHeads * tile * keys * elem, "attention weights");
+        const float scale = 1.0f / std::sqrt(static_cast<float>(hd)), one = 1.0f, zero = 0.0f;
+        const auto* qBytes = static_cast<const std::uint8_t*>(qIn);
+        const auto* kBytes = static_cast<const std::uint8_t*>(layer.keys);
+        const auto* vBytes = static_cast<const std::uint8_t*>(layer.values);
+        for (std::int64_t r0 = 0; r0 < rows; r0 += tile) {
+            const std::int64_t n = std::min(tile, rows - r0);
+            for (std::int64_t j = 0; j < group; ++j) {
+                // Heads h = g * group + j for every KV head g: S_h (keys x n, column-major) = K_g^T' Q_h.
+                checkBlas(blas_.gemmStridedBatchedEx(
+                              blasHandle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(keys), static_cast<int>(n), static_cast<int>(hd), &scale, kBytes,
+                              type, static_cast<int>(kvDim), hd, qBytes + ((r0 * qDim) + j * hd) * elem, type, static_cast<int>(qDim), group * hd,
+                              &zero, scores + j * n * keys, CUDA_R_32F, static_cast<int>(keys), group * n * keys, static_cast<int>(spec.nKvHeads),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          "attention scores");
+            }
+            cuda::causalSoftmax(scores, spec.nHeads, n, keys, pos0 + r0, probabilities, half, stream_);
+            launched("causalSoftmax");
+            const auto* pBytes = static_cast<const std::uint8_t*>(probabilities);
+            for (std::int64_t j = 0; j < group; ++j) {
+                // O_h (hd x n, column-major, ld qDim) = V_g (hd x keys) P_h (keys x n).
+                checkBlas(blas_.gemmStridedBatchedEx(
+                              blasHandle_, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(hd), static_cast<int>(n), static_cast<int>(keys), &one, vBytes,
+                              type, static_cast<int>(kvDim), hd, pBytes + j * n * keys * elem, type, static_cast<int>(keys), group * n * keys, &zero,
+                              out + r0 * qDim + j * hd, CUDA_R_32F, static_cast<int>(qDim), group * hd, static_cast<int>(spec.nKvHeads),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          "attention output");
+            }
+        }
     }
 
     // Y (n x rows) = X (n x cols) W^T. cuBLAS is column-major: there Y^T = W X^T with W read
@@ -274,6 +452,18 @@ private:
     cublasHandle_t blasHandle_ = nullptr;
     std::map<Key, Entry> weights_;
     Scratch scratch_;
+    const float* quantizedFrom_ = nullptr;  // the vector the Q8 activation buffer holds
+    std::int64_t quantizedLength_ = 0;
+    std::int64_t quantizedCapacity_ = 0;  // elements the Q8 activation buffer holds
+    // Recorded decode steps.
+    std::int64_t* hostPosition_ = nullptr;  // pinned
+    std::shared_ptr<void> positionMemory_;
+    std::map<std::uint64_t, cudaGraphExec_t> graphs_;
+    std::set<std::uint64_t> seen_;
+    std::vector<std::shared_ptr<void>> retired_;  // scratch buffers that recorded steps may use
+    std::uint64_t stepKey_ = 0;
+    std::int64_t stepMaxPositions_ = 0;
+    bool inStep_ = false, capturing_ = false;
 };
 
 }  // namespace

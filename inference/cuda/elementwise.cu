@@ -22,7 +22,28 @@ __global__ void addBiasKernel(float* y, DeviceWeight bias, std::int64_t n, std::
     if (i < total) y[i] += weightAt(bias, 0, i % n);
 }
 
+// One warp per block of 32: the product, then its int8 quantization for the next matvec.
+__global__ void siluMulQuantizeKernel(float* gate, const float* up, std::int64_t n, std::int8_t* q, float* d, float* s) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    const float v = i < n ? gate[i] / (1.0f + expf(-gate[i])) * up[i] : 0.0f;
+    const float amax = warpMax(fabsf(v));
+    const float dq = amax / 127.0f;
+    const int qi = amax == 0.0f ? 0 : static_cast<int>(rintf(v / dq));
+    const float qs = warpSum(static_cast<float>(qi));
+    if (i >= n) return;
+    gate[i] = v;
+    q[i] = static_cast<std::int8_t>(qi);
+    if (threadIdx.x % 32 == 0) {
+        d[i / 32] = dq;
+        s[i / 32] = dq * qs;
+    }
+}
+
 }  // namespace
+
+void siluMulQuantize(float* gate, const float* up, std::int64_t n, std::int8_t* q, float* d, float* s, cudaStream_t stream) {
+    if (n > 0) siluMulQuantizeKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(gate, up, n, q, d, s);
+}
 
 void siluMul(float* gate, const float* up, std::int64_t n, cudaStream_t stream) {
     if (n > 0) siluMulKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(gate, up, n);

@@ -31,8 +31,14 @@ int repackedBodyBytes(DType t);
 // Moves each block's scale out of `raw` (rows of GGUF blocks) into the repacked layout.
 void repack(DType t, const std::uint8_t* raw, std::int64_t blocks, std::uint8_t* body, std::uint16_t* scales, cudaStream_t stream);
 
-// y = W x for one activation row.
+// y = W x for one activation row, with float activations.
 void matvec(const DeviceWeight& w, const float* x, float* y, cudaStream_t stream);
+// Whether matvecQuantized handles this weight (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K): those read
+// activations quantized to int8 per block of 32 by quantizeActivations (n a multiple of 32;
+// q: n bytes, d and s: n / 32 floats each, 16-byte aligned).
+bool takesQuantizedActivations(const DeviceWeight& w);
+void quantizeActivations(const float* x, std::int64_t n, std::int8_t* q, float* d, float* s, cudaStream_t stream);
+void matvecQuantized(const DeviceWeight& w, const std::int8_t* q, const float* d, const float* s, float* y, cudaStream_t stream);
 // Rows [row0, row0 + n) of W as F16 (n * cols values).
 void dequantizeRowsHalf(const DeviceWeight& w, std::int64_t row0, std::int64_t n, void* out, cudaStream_t stream);
 // Rows tokens[i] of W as F32, row i of out; tokens is device memory.
@@ -40,14 +46,34 @@ void gatherRows(const DeviceWeight& w, const std::int32_t* tokens, std::int64_t 
 void floatToHalf(const float* x, void* out, std::int64_t n, cudaStream_t stream);
 
 void rmsNorm(const float* x, const DeviceWeight& weight, float eps, std::int64_t n, std::int64_t rows, float* y, cudaStream_t stream);
-void rope(float* x, std::int64_t rows, std::int64_t pos0, const RopeSpec& spec, const float* freqFactors, cudaStream_t stream);
-void storeKv(const KvLayer& layer, std::int64_t pos0, std::int64_t rows, std::int64_t kvDim, const float* k, const float* v,
+// Fused for decode: one row's RMSNorm and the quantization of the result (see
+// quantizeActivations), sparing a launch before the matvecs that read it. n % 32 == 0.
+void rmsNormQuantize(const float* x, const DeviceWeight& weight, float eps, std::int64_t n, float* y, std::int8_t* q, float* d, float* s,
+                     cudaStream_t stream);
+
+// The position of the first row of rope, storeKv and attention: a value, or (inside a recorded
+// decode step, whose replays run at other positions) a device variable read by the kernels.
+struct Position {
+    std::int64_t value = 0;
+    const std::int64_t* device = nullptr;  // when set, it holds the position and `value` is ignored
+    std::int64_t maxPositions = 0;          // with `device`: the cache size, which bounds it
+};
+
+void rope(float* x, std::int64_t rows, const Position& pos, const RopeSpec& spec, const float* freqFactors, cudaStream_t stream);
+void storeKv(const KvLayer& layer, const Position& pos, std::int64_t rows, std::int64_t kvDim, const float* k, const float* v,
              cudaStream_t stream);
 // partials: scratch of attentionScratchFloats(...) floats.
-std::int64_t attentionScratchFloats(std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec, int multiprocessors);
-void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec, float* out,
+std::int64_t attentionScratchFloats(const Position& pos, std::int64_t rows, const AttentionSpec& spec, int multiprocessors);
+void attention(const float* q, const KvLayer& layer, const Position& pos, std::int64_t rows, const AttentionSpec& spec, float* out,
                float* partials, int multiprocessors, cudaStream_t stream);
+// Prefill attention by matrix products: scores S (heads x rows x keys, F32) come from cuBLAS;
+// this turns each row of S into causal softmax weights P (F16 when half is set, else F32):
+// row i of a tile starting at query row r0 sees keys 0..pos0 + r0 + i.
+void causalSoftmax(const float* scores, std::int64_t heads, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, void* weights,
+                   bool half, cudaStream_t stream);
 void siluMul(float* gate, const float* up, std::int64_t n, cudaStream_t stream);
+// siluMul and the quantization of the result (n % 32 == 0).
+void siluMulQuantize(float* gate, const float* up, std::int64_t n, std::int8_t* q, float* d, float* s, cudaStream_t stream);
 void add(float* x, const float* y, std::int64_t n, cudaStream_t stream);
 void addBias(float* y, const DeviceWeight& bias, std::int64_t n, std::int64_t rows, cudaStream_t stream);
 

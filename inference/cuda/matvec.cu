@@ -2,6 +2,11 @@
 // vectors of weight blocks and the warps of a block share rows between them. One "unit" is
 // the piece of a row one thread handles per step; a row is split across `splits` warps when
 // there are few rows, so small matrices still fill the GPU.
+//
+// Quantized weights meet activations quantized to 8 bits per block of 32 (as the CPU's fast
+// path and llama.cpp do): a float activation vector would be read 4 times over per weight byte
+// from L1 and cap the kernels near a quarter of the memory bandwidth; int8 activations and
+// __dp4a (four 8-bit products per instruction) keep them memory-bound.
 
 #include "inference/cuda/device_common.cuh"
 
@@ -22,11 +27,13 @@ __device__ __forceinline__ float nib(std::uint32_t v, int i) { return static_cas
 __device__ __forceinline__ float sbyteAt(std::uint32_t v, int i) { return static_cast<float>(static_cast<std::int8_t>((v >> (8 * i)) & 0xFF)); }
 
 struct UnitGeneric {  // any type and shape: one element per step
+    using Input = const float*;
     static constexpr int kElems = 1;
     __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) { return weightAt(w, row, u) * x[u]; }
 };
 
 struct UnitF32 {
+    using Input = const float*;
     static constexpr int kElems = 4;
     __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
         const float4 a = *reinterpret_cast<const float4*>(w.data + row * w.rowBytes + 16 * u);
@@ -36,6 +43,7 @@ struct UnitF32 {
 };
 
 struct UnitF16 {
+    using Input = const float*;
     static constexpr int kElems = 8;
     __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
         const uint4 q = loadVec(w.data + row * w.rowBytes + 16 * u);
@@ -47,6 +55,7 @@ struct UnitF16 {
 };
 
 struct UnitQ4_0 {  // repacked: 16 bytes of nibbles per block, scale apart
+    using Input = const float*;
     static constexpr int kElems = 32;
     __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
         const uint4 q = loadVec(w.data + row * w.rowBytes + 16 * u);
@@ -65,6 +74,7 @@ struct UnitQ4_0 {  // repacked: 16 bytes of nibbles per block, scale apart
 };
 
 struct UnitQ8_0 {  // repacked: 32 signed bytes per block, scale apart
+    using Input = const float*;
     static constexpr int kElems = 32;
     __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
         const std::uint8_t* p = w.data + row * w.rowBytes + 32 * u;
@@ -87,6 +97,7 @@ struct UnitQ8_0 {  // repacked: 32 signed bytes per block, scale apart
 template <bool kFifthBit>
 struct UnitQ45_K {
     static constexpr int kElems = 32;
+    using Input = const float*;
     __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
         constexpr int kBlockBytes = kFifthBit ? 176 : 144, kQs = kFifthBit ? 48 : 16;
         const std::int64_t b = u / 8;
@@ -123,6 +134,7 @@ struct UnitQ45_K {
 };
 
 struct UnitQ6_K {  // repacked: 208-byte bodies (ql, qh, scales), d apart; a unit is 64 elements
+    using Input = const float*;
     static constexpr int kElems = 64;
     __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
         const std::int64_t b = u / 4;
@@ -153,8 +165,138 @@ struct UnitQ6_K {  // repacked: 208-byte bodies (ql, qh, scales), d apart; a uni
     }
 };
 
+
+// Activations quantized per block of 32: q (int8), d (scale) and s = d * sum(q) per block.
+struct ActQ8 {
+    const std::int8_t* q;
+    const float* d;
+    const float* s;
+};
+
+__device__ __forceinline__ int4 loadQ(const std::int8_t* p) { return *reinterpret_cast<const int4*>(p); }
+__device__ __forceinline__ int iword(const int4& v, int k) { return k == 0 ? v.x : k == 1 ? v.y : k == 2 ? v.z : v.w; }
+constexpr int kOnes = 0x01010101;
+
+struct UnitQ4_0x8 {
+    static constexpr int kElems = 32;
+    using Input = ActQ8;
+    __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const ActQ8& x) {
+        const uint4 q = loadVec(w.data + row * w.rowBytes + 16 * u);
+        const int4 lo = loadQ(x.q + 32 * u), hi = loadQ(x.q + 32 * u + 16);
+        int sum = 0;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            const std::uint32_t v = word(q, k);
+            sum = __dp4a(static_cast<int>(v & 0x0F0F0F0Fu), iword(lo, k), sum);
+            sum = __dp4a(static_cast<int>((v >> 4) & 0x0F0F0F0Fu), iword(hi, k), sum);
+        }
+        return halfBits(w.scales[row * (w.cols / 32) + u]) * (x.d[u] * static_cast<float>(sum) - 8.0f * x.s[u]);
+    }
+};
+
+struct UnitQ8_0x8 {
+    static constexpr int kElems = 32;
+    using Input = ActQ8;
+    __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const ActQ8& x) {
+        const std::uint8_t* p = w.data + row * w.rowBytes + 32 * u;
+        const uint4 q0 = loadVec(p), q1 = loadVec(p + 16);
+        const int4 a = loadQ(x.q + 32 * u), b = loadQ(x.q + 32 * u + 16);
+        int sum = 0;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            sum = __dp4a(static_cast<int>(word(q0, k)), iword(a, k), sum);
+            sum = __dp4a(static_cast<int>(word(q1, k)), iword(b, k), sum);
+        }
+        return halfBits(w.scales[row * (w.cols / 32) + u]) * x.d[u] * static_cast<float>(sum);
+    }
+};
+
+// Q4_K / Q5_K: the unit of UnitQ45_K. Its low nibbles lie in activation block 2g of the
+// super-block, bytes 16h.., its high nibbles in block 2g + 1.
+template <bool kFifthBit>
+struct UnitQ45_Kx8 {
+    static constexpr int kElems = 32;
+    using Input = ActQ8;
+    __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const ActQ8& x) {
+        constexpr int kBlockBytes = kFifthBit ? 176 : 144, kQs = kFifthBit ? 48 : 16;
+        const std::int64_t b = u / 8;
+        const int t = static_cast<int>(u % 8), g = t / 2, h = t % 2;
+        const std::uint8_t* blk = w.data + row * w.rowBytes + kBlockBytes * b;
+        const uint4 q = loadVec(blk + kQs + 32 * g + 16 * h);
+        uint4 qh{};
+        if constexpr (kFifthBit) qh = loadVec(blk + 16 + 16 * h);
+        const std::int64_t ab = 8 * b + 2 * g;
+        const int4 xl = loadQ(x.q + 32 * ab + 16 * h), xh = loadQ(x.q + 32 * (ab + 1) + 16 * h);
+        int sl = 0, sh = 0, ql = 0, qhSum = 0;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            const std::uint32_t v = word(q, k);
+            std::uint32_t lo = v & 0x0F0F0F0Fu, hi = (v >> 4) & 0x0F0F0F0Fu;
+            if constexpr (kFifthBit) {
+                const std::uint32_t e = word(qh, k);
+                lo |= ((e >> (2 * g)) & 0x01010101u) << 4;
+                hi |= ((e >> (2 * g + 1)) & 0x01010101u) << 4;
+            }
+            sl = __dp4a(static_cast<int>(lo), iword(xl, k), sl);
+            sh = __dp4a(static_cast<int>(hi), iword(xh, k), sh);
+            ql = __dp4a(kOnes, iword(xl, k), ql);
+            qhSum = __dp4a(kOnes, iword(xh, k), qhSum);
+        }
+        int sc1, m1, sc2, m2;
+        scaleMinK(2 * g, blk + 4, sc1, m1);
+        scaleMinK(2 * g + 1, blk + 4, sc2, m2);
+        const float dl = x.d[ab], dh = x.d[ab + 1];
+        return halfAt(blk) * (static_cast<float>(sc1) * dl * static_cast<float>(sl) + static_cast<float>(sc2) * dh * static_cast<float>(sh)) -
+               halfAt(blk + 2) * (static_cast<float>(m1) * dl * static_cast<float>(ql) + static_cast<float>(m2) * dh * static_cast<float>(qhSum));
+    }
+};
+
+// Q6_K: the unit of UnitQ6_K; quarter j of it lies in activation block 8b + 4h + j, bytes l0..
+struct UnitQ6_Kx8 {
+    static constexpr int kElems = 64;
+    using Input = ActQ8;
+    __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const ActQ8& x) {
+        const std::int64_t b = u / 4;
+        const int t = static_cast<int>(u % 4), h = t / 2, l0 = 16 * (t % 2);
+        const std::uint8_t* body = w.data + row * w.rowBytes + 208 * b;
+        const uint4 qa = loadVec(body + 64 * h + l0), qb = loadVec(body + 64 * h + 32 + l0), qh = loadVec(body + 128 + 32 * h + l0);
+        const auto* sc = reinterpret_cast<const std::int8_t*>(body + 192 + 8 * h + l0 / 16);
+        float total = 0.0f;
+#pragma unroll
+        for (int quarter = 0; quarter < 4; ++quarter) {
+            const std::int64_t ab = 8 * b + 4 * h + quarter;
+            const int4 xv = loadQ(x.q + 32 * ab + l0);
+            int sum = 0, ones = 0;
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+                const std::uint32_t src = (quarter & 1) ? word(qb, k) : word(qa, k);
+                const std::uint32_t vals = ((src >> (quarter < 2 ? 0 : 4)) & 0x0F0F0F0Fu) | (((word(qh, k) >> (2 * quarter)) & 0x03030303u) << 4);
+                sum = __dp4a(static_cast<int>(vals), iword(xv, k), sum);
+                ones = __dp4a(kOnes, iword(xv, k), ones);
+            }
+            total += static_cast<float>(sc[2 * quarter]) * x.d[ab] * static_cast<float>(sum - 32 * ones);
+        }
+        return halfBits(w.scales[row * (w.cols / 256) + b]) * total;
+    }
+};
+
+// One warp per block of 32 activations: scale by the largest magnitude, round to int8.
+__global__ void quantizeActivationsKernel(const float* x, std::int64_t n, std::int8_t* q, float* d, float* s) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    const float v = i < n ? x[i] : 0.0f;
+    const float amax = warpMax(fabsf(v));
+    const float scale = amax / 127.0f;
+    const int qi = amax == 0.0f ? 0 : static_cast<int>(rintf(v / scale));
+    const float sum = warpSum(static_cast<float>(qi));
+    if (i < n) q[i] = static_cast<std::int8_t>(qi);
+    if (threadIdx.x % 32 == 0 && i < n) {
+        d[i / 32] = scale;
+        s[i / 32] = scale * sum;
+    }
+}
+
 template <class Unit>
-__global__ void __launch_bounds__(kThreads) matvecKernel(DeviceWeight w, const float* __restrict__ x, float* __restrict__ y, int splits) {
+__global__ void __launch_bounds__(kThreads) matvecKernel(DeviceWeight w, typename Unit::Input x, float* __restrict__ y, int splits) {
     const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
     const int rowsPerBlock = (kThreads / 32) / splits;
     const int part = warp % splits;
@@ -186,7 +328,7 @@ int multiprocessorCount() {
 }
 
 template <class Unit>
-void launch(const DeviceWeight& w, const float* x, float* y, cudaStream_t stream) {
+void launch(const DeviceWeight& w, typename Unit::Input x, float* y, cudaStream_t stream) {
     const std::int64_t units = w.cols / Unit::kElems;
     // Enough warps for every multiprocessor to keep many loads in flight, but no idle lanes.
     int splits = 1;
@@ -196,6 +338,33 @@ void launch(const DeviceWeight& w, const float* x, float* y, cudaStream_t stream
 }
 
 }  // namespace
+
+bool takesQuantizedActivations(const DeviceWeight& w) {
+    switch (w.dtype) {
+        case DType::Q4_0:
+        case DType::Q8_0:
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K: return w.rowBytes % 16 == 0 && reinterpret_cast<std::uintptr_t>(w.data) % 16 == 0;
+        default: return false;
+    }
+}
+
+void quantizeActivations(const float* x, std::int64_t n, std::int8_t* q, float* d, float* s, cudaStream_t stream) {
+    if (n > 0) quantizeActivationsKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(x, n, q, d, s);
+}
+
+void matvecQuantized(const DeviceWeight& w, const std::int8_t* q, const float* d, const float* s, float* y, cudaStream_t stream) {
+    const ActQ8 x{q, d, s};
+    switch (w.dtype) {
+        case DType::Q4_0: return launch<UnitQ4_0x8>(w, x, y, stream);
+        case DType::Q8_0: return launch<UnitQ8_0x8>(w, x, y, stream);
+        case DType::Q4_K: return launch<UnitQ45_Kx8<false>>(w, x, y, stream);
+        case DType::Q5_K: return launch<UnitQ45_Kx8<true>>(w, x, y, stream);
+        case DType::Q6_K: return launch<UnitQ6_Kx8>(w, x, y, stream);
+        default: break;
+    }
+}
 
 void matvec(const DeviceWeight& w, const float* x, float* y, cudaStream_t stream) {
     const bool aligned = w.rowBytes % 16 == 0 && reinterpret_cast<std::uintptr_t>(w.data) % 16 == 0 &&

@@ -22,7 +22,42 @@ __global__ void rmsNormKernel(const float* x, DeviceWeight weight, float eps, st
     for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * weightAt(weight, 0, i);
 }
 
+// One row with 1024 threads, writing y and its int8 quantization for the next matvec:
+// each warp takes 32-element blocks in turn.
+__global__ void __launch_bounds__(1024) rmsNormQuantizeKernel(const float* x, DeviceWeight weight, float eps, std::int64_t n, float* y,
+                                                              std::int8_t* q, float* d, float* s) {
+    float sum = 0.0f;
+    for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += x[i] * x[i];
+    __shared__ float partial[32];
+    sum = warpSum(sum);
+    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = sum;
+    __syncthreads();
+    float total = 0.0f;
+    for (int i = 0; i < static_cast<int>(blockDim.x / 32); ++i) total += partial[i];
+    const float scale = rsqrtf(total / static_cast<float>(n) + eps);
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32, warps = static_cast<int>(blockDim.x) / 32;
+    for (std::int64_t b = warp; b < n / 32; b += warps) {
+        const std::int64_t i = 32 * b + lane;
+        const float v = x[i] * scale * weightAt(weight, 0, i);
+        y[i] = v;
+        const float amax = warpMax(fabsf(v));
+        const float dq = amax / 127.0f;
+        const int qi = amax == 0.0f ? 0 : static_cast<int>(rintf(v / dq));
+        const float qs = warpSum(static_cast<float>(qi));
+        q[i] = static_cast<std::int8_t>(qi);
+        if (lane == 0) {
+            d[b] = dq;
+            s[b] = dq * qs;
+        }
+    }
+}
+
 }  // namespace
+
+void rmsNormQuantize(const float* x, const DeviceWeight& weight, float eps, std::int64_t n, float* y, std::int8_t* q, float* d, float* s,
+                     cudaStream_t stream) {
+    rmsNormQuantizeKernel<<<1, 1024, 0, stream>>>(x, weight, eps, n, y, q, d, s);
+}
 
 void rmsNorm(const float* x, const DeviceWeight& weight, float eps, std::int64_t n, std::int64_t rows, float* y, cudaStream_t stream) {
     if (rows > 0) rmsNormKernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, weight, eps, n, y);

@@ -5,7 +5,8 @@
 namespace lumen::inference::cuda {
 namespace {
 
-__global__ void ropeKernel(float* x, std::int64_t rows, std::int64_t pos0, RopeSpec spec, const float* factors) {
+__global__ void ropeKernel(float* x, std::int64_t rows, Position position, RopeSpec spec, const float* factors) {
+    const std::int64_t pos0 = position.device ? *position.device : position.value;
     const std::int64_t half = spec.nRot / 2;
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= rows * spec.nHeads * half) return;
@@ -24,7 +25,7 @@ __global__ void ropeKernel(float* x, std::int64_t rows, std::int64_t pos0, RopeS
 
 }  // namespace
 
-void rope(float* x, std::int64_t rows, std::int64_t pos0, const RopeSpec& spec, const float* freqFactors, cudaStream_t stream) {
+void rope(float* x, std::int64_t rows, const Position& pos0, const RopeSpec& spec, const float* freqFactors, cudaStream_t stream) {
     const std::int64_t n = rows * spec.nHeads * (spec.nRot / 2);
     RopeSpec s = spec;
     s.freqFactors = nullptr;  // a host-side view; the kernel gets the device copy

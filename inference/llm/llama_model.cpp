@@ -1,6 +1,7 @@
 #include "inference/llm/llama_model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 
@@ -135,13 +136,17 @@ std::int64_t LlamaModel::gpuLayersFitting(std::uint64_t bytes, std::int64_t cont
     return fitting;
 }
 
+namespace {
+std::atomic<std::uint32_t> nextSessionId{1};
+}
+
 LlamaSession::LlamaSession(std::shared_ptr<const LlamaModel> model, Backend& backend, std::int64_t contextSize, DType kvType)
-    : model_(std::move(model)), nCtx_(contextSize) {
+    : model_(std::move(model)), nCtx_(contextSize), id_(nextSessionId.fetch_add(1)) {
     init(std::vector<Backend*>(static_cast<std::size_t>(model_->config().nLayers), &backend), kvType);
 }
 
 LlamaSession::LlamaSession(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, std::int64_t contextSize, DType kvType)
-    : model_(std::move(model)), nCtx_(contextSize) {
+    : model_(std::move(model)), nCtx_(contextSize), id_(nextSessionId.fetch_add(1)) {
     const std::int64_t nLayers = model_->config().nLayers;
     if (split.gpuLayers < 0 || split.gpuLayers > nLayers)
         throw std::invalid_argument("gpu layers must be from 0 to " + std::to_string(nLayers) + ", not " + std::to_string(split.gpuLayers));
@@ -150,6 +155,10 @@ LlamaSession::LlamaSession(std::shared_ptr<const LlamaModel> model, const LayerS
     std::vector<Backend*> layers;
     for (std::int64_t l = 0; l < nLayers; ++l) layers.push_back(l < nLayers - split.gpuLayers ? split.cpu : split.gpu);
     init(layers, kvType);
+}
+
+LlamaSession::~LlamaSession() {
+    for (auto& stage : stages_) stage.backend->forgetSteps(id_);
 }
 
 void LlamaSession::init(const std::vector<Backend*>& layerBackends, DType kvType) {
@@ -206,12 +215,16 @@ void LlamaSession::reserve(Stage& stage, std::int64_t n, bool allLogits) {
         b.ffn = be.alloc(n * c.dim);
         b.capacity = n;
         b.logits.reset();
+        ++generation_;
+        be.forgetSteps(id_);
     }
     if (&stage == &stages_.back()) {
         const std::int64_t logitRows = allLogits ? b.capacity : 1;
         if (!b.logits || (allLogits && logitsRows_ < logitRows)) {
             b.logits = be.alloc(logitRows * c.vocabSize);
             logitsRows_ = logitRows;
+            ++generation_;
+            be.forgetSteps(id_);
         }
     }
 }
@@ -231,75 +244,97 @@ const std::vector<float>& LlamaSession::prefill(std::span<const std::int32_t> to
 
 void LlamaSession::forward(std::span<const std::int32_t> tokens, bool allLogits) {
     const LlamaConfig& c = model_->config();
-    const LlamaWeights& w = model_->weights();
     const auto n = static_cast<std::int64_t>(tokens.size());
     if (pos_ + n > nCtx_) throw std::out_of_range("the context is full (" + std::to_string(nCtx_) + " tokens)");
     for (auto t : tokens)
         if (t < 0 || t >= c.vocabSize) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
+    for (auto& stage : stages_) reserve(stage, n, allLogits);
+    for (std::size_t s = 0; s < stages_.size(); ++s) {
+        Stage& stage = stages_[s];
+        Backend& be = *stage.backend;
+        if (s == 0) {
+            // The tokens' embeddings start the residual stream.
+            be.embedRows(model_->weights().tokenEmbedding, tokens, stage.buffers.x.get());
+        } else {
+            // The stream moves over from the previous stage's backend.
+            handOver_.resize(static_cast<std::size_t>(n * c.dim));
+            stages_[s - 1].backend->download(stages_[s - 1].buffers.x.get(), handOver_.data(), n * c.dim);
+            be.upload(handOver_.data(), stage.buffers.x.get(), n * c.dim);
+        }
+        const bool last = s + 1 == stages_.size();
+        if (n > 1) {
+            runLayers(stage, last, tokens, allLogits);
+            continue;
+        }
+        // A decode step: the same ops on the same buffers every token, which a backend may
+        // record once and replay.
+        const std::uint64_t key = (std::uint64_t{id_} << 32) | (std::uint64_t{generation_} << 16) | s;
+        if (be.replayStep(key, pos_, nCtx_)) continue;
+        be.beginStep(key, pos_, nCtx_);
+        try {
+            runLayers(stage, last, tokens, allLogits);
+        } catch (...) {
+            be.endStep(false);
+            throw;
+        }
+        be.endStep(true);
+    }
+    pos_ += n;
+    Stage& last = stages_.back();
+    if (allLogits) {
+        batchLogits_.resize(static_cast<std::size_t>(n * c.vocabSize));
+        last.backend->download(last.buffers.logits.get(), batchLogits_.data(), n * c.vocabSize);
+        std::copy(batchLogits_.end() - c.vocabSize, batchLogits_.end(), logits_.begin());
+    } else {
+        last.backend->download(last.buffers.logits.get(), logits_.data(), c.vocabSize);
+    }
+}
+
+// The stage's layers over n tokens at positions pos_.., and on the last stage the final norm
+// and the vocabulary projection.
+void LlamaSession::runLayers(Stage& stage, bool last, std::span<const std::int32_t> tokens, bool allLogits) {
+    const LlamaConfig& c = model_->config();
+    const LlamaWeights& w = model_->weights();
+    const auto n = static_cast<std::int64_t>(tokens.size());
     const std::int64_t kvDim = c.nKvHeads * c.headDim, qDim = c.nHeads * c.headDim;
     const RopeSpec qRope{c.nHeads, c.headDim, c.ropeDims, c.ropeFreqBase, c.ropeStyle, w.ropeFreqs.data ? &w.ropeFreqs : nullptr};
     RopeSpec kRope = qRope;
     kRope.nHeads = c.nKvHeads;
     const AttentionSpec attention{c.nHeads, c.nKvHeads, c.headDim};
-
-    for (std::size_t s = 0; s < stages_.size(); ++s) {
-        Stage& stage = stages_[s];
-        reserve(stage, n, allLogits);
-        Backend& be = *stage.backend;
-        Buffers& b = stage.buffers;
-        float* x = b.x.get();
-        if (s == 0) {
-            // The tokens' embeddings start the residual stream.
-            be.embedRows(w.tokenEmbedding, tokens, x);
-        } else {
-            // The stream moves over from the previous stage's backend.
-            handOver_.resize(static_cast<std::size_t>(n * c.dim));
-            stages_[s - 1].backend->download(stages_[s - 1].buffers.x.get(), handOver_.data(), n * c.dim);
-            be.upload(handOver_.data(), x, n * c.dim);
-        }
-        for (std::int64_t l = stage.first; l < stage.end; ++l) {
-            const LlamaLayer& L = w.layers[static_cast<std::size_t>(l)];
-            const KvLayer& kv = kv_[static_cast<std::size_t>(l)];
-            // Attention block: normalise, project to q/k/v, rotate q and k by position.
-            be.rmsNorm(x, L.attnNorm, c.rmsEps, c.dim, n, b.xb.get());
-            be.matmul(L.wq, b.xb.get(), n, b.q.get());
-            be.matmul(L.wk, b.xb.get(), n, b.k.get());
-            be.matmul(L.wv, b.xb.get(), n, b.v.get());
-            if (L.bq.data) be.addBias(b.q.get(), L.bq, qDim, n);
-            if (L.bk.data) be.addBias(b.k.get(), L.bk, kvDim, n);
-            if (L.bv.data) be.addBias(b.v.get(), L.bv, kvDim, n);
-            be.rope(b.q.get(), n, pos_, qRope);
-            be.rope(b.k.get(), n, pos_, kRope);
-            // Remember k and v, attend causally, project back, add to the stream.
-            be.storeKv(kv, pos_, n, kvDim, b.k.get(), b.v.get());
-            be.attention(b.q.get(), kv, pos_, n, attention, b.attOut.get());
-            be.matmul(L.wo, b.attOut.get(), n, b.att.get());
-            be.add(x, b.att.get(), n * c.dim);
-            // Feed-forward block: SwiGLU.
-            be.rmsNorm(x, L.ffnNorm, c.rmsEps, c.dim, n, b.xb.get());
-            be.matmul(L.wGate, b.xb.get(), n, b.gate.get());
-            be.matmul(L.wUp, b.xb.get(), n, b.up.get());
-            be.siluMul(b.gate.get(), b.up.get(), n * c.ffnDim);
-            be.matmul(L.wDown, b.gate.get(), n, b.ffn.get());
-            be.add(x, b.ffn.get(), n * c.dim);
-        }
+    Backend& be = *stage.backend;
+    Buffers& b = stage.buffers;
+    float* x = b.x.get();
+    for (std::int64_t l = stage.first; l < stage.end; ++l) {
+        const LlamaLayer& L = w.layers[static_cast<std::size_t>(l)];
+        const KvLayer& kv = kv_[static_cast<std::size_t>(l)];
+        // Attention block: normalise, project to q/k/v, rotate q and k by position.
+        be.rmsNorm(x, L.attnNorm, c.rmsEps, c.dim, n, b.xb.get());
+        be.matmul(L.wq, b.xb.get(), n, b.q.get());
+        be.matmul(L.wk, b.xb.get(), n, b.k.get());
+        be.matmul(L.wv, b.xb.get(), n, b.v.get());
+        if (L.bq.data) be.addBias(b.q.get(), L.bq, qDim, n);
+        if (L.bk.data) be.addBias(b.k.get(), L.bk, kvDim, n);
+        if (L.bv.data) be.addBias(b.v.get(), L.bv, kvDim, n);
+        be.rope(b.q.get(), n, pos_, qRope);
+        be.rope(b.k.get(), n, pos_, kRope);
+        // Remember k and v, attend causally, project back, add to the stream.
+        be.storeKv(kv, pos_, n, kvDim, b.k.get(), b.v.get());
+        be.attention(b.q.get(), kv, pos_, n, attention, b.attOut.get());
+        be.matmul(L.wo, b.attOut.get(), n, b.att.get());
+        be.add(x, b.att.get(), n * c.dim);
+        // Feed-forward block: SwiGLU.
+        be.rmsNorm(x, L.ffnNorm, c.rmsEps, c.dim, n, b.xb.get());
+        be.matmul(L.wGate, b.xb.get(), n, b.gate.get());
+        be.matmul(L.wUp, b.xb.get(), n, b.up.get());
+        be.siluMul(b.gate.get(), b.up.get(), n * c.ffnDim);
+        be.matmul(L.wDown, b.gate.get(), n, b.ffn.get());
+        be.add(x, b.ffn.get(), n * c.dim);
     }
-    pos_ += n;
-    // Final norm and the vocabulary projection, on the last stage.
-    Stage& last = stages_.back();
-    Backend& be = *last.backend;
-    Buffers& b = last.buffers;
+    if (!last) return;
+    // Final norm and the vocabulary projection.
     const std::int64_t rows = allLogits ? n : 1;
-    const float* normIn = b.x.get() + (n - rows) * c.dim;
-    be.rmsNorm(normIn, w.outputNorm, c.rmsEps, c.dim, rows, b.xb.get());
+    be.rmsNorm(x + (n - rows) * c.dim, w.outputNorm, c.rmsEps, c.dim, rows, b.xb.get());
     be.matmul(w.output, b.xb.get(), rows, b.logits.get());
-    if (allLogits) {
-        batchLogits_.resize(static_cast<std::size_t>(rows * c.vocabSize));
-        be.download(b.logits.get(), batchLogits_.data(), rows * c.vocabSize);
-        std::copy(batchLogits_.end() - c.vocabSize, batchLogits_.end(), logits_.begin());
-    } else {
-        be.download(b.logits.get(), logits_.data(), c.vocabSize);
-    }
 }
 
 }  // namespace lumen::inference

@@ -94,6 +94,9 @@ public:
     // Layers split between two backends (gpuLayers 0: all on split.cpu; nLayers: all on split.gpu).
     LlamaSession(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, std::int64_t contextSize,
                  DType kvType = DType::F16);
+    ~LlamaSession();
+    LlamaSession(const LlamaSession&) = delete;
+    LlamaSession& operator=(const LlamaSession&) = delete;
 
     std::int64_t contextSize() const { return nCtx_; }
     std::int64_t position() const { return pos_; }  // tokens in the cache
@@ -126,6 +129,7 @@ private:
 
     void init(const std::vector<Backend*>& layerBackends, DType kvType);
     void reserve(Stage& stage, std::int64_t n, bool allLogits);
+    void runLayers(Stage& stage, bool last, std::span<const std::int32_t> tokens, bool allLogits);
     void forward(std::span<const std::int32_t> tokens, bool allLogits);
 
     std::shared_ptr<const LlamaModel> model_;
@@ -138,6 +142,8 @@ private:
     std::vector<float> batchLogits_;
     std::vector<float> handOver_;  // the residual stream on its way between two stages
     std::int64_t logitsRows_ = 0;  // rows the last stage's logits buffer holds
+    std::uint32_t id_;             // names this session's recorded decode steps
+    std::uint16_t generation_ = 0; // bumped when buffers move: older recordings are stale
 };
 
 }  // namespace lumen::inference

@@ -1,9 +1,12 @@
 #include "inference/llm/model_writer.h"
 
+#include <algorithm>
 #include <random>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
+#include "inference/core/thread_pool.h"
 #include "inference/formats/gguf.h"
 #include "inference/formats/quants.h"
 
@@ -25,8 +28,11 @@ void writeRandomLlamaModel(const RandomModelSpec& spec, const std::filesystem::p
     if (spec.dim % spec.nHeads != 0) throw std::invalid_argument("dim must be a multiple of the head count");
     if (spec.nHeads % spec.nKvHeads != 0) throw std::invalid_argument("the head count must be a multiple of the KV head count");
     const std::int64_t headDim = spec.dim / spec.nHeads, kvDim = spec.nKvHeads * headDim;
-    std::mt19937_64 rng(spec.seed);
-    std::normal_distribution<float> normal(0.0f, spec.weightScale);
+    // Values come in chunks, each from its own generator seeded by (seed, tensor, chunk): the
+    // same for a given seed however many threads fill them (an 8B model takes seconds, not minutes).
+    ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    std::uint64_t tensorIndex = 0;
+    constexpr std::int64_t kChunk = 1 << 16;
 
     GgufWriter w;
     const std::string a = spec.architecture + ".";
@@ -76,12 +82,26 @@ void writeRandomLlamaModel(const RandomModelSpec& spec, const std::filesystem::p
         std::int64_t n = 1;
         for (auto d : shape) n *= d;
         std::vector<float> values(static_cast<std::size_t>(n));
-        for (auto& v : values) v = norm ? 1.0f + normal(rng) : normal(rng);
+        const std::uint64_t index = tensorIndex++;
+        pool.parallelFor((n + kChunk - 1) / kChunk, [&](std::int64_t begin, std::int64_t end) {
+            for (std::int64_t c = begin; c < end; ++c) {
+                std::seed_seq seq{spec.seed, index, static_cast<std::uint64_t>(c)};
+                std::mt19937_64 rng(seq);
+                std::normal_distribution<float> normal(0.0f, spec.weightScale);
+                for (std::int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+                    values[static_cast<std::size_t>(i)] = norm ? 1.0f + normal(rng) : normal(rng);
+            }
+        });
         const auto bytes = byteSize(type, n);
         if (!bytes || shape[0] % traits(type).blockSize != 0)
             throw std::invalid_argument(name + ": row length " + std::to_string(shape[0]) + " does not fit " + std::string(inference::name(type)) + " blocks");
         storage.emplace_back(static_cast<std::size_t>(*bytes));
-        quantize(type, values.data(), storage.back().data(), n);
+        // Quantized a run of whole rows per thread.
+        const std::int64_t rowLength = shape[0], rows = n / rowLength, rowBytes = *byteSize(type, rowLength);
+        std::uint8_t* out = storage.back().data();
+        pool.parallelFor(rows, [&](std::int64_t begin, std::int64_t end) {
+            quantize(type, values.data() + begin * rowLength, out + begin * rowBytes, (end - begin) * rowLength);
+        });
         w.addTensor(name, type, std::move(shape), storage.back());
     };
     add("token_embd.weight", {spec.dim, spec.vocabSize}, typeFor(spec, "token_embd.weight"), false);

@@ -5,14 +5,23 @@
 // libraries; exits 77 (reported as skipped by ctest) when no usable GPU is present.
 //
 // Tolerances (e = sum over the row of |w * x|, the scale of the rounding error):
-//  - matvec (decode, F32 activations, exact dequantization):   |gpu - ref| <= 1e-4 e + 1e-6
+//  - matvec (decode) with float weights and the rarer quantized types (F32 activations, exact
+//    dequantization): |gpu - ref| <= 1e-4 e + 1e-6
+//  - matvec with Q4_0, Q8_0, Q4_K, Q5_K, Q6_K weights, whose kernels take activations quantized
+//    to int8 per block of 32 (rounding each by at most d_b / 2 = amax_b / 254): |gpu - ref| <=
+//    sum over blocks b of (amax_b / 254) * sum_b |w| + 1e-4 e
 //  - matmul n > 1 via cuBLAS on F16 copies (activations and weights rounded to F16, 2^-11 each):
 //    |gpu - ref| <= 2e-3 e + 1e-5; F32 weights use an F32 GEMM: 1e-4 e + 1e-6
 //  - RMSNorm, SiLU-gate, add, bias, embedding rows: 1e-5 relative + 1e-6
 //  - RoPE: 2e-6 * (pos + 1) relative to the pair length (the angle's float rounding grows with pos)
-//  - attention (same F16 cache values, different summation order, fast exp): 2e-4 absolute
+//  - attention (same F16 cache values, different summation order, fast exp): 2e-4 absolute for
+//    one query (our kernel); several queries go through cuBLAS with F16 queries and softmax
+//    weights when the cache is F16: 2e-3 absolute (F32 cache: 2e-4)
 //  - whole models, against the PyTorch goldens: decode as the CPU reference (max |diff| <= 0.005,
-//    relative RMS <= 0.001); prefill through F16 GEMMs max |diff| <= 0.05, relative RMS <= 0.01.
+//    relative RMS <= 0.001), with 8-bit activations (Q8_0 models) as the CPU's fast path (0.06,
+//    0.025); prefill through F16 GEMMs max |diff| <= 0.05, relative RMS <= 0.01. Decode steps
+//    are recorded as CUDA graphs from the second token on: replays after a truncation give the
+//    same logits as the first run, bit for bit.
 // Measured worst cases are printed.
 
 #include <algorithm>
@@ -102,13 +111,25 @@ void matmulParity(Backend& gpu, Backend& ref) {
                 gpu.matmul(m.tensor, dx.get(), n, dy.get());
                 const auto got = toHost(gpu, dy.get(), n * rows);
                 const bool halfGemm = n > 1 && t != DType::F32;
+                const bool int8Activations =
+                    n == 1 && (t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K);
                 const std::string op = std::string(n == 1 ? "matvec " : "matmul ") + std::string(name(t));
                 for (std::int64_t i = 0; i < n; ++i)
                     for (std::int64_t r = 0; r < rows; ++r) {
                         double e = 0;
                         for (std::int64_t c = 0; c < cols; ++c)
                             e += std::fabs(static_cast<double>(m.values[static_cast<std::size_t>(r * cols + c)]) * x[static_cast<std::size_t>(i * cols + c)]);
-                        const double bound = halfGemm ? 2e-3 * e + 1e-5 : 1e-4 * e + 1e-6;
+                        double bound = halfGemm ? 2e-3 * e + 1e-5 : 1e-4 * e + 1e-6;
+                        if (int8Activations) {
+                            for (std::int64_t b0 = 0; b0 < cols; b0 += 32) {
+                                double amax = 0, absW = 0;
+                                for (std::int64_t j = b0; j < b0 + 32; ++j) {
+                                    amax = std::max(amax, static_cast<double>(std::fabs(x[static_cast<std::size_t>(i * cols + j)])));
+                                    absW += std::fabs(m.values[static_cast<std::size_t>(r * cols + j)]);
+                                }
+                                bound += amax / 254.0 * absW;
+                            }
+                        }
                         const auto k = static_cast<std::size_t>(i * rows + r);
                         expectClose(op, std::to_string(cols) + "x" + std::to_string(rows) + " row " + std::to_string(r), got[k], want[k], bound);
                     }
@@ -118,8 +139,8 @@ void matmulParity(Backend& gpu, Backend& ref) {
 }
 
 void elementwiseParity(Backend& gpu, Backend& ref) {
-    for (std::int64_t n : {64, 4097}) {
-        const std::int64_t rows = 3;
+    // (One row of a multiple of 32 takes the fused norm-and-quantize path of decode.)
+    for (auto [n, rows] : {std::pair<std::int64_t, std::int64_t>{64, 3}, {4097, 3}, {4096, 1}}) {
         const auto x = randomVector(static_cast<std::size_t>(rows * n), 11, 3.0f);
         for (DType t : {DType::F32, DType::F16, DType::BF16}) {
             const auto w = randomMatrix(t, n, 1, 12);
@@ -220,8 +241,8 @@ void attentionParity(Backend& gpu, Backend& ref) {
                     gpu.attention(dq.get(), devKv, pos0, rows, spec, dout.get());
                     const auto got = toHost(gpu, dout.get(), rows * qDim);
                     for (std::size_t i = 0; i < want.size(); ++i)
-                        expectClose("attention", "positions " + std::to_string(positions) + " rows " + std::to_string(rows) + " #" + std::to_string(i),
-                                    got[i], want[i], 2e-4);
+                        expectClose(rows > 1 ? "attention (prompt)" : "attention (one query)", "positions " + std::to_string(positions) + " rows " + std::to_string(rows) + " #" + std::to_string(i),
+                                    got[i], want[i], rows > 1 && kvType == DType::F16 ? 2e-3 : 2e-4);
                 }
             }
 }
@@ -266,7 +287,8 @@ void modelGoldens(Backend& gpu, Backend& cpu) {
             for (TokenId t : prompt) decoded.push_back(session.decode(t));
             const Errors d = compare(decoded, golden["logits"]);
             std::cout << "  " << label << " decode: max |diff| " << d.maxDiff << ", relative RMS " << d.rel << "\n";
-            if (!(d.maxDiff <= 0.005 && d.rel <= 0.001)) {
+            const bool int8 = std::string(n).find("q8_0") != std::string::npos;
+            if (!(d.maxDiff <= (int8 ? 0.06 : 0.005) && d.rel <= (int8 ? 0.025 : 0.001))) {
                 std::cerr << "FAIL " << label << " decode logits\n";
                 ++failures;
             }
@@ -280,6 +302,17 @@ void modelGoldens(Backend& gpu, Backend& cpu) {
             if (greedy != golden["greedy"].get<std::vector<TokenId>>()) {
                 std::cerr << "FAIL " << label << " greedy continuation\n";
                 ++failures;
+            }
+            // Back to the end of the prompt: the replayed steps reproduce the first run.
+            session.truncate(static_cast<std::int64_t>(prompt.size()));
+            const std::vector<float> first = session.decode(greedy[0]);
+            for (int round = 0; round < 3; ++round) {
+                session.truncate(static_cast<std::int64_t>(prompt.size()));
+                if (session.decode(greedy[0]) != first) {
+                    std::cerr << "FAIL " << label << " a replayed decode step differs from the first run\n";
+                    ++failures;
+                    break;
+                }
             }
             LlamaSession batch(model, LayerSplit{&cpu, &gpu, gpuLayers}, 256);
             const auto& all = batch.prefill(prompt, true);
