@@ -361,24 +361,26 @@ struct Placement {
     }
 };
 
-// --gpu-layers: "auto" (the default: every layer that fits in the GPU's free memory, none
-// without a usable GPU), "all", or a number of layers. nullopt, with the reason printed, when
-// the request cannot be met.
-std::optional<Placement> placeModel(Context& ctx, const inference::LlamaModel& model, std::int64_t contextSize, int threads) {
-    const std::int64_t nLayers = model.config().nLayers;
+// --gpu-layers: "auto" (the default: -1), "all" (a number past any model's layer count) or a
+// number of layers. nullopt, with the reason printed, when the text is none of these.
+std::optional<std::int64_t> gpuLayersOption(Context& ctx) {
     const QString option = ctx.parser.value(QStringLiteral("gpu-layers")).trimmed().toLower();
-    std::int64_t wanted = -1;  // auto
-    if (option == QLatin1String("all")) {
-        wanted = nLayers;
-    } else if (!option.isEmpty() && option != QLatin1String("auto")) {
-        bool ok = false;
-        wanted = option.toLongLong(&ok);
-        if (!ok || wanted < 0) {
-            ctx.err << "lumen-cli: --gpu-layers takes auto, all or a number of layers, not '" << option << "'\n";
-            return std::nullopt;
-        }
-        wanted = std::min(wanted, nLayers);
+    if (option.isEmpty() || option == QLatin1String("auto")) return -1;
+    if (option == QLatin1String("all")) return std::int64_t{1} << 30;
+    bool ok = false;
+    const std::int64_t n = option.toLongLong(&ok);
+    if (!ok || n < 0) {
+        ctx.err << "lumen-cli: --gpu-layers takes auto, all or a number of layers, not '" << option << "'\n";
+        return std::nullopt;
     }
+    return n;
+}
+
+// Places the model for --gpu-layers (`wanted`, see gpuLayersOption). nullopt, with the reason
+// printed, when the request cannot be met.
+std::optional<Placement> placeModel(Context& ctx, const inference::LlamaModel& model, std::int64_t contextSize, int threads, std::int64_t wanted) {
+    const std::int64_t nLayers = model.config().nLayers;
+    if (wanted > nLayers) wanted = nLayers;
     Placement p;
     p.layers = nLayers;
     p.cpu = inference::makeCpuBackend({.threads = threads});
@@ -420,13 +422,13 @@ struct LoadedModel {
 // Loads the model named by --model for a context of ctxSize tokens (0: the model's, at most
 // 4096) on `threads` threads and the GPU (--gpu-layers). nullopt, with the reason printed, when
 // it will not fit in free memory; engine errors (bad file, unsupported model) are thrown.
-std::optional<LoadedModel> loadForGeneration(Context& ctx, int ctxSize, int threads) {
+std::optional<LoadedModel> loadForGeneration(Context& ctx, int ctxSize, int threads, std::int64_t gpuLayers) {
     LoadedModel m;
     m.file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(ctx.parser.value(QStringLiteral("model")).toStdString()));
     m.model = inference::LlamaModel::load(m.file);
     m.tokenizer.emplace(inference::Tokenizer::fromGguf(*m.file));
     m.contextSize = ctxSize > 0 ? ctxSize : std::min<std::int64_t>(m.model->config().contextLength, 4096);
-    auto placement = placeModel(ctx, *m.model, m.contextSize, threads);
+    auto placement = placeModel(ctx, *m.model, m.contextSize, threads, gpuLayers);
     if (!placement) return std::nullopt;
     m.placement = std::move(*placement);
     const auto need = m.model->estimateMemory(m.contextSize);
@@ -458,7 +460,8 @@ int cmdGenerate(Context& ctx) {
     const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
     const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
     const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
-    if (!n || !temp || !topK || !topP || !minP || !repeat || !seed || !ctxSize || !threads) return kUsage;
+    const auto gpuLayers = gpuLayersOption(ctx);
+    if (!n || !temp || !topK || !topP || !minP || !repeat || !seed || !ctxSize || !threads || !gpuLayers) return kUsage;
     params.maxTokens = *n;
     params.sampling.temperature = *temp;
     params.sampling.topK = *topK;
@@ -471,7 +474,7 @@ int cmdGenerate(Context& ctx) {
     try {
         QElapsedTimer loadTimer;
         loadTimer.start();
-        auto loaded = loadForGeneration(ctx, *ctxSize, *threads);
+        auto loaded = loadForGeneration(ctx, *ctxSize, *threads, *gpuLayers);
         if (!loaded) return kFailed;
         const auto& tokenizer = *loaded->tokenizer;
         inference::LlamaSession session(loaded->model, loaded->placement.split(), loaded->contextSize);
@@ -548,7 +551,8 @@ int cmdBench(Context& ctx) {
     }
     const auto prefill = numberOption<int>(ctx, "p", 512, 0, 1 << 16);
     const auto decode = numberOption<int>(ctx, "n", 128, 0, 1 << 16);
-    if (!prefill || !decode) return kUsage;
+    const auto gpuLayers = gpuLayersOption(ctx);
+    if (!prefill || !decode || !gpuLayers) return kUsage;
     std::vector<int> threads;
     for (const QString& t : ctx.parser.value(QStringLiteral("t")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
         bool ok = false;
@@ -565,7 +569,7 @@ int cmdBench(Context& ctx) {
         const auto model = inference::LlamaModel::load(file);
         const auto& c = model->config();
         const std::int64_t contextSize = *prefill + *decode + 2;
-        auto placement = placeModel(ctx, *model, std::max<std::int64_t>(contextSize, 16), threads.front());
+        auto placement = placeModel(ctx, *model, std::max<std::int64_t>(contextSize, 16), threads.front(), *gpuLayers);
         if (!placement) return kFailed;
         // Decoding reads every weight once per token: compare with the bandwidth of the memory
         // the weights sit in (the GPU's peak when all layers are there, else measured RAM).
@@ -623,9 +627,10 @@ int cmdChat(Context& ctx) {
     const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
     const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
     const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
-    if (!n || !temp || !seed || !ctxSize || !threads) return kUsage;
+    const auto gpuLayers = gpuLayersOption(ctx);
+    if (!n || !temp || !seed || !ctxSize || !threads || !gpuLayers) return kUsage;
     try {
-        auto loaded = loadForGeneration(ctx, *ctxSize, *threads);
+        auto loaded = loadForGeneration(ctx, *ctxSize, *threads, *gpuLayers);
         if (!loaded) return kFailed;
         const auto& tokenizer = *loaded->tokenizer;
         const auto& model = loaded->model;

@@ -6,6 +6,7 @@
 #include "app/cli/cli.h"
 #include "app/library.h"
 #include "inference/formats/gguf.h"
+#include "inference/core/compute_devices.h"
 #include "test_util.h"
 
 using namespace lumen;
@@ -254,6 +255,32 @@ private slots:
         r = run({"generate", "--model", shared + "/tokenizers/ggml-vocab-gpt-2.gguf", "--prompt", "x"});
         QCOMPARE(r.status, 1);
         QVERIFY2(r.err.contains("architecture 'gpt2' is not supported"), qPrintable(r.err));
+    }
+
+    // --gpu-layers: bad values are usage errors; 0 stays on the CPU; a number of layers needs a
+    // usable GPU (on a machine without one the error says why, on one with one it runs there).
+    void gpuLayers() {
+        const QString shared = lumen::test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: skipping gpuLayers");
+        const QString model = shared + "/tinystories/stories260K.gguf";
+        auto r = run({"generate", "--model", model, "--prompt", "Zoo", "--gpu-layers", "most"});
+        QCOMPARE(r.status, 2);
+        QVERIFY2(r.err.contains("--gpu-layers takes auto, all or a number"), qPrintable(r.err));
+        r = run({"generate", "--model", model, "--prompt", "Zoo", "--temp", "0", "-n", "5", "--gpu-layers", "0"});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.err.contains("running on CPU"), qPrintable(r.err));
+        const bool gpu = !lumen::inference::queryComputeDevices().gpus.empty();
+        r = run({"generate", "--model", model, "--prompt", "Zoo", "--temp", "0", "-n", "5", "--gpu-layers", "2"});
+        if (gpu) {
+            QCOMPARE(r.status, 0);
+            QVERIFY2(r.err.contains("2 of 5 layers"), qPrintable(r.err));
+        } else {
+            QCOMPARE(r.status, 1);
+            QVERIFY2(r.err.contains("cannot use the GPU"), qPrintable(r.err));
+        }
+        r = run({"bench", "--model", model, "-p", "8", "-n", "8", "-t", "1", "--gpu-layers", "0"});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("TTFT ms") && r.out.contains("CPU ("), qPrintable(r.out));
     }
 
     void chat() {
