@@ -133,6 +133,13 @@ public:
         inStep_ = true;
     }
     void endStep(bool ok) override {
+        if (ok) {
+            flushMatvecs();
+            flushAdd();
+        } else {
+            pendingMatvecs_.count = 0;
+            pendingAdd_ = {};
+        }
         inStep_ = false;
         if (!capturing_) return;
         capturing_ = false;
@@ -178,18 +185,25 @@ public:
         check(cudaSetDevice(device_), "selecting the GPU");
         const cuda::DeviceWeight& dw = weight(w);
         if (n == 1 && cuda::takesQuantizedActivations(dw)) {
-            // Consecutive products of one vector (q, k, v; gate, up) quantize it once.
+            // Products of one vector (q, k, v; gate, up) quantize it once and, when their
+            // weights share a type, run as one launch: they wait in pendingMatvecs_ until an op
+            // that is not one of them arrives.
+            flushAdd();
+            if (pendingMatvecs_.count > 0 &&
+                (pendingInput_ != x || pendingMatvecs_.weights[0].dtype != dw.dtype || pendingMatvecs_.count == cuda::MatvecBatch::kMax))
+                flushMatvecs();
             const void* before = scratch_.activationsQ8.memory.get();
             const bool wasCached = quantizedFrom_ == x && quantizedLength_ == dw.cols;
-            select();
+            if (!wasCached) flushMatvecs();  // they read the buffer about to be rewritten
             Activations a = activationBuffer(dw.cols);
-            const bool cached = wasCached && before == a.q;
-            if (!cached) {
+            if (!wasCached || before != a.q) {
                 cuda::quantizeActivations(x, dw.cols, a.q, a.d, a.s, stream_);
                 launched("quantizeActivations");
             }
-            cuda::matvecQuantized(dw, a.q, a.d, a.s, y, stream_);
-            launched("matvec");
+            pendingMatvecs_.weights[pendingMatvecs_.count] = dw;
+            pendingMatvecs_.outputs[pendingMatvecs_.count] = y;
+            ++pendingMatvecs_.count;
+            pendingInput_ = x;
             quantizedFrom_ = y == x ? nullptr : x;
             quantizedLength_ = dw.cols;
             return;
@@ -208,15 +222,24 @@ public:
         launched("addBias");
     }
     void rmsNorm(const float* x, const Tensor& w, float eps, std::int64_t n, std::int64_t rows, float* y) override {
-        select();
+        check(cudaSetDevice(device_), "selecting the GPU");
+        flushMatvecs();
+        const bool fuseAdd = pendingAdd_.x == x && pendingAdd_.n == n;
+        if (!fuseAdd) flushAdd();
+        quantizedFrom_ = nullptr;
         if (rows == 1 && n % 32 == 0 && n <= quantizedCapacity_) {
+            // Decode: the pending residual add, the norm and the quantization for the next
+            // matvecs in one launch.
             const Activations a = activationBuffer(n);
-            cuda::rmsNormQuantize(x, weight(w), eps, n, y, a.q, a.d, a.s, stream_);
+            if (fuseAdd) cuda::addRmsNormQuantize(pendingAdd_.x, pendingAdd_.addend, weight(w), eps, n, y, a.q, a.d, a.s, stream_);
+            else cuda::rmsNormQuantize(x, weight(w), eps, n, y, a.q, a.d, a.s, stream_);
+            pendingAdd_ = {};
             launched("rmsNorm");
             quantizedFrom_ = y;
             quantizedLength_ = n;
             return;
         }
+        flushAdd();
         cuda::rmsNorm(x, weight(w), eps, n, rows, y, stream_);
         launched("rmsNorm");
     }
@@ -258,6 +281,11 @@ public:
     }
     void add(float* x, const float* y, std::int64_t n) override {
         select();
+        if (n % 32 == 0 && n <= quantizedCapacity_) {
+            // A residual add of decode: held back to join the next RMSNorm of x.
+            pendingAdd_ = {x, y, n};
+            return;
+        }
         cuda::add(x, y, n, stream_);
         launched("add");
     }
@@ -294,10 +322,26 @@ private:
 
     static Key keyOf(const Tensor& t) { return {t.data, t.dtype, t.rowLength(), t.rows()}; }
 
-    // Every op but a matvec also forgets the quantized activations: it may have changed them.
+    // Every op but a matvec runs what was held back, and forgets the quantized activations:
+    // it may change them.
     void select() {
         check(cudaSetDevice(device_), "selecting the GPU");
+        flushMatvecs();
+        flushAdd();
         quantizedFrom_ = nullptr;
+    }
+    void flushMatvecs() {
+        if (pendingMatvecs_.count == 0) return;
+        const Activations a = activationBuffer(pendingMatvecs_.weights[0].cols);
+        cuda::matvecQuantized(pendingMatvecs_, a.q, a.d, a.s, stream_);
+        pendingMatvecs_.count = 0;
+        launched("matvec");
+    }
+    void flushAdd() {
+        if (!pendingAdd_.x) return;
+        cuda::add(pendingAdd_.x, pendingAdd_.addend, pendingAdd_.n, stream_);
+        pendingAdd_ = {};
+        launched("add");
     }
     cuda::Position position(std::int64_t pos) const {
         if (!inStep_) return {pos, nullptr, 0};
@@ -452,6 +496,14 @@ private:
     cublasHandle_t blasHandle_ = nullptr;
     std::map<Key, Entry> weights_;
     Scratch scratch_;
+    // Work held back to join the next op (see matmul and add).
+    cuda::MatvecBatch pendingMatvecs_;
+    const float* pendingInput_ = nullptr;
+    struct PendingAdd {
+        float* x = nullptr;
+        const float* addend = nullptr;
+        std::int64_t n = 0;
+    } pendingAdd_;
     const float* quantizedFrom_ = nullptr;  // the vector the Q8 activation buffer holds
     std::int64_t quantizedLength_ = 0;
     std::int64_t quantizedCapacity_ = 0;  // elements the Q8 activation buffer holds

@@ -38,7 +38,16 @@ void matvec(const DeviceWeight& w, const float* x, float* y, cudaStream_t stream
 // q: n bytes, d and s: n / 32 floats each, 16-byte aligned).
 bool takesQuantizedActivations(const DeviceWeight& w);
 void quantizeActivations(const float* x, std::int64_t n, std::int8_t* q, float* d, float* s, cudaStream_t stream);
-void matvecQuantized(const DeviceWeight& w, const std::int8_t* q, const float* d, const float* s, float* y, cudaStream_t stream);
+// Up to three matrices of one dtype that read the same quantized activations, in one launch.
+struct MatvecBatch {
+    static constexpr int kMax = 3;
+    int count = 0;
+    DeviceWeight weights[kMax];
+    float* outputs[kMax] = {};
+    unsigned firstBlock[kMax] = {};  // filled in by the launcher
+    int splits[kMax] = {};           // filled in by the launcher
+};
+void matvecQuantized(const MatvecBatch& batch, const std::int8_t* q, const float* d, const float* s, cudaStream_t stream);
 // Rows [row0, row0 + n) of W as F16 (n * cols values).
 void dequantizeRowsHalf(const DeviceWeight& w, std::int64_t row0, std::int64_t n, void* out, cudaStream_t stream);
 // Rows tokens[i] of W as F32, row i of out; tokens is device memory.
@@ -50,6 +59,9 @@ void rmsNorm(const float* x, const DeviceWeight& weight, float eps, std::int64_t
 // quantizeActivations), sparing a launch before the matvecs that read it. n % 32 == 0.
 void rmsNormQuantize(const float* x, const DeviceWeight& weight, float eps, std::int64_t n, float* y, std::int8_t* q, float* d, float* s,
                      cudaStream_t stream);
+// The residual add x += addend fused in front of rmsNormQuantize (addend may be nullptr).
+void addRmsNormQuantize(float* x, const float* addend, const DeviceWeight& weight, float eps, std::int64_t n, float* y, std::int8_t* q,
+                        float* d, float* s, cudaStream_t stream);
 
 // The position of the first row of rope, storeKv and attention: a value, or (inside a recorded
 // decode step, whose replays run at other positions) a device variable read by the kernels.

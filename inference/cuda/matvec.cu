@@ -317,6 +317,34 @@ __global__ void __launch_bounds__(kThreads) matvecKernel(DeviceWeight w, typenam
     }
 }
 
+// Up to three matrices that read the same activations (q, k, v; gate, up) in one launch: the
+// blocks are dealt out to the matrices in turn.
+template <class Unit>
+__global__ void __launch_bounds__(kThreads) matvecManyKernel(MatvecBatch batch, typename Unit::Input x) {
+    int m = 0;
+    while (m + 1 < batch.count && blockIdx.x >= batch.firstBlock[m + 1]) ++m;
+    const DeviceWeight& w = batch.weights[m];
+    const int splits = batch.splits[m];
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    const int rowsPerBlock = (kThreads / 32) / splits;
+    const int part = warp % splits;
+    const std::int64_t row = static_cast<std::int64_t>(blockIdx.x - batch.firstBlock[m]) * rowsPerBlock + warp / splits;
+    float sum = 0.0f;
+    if (row < w.rows) {
+        const std::int64_t units = w.cols / Unit::kElems;
+        for (std::int64_t u = part * 32 + lane; u < units; u += 32 * splits) sum += Unit::dot(w, row, u, x);
+    }
+    sum = warpSum(sum);
+    __shared__ float partial[kThreads / 32];
+    if (lane == 0) partial[warp] = sum;
+    __syncthreads();
+    if (part == 0 && lane == 0 && row < w.rows) {
+        float total = 0.0f;
+        for (int i = 0; i < splits; ++i) total += partial[warp + i];
+        batch.outputs[m][row] = total;
+    }
+}
+
 int multiprocessorCount() {
     static const int count = [] {
         int device = 0, n = 0;
@@ -327,14 +355,31 @@ int multiprocessorCount() {
     return count;
 }
 
+// Enough warps for every multiprocessor to keep many loads in flight, but no idle lanes.
 template <class Unit>
-void launch(const DeviceWeight& w, typename Unit::Input x, float* y, cudaStream_t stream) {
+int splitsFor(const DeviceWeight& w) {
     const std::int64_t units = w.cols / Unit::kElems;
-    // Enough warps for every multiprocessor to keep many loads in flight, but no idle lanes.
     int splits = 1;
     while (splits < 8 && units >= 64 * splits && w.rows * splits < 64LL * multiprocessorCount()) splits *= 2;
+    return splits;
+}
+
+template <class Unit>
+void launch(const DeviceWeight& w, typename Unit::Input x, float* y, cudaStream_t stream) {
+    const int splits = splitsFor<Unit>(w);
     const std::int64_t rowsPerBlock = (kThreads / 32) / splits;
     matvecKernel<Unit><<<blocksFor(w.rows, static_cast<int>(rowsPerBlock)), kThreads, 0, stream>>>(w, x, y, splits);
+}
+
+template <class Unit>
+void launchMany(MatvecBatch batch, typename Unit::Input x, cudaStream_t stream) {
+    unsigned blocks = 0;
+    for (int m = 0; m < batch.count; ++m) {
+        batch.splits[m] = splitsFor<Unit>(batch.weights[m]);
+        batch.firstBlock[m] = blocks;
+        blocks += blocksFor(batch.weights[m].rows, (kThreads / 32) / batch.splits[m]);
+    }
+    matvecManyKernel<Unit><<<blocks, kThreads, 0, stream>>>(batch, x);
 }
 
 }  // namespace
@@ -354,15 +399,27 @@ void quantizeActivations(const float* x, std::int64_t n, std::int8_t* q, float* 
     if (n > 0) quantizeActivationsKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(x, n, q, d, s);
 }
 
-void matvecQuantized(const DeviceWeight& w, const std::int8_t* q, const float* d, const float* s, float* y, cudaStream_t stream) {
+void matvecQuantized(const MatvecBatch& batch, const std::int8_t* q, const float* d, const float* s, cudaStream_t stream) {
     const ActQ8 x{q, d, s};
-    switch (w.dtype) {
-        case DType::Q4_0: return launch<UnitQ4_0x8>(w, x, y, stream);
-        case DType::Q8_0: return launch<UnitQ8_0x8>(w, x, y, stream);
-        case DType::Q4_K: return launch<UnitQ45_Kx8<false>>(w, x, y, stream);
-        case DType::Q5_K: return launch<UnitQ45_Kx8<true>>(w, x, y, stream);
-        case DType::Q6_K: return launch<UnitQ6_Kx8>(w, x, y, stream);
-        default: break;
+    if (batch.count == 1) {
+        const DeviceWeight& w = batch.weights[0];
+        float* y = batch.outputs[0];
+        switch (w.dtype) {
+            case DType::Q4_0: return launch<UnitQ4_0x8>(w, x, y, stream);
+            case DType::Q8_0: return launch<UnitQ8_0x8>(w, x, y, stream);
+            case DType::Q4_K: return launch<UnitQ45_Kx8<false>>(w, x, y, stream);
+            case DType::Q5_K: return launch<UnitQ45_Kx8<true>>(w, x, y, stream);
+            case DType::Q6_K: return launch<UnitQ6_Kx8>(w, x, y, stream);
+            default: return;
+        }
+    }
+    switch (batch.weights[0].dtype) {
+        case DType::Q4_0: return launchMany<UnitQ4_0x8>(batch, x, stream);
+        case DType::Q8_0: return launchMany<UnitQ8_0x8>(batch, x, stream);
+        case DType::Q4_K: return launchMany<UnitQ45_Kx8<false>>(batch, x, stream);
+        case DType::Q5_K: return launchMany<UnitQ45_Kx8<true>>(batch, x, stream);
+        case DType::Q6_K: return launchMany<UnitQ6_Kx8>(batch, x, stream);
+        default: return;
     }
 }
 

@@ -24,10 +24,15 @@ __global__ void rmsNormKernel(const float* x, DeviceWeight weight, float eps, st
 
 // One row with 1024 threads, writing y and its int8 quantization for the next matvec:
 // each warp takes 32-element blocks in turn.
-__global__ void __launch_bounds__(1024) rmsNormQuantizeKernel(const float* x, DeviceWeight weight, float eps, std::int64_t n, float* y,
-                                                              std::int8_t* q, float* d, float* s) {
+// With `addend`, x += addend first (the residual add before the next norm).
+__global__ void __launch_bounds__(1024) rmsNormQuantizeKernel(float* x, const float* addend, DeviceWeight weight, float eps, std::int64_t n,
+                                                              float* y, std::int8_t* q, float* d, float* s) {
     float sum = 0.0f;
-    for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += x[i] * x[i];
+    for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = x[i];
+        if (addend) x[i] = v = v + addend[i];
+        sum += v * v;
+    }
     __shared__ float partial[32];
     sum = warpSum(sum);
     if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = sum;
@@ -35,6 +40,7 @@ __global__ void __launch_bounds__(1024) rmsNormQuantizeKernel(const float* x, De
     float total = 0.0f;
     for (int i = 0; i < static_cast<int>(blockDim.x / 32); ++i) total += partial[i];
     const float scale = rsqrtf(total / static_cast<float>(n) + eps);
+    // (The barrier above also published this block's writes of x.)
     const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32, warps = static_cast<int>(blockDim.x) / 32;
     for (std::int64_t b = warp; b < n / 32; b += warps) {
         const std::int64_t i = 32 * b + lane;
@@ -56,7 +62,13 @@ __global__ void __launch_bounds__(1024) rmsNormQuantizeKernel(const float* x, De
 
 void rmsNormQuantize(const float* x, const DeviceWeight& weight, float eps, std::int64_t n, float* y, std::int8_t* q, float* d, float* s,
                      cudaStream_t stream) {
-    rmsNormQuantizeKernel<<<1, 1024, 0, stream>>>(x, weight, eps, n, y, q, d, s);
+    // (x is only written when an addend is given.)
+    rmsNormQuantizeKernel<<<1, 1024, 0, stream>>>(const_cast<float*>(x), nullptr, weight, eps, n, y, q, d, s);
+}
+
+void addRmsNormQuantize(float* x, const float* addend, const DeviceWeight& weight, float eps, std::int64_t n, float* y, std::int8_t* q,
+                        float* d, float* s, cudaStream_t stream) {
+    rmsNormQuantizeKernel<<<1, 1024, 0, stream>>>(x, addend, weight, eps, n, y, q, d, s);
 }
 
 void rmsNorm(const float* x, const DeviceWeight& weight, float eps, std::int64_t n, std::int64_t rows, float* y, cudaStream_t stream) {
