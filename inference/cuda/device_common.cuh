@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "inference/cuda/kernels.h"
+#include "inference/formats/block_scales.h"
 
 namespace lumen::inference::cuda {
 
@@ -32,23 +33,6 @@ __device__ __forceinline__ float halfBits(std::uint16_t bits) { return __half2fl
 __device__ __forceinline__ std::uint32_t u32At(const std::uint8_t* p) {
     return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) | (static_cast<std::uint32_t>(p[2]) << 16) |
            (static_cast<std::uint32_t>(p[3]) << 24);
-}
-
-// Scale and min j of the Q4_K / Q5_K 12-byte scale block (see kQuantScaleMin).
-__device__ __forceinline__ void scaleMinK(int j, const std::uint8_t* q, int& scale, int& min) {
-    if (j < 4) {
-        scale = q[j] & 63;
-        min = q[j + 4] & 63;
-    } else {
-        scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-__device__ __forceinline__ int q3kScale(const std::uint8_t* s, int i) {
-    const int low = i < 8 ? (s[i] & 0xF) : (s[i - 8] >> 4);
-    const int high = (s[8 + (i % 4)] >> (2 * (i / 4))) & 3;
-    return (low | (high << 4)) - 32;
 }
 
 // Element `col` of row `row` of a weight, dequantized. Slow (byte loads, a switch) but complete:
@@ -112,7 +96,7 @@ __device__ inline float weightAt(const DeviceWeight& w, std::int64_t row, std::i
             const std::uint8_t* p = r + 144 * (col / 256);
             const int e = static_cast<int>(col % 256), g = e / 64, hi = (e % 64) / 32, l = e % 32;
             int sc, mn;
-            scaleMinK(2 * g + hi, p + 4, sc, mn);
+            kQuantScaleMin(2 * g + hi, p + 4, sc, mn);
             const std::uint8_t q = p[16 + 32 * g + l];
             return halfAt(p) * static_cast<float>(sc) * static_cast<float>(hi ? (q >> 4) : (q & 0xF)) - halfAt(p + 2) * static_cast<float>(mn);
         }
@@ -120,7 +104,7 @@ __device__ inline float weightAt(const DeviceWeight& w, std::int64_t row, std::i
             const std::uint8_t* p = r + 176 * (col / 256);
             const int e = static_cast<int>(col % 256), g = e / 64, hi = (e % 64) / 32, l = e % 32;
             int sc, mn;
-            scaleMinK(2 * g + hi, p + 4, sc, mn);
+            kQuantScaleMin(2 * g + hi, p + 4, sc, mn);
             const std::uint8_t q = p[48 + 32 * g + l];
             const int v = (hi ? (q >> 4) : (q & 0xF)) + (((p[16 + l] >> (2 * g + hi)) & 1) << 4);
             return halfAt(p) * static_cast<float>(sc) * static_cast<float>(v) - halfAt(p + 2) * static_cast<float>(mn);

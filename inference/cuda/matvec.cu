@@ -21,10 +21,6 @@ __device__ __forceinline__ std::uint32_t word(const uint4& v, int k) { return k 
 __device__ __forceinline__ float dot4(const float4& a, float b0, float b1, float b2, float b3) {
     return a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3;
 }
-__device__ __forceinline__ float hsum(const float4& a) { return a.x + a.y + a.z + a.w; }
-// Nibble i (0..7) of a word.
-__device__ __forceinline__ float nib(std::uint32_t v, int i) { return static_cast<float>((v >> (4 * i)) & 0xF); }
-__device__ __forceinline__ float sbyteAt(std::uint32_t v, int i) { return static_cast<float>(static_cast<std::int8_t>((v >> (8 * i)) & 0xFF)); }
 
 struct UnitGeneric {  // any type and shape: one element per step
     using Input = const float*;
@@ -53,118 +49,6 @@ struct UnitF16 {
         return dot4(a, f0.x, f0.y, f1.x, f1.y) + dot4(b, f2.x, f2.y, f3.x, f3.y);
     }
 };
-
-struct UnitQ4_0 {  // repacked: 16 bytes of nibbles per block, scale apart
-    using Input = const float*;
-    static constexpr int kElems = 32;
-    __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
-        const uint4 q = loadVec(w.data + row * w.rowBytes + 16 * u);
-        const float d = halfBits(w.scales[row * (w.cols / 32) + u]);
-        const float* xs = x + 32 * u;
-        float s = 0.0f, sx = 0.0f;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            const std::uint32_t v = word(q, k);
-            const float4 lo = load4(xs + 4 * k), hi = load4(xs + 16 + 4 * k);
-            s += dot4(lo, nib(v, 0), nib(v, 2), nib(v, 4), nib(v, 6)) + dot4(hi, nib(v, 1), nib(v, 3), nib(v, 5), nib(v, 7));
-            sx += hsum(lo) + hsum(hi);
-        }
-        return d * (s - 8.0f * sx);
-    }
-};
-
-struct UnitQ8_0 {  // repacked: 32 signed bytes per block, scale apart
-    using Input = const float*;
-    static constexpr int kElems = 32;
-    __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
-        const std::uint8_t* p = w.data + row * w.rowBytes + 32 * u;
-        const uint4 q0 = loadVec(p), q1 = loadVec(p + 16);
-        const float d = halfBits(w.scales[row * (w.cols / 32) + u]);
-        const float* xs = x + 32 * u;
-        float s = 0.0f;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            const std::uint32_t a = word(q0, k), b = word(q1, k);
-            s += dot4(load4(xs + 4 * k), sbyteAt(a, 0), sbyteAt(a, 1), sbyteAt(a, 2), sbyteAt(a, 3));
-            s += dot4(load4(xs + 16 + 4 * k), sbyteAt(b, 0), sbyteAt(b, 1), sbyteAt(b, 2), sbyteAt(b, 3));
-        }
-        return d * s;
-    }
-};
-
-// Q4_K and Q5_K: a unit is 16 bytes of one 32-byte nibble group: 16 elements of sub-block 2g
-// (low nibbles) and 16 of sub-block 2g + 1 (high nibbles).
-template <bool kFifthBit>
-struct UnitQ45_K {
-    static constexpr int kElems = 32;
-    using Input = const float*;
-    __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
-        constexpr int kBlockBytes = kFifthBit ? 176 : 144, kQs = kFifthBit ? 48 : 16;
-        const std::int64_t b = u / 8;
-        const int t = static_cast<int>(u % 8), g = t / 2, h = t % 2;
-        const std::uint8_t* blk = w.data + row * w.rowBytes + kBlockBytes * b;
-        const uint4 q = loadVec(blk + kQs + 32 * g + 16 * h);
-        uint4 qh{};
-        if constexpr (kFifthBit) qh = loadVec(blk + 16 + 16 * h);
-        const float* xs = x + 256 * b + 64 * g + 16 * h;
-        float sLo = 0.0f, sHi = 0.0f, xLo = 0.0f, xHi = 0.0f;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            const std::uint32_t v = word(q, k);
-            const float4 lo = load4(xs + 4 * k), hi = load4(xs + 32 + 4 * k);
-            float l0 = nib(v, 0), l1 = nib(v, 2), l2 = nib(v, 4), l3 = nib(v, 6);
-            float h0 = nib(v, 1), h1 = nib(v, 3), h2 = nib(v, 5), h3 = nib(v, 7);
-            if constexpr (kFifthBit) {
-                const std::uint32_t e = word(qh, k);
-                const auto bit = [&](int i, int shift) { return static_cast<float>(((e >> (8 * i + shift)) & 1) << 4); };
-                l0 += bit(0, 2 * g), l1 += bit(1, 2 * g), l2 += bit(2, 2 * g), l3 += bit(3, 2 * g);
-                h0 += bit(0, 2 * g + 1), h1 += bit(1, 2 * g + 1), h2 += bit(2, 2 * g + 1), h3 += bit(3, 2 * g + 1);
-            }
-            sLo += dot4(lo, l0, l1, l2, l3);
-            sHi += dot4(hi, h0, h1, h2, h3);
-            xLo += hsum(lo);
-            xHi += hsum(hi);
-        }
-        int sc1, m1, sc2, m2;
-        scaleMinK(2 * g, blk + 4, sc1, m1);
-        scaleMinK(2 * g + 1, blk + 4, sc2, m2);
-        const float d = halfAt(blk), dmin = halfAt(blk + 2);
-        return d * (static_cast<float>(sc1) * sLo + static_cast<float>(sc2) * sHi) - dmin * (static_cast<float>(m1) * xLo + static_cast<float>(m2) * xHi);
-    }
-};
-
-struct UnitQ6_K {  // repacked: 208-byte bodies (ql, qh, scales), d apart; a unit is 64 elements
-    using Input = const float*;
-    static constexpr int kElems = 64;
-    __device__ static float dot(const DeviceWeight& w, std::int64_t row, std::int64_t u, const float* x) {
-        const std::int64_t b = u / 4;
-        const int t = static_cast<int>(u % 4), h = t / 2, l0 = 16 * (t % 2);
-        const std::uint8_t* body = w.data + row * w.rowBytes + 208 * b;
-        const uint4 qa = loadVec(body + 64 * h + l0), qb = loadVec(body + 64 * h + 32 + l0), qh = loadVec(body + 128 + 32 * h + l0);
-        const float* xs = x + 256 * b + 128 * h + l0;
-        float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            const std::uint32_t a = word(qa, k), c = word(qb, k), e = word(qh, k);
-#pragma unroll
-            for (int quarter = 0; quarter < 4; ++quarter) {
-                const std::uint32_t src = (quarter & 1) ? c : a;
-                const int shift = quarter < 2 ? 0 : 4;
-                const float4 xv = load4(xs + 32 * quarter + 4 * k);
-                float q[4];
-#pragma unroll
-                for (int i = 0; i < 4; ++i)
-                    q[i] = static_cast<float>(static_cast<int>(((src >> (8 * i + shift)) & 0xF) | (((e >> (8 * i + 2 * quarter)) & 3) << 4)) - 32);
-                s[quarter] += dot4(xv, q[0], q[1], q[2], q[3]);
-            }
-        }
-        const auto* sc = reinterpret_cast<const std::int8_t*>(body + 192 + 8 * h + l0 / 16);
-        const float d = halfBits(w.scales[row * (w.cols / 256) + b]);
-        return d * (static_cast<float>(sc[0]) * s[0] + static_cast<float>(sc[2]) * s[1] + static_cast<float>(sc[4]) * s[2] +
-                    static_cast<float>(sc[6]) * s[3]);
-    }
-};
-
 
 // Activations quantized per block of 32: q (int8), d (scale) and s = d * sum(q) per block.
 struct ActQ8 {
@@ -243,8 +127,8 @@ struct UnitQ45_Kx8 {
             qhSum = __dp4a(kOnes, iword(xh, k), qhSum);
         }
         int sc1, m1, sc2, m2;
-        scaleMinK(2 * g, blk + 4, sc1, m1);
-        scaleMinK(2 * g + 1, blk + 4, sc2, m2);
+        kQuantScaleMin(2 * g, blk + 4, sc1, m1);
+        kQuantScaleMin(2 * g + 1, blk + 4, sc2, m2);
         const float dl = x.d[ab], dh = x.d[ab + 1];
         return halfAt(blk) * (static_cast<float>(sc1) * dl * static_cast<float>(sl) + static_cast<float>(sc2) * dh * static_cast<float>(sh)) -
                halfAt(blk + 2) * (static_cast<float>(m1) * dl * static_cast<float>(ql) + static_cast<float>(m2) * dh * static_cast<float>(qhSum));
@@ -295,12 +179,15 @@ __global__ void quantizeActivationsKernel(const float* x, std::int64_t n, std::i
     }
 }
 
+// The rows of W that block `block` of a launch over W owns: `splits` warps per row, each
+// summing every splits-th group of 32 units, then one warp adds the parts.
 template <class Unit>
-__global__ void __launch_bounds__(kThreads) matvecKernel(DeviceWeight w, typename Unit::Input x, float* __restrict__ y, int splits) {
+__device__ __forceinline__ void matvecRows(const DeviceWeight& w, const typename Unit::Input& x, float* __restrict__ y, int splits,
+                                           unsigned block) {
     const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
     const int rowsPerBlock = (kThreads / 32) / splits;
     const int part = warp % splits;
-    const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * rowsPerBlock + warp / splits;
+    const std::int64_t row = static_cast<std::int64_t>(block) * rowsPerBlock + warp / splits;
     float sum = 0.0f;
     if (row < w.rows) {
         const std::int64_t units = w.cols / Unit::kElems;
@@ -317,32 +204,18 @@ __global__ void __launch_bounds__(kThreads) matvecKernel(DeviceWeight w, typenam
     }
 }
 
+template <class Unit>
+__global__ void __launch_bounds__(kThreads) matvecKernel(DeviceWeight w, typename Unit::Input x, float* __restrict__ y, int splits) {
+    matvecRows<Unit>(w, x, y, splits, blockIdx.x);
+}
+
 // Up to three matrices that read the same activations (q, k, v; gate, up) in one launch: the
 // blocks are dealt out to the matrices in turn.
 template <class Unit>
 __global__ void __launch_bounds__(kThreads) matvecManyKernel(MatvecBatch batch, typename Unit::Input x) {
     int m = 0;
     while (m + 1 < batch.count && blockIdx.x >= batch.firstBlock[m + 1]) ++m;
-    const DeviceWeight& w = batch.weights[m];
-    const int splits = batch.splits[m];
-    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-    const int rowsPerBlock = (kThreads / 32) / splits;
-    const int part = warp % splits;
-    const std::int64_t row = static_cast<std::int64_t>(blockIdx.x - batch.firstBlock[m]) * rowsPerBlock + warp / splits;
-    float sum = 0.0f;
-    if (row < w.rows) {
-        const std::int64_t units = w.cols / Unit::kElems;
-        for (std::int64_t u = part * 32 + lane; u < units; u += 32 * splits) sum += Unit::dot(w, row, u, x);
-    }
-    sum = warpSum(sum);
-    __shared__ float partial[kThreads / 32];
-    if (lane == 0) partial[warp] = sum;
-    __syncthreads();
-    if (part == 0 && lane == 0 && row < w.rows) {
-        float total = 0.0f;
-        for (int i = 0; i < splits; ++i) total += partial[warp + i];
-        batch.outputs[m][row] = total;
-    }
+    matvecRows<Unit>(batch.weights[m], x, batch.outputs[m], batch.splits[m], blockIdx.x - batch.firstBlock[m]);
 }
 
 int multiprocessorCount() {
@@ -430,11 +303,6 @@ void matvec(const DeviceWeight& w, const float* x, float* y, cudaStream_t stream
         switch (w.dtype) {
             case DType::F32: if (w.cols % 4 == 0) return launch<UnitF32>(w, x, y, stream); break;
             case DType::F16: if (w.cols % 8 == 0) return launch<UnitF16>(w, x, y, stream); break;
-            case DType::Q4_0: return launch<UnitQ4_0>(w, x, y, stream);
-            case DType::Q8_0: return launch<UnitQ8_0>(w, x, y, stream);
-            case DType::Q4_K: return launch<UnitQ45_K<false>>(w, x, y, stream);
-            case DType::Q5_K: return launch<UnitQ45_K<true>>(w, x, y, stream);
-            case DType::Q6_K: return launch<UnitQ6_K>(w, x, y, stream);
             default: break;
         }
     }

@@ -100,15 +100,6 @@ void dequantQ2_K(const std::uint8_t* b, float* y) {
     }
 }
 
-// Q3_K scales: 16 six-bit values packed in 12 bytes: low 4 bits of scales 0-7 in the low
-// nibbles of bytes 0-7, of scales 8-15 in their high nibbles; the top 2 bits of scale i in
-// byte 8 + (i % 4) at bit 2 * (i / 4). Stored with a bias of 32.
-int q3kScale(const std::uint8_t* s, int i) {
-    const int low = i < 8 ? (s[i] & 0xF) : (s[i - 8] >> 4);
-    const int high = (s[8 + (i % 4)] >> (2 * (i / 4))) & 3;
-    return (low | (high << 4)) - 32;
-}
-
 // Q3_K: 16 sub-blocks of 16. Low 2 bits as in Q2_K; the third bit of element e sits in
 // hmask[e % 32] at bit e / 32, and when it is clear the value is lowered by 4. x = d * scale * q.
 void dequantQ3_K(const std::uint8_t* b, float* y) {
@@ -360,19 +351,6 @@ void quantQ6_K(const float* x, std::uint8_t* b) {
 }
 
 }  // namespace
-
-// Q4_K and Q5_K scales: 8 scales and 8 mins of 6 bits in 12 bytes. For j < 4, scale j and
-// min j are the low 6 bits of bytes j and j + 4; for j >= 4 their low 4 bits are the nibbles
-// of byte j + 4 and their top 2 bits the top bits of bytes j - 4 (scale) and j (min).
-void kQuantScaleMin(int j, const std::uint8_t* q, int& scale, int& min) {
-    if (j < 4) {
-        scale = q[j] & 63;
-        min = q[j + 4] & 63;
-    } else {
-        scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
 
 void dequantize(DType type, const void* src, float* dst, std::int64_t n) {
     requireWholeBlocks(type, n, "dequantize");

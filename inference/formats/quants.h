@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "inference/formats/block_scales.h"
 #include "inference/formats/dtype.h"
 
 namespace lumen::inference {
@@ -15,9 +16,6 @@ void dequantize(DType type, const void* src, float* dst, std::int64_t n);
 // sum over i < n of w[i] * x[i], where w is stored as `type`; accumulated in double.
 float dot(DType type, const void* w, const float* x, std::int64_t n);
 
-// The 6-bit scale and minimum of sub-block j (0..7) of a Q4_K/Q5_K super-block, from its
-// 12 packed scale bytes.
-void kQuantScaleMin(int j, const std::uint8_t* scales, int& scale, int& min);
 
 // Whether `quantize` supports the type (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K).
 bool canQuantize(DType type);
