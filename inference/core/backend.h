@@ -39,6 +39,10 @@ struct RopeSpec {
     const Tensor* freqFactors = nullptr;
 };
 
+// GELU variants: the exact x * Phi(x) (erf), the tanh approximation, and CLIP's "quick_gelu"
+// x * sigmoid(1.702 x).
+enum class GeluKind { Erf, Tanh, Quick };
+
 // Grouped-query attention: query head h reads KV head h / (nHeads / nKvHeads).
 struct AttentionSpec {
     std::int64_t nHeads = 0;
@@ -98,6 +102,25 @@ public:
     // to cache positions 0..pos0 + i. out has the same shape as q.
     virtual void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
                            float* out) = 0;
+    // Each row: y = (x - mean) / sqrt(variance + eps) * weight + bias, over n elements (bias may
+    // be absent: data == nullptr).
+    virtual void layerNorm(const float* x, const Tensor& weight, const Tensor& bias, float eps, std::int64_t n, std::int64_t rows,
+                           float* y) = 0;
+    // x[i] = gelu(x[i])
+    virtual void gelu(float* x, std::int64_t n, GeluKind kind) = 0;
+    // x[i] *= y[i]
+    virtual void mul(float* x, const float* y, std::int64_t n) = 0;
+    // Each row of n elements: x = softmax(x).
+    virtual void softmax(float* x, std::int64_t n, std::int64_t rows) = 0;
+    // The patch embedding of a vision transformer: a (channels, height, width) image cut into
+    // patch x patch squares (row-major: (height / patch) * (width / patch) of them), each flattened
+    // as (channel, row, column) and multiplied by `weight` (dim rows of channels * patch * patch:
+    // a Conv2d weight), plus bias (optional). out is (patches, dim).
+    virtual void patchEmbed(const float* image, std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t patch,
+                            const Tensor& weight, const Tensor& bias, float* out) = 0;
+    // Attention without a cache or a mask (a vision transformer's): every one of `rows` query
+    // rows attends to all `rows` rows of k and v (rows x nKvHeads * headDim each).
+    virtual void selfAttention(const float* q, const float* k, const float* v, std::int64_t rows, const AttentionSpec& spec, float* out) = 0;
     // gate[i] = silu(gate[i]) * up[i]
     virtual void siluMul(float* gate, const float* up, std::int64_t n) = 0;
     // x[i] += y[i]

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -129,13 +130,94 @@ public:
 
     void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
                    float* out) override {
+        attend(q, layer, rows, spec, out, [pos0](std::int64_t r) { return pos0 + r + 1; });
+    }
+
+    void layerNorm(const float* x, const Tensor& weight, const Tensor& bias, float eps, std::int64_t n, std::int64_t rows, float* y) override {
+        for (std::int64_t r = 0; r < rows; ++r) {
+            const float* xr = x + r * n;
+            float* yr = y + r * n;
+            double sum = 0.0, squares = 0.0;
+            for (std::int64_t i = 0; i < n; ++i) sum += xr[i];
+            const double mean = sum / static_cast<double>(n);
+            for (std::int64_t i = 0; i < n; ++i) squares += (xr[i] - mean) * (xr[i] - mean);
+            const auto scale = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(n) + eps));
+            const auto m = static_cast<float>(mean);
+            for (std::int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - m) * scale * loadVector(weight, i) + (bias.data ? loadVector(bias, i) : 0.0f);
+        }
+    }
+
+    void gelu(float* x, std::int64_t n, GeluKind kind) override {
+        for (std::int64_t i = 0; i < n; ++i) {
+            const float v = x[i];
+            switch (kind) {
+                case GeluKind::Erf: x[i] = 0.5f * v * (1.0f + std::erf(v * 0.70710678f)); break;
+                case GeluKind::Tanh: x[i] = 0.5f * v * (1.0f + std::tanh(0.79788456f * (v + 0.044715f * v * v * v))); break;
+                case GeluKind::Quick: x[i] = v / (1.0f + std::exp(-1.702f * v)); break;
+            }
+        }
+    }
+
+    void mul(float* x, const float* y, std::int64_t n) override {
+        for (std::int64_t i = 0; i < n; ++i) x[i] *= y[i];
+    }
+
+    void softmax(float* x, std::int64_t n, std::int64_t rows) override {
+        for (std::int64_t r = 0; r < rows; ++r) {
+            float* xr = x + r * n;
+            const float m = *std::max_element(xr, xr + n);
+            float sum = 0.0f;
+            for (std::int64_t i = 0; i < n; ++i) sum += (xr[i] = std::exp(xr[i] - m));
+            for (std::int64_t i = 0; i < n; ++i) xr[i] /= sum;
+        }
+    }
+
+    void patchEmbed(const float* image, std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t patch, const Tensor& weight,
+                    const Tensor& bias, float* out) override {
+        const std::int64_t across = width / patch, patches = (height / patch) * across, length = channels * patch * patch;
+        if (weight.rowLength() != length) throw std::invalid_argument(weight.name + ": a patch has " + std::to_string(length) + " values");
+        // Each patch flattened as one row, then one product for all of them.
+        std::vector<float> rows(static_cast<std::size_t>(patches * length));
+        for (std::int64_t p = 0; p < patches; ++p) {
+            const std::int64_t top = (p / across) * patch, left = (p % across) * patch;
+            float* row = rows.data() + p * length;
+            for (std::int64_t c = 0; c < channels; ++c)
+                for (std::int64_t i = 0; i < patch; ++i)
+                    for (std::int64_t j = 0; j < patch; ++j) *row++ = image[(c * height + top + i) * width + left + j];
+        }
+        multiply(weight, rows.data(), patches, out);
+        if (bias.data) addBias(out, bias, weight.rows(), patches);
+    }
+
+    void selfAttention(const float* q, const float* k, const float* v, std::int64_t rows, const AttentionSpec& spec, float* out) override {
+        // The cache's path with an F32 "cache" of these rows, every row seeing all of them.
+        attend(q, KvLayer{DType::F32, const_cast<float*>(k), const_cast<float*>(v)}, rows, spec, out, [rows](std::int64_t) { return rows; });
+    }
+
+    void siluMul(float* gate, const float* up, std::int64_t n) override {
+        for (std::int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    }
+
+    void add(float* x, const float* y, std::int64_t n) override {
+        for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
+    }
+
+    void embedRows(const Tensor& table, std::span<const std::int32_t> tokens, float* out) override {
+        for (std::size_t i = 0; i < tokens.size(); ++i)
+            dequantize(table.dtype, table.row(tokens[i]), out + static_cast<std::int64_t>(i) * table.rowLength(), table.rowLength());
+    }
+
+private:
+    // Query row r attends to cache positions 0..visible(r) - 1.
+    template <class Visible>
+    void attend(const float* q, const KvLayer& layer, std::int64_t rows, const AttentionSpec& spec, float* out, Visible visible) {
         const std::int64_t headDim = spec.headDim, kvDim = spec.nKvHeads * headDim, group = spec.nHeads / spec.nKvHeads;
         const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
         // One task per (row, head); each range keeps its own score buffer.
         const auto body = [&](std::int64_t begin, std::int64_t end) {
-            std::vector<float> scores(static_cast<std::size_t>(pos0 + rows));
+            std::vector<float> scores(static_cast<std::size_t>(visible(rows - 1)));
             for (std::int64_t task = begin; task < end; ++task) {
-                const std::int64_t r = task / spec.nHeads, h = task % spec.nHeads, last = pos0 + r;
+                const std::int64_t r = task / spec.nHeads, h = task % spec.nHeads, last = visible(r) - 1;
                 const float* qh = q + task * headDim;
                 const std::int64_t kvOffset = (h / group) * headDim;
                 // Scores against every key so far, then a softmax over them.
@@ -160,24 +242,10 @@ public:
             }
         };
         const std::int64_t tasks = rows * spec.nHeads;
-        if (tasks * (pos0 + rows) * headDim < kParallelThreshold) body(0, tasks);
+        if (tasks * visible(rows - 1) * headDim < kParallelThreshold) body(0, tasks);
         else pool_.parallelFor(tasks, body);
     }
 
-    void siluMul(float* gate, const float* up, std::int64_t n) override {
-        for (std::int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-    }
-
-    void add(float* x, const float* y, std::int64_t n) override {
-        for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
-    }
-
-    void embedRows(const Tensor& table, std::span<const std::int32_t> tokens, float* out) override {
-        for (std::size_t i = 0; i < tokens.size(); ++i)
-            dequantize(table.dtype, table.row(tokens[i]), out + static_cast<std::int64_t>(i) * table.rowLength(), table.rowLength());
-    }
-
-private:
     using Q8Kernel = float (*)(const std::uint8_t*, const cpu::BlockQ8*, std::int64_t);
     using Q8KKernel = float (*)(const std::uint8_t*, const cpu::BlockQ8K*, std::int64_t);
 

@@ -144,7 +144,7 @@ __global__ void storeKvKernel(T* keys, T* values, Position position, std::int64_
 __global__ void causalSoftmaxKernel(const float* scores, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, void* weights,
                                     bool half) {
     const std::int64_t r = blockIdx.x;  // (head, row) pairs, row-major
-    const std::int64_t seen = firstPosition + r % rows + 1;
+    const std::int64_t seen = min(keys, firstPosition + r % rows + 1);  // (all of them without a mask)
     const float* s = scores + r * keys;
     __shared__ float scratch[kThreads / 32];
     float m = -INFINITY;

@@ -266,6 +266,43 @@ public:
         cuda::attention(q, layer, p, rows, spec, out, partials, multiprocessors_, stream_);
         launched("attention");
     }
+    void selfAttention(const float* q, const float* k, const float* v, std::int64_t rows, const AttentionSpec& spec, float* out) override {
+        select();
+        attentionByGemm(q, KvLayer{DType::F32, const_cast<float*>(k), const_cast<float*>(v)}, 0, rows, spec, out, false);
+    }
+    void layerNorm(const float* x, const Tensor& w, const Tensor& bias, float eps, std::int64_t n, std::int64_t rows, float* y) override {
+        select();
+        cuda::layerNorm(x, weight(w), bias.data ? &weight(bias) : nullptr, eps, n, rows, y, stream_);
+        launched("layerNorm");
+    }
+    void gelu(float* x, std::int64_t n, GeluKind kind) override {
+        select();
+        cuda::gelu(x, n, kind, stream_);
+        launched("gelu");
+    }
+    void mul(float* x, const float* y, std::int64_t n) override {
+        select();
+        cuda::mul(x, y, n, stream_);
+        launched("mul");
+    }
+    void softmax(float* x, std::int64_t n, std::int64_t rows) override {
+        select();
+        cuda::softmax(x, n, rows, stream_);
+        launched("softmax");
+    }
+    void patchEmbed(const float* image, std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t patch, const Tensor& w,
+                    const Tensor& bias, float* out) override {
+        select();
+        const std::int64_t patches = (height / patch) * (width / patch), length = channels * patch * patch;
+        if (w.rowLength() != length) throw std::invalid_argument(w.name + ": a patch has " + std::to_string(length) + " values");
+        auto rows = std::static_pointer_cast<float>(deviceAlloc(patches * length * 4, stream_, "image patches"));
+        cuda::im2col(image, channels, height, width, patch, rows.get(), stream_);
+        launched("im2col");
+        matmul(w, rows.get(), patches, out);
+        if (bias.data) addBias(out, bias, w.rows(), patches);
+        select();  // runs a held-back product
+        check(cudaStreamSynchronize(stream_), "patch embedding");  // before the patches' memory goes
+    }
     void siluMul(float* gate, const float* up, std::int64_t n) override {
         select();
         if (n % 32 == 0 && n <= quantizedCapacity_) {
@@ -410,7 +447,9 @@ private:
     // S = Q_h K_g^T / sqrt(d) by cuBLAS, a causal softmax, then O_h = P V_g by cuBLAS; the
     // query rows go in tiles so S stays within 256 MB. Heads sharing a KV head are batched with
     // constant strides: one batched product per position within the group.
-    void attentionByGemm(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec, float* out) {
+    // causal == false: every row sees all keys (pos0 is then 0 and the keys are the rows).
+    void attentionByGemm(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec, float* out,
+                         bool causal = true) {
         const bool half = layer.dtype == DType::F16;
         const cudaDataType type = half ? CUDA_R_16F : CUDA_R_32F;
         const std::int64_t hd = spec.headDim, qDim = spec.nHeads * hd, kvDim = spec.nKvHeads * hd, group = spec.nHeads / spec.nKvHeads;
@@ -440,7 +479,7 @@ private:
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                           "attention scores");
             }
-            cuda::causalSoftmax(scores, spec.nHeads, n, keys, pos0 + r0, probabilities, half, stream_);
+            cuda::causalSoftmax(scores, spec.nHeads, n, keys, causal ? pos0 + r0 : keys, probabilities, half, stream_);
             launched("causalSoftmax");
             const auto* pBytes = static_cast<const std::uint8_t*>(probabilities);
             for (std::int64_t j = 0; j < group; ++j) {

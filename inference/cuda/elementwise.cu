@@ -12,6 +12,22 @@ __global__ void siluMulKernel(float* gate, const float* up, std::int64_t n) {
     if (i < n) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+__global__ void geluKernel(float* x, std::int64_t n, GeluKind kind) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float v = x[i];
+    switch (kind) {
+        case GeluKind::Erf: x[i] = 0.5f * v * (1.0f + erff(v * 0.70710678f)); break;
+        case GeluKind::Tanh: x[i] = 0.5f * v * (1.0f + tanhf(0.79788456f * (v + 0.044715f * v * v * v))); break;
+        case GeluKind::Quick: x[i] = v / (1.0f + expf(-1.702f * v)); break;
+    }
+}
+
+__global__ void mulKernel(float* x, const float* y, std::int64_t n) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= y[i];
+}
+
 __global__ void addKernel(float* x, const float* y, std::int64_t n) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] += y[i];
@@ -47,6 +63,14 @@ void siluMulQuantize(float* gate, const float* up, std::int64_t n, std::int8_t* 
 
 void siluMul(float* gate, const float* up, std::int64_t n, cudaStream_t stream) {
     if (n > 0) siluMulKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(gate, up, n);
+}
+
+void gelu(float* x, std::int64_t n, GeluKind kind, cudaStream_t stream) {
+    if (n > 0) geluKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(x, n, kind);
+}
+
+void mul(float* x, const float* y, std::int64_t n, cudaStream_t stream) {
+    if (n > 0) mulKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(x, y, n);
 }
 
 void add(float* x, const float* y, std::int64_t n, cudaStream_t stream) {

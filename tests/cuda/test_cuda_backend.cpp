@@ -12,8 +12,11 @@
 //    sum over blocks b of (amax_b / 254) * sum_b |w| + 1e-4 e
 //  - matmul n > 1 via cuBLAS on F16 copies (activations and weights rounded to F16, 2^-11 each):
 //    |gpu - ref| <= 2e-3 e + 1e-5; F32 weights use an F32 GEMM: 1e-4 e + 1e-6
-//  - RMSNorm, SiLU-gate, add, bias, embedding rows: 1e-5 relative + 1e-6
+//  - RMSNorm, LayerNorm, SiLU-gate, GELU, softmax, add, mul, bias, embedding rows: 1e-5 relative
+//    + 1e-6 (LayerNorm + 1e-5)
+//  - patch embedding (an F16 GEMM, as matmul): 2e-3 e + 1e-5
 //  - RoPE: 2e-6 * (pos + 1) relative to the pair length (the angle's float rounding grows with pos)
+//  - self-attention (F32 throughout): 2e-4 absolute
 //  - attention (same F16 cache values, different summation order, fast exp): 2e-4 absolute for
 //    one query (our kernel); several queries go through cuBLAS with F16 queries and softmax
 //    weights when the cache is F16: 2e-3 absolute (F32 cache: 2e-4)
@@ -172,6 +175,75 @@ void elementwiseParity(Backend& gpu, Backend& ref) {
         gpu.add(dx.get(), dy.get(), rows * n);
         got = toHost(gpu, dx.get(), rows * n);
         for (std::size_t i = 0; i < x.size(); ++i) expectClose("add", std::to_string(i), got[i], want[i], 1e-6 * std::fabs(want[i]) + 1e-7);
+    }
+    // Vision-transformer ops.
+    {
+        const std::int64_t n = 1024 + 7, rows = 5;
+        const auto x = randomVector(static_cast<std::size_t>(n * rows), 41, 2.0f);
+        const auto w = randomMatrix(DType::F16, n, 1, 42), b = randomMatrix(DType::F32, n, 1, 43);
+        std::vector<float> want(x.size());
+        ref.layerNorm(x.data(), w.tensor, b.tensor, 1e-5f, n, rows, want.data());
+        auto dx = onDevice(gpu, x);
+        auto dy = gpu.alloc(n * rows);
+        gpu.layerNorm(dx.get(), w.tensor, b.tensor, 1e-5f, n, rows, dy.get());
+        auto got = toHost(gpu, dy.get(), n * rows);
+        for (std::size_t i = 0; i < x.size(); ++i) expectClose("layerNorm", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-5);
+        for (GeluKind kind : {GeluKind::Erf, GeluKind::Tanh, GeluKind::Quick}) {
+            want = x;
+            ref.gelu(want.data(), n * rows, kind);
+            dx = onDevice(gpu, x);
+            gpu.gelu(dx.get(), n * rows, kind);
+            got = toHost(gpu, dx.get(), n * rows);
+            for (std::size_t i = 0; i < x.size(); ++i) expectClose("gelu", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
+        }
+        want = x;
+        ref.softmax(want.data(), n, rows);
+        dx = onDevice(gpu, x);
+        gpu.softmax(dx.get(), n, rows);
+        got = toHost(gpu, dx.get(), n * rows);
+        for (std::size_t i = 0; i < x.size(); ++i) expectClose("softmax", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-9);
+        const auto y = randomVector(x.size(), 44);
+        want = x;
+        ref.mul(want.data(), y.data(), n * rows);
+        dx = onDevice(gpu, x);
+        auto dm = onDevice(gpu, y);
+        gpu.mul(dx.get(), dm.get(), n * rows);
+        got = toHost(gpu, dx.get(), n * rows);
+        for (std::size_t i = 0; i < x.size(); ++i) expectClose("mul", std::to_string(i), got[i], want[i], 1e-6 * std::fabs(want[i]));
+        // Self-attention over 197 tokens (a ViT-B/16's 14 x 14 patches and a class token), F32.
+        {
+            const AttentionSpec spec{4, 4, 64};
+            const std::int64_t tokens = 197, dimQ = 4 * 64;
+            const auto q = randomVector(static_cast<std::size_t>(tokens * dimQ), 48), k = randomVector(q.size(), 49), v = randomVector(q.size(), 50);
+            std::vector<float> wantAttn(q.size());
+            ref.selfAttention(q.data(), k.data(), v.data(), tokens, spec, wantAttn.data());
+            auto dq = onDevice(gpu, q), dk = onDevice(gpu, k), dv = onDevice(gpu, v);
+            auto da = gpu.alloc(tokens * dimQ);
+            gpu.selfAttention(dq.get(), dk.get(), dv.get(), tokens, spec, da.get());
+            const auto gotAttn = toHost(gpu, da.get(), tokens * dimQ);
+            for (std::size_t i = 0; i < q.size(); ++i) expectClose("selfAttention", std::to_string(i), gotAttn[i], wantAttn[i], 2e-4);
+        }
+        // A ViT-B/16-like patch embedding of a 64x48 image, F16 weights (cuBLAS F16 GEMM).
+        const std::int64_t channels = 3, height = 64, width = 48, patch = 16, dim = 96, patches = (height / patch) * (width / patch);
+        const auto image = randomVector(static_cast<std::size_t>(channels * height * width), 45);
+        const auto conv = randomMatrix(DType::F16, channels * patch * patch, dim, 46), convBias = randomMatrix(DType::F32, dim, 1, 47);
+        want.assign(static_cast<std::size_t>(patches * dim), 0.0f);
+        ref.patchEmbed(image.data(), channels, height, width, patch, conv.tensor, convBias.tensor, want.data());
+        auto dimage = onDevice(gpu, image);
+        auto dout = gpu.alloc(patches * dim);
+        gpu.patchEmbed(dimage.get(), channels, height, width, patch, conv.tensor, convBias.tensor, dout.get());
+        got = toHost(gpu, dout.get(), patches * dim);
+        for (std::int64_t p = 0; p < patches; ++p)
+            for (std::int64_t d = 0; d < dim; ++d) {
+                double e = 0;  // sum of |w x| over the patch
+                for (std::int64_t c = 0; c < channels; ++c)
+                    for (std::int64_t i = 0; i < patch; ++i)
+                        for (std::int64_t j = 0; j < patch; ++j)
+                            e += std::fabs(static_cast<double>(conv.values[static_cast<std::size_t>(d * channels * patch * patch + (c * patch + i) * patch + j)]) *
+                                           image[static_cast<std::size_t>((c * height + (p / (width / patch)) * patch + i) * width + (p % (width / patch)) * patch + j)]);
+                const auto k = static_cast<std::size_t>(p * dim + d);
+                expectClose("patchEmbed", std::to_string(k), got[k], want[k], 2e-3 * e + 1e-5);
+            }
     }
     // Embedding rows, every dtype.
     for (DType t : kAllDTypes) {

@@ -159,6 +159,88 @@ private slots:
         reference->rope(c.data(), 1, 17, interleaved);
         QVERIFY(std::fabs(std::hypot(c[0], c[1]) - std::hypot(1.0f, 2.0f)) < 1e-5f);
     }
+
+    // The vision-transformer ops against their definitions, computed here in double precision.
+    void visionOps() {
+        auto b = makeCpuBackend({.threads = 1, .simd = false});
+        std::mt19937 rng(9);
+        std::normal_distribution<float> normal(0.0f, 2.0f);
+        const std::int64_t n = 37, rows = 3;
+        std::vector<float> x(static_cast<std::size_t>(n * rows)), y(x.size());
+        for (auto& v : x) v = normal(rng) + 1.5f;
+        const Matrix w = randomMatrix(DType::F32, n, 1, 4), bias = randomMatrix(DType::F16, n, 1, 5);
+        b->layerNorm(x.data(), w.tensor, bias.tensor, 1e-5f, n, rows, y.data());
+        for (std::int64_t r = 0; r < rows; ++r) {
+            double mean = 0, var = 0;
+            for (std::int64_t i = 0; i < n; ++i) mean += x[static_cast<std::size_t>(r * n + i)];
+            mean /= n;
+            for (std::int64_t i = 0; i < n; ++i) var += std::pow(x[static_cast<std::size_t>(r * n + i)] - mean, 2);
+            var /= n;
+            for (std::int64_t i = 0; i < n; ++i) {
+                const auto k = static_cast<std::size_t>(r * n + i);
+                const double want = (x[k] - mean) / std::sqrt(var + 1e-5) * w.values[static_cast<std::size_t>(i)] + bias.values[static_cast<std::size_t>(i)];
+                QVERIFY2(std::fabs(y[k] - want) <= 1e-5 * (std::fabs(want) + 1), qPrintable(QStringLiteral("%1 vs %2").arg(y[k]).arg(want)));
+            }
+        }
+        // GELU: exact, tanh approximation, quick.
+        for (double v : {-3.0, -0.5, 0.0, 0.7, 2.5}) {
+            float e = static_cast<float>(v), t = e, q = e;
+            b->gelu(&e, 1, GeluKind::Erf);
+            b->gelu(&t, 1, GeluKind::Tanh);
+            b->gelu(&q, 1, GeluKind::Quick);
+            QVERIFY(std::fabs(e - 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)))) < 1e-6);
+            QVERIFY(std::fabs(t - 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)))) < 1e-6);
+            QVERIFY(std::fabs(q - v / (1 + std::exp(-1.702 * v))) < 1e-6);
+        }
+        // Softmax rows sum to one and follow exp(x_i) / sum exp(x_j).
+        y = x;
+        b->softmax(y.data(), n, rows);
+        for (std::int64_t r = 0; r < rows; ++r) {
+            double total = 0;
+            for (std::int64_t i = 0; i < n; ++i) total += std::exp(static_cast<double>(x[static_cast<std::size_t>(r * n + i)]));
+            for (std::int64_t i = 0; i < n; ++i) {
+                const auto k = static_cast<std::size_t>(r * n + i);
+                QVERIFY(std::fabs(y[k] - std::exp(static_cast<double>(x[k])) / total) < 1e-6);
+            }
+        }
+        // Patch embedding against a direct stride-p convolution.
+        const std::int64_t channels = 3, height = 6, width = 9, patch = 3, dim = 5;
+        std::vector<float> image(static_cast<std::size_t>(channels * height * width));
+        for (auto& v : image) v = normal(rng);
+        const Matrix conv = randomMatrix(DType::F32, channels * patch * patch, dim, 6), convBias = randomMatrix(DType::F32, dim, 1, 7);
+        const std::int64_t patches = (height / patch) * (width / patch);
+        std::vector<float> out(static_cast<std::size_t>(patches * dim));
+        b->patchEmbed(image.data(), channels, height, width, patch, conv.tensor, convBias.tensor, out.data());
+        for (std::int64_t p = 0; p < patches; ++p)
+            for (std::int64_t d = 0; d < dim; ++d) {
+                double want = convBias.values[static_cast<std::size_t>(d)];
+                for (std::int64_t c = 0; c < channels; ++c)
+                    for (std::int64_t i = 0; i < patch; ++i)
+                        for (std::int64_t j = 0; j < patch; ++j)
+                            want += static_cast<double>(conv.values[static_cast<std::size_t>(d * channels * patch * patch + (c * patch + i) * patch + j)]) *
+                                    image[static_cast<std::size_t>((c * height + (p / (width / patch)) * patch + i) * width + (p % (width / patch)) * patch + j)];
+                QVERIFY(std::fabs(out[static_cast<std::size_t>(p * dim + d)] - want) < 1e-4);
+            }
+        // Self-attention of 3 rows, one head of 2: each row's softmax over all three keys.
+        {
+            const std::vector<float> q{1, 0, 0, 1, 1, 1}, k{1, 2, -1, 0, 0.5f, 0.5f}, v{1, 0, 0, 1, 2, 2};
+            std::vector<float> o(6);
+            b->selfAttention(q.data(), k.data(), v.data(), 3, AttentionSpec{1, 1, 2}, o.data());
+            for (int r = 0; r < 3; ++r) {
+                double s[3], total = 0;
+                for (int t = 0; t < 3; ++t) total += s[t] = std::exp((q[2 * r] * k[2 * t] + q[2 * r + 1] * k[2 * t + 1]) / std::sqrt(2.0));
+                for (int d = 0; d < 2; ++d) {
+                    double want = 0;
+                    for (int t = 0; t < 3; ++t) want += s[t] / total * v[2 * t + d];
+                    QVERIFY(std::fabs(o[2 * r + d] - want) < 1e-6);
+                }
+            }
+        }
+        // mul
+        std::vector<float> a{1, 2, -3}, m{2, 0.5f, 4};
+        b->mul(a.data(), m.data(), 3);
+        QCOMPARE(a, (std::vector<float>{2, 1, -12}));
+    }
 };
 
 QTEST_GUILESS_MAIN(TestCpuBackend)
