@@ -15,14 +15,20 @@ namespace lumen::inference {
 // The 6-bit scale and minimum of sub-block j (0..7) of a Q4_K/Q5_K super-block, from its 12
 // packed scale bytes: for j < 4 the low 6 bits of bytes j and j + 4; for j >= 4 the nibbles of
 // byte j + 4 below the top 2 bits of bytes j - 4 (scale) and j (min).
-LUMEN_HOST_DEVICE inline void kQuantScaleMin(int j, const std::uint8_t* q, int& scale, int& min) {
+// `byte(i)` gives scale byte i (the CUDA kernels read them from registers).
+template <class Bytes>
+LUMEN_HOST_DEVICE inline void kQuantScaleMinOf(int j, const Bytes& byte, int& scale, int& min) {
     if (j < 4) {
-        scale = q[j] & 63;
-        min = q[j + 4] & 63;
+        scale = byte(j) & 63;
+        min = byte(j + 4) & 63;
     } else {
-        scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        scale = (byte(j + 4) & 0xF) | ((byte(j - 4) >> 6) << 4);
+        min = (byte(j + 4) >> 4) | ((byte(j) >> 6) << 4);
     }
+}
+
+LUMEN_HOST_DEVICE inline void kQuantScaleMin(int j, const std::uint8_t* q, int& scale, int& min) {
+    kQuantScaleMinOf(j, [q](int i) { return static_cast<int>(q[i]); }, scale, min);
 }
 
 // Scale i (0..15) of a Q3_K super-block from its 12 packed bytes: low 4 bits of scales 0-7 in
