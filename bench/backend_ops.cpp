@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     std::printf("%-6s %-14s %10s %10s\n", "dtype", "shape", "us/call", "GB/s");
     std::mt19937 rng(1);
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q4_1, DType::Q3_K}) {
+    for (DType t : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q4_1, DType::Q3_K, DType::Q2_K}) {
         for (auto [cols, rows] : {std::pair<std::int64_t, std::int64_t>{4096, 14336}, {14336, 4096}}) {
             std::vector<float> values(static_cast<std::size_t>(cols * rows));
             for (auto& v : values) v = normal(rng) * 0.05f;

@@ -261,6 +261,8 @@ private:
     }
     Q8KKernel q8kKernel(DType t) const {
         switch (t) {
+            case DType::Q2_K: return kernels_->dotQ2_K;
+            case DType::Q3_K: return kernels_->dotQ3_K;
             case DType::Q4_K: return kernels_->dotQ4_K;
             case DType::Q5_K: return kernels_->dotQ5_K;
             case DType::Q6_K: return kernels_->dotQ6_K;
@@ -280,6 +282,8 @@ private:
             rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF32(reinterpret_cast<const float*>(w.row(r)), x + i * cols, cols); };
         } else if (w.dtype == DType::F16) {
             rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF16(reinterpret_cast<const std::uint16_t*>(w.row(r)), x + i * cols, cols); };
+        } else if (w.dtype == DType::BF16) {
+            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotBF16(reinterpret_cast<const std::uint16_t*>(w.row(r)), x + i * cols, cols); };
         } else if (q8) {
             activations_.resize(static_cast<std::size_t>(n * cols / 32));
             for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activations_.data() + i * (cols / 32));
@@ -288,7 +292,7 @@ private:
             activationsK_.resize(static_cast<std::size_t>(n * cols / 256));
             for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activationsK_.data() + i * (cols / 256));
             rowDot = [&, q8k](std::int64_t r, std::int64_t i) { return q8k(w.row(r), activationsK_.data() + i * (cols / 256), cols / 256); };
-        } else {  // BF16, Q2_K, Q3_K: the reference dot, on every thread
+        } else {  // every type has a kernel above; this is the reference dot, on every thread
             rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
         }
         // note: weight rows in the outer loop, tokens inside: a row stays in cache for all tokens.

@@ -28,13 +28,16 @@ struct Kernels {
     const char* name;
     float (*dotF32)(const float* w, const float* x, std::int64_t n);
     float (*dotF16)(const std::uint16_t* w, const float* x, std::int64_t n);
+    float (*dotBF16)(const std::uint16_t* w, const float* x, std::int64_t n);
     // One weight row of nBlocks Q8_0 / Q4_0 blocks against quantized activations.
     float (*dotQ8_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
     float (*dotQ4_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
     float (*dotQ4_1)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
     float (*dotQ5_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
     float (*dotQ5_1)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
-    // One weight row of nBlocks Q4_K / Q6_K super-blocks against K activations.
+    // One weight row of nBlocks K-quant super-blocks against K activations.
+    float (*dotQ2_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
+    float (*dotQ3_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
     float (*dotQ4_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
     float (*dotQ5_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
     float (*dotQ6_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);

@@ -192,6 +192,62 @@ LUMEN_AVX2 float dotQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t
     return sum;
 }
 
+// 8 bf16 values as floats: bf16 is the top half of an f32.
+LUMEN_AVX2 inline __m256 widenBf16(const std::uint16_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+
+LUMEN_AVX2 float dotBF16(const std::uint16_t* w, const float* x, std::int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    std::int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(widenBf16(w + i), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(widenBf16(w + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    float sum = horizontalSum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; ++i) sum += bf16ToFloat(w[i]) * x[i];
+    return sum;
+}
+
+// Q2_K and Q3_K: each 32-value chunk (half h, shift s) of a super-block is one 32-byte group of
+// 2-bit values shifted down by 2s; its two sub-blocks of 16 get their scales through madd, as
+// in Q6_K. Q3_K's third bit is added as +4 and the whole offset of -4 taken out with the
+// activation sums.
+template <bool kThirdBit>
+LUMEN_AVX2 float dotQ23_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    constexpr int kBlockBytes = kThirdBit ? 110 : 84, kQs = kThirdBit ? 32 : 16;
+    const __m256i two = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += kBlockBytes) {
+        int scale[16];
+        for (int is = 0; is < 16; ++is) scale[is] = kThirdBit ? q3kScale(w + 96, is) : (w[is] & 0xF);
+        const __m256i hmask = kThirdBit ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)) : _mm256_setzero_si256();
+        __m256i acc = _mm256_setzero_si256();
+        for (int half = 0; half < 2; ++half) {
+            const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + kQs + 32 * half));
+            for (int s = 0; s < 4; ++s) {
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * s), two);
+                if constexpr (kThirdBit) {
+                    const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * half + s), one);
+                    q = _mm256_or_si256(q, _mm256_slli_epi16(bit, 2));  // 0..7; the -4 comes later
+                }
+                const int is = 8 * half + 2 * s;
+                const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 16 * is));
+                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(scale[is + 1])), _mm_set1_epi16(static_cast<short>(scale[is])));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), scales));
+            }
+        }
+        std::int32_t offsets = 0;
+        for (int is = 0; is < 16; ++is) offsets += (kThirdBit ? 4 * scale[is] : (w[is] >> 4)) * x[b].bsums[is];
+        if constexpr (kThirdBit) {
+            sum += halfAt(w + 108) * x[b].d * static_cast<float>(horizontalSumInt(acc) - offsets);
+        } else {
+            sum += x[b].d * (halfAt(w + 80) * static_cast<float>(horizontalSumInt(acc)) - halfAt(w + 82) * static_cast<float>(offsets));
+        }
+    }
+    return sum;
+}
+
 // Q6_K: 6-bit values kept unsigned (0..63) for maddubs, the signed scales applied per 16 by
 // madd, and the -32 offset taken out with the activation sums.
 LUMEN_AVX2 float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
@@ -224,7 +280,8 @@ LUMEN_AVX2 float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t 
     return sum;
 }
 
-const Kernels kAvx2{"AVX2", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0, dotQ5_1, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K};
+const Kernels kAvx2{"AVX2",  dotF32,         dotF16,        dotBF16,         dotQ8_0,        dotQ4_0, dotQ4_1, dotQ5_0,
+                    dotQ5_1, dotQ23_K<false>, dotQ23_K<true>, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K};
 
 }  // namespace
 

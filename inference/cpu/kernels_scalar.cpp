@@ -124,6 +124,52 @@ float dotQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
     return sum;
 }
 
+// Q2_K and Q3_K: sub-block `is` (16 values) of a super-block holds elements 16 is.., taken from
+// the 32-byte group of its half at bit shift 2s (s = which 32 of the half), bytes 16 * part...
+inline int lowTwoBits(const std::uint8_t* qs, int is, int l) {
+    const int half = is / 8, s = (is % 8) / 2, part = is % 2;
+    return (qs[32 * half + 16 * part + l] >> (2 * s)) & 3;
+}
+
+float dotQ2_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 84) {
+        std::int32_t scaled = 0, mins = 0;
+        for (int is = 0; is < 16; ++is) {
+            std::int32_t sub = 0;
+            for (int l = 0; l < 16; ++l) sub += lowTwoBits(w + 16, is, l) * x[b].q[16 * is + l];
+            scaled += (w[is] & 0xF) * sub;
+            mins += (w[is] >> 4) * x[b].bsums[is];
+        }
+        sum += x[b].d * (halfAt(w + 80) * static_cast<float>(scaled) - halfAt(w + 82) * static_cast<float>(mins));
+    }
+    return sum;
+}
+
+float dotQ3_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 110) {
+        std::int32_t total = 0;
+        for (int is = 0; is < 16; ++is) {
+            const int half = is / 8, s = (is % 8) / 2, part = is % 2;
+            std::int32_t sub = 0;
+            for (int l = 0; l < 16; ++l) {
+                const int high = (w[16 * part + l] >> (4 * half + s)) & 1;  // hmask, indexed by the byte's place in its 32
+                sub += (lowTwoBits(w + 32, is, l) - (high ? 0 : 4)) * x[b].q[16 * is + l];
+            }
+            total += q3kScale(w + 96, is) * sub;
+        }
+        sum += halfAt(w + 108) * x[b].d * static_cast<float>(total);
+    }
+    return sum;
+}
+
+float dotBF16(const std::uint16_t* w, const float* x, std::int64_t n) {
+    float sum = 0.0f;
+    for (std::int64_t i = 0; i < n; ++i) sum += bf16ToFloat(w[i]) * x[i];
+    return sum;
+}
+
 float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
     float sum = 0.0f;
     for (std::int64_t b = 0; b < nBlocks; ++b, w += 210) {
@@ -144,7 +190,8 @@ float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
     return sum;
 }
 
-const Kernels kScalar{"scalar", dotF32, dotF16, dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0, dotQ5_1, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K};
+const Kernels kScalar{"scalar", dotF32,  dotF16,          dotBF16,        dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0,
+                      dotQ5_1,  dotQ2_K, dotQ3_K, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K};
 
 }  // namespace
 

@@ -2,11 +2,9 @@
 // scalar reference for every op and weight type, on shapes including odd sizes; and the
 // thread pool. Tolerances:
 //  - float weights (F32/F16/BF16): |fast - reference| <= 1e-5 * sum|w*x| + 1e-6
-//  - Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 (activations quantized to 8 bits per 32) and Q4_K/Q5_K/Q6_K (per
-//    256): the rounding
-//    of each activation is at most d/2, so |fast - reference| <= sum over activation blocks of
-//    (d_b / 2) * sum|w| + 1e-5 * sum|w*x|
-//  - other types run the reference dot on threads: equal up to 1e-6 relative.
+//  - Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 (activations quantized to 8 bits per 32) and the K-quants Q2_K to
+//    Q6_K (per 256): the rounding of each activation is at most d/2, so |fast - reference| <=
+//    sum over activation blocks of (d_b / 2) * sum|w| + 1e-5 * sum|w*x|
 
 #include <QtTest>
 #include <atomic>
@@ -63,7 +61,7 @@ private slots:
             double absProducts = 0, bound = 0;
             for (int c = 0; c < cols; ++c) absProducts += std::fabs(static_cast<double>(m.values[static_cast<std::size_t>(r * cols + c)]) * x[static_cast<std::size_t>(c)]);
             const int actBlock = (t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1) ? 32
-                                 : (t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K)                                        ? 256
+                                 : (t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K) ? 256
                                                                                                                                       : 0;
             if (actBlock > 0) {
                 for (int b = 0; b < cols / actBlock; ++b) {
@@ -90,7 +88,8 @@ private slots:
     // The AVX2 kernels against the scalar kernels of the same (8-bit activation) arithmetic.
     void avx2MatchesScalarKernels_data() {
         QTest::addColumn<int>("type");
-        for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+        for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                        DType::Q6_K})
             QTest::newRow(std::string(name(t)).c_str()) << static_cast<int>(t);
     }
     void avx2MatchesScalarKernels() {
@@ -99,7 +98,7 @@ private slots:
         if (!avx2 || &cpu::bestKernels() != avx2) QSKIP("this CPU does not run the AVX2 kernels");
         const cpu::Kernels& scalar = cpu::scalarKernels();
         const DType t = static_cast<DType>(type);
-        const bool kQuant = t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+        const bool kQuant = t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
         const int blocks = 7, n = blocks * (kQuant ? 256 : 32);
         const Matrix m = randomMatrix(t, n, 1, 11);
         std::vector<float> x(static_cast<std::size_t>(n));
@@ -110,7 +109,15 @@ private slots:
         if (kQuant) {
             std::vector<cpu::BlockQ8K> a(blocks);
             cpu::quantizeActivations(x.data(), n, a.data());
-            const auto pick = [t](const cpu::Kernels& k) { return t == DType::Q4_K ? k.dotQ4_K : t == DType::Q5_K ? k.dotQ5_K : k.dotQ6_K; };
+            const auto pick = [t](const cpu::Kernels& k) {
+                switch (t) {
+                    case DType::Q2_K: return k.dotQ2_K;
+                    case DType::Q3_K: return k.dotQ3_K;
+                    case DType::Q4_K: return k.dotQ4_K;
+                    case DType::Q5_K: return k.dotQ5_K;
+                    default: return k.dotQ6_K;
+                }
+            };
             fast = pick(*avx2)(m.bytes.data(), a.data(), blocks);
             slow = pick(scalar)(m.bytes.data(), a.data(), blocks);
         } else {
