@@ -296,10 +296,28 @@ private:
             rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
         }
         // note: weight rows in the outer loop, tokens inside: a row stays in cache for all tokens.
-        const auto body = [&](std::int64_t b, std::int64_t e) {
+        std::function<void(std::int64_t, std::int64_t)> body = [&](std::int64_t b, std::int64_t e) {
             for (std::int64_t r = b; r < e; ++r)
                 for (std::int64_t i = 0; i < n; ++i) y[i * rows + r] = rowDot(r, i);
         };
+        // Prefill with a multi-row kernel: each weight block unpacked once for up to 4 tokens.
+        const auto multiRow = [&](auto kernel, const auto* acts, std::int64_t blocksPerRow) {
+            body = [&, kernel, acts, blocksPerRow](std::int64_t b, std::int64_t e) {
+                float out[cpu::kMaxDotRows];
+                for (std::int64_t r = b; r < e; ++r)
+                    for (std::int64_t i = 0; i < n; i += cpu::kMaxDotRows) {
+                        const int count = static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, n - i));
+                        kernel(w.row(r), acts + i * blocksPerRow, blocksPerRow, count, out);
+                        for (int k = 0; k < count; ++k) y[(i + k) * rows + r] = out[k];
+                    }
+            };
+        };
+        if (n > 1 && kernels_) {
+            if (w.dtype == DType::Q8_0 && kernels_->dotRowsQ8_0) multiRow(kernels_->dotRowsQ8_0, activations_.data(), cols / 32);
+            if (w.dtype == DType::Q4_0 && kernels_->dotRowsQ4_0) multiRow(kernels_->dotRowsQ4_0, activations_.data(), cols / 32);
+            if (w.dtype == DType::Q4_K && kernels_->dotRowsQ4_K) multiRow(kernels_->dotRowsQ4_K, activationsK_.data(), cols / 256);
+            if (w.dtype == DType::Q6_K && kernels_->dotRowsQ6_K) multiRow(kernels_->dotRowsQ6_K, activationsK_.data(), cols / 256);
+        }
         if (rows * cols * n < kParallelThreshold) body(0, rows);
         else pool_.parallelFor(rows, body);
     }

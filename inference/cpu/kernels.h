@@ -41,7 +41,16 @@ struct Kernels {
     float (*dotQ4_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
     float (*dotQ5_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
     float (*dotQ6_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks);
+    // Prefill: one weight row against `rows` (1 to 4) activation rows at once, row k of them at
+    // x + k * nBlocks, so each weight block is unpacked once for all of them; out[k] is row k's
+    // dot. nullptr where a set has none (the scalar set) or for other types.
+    void (*dotRowsQ8_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
+    void (*dotRowsQ4_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
+    void (*dotRowsQ4_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out);
+    void (*dotRowsQ6_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out);
 };
+
+constexpr int kMaxDotRows = 4;
 
 void quantizeActivations(const float* x, std::int64_t n, BlockQ8* out);   // n a multiple of 32
 void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out);  // n a multiple of 256

@@ -90,6 +90,43 @@ LUMEN_AVX2 float dotQ4_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t n
     return horizontalSum(acc);
 }
 
+// Prefill versions of dotQ8_0 / dotQ4_0: each weight block unpacked once for R activation rows.
+template <bool kFour, int R>
+LUMEN_AVX2 void dotRowsQ40Q80(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, float* out) {
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    const __m256i lowMask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += kFour ? 18 : 34) {
+        __m256i wq;
+        if constexpr (kFour) {
+            const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+            wq = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lowMask), eight);
+        } else {
+            wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+        }
+        // Signs moved onto the activations once per block (see dotBytes).
+        const __m256i magnitude = _mm256_sign_epi8(wq, wq);
+        const float d = halfAt(w);
+        for (int r = 0; r < R; ++r) {
+            const BlockQ8& a = x[r * nBlocks + b];
+            const __m256i aq = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)), wq);
+            const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, aq), _mm256_set1_epi16(1));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sums), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = horizontalSum(acc[r]);
+}
+
+template <bool kFour>
+LUMEN_AVX2 void dotRowsQ40Q80(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out) {
+    switch (rows) {
+        case 1: return dotRowsQ40Q80<kFour, 1>(w, x, nBlocks, out);
+        case 2: return dotRowsQ40Q80<kFour, 2>(w, x, nBlocks, out);
+        case 3: return dotRowsQ40Q80<kFour, 3>(w, x, nBlocks, out);
+        default: return dotRowsQ40Q80<kFour, 4>(w, x, nBlocks, out);
+    }
+}
+
 // Byte e of the result is 0xFF where bit e of x is set (the fifth bits of Q5 blocks).
 LUMEN_AVX2 inline __m256i bytesFromBits(std::uint32_t x) {
     const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(x)),
@@ -192,6 +229,49 @@ LUMEN_AVX2 float dotQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t
     return sum;
 }
 
+// Prefill version of dotQ45_K<false> (Q4_K): the nibbles and scales of a super-block once for
+// R activation rows.
+template <int R>
+LUMEN_AVX2 void dotRowsQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
+    const __m256i lowMask = _mm256_set1_epi8(0x0F);
+    float sum[R] = {};
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) kQuantScaleMin(j, w + 4, sc[j], mn[j]);
+        __m256i acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+        for (int g = 0; g < 4; ++g) {
+            const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * g));
+            const __m256i lo = _mm256_and_si256(bytes, lowMask), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), lowMask);
+            const __m256i scLo = _mm256_set1_epi16(static_cast<short>(sc[2 * g])), scHi = _mm256_set1_epi16(static_cast<short>(sc[2 * g + 1]));
+            for (int r = 0; r < R; ++r) {
+                const std::int8_t* q = x[r * nBlocks + b].q + 64 * g;
+                const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+                const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32));
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), scLo));
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), scHi));
+            }
+        }
+        const float dw = halfAt(w), dminw = halfAt(w + 2);
+        for (int r = 0; r < R; ++r) {
+            const BlockQ8K& a = x[r * nBlocks + b];
+            std::int32_t mins = 0;
+            for (int j = 0; j < 8; ++j) mins += mn[j] * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+            sum[r] += dw * a.d * static_cast<float>(horizontalSumInt(acc[r])) - dminw * a.d * static_cast<float>(mins);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum[r];
+}
+
+LUMEN_AVX2 void dotRowsQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out) {
+    switch (rows) {
+        case 1: return dotRowsQ4_K<1>(w, x, nBlocks, out);
+        case 2: return dotRowsQ4_K<2>(w, x, nBlocks, out);
+        case 3: return dotRowsQ4_K<3>(w, x, nBlocks, out);
+        default: return dotRowsQ4_K<4>(w, x, nBlocks, out);
+    }
+}
+
 // 8 bf16 values as floats: bf16 is the top half of an f32.
 LUMEN_AVX2 inline __m256 widenBf16(const std::uint16_t* p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
@@ -280,8 +360,57 @@ LUMEN_AVX2 float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t 
     return sum;
 }
 
+// Prefill version of dotQ6_K: the 6-bit values of a super-block unpacked once for R rows.
+template <int R>
+LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
+    const __m256i lowMask = _mm256_set1_epi8(0x0F), highMask = _mm256_set1_epi8(0x30);
+    float sum[R] = {};
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 210) {
+        const auto* sc = reinterpret_cast<const std::int8_t*>(w + 192);
+        __m256i acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+        for (int half = 0; half < 2; ++half) {
+            const std::uint8_t* ql = w + 64 * half;
+            const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+            const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(l0, lowMask), _mm256_and_si256(_mm256_slli_epi16(qh, 4), highMask)),
+                _mm256_or_si256(_mm256_and_si256(l1, lowMask), _mm256_and_si256(_mm256_slli_epi16(qh, 2), highMask)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lowMask), _mm256_and_si256(qh, highMask)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lowMask), _mm256_and_si256(_mm256_srli_epi16(qh, 2), highMask)),
+            };
+            for (int c = 0; c < 4; ++c) {
+                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * c + 1]), _mm_set1_epi16(sc[8 * half + 2 * c]));
+                for (int r = 0; r < R; ++r) {
+                    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r * nBlocks + b].q + 128 * half + 32 * c));
+                    acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(q[c], a), scales));
+                }
+            }
+        }
+        const float dw = halfAt(w + 208);
+        for (int r = 0; r < R; ++r) {
+            const BlockQ8K& a = x[r * nBlocks + b];
+            std::int32_t offset = 0;
+            for (int g = 0; g < 16; ++g) offset += sc[g] * a.bsums[g];
+            sum[r] += dw * a.d * static_cast<float>(horizontalSumInt(acc[r]) - 32 * offset);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum[r];
+}
+
+LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out) {
+    switch (rows) {
+        case 1: return dotRowsQ6_K<1>(w, x, nBlocks, out);
+        case 2: return dotRowsQ6_K<2>(w, x, nBlocks, out);
+        case 3: return dotRowsQ6_K<3>(w, x, nBlocks, out);
+        default: return dotRowsQ6_K<4>(w, x, nBlocks, out);
+    }
+}
+
 const Kernels kAvx2{"AVX2",  dotF32,         dotF16,        dotBF16,         dotQ8_0,        dotQ4_0, dotQ4_1, dotQ5_0,
-                    dotQ5_1, dotQ23_K<false>, dotQ23_K<true>, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K};
+                    dotQ5_1, dotQ23_K<false>, dotQ23_K<true>, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K,
+                    dotRowsQ40Q80<false>, dotRowsQ40Q80<true>, dotRowsQ4_K, dotRowsQ6_K};
 
 }  // namespace
 

@@ -138,6 +138,33 @@ private slots:
         QVERIFY2(std::fabs(fast - slow) <= 1e-5f * (std::fabs(slow) + 1.0f), qPrintable(QStringLiteral("%1 vs %2").arg(fast).arg(slow)));
     }
 
+    // Prefill (several tokens per product, multi-row kernels for Q8_0/Q4_0/Q4_K/Q6_K) equals one
+    // product per token on the same backend: the same integer sums, so within float rounding.
+    void matmulMatchesMatvec_data() {
+        QTest::addColumn<int>("type");
+        for (DType t : kAllDTypes) QTest::newRow(std::string(name(t)).c_str()) << static_cast<int>(t);
+    }
+    void matmulMatchesMatvec() {
+        QFETCH(int, type);
+        const DType t = static_cast<DType>(type);
+        const std::int64_t cols = traits(t).blockSize == 1 ? 300 : 4 * 256, rows = 19, n = 7;
+        const Matrix m = randomMatrix(t, cols, rows, 21);
+        std::mt19937 rng(22);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        std::vector<float> x(static_cast<std::size_t>(n * cols));
+        for (auto& v : x) v = normal(rng);
+        auto fast = makeCpuBackend({.threads = 2, .simd = true});
+        std::vector<float> batch(static_cast<std::size_t>(n * rows)), single(static_cast<std::size_t>(rows));
+        fast->matmul(m.tensor, x.data(), n, batch.data());
+        for (std::int64_t i = 0; i < n; ++i) {
+            fast->matvec(m.tensor, x.data() + i * cols, single.data());
+            for (std::int64_t r = 0; r < rows; ++r) {
+                const float a = batch[static_cast<std::size_t>(i * rows + r)], b = single[static_cast<std::size_t>(r)];
+                QVERIFY2(std::fabs(a - b) <= 1e-5f * (std::fabs(b) + 1.0f), qPrintable(QStringLiteral("token %1 row %2: %3 vs %4").arg(i).arg(r).arg(a).arg(b)));
+            }
+        }
+    }
+
     void threadPoolCoversEveryIndexOnce() {
         ThreadPool pool(3);
         for (std::int64_t n : {1, 2, 3, 7, 1000, 100003}) {
