@@ -89,10 +89,20 @@ int cmdInfo(Context& ctx) {
     for (const auto& gpu : devices.gpus)
         ctx.out << "  GPU " << gpu.index << ": " << QString::fromStdString(gpu.name) << ", compute "
                 << gpu.computeMajor << "." << gpu.computeMinor << ", " << formatBytes(gpu.totalMemory)
-                << " (" << formatBytes(gpu.freeMemory) << " free), " << gpu.multiprocessors << " SMs\n";
-    if (devices.gpus.empty())
+                << " (" << formatBytes(gpu.freeMemory) << " free), " << gpu.multiprocessors << " SMs, "
+                << QString::number(gpu.memoryBandwidth / 1e9, 'f', 0) << " GB/s peak\n";
+    if (devices.gpus.empty()) {
         ctx.out << "  no GPU in use: " << QString::fromStdString(devices.cudaUnavailableReason)
                 << "; computing on the CPU\n";
+    } else {
+        // A GPU found is not always usable: the backend also needs cuBLAS and compute 8.0.
+        try {
+            inference::makeCudaBackend();
+            ctx.out << "  GPU 0 ready for models (--gpu-layers)\n";
+        } catch (const std::exception& e) {
+            ctx.out << "  GPU 0 not usable: " << QString::fromUtf8(e.what()) << "; computing on the CPU\n";
+        }
+    }
     ctx.out << "Database: " << databasePath(ctx.parser) << "\n";
     return kOk;
 }
