@@ -64,33 +64,30 @@ LUMEN_AVX2 inline float halfAt(const std::uint8_t* p) {
     return _cvtsh_ss(h);
 }
 
-LUMEN_AVX2 float dotQ8_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
-    __m256 acc = _mm256_setzero_ps();
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 34) {
-        const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
-        const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q));
-        const __m256 products = _mm256_cvtepi32_ps(dotBytes(wq, aq));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(halfAt(w) * x[b].d), products, acc);
-    }
-    return horizontalSum(acc);
+// Each quantized type below has one kernel, over R activation rows (row k at x + k * nBlocks):
+// each weight block is unpacked once for all R of them (prefill). These wrap it for one row
+// (decode) and for a row count known at run time.
+template <class Block, void (*kKernel1)(const std::uint8_t*, const Block*, std::int64_t, float*)>
+LUMEN_AVX2 float oneRow(const std::uint8_t* w, const Block* x, std::int64_t nBlocks) {
+    float out;
+    kKernel1(w, x, nBlocks, &out);
+    return out;
 }
 
-LUMEN_AVX2 float dotQ4_0(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i lowMask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 18) {
-        // Nibbles to bytes: elements 0-15 (low nibbles) then 16-31 (high nibbles), minus 8.
-        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
-        __m256i wq = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-        wq = _mm256_sub_epi8(_mm256_and_si256(wq, lowMask), eight);
-        const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q));
-        const __m256 products = _mm256_cvtepi32_ps(dotBytes(wq, aq));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(halfAt(w) * x[b].d), products, acc);
+template <class Block, void (*k1)(const std::uint8_t*, const Block*, std::int64_t, float*),
+          void (*k2)(const std::uint8_t*, const Block*, std::int64_t, float*), void (*k3)(const std::uint8_t*, const Block*, std::int64_t, float*),
+          void (*k4)(const std::uint8_t*, const Block*, std::int64_t, float*)>
+LUMEN_AVX2 void someRows(const std::uint8_t* w, const Block* x, std::int64_t nBlocks, int rows, float* out) {
+    switch (rows) {
+        case 1: return k1(w, x, nBlocks, out);
+        case 2: return k2(w, x, nBlocks, out);
+        case 3: return k3(w, x, nBlocks, out);
+        default: return k4(w, x, nBlocks, out);
     }
-    return horizontalSum(acc);
 }
 
-// Prefill versions of dotQ8_0 / dotQ4_0: each weight block unpacked once for R activation rows.
+// Q8_0 and Q4_0 (nibbles to bytes: elements 0-15 from the low nibbles, then 16-31, minus 8),
+// with the weights' signs moved onto the activations so maddubs takes them unsigned.
 template <bool kFour, int R>
 LUMEN_AVX2 void dotRowsQ40Q80(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, float* out) {
     __m256 acc[R];
@@ -115,16 +112,6 @@ LUMEN_AVX2 void dotRowsQ40Q80(const std::uint8_t* w, const BlockQ8* x, std::int6
         }
     }
     for (int r = 0; r < R; ++r) out[r] = horizontalSum(acc[r]);
-}
-
-template <bool kFour>
-LUMEN_AVX2 void dotRowsQ40Q80(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out) {
-    switch (rows) {
-        case 1: return dotRowsQ40Q80<kFour, 1>(w, x, nBlocks, out);
-        case 2: return dotRowsQ40Q80<kFour, 2>(w, x, nBlocks, out);
-        case 3: return dotRowsQ40Q80<kFour, 3>(w, x, nBlocks, out);
-        default: return dotRowsQ40Q80<kFour, 4>(w, x, nBlocks, out);
-    }
 }
 
 // Byte e of the result is 0xFF where bit e of x is set (the fifth bits of Q5 blocks).
@@ -196,17 +183,17 @@ LUMEN_AVX2 inline std::int32_t horizontalSumInt(__m256i v) {
 // Q4_K, and Q5_K when FiveBits: per 32-element sub-block j, sum(q * a) (q unsigned, so it is
 // maddubs' unsigned operand directly) times its 6-bit scale inside madd; the minimums come
 // from the activation sums. Q5_K's fifth bit for the low/high half of group g is qh bit 2g/2g+1.
-template <bool FiveBits>
-LUMEN_AVX2 float dotQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+template <bool FiveBits, int R>
+LUMEN_AVX2 void dotRowsQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
     constexpr std::int64_t kBytes = FiveBits ? 176 : 144;
     const __m256i lowMask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    float sum = 0.0f;
+    float sum[R] = {};
     for (std::int64_t b = 0; b < nBlocks; ++b, w += kBytes) {
-        const float d = halfAt(w) * x[b].d, dmin = halfAt(w + 2) * x[b].d;
         int sc[8], mn[8];
         for (int j = 0; j < 8; ++j) kQuantScaleMin(j, w + 4, sc[j], mn[j]);
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
-        __m256i acc = _mm256_setzero_si256();
+        const __m256i qh = FiveBits ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)) : _mm256_setzero_si256();
+        __m256i acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
         for (int g = 0; g < 4; ++g) {
             const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (FiveBits ? 48 : 16) + 32 * g));
             __m256i lo = _mm256_and_si256(bytes, lowMask);
@@ -217,32 +204,6 @@ LUMEN_AVX2 float dotQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(bitLo, 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(bitHi, 4));
             }
-            const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g));
-            const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 64 * g + 32));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), _mm256_set1_epi16(static_cast<short>(sc[2 * g]))));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), _mm256_set1_epi16(static_cast<short>(sc[2 * g + 1]))));
-        }
-        std::int32_t mins = 0;
-        for (int j = 0; j < 8; ++j) mins += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
-        sum += d * static_cast<float>(horizontalSumInt(acc)) - dmin * static_cast<float>(mins);
-    }
-    return sum;
-}
-
-// Prefill version of dotQ45_K<false> (Q4_K): the nibbles and scales of a super-block once for
-// R activation rows.
-template <int R>
-LUMEN_AVX2 void dotRowsQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
-    const __m256i lowMask = _mm256_set1_epi8(0x0F);
-    float sum[R] = {};
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; ++j) kQuantScaleMin(j, w + 4, sc[j], mn[j]);
-        __m256i acc[R];
-        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
-        for (int g = 0; g < 4; ++g) {
-            const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * g));
-            const __m256i lo = _mm256_and_si256(bytes, lowMask), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), lowMask);
             const __m256i scLo = _mm256_set1_epi16(static_cast<short>(sc[2 * g])), scHi = _mm256_set1_epi16(static_cast<short>(sc[2 * g + 1]));
             for (int r = 0; r < R; ++r) {
                 const std::int8_t* q = x[r * nBlocks + b].q + 64 * g;
@@ -261,15 +222,6 @@ LUMEN_AVX2 void dotRowsQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64
         }
     }
     for (int r = 0; r < R; ++r) out[r] = sum[r];
-}
-
-LUMEN_AVX2 void dotRowsQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out) {
-    switch (rows) {
-        case 1: return dotRowsQ4_K<1>(w, x, nBlocks, out);
-        case 2: return dotRowsQ4_K<2>(w, x, nBlocks, out);
-        case 3: return dotRowsQ4_K<3>(w, x, nBlocks, out);
-        default: return dotRowsQ4_K<4>(w, x, nBlocks, out);
-    }
 }
 
 // 8 bf16 values as floats: bf16 is the top half of an f32.
@@ -330,37 +282,6 @@ LUMEN_AVX2 float dotQ23_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t
 
 // Q6_K: 6-bit values kept unsigned (0..63) for maddubs, the signed scales applied per 16 by
 // madd, and the -32 offset taken out with the activation sums.
-LUMEN_AVX2 float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
-    const __m256i lowMask = _mm256_set1_epi8(0x0F), highMask = _mm256_set1_epi8(0x30);
-    float sum = 0.0f;
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 210) {
-        const auto* sc = reinterpret_cast<const std::int8_t*>(w + 192);
-        __m256i acc = _mm256_setzero_si256();
-        for (int half = 0; half < 2; ++half) {
-            const std::uint8_t* ql = w + 64 * half;
-            const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-            const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
-            const __m256i q[4] = {
-                _mm256_or_si256(_mm256_and_si256(l0, lowMask), _mm256_and_si256(_mm256_slli_epi16(qh, 4), highMask)),
-                _mm256_or_si256(_mm256_and_si256(l1, lowMask), _mm256_and_si256(_mm256_slli_epi16(qh, 2), highMask)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lowMask), _mm256_and_si256(qh, highMask)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lowMask), _mm256_and_si256(_mm256_srli_epi16(qh, 2), highMask)),
-            };
-            for (int c = 0; c < 4; ++c) {
-                const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q + 128 * half + 32 * c));
-                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * c + 1]), _mm_set1_epi16(sc[8 * half + 2 * c]));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[c], a), scales));
-            }
-        }
-        std::int32_t offset = 0;
-        for (int g = 0; g < 16; ++g) offset += sc[g] * x[b].bsums[g];
-        sum += halfAt(w + 208) * x[b].d * static_cast<float>(horizontalSumInt(acc) - 32 * offset);
-    }
-    return sum;
-}
-
-// Prefill version of dotQ6_K: the 6-bit values of a super-block unpacked once for R rows.
 template <int R>
 LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
     const __m256i lowMask = _mm256_set1_epi8(0x0F), highMask = _mm256_set1_epi8(0x30);
@@ -399,18 +320,30 @@ LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64
     for (int r = 0; r < R; ++r) out[r] = sum[r];
 }
 
-LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out) {
-    switch (rows) {
-        case 1: return dotRowsQ6_K<1>(w, x, nBlocks, out);
-        case 2: return dotRowsQ6_K<2>(w, x, nBlocks, out);
-        case 3: return dotRowsQ6_K<3>(w, x, nBlocks, out);
-        default: return dotRowsQ6_K<4>(w, x, nBlocks, out);
-    }
-}
+template <bool kFour>
+constexpr auto kRowsQ40Q80 = someRows<BlockQ8, dotRowsQ40Q80<kFour, 1>, dotRowsQ40Q80<kFour, 2>, dotRowsQ40Q80<kFour, 3>, dotRowsQ40Q80<kFour, 4>>;
+template <bool FiveBits>
+constexpr auto kRowsQ45_K = someRows<BlockQ8K, dotRowsQ45_K<FiveBits, 1>, dotRowsQ45_K<FiveBits, 2>, dotRowsQ45_K<FiveBits, 3>, dotRowsQ45_K<FiveBits, 4>>;
+constexpr auto kRowsQ6_K = someRows<BlockQ8K, dotRowsQ6_K<1>, dotRowsQ6_K<2>, dotRowsQ6_K<3>, dotRowsQ6_K<4>>;
 
-const Kernels kAvx2{"AVX2",  dotF32,         dotF16,        dotBF16,         dotQ8_0,        dotQ4_0, dotQ4_1, dotQ5_0,
-                    dotQ5_1, dotQ23_K<false>, dotQ23_K<true>, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K,
-                    dotRowsQ40Q80<false>, dotRowsQ40Q80<true>, dotRowsQ4_K, dotRowsQ6_K};
+const Kernels kAvx2{"AVX2",
+                    dotF32,
+                    dotF16,
+                    dotBF16,
+                    oneRow<BlockQ8, dotRowsQ40Q80<false, 1>>,
+                    oneRow<BlockQ8, dotRowsQ40Q80<true, 1>>,
+                    dotQ4_1,
+                    dotQ5_0,
+                    dotQ5_1,
+                    dotQ23_K<false>,
+                    dotQ23_K<true>,
+                    oneRow<BlockQ8K, dotRowsQ45_K<false, 1>>,
+                    oneRow<BlockQ8K, dotRowsQ45_K<true, 1>>,
+                    oneRow<BlockQ8K, dotRowsQ6_K<1>>,
+                    kRowsQ40Q80<false>,
+                    kRowsQ40Q80<true>,
+                    kRowsQ45_K<false>,
+                    kRowsQ6_K};
 
 }  // namespace
 
