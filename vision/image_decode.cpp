@@ -74,8 +74,11 @@ RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& o
                          std::to_string(options.maxPixels));
 
     cv::Mat bgr;
-    if (decoded.channels() == 4) {
+    if (decoded.channels() == 4 && options.alpha == AlphaMode::White) {
         bgr = flattenAlpha(decoded);
+    } else if (decoded.channels() == 4) {
+        cv::cvtColor(decoded, bgr, cv::COLOR_BGRA2BGR);
+        if (bgr.depth() != CV_8U) bgr.convertTo(bgr, CV_8U, 1.0 / 257.0);
     } else {
         // Decode again through the colour path, which applies the EXIF orientation and
         // converts grayscale and 16-bit samples to 8-bit BGR.

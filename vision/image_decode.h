@@ -19,9 +19,17 @@ public:
 // The MIME type from the file's magic bytes ("image/png"), or empty when it is none we read.
 std::string sniffImageType(std::span<const std::uint8_t> bytes);
 
+// What happens to transparent pixels.
+enum class AlphaMode {
+    White,  // composited on white: what the user sees
+    Drop,   // the colour channels kept as they are: PIL's convert("RGB"), which the Hugging Face
+            // image processors (and so the published model results) use
+};
+
 struct DecodeOptions {
     // Images with more pixels are refused before decoding (decompression bombs).
     std::uint64_t maxPixels = 200'000'000;
+    AlphaMode alpha = AlphaMode::White;
 };
 
 struct RgbImage {
