@@ -91,6 +91,8 @@ public:
     void matvec(const Tensor& w, const float* x, float* y) { matmul(w, x, 1, y); }
     // Each of `rows` rows of y (n elements) += bias (an F32, F16 or BF16 vector of n elements).
     virtual void addBias(float* y, const Tensor& bias, std::int64_t n, std::int64_t rows) = 0;
+    // Each of `rows` rows of y (n elements) *= scale, element by element (DINOv2's layer scale).
+    virtual void scaleRows(float* y, const Tensor& scale, std::int64_t n, std::int64_t rows) = 0;
     // Each row: y = x / rms(x) * weight, over n elements.
     virtual void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, std::int64_t rows, float* y) = 0;
     // Rotates `rows` rows of x in place; row i is at position pos0 + i.

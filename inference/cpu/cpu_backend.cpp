@@ -79,6 +79,11 @@ public:
             for (std::int64_t i = 0; i < n; ++i) y[r * n + i] += loadVector(bias, i);
     }
 
+    void scaleRows(float* y, const Tensor& scale, std::int64_t n, std::int64_t rows) override {
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] *= loadVector(scale, i);
+    }
+
     void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, std::int64_t rows, float* y) override {
         for (std::int64_t r = 0; r < rows; ++r) {
             const float* xr = x + r * n;

@@ -221,6 +221,11 @@ public:
         cuda::addBias(y, weight(bias), n, rows, stream_);
         launched("addBias");
     }
+    void scaleRows(float* y, const Tensor& scale, std::int64_t n, std::int64_t rows) override {
+        select();
+        cuda::scaleRows(y, weight(scale), n, rows, stream_);
+        launched("scaleRows");
+    }
     void rmsNorm(const float* x, const Tensor& w, float eps, std::int64_t n, std::int64_t rows, float* y) override {
         check(cudaSetDevice(device_), "selecting the GPU");
         flushMatvecs();

@@ -38,6 +38,11 @@ __global__ void addBiasKernel(float* y, DeviceWeight bias, std::int64_t n, std::
     if (i < total) y[i] += weightAt(bias, 0, i % n);
 }
 
+__global__ void scaleRowsKernel(float* y, DeviceWeight scale, std::int64_t n, std::int64_t total) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < total) y[i] *= weightAt(scale, 0, i % n);
+}
+
 // One warp per block of 32: the product, then its int8 quantization for the next matvec.
 __global__ void siluMulQuantizeKernel(float* gate, const float* up, std::int64_t n, std::int8_t* q, float* d, float* s) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -79,6 +84,10 @@ void add(float* x, const float* y, std::int64_t n, cudaStream_t stream) {
 
 void addBias(float* y, const DeviceWeight& bias, std::int64_t n, std::int64_t rows, cudaStream_t stream) {
     if (n * rows > 0) addBiasKernel<<<blocksFor(n * rows, kThreads), kThreads, 0, stream>>>(y, bias, n, n * rows);
+}
+
+void scaleRows(float* y, const DeviceWeight& scale, std::int64_t n, std::int64_t rows, cudaStream_t stream) {
+    if (n * rows > 0) scaleRowsKernel<<<blocksFor(n * rows, kThreads), kThreads, 0, stream>>>(y, scale, n, n * rows);
 }
 
 }  // namespace lumen::inference::cuda

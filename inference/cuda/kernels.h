@@ -96,5 +96,7 @@ void siluMul(float* gate, const float* up, std::int64_t n, cudaStream_t stream);
 void siluMulQuantize(float* gate, const float* up, std::int64_t n, std::int8_t* q, float* d, float* s, cudaStream_t stream);
 void add(float* x, const float* y, std::int64_t n, cudaStream_t stream);
 void addBias(float* y, const DeviceWeight& bias, std::int64_t n, std::int64_t rows, cudaStream_t stream);
+// Each row of y *= scale (n elements per row).
+void scaleRows(float* y, const DeviceWeight& scale, std::int64_t n, std::int64_t rows, cudaStream_t stream);
 
 }  // namespace lumen::inference::cuda

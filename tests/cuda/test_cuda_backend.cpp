@@ -161,6 +161,11 @@ void elementwiseParity(Backend& gpu, Backend& ref) {
             gpu.addBias(dx.get(), w.tensor, n, rows);
             got = toHost(gpu, dx.get(), rows * n);
             for (std::size_t i = 0; i < x.size(); ++i) expectClose("addBias", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
+            // Layer scale
+            ref.scaleRows(want.data(), w.tensor, n, rows);
+            gpu.scaleRows(dx.get(), w.tensor, n, rows);
+            got = toHost(gpu, dx.get(), rows * n);
+            for (std::size_t i = 0; i < x.size(); ++i) expectClose("scaleRows", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
         }
         const auto y = randomVector(x.size(), 13);
         auto want = x;
