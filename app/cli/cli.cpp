@@ -14,6 +14,8 @@
 #include <sstream>
 
 #include "app/app_paths.h"
+#include "app/cli/cli_context.h"
+#include "app/cli/vision_commands.h"
 #include "app/library.h"
 #include "inference/core/compute_devices.h"
 #include "inference/core/cpu_features.h"
@@ -29,17 +31,6 @@
 namespace lumen::app::cli {
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kFailed = 1;
-constexpr int kUsage = 2;
-
-struct Context {
-    QCommandLineParser& parser;
-    QStringList positional;  // after the command name
-    QTextStream& out;
-    QTextStream& err;
-    QTextStream* in;
-};
 
 QString databasePath(const QCommandLineParser& p) {
     return resolveDatabasePath({p.value(QStringLiteral("database")), p.value(QStringLiteral("data-dir"))});
@@ -343,20 +334,6 @@ int cmdTemplate(Context& ctx) {
 std::atomic<bool> gInterrupted{false};
 extern "C" void onInterrupt(int) { gInterrupted.store(true); }
 
-template <typename T>
-std::optional<T> numberOption(Context& ctx, const char* name, T fallback, T low, T high) {
-    if (!ctx.parser.isSet(QString::fromLatin1(name))) return fallback;
-    bool ok = false;
-    const QString text = ctx.parser.value(QString::fromLatin1(name));
-    const double v = text.toDouble(&ok);
-    if (!ok || v < static_cast<double>(low) || v > static_cast<double>(high) ||
-        (std::is_integral_v<T> && v != static_cast<double>(static_cast<long long>(v)))) {
-        ctx.err << "lumen-cli: --" << name << " must be " << (std::is_integral_v<T> ? "a whole number" : "a number") << " from " << low
-                << " to " << high << ", not '" << text << "'\n";
-        return std::nullopt;
-    }
-    return static_cast<T>(v);
-}
 
 // Where a model's layers run: the CPU always, plus a GPU for `gpuLayers` of them (the last).
 struct Placement {
@@ -743,6 +720,10 @@ const std::map<QString, Command>& commands() {
         {QStringLiteral("export"), {"export a chat as Markdown or JSON: export CHAT_ID [--format md|json] [--output FILE]", cmdExport}},
         {QStringLiteral("import"), {"import a chat exported as JSON: import FILE", cmdImport}},
         {QStringLiteral("search"), {"full-text search over chats: search WORDS...", cmdSearch}},
+        {QStringLiteral("embed"), {"image and text embeddings: embed --model DIR (--image FILE | --text TEXT)... [--normalize] [--json]", cmdEmbed}},
+        {QStringLiteral("classify"),
+         {"classify images: classify --model DIR [--labels \"a,b\"] [--template T]... [--examples DIR] [--top-k K] IMAGE...", cmdClassify}},
+        {QStringLiteral("eval"), {"accuracy, precision/recall/F1 and confusion matrix on TEST_DIR/<label>/ images: eval --model DIR ... TEST_DIR", cmdEval}},
     };
     return table;
 }
@@ -768,7 +749,8 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("format"), QStringLiteral("Export format: md or json (default md)."), QStringLiteral("FORMAT"),
          QStringLiteral("md")},
         {QStringLiteral("tensor"), QStringLiteral("inspect: the tensor to dump."), QStringLiteral("NAME")},
-        {QStringLiteral("model"), QStringLiteral("The model (GGUF) to use."), QStringLiteral("FILE")},
+        {QStringLiteral("model"), QStringLiteral("The model to use: a GGUF file, or a CLIP/DINOv2 folder for embed, classify, eval."),
+         QStringLiteral("PATH")},
         {QStringLiteral("file"), QStringLiteral("template: a Jinja template file."), QStringLiteral("FILE")},
         {QStringLiteral("prompt"), QStringLiteral("generate: the prompt text (BOS is added as the model asks)."), QStringLiteral("TEXT")},
         {QStringLiteral("prompt-tokens"), QStringLiteral("generate: the prompt as token ids, comma-separated."), QStringLiteral("IDS")},
@@ -776,13 +758,26 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("p"), QStringLiteral("bench: prompt tokens to prefill (default 512)."), QStringLiteral("N")},
         {QStringLiteral("t"), QStringLiteral("bench: thread counts, comma-separated (default: physical cores)."), QStringLiteral("LIST")},
         {QStringLiteral("temp"), QStringLiteral("generate: temperature; 0 is greedy (default 0.8)."), QStringLiteral("T")},
-        {QStringLiteral("top-k"), QStringLiteral("generate: keep the K most likely tokens; 0 is off (default 40)."), QStringLiteral("K")},
+        {QStringLiteral("top-k"), QStringLiteral("generate: keep the K most likely tokens; 0 is off (default 40). classify: labels shown (5)."),
+         QStringLiteral("K")},
+        {QStringLiteral("image"), QStringLiteral("embed: an image file (repeatable)."), QStringLiteral("FILE")},
+        {QStringLiteral("text"), QStringLiteral("embed: a text (repeatable; CLIP)."), QStringLiteral("TEXT")},
+        {QStringLiteral("normalize"), QStringLiteral("embed: print unit-length embeddings.")},
+        {QStringLiteral("json"), QStringLiteral("embed, classify: print JSON.")},
+        {QStringLiteral("labels"), QStringLiteral("classify, eval: the labels, comma-separated (zero-shot with CLIP)."), QStringLiteral("LIST")},
+        {QStringLiteral("template"), QStringLiteral("classify, eval: a prompt template such as \"a photo of a {}.\" (repeatable; default: an ensemble of 10)."),
+         QStringLiteral("T")},
+        {QStringLiteral("examples"), QStringLiteral("classify, eval: labelled example images, one sub-folder per label (few-shot)."), QStringLiteral("DIR")},
+        {QStringLiteral("alpha"), QStringLiteral("classify, eval: weight of the examples against the labels' prompts (Tip-Adapter; default 1)."), QStringLiteral("A")},
+        {QStringLiteral("beta"), QStringLiteral("classify, eval: sharpness of the examples' affinities (Tip-Adapter; default 5.5)."), QStringLiteral("B")},
+        {QStringLiteral("device"), QStringLiteral("embed, classify, eval: auto (the GPU when usable; default), cpu or gpu."), QStringLiteral("DEVICE")},
         {QStringLiteral("top-p"), QStringLiteral("generate: nucleus sampling; 1 is off (default 0.95)."), QStringLiteral("P")},
         {QStringLiteral("min-p"), QStringLiteral("generate: drop tokens below P times the best; 0 is off (default 0.05)."), QStringLiteral("P")},
         {QStringLiteral("repeat-penalty"), QStringLiteral("generate: penalty for the last 64 tokens; 1 is off (default 1)."), QStringLiteral("R")},
         {QStringLiteral("seed"), QStringLiteral("generate: random seed (default 0)."), QStringLiteral("S")},
         {QStringLiteral("ctx-size"), QStringLiteral("generate, chat: context size in tokens (default: the model's, at most 4096)."), QStringLiteral("N")},
-        {QStringLiteral("threads"), QStringLiteral("generate, chat: CPU threads (default: the physical cores)."), QStringLiteral("N")},
+        {QStringLiteral("threads"), QStringLiteral("generate, chat, embed, classify, eval: CPU threads (default: the physical cores)."),
+         QStringLiteral("N")},
         {QStringLiteral("gpu-layers"), QStringLiteral("generate, chat, bench: layers to run on the GPU: auto (default: all that fit), all, or N."),
          QStringLiteral("N")},
         {QStringLiteral("stop"), QStringLiteral("generate: stop when this text appears (repeatable)."), QStringLiteral("TEXT")},

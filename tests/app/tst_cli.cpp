@@ -1,6 +1,9 @@
 // lumen-cli, run in-process: every command, and clear errors for bad arguments.
 
 #include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QtTest>
 
 #include "app/cli/cli.h"
@@ -12,6 +15,8 @@
 using namespace lumen;
 
 namespace {
+
+const QString kVision = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../vision/fixtures/");
 
 struct Result {
     int status;
@@ -314,6 +319,95 @@ private slots:
         r = run({"inspect", bad});
         QCOMPARE(r.status, 1);
         QVERIFY2(r.err.contains("bad.gguf") && r.err.contains("ends early"), qPrintable(r.err));
+    }
+
+    void embed() {
+        const QString clip = kVision + "models/clip-tiny", image = kVision + "preprocess/gradient_37x53.png";
+        auto r = run({"embed", "--model", clip, "--device", "cpu", "--image", image, "--text", "Green", "--json"});
+        QCOMPARE(r.status, 0);
+        const QJsonArray results = QJsonDocument::fromJson(r.out.toUtf8()).array();
+        QCOMPARE(results.size(), 2);
+        const QJsonObject expected = QJsonDocument::fromJson(test::readFile(kVision + "models/expected.json")).object()["clip-tiny"].toObject();
+        const QJsonArray wantImage = expected["images"].toObject()["gradient_37x53.png"].toObject()["embedding"].toArray();
+        const QJsonArray wantText = expected["texts"].toObject()["Green"].toObject()["embedding"].toArray();
+        const QJsonArray gotImage = results[0].toObject()["embedding"].toArray(), gotText = results[1].toObject()["embedding"].toArray();
+        QCOMPARE(gotImage.size(), 16);
+        for (int i = 0; i < 16; ++i) {
+            QVERIFY(std::abs(gotImage[i].toDouble() - wantImage[i].toDouble()) < 1e-3);
+            QVERIFY(std::abs(gotText[i].toDouble() - wantText[i].toDouble()) < 1e-3);
+        }
+        r = run({"embed", "--model", clip, "--device", "cpu", "--text", "a cat", "--normalize"});
+        QCOMPARE(r.status, 0);
+        double norm = 0.0;
+        const QStringList values = r.out.section(':', 1).split(' ', Qt::SkipEmptyParts);
+        QCOMPARE(values.size(), 16);
+        for (const QString& v : values) norm += v.toDouble() * v.toDouble();
+        QVERIFY(std::abs(norm - 1.0) < 1e-4);
+        r = run({"embed", "--model", kVision + "models/dinov2-tiny", "--device", "cpu", "--image", image});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("(64 values)"), qPrintable(r.out));
+    }
+
+    void classifyAndEval() {
+        const QString clip = kVision + "models/clip-tiny", images = kVision + "preprocess/";
+        // Zero-shot: the reference's best label for each image.
+        auto r = run({"classify", "--model", clip, "--device", "cpu", "--labels", "red, green,blue,striped cat", "--template", "a photo of a {}.",
+                      "--template", "a drawing of the {}", "--top-k", "2", "--json", images + "gradient_37x53.png"});
+        QCOMPARE(r.status, 0);
+        const QJsonArray top = QJsonDocument::fromJson(r.out.toUtf8()).array()[0].toObject()["top"].toArray();
+        QCOMPARE(top.size(), 2);
+        QCOMPARE(top[0].toObject()["label"].toString(), QString("green"));
+        // Few-shot from folders of examples: prototypes (DINOv2), and Tip-Adapter (CLIP).
+        QTemporaryDir examples;
+        QVERIFY(QDir(examples.path()).mkpath("smooth") && QDir(examples.path()).mkpath("blocky"));
+        QVERIFY(QFile::copy(images + "gradient_37x53.png", examples.filePath("smooth/a.png")));
+        QVERIFY(QFile::copy(images + "blocks_300x200.png", examples.filePath("blocky/b.png")));
+        QVERIFY(test::writeFile(examples.filePath("blocky/notes.txt"), "not an image"));
+        r = run({"classify", "--model", kVision + "models/dinov2-tiny", "--device", "cpu", "--examples", examples.path(), images + "blocks_300x200.png"});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.section('\n', 1, 1).trimmed().endsWith("blocky"), qPrintable(r.out));
+        QVERIFY2(r.err.contains("skipping example") && r.err.contains("notes.txt"), qPrintable(r.err));
+        r = run({"classify", "--model", clip, "--device", "cpu", "--labels", "smooth,blocky", "--examples", examples.path(), "--alpha", "1000", "--beta", "100",
+                 images + "gradient_37x53.png"});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.section('\n', 1, 1).trimmed().endsWith("smooth"), qPrintable(r.out));
+        // eval: the examples as their own test set are all right.
+        r = run({"eval", "--model", kVision + "models/dinov2-tiny", "--device", "cpu", "--examples", examples.path(), examples.path()});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.startsWith("accuracy 1.0000 (2 of 2), macro F1 1.0000"), qPrintable(r.out));
+        QVERIFY(r.out.contains("confusion"));
+    }
+
+    void visionErrors_data() {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<int>("status");
+        QTest::addColumn<QString>("message");
+        const QString clip = kVision + "models/clip-tiny", dino = kVision + "models/dinov2-tiny", image = kVision + "preprocess/tiny_17x9.png";
+        QTest::newRow("embed nothing") << QStringList{"embed", "--model", clip} << 2 << "--image FILE or --text TEXT";
+        QTest::newRow("no model") << QStringList{"embed", "--image", image} << 2 << "--model DIR is needed";
+        QTest::newRow("not a model") << QStringList{"embed", "--model", "/nonexistent", "--image", image} << 1 << "config.json";
+        QTest::newRow("text on dinov2") << QStringList{"embed", "--model", dino, "--text", "x"} << 2 << "needs a CLIP model";
+        QTest::newRow("bad device") << QStringList{"embed", "--model", clip, "--device", "tpu", "--image", image} << 2 << "auto, cpu or gpu";
+        QTest::newRow("missing image") << QStringList{"embed", "--model", clip, "--image", "/nonexistent.png"} << 1 << "/nonexistent.png";
+        QTest::newRow("not an image") << QStringList{"classify", "--model", clip, "--labels", "a,b", kVision + "models/expected.json"} << 1
+                                      << "not an image";
+        QTest::newRow("no labels") << QStringList{"classify", "--model", clip, image} << 2 << "give --labels";
+        QTest::newRow("twice") << QStringList{"classify", "--model", clip, "--labels", "a,b,a", image} << 2 << "twice";
+        QTest::newRow("labels on dinov2") << QStringList{"classify", "--model", dino, "--labels", "a,b", image} << 2 << "classifies from --examples only";
+        QTest::newRow("no images") << QStringList{"classify", "--model", clip, "--labels", "a"} << 2 << "takes image files";
+        QTest::newRow("bad top-k") << QStringList{"classify", "--model", clip, "--labels", "a", "--top-k", "0", image} << 2 << "--top-k";
+        QTest::newRow("no examples dir") << QStringList{"classify", "--model", dino, "--examples", "/nonexistent", image} << 1 << "no such folder";
+        QTest::newRow("eval no dir") << QStringList{"eval", "--model", clip, "/nonexistent"} << 2 << "has no sub-folders";
+    }
+    void visionErrors() {
+        QFETCH(QStringList, args);
+        QFETCH(int, status);
+        QFETCH(QString, message);
+        args << "--device" << "cpu";
+        if (args.count("--device") > 1) args.removeLast(), args.removeLast();
+        const auto r = run(args);
+        QCOMPARE(r.status, status);
+        QVERIFY2(r.err.contains(message), qPrintable(r.err));
     }
 
     void missingDatabaseIsNotCreatedByReaders() {

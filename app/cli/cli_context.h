@@ -1,0 +1,40 @@
+#pragma once
+// What every lumen-cli command receives, and the option parsing the commands share.
+
+#include <QCommandLineParser>
+#include <QStringList>
+#include <QTextStream>
+#include <optional>
+#include <type_traits>
+
+namespace lumen::app::cli {
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+struct Context {
+    QCommandLineParser& parser;
+    QStringList positional;  // after the command name
+    QTextStream& out;
+    QTextStream& err;
+    QTextStream* in;
+};
+
+// --name as a number in [low, high], `fallback` when absent; nullopt (message printed) when bad.
+template <typename T>
+std::optional<T> numberOption(Context& ctx, const char* name, T fallback, T low, T high) {
+    if (!ctx.parser.isSet(QString::fromLatin1(name))) return fallback;
+    bool ok = false;
+    const QString text = ctx.parser.value(QString::fromLatin1(name));
+    const double v = text.toDouble(&ok);
+    if (!ok || v < static_cast<double>(low) || v > static_cast<double>(high) ||
+        (std::is_integral_v<T> && v != static_cast<double>(static_cast<long long>(v)))) {
+        ctx.err << "lumen-cli: --" << name << " must be " << (std::is_integral_v<T> ? "a whole number" : "a number") << " from " << low
+                << " to " << high << ", not '" << text << "'\n";
+        return std::nullopt;
+    }
+    return static_cast<T>(v);
+}
+
+}  // namespace lumen::app::cli
