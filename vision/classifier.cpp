@@ -85,6 +85,20 @@ Classifier Classifier::zeroShot(ClipModel& model, const std::vector<std::string>
     return c;
 }
 
+Classifier Classifier::fromEmbeddings(const std::vector<std::string>& labels, std::vector<Embedding> classEmbeddings, float scale) {
+    checkLabels(labels);
+    if (classEmbeddings.size() != labels.size()) throw std::invalid_argument("one embedding per label is needed");
+    Classifier c;
+    c.labels_ = labels;
+    c.scale_ = scale;
+    const std::size_t size = classEmbeddings.front().size();
+    for (auto& e : classEmbeddings) {
+        if (e.size() != size || size == 0) throw std::invalid_argument("label embeddings must be non-empty and of one size");
+        c.classes_.push_back(normalized(std::move(e)));
+    }
+    return c;
+}
+
 Classifier Classifier::prototypes(const Examples& examples, float scale) {
     checkLabels(examples.labels);
     if (examples.features.size() != examples.classOf.size()) throw std::invalid_argument("examples and their labels differ in number");

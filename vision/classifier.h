@@ -55,6 +55,8 @@ public:
     // followed by the label). Throws std::invalid_argument on no labels or duplicate labels.
     static Classifier zeroShot(ClipModel& model, const std::vector<std::string>& labels, const std::vector<std::string>& templates,
                                TextEmbeddingCache* cache = nullptr, const std::string& modelKey = {});
+    // Zero-shot from label embeddings already computed (one per label, e.g. from a cache).
+    static Classifier fromEmbeddings(const std::vector<std::string>& labels, std::vector<Embedding> classEmbeddings, float scale);
     // Class prototypes from examples; every label needs at least one.
     static Classifier prototypes(const Examples& examples, float scale);
     // The zero-shot classifier plus the examples' cache model (labels must be the same, in order).

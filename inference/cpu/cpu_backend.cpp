@@ -139,6 +139,14 @@ public:
     }
 
     void layerNorm(const float* x, const Tensor& weight, const Tensor& bias, float eps, std::int64_t n, std::int64_t rows, float* y) override {
+        if (kernels_ && rows > 1 && rows * n >= kParallelThreshold) {
+            pool_.parallelFor(rows, [&](std::int64_t b, std::int64_t e) { layerNormRows(x + b * n, weight, bias, eps, n, e - b, y + b * n); });
+            return;
+        }
+        layerNormRows(x, weight, bias, eps, n, rows, y);
+    }
+
+    static void layerNormRows(const float* x, const Tensor& weight, const Tensor& bias, float eps, std::int64_t n, std::int64_t rows, float* y) {
         for (std::int64_t r = 0; r < rows; ++r) {
             const float* xr = x + r * n;
             float* yr = y + r * n;
@@ -153,6 +161,18 @@ public:
     }
 
     void gelu(float* x, std::int64_t n, GeluKind kind) override {
+        if (n >= kParallelThreshold * 4 && kernels_) {
+            // A ViT's MLP activations: millions of erf/exp calls, split across the threads.
+            const std::int64_t chunk = 4096;
+            pool_.parallelFor((n + chunk - 1) / chunk, [&](std::int64_t b, std::int64_t e) {
+                geluRange(x + b * chunk, std::min(n, e * chunk) - b * chunk, kind);
+            });
+            return;
+        }
+        geluRange(x, n, kind);
+    }
+
+    static void geluRange(float* x, std::int64_t n, GeluKind kind) {
         for (std::int64_t i = 0; i < n; ++i) {
             const float v = x[i];
             switch (kind) {
@@ -229,7 +249,13 @@ private:
                 float maxScore = -INFINITY;
                 for (std::int64_t t = 0; t <= last; ++t) {
                     float s = 0.0f;
-                    for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * kvDim + kvOffset + d);
+                    if (kernels_ && layer.dtype == DType::F32) {
+                        s = kernels_->dotF32(static_cast<const float*>(layer.keys) + t * kvDim + kvOffset, qh, headDim);
+                    } else if (kernels_ && layer.dtype == DType::F16) {
+                        s = kernels_->dotF16(static_cast<const std::uint16_t*>(layer.keys) + t * kvDim + kvOffset, qh, headDim);
+                    } else {
+                        for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * kvDim + kvOffset + d);
+                    }
                     scores[static_cast<std::size_t>(t)] = s * scale;
                     maxScore = std::max(maxScore, s * scale);
                 }
@@ -242,7 +268,12 @@ private:
                 for (std::int64_t d = 0; d < headDim; ++d) oh[d] = 0.0f;
                 for (std::int64_t t = 0; t <= last; ++t) {
                     const float weight = scores[static_cast<std::size_t>(t)] / sum;
-                    for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * kvDim + kvOffset + d);
+                    if (kernels_ && layer.dtype == DType::F32)
+                        kernels_->axpyF32(weight, static_cast<const float*>(layer.values) + t * kvDim + kvOffset, oh, headDim);
+                    else if (kernels_ && layer.dtype == DType::F16)
+                        kernels_->axpyF16(weight, static_cast<const std::uint16_t*>(layer.values) + t * kvDim + kvOffset, oh, headDim);
+                    else
+                        for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * kvDim + kvOffset + d);
                 }
             }
         };
@@ -323,8 +354,41 @@ private:
             if (w.dtype == DType::Q4_K && kernels_->dotRowsQ4_K) multiRow(kernels_->dotRowsQ4_K, activationsK_.data(), cols / 256);
             if (w.dtype == DType::Q6_K && kernels_->dotRowsQ6_K) multiRow(kernels_->dotRowsQ6_K, activationsK_.data(), cols / 256);
         }
+        if (n > 1 && kernels_) {
+            const auto tileKernel = w.dtype == DType::F32 ? kernels_->tileF32 : w.dtype == DType::F16 ? kernels_->tileF16 : w.dtype == DType::BF16 ? kernels_->tileBF16 : nullptr;
+            if (tileKernel) return multiplyTiled(w, x, n, y, tileKernel);
+        }
         if (rows * cols * n < kParallelThreshold) body(0, rows);
         else pool_.parallelFor(rows, body);
+    }
+
+    // Float weights against many activation rows (a prompt, a ViT's tokens): each weight vector
+    // loaded once for 4 tokens.
+    // note: blocks of 32 weight rows per task and of ~256 KB of activations keep both in cache:
+    // each weight block is read once per activation block, each activation block once per task.
+    template <class Tile>
+    void multiplyTiled(const Tensor& w, const float* x, std::int64_t n, float* y, Tile tile) {
+        constexpr std::int64_t kRowBlock = 32;
+        const std::int64_t rows = w.rows(), cols = w.rowLength();
+        const std::int64_t tokenBlock = std::max<std::int64_t>(cpu::kMaxDotRows, (std::int64_t{256} << 10) / (cols * 4) / cpu::kMaxDotRows * cpu::kMaxDotRows);
+        const auto body = [&](std::int64_t b, std::int64_t e) {
+            float out[cpu::kMaxDotRows];
+            for (std::int64_t block = b; block < e; ++block) {
+                const std::int64_t r0 = block * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
+                for (std::int64_t t0 = 0; t0 < n; t0 += tokenBlock) {
+                    const std::int64_t t1 = std::min(n, t0 + tokenBlock);
+                    for (std::int64_t r = r0; r < r1; ++r)
+                        for (std::int64_t i = t0; i < t1; i += cpu::kMaxDotRows) {
+                            const int count = static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, t1 - i));
+                            tile(w.row(r), x + i * cols, cols, count, out);
+                            for (int k = 0; k < count; ++k) y[(i + k) * rows + r] = out[k];
+                        }
+                }
+            }
+        };
+        const std::int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+        if (rows * cols * n < kParallelThreshold) body(0, blocks);
+        else pool_.parallelFor(blocks, body);
     }
 
     ThreadPool pool_;

@@ -48,6 +48,15 @@ struct Kernels {
     void (*dotRowsQ4_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
     void (*dotRowsQ4_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out);
     void (*dotRowsQ6_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out);
+    // Float weights (F32, F16, BF16) against xRows (1 to 4) activation rows, cols apart: out[k]
+    // is the weight row times activation row k, equal bit for bit to dotF32 / dotF16 / dotBF16
+    // of that row. nullptr in the scalar set.
+    void (*tileF32)(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out);
+    void (*tileF16)(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out);
+    void (*tileBF16)(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out);
+    // y += a * x over n values (attention's weighted sum of values). nullptr in the scalar set.
+    void (*axpyF32)(float a, const float* x, float* y, std::int64_t n);
+    void (*axpyF16)(float a, const std::uint16_t* x, float* y, std::int64_t n);
 };
 
 constexpr int kMaxDotRows = 4;

@@ -320,6 +320,94 @@ LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64
     for (int r = 0; r < R; ++r) out[r] = sum[r];
 }
 
+// Float weights, 8 at a time, as floats.
+struct LoadF32 {
+    static constexpr bool kEightTail = true;
+    LUMEN_AVX2 static inline __m256 at(const std::uint8_t* row, std::int64_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i); }
+    static float one(const std::uint8_t* row, std::int64_t i) {
+        float v;
+        std::memcpy(&v, row + 4 * i, 4);
+        return v;
+    }
+};
+struct LoadF16 {
+    static constexpr bool kEightTail = false;
+    LUMEN_AVX2 static inline __m256 at(const std::uint8_t* row, std::int64_t i) {
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
+    }
+    static float one(const std::uint8_t* row, std::int64_t i) {
+        std::uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        return halfToFloat(h);
+    }
+};
+struct LoadBF16 {
+    static constexpr bool kEightTail = false;
+    LUMEN_AVX2 static inline __m256 at(const std::uint8_t* row, std::int64_t i) { return widenBf16(reinterpret_cast<const std::uint16_t*>(row + 2 * i)); }
+    static float one(const std::uint8_t* row, std::int64_t i) {
+        std::uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        return bf16ToFloat(h);
+    }
+};
+
+// One weight row against T activation rows, each weight vector loaded once for all T. The sums
+// are formed exactly as dotF32 / dotF16 / dotBF16 form them (two accumulators over alternate
+// 8-blocks of each 16, F32 then one more 8-block, then the scalar tail), so a prompt's rows get
+// bit-for-bit the values decoding them one at a time gets.
+template <class Load, int T>
+LUMEN_AVX2 void tileFloat(const std::uint8_t* w, const float* x, std::int64_t cols, float* out) {
+    __m256 acc0[T], acc1[T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    std::int64_t i = 0;
+    for (; i + 16 <= cols; i += 16) {
+        const __m256 w0 = Load::at(w, i), w1 = Load::at(w, i + 8);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * cols + i), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + t * cols + i + 8), acc1[t]);
+        }
+    }
+    if constexpr (Load::kEightTail) {
+        for (; i + 8 <= cols; i += 8) {
+            const __m256 w0 = Load::at(w, i);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; ++t) acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * cols + i), acc0[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) {
+        float sum = horizontalSum(_mm256_add_ps(acc0[t], acc1[t]));
+        for (std::int64_t j = i; j < cols; ++j) sum += Load::one(w, j) * x[t * cols + j];
+        out[t] = sum;
+    }
+}
+
+template <class Load>
+LUMEN_AVX2 void tile(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out) {
+    switch (xRows) {
+        case 1: return tileFloat<Load, 1>(w, x, cols, out);
+        case 2: return tileFloat<Load, 2>(w, x, cols, out);
+        case 3: return tileFloat<Load, 3>(w, x, cols, out);
+        default: return tileFloat<Load, 4>(w, x, cols, out);
+    }
+}
+
+LUMEN_AVX2 void axpyF32(float a, const float* x, float* y, std::int64_t n) {
+    const __m256 av = _mm256_set1_ps(a);
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; ++i) y[i] += a * x[i];
+}
+
+LUMEN_AVX2 void axpyF16(float a, const std::uint16_t* x, float* y, std::int64_t n) {
+    const __m256 av = _mm256_set1_ps(a);
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))), _mm256_loadu_ps(y + i)));
+    for (; i < n; ++i) y[i] += a * halfToFloat(x[i]);
+}
+
 template <bool kFour>
 constexpr auto kRowsQ40Q80 = someRows<BlockQ8, dotRowsQ40Q80<kFour, 1>, dotRowsQ40Q80<kFour, 2>, dotRowsQ40Q80<kFour, 3>, dotRowsQ40Q80<kFour, 4>>;
 template <bool FiveBits>
@@ -343,7 +431,12 @@ const Kernels kAvx2{"AVX2",
                     kRowsQ40Q80<false>,
                     kRowsQ40Q80<true>,
                     kRowsQ45_K<false>,
-                    kRowsQ6_K};
+                    kRowsQ6_K,
+                    tile<LoadF32>,
+                    tile<LoadF16>,
+                    tile<LoadBF16>,
+                    axpyF32,
+                    axpyF16};
 
 }  // namespace
 
