@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <utility>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -35,6 +37,76 @@ cv::Mat flattenAlpha(const cv::Mat& bgra) {
     return out;
 }
 
+std::uint32_t be16(std::span<const std::uint8_t> b, std::size_t i) { return (std::uint32_t{b[i]} << 8) | b[i + 1]; }
+std::uint32_t be32(std::span<const std::uint8_t> b, std::size_t i) { return (be16(b, i) << 16) | be16(b, i + 2); }
+std::uint32_t le16(std::span<const std::uint8_t> b, std::size_t i) { return (std::uint32_t{b[i + 1]} << 8) | b[i]; }
+std::uint32_t le32(std::span<const std::uint8_t> b, std::size_t i) { return (le16(b, i + 2) << 16) | le16(b, i); }
+
+// Width and height from the file's header, read before any pixel is decoded (so a tiny file
+// that declares 100000 x 100000 pixels is refused without allocating them). nullopt when the
+// header does not say (then the decoded size is checked).
+std::optional<std::pair<std::uint64_t, std::uint64_t>> headerSize(std::span<const std::uint8_t> b, const std::string& type) {
+    if (type == "image/png" && b.size() >= 24) return std::make_pair(std::uint64_t{be32(b, 16)}, std::uint64_t{be32(b, 20)});
+    if (type == "image/bmp" && b.size() >= 26) {
+        const auto w = static_cast<std::int32_t>(le32(b, 18)), h = static_cast<std::int32_t>(le32(b, 22));
+        return std::make_pair(static_cast<std::uint64_t>(std::abs(static_cast<std::int64_t>(w))), static_cast<std::uint64_t>(std::abs(static_cast<std::int64_t>(h))));
+    }
+    if (type == "image/jpeg") {
+        // Walk the markers to the first start-of-frame (SOF0..SOF15 but DHT, JPG, DAC).
+        for (std::size_t i = 2; i + 9 < b.size();) {
+            if (b[i] != 0xFF) return std::nullopt;
+            const std::uint8_t m = b[i + 1];
+            if (m == 0xFF) {
+                ++i;
+                continue;
+            }
+            if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) return std::make_pair(std::uint64_t{be16(b, i + 7)}, std::uint64_t{be16(b, i + 5)});
+            if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {
+                i += 2;
+                continue;
+            }
+            i += 2 + be16(b, i + 2);
+        }
+        return std::nullopt;
+    }
+    if (type == "image/webp" && b.size() >= 30) {
+        if (startsWith(b, {'V', 'P', '8', ' '}, 12)) return std::make_pair(std::uint64_t{le16(b, 26) & 0x3FFF}, std::uint64_t{le16(b, 28) & 0x3FFF});
+        if (startsWith(b, {'V', 'P', '8', 'L'}, 12)) {
+            const std::uint32_t bits = le32(b, 21);
+            return std::make_pair(std::uint64_t{(bits & 0x3FFF) + 1}, std::uint64_t{((bits >> 14) & 0x3FFF) + 1});
+        }
+        if (startsWith(b, {'V', 'P', '8', 'X'}, 12))
+            return std::make_pair(std::uint64_t{(le32(b, 24) & 0xFFFFFF) + 1}, std::uint64_t{(le32(b, 27) & 0xFFFFFF) + 1});
+        return std::nullopt;
+    }
+    if (type == "image/tiff" && b.size() >= 8) {
+        // The first IFD's ImageWidth (256) and ImageLength (257), SHORT or LONG.
+        const bool little = b[0] == 'I';
+        const auto u16 = [&](std::size_t i) { return little ? le16(b, i) : be16(b, i); };
+        const auto u32 = [&](std::size_t i) { return little ? le32(b, i) : be32(b, i); };
+        const std::size_t ifd = u32(4);
+        if (ifd + 2 > b.size()) return std::nullopt;
+        std::uint64_t w = 0, h = 0;
+        const std::size_t count = u16(ifd);
+        for (std::size_t e = 0; e < count && ifd + 2 + 12 * e + 12 <= b.size(); ++e) {
+            const std::size_t at = ifd + 2 + 12 * e;
+            const std::uint32_t tag = u16(at), kind = u16(at + 2);
+            const std::uint64_t value = kind == 3 ? u16(at + 8) : u32(at + 8);
+            if (tag == 256) w = value;
+            if (tag == 257) h = value;
+        }
+        if (w && h) return std::make_pair(w, h);
+    }
+    return std::nullopt;
+}
+
+void checkPixels(std::uint64_t width, std::uint64_t height, const DecodeOptions& options) {
+    if (width == 0 || height == 0) throw ImageError("the image is empty (" + std::to_string(width) + "x" + std::to_string(height) + " pixels)");
+    if (width > options.maxPixels || height > options.maxPixels || width * height > options.maxPixels)
+        throw ImageError("the image is " + std::to_string(width) + "x" + std::to_string(height) + " = " + std::to_string(width * height) +
+                         " pixels, over the limit of " + std::to_string(options.maxPixels));
+}
+
 }  // namespace
 
 std::string sniffImageType(std::span<const std::uint8_t> bytes) {
@@ -49,8 +121,9 @@ std::string sniffImageType(std::span<const std::uint8_t> bytes) {
 }
 
 RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& options) {
-    if (sniffImageType(bytes).empty())
-        throw ImageError("not an image in a supported format (JPEG, PNG, WebP, BMP or TIFF)");
+    const std::string type = sniffImageType(bytes);
+    if (type.empty()) throw ImageError("not an image in a supported format (JPEG, PNG, WebP, BMP or TIFF)");
+    if (const auto size = headerSize(bytes, type)) checkPixels(size->first, size->second, options);
     if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
         throw ImageError("image file is too large (over 2 GB)");
 
@@ -67,11 +140,7 @@ RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& o
         throw ImageError(std::string("the image could not be decoded: ") + e.what());
     }
     if (decoded.empty()) throw ImageError("the image could not be decoded (damaged or truncated file)");
-    const std::uint64_t pixels =
-        static_cast<std::uint64_t>(decoded.cols) * static_cast<std::uint64_t>(decoded.rows);
-    if (pixels > options.maxPixels)
-        throw ImageError("the image has " + std::to_string(pixels) + " pixels, over the limit of " +
-                         std::to_string(options.maxPixels));
+    checkPixels(static_cast<std::uint64_t>(decoded.cols), static_cast<std::uint64_t>(decoded.rows), options);
 
     cv::Mat bgr;
     if (decoded.channels() == 4 && options.alpha == AlphaMode::White) {

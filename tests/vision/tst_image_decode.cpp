@@ -87,7 +87,82 @@ private slots:
             decodeImage(encode(big, ".png"), {.maxPixels = 5000});
             QFAIL("image over the pixel limit was decoded");
         } catch (const ImageError& e) {
-            QVERIFY2(QString::fromUtf8(e.what()).contains("10000 pixels"), e.what());
+            QVERIFY2(QString::fromUtf8(e.what()).contains("100x100 = 10000 pixels"), e.what());
+        }
+    }
+
+    // Tiny files whose headers declare 100000 x 100000 pixels are refused before decoding.
+    void decompressionBombHeaders_data() {
+        QTest::addColumn<QString>("ext");
+        for (const char* ext : {".png", ".jpg", ".bmp", ".webp", ".tiff"}) QTest::newRow(ext) << ext;
+    }
+    void decompressionBombHeaders() {
+        QFETCH(QString, ext);
+        std::vector<std::uint8_t> bytes = encode(cv::Mat(3, 5, CV_8UC3, cv::Scalar(1, 2, 3)), ext.toStdString());
+        const auto patch = [&](std::size_t at, std::uint64_t v, int n, bool big) {
+            for (int i = 0; i < n; ++i) bytes[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v >> (8 * (big ? n - 1 - i : i)));
+        };
+        if (ext == ".png") {
+            patch(16, 100000, 4, true);
+            patch(20, 100000, 4, true);
+        } else if (ext == ".bmp") {
+            patch(18, 100000, 4, false);
+            patch(22, 100000, 4, false);
+        } else if (ext == ".jpg") {
+            std::size_t i = 2;
+            while (!(bytes[i] == 0xFF && bytes[i + 1] == 0xC0)) i += 2 + (std::size_t{bytes[i + 2]} << 8 | bytes[i + 3]);
+            patch(i + 5, 60000, 2, true);
+            patch(i + 7, 60000, 2, true);
+        } else if (ext == ".webp") {
+            // VP8L (lossless) keeps 14-bit sizes after a signature byte; VP8 (lossy) 14-bit sizes.
+            if (bytes[15] == 'L') {
+                const std::uint32_t bits = 16383u | (16383u << 14);  // 16384 x 16384, the most VP8L can say
+                patch(21, bits, 4, false);
+            } else {
+                patch(26, 16000, 2, false);
+                patch(28, 16000, 2, false);
+            }
+        } else {
+            // TIFF: the first IFD's width and height entries.
+            const bool little = bytes[0] == 'I';
+            const auto u16 = [&](std::size_t i) { return little ? (bytes[i] | bytes[i + 1] << 8) : (bytes[i] << 8 | bytes[i + 1]); };
+            const auto u32 = [&](std::size_t i) {
+                return little ? (std::uint32_t(bytes[i]) | std::uint32_t(bytes[i + 1]) << 8 | std::uint32_t(bytes[i + 2]) << 16 | std::uint32_t(bytes[i + 3]) << 24)
+                              : (std::uint32_t(bytes[i]) << 24 | std::uint32_t(bytes[i + 1]) << 16 | std::uint32_t(bytes[i + 2]) << 8 | bytes[i + 3]);
+            };
+            const std::size_t ifd = u32(4);
+            for (int e = 0; e < u16(ifd); ++e) {
+                const std::size_t at = ifd + 2 + 12 * static_cast<std::size_t>(e);
+                if (u16(at) == 256 || u16(at) == 257) {
+                    const bool isShort = u16(at + 2) == 3;
+                    if (isShort) patch(at + 8, 60000, 2, !little);
+                    else patch(at + 8, 100000, 4, !little);
+                }
+            }
+        }
+        try {
+            decodeImage(bytes);
+            QFAIL("a bomb header was decoded");
+        } catch (const ImageError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("over the limit"), e.what());
+        }
+    }
+
+    void unsupportedAndEmpty() {
+        const std::vector<std::uint8_t> gif = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0, 0, 0};
+        try {
+            decodeImage(gif);
+            QFAIL("GIF decoded");
+        } catch (const ImageError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("not an image in a supported format"), e.what());
+        }
+        auto png = encode(cv::Mat(3, 5, CV_8UC3, cv::Scalar(1, 2, 3)), ".png");
+        for (int i = 16; i < 20; ++i) png[static_cast<std::size_t>(i)] = 0;  // width 0
+        try {
+            decodeImage(png);
+            QFAIL("zero-width PNG decoded");
+        } catch (const ImageError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("empty"), e.what());
         }
     }
 
