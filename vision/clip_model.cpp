@@ -78,21 +78,22 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::filesystem::path& folder, 
     if (patch->shape.size() != 4 || patch->shape[1] != 3 || patch->shape[2] != patch->shape[3] || patch->shape[2] <= 0)
         throw FormatError("vision_model.embeddings.patch_embedding.weight: expected shape (dim, 3, P, P)");
     const std::int64_t dim = patch->shape[0];
-    m->patchSize_ = patch->shape[2];
-    m->patchWeight_ = weightView(f, patch->name, 3 * m->patchSize_ * m->patchSize_);
-    m->classEmbedding_ = weightView(f, "vision_model.embeddings.class_embedding", 0, dim);
-    m->visionPositions_ = weightView(f, "vision_model.embeddings.position_embedding.weight", dim);
-    const auto grid = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(m->visionPositions_.rows() - 1))));
-    if (grid * grid + 1 != m->visionPositions_.rows())
-        throw FormatError("vision_model.embeddings.position_embedding.weight: " + std::to_string(m->visionPositions_.rows()) + " positions is not a square grid plus the class token");
-    m->imageSize_ = grid * m->patchSize_;
-    if (configInt(visionCfg, "image_size", m->imageSize_, 1, 16384, file) != m->imageSize_)
-        throw FormatError(file + ": image_size disagrees with the position embedding (" + std::to_string(m->imageSize_) + " pixels)");
-    m->preNorm_ = weightView(f, "vision_model.pre_layrnorm.weight", 0, dim);
-    m->preNormBias_ = weightView(f, "vision_model.pre_layrnorm.bias", 0, dim);
+    ClipVisionTower& v = m->vision_;
+    v.patchSize = patch->shape[2];
+    v.patchWeight = weightView(f, patch->name, 3 * v.patchSize * v.patchSize);
+    v.classEmbedding = weightView(f, "vision_model.embeddings.class_embedding", 0, dim);
+    v.positions = weightView(f, "vision_model.embeddings.position_embedding.weight", dim);
+    const auto grid = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(v.positions.rows() - 1))));
+    if (grid * grid + 1 != v.positions.rows())
+        throw FormatError("vision_model.embeddings.position_embedding.weight: " + std::to_string(v.positions.rows()) + " positions is not a square grid plus the class token");
+    v.imageSize = grid * v.patchSize;
+    if (configInt(visionCfg, "image_size", v.imageSize, 1, 16384, file) != v.imageSize)
+        throw FormatError(file + ": image_size disagrees with the position embedding (" + std::to_string(v.imageSize) + " pixels)");
+    v.preNorm = weightView(f, "vision_model.pre_layrnorm.weight", 0, dim);
+    v.preNormBias = weightView(f, "vision_model.pre_layrnorm.bias", 0, dim);
     m->postNorm_ = weightView(f, "vision_model.post_layernorm.weight", 0, dim);
     m->postNormBias_ = weightView(f, "vision_model.post_layernorm.bias", 0, dim);
-    m->visionLayers_ = tower(f, visionCfg, "vision_model.encoder.layers.", dim, 12, false, file);
+    v.tower = tower(f, visionCfg, "vision_model.encoder.layers.", dim, 12, false, file);
     if (f.find("visual_projection.weight")) {
         m->visualProjection_ = weightView(f, "visual_projection.weight", dim);
         m->projectionDim_ = m->visualProjection_.rows();
@@ -122,22 +123,23 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::filesystem::path& folder, 
                               std::to_string(m->tokenEmbedding_.rows()));
     }
 
-    const PreprocessConfig defaults = PreprocessConfig::clip(static_cast<int>(m->imageSize_));
+    const PreprocessConfig defaults = PreprocessConfig::clip(static_cast<int>(v.imageSize));
     m->preprocess_ = std::filesystem::exists(folder / "preprocessor_config.json") ? PreprocessConfig::load(folder / "preprocessor_config.json", defaults) : defaults;
     const bool cropped = m->preprocess_.doCenterCrop;
     const int h = cropped ? m->preprocess_.cropHeight : m->preprocess_.resizeHeight, w = cropped ? m->preprocess_.cropWidth : m->preprocess_.resizeWidth;
-    if (h != m->imageSize_ || w != m->imageSize_)
+    if (h != v.imageSize || w != v.imageSize)
         throw FormatError((folder / "preprocessor_config.json").string() + ": makes " + std::to_string(w) + "x" + std::to_string(h) + " images but the model takes " +
-                          std::to_string(m->imageSize_) + "x" + std::to_string(m->imageSize_));
-    m->visionRunner_ = std::make_unique<VitRunner>(backend, m->visionLayers_.shape);
+                          std::to_string(v.imageSize) + "x" + std::to_string(v.imageSize));
+    m->visionRunner_ = std::make_unique<ClipVisionRunner>(backend, m->vision_);
     if (m->hasText()) m->textRunner_ = std::make_unique<VitRunner>(backend, m->textLayers_.shape);
     return m;
 }
 
 std::string ClipModel::description() const {
-    return "CLIP ViT-" + std::string(visionLayers_.shape.dim >= 1024 ? "L" : visionLayers_.shape.dim >= 768 ? "B" : "S") + "/" + std::to_string(patchSize_) +
-           (imageSize_ != 224 ? "@" + std::to_string(imageSize_) : "") + " (" + std::to_string(visionLayers_.layers) + " layers, " +
-           std::to_string(visionLayers_.shape.dim) + " wide" + (hasText() ? ", with text" : ", vision only") + ")";
+    const ClipTower& t = vision_.tower;
+    return "CLIP ViT-" + std::string(t.shape.dim >= 1024 ? "L" : t.shape.dim >= 768 ? "B" : "S") + "/" + std::to_string(vision_.patchSize) +
+           (vision_.imageSize != 224 ? "@" + std::to_string(vision_.imageSize) : "") + " (" + std::to_string(t.layers) + " layers, " +
+           std::to_string(t.shape.dim) + " wide" + (hasText() ? ", with text" : ", vision only") + ")";
 }
 
 const ClipTokenizer& ClipModel::tokenizer() const {
@@ -154,48 +156,17 @@ float* ClipModel::constant(std::shared_ptr<float[]>& slot, const std::vector<flo
     return slot.get();
 }
 
-float* ClipModel::runVision(const PixelTensor& pixels, std::int64_t layers) {
-    if (pixels.channels != 3 || pixels.height != imageSize_ || pixels.width != imageSize_ ||
-        pixels.data.size() != static_cast<std::size_t>(3 * imageSize_ * imageSize_))
-        throw std::invalid_argument("CLIP takes 3 x " + std::to_string(imageSize_) + " x " + std::to_string(imageSize_) + " pixels");
-    const std::int64_t dim = visionLayers_.shape.dim, rows = visionPositions_.rows(), n = rows * dim;
-    const std::int64_t textN = hasText() ? textPositions_ * textLayers_.shape.dim : 0;
-    if (capacity_ < std::max(2 * n, 2 * textN)) {
-        x_ = backend_.alloc(std::max(2 * n, 2 * textN));
-        capacity_ = std::max(2 * n, 2 * textN);
-    }
-    float* xa = x_.get();
-    float* xb = x_.get() + capacity_ / 2;
-    // Row 0: the class embedding; every row: its position. One table for both, added at once.
-    if (!visionConstants_) {
-        std::vector<float> table = toFloats(visionPositions_);
-        const std::vector<float> cls = toFloats(classEmbedding_);
-        for (std::int64_t i = 0; i < dim; ++i) table[static_cast<std::size_t>(i)] += cls[static_cast<std::size_t>(i)];
-        constant(visionConstants_, table);
-    }
-    const float* constants = visionConstants_.get();
-    auto image = backend_.alloc(static_cast<std::int64_t>(pixels.data.size()));
-    backend_.upload(pixels.data.data(), image.get(), static_cast<std::int64_t>(pixels.data.size()));
-    const std::vector<float> zeros(static_cast<std::size_t>(dim), 0.0f);
-    backend_.upload(zeros.data(), xa, dim);
-    backend_.patchEmbed(image.get(), 3, imageSize_, imageSize_, patchSize_, patchWeight_, Tensor{}, xa + dim);
-    backend_.add(xa, constants, n);
-    backend_.layerNorm(xa, preNorm_, preNormBias_, visionLayers_.shape.eps, dim, rows, xb);
-    for (std::int64_t l = 0; l < layers; ++l) visionRunner_->block(visionLayers_.weights[static_cast<std::size_t>(l)], xb, rows, static_cast<int>(l));
-    return xb;
-}
-
 std::vector<float> ClipModel::embedImage(const PixelTensor& pixels) {
     if (projectionDim_ == 0) throw FormatError("this CLIP vision tower has no visual_projection.weight: it gives hidden states, not embeddings");
     std::lock_guard lock(mutex_);
-    const std::int64_t dim = visionLayers_.shape.dim;
-    float* x = runVision(pixels, visionLayers_.layers);
+    const std::int64_t dim = vision_.tower.shape.dim;
+    float* x = visionRunner_->run(pixels, vision_.tower.layers);
     // The class token, normalized and projected.
     if (!pooled_) {
         pooled_ = backend_.alloc(std::max(dim, textLayers_.shape.dim));
         out_ = backend_.alloc(projectionDim_);
     }
-    backend_.layerNorm(x, postNorm_, postNormBias_, visionLayers_.shape.eps, dim, 1, pooled_.get());
+    backend_.layerNorm(x, postNorm_, postNormBias_, vision_.tower.shape.eps, dim, 1, pooled_.get());
     backend_.matvec(visualProjection_, pooled_.get(), out_.get());
     std::vector<float> result(static_cast<std::size_t>(projectionDim_));
     backend_.download(out_.get(), result.data(), projectionDim_);
@@ -203,11 +174,9 @@ std::vector<float> ClipModel::embedImage(const PixelTensor& pixels) {
 }
 
 std::vector<float> ClipModel::imageHiddenStates(const PixelTensor& pixels, std::int64_t layers) {
-    if (layers < 0 || layers > visionLayers_.layers)
-        throw std::invalid_argument("CLIP has " + std::to_string(visionLayers_.layers) + " layers, not " + std::to_string(layers));
     std::lock_guard lock(mutex_);
-    const std::int64_t n = visionPositions_.rows() * visionLayers_.shape.dim;
-    float* x = runVision(pixels, layers);
+    const std::int64_t n = vision_.rows() * vision_.tower.shape.dim;
+    float* x = visionRunner_->run(pixels, layers);
     std::vector<float> result(static_cast<std::size_t>(n));
     backend_.download(x, result.data(), n);
     return result;
@@ -230,16 +199,12 @@ std::vector<float> ClipModel::embedTokens(std::span<const std::int32_t> ids) {
                 break;
             }
     const std::int64_t dim = textLayers_.shape.dim;
-    const std::int64_t visionN = visionPositions_.rows() * visionLayers_.shape.dim;
-    if (capacity_ < std::max(2 * visionN, 2 * textPositions_ * dim)) {
-        capacity_ = std::max(2 * visionN, 2 * textPositions_ * dim);
-        x_ = backend_.alloc(capacity_);
-    }
+    if (!textX_) textX_ = backend_.alloc(textPositions_ * dim);
     if (!pooled_) {
-        pooled_ = backend_.alloc(std::max(dim, visionLayers_.shape.dim));
+        pooled_ = backend_.alloc(std::max(dim, vision_.tower.shape.dim));
         out_ = backend_.alloc(std::max<std::int64_t>(projectionDim_, textProjection_.rows()));
     }
-    float* x = x_.get();
+    float* x = textX_.get();
     backend_.embedRows(tokenEmbedding_, ids.first(static_cast<std::size_t>(rows)), x);
     if (!textConstants_) constant(textConstants_, toFloats(textPositionTable_));
     backend_.add(x, textConstants_.get(), rows * dim);

@@ -20,16 +20,11 @@
 
 #include "inference/formats/safetensors.h"
 #include "vision/clip_tokenizer.h"
+#include "vision/clip_vision.h"
 #include "vision/vision_model.h"
 #include "vision/vit.h"
 
 namespace lumen::vision {
-
-struct ClipTower {
-    VitShape shape;
-    std::int64_t layers = 0;
-    std::vector<VitLayer> weights;
-};
 
 class ClipModel final : public ImageEncoder {
 public:
@@ -54,13 +49,12 @@ public:
     // exp(logit_scale): the multiplier of cosine similarities.
     float logitScale() const { return logitScale_; }
 
-    const ClipTower& vision() const { return visionLayers_; }
-    std::int64_t imageSize() const { return imageSize_; }
-    std::int64_t patchSize() const { return patchSize_; }
+    const ClipTower& vision() const { return vision_.tower; }
+    std::int64_t imageSize() const { return vision_.imageSize; }
+    std::int64_t patchSize() const { return vision_.patchSize; }
 
 private:
     ClipModel(inference::SafetensorsModel file, inference::Backend& backend) : file_(std::move(file)), backend_(backend) {}
-    float* runVision(const PixelTensor& pixels, std::int64_t layers);
     float* constant(std::shared_ptr<float[]>& slot, const std::vector<float>& values);
 
     inference::SafetensorsModel file_;
@@ -68,14 +62,15 @@ private:
     std::mutex mutex_;
     PreprocessConfig preprocess_;
     std::optional<ClipTokenizer> tokenizer_;
-    ClipTower visionLayers_, textLayers_;
-    std::int64_t imageSize_ = 0, patchSize_ = 0, projectionDim_ = 0, textPositions_ = 0;
+    ClipVisionTower vision_;
+    ClipTower textLayers_;
+    std::int64_t projectionDim_ = 0, textPositions_ = 0;
     float logitScale_ = 100.0f;
-    Tensor patchWeight_, classEmbedding_, visionPositions_, preNorm_, preNormBias_, postNorm_, postNormBias_, visualProjection_;
+    Tensor postNorm_, postNormBias_, visualProjection_;
     Tensor tokenEmbedding_, textPositionTable_, finalNorm_, finalNormBias_, textProjection_;
-    std::unique_ptr<VitRunner> visionRunner_, textRunner_;
-    std::shared_ptr<float[]> x_, pooled_, out_, visionConstants_, textConstants_;
-    std::int64_t capacity_ = 0;
+    std::unique_ptr<ClipVisionRunner> visionRunner_;
+    std::unique_ptr<VitRunner> textRunner_;
+    std::shared_ptr<float[]> textX_, pooled_, out_, textConstants_;
 };
 
 }  // namespace lumen::vision
