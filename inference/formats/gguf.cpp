@@ -635,4 +635,30 @@ std::vector<std::uint8_t> GgufWriter::toBytes() const {
     return bytes;
 }
 
+Tensor tensorView(const GgufFile& f, const std::string& name, std::vector<std::int64_t> expected, bool optional) {
+    const GgufTensor* t = f.findTensor(name);
+    if (!t) {
+        if (optional) return {};
+        throw FormatError(f.displayName() + ": tensor '" + name + "' is missing");
+    }
+    Tensor out;
+    out.name = name;
+    out.dtype = t->dtype;
+    for (std::size_t i = 0; i < t->shape.size(); ++i) out.ne[i] = t->shape[i];
+    out.data = t->data.data();
+    // Compare the shape without trailing 1s.
+    std::vector<std::int64_t> shape = t->shape;
+    while (shape.size() > 1 && shape.back() == 1) shape.pop_back();
+    if (shape != expected) {
+        auto text = [](const std::vector<std::int64_t>& s) {
+            std::string r = "[";
+            for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+            return r + "]";
+        };
+        throw FormatError(f.displayName() + ": tensor '" + name + "' has shape " + text(t->shape) + ", expected " + text(expected));
+    }
+    return out;
+}
+
+
 }  // namespace lumen::inference

@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "inference/core/tensor.h"
 #include "inference/formats/dtype.h"
 #include "inference/formats/format_error.h"
 #include "inference/formats/mapped_file.h"
@@ -188,5 +189,10 @@ private:
     std::vector<Tensor> tensors_;
     std::uint32_t alignment_ = kGgufDefaultAlignment;
 };
+
+// A tensor of the file as a weight view. FormatError naming the file and tensor when it is
+// missing (unless optional: then an absent Tensor) or its shape (ne, trailing 1s dropped) is not
+// `expected`.
+Tensor tensorView(const GgufFile& f, const std::string& name, std::vector<std::int64_t> expected, bool optional = false);
 
 }  // namespace lumen::inference

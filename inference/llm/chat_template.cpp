@@ -76,6 +76,13 @@ constexpr Builtin kBuiltins[] = {
      "{{ '<|' + message.role + '|>\\n' + content(message.content) + eos_token + '\\n' }}"
      "{%- endfor -%}"
      "{%- if add_generation_prompt -%}{{ '<|assistant|>\\n' }}{%- endif -%}"},
+    {"llava",  // LLaVA 1.5 (Vicuna v1 turns)
+     "{%- for message in messages -%}"
+     "{%- if message.role == 'system' -%}{{ content(message.content) + '\\n' }}"
+     "{%- elif message.role == 'user' -%}{{ 'USER: ' + content(message.content) + '\\n' }}"
+     "{%- else -%}{{ 'ASSISTANT: ' + content(message.content) + eos_token + '\\n' }}{%- endif -%}"
+     "{%- endfor -%}"
+     "{%- if add_generation_prompt -%}{{ 'ASSISTANT:' }}{%- endif -%}"},
     {"completion",
      "{%- for message in messages -%}"
      "{%- if message.role == 'system' -%}{{ content(message.content) + '\\n\\n' }}"

@@ -26,7 +26,7 @@ public:
     static ChatTemplate fromSource(std::string source, std::string name);
     // The file's tokenizer.chat_template, or nullopt when it has none.
     static std::optional<ChatTemplate> fromGguf(const GgufFile& file);
-    // chatml, llama2, llama3, mistral, gemma, phi3, zephyr, completion; std::invalid_argument
+    // chatml, llama2, llama3, mistral, gemma, phi3, zephyr, llava, completion; std::invalid_argument
     // (listing the names) for anything else.
     static ChatTemplate builtin(std::string_view name);
     static std::vector<std::string_view> builtinNames();

@@ -1,6 +1,7 @@
 #include "inference/llm/generator.h"
 
 #include <algorithm>
+#include <iterator>
 #include <chrono>
 #include <stdexcept>
 
@@ -37,8 +38,25 @@ std::string_view toString(StopReason reason) {
     return "?";
 }
 
+std::vector<TokenId> imagePlaceholders(std::uint64_t imageKey, std::int64_t rows) {
+    std::vector<TokenId> ids;
+    for (std::int64_t r = 0; r < rows; ++r) {
+        // A negative id per row from a 64-bit mix of the key and the row (splitmix64's finalizer).
+        std::uint64_t z = imageKey + 0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(r + 1);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        ids.push_back(-1 - static_cast<TokenId>(z & 0x3FFFFFFF));
+    }
+    return ids;
+}
+
 GenerationResult Generator::generate(std::span<const TokenId> prompt, const GenerationParams& params, const TextCallback& onText,
-                                     const std::atomic<bool>* cancel, const LogitsCallback& onLogits) {
+                                     const std::atomic<bool>* cancel, const LogitsCallback& onLogits, const EmbeddingRows* embeddings) {
+    const std::int64_t dim = session_.model().config().dim;
+    for (TokenId t : prompt)
+        if (t < 0 && (!embeddings || !embeddings->contains(t)))
+            throw std::invalid_argument("the prompt has an image position without its embedding");
     if (prompt.empty()) throw std::invalid_argument("the prompt is empty (it needs at least a BOS token)");
     if (static_cast<std::int64_t>(prompt.size()) >= session_.contextSize())
         throw std::length_error("the prompt has " + std::to_string(prompt.size()) + " tokens; the context holds " +
@@ -64,15 +82,29 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
     constexpr std::size_t kChunk = 256;
     const std::vector<float>* logits = nullptr;
     const auto vocab = static_cast<std::size_t>(session_.model().config().vocabSize);
-    for (std::size_t i = common; i < prompt.size(); i += kChunk) {
-        const auto chunk = prompt.subspan(i, std::min(kChunk, prompt.size() - i));
-        const auto& out = session_.prefill(chunk, static_cast<bool>(onLogits));
+    std::vector<float> rows;
+    for (std::size_t i = common; i < prompt.size();) {
+        // A run of tokens, or of image rows, at most kChunk long.
+        const bool image = prompt[i] < 0;
+        std::size_t end = i + 1;
+        while (end < prompt.size() && end - i < kChunk && (prompt[end] < 0) == image) ++end;
+        const auto chunk = prompt.subspan(i, end - i);
+        i = end;
+        const std::vector<float>* out = nullptr;
+        if (image) {
+            rows.resize(chunk.size() * static_cast<std::size_t>(dim));
+            for (std::size_t r = 0; r < chunk.size(); ++r)
+                std::copy_n(embeddings->at(chunk[r]), dim, rows.begin() + static_cast<std::ptrdiff_t>(r * static_cast<std::size_t>(dim)));
+            out = &session_.prefillEmbeddings(rows, static_cast<bool>(onLogits));
+        } else {
+            out = &session_.prefill(chunk, static_cast<bool>(onLogits));
+        }
         cached_.insert(cached_.end(), chunk.begin(), chunk.end());
         if (onLogits) {
-            for (std::size_t t = 0; t < chunk.size(); ++t) onLogits(std::span<const float>(out).subspan(t * vocab, vocab));
+            for (std::size_t t = 0; t < chunk.size(); ++t) onLogits(std::span<const float>(*out).subspan(t * vocab, vocab));
             logits = &session_.lastLogits();
         } else {
-            logits = &out;
+            logits = out;
         }
         if (cancel && cancel->load()) {
             result.stopReason = StopReason::Cancelled;
@@ -85,9 +117,11 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
 
     Sampler sampler(params.sampling);
     // The reply continues the prompt's text, if the prompt has any (not just BOS).
-    const bool promptHasText = std::any_of(prompt.begin(), prompt.end(), [&](TokenId t) { return !tokenizer_.tokenBytes(t).empty(); });
+    const bool promptHasText = std::any_of(prompt.begin(), prompt.end(), [&](TokenId t) { return t >= 0 && !tokenizer_.tokenBytes(t).empty(); });
     Detokenizer detokenizer(tokenizer_, false, !promptHasText);
-    std::vector<TokenId> history(prompt.begin(), prompt.end());
+    // The repetition penalties look at tokens only, not image rows.
+    std::vector<TokenId> history;
+    std::copy_if(prompt.begin(), prompt.end(), std::back_inserter(history), [](TokenId t) { return t >= 0; });
     std::vector<float> work;
     std::string pending;  // text not yet handed out (may start a stop string)
     const auto decodeStart = Clock::now();

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "inference/llm/llama_model.h"
@@ -41,13 +42,22 @@ using TextCallback = std::function<bool(std::string_view piece)>;
 // Called with the logits of every decoded position (prompt positions, then generated steps).
 using LogitsCallback = std::function<void(std::span<const float> logits)>;
 
+// Input-embedding rows that stand in a prompt where its ids are negative (an image's projected
+// features): placeholder id -> the row's `dim` floats (host memory, alive during generate()).
+using EmbeddingRows = std::unordered_map<TokenId, const float*>;
+// `rows` placeholder ids for an image: derived from its key (a content hash), so asking about the
+// same image again at the same place reuses the KV cache as repeated text does.
+std::vector<TokenId> imagePlaceholders(std::uint64_t imageKey, std::int64_t rows);
+
 class Generator {
 public:
     Generator(LlamaSession& session, const Tokenizer& tokenizer) : session_(session), tokenizer_(tokenizer) {}
 
     // std::length_error when the prompt does not fit the context.
+    // Negative ids in the prompt are looked up in `embeddings` (std::invalid_argument when absent).
     GenerationResult generate(std::span<const TokenId> prompt, const GenerationParams& params, const TextCallback& onText = {},
-                              const std::atomic<bool>* cancel = nullptr, const LogitsCallback& onLogits = {});
+                              const std::atomic<bool>* cancel = nullptr, const LogitsCallback& onLogits = {},
+                              const EmbeddingRows* embeddings = nullptr);
 
 private:
     LlamaSession& session_;

@@ -6,34 +6,6 @@
 #include <stdexcept>
 
 namespace lumen::inference {
-namespace {
-
-Tensor view(const GgufFile& f, const std::string& name, std::vector<std::int64_t> expected, bool optional = false) {
-    const GgufTensor* t = f.findTensor(name);
-    if (!t) {
-        if (optional) return {};
-        throw FormatError(f.displayName() + ": tensor '" + name + "' is missing");
-    }
-    Tensor out;
-    out.name = name;
-    out.dtype = t->dtype;
-    for (std::size_t i = 0; i < t->shape.size(); ++i) out.ne[i] = t->shape[i];
-    out.data = t->data.data();
-    // Compare the shape without trailing 1s.
-    std::vector<std::int64_t> shape = t->shape;
-    while (shape.size() > 1 && shape.back() == 1) shape.pop_back();
-    if (shape != expected) {
-        auto text = [](const std::vector<std::int64_t>& s) {
-            std::string r = "[";
-            for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-            return r + "]";
-        };
-        throw FormatError(f.displayName() + ": tensor '" + name + "' has shape " + text(t->shape) + ", expected " + text(expected));
-    }
-    return out;
-}
-
-}  // namespace
 
 std::shared_ptr<LlamaModel> LlamaModel::load(std::shared_ptr<const GgufFile> file) {
     auto model = std::shared_ptr<LlamaModel>(new LlamaModel());
@@ -73,31 +45,31 @@ std::shared_ptr<LlamaModel> LlamaModel::load(std::shared_ptr<const GgufFile> fil
     LlamaWeights& w = model->weights_;
     // The vocabulary size is the embedding table's second dimension.
     const GgufTensor& table = f.tensor("token_embd.weight");
-    w.tokenEmbedding = view(f, "token_embd.weight", {c.dim, table.shape.size() > 1 ? table.shape[1] : 0});
+    w.tokenEmbedding = tensorView(f, "token_embd.weight", {c.dim, table.shape.size() > 1 ? table.shape[1] : 0});
     c.vocabSize = w.tokenEmbedding.ne[1];
     positive(c.vocabSize, "the vocabulary size");
-    w.outputNorm = view(f, "output_norm.weight", {c.dim});
-    w.output = view(f, "output.weight", {c.dim, c.vocabSize}, true);
+    w.outputNorm = tensorView(f, "output_norm.weight", {c.dim});
+    w.output = tensorView(f, "output.weight", {c.dim, c.vocabSize}, true);
     if (!w.output.data) w.output = w.tokenEmbedding;  // tied embeddings
-    w.ropeFreqs = view(f, "rope_freqs.weight", {c.ropeDims / 2}, true);
+    w.ropeFreqs = tensorView(f, "rope_freqs.weight", {c.ropeDims / 2}, true);
     if (w.ropeFreqs.data && w.ropeFreqs.dtype != DType::F32)
         throw FormatError(f.displayName() + ": tensor 'rope_freqs.weight' must be F32");
     const std::int64_t qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
     for (std::int64_t l = 0; l < c.nLayers; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         LlamaLayer L;
-        L.attnNorm = view(f, p + "attn_norm.weight", {c.dim});
-        L.wq = view(f, p + "attn_q.weight", {c.dim, qDim});
-        L.wk = view(f, p + "attn_k.weight", {c.dim, kvDim});
-        L.wv = view(f, p + "attn_v.weight", {c.dim, kvDim});
-        L.wo = view(f, p + "attn_output.weight", {qDim, c.dim});
-        L.ffnNorm = view(f, p + "ffn_norm.weight", {c.dim});
-        L.wGate = view(f, p + "ffn_gate.weight", {c.dim, c.ffnDim});
-        L.wUp = view(f, p + "ffn_up.weight", {c.dim, c.ffnDim});
-        L.wDown = view(f, p + "ffn_down.weight", {c.ffnDim, c.dim});
-        L.bq = view(f, p + "attn_q.bias", {qDim}, true);
-        L.bk = view(f, p + "attn_k.bias", {kvDim}, true);
-        L.bv = view(f, p + "attn_v.bias", {kvDim}, true);
+        L.attnNorm = tensorView(f, p + "attn_norm.weight", {c.dim});
+        L.wq = tensorView(f, p + "attn_q.weight", {c.dim, qDim});
+        L.wk = tensorView(f, p + "attn_k.weight", {c.dim, kvDim});
+        L.wv = tensorView(f, p + "attn_v.weight", {c.dim, kvDim});
+        L.wo = tensorView(f, p + "attn_output.weight", {qDim, c.dim});
+        L.ffnNorm = tensorView(f, p + "ffn_norm.weight", {c.dim});
+        L.wGate = tensorView(f, p + "ffn_gate.weight", {c.dim, c.ffnDim});
+        L.wUp = tensorView(f, p + "ffn_up.weight", {c.dim, c.ffnDim});
+        L.wDown = tensorView(f, p + "ffn_down.weight", {c.ffnDim, c.dim});
+        L.bq = tensorView(f, p + "attn_q.bias", {qDim}, true);
+        L.bk = tensorView(f, p + "attn_k.bias", {kvDim}, true);
+        L.bv = tensorView(f, p + "attn_v.bias", {kvDim}, true);
         w.layers.push_back(std::move(L));
     }
     return model;
@@ -232,19 +204,26 @@ void LlamaSession::reserve(Stage& stage, std::int64_t n, bool allLogits) {
 void LlamaSession::truncate(std::int64_t pos) { pos_ = std::clamp<std::int64_t>(pos, 0, pos_); }
 
 const std::vector<float>& LlamaSession::decode(std::int32_t token) {
-    forward(std::span<const std::int32_t>(&token, 1), false);
+    forward(std::span<const std::int32_t>(&token, 1), nullptr, 1, false);
     return logits_;
 }
 
 const std::vector<float>& LlamaSession::prefill(std::span<const std::int32_t> tokens, bool allLogits) {
     if (tokens.empty()) throw std::invalid_argument("prefill needs at least one token");
-    forward(tokens, allLogits);
+    forward(tokens, nullptr, static_cast<std::int64_t>(tokens.size()), allLogits);
     return allLogits ? batchLogits_ : logits_;
 }
 
-void LlamaSession::forward(std::span<const std::int32_t> tokens, bool allLogits) {
+const std::vector<float>& LlamaSession::prefillEmbeddings(std::span<const float> rows, bool allLogits) {
+    const std::int64_t dim = model_->config().dim;
+    if (rows.empty() || static_cast<std::int64_t>(rows.size()) % dim != 0)
+        throw std::invalid_argument("input embeddings come in rows of " + std::to_string(dim) + " values");
+    forward({}, rows.data(), static_cast<std::int64_t>(rows.size()) / dim, allLogits);
+    return allLogits ? batchLogits_ : logits_;
+}
+
+void LlamaSession::forward(std::span<const std::int32_t> tokens, const float* embeddings, std::int64_t n, bool allLogits) {
     const LlamaConfig& c = model_->config();
-    const auto n = static_cast<std::int64_t>(tokens.size());
     if (pos_ + n > nCtx_) throw std::out_of_range("the context is full (" + std::to_string(nCtx_) + " tokens)");
     for (auto t : tokens)
         if (t < 0 || t >= c.vocabSize) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
@@ -253,8 +232,9 @@ void LlamaSession::forward(std::span<const std::int32_t> tokens, bool allLogits)
         Stage& stage = stages_[s];
         Backend& be = *stage.backend;
         if (s == 0) {
-            // The tokens' embeddings start the residual stream.
-            be.embedRows(model_->weights().tokenEmbedding, tokens, stage.buffers.x.get());
+            // The tokens' embeddings (or the rows given in their place) start the residual stream.
+            if (embeddings) be.upload(embeddings, stage.buffers.x.get(), n * c.dim);
+            else be.embedRows(model_->weights().tokenEmbedding, tokens, stage.buffers.x.get());
         } else {
             // The stream moves over from the previous stage's backend.
             handOver_.resize(static_cast<std::size_t>(n * c.dim));
@@ -262,8 +242,8 @@ void LlamaSession::forward(std::span<const std::int32_t> tokens, bool allLogits)
             be.upload(handOver_.data(), stage.buffers.x.get(), n * c.dim);
         }
         const bool last = s + 1 == stages_.size();
-        if (n > 1) {
-            runLayers(stage, last, tokens, allLogits);
+        if (n > 1 || embeddings) {
+            runLayers(stage, last, n, allLogits);
             continue;
         }
         // A decode step: the same ops on the same buffers every token, which a backend may
@@ -272,7 +252,7 @@ void LlamaSession::forward(std::span<const std::int32_t> tokens, bool allLogits)
         if (be.replayStep(key, pos_, nCtx_)) continue;
         be.beginStep(key, pos_, nCtx_);
         try {
-            runLayers(stage, last, tokens, allLogits);
+            runLayers(stage, last, n, allLogits);
         } catch (...) {
             be.endStep(false);
             throw;
@@ -292,10 +272,9 @@ void LlamaSession::forward(std::span<const std::int32_t> tokens, bool allLogits)
 
 // The stage's layers over n tokens at positions pos_.., and on the last stage the final norm
 // and the vocabulary projection.
-void LlamaSession::runLayers(Stage& stage, bool last, std::span<const std::int32_t> tokens, bool allLogits) {
+void LlamaSession::runLayers(Stage& stage, bool last, std::int64_t n, bool allLogits) {
     const LlamaConfig& c = model_->config();
     const LlamaWeights& w = model_->weights();
-    const auto n = static_cast<std::int64_t>(tokens.size());
     const std::int64_t kvDim = c.nKvHeads * c.headDim, qDim = c.nHeads * c.headDim;
     const RopeSpec qRope{c.nHeads, c.headDim, c.ropeDims, c.ropeFreqBase, c.ropeStyle, w.ropeFreqs.data ? &w.ropeFreqs : nullptr};
     RopeSpec kRope = qRope;

@@ -113,6 +113,9 @@ public:
     // Returns the logits of the last token, or of every token (row-major, tokens x vocab) when
     // allLogits is set. Same results as decoding the tokens one by one.
     const std::vector<float>& prefill(std::span<const std::int32_t> tokens, bool allLogits = false);
+    // The same for rows of input embeddings given in place of tokens (dim values each, host
+    // memory): an image's projected features in a multimodal prompt.
+    const std::vector<float>& prefillEmbeddings(std::span<const float> rows, bool allLogits = false);
 
 private:
     // Activations of up to `capacity` tokens on one backend.
@@ -129,8 +132,9 @@ private:
 
     void init(const std::vector<Backend*>& layerBackends, DType kvType);
     void reserve(Stage& stage, std::int64_t n, bool allLogits);
-    void runLayers(Stage& stage, bool last, std::span<const std::int32_t> tokens, bool allLogits);
-    void forward(std::span<const std::int32_t> tokens, bool allLogits);
+    void runLayers(Stage& stage, bool last, std::int64_t n, bool allLogits);
+    // n tokens, or n rows of `embeddings` when it is given.
+    void forward(std::span<const std::int32_t> tokens, const float* embeddings, std::int64_t n, bool allLogits);
 
     std::shared_ptr<const LlamaModel> model_;
     std::int64_t nCtx_;
