@@ -13,17 +13,6 @@ using inference::tensorView;
 
 bool Mmproj::isMmproj(const GgufFile& file) { return file.getString("general.architecture", "") == "clip"; }
 
-std::string Mmproj::summary(const GgufFile& f) {
-    const std::int64_t dim = f.getInt("clip.vision.embedding_length", 0), size = f.getInt("clip.vision.image_size", 0),
-                       patch = f.getInt("clip.vision.patch_size", 0), layers = f.getInt("clip.vision.block_count", 0);
-    const auto* mm2 = f.findTensor("mm.2.weight");
-    std::string s = "mmproj: CLIP vision tower, " + std::to_string(layers) + " layers, " + std::to_string(dim) + " wide, " + std::to_string(size) +
-                    " px images in " + std::to_string(patch) + " px patches; projector \"" + f.getString("clip.projector_type", "mlp") + "\"";
-    if (mm2 && mm2->shape.size() >= 2) s += "; for LLMs " + std::to_string(mm2->shape[1]) + " wide (embedding_length)";
-    if (size > 0 && patch > 0) s += "; " + std::to_string((size / patch) * (size / patch)) + " embeddings per image";
-    return s;
-}
-
 std::unique_ptr<Mmproj> Mmproj::load(const std::filesystem::path& path, inference::Backend& backend) {
     auto file = std::make_shared<const GgufFile>(GgufFile::open(path));
     const GgufFile& f = *file;

@@ -32,8 +32,6 @@ public:
     static std::unique_ptr<Mmproj> load(const std::filesystem::path& file, inference::Backend& backend);
     // Whether a GGUF is an mmproj (general.architecture "clip").
     static bool isMmproj(const inference::GgufFile& file);
-    // One line for `inspect` and the CLI: what it is and which LLM width it fits.
-    static std::string summary(const inference::GgufFile& file);
 
     std::string description() const;
     const PreprocessConfig& preprocessConfig() const { return preprocess_; }

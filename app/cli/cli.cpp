@@ -3,6 +3,7 @@
 #include <QCommandLineParser>
 #include <QDateTime>
 #include <QFile>
+#include <QFileInfo>
 #include <QSaveFile>
 #include <QElapsedTimer>
 #include <atomic>
@@ -27,6 +28,11 @@
 #include "inference/llm/generator.h"
 #include "inference/llm/tokenizer.h"
 #include "storage/chat_export.h"
+#include "storage/sha256.h"
+#include "inference/llm/multimodal.h"
+#include "vision/embedding_cache.h"
+#include "vision/image_decode.h"
+#include "vision/mmproj.h"
 
 namespace lumen::app::cli {
 namespace {
@@ -430,13 +436,8 @@ std::optional<LoadedModel> loadForGeneration(Context& ctx, int ctxSize, int thre
     return m;
 }
 
-int cmdGenerate(Context& ctx) {
-    const QString modelPath = ctx.parser.value(QStringLiteral("model"));
-    const bool hasPrompt = ctx.parser.isSet(QStringLiteral("prompt")), hasTokens = ctx.parser.isSet(QStringLiteral("prompt-tokens"));
-    if (modelPath.isEmpty() || hasPrompt == hasTokens || !ctx.positional.isEmpty()) {
-        ctx.err << "lumen-cli: generate needs --model M.gguf and one of --prompt TEXT or --prompt-tokens 1,2,3\n";
-        return kUsage;
-    }
+// The sampling options shared by generate and describe; nullopt (message printed) when one is bad.
+std::optional<inference::GenerationParams> generationParams(Context& ctx) {
     inference::GenerationParams params;
     const auto n = numberOption<int>(ctx, "n", 256, 0, 1 << 20);
     const auto temp = numberOption<float>(ctx, "temp", 0.8f, 0.0f, 100.0f);
@@ -445,10 +446,7 @@ int cmdGenerate(Context& ctx) {
     const auto minP = numberOption<float>(ctx, "min-p", 0.05f, 0.0f, 1.0f);
     const auto repeat = numberOption<float>(ctx, "repeat-penalty", 1.0f, 0.0f, 10.0f);
     const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
-    const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
-    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
-    const auto gpuLayers = gpuLayersOption(ctx);
-    if (!n || !temp || !topK || !topP || !minP || !repeat || !seed || !ctxSize || !threads || !gpuLayers) return kUsage;
+    if (!n || !temp || !topK || !topP || !minP || !repeat || !seed) return std::nullopt;
     params.maxTokens = *n;
     params.sampling.temperature = *temp;
     params.sampling.topK = *topK;
@@ -457,8 +455,151 @@ int cmdGenerate(Context& ctx) {
     params.sampling.repeatPenalty = *repeat;
     params.sampling.seed = static_cast<std::uint64_t>(*seed);
     for (const QString& s : ctx.parser.values(QStringLiteral("stop"))) params.stopStrings.push_back(s.toStdString());
+    return params;
+}
 
+// --logits-out FILE: every decoded position's logits appended as raw float32.
+struct LogitsOut {
+    std::ofstream file;
+    inference::LogitsCallback callback;
+};
+
+bool openLogitsOut(Context& ctx, LogitsOut& out) {
+    const QString path = ctx.parser.value(QStringLiteral("logits-out"));
+    if (path.isEmpty()) return true;
+    out.file.open(path.toStdString(), std::ios::binary | std::ios::trunc);
+    if (!out.file) {
+        ctx.err << "lumen-cli: cannot write " << path << "\n";
+        return false;
+    }
+    out.callback = [&out](std::span<const float> l) { out.file.write(reinterpret_cast<const char*>(l.data()), static_cast<std::streamsize>(l.size_bytes())); };
+    return true;
+}
+
+// An image's projected rows and the placeholder ids that stand for them in a prompt.
+struct ImageInput {
+    std::shared_ptr<const std::vector<float>> rows;
+    std::vector<inference::TokenId> placeholders;
+    double encodeMs = 0.0;
+    bool cached = false;
+};
+
+// Reads, decodes and encodes an image through the mmproj, or takes its rows from the cache
+// (keyed by the file bytes' SHA-256). nullopt with the reason printed.
+std::optional<ImageInput> projectImage(Context& ctx, vision::Mmproj& mmproj, vision::EmbeddingCache& cache, const std::string& modelKey, const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) {
+        ctx.err << "lumen-cli: " << path << ": " << f.errorString() << "\n";
+        return std::nullopt;
+    }
+    const QByteArray bytes = f.readAll();
+    const std::span<const std::uint8_t> data(reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size()));
+    const std::string key = storage::sha256Hex(data);
+    ImageInput in;
+    in.rows = cache.find(modelKey, key);
+    in.cached = in.rows != nullptr;
+    if (!in.rows) {
+        QElapsedTimer timer;
+        timer.start();
+        try {
+            cache.insert(modelKey, key, mmproj.encode(vision::decodeImage(data)));
+        } catch (const vision::ImageError& e) {
+            ctx.err << "lumen-cli: " << path << ": " << QString::fromUtf8(e.what()) << "\n";
+            return std::nullopt;
+        }
+        in.rows = cache.find(modelKey, key);
+        in.encodeMs = static_cast<double>(timer.nsecsElapsed()) / 1e6;
+    }
+    std::uint64_t h = 1469598103934665603ull;  // the placeholders' key: FNV-1a of the hash text
+    for (char c : key) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    in.placeholders = inference::imagePlaceholders(h, mmproj.imageRows());
+    return in;
+}
+
+void printMetrics(Context& ctx, double loadMs, const inference::GenerationResult& result, const QString& extra = {}) {
+    ctx.err << QStringLiteral("\nload %1 ms%9 · prompt %2 tokens (%3 reused) · prefill %4 tokens/s · TTFT %5 ms · %6 tokens at %7 tokens/s · stopped: %8\n")
+                   .arg(loadMs, 0, 'f', 1)
+                   .arg(result.promptTokens)
+                   .arg(result.reusedPromptTokens)
+                   .arg(result.prefillTokensPerSecond, 0, 'f', 1)
+                   .arg(result.ttftMs, 0, 'f', 1)
+                   .arg(result.tokens.size())
+                   .arg(result.decodeTokensPerSecond, 0, 'f', 1)
+                   .arg(QString::fromLatin1(inference::toString(result.stopReason).data()))
+                   .arg(extra);
+}
+
+QString imageNote(const ImageInput& in) {
+    return in.cached ? QStringLiteral(" · image cached") : QStringLiteral(" · image encode %1 ms").arg(in.encodeMs, 0, 'f', 1);
+}
+
+// Generation with images: the LLM's placement also runs the mmproj (its GPU when it has one).
+struct Multimodal {
+    std::unique_ptr<vision::Mmproj> mmproj;
+    vision::EmbeddingCache cache;
+    std::string key;
+};
+
+std::unique_ptr<Multimodal> openMmproj(Context& ctx, const LoadedModel& loaded) {
+    auto m = std::make_unique<Multimodal>();
+    const QString path = ctx.parser.value(QStringLiteral("mmproj"));
+    inference::Backend& backend = loaded.placement.gpuLayers > 0 ? *loaded.placement.gpu : *loaded.placement.cpu;
+    m->mmproj = vision::Mmproj::load(path.toStdString(), backend);
+    m->mmproj->checkFits(loaded.model->config().dim, QFileInfo(ctx.parser.value(QStringLiteral("model"))).fileName().toStdString());
+    m->key = QFileInfo(path).canonicalFilePath().toStdString();
+    return m;
+}
+
+int runGenerationErrors(Context& ctx, const std::function<int()>& body) {
     try {
+        return body();
+    } catch (const inference::FormatError& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+    } catch (const std::length_error& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "; use a larger --ctx-size or a shorter prompt\n";
+    } catch (const std::invalid_argument& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kUsage;
+    } catch (const std::exception& e) {
+        ctx.err << "lumen-cli: generation failed: " << QString::fromUtf8(e.what()) << "\n";
+    }
+    return kFailed;
+}
+
+// Streams one reply to ctx.out; Ctrl+C stops it.
+inference::GenerationResult streamReply(Context& ctx, inference::Generator& generator, std::span<const inference::TokenId> prompt,
+                                        const inference::GenerationParams& params, const LogitsOut& logits, const inference::EmbeddingRows* rows) {
+    gInterrupted.store(false);
+    const auto previous = std::signal(SIGINT, onInterrupt);
+    const auto result = generator.generate(prompt, params, [&](std::string_view piece) {
+        ctx.out << QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size()));
+        ctx.out.flush();
+        return true;
+    }, &gInterrupted, logits.callback, rows);
+    std::signal(SIGINT, previous);
+    ctx.out << "\n";
+    ctx.out.flush();
+    return result;
+}
+
+int cmdGenerate(Context& ctx) {
+    const QString modelPath = ctx.parser.value(QStringLiteral("model"));
+    const bool hasPrompt = ctx.parser.isSet(QStringLiteral("prompt")), hasTokens = ctx.parser.isSet(QStringLiteral("prompt-tokens"));
+    if (modelPath.isEmpty() || hasPrompt == hasTokens || !ctx.positional.isEmpty()) {
+        ctx.err << "lumen-cli: generate needs --model M.gguf and one of --prompt TEXT or --prompt-tokens 1,2,3\n";
+        return kUsage;
+    }
+    const QStringList images = ctx.parser.values(QStringLiteral("image"));
+    if (images.isEmpty() != ctx.parser.value(QStringLiteral("mmproj")).isEmpty()) {
+        ctx.err << "lumen-cli: --image and --mmproj go together: --mmproj MMPROJ.gguf --image FILE (the prompt marks where with <image>)\n";
+        return kUsage;
+    }
+    const auto params = generationParams(ctx);
+    const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
+    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
+    const auto gpuLayers = gpuLayersOption(ctx);
+    if (!params || !ctxSize || !threads || !gpuLayers) return kUsage;
+    return runGenerationErrors(ctx, [&]() -> int {
         QElapsedTimer loadTimer;
         loadTimer.start();
         auto loaded = loadForGeneration(ctx, *ctxSize, *threads, *gpuLayers);
@@ -466,11 +607,28 @@ int cmdGenerate(Context& ctx) {
         const auto& tokenizer = *loaded->tokenizer;
         inference::LlamaSession session(loaded->model, loaded->placement.split(), loaded->contextSize);
         ctx.err << "running on " << loaded->placement.describe() << "\n";
+        std::unique_ptr<Multimodal> mm;
+        if (!images.isEmpty()) mm = openMmproj(ctx, *loaded);
         const double loadMs = static_cast<double>(loadTimer.nsecsElapsed()) / 1e6;
 
+        // Images first: their rows, and the placeholder ids the prompt gets in their place.
+        std::vector<ImageInput> inputs;
+        std::vector<std::vector<inference::TokenId>> placeholders;
+        inference::EmbeddingRows rows;
+        QString note;
+        for (const QString& path : images) {
+            auto in = projectImage(ctx, *mm->mmproj, mm->cache, mm->key, path);
+            if (!in) return kFailed;
+            for (std::size_t r = 0; r < in->placeholders.size(); ++r)
+                rows[in->placeholders[r]] = in->rows->data() + r * static_cast<std::size_t>(mm->mmproj->outputWidth());
+            placeholders.push_back(in->placeholders);
+            note += imageNote(*in);
+            inputs.push_back(std::move(*in));
+        }
         std::vector<inference::TokenId> prompt;
         if (hasPrompt) {
-            prompt = tokenizer.encode(ctx.parser.value(QStringLiteral("prompt")).toStdString(), true, false);
+            const std::string text = ctx.parser.value(QStringLiteral("prompt")).toStdString();
+            prompt = images.isEmpty() ? tokenizer.encode(text, true, false) : inference::spliceImages(tokenizer, text, placeholders, true);
         } else {
             for (const QString& part : ctx.parser.value(QStringLiteral("prompt-tokens")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
                 bool ok = false;
@@ -481,53 +639,94 @@ int cmdGenerate(Context& ctx) {
                 }
                 prompt.push_back(id);
             }
-        }
-        std::ofstream logitsOut;
-        inference::LogitsCallback onLogits;
-        if (const QString path = ctx.parser.value(QStringLiteral("logits-out")); !path.isEmpty()) {
-            logitsOut.open(path.toStdString(), std::ios::binary | std::ios::trunc);
-            if (!logitsOut) {
-                ctx.err << "lumen-cli: cannot write " << path << "\n";
-                return kFailed;
+            if (!images.isEmpty()) {
+                const auto& ids = tokenizer.vocabulary().ids;
+                const auto marker = ids.find(std::string(inference::kImageMarker));
+                if (marker == ids.end()) {
+                    ctx.err << "lumen-cli: this model's vocabulary has no <image> token: give the prompt as --prompt text with <image> where the image goes\n";
+                    return kUsage;
+                }
+                prompt = inference::spliceImages(prompt, marker->second, placeholders);
             }
-            onLogits = [&](std::span<const float> l) {
-                logitsOut.write(reinterpret_cast<const char*>(l.data()), static_cast<std::streamsize>(l.size_bytes()));
-            };
         }
-        // The prompt is echoed, then the reply streams.
-        ctx.out << QString::fromStdString(tokenizer.decode(prompt));
+        LogitsOut logits;
+        if (!openLogitsOut(ctx, logits)) return kFailed;
+        // The prompt is echoed (images as their marker), then the reply streams.
+        std::vector<inference::TokenId> text;
+        for (auto t : prompt)
+            if (t >= 0) text.push_back(t);
+        ctx.out << QString::fromStdString(tokenizer.decode(text));
         ctx.out.flush();
         inference::Generator generator(session, tokenizer);
-        gInterrupted.store(false);
-        const auto previous = std::signal(SIGINT, onInterrupt);
-        const auto result = generator.generate(prompt, params, [&](std::string_view piece) {
-            ctx.out << QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size()));
-            ctx.out.flush();
-            return true;
-        }, &gInterrupted, onLogits);
-        std::signal(SIGINT, previous);
-        ctx.out << "\n";
-        ctx.out.flush();
-        ctx.err << QStringLiteral("\nload %1 ms · prompt %2 tokens (%3 reused) · prefill %4 tokens/s · TTFT %5 ms · %6 tokens at %7 tokens/s · stopped: %8\n")
-                       .arg(loadMs, 0, 'f', 1)
-                       .arg(result.promptTokens)
-                       .arg(result.reusedPromptTokens)
-                       .arg(result.prefillTokensPerSecond, 0, 'f', 1)
-                       .arg(result.ttftMs, 0, 'f', 1)
-                       .arg(result.tokens.size())
-                       .arg(result.decodeTokensPerSecond, 0, 'f', 1)
-                       .arg(QString::fromLatin1(inference::toString(result.stopReason).data()));
-    } catch (const inference::FormatError& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
-    } catch (const std::length_error& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "; use a larger --ctx-size or a shorter prompt\n";
-        return kFailed;
-    } catch (const std::exception& e) {
-        ctx.err << "lumen-cli: generation failed: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        const auto result = streamReply(ctx, generator, prompt, *params, logits, rows.empty() ? nullptr : &rows);
+        printMetrics(ctx, loadMs, result, note);
+        return kOk;
+    });
+}
+
+int cmdDescribe(Context& ctx) {
+    if (ctx.parser.value(QStringLiteral("model")).isEmpty() || ctx.parser.value(QStringLiteral("mmproj")).isEmpty() || ctx.positional.isEmpty()) {
+        ctx.err << "lumen-cli: describe needs --model LLM.gguf --mmproj MMPROJ.gguf and image files: lumen-cli describe --model M.gguf --mmproj P.gguf "
+                   "[--prompt \"Describe this image.\"] IMAGE...\n";
+        return kUsage;
     }
-    return kOk;
+    const auto params = generationParams(ctx);
+    const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
+    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
+    const auto gpuLayers = gpuLayersOption(ctx);
+    if (!params || !ctxSize || !threads || !gpuLayers) return kUsage;
+    const std::string question = ctx.parser.isSet(QStringLiteral("prompt")) ? ctx.parser.value(QStringLiteral("prompt")).toStdString() : "Describe this image.";
+    return runGenerationErrors(ctx, [&]() -> int {
+        QElapsedTimer loadTimer;
+        loadTimer.start();
+        auto loaded = loadForGeneration(ctx, *ctxSize, *threads, *gpuLayers);
+        if (!loaded) return kFailed;
+        auto mm = openMmproj(ctx, *loaded);
+        const auto& tokenizer = *loaded->tokenizer;
+        const auto& vocab = tokenizer.vocabulary();
+        // The model's chat template, else LLaVA 1.5's turns (--builtin picks another).
+        std::optional<inference::ChatTemplate> chatTemplate;
+        if (const QString builtin = ctx.parser.value(QStringLiteral("builtin")); !builtin.isEmpty()) chatTemplate = inference::ChatTemplate::builtin(builtin.toStdString());
+        else chatTemplate = inference::ChatTemplate::fromGguf(*loaded->file);
+        if (!chatTemplate) chatTemplate = inference::ChatTemplate::builtin("llava");
+        inference::LlamaSession session(loaded->model, loaded->placement.split(), loaded->contextSize);
+        inference::Generator generator(session, tokenizer);
+        ctx.err << "running on " << loaded->placement.describe() << "; " << QString::fromStdString(mm->mmproj->description()) << "; template "
+                << QString::fromStdString(chatTemplate->name()) << "\n";
+        const double loadMs = static_cast<double>(loadTimer.nsecsElapsed()) / 1e6;
+        LogitsOut logits;
+        if (!openLogitsOut(ctx, logits)) return kFailed;
+        const std::string bosText = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
+        int failures = 0;
+        for (const QString& path : ctx.positional) {
+            auto in = projectImage(ctx, *mm->mmproj, mm->cache, mm->key, path);
+            if (!in) {
+                ++failures;
+                continue;
+            }
+            nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+            if (const QString system = ctx.parser.value(QStringLiteral("system")); !system.isEmpty())
+                messages.push_back({{"role", "system"}, {"content", system.toStdString()}});
+            messages.push_back({{"role", "user"}, {"content", {{{"type", "image"}}, {{"type", "text"}, {"text", "\n" + question}}}}});
+            std::string rendered = chatTemplate->apply(messages, true, &vocab);
+            if (rendered.find(inference::kImageMarker) == std::string::npos) {
+                // A text-only template: the marker goes into the message text.
+                messages.back()["content"] = std::string(inference::kImageMarker) + "\n" + question;
+                rendered = chatTemplate->apply(messages, true, &vocab);
+            }
+            const bool templateHasBos = !bosText.empty() && rendered.rfind(bosText, 0) == 0;
+            const auto prompt = inference::spliceImages(tokenizer, rendered, {in->placeholders}, !templateHasBos);
+            inference::EmbeddingRows rows;
+            for (std::size_t r = 0; r < in->placeholders.size(); ++r)
+                rows[in->placeholders[r]] = in->rows->data() + r * static_cast<std::size_t>(mm->mmproj->outputWidth());
+            ctx.out << path << ":\n";
+            ctx.out.flush();
+            const auto result = streamReply(ctx, generator, prompt, *params, logits, &rows);
+            printMetrics(ctx, loadMs, result, imageNote(*in));
+            if (result.stopReason == inference::StopReason::Cancelled) break;
+        }
+        return failures ? kFailed : kOk;
+    });
 }
 
 int cmdBench(Context& ctx) {
@@ -712,6 +911,7 @@ const std::map<QString, Command>& commands() {
         {QStringLiteral("info"), {"CPU features, GPUs and where the database is", cmdInfo}},
         {QStringLiteral("bench"), {"prefill and decode speed: bench --model M.gguf [-p 512] [-n 128] [-t 1,2] [--gpu-layers N]", cmdBench}},
         {QStringLiteral("generate"), {"generate text: generate --model M.gguf (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temp T] ...", cmdGenerate}},
+        {QStringLiteral("describe"), {"describe images: describe --model LLM.gguf --mmproj MMPROJ.gguf [--prompt TEXT] IMAGE...", cmdDescribe}},
         {QStringLiteral("template"), {"render a chat template: template (--model M.gguf | --file T.jinja | --builtin NAME) --context C.json", cmdTemplate}},
         {QStringLiteral("tokenize"), {"text to token ids: tokenize --model M.gguf [--ids] [--no-bos] [--parse-special] TEXT", cmdTokenize}},
         {QStringLiteral("inspect"), {"describe a GGUF or safetensors model: inspect MODEL [--tensor NAME --dump OUT.f32]", cmdInspect}},
@@ -760,7 +960,8 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("temp"), QStringLiteral("generate: temperature; 0 is greedy (default 0.8)."), QStringLiteral("T")},
         {QStringLiteral("top-k"), QStringLiteral("generate: keep the K most likely tokens; 0 is off (default 40). classify: labels shown (5)."),
          QStringLiteral("K")},
-        {QStringLiteral("image"), QStringLiteral("embed: an image file (repeatable)."), QStringLiteral("FILE")},
+        {QStringLiteral("image"), QStringLiteral("embed, generate: an image file (repeatable)."), QStringLiteral("FILE")},
+        {QStringLiteral("mmproj"), QStringLiteral("describe, generate: the image projector (llama.cpp mmproj GGUF) paired with --model."), QStringLiteral("FILE")},
         {QStringLiteral("text"), QStringLiteral("embed: a text (repeatable; CLIP)."), QStringLiteral("TEXT")},
         {QStringLiteral("normalize"), QStringLiteral("embed: print unit-length embeddings.")},
         {QStringLiteral("json"), QStringLiteral("embed, classify: print JSON.")},
@@ -782,8 +983,8 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
          QStringLiteral("N")},
         {QStringLiteral("stop"), QStringLiteral("generate: stop when this text appears (repeatable)."), QStringLiteral("TEXT")},
         {QStringLiteral("logits-out"), QStringLiteral("generate: write every position's logits as raw float32 to FILE."), QStringLiteral("FILE")},
-        {QStringLiteral("builtin"), QStringLiteral("template, chat: a built-in chat template by name."), QStringLiteral("NAME")},
-        {QStringLiteral("system"), QStringLiteral("chat: the system prompt."), QStringLiteral("TEXT")},
+        {QStringLiteral("builtin"), QStringLiteral("template, chat, describe: a built-in chat template by name."), QStringLiteral("NAME")},
+        {QStringLiteral("system"), QStringLiteral("chat, describe: the system prompt."), QStringLiteral("TEXT")},
         {QStringLiteral("context"), QStringLiteral("template: the JSON object of the template's variables."), QStringLiteral("FILE")},
         {QStringLiteral("ids"), QStringLiteral("tokenize: print only the ids.")},
         {QStringLiteral("no-bos"), QStringLiteral("tokenize: do not add the beginning-of-sequence token.")},

@@ -15,6 +15,7 @@
 #include "vision/clip_model.h"
 #include "vision/dinov2_model.h"
 #include "vision/image_decode.h"
+#include "vision/mmproj.h"
 
 namespace lumen::app::cli {
 namespace {
@@ -196,6 +197,49 @@ QJsonArray toJson(const Embedding& e) {
     return a;
 }
 
+// embed --model MMPROJ.gguf: each image's projected rows (what a LLaVA LLM receives), for
+// comparing against other tools.
+int embedWithMmproj(Context& ctx, const QStringList& images, const QStringList& texts) {
+    if (!texts.isEmpty()) {
+        ctx.err << "lumen-cli: an mmproj file embeds images only; --text needs a CLIP folder\n";
+        return kUsage;
+    }
+    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
+    if (!threads) return kUsage;
+    auto backend = visionBackend(ctx, *threads);
+    if (!backend) return kUsage;
+    std::unique_ptr<vision::Mmproj> mmproj;
+    try {
+        mmproj = vision::Mmproj::load(ctx.parser.value(QStringLiteral("model")).toStdString(), *backend);
+    } catch (const std::exception& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    }
+    const bool json = ctx.parser.isSet(QStringLiteral("json"));
+    QJsonArray results;
+    int failures = 0;
+    for (const QString& path : images) {
+        QString error;
+        const auto img = loadImage(path, error);
+        if (!img) {
+            ctx.err << "lumen-cli: " << error << "\n";
+            ++failures;
+            continue;
+        }
+        const Embedding rows = mmproj->encode(*img);
+        if (json) {
+            results.append(QJsonObject{{"kind", "image"}, {"input", path}, {"rows", static_cast<double>(mmproj->imageRows())},
+                                       {"width", static_cast<double>(mmproj->outputWidth())}, {"embedding", toJson(rows)}});
+            continue;
+        }
+        ctx.out << "image " << path << " (" << mmproj->imageRows() << " rows of " << mmproj->outputWidth() << "):";
+        for (float v : rows) ctx.out << " " << QString::number(v, 'g', 7);
+        ctx.out << "\n";
+    }
+    if (json) ctx.out << QJsonDocument(results).toJson(QJsonDocument::Indented);
+    return failures ? kFailed : kOk;
+}
+
 }  // namespace
 
 int cmdEmbed(Context& ctx) {
@@ -205,6 +249,7 @@ int cmdEmbed(Context& ctx) {
         ctx.err << "lumen-cli: embed needs --image FILE or --text TEXT (each repeatable): lumen-cli embed --model DIR --image cat.jpg --text \"a cat\"\n";
         return kUsage;
     }
+    if (QFileInfo(ctx.parser.value(QStringLiteral("model"))).isFile()) return embedWithMmproj(ctx, images, texts);
     int status = kOk;
     auto enc = openEncoder(ctx, status);
     if (!enc) return status;

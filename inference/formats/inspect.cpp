@@ -140,6 +140,21 @@ void printLlmSummary(const GgufFile& f, std::ostream& out) {
     out << "  chat template: " << (f.contains("tokenizer.chat_template") ? "yes" : "none in the file") << "\n";
 }
 
+}  // namespace
+
+std::string mmprojSummary(const GgufFile& f) {
+    const std::int64_t dim = f.getInt("clip.vision.embedding_length", 0), size = f.getInt("clip.vision.image_size", 0),
+                       patch = f.getInt("clip.vision.patch_size", 0), layers = f.getInt("clip.vision.block_count", 0);
+    const auto* mm2 = f.findTensor("mm.2.weight");
+    std::string s = "mmproj: CLIP vision tower, " + std::to_string(layers) + " layers, " + std::to_string(dim) + " wide, " + std::to_string(size) +
+                    " px images in " + std::to_string(patch) + " px patches; projector \"" + f.getString("clip.projector_type", "mlp") + "\"";
+    if (mm2 && mm2->shape.size() >= 2) s += "; for LLMs " + std::to_string(mm2->shape[1]) + " wide (embedding_length)";
+    if (size > 0 && patch > 0) s += "; " + std::to_string((size / patch) * (size / patch)) + " embeddings per image";
+    return s;
+}
+
+namespace {
+
 void inspectGguf(const std::filesystem::path& path, std::ostream& out, const InspectOptions& options) {
     const GgufFile f = GgufFile::open(path);
     out << "file: " << path.string() << " (" << humanSize(static_cast<double>(f.fileSize())) << ")\n";
@@ -151,6 +166,7 @@ void inspectGguf(const std::filesystem::path& path, std::ostream& out, const Ins
     else if (arch == "clip") out << "kind: vision encoder (CLIP" << (f.getBool("clip.has_llava_projector", false) ? " + LLaVA projector, mmproj" : "") << ")\n";
     else if (!arch.empty()) out << "kind: language model (" << arch << ")\n";
     printLlmSummary(f, out);
+    if (arch == "clip") out << mmprojSummary(f) << "\n";
 
     std::int64_t params = 0, bytes = 0;
     std::map<std::string, int> byType;

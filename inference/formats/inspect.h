@@ -18,6 +18,11 @@ struct InspectOptions {
 // GGUF, the architecture summary. Throws FormatError for files it cannot read.
 void inspectModel(const std::filesystem::path& path, std::ostream& out, const InspectOptions& options = {});
 
+class GgufFile;
+// One line about a llama.cpp mmproj file (general.architecture "clip"): the vision tower, the
+// projector and the width of LLM it fits.
+std::string mmprojSummary(const GgufFile& file);
+
 // Writes tensor `name` of the model at `path` dequantized to float32 (raw little-endian, in
 // the order the file stores its elements) to `output`; returns the number of elements.
 std::int64_t dumpTensorF32(const std::filesystem::path& path, const std::string& name,

@@ -4,6 +4,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QRegularExpression>
 #include <QtTest>
 
 #include "app/cli/cli.h"
@@ -376,6 +377,60 @@ private slots:
         QCOMPARE(r.status, 0);
         QVERIFY2(r.out.startsWith("accuracy 1.0000 (2 of 2), macro F1 1.0000"), qPrintable(r.out));
         QVERIFY(r.out.contains("confusion"));
+    }
+
+    void llava() {
+        const QString mmproj = kVision + "llava/mmproj-tiny.gguf", image = kVision + "preprocess/gradient_37x53.png";
+        // The projected rows, as other tools would be compared against.
+        auto r = run({"embed", "--model", mmproj, "--device", "cpu", "--image", image, "--json"});
+        QCOMPARE(r.status, 0);
+        const QJsonObject got = QJsonDocument::fromJson(r.out.toUtf8()).array()[0].toObject();
+        QCOMPARE(got["rows"].toInt(), 4);
+        const QJsonArray rows = got["embedding"].toArray();
+        const QJsonArray want = QJsonDocument::fromJson(test::readFile(kVision + "llava/expected.json")).object()["projected"].toArray();
+        QCOMPARE(rows.size(), want.size());
+        for (int i = 0; i < rows.size(); ++i) QVERIFY(std::abs(rows[i].toDouble() - want[i].toDouble()) < 1e-3);
+        r = run({"inspect", mmproj, "--no-tensors", "--no-metadata"});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("for LLMs 64 wide") && r.out.contains("4 embeddings per image"), qPrintable(r.out));
+        r = run({"generate", "--model", mmproj, "--image", image, "--prompt", "x"});
+        QCOMPARE(r.status, 2);
+        QVERIFY(r.err.contains("--image and --mmproj go together"));
+
+        const QString shared = test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: describe runs the real TinyStories model with the tiny mmproj");
+        const QString llm = shared + "/tinystories/stories260K.gguf";
+        // The same image twice: encoded once, and the second prompt reuses the first's cache.
+        const QString logits = dir_.filePath("describe.f32");
+        r = run({"describe", "--model", llm, "--mmproj", mmproj, "-n", "5", "--temp", "0", "--gpu-layers", "0", "--logits-out", logits, image, image});
+        QCOMPARE(r.status, 0);
+        QCOMPARE(r.out.count(image + ":"), 2);
+        QVERIFY2(r.err.contains("image encode") && r.err.contains("image cached"), qPrintable(r.err));
+        QVERIFY2(r.err.contains("template llava"), qPrintable(r.err));
+        const QRegularExpression reused(QStringLiteral("prompt (\\d+) tokens \\((\\d+) reused\\)"));
+        auto it = reused.globalMatch(r.err);
+        QVERIFY(it.hasNext());
+        const auto first = it.next();
+        QVERIFY(it.hasNext());
+        const auto second = it.next();
+        QCOMPARE(first.captured(2).toInt(), 0);
+        QCOMPARE(second.captured(2).toInt(), first.captured(1).toInt() - 1);
+        // Logits: every prompt position (text and image rows) and every step fed back, both replies.
+        const qint64 vocab = 512, positions = first.captured(1).toInt() + 4 + 1 + 4;
+        QCOMPARE(QFileInfo(logits).size(), positions * vocab * 4);
+        // generate with the image spliced at <image> in the text, and the no-<image>-token case.
+        r = run({"generate", "--model", llm, "--mmproj", mmproj, "--image", image, "--prompt", "Look: <image> Once", "-n", "3", "--temp", "0", "--gpu-layers", "0"});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.err.contains("image encode"), qPrintable(r.err));
+        r = run({"generate", "--model", llm, "--mmproj", mmproj, "--image", image, "--prompt-tokens", "1,2,3", "--gpu-layers", "0"});
+        QCOMPARE(r.status, 2);
+        QVERIFY2(r.err.contains("no <image> token"), qPrintable(r.err));
+        r = run({"generate", "--model", llm, "--mmproj", mmproj, "--image", image, "--image", image, "--prompt", "one <image> only", "--gpu-layers", "0"});
+        QCOMPARE(r.status, 2);
+        QVERIFY2(r.err.contains("1 image markers for 2 images"), qPrintable(r.err));
+        r = run({"describe", "--model", llm, "--mmproj", kVision + "llava/llm-tiny.gguf", image, "--gpu-layers", "0"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("not an mmproj file"), qPrintable(r.err));
     }
 
     void visionErrors_data() {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "inference/formats/format_error.h"
+#include "inference/formats/inspect.h"
 #include "inference/llm/generator.h"
 #include "inference/llm/multimodal.h"
 #include "test_util.h"
@@ -123,7 +124,7 @@ private slots:
         bytes.replace(QByteArray("\x03\0\0\0\0\0\0\0mlp", 11), QByteArray("\x03\0\0\0\0\0\0\0ldp", 11));
         QVERIFY(test::writeFile(dir.filePath("ldp.gguf"), bytes));
         expectError(dir.filePath("ldp.gguf"), "projector type \"ldp\"");
-        QVERIFY(QString::fromStdString(Mmproj::summary(inference::GgufFile::open((kDir + "mmproj-tiny.gguf").toStdString()))).contains("for LLMs 64 wide"));
+        QVERIFY(QString::fromStdString(inference::mmprojSummary(inference::GgufFile::open((kDir + "mmproj-tiny.gguf").toStdString()))).contains("for LLMs 64 wide"));
     }
 
     void embeddingCache() {
