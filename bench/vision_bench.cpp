@@ -23,6 +23,8 @@
 #include "vision/classifier.h"
 #include "vision/clip_model.h"
 #include "vision/dinov2_model.h"
+#include "vision/mmproj.h"
+#include "inference/formats/gguf.h"
 
 using namespace lumen;
 using Clock = std::chrono::steady_clock;
@@ -128,6 +130,64 @@ fs::path makeFolder(const Shape& s, const fs::path& root) {
     return dir;
 }
 
+// A llama.cpp mmproj at LLaVA-1.5's shape: CLIP ViT-L/14 at 336 px with 23 of its 24 layers
+// (the converter drops the last) and the two-layer projector to an LLM `llm` wide.
+fs::path makeMmproj(const fs::path& root, int llm) {
+    constexpr int dim = 1024, ffn = 4096, layers = 23, patch = 14, size = 336, grid = size / patch;
+    std::mt19937 rng(9);
+    std::vector<inference::SafetensorsEntry> t;  // reused as byte holders
+    const auto add = [&](const std::string& name, std::vector<std::int64_t> shape, float scale, float offset = 0.0f) {
+        t.push_back(tensor(name, std::move(shape), rng, scale, offset));
+    };
+    add("v.class_embd", {dim}, 0.5f);
+    add("v.patch_embd.weight", {dim, 3, patch, patch}, 0.03f);
+    add("v.position_embd.weight", {grid * grid + 1, dim}, 0.3f);
+    add("v.pre_ln.weight", {dim}, 0.1f, 1.0f);
+    add("v.pre_ln.bias", {dim}, 0.1f);
+    for (int i = 0; i < layers; ++i) {
+        const std::string p = "v.blk." + std::to_string(i) + ".";
+        for (const char* n : {"ln1", "ln2"}) {
+            add(p + n + ".weight", {dim}, 0.1f, 1.0f);
+            add(p + n + ".bias", {dim}, 0.1f);
+        }
+        for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_out"}) {
+            add(p + n + ".weight", {dim, dim}, 0.03f);
+            add(p + n + ".bias", {dim}, 0.05f);
+        }
+        add(p + "ffn_down.weight", {ffn, dim}, 0.03f);
+        add(p + "ffn_down.bias", {ffn}, 0.05f);
+        add(p + "ffn_up.weight", {dim, ffn}, 0.015f);
+        add(p + "ffn_up.bias", {dim}, 0.05f);
+    }
+    add("mm.0.weight", {llm, dim}, 0.03f);
+    add("mm.0.bias", {llm}, 0.05f);
+    add("mm.2.weight", {llm, llm}, 0.02f);
+    add("mm.2.bias", {llm}, 0.05f);
+    inference::GgufWriter w;
+    using V = inference::GgufWriteValue;
+    w.set("general.architecture", V::string("clip"));
+    w.set("clip.has_vision_encoder", V::boolean(true));
+    w.set("clip.has_llava_projector", V::boolean(true));
+    w.set("clip.projector_type", V::string("mlp"));
+    w.set("clip.use_gelu", V::boolean(false));
+    w.set("clip.vision.image_size", V::u32(size));
+    w.set("clip.vision.patch_size", V::u32(patch));
+    w.set("clip.vision.embedding_length", V::u32(dim));
+    w.set("clip.vision.feed_forward_length", V::u32(ffn));
+    w.set("clip.vision.projection_dim", V::u32(static_cast<std::uint32_t>(llm)));
+    w.set("clip.vision.attention.head_count", V::u32(16));
+    w.set("clip.vision.attention.layer_norm_epsilon", V::f32(1e-5f));
+    w.set("clip.vision.block_count", V::u32(layers));
+    for (const auto& e : t) {
+        std::vector<std::int64_t> ne(e.shape.rbegin(), e.shape.rend());  // ggml order
+        w.addTensor(e.name, inference::DType::F16, ne, e.bytes);
+    }
+    const fs::path file = root / "mmproj-llava-l14-336.gguf";
+    fs::create_directories(root);
+    w.write(file);
+    return file;
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
@@ -204,6 +264,28 @@ int main(int argc, char** argv) {
                 const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
                 std::printf("  zero-shot, 1000 labels: %.2f images/s (label embeddings once: %.1f s)\n", images / seconds, textMs / 1000.0);
             }
+        }
+    }
+    if (only.empty() || only == "mmproj") {
+        // LLaVA-1.5's tower and a projector to a TinyLlama-wide (2048) LLM.
+        const fs::path file = makeMmproj(root, 2048);
+        for (int t : gpu ? std::vector<int>{0} : threads) {
+            auto backend = gpu ? inference::makeCudaBackend() : inference::makeCpuBackend({.threads = t});
+            auto mmproj = vision::Mmproj::load(file, *backend);
+            vision::PixelTensor px{3, 336, 336, std::vector<float>(3 * 336 * 336, 0.1f)};
+            mmproj->encode(px);
+            std::vector<double> ms;
+            for (int r = 0; r < runs; ++r) {
+                const auto start = Clock::now();
+                mmproj->encode(px);
+                ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+            }
+            std::printf("%-20s %8s %12.1f   (%lld rows of %lld)\n", "mmproj-l14-336", gpu ? "gpu" : std::to_string(t).c_str(), median(ms),
+                        static_cast<long long>(mmproj->imageRows()), static_cast<long long>(mmproj->outputWidth()));
+        }
+        if (std::getenv("LUMEN_KEEP_MMPROJ")) {
+            std::printf("kept %s\n", file.c_str());
+            return 0;
         }
     }
     fs::remove_all(root);
