@@ -22,9 +22,18 @@ std::unique_ptr<Mmproj> Mmproj::load(const std::filesystem::path& path, inferenc
     const std::string projector = f.getString("clip.projector_type", "mlp");
     if (projector != "mlp")
         throw FormatError(name + ": projector type \"" + projector + "\" is not supported (LLaVA's \"mlp\" is)");
-    if (f.find("clip.vision.image_grid_pinpoints") && f.getString("clip.vision.mm_patch_merge_type", "flat") == "spatial_unpad")
-        throw FormatError(name + ": LLaVA-1.6 \"anyres\" image tiling (image_grid_pinpoints, spatial_unpad) is not supported; LLaVA-1.5-style mmproj files are");
     std::unique_ptr<Mmproj> m(new Mmproj(file, backend));
+    if (f.find("clip.vision.image_grid_pinpoints")) {
+        const std::string merge = f.getString("clip.vision.mm_patch_merge_type", "flat");
+        if (merge != "spatial_unpad") throw FormatError(name + ": patch merge type \"" + merge + "\" with grid pinpoints is not supported (\"spatial_unpad\" is)");
+        const auto pins = f.getIntArray("clip.vision.image_grid_pinpoints");
+        for (std::size_t i = 0; i + 1 < pins.size(); i += 2) {
+            if (pins[i] == 0) break;  // llama.cpp pads the list with zeros
+            if (pins[i] < 1 || pins[i] > 8192 || pins[i + 1] < 1 || pins[i + 1] > 8192) throw FormatError(name + ": implausible image_grid_pinpoints");
+            m->pinpoints_.emplace_back(static_cast<int>(pins[i]), static_cast<int>(pins[i + 1]));
+        }
+        if (m->pinpoints_.empty()) throw FormatError(name + ": image_grid_pinpoints is empty");
+    }
     ClipVisionTower& t = m->tower_;
     const std::int64_t dim = f.getInt("clip.vision.embedding_length"), ffn = f.getInt("clip.vision.feed_forward_length");
     t.imageSize = f.getInt("clip.vision.image_size");
@@ -81,6 +90,11 @@ std::unique_ptr<Mmproj> Mmproj::load(const std::filesystem::path& path, inferenc
     if (!mm2 || mm2->shape.size() < 2) throw FormatError(name + ": tensor 'mm.2.weight' is missing (the LLaVA projector)");
     m->mm2_ = tensorView(f, "mm.2.weight", {hidden, mm2->shape[1]});
     m->mm2Bias_ = tensorView(f, "mm.2.bias", {mm2->shape[1]});
+    if (m->anyres()) {
+        m->newline_ = tensorView(f, "model.image_newline", {mm2->shape[1]});
+        for (const auto& [h, w] : m->pinpoints_)
+            if (h % t.imageSize != 0 || w % t.imageSize != 0) throw FormatError(name + ": image_grid_pinpoints must be multiples of the image size");
+    }
 
     // Preprocessing as LLaVA's CLIPImageProcessor: short side to S (bicubic), center crop S.
     m->preprocess_ = PreprocessConfig::clip(static_cast<int>(t.imageSize));
@@ -98,7 +112,7 @@ std::unique_ptr<Mmproj> Mmproj::load(const std::filesystem::path& path, inferenc
 }
 
 std::string Mmproj::description() const {
-    return "LLaVA projector over a CLIP ViT (" + std::to_string(tower_.tower.layers) + " layers, " + std::to_string(tower_.tower.shape.dim) + " wide, " +
+    return std::string(anyres() ? "LLaVA-1.6 (anyres) " : "LLaVA ") + "projector over a CLIP ViT (" + std::to_string(tower_.tower.layers) + " layers, " + std::to_string(tower_.tower.shape.dim) + " wide, " +
            std::to_string(tower_.imageSize) + " px) -> " + std::to_string(imageRows()) + " rows of " + std::to_string(outputWidth());
 }
 
@@ -125,6 +139,92 @@ std::vector<float> Mmproj::encode(const PixelTensor& pixels) {
     std::vector<float> result(static_cast<std::size_t>(rows * width));
     backend_.download(out_.get(), result.data(), rows * width);
     return result;
+}
+
+}  // namespace lumen::vision
+
+namespace lumen::vision {
+namespace {
+
+// Hugging Face's select_best_resolution: the most of the image's pixels kept, then the least
+// padding. Candidates and the result are (height, width).
+std::pair<int, int> bestResolution(int height, int width, const std::vector<std::pair<int, int>>& candidates) {
+    std::pair<int, int> best = candidates.front();
+    std::int64_t bestEffective = -1, bestWasted = 0;
+    for (const auto& [h, w] : candidates) {
+        const double scale = std::min(static_cast<double>(w) / width, static_cast<double>(h) / height);
+        const auto dw = static_cast<std::int64_t>(width * scale), dh = static_cast<std::int64_t>(height * scale);
+        const std::int64_t effective = std::min<std::int64_t>(dw * dh, static_cast<std::int64_t>(width) * height);
+        const std::int64_t wasted = static_cast<std::int64_t>(w) * h - effective;
+        if (effective > bestEffective || (effective == bestEffective && wasted < bestWasted)) {
+            bestEffective = effective;
+            bestWasted = wasted;
+            best = {h, w};
+        }
+    }
+    return best;
+}
+
+// get_patch_output_size: the image scaled to fit (height, width), the fitting side exact.
+std::pair<int, int> fitInside(int height, int width, std::pair<int, int> target) {
+    const double scaleW = static_cast<double>(target.second) / width, scaleH = static_cast<double>(target.first) / height;
+    if (scaleW < scaleH) return {std::min(static_cast<int>(std::ceil(height * scaleW)), target.first), target.second};
+    return {target.first, std::min(static_cast<int>(std::ceil(width * scaleH)), target.second)};
+}
+
+}  // namespace
+
+std::vector<float> Mmproj::encode(const RgbImage& image) {
+    if (!anyres()) return encode(preprocess(image, preprocess_));
+    const int size = static_cast<int>(tower_.imageSize);
+    const auto [bestH, bestW] = bestResolution(image.height, image.width, pinpoints_);
+    // The image fitted into the best resolution, centered on black, cut into S x S tiles.
+    const auto [fitH, fitW] = fitInside(image.height, image.width, {bestH, bestW});
+    const RgbImage fitted = resizeLikePil(image, fitW, fitH, Resample::Bicubic);
+    RgbImage canvas{bestW, bestH, std::vector<std::uint8_t>(static_cast<std::size_t>(bestW) * bestH * 3, 0)};
+    const int pasteY = (bestH - fitH) / 2, pasteX = (bestW - fitW) / 2;
+    for (int y = 0; y < fitH; ++y)
+        std::copy_n(fitted.pixels.data() + static_cast<std::size_t>(y) * fitW * 3, static_cast<std::size_t>(fitW) * 3,
+                    canvas.pixels.data() + (static_cast<std::size_t>(y + pasteY) * bestW + pasteX) * 3);
+    const int tilesY = bestH / size, tilesX = bestW / size;
+    const std::int64_t width = outputWidth(), side = tower_.imageSize / tower_.patchSize;
+    // The whole image squeezed to S x S comes first.
+    std::vector<float> out = encode(preprocess(resizeLikePil(image, size, size, Resample::Bicubic), preprocess_));
+    std::vector<std::vector<float>> tiles;
+    for (int ty = 0; ty < tilesY; ++ty)
+        for (int tx = 0; tx < tilesX; ++tx) {
+            RgbImage tile{size, size, std::vector<std::uint8_t>(static_cast<std::size_t>(size) * size * 3)};
+            for (int y = 0; y < size; ++y)
+                std::copy_n(canvas.pixels.data() + (static_cast<std::size_t>(ty * size + y) * bestW + tx * size) * 3, static_cast<std::size_t>(size) * 3,
+                            tile.pixels.data() + static_cast<std::size_t>(y) * size * 3);
+            tiles.push_back(encode(preprocess(tile, preprocess_)));
+        }
+    // The tiles' patch rows on one grid, the padding rows or columns cut (unpad_image), a newline
+    // embedding after each grid row.
+    const std::int64_t gridH = tilesY * side, gridW = tilesX * side;
+    std::int64_t y0 = 0, y1 = gridH, x0 = 0, x1 = gridW;
+    const double originalAspect = static_cast<double>(image.width) / image.height, currentAspect = static_cast<double>(gridW) / static_cast<double>(gridH);
+    if (originalAspect > currentAspect) {
+        const double scale = static_cast<double>(gridW) / image.width;
+        const auto kept = static_cast<std::int64_t>(std::round(image.height * scale * 1e7) / 1e7);
+        y0 = (gridH - kept) / 2;
+        y1 = gridH - y0;
+    } else {
+        const double scale = static_cast<double>(gridH) / image.height;
+        const auto kept = static_cast<std::int64_t>(std::round(image.width * scale * 1e7) / 1e7);
+        x0 = (gridW - kept) / 2;
+        x1 = gridW - x0;
+    }
+    const std::vector<float> newline = toFloats(newline_);
+    for (std::int64_t gy = y0; gy < y1; ++gy) {
+        for (std::int64_t gx = x0; gx < x1; ++gx) {
+            const std::vector<float>& tile = tiles[static_cast<std::size_t>((gy / side) * tilesX + gx / side)];
+            const float* row = tile.data() + ((gy % side) * side + gx % side) * width;
+            out.insert(out.end(), row, row + width);
+        }
+        out.insert(out.end(), newline.begin(), newline.end());
+    }
+    return out;
 }
 
 }  // namespace lumen::vision

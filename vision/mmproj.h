@@ -16,6 +16,10 @@
 // LLaVA reads the second-to-last layer of its CLIP tower; llama.cpp's converter drops the last
 // layer, so every stored layer is run, the class token dropped, and the rest projected:
 //   rows = (S/P)^2, each mm.2(gelu(mm.0(h) + b0)) + b2, GELU exact as Hugging Face's LLaVA.
+// LLaVA-1.6 ("anyres": clip.vision.image_grid_pinpoints, mm_patch_merge_type "spatial_unpad",
+// model.image_newline) tiles larger images as Hugging Face's LlavaNext does: the best of the
+// pinpoint resolutions, the image resized into it and padded black, S x S tiles, plus the whole
+// image resized to S x S first.
 
 #include <filesystem>
 #include <memory>
@@ -36,13 +40,17 @@ public:
     std::string description() const;
     const PreprocessConfig& preprocessConfig() const { return preprocess_; }
     std::int64_t outputWidth() const { return mm2_.rows(); }          // the LLM's embedding width
-    std::int64_t imageRows() const { return tower_.rows() - 1; }      // embeddings per image
+    std::int64_t imageRows() const { return tower_.rows() - 1; }      // embeddings per tile (and per image without anyres)
+    bool anyres() const { return !pinpoints_.empty(); }
     // FormatError "this mmproj is for a 4096-wide model; the LLM is 2048-wide" when they differ.
     void checkFits(std::int64_t llmWidth, const std::string& llmName) const;
 
-    // imageRows() x outputWidth() floats, host memory.
+    // One S x S tile: imageRows() x outputWidth() floats, host memory.
     std::vector<float> encode(const PixelTensor& pixels);
-    std::vector<float> encode(const RgbImage& image) { return encode(preprocess(image, preprocess_)); }
+    // An image: one tile as above, or with anyres (LLaVA-1.6) the whole image resized to S x S
+    // followed by its tiles' rows arranged spatially, the padding cut away and the newline
+    // embedding after each row: (rows x outputWidth()) floats, rows depending on the image.
+    std::vector<float> encode(const RgbImage& image);
 
 private:
     Mmproj(std::shared_ptr<const inference::GgufFile> file, inference::Backend& backend) : file_(std::move(file)), backend_(backend) {}
@@ -53,6 +61,8 @@ private:
     ClipVisionTower tower_;
     PreprocessConfig preprocess_;
     Tensor mm0_, mm0Bias_, mm2_, mm2Bias_;
+    Tensor newline_;                                // (outputWidth) anyres only
+    std::vector<std::pair<int, int>> pinpoints_;    // anyres resolutions, (height, width)
     std::unique_ptr<ClipVisionRunner> runner_;
     std::shared_ptr<float[]> hidden_, out_;
 };

@@ -228,11 +228,11 @@ int embedWithMmproj(Context& ctx, const QStringList& images, const QStringList& 
         }
         const Embedding rows = mmproj->encode(*img);
         if (json) {
-            results.append(QJsonObject{{"kind", "image"}, {"input", path}, {"rows", static_cast<double>(mmproj->imageRows())},
+            results.append(QJsonObject{{"kind", "image"}, {"input", path}, {"rows", static_cast<double>(rows.size()) / static_cast<double>(mmproj->outputWidth())},
                                        {"width", static_cast<double>(mmproj->outputWidth())}, {"embedding", toJson(rows)}});
             continue;
         }
-        ctx.out << "image " << path << " (" << mmproj->imageRows() << " rows of " << mmproj->outputWidth() << "):";
+        ctx.out << "image " << path << " (" << static_cast<std::int64_t>(rows.size()) / mmproj->outputWidth() << " rows of " << mmproj->outputWidth() << "):";
         for (float v : rows) ctx.out << " " << QString::number(v, 'g', 7);
         ctx.out << "\n";
     }

@@ -54,6 +54,23 @@ private slots:
             QVERIFY2(std::abs(rows[i] - ref[i]) <= 2e-4f + 2e-4f * std::abs(ref[i]), qPrintable(QString("value %1: %2 vs %3").arg(i).arg(rows[i]).arg(ref[i])));
     }
 
+    // LLaVA-1.6 tiling against Hugging Face's LlavaNext steps: a tall, a wide and a tiny image.
+    void anyresMatchesReference() {
+        auto backend = inference::makeCpuBackend({.threads = 2});
+        auto mmproj = Mmproj::load((kDir + "mmproj-anyres-tiny.gguf").toStdString(), *backend);
+        QVERIFY(mmproj->anyres());
+        const Json want = expected()["anyres"];
+        QCOMPARE(want.size(), std::size_t(3));
+        for (const auto& [file, ref] : want.items()) {
+            const auto rows = mmproj->encode(image(file));
+            QVERIFY2(rows.size() == ref.size(), qPrintable(QString("%1: %2 values, expected %3").arg(QString::fromStdString(file)).arg(rows.size()).arg(ref.size())));
+            for (std::size_t i = 0; i < rows.size(); ++i) {
+                const float r = ref[i].get<float>();
+                QVERIFY2(std::abs(rows[i] - r) <= 2e-4f + 2e-4f * std::abs(r), qPrintable(QString("%1 value %2: %3 vs %4").arg(QString::fromStdString(file)).arg(i).arg(rows[i]).arg(r)));
+            }
+        }
+    }
+
     void promptWithAnImageMatchesReference() {
         auto backend = inference::makeCpuBackend({.threads = 2});
         auto mmproj = Mmproj::load((kDir + "mmproj-tiny.gguf").toStdString(), *backend);
