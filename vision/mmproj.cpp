@@ -14,7 +14,10 @@ using inference::tensorView;
 bool Mmproj::isMmproj(const GgufFile& file) { return file.getString("general.architecture", "") == "clip"; }
 
 std::unique_ptr<Mmproj> Mmproj::load(const std::filesystem::path& path, inference::Backend& backend) {
-    auto file = std::make_shared<const GgufFile>(GgufFile::open(path));
+    return fromGguf(std::make_shared<const GgufFile>(GgufFile::open(path)), backend);
+}
+
+std::unique_ptr<Mmproj> Mmproj::fromGguf(std::shared_ptr<const GgufFile> file, inference::Backend& backend) {
     const GgufFile& f = *file;
     const std::string name = f.displayName();
     if (!isMmproj(f)) throw FormatError(name + ": not an mmproj file (general.architecture is \"" + f.getString("general.architecture", "") + "\", not \"clip\")");

@@ -34,6 +34,8 @@ class Mmproj {
 public:
     // FormatError naming the file on anything it cannot use.
     static std::unique_ptr<Mmproj> load(const std::filesystem::path& file, inference::Backend& backend);
+    // The same from a parsed file (tests, fuzzing).
+    static std::unique_ptr<Mmproj> fromGguf(std::shared_ptr<const inference::GgufFile> file, inference::Backend& backend);
     // Whether a GGUF is an mmproj (general.architecture "clip").
     static bool isMmproj(const inference::GgufFile& file);
 
