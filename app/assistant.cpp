@@ -4,7 +4,41 @@
 
 namespace lumen::app {
 
-Assistant::Assistant(Library& library, QObject* parent) : QObject(parent), library_(library) {}
+Assistant::Assistant(Library& library, QObject* parent) : QObject(parent), library_(library), engine_(std::make_unique<ChatEngine>()) {
+    params_.maxTokens = 1024;
+    connect(engine_.get(), &ChatEngine::replyPiece, this, [this](int id, const QString& piece) {
+        if (id != replyId_ || !writer_) return;
+        const std::string text = piece.toStdString();
+        try {
+            writer_->append(text);
+        } catch (const storage::Error& e) {
+            qCWarning(lcApp) << "storing a reply failed:" << e.what();
+        }
+        emit replyPiece(replyChat_, writer_->messageId(), piece);
+    });
+    connect(engine_.get(), &ChatEngine::replyFinished, this, &Assistant::finishReply);
+    connect(engine_.get(), &ChatEngine::modelLoaded, this, [this](const QString& name) {
+        try {
+            library_.settings().set(kModelPathKey, engine_->modelPath().toStdString());
+        } catch (const storage::Error& e) {
+            qCWarning(lcApp) << "remembering the model failed:" << e.what();
+        }
+        emit modelLoaded(name);
+    });
+    connect(engine_.get(), &ChatEngine::loadFailed, this, &Assistant::errorOccurred);
+}
+
+Assistant::~Assistant() {
+    if (writer_) {
+        engine_->stop();
+        try {
+            writer_->finish(storage::MessageStatus::Stopped, {});
+        } catch (const storage::Error&) {
+            // The next start repairs replies left partial.
+        }
+    }
+    engine_.reset();  // joins the engine's thread
+}
 
 QString Assistant::titleFromMessage(const QString& text, int maxLength) {
     QString line = text.trimmed().section(QLatin1Char('\n'), 0, 0).simplified();
@@ -18,8 +52,14 @@ QString Assistant::titleFromMessage(const QString& text, int maxLength) {
     return line;
 }
 
+void Assistant::loadModel(const QString& path) { engine_->loadModel(path); }
+
 std::int64_t Assistant::submitUserMessage(std::int64_t chatId, const QString& text) {
     if (text.trimmed().isEmpty()) return 0;
+    if (writer_) {
+        emit errorOccurred(tr("A reply is still being written; stop it first."));
+        return 0;
+    }
     try {
         if (chatId == 0) {
             chatId = library_.chats().createChat(titleFromMessage(text).toStdString()).id;
@@ -30,12 +70,76 @@ std::int64_t Assistant::submitUserMessage(std::int64_t chatId, const QString& te
         message.content = text.toStdString();
         const std::int64_t messageId = library_.chats().addMessage(chatId, message);
         emit messageStored(chatId, messageId);
+        if (engine_->isLoaded()) startReply(chatId);
         return chatId;
     } catch (const storage::Error& e) {
         qCWarning(lcApp) << "storing a message failed:" << e.what();
         emit errorOccurred(QString::fromUtf8(e.what()));
         return 0;
     }
+}
+
+bool Assistant::regenerate(std::int64_t chatId) {
+    if (writer_ || !engine_->isLoaded() || chatId == 0) return false;
+    try {
+        const auto messages = library_.chats().messages(chatId);
+        auto lastUser = std::find_if(messages.rbegin(), messages.rend(), [](const storage::Message& m) { return m.role == storage::Role::User; });
+        if (lastUser == messages.rend()) return false;
+        const auto next = lastUser.base();  // the first message after the last user message
+        if (next != messages.end()) library_.chats().truncateFrom(next->id);
+        return startReply(chatId);
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+        return false;
+    }
+}
+
+bool Assistant::startReply(std::int64_t chatId) {
+    nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
+    for (const auto& m : library_.chats().messages(chatId)) {
+        if (m.status == storage::MessageStatus::Error) continue;
+        conversation.push_back({{"role", std::string(storage::toString(m.role))}, {"content", m.content}});
+    }
+    writer_ = std::make_unique<storage::StreamingMessageWriter>(library_.chats(), chatId, engine_->modelName().toStdString(),
+                                                                std::chrono::milliseconds(250));
+    replyChat_ = chatId;
+    replyId_ = engine_->startReply(conversation, params_);
+    if (replyId_ == 0) {
+        writer_->finish(storage::MessageStatus::Error, {}, "the model is busy or not loaded");
+        writer_.reset();
+        return false;
+    }
+    emit replyStarted(chatId, writer_->messageId());
+    return true;
+}
+
+void Assistant::stop() {
+    if (writer_) engine_->stop();
+}
+
+void Assistant::finishReply(int replyId, const QVariantMap& result) {
+    if (replyId != replyId_ || !writer_) return;
+    storage::GenerationMetrics metrics;
+    metrics.model = engine_->modelName().toStdString();
+    if (result.contains("promptTokens")) metrics.promptTokens = result["promptTokens"].toLongLong();
+    if (result.contains("generatedTokens")) metrics.generatedTokens = result["generatedTokens"].toLongLong();
+    if (result.contains("ttftMs")) metrics.ttftMs = result["ttftMs"].toDouble();
+    if (result.contains("tokensPerSecond")) metrics.tokensPerSecond = result["tokensPerSecond"].toDouble();
+    const QString status = result["status"].toString();
+    const std::int64_t chatId = replyChat_, messageId = writer_->messageId();
+    try {
+        if (status == QLatin1String("error")) {
+            writer_->finish(storage::MessageStatus::Error, metrics, result["error"].toString().toStdString());
+            emit errorOccurred(tr("The reply failed: %1").arg(result["error"].toString()));
+        } else {
+            writer_->finish(status == QLatin1String("stopped") ? storage::MessageStatus::Stopped : storage::MessageStatus::Complete, metrics);
+        }
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+    }
+    writer_.reset();
+    replyChat_ = 0;
+    emit replyFinished(chatId, messageId);
 }
 
 }  // namespace lumen::app

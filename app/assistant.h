@@ -1,11 +1,15 @@
 #pragma once
-// The application service behind a chat: takes what the user sends, stores it, and (once the
-// engine is loaded) runs the reply. The UI and lumen-cli both talk to it.
+// The application service behind a chat: takes what the user sends, stores it, and runs the
+// reply on the chat engine, streaming it into the store and to the UI. The UI and lumen-cli both
+// talk to it.
 
 #include <QObject>
 #include <QString>
+#include <memory>
 
+#include "app/chat_engine.h"
 #include "app/library.h"
+#include "storage/streaming_writer.h"
 
 namespace lumen::app {
 
@@ -13,21 +17,50 @@ class Assistant : public QObject {
     Q_OBJECT
 public:
     explicit Assistant(Library& library, QObject* parent = nullptr);
+    // A reply still running is stopped and kept, marked stopped.
+    ~Assistant() override;
 
     // Stores the user's message in the chat (creating a chat titled after the message when
     // chatId is 0) and returns the chat id, or 0 when nothing was stored (empty text, error).
+    // With a model loaded, the reply starts.
     std::int64_t submitUserMessage(std::int64_t chatId, const QString& text);
+    // Replaces the chat's last reply with a new one (the messages after the last user message
+    // are removed). False when there is nothing to regenerate or a reply is running.
+    bool regenerate(std::int64_t chatId);
+    // Stops the running reply; it is kept, marked stopped.
+    void stop();
+    bool isReplying() const { return writer_ != nullptr; }
+    std::int64_t replyingChat() const { return replyChat_; }
+
+    ChatEngine& engine() { return *engine_; }
+    // Loads an LLM GGUF on the engine's thread and remembers it for the next start.
+    void loadModel(const QString& path);
+    inference::GenerationParams& generationParams() { return params_; }
 
     // A chat title from the first line of a message: trimmed, at most `maxLength` characters.
     static QString titleFromMessage(const QString& text, int maxLength = 48);
+
+    static constexpr const char* kModelPathKey = "model.llm.path";
 
 signals:
     void chatCreated(qint64 chatId);
     void messageStored(qint64 chatId, qint64 messageId);
     void errorOccurred(const QString& message);
+    void replyStarted(qint64 chatId, qint64 messageId);
+    void replyPiece(qint64 chatId, qint64 messageId, const QString& piece);
+    void replyFinished(qint64 chatId, qint64 messageId);
+    void modelLoaded(const QString& name);
 
 private:
+    bool startReply(std::int64_t chatId);
+    void finishReply(int replyId, const QVariantMap& result);
+
     Library& library_;
+    std::unique_ptr<ChatEngine> engine_;
+    inference::GenerationParams params_;
+    std::unique_ptr<storage::StreamingMessageWriter> writer_;
+    std::int64_t replyChat_ = 0;
+    int replyId_ = 0;
 };
 
 }  // namespace lumen::app

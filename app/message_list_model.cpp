@@ -100,4 +100,29 @@ const storage::Message* MessageListModel::messageAt(int row) const {
     return &messages_[static_cast<std::size_t>(row)];
 }
 
+void MessageListModel::appendToMessage(std::int64_t messageId, const QString& piece) {
+    for (std::size_t row = 0; row < messages_.size(); ++row)
+        if (messages_[row].id == messageId) {
+            messages_[row].content += piece.toStdString();
+            const QModelIndex i = index(static_cast<int>(row));
+            emit dataChanged(i, i, {ContentRole});
+            return;
+        }
+}
+
+void MessageListModel::refreshMessage(std::int64_t messageId) {
+    for (std::size_t row = 0; row < messages_.size(); ++row)
+        if (messages_[row].id == messageId) {
+            try {
+                if (auto m = store_.message(messageId)) messages_[row] = std::move(*m);
+            } catch (const storage::Error& e) {
+                emit errorOccurred(QString::fromUtf8(e.what()));
+                return;
+            }
+            const QModelIndex i = index(static_cast<int>(row));
+            emit dataChanged(i, i);
+            return;
+        }
+}
+
 }  // namespace lumen::app

@@ -33,6 +33,10 @@ public:
     void reload();
     // Appends a message already stored in the current chat.
     void appendStored(std::int64_t messageId);
+    // A streaming reply grew by `piece` (the store has it, or will at the next flush).
+    void appendToMessage(std::int64_t messageId, const QString& piece);
+    // Re-reads one message from the store (a reply finished: status and metrics).
+    void refreshMessage(std::int64_t messageId);
     const storage::Message* messageAt(int row) const;
 
 signals:

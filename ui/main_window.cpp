@@ -4,6 +4,7 @@
 #include <QApplication>
 #include <QCloseEvent>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QHBoxLayout>
 #include <QInputDialog>
 #include <QItemSelectionModel>
@@ -49,6 +50,27 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     connect(chatList_, &app::ChatListModel::errorOccurred, this, &MainWindow::showError);
     connect(messages_, &app::MessageListModel::errorOccurred, this, &MainWindow::showError);
     connect(assistant_, &app::Assistant::errorOccurred, this, &MainWindow::showError);
+    connect(assistant_, &app::Assistant::replyStarted, this, [this](qint64 chatId, qint64 messageId) {
+        if (chatId == currentChatId()) messages_->appendStored(messageId);
+        updateActions();
+    });
+    connect(assistant_, &app::Assistant::replyPiece, this, [this](qint64 chatId, qint64 messageId, const QString& piece) {
+        if (chatId == currentChatId()) messages_->appendToMessage(messageId, piece);
+    });
+    connect(assistant_, &app::Assistant::replyFinished, this, [this](qint64 chatId, qint64 messageId) {
+        if (chatId == currentChatId()) messages_->refreshMessage(messageId);
+        chatList_->reload();
+        updateActions();
+    });
+    connect(assistant_, &app::Assistant::modelLoaded, this, [this](const QString& name) {
+        modelLabel_->setText(name);
+        statusBar()->showMessage(tr("Model loaded: %1").arg(name), 5000);
+        updateActions();
+    });
+    connect(&assistant_->engine(), &app::ChatEngine::loadFailed, this, [this] {
+        modelLabel_->setText(tr("No model loaded"));
+        updateActions();
+    });
 
     try {
         const auto geometry = library_.settings().get(kGeometryKey);
@@ -60,7 +82,19 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     } catch (const storage::Error& e) {
         showError(QString::fromUtf8(e.what()));
     }
+    modelLabel_ = new QLabel(tr("No model loaded"));
+    modelLabel_->setObjectName(QStringLiteral("modelLabel"));
+    statusBar()->addPermanentWidget(modelLabel_);
     statusBar()->showMessage(tr("Database: %1").arg(library_.path()));
+    // The model of the last session, when its file is still there.
+    try {
+        if (const auto path = library_.settings().get(app::Assistant::kModelPathKey); path && QFileInfo::exists(QString::fromStdString(*path))) {
+            modelLabel_->setText(tr("Loading %1…").arg(QFileInfo(QString::fromStdString(*path)).fileName()));
+            assistant_->loadModel(QString::fromStdString(*path));
+        }
+    } catch (const storage::Error& e) {
+        showError(QString::fromUtf8(e.what()));
+    }
     if (library_.recoveredMessages() > 0)
         statusBar()->showMessage(tr("%n reply(ies) interrupted when Lumen last closed were kept as stopped.", "",
                                     library_.recoveredMessages()),
@@ -84,6 +118,13 @@ void MainWindow::buildActions() {
                                             [this] { exportCurrentChat(QStringLiteral("json")); });
     fileMenu->addAction(tr("&Import Chat…"), this, &MainWindow::importChat);
     fileMenu->addSeparator();
+    QAction* openModelAction = fileMenu->addAction(QIcon::fromTheme(QStringLiteral("document-open")), tr("&Open Model…"), this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open Model"), {}, tr("GGUF models (*.gguf)"));
+        if (!path.isEmpty()) openModel(path);
+    });
+    openModelAction->setObjectName(QStringLiteral("openModelAction"));
+    openModelAction->setShortcut(QKeySequence::Open);
+    fileMenu->addSeparator();
     QAction* quit = fileMenu->addAction(tr("&Quit"), this, &QWidget::close);
     quit->setShortcut(QKeySequence::Quit);
 
@@ -101,6 +142,15 @@ void MainWindow::buildActions() {
         search_->selectAll();
     });
     find->setShortcut(QKeySequence::Find);
+    chatMenu->addSeparator();
+    stopAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("process-stop")), tr("S&top Reply"), this, [this] { assistant_->stop(); });
+    stopAction_->setObjectName(QStringLiteral("stopAction"));
+    stopAction_->setShortcut(Qt::Key_Escape);
+    regenerateAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("view-refresh")), tr("Re&generate Reply"), this, [this] {
+        if (assistant_->regenerate(currentChatId())) messages_->reload();
+    });
+    regenerateAction_->setObjectName(QStringLiteral("regenerateAction"));
+    regenerateAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
 
     QMenu* helpMenu = menuBar()->addMenu(tr("&Help"));
     helpMenu->addAction(tr("&About Lumen"), this, [this] {
@@ -159,11 +209,37 @@ void MainWindow::buildLayout() {
     sendButton_->setDefault(true);
     connect(sendButton_, &QPushButton::clicked, this, &MainWindow::sendMessage);
     connect(composer_, &QPlainTextEdit::textChanged, this, &MainWindow::updateActions);
+    stopButton_ = new QPushButton(tr("Stop"));
+    stopButton_->setObjectName(QStringLiteral("stopButton"));
+    stopButton_->setToolTip(tr("Stop the reply (Esc); what was written is kept"));
+    connect(stopButton_, &QPushButton::clicked, this, [this] { assistant_->stop(); });
+    auto* buttons = new QVBoxLayout;
+    buttons->addStretch(1);
+    buttons->addWidget(stopButton_);
+    buttons->addWidget(sendButton_);
     auto* composerRow = new QHBoxLayout;
     composerRow->addWidget(composer_, 1);
-    composerRow->addWidget(sendButton_, 0, Qt::AlignBottom);
+    composerRow->addLayout(buttons);
+    // With no model: what to get, and a way to open it.
+    noModelBar_ = new QWidget;
+    noModelBar_->setObjectName(QStringLiteral("noModelBar"));
+    auto* noModelLayout = new QHBoxLayout(noModelBar_);
+    noModelLayout->setContentsMargins(0, 0, 0, 0);
+    auto* noModelText = new QLabel(tr("No language model is loaded, so messages are stored without replies. Get an instruction-tuned "
+                                      "GGUF (for example a Q4_K_M of Llama 3.2 3B Instruct or Qwen2.5 7B Instruct), an mmproj GGUF to "
+                                      "describe images, and a CLIP folder to classify them."));
+    noModelText->setWordWrap(true);
+    auto* noModelButton = new QPushButton(tr("Open model file…"));
+    noModelButton->setObjectName(QStringLiteral("openModelButton"));
+    connect(noModelButton, &QPushButton::clicked, this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open Model"), {}, tr("GGUF models (*.gguf)"));
+        if (!path.isEmpty()) openModel(path);
+    });
+    noModelLayout->addWidget(noModelText, 1);
+    noModelLayout->addWidget(noModelButton, 0, Qt::AlignVCenter);
     rightLayout->addWidget(chatTitle_);
     rightLayout->addWidget(transcript_, 1);
+    rightLayout->addWidget(noModelBar_);
     rightLayout->addLayout(composerRow);
 
     auto* splitter = new QSplitter;
@@ -314,7 +390,17 @@ void MainWindow::updateActions() {
     deleteAction_->setEnabled(haveChat);
     exportMarkdownAction_->setEnabled(haveChat);
     exportJsonAction_->setEnabled(haveChat);
-    sendButton_->setEnabled(!composer_->toPlainText().trimmed().isEmpty());
+    const bool replying = assistant_->isReplying();
+    sendButton_->setEnabled(!replying && !composer_->toPlainText().trimmed().isEmpty());
+    stopButton_->setVisible(replying);
+    stopAction_->setEnabled(replying);
+    regenerateAction_->setEnabled(haveChat && !replying && assistant_->engine().isLoaded());
+    noModelBar_->setVisible(!assistant_->engine().isLoaded());
+}
+
+void MainWindow::openModel(const QString& path) {
+    modelLabel_->setText(tr("Loading %1…").arg(QFileInfo(path).fileName()));
+    assistant_->loadModel(path);
 }
 
 void MainWindow::showError(const QString& message) {
@@ -323,6 +409,7 @@ void MainWindow::showError(const QString& message) {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+    assistant_->stop();  // the partial reply is kept, marked stopped
     try {
         library_.settings().set(kGeometryKey, saveGeometry().toBase64().toStdString());
     } catch (const storage::Error&) {

@@ -33,6 +33,7 @@ public:
     void selectChat(std::int64_t chatId);
 
     app::ChatListModel& chatListModel() { return *chatList_; }
+    app::Assistant& assistant() { return *assistant_; }
     app::MessageListModel& messageListModel() { return *messages_; }
 
 public slots:
@@ -42,6 +43,8 @@ public slots:
     void sendMessage();
     void exportCurrentChat(const QString& format);
     void importChat();
+    // Loads an LLM GGUF on the engine's thread (the status bar says when it is ready).
+    void openModel(const QString& path);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -64,12 +67,17 @@ private:
     TranscriptView* transcript_ = nullptr;
     Composer* composer_ = nullptr;
     QPushButton* sendButton_ = nullptr;
+    QPushButton* stopButton_ = nullptr;
+    QWidget* noModelBar_ = nullptr;
+    QLabel* modelLabel_ = nullptr;
 
     QAction* newChatAction_ = nullptr;
     QAction* renameAction_ = nullptr;
     QAction* deleteAction_ = nullptr;
     QAction* exportMarkdownAction_ = nullptr;
     QAction* exportJsonAction_ = nullptr;
+    QAction* stopAction_ = nullptr;
+    QAction* regenerateAction_ = nullptr;
 };
 
 }  // namespace lumen::ui

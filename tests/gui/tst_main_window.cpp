@@ -2,6 +2,9 @@
 
 #include <QAbstractItemView>
 #include <QAction>
+#include <QElapsedTimer>
+#include <QLabel>
+#include <QSignalSpy>
 #include <QLineEdit>
 #include <QListView>
 #include <QMessageBox>
@@ -9,7 +12,9 @@
 #include <QTimer>
 #include <QtTest>
 
+#include "app/assistant.h"
 #include "app/chat_list_model.h"
+#include "inference/llm/model_writer.h"
 #include "app/library.h"
 #include "app/message_list_model.h"
 #include "test_util.h"
@@ -143,7 +148,142 @@ private slots:
         QCOMPARE(window.chatListModel().rowCount(), 2);
     }
 
+    // A reply streams into the transcript and the store, with its metrics, while the event loop
+    // keeps turning; it survives a restart, and the model is loaded again on the next start.
+    void replyStreamsAndPersists() {
+        const QString model = tinyModel();
+        std::int64_t chatId = 0;
+        {
+            app::Library library(path_);
+            ui::MainWindow window(library);
+            window.show();
+            QVERIFY(QTest::qWaitForWindowExposed(&window));
+            QVERIFY(window.findChild<QWidget*>("noModelBar")->isVisible());
+            saveScreenshot(window, "empty");
+            window.openModel(model);
+            QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+            QVERIFY(!window.findChild<QWidget*>("noModelBar")->isVisible());
+            QVERIFY(window.findChild<QLabel*>("modelLabel")->text().contains("tiny.gguf"));
+            window.assistant().generationParams().maxTokens = 48;
+            window.assistant().generationParams().sampling.temperature = 0.0f;
+
+            // The longest wait between event-loop turns while the reply is written.
+            QElapsedTimer clock;
+            qint64 last = 0, longest = 0;
+            QTimer tick;
+            connect(&tick, &QTimer::timeout, [&] {
+                longest = std::max(longest, clock.elapsed() - last);
+                last = clock.elapsed();
+            });
+            QSignalSpy pieces(&window.assistant(), &app::Assistant::replyPiece);
+            auto* composer = window.findChild<ui::Composer*>("composer");
+            composer->setFocus();
+            QTest::keyClicks(composer, "Tell me a story");
+            clock.start();
+            tick.start(1);
+            QTest::keyClick(composer, Qt::Key_Return);
+            QVERIFY(window.assistant().isReplying());
+            QVERIFY(window.findChild<QPushButton*>("stopButton")->isVisible());
+            QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 60000);
+            tick.stop();
+            qInfo("longest event-loop gap while replying: %lld ms (%lld pieces streamed)", longest, static_cast<long long>(pieces.size()));
+            QVERIFY2(longest < 50, qPrintable(QString("the UI waited %1 ms").arg(longest)));
+            QVERIFY(pieces.size() > 0);
+            chatId = window.currentChatId();
+            const auto stored = library.chats().messages(chatId);
+            QCOMPARE(stored.size(), std::size_t(2));
+            QVERIFY(stored[1].role == storage::Role::Assistant);
+            QVERIFY(stored[1].status == storage::MessageStatus::Complete);
+            QVERIFY(stored[1].metrics.generatedTokens.value_or(0) > 0);
+            QVERIFY(stored[1].metrics.ttftMs.has_value());
+            auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
+            QVERIFY2(transcript->toPlainText().contains("tokens/s"), qPrintable(transcript->toPlainText()));
+            QVERIFY(!window.findChild<QPushButton*>("stopButton")->isVisible());
+            saveScreenshot(window, "chatting");
+            // Regenerate replaces the reply.
+            window.findChild<QAction*>("regenerateAction")->trigger();
+            QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 60000);
+            QCOMPARE(library.chats().messages(chatId).size(), std::size_t(2));
+            window.close();
+        }
+        // A new window on the same data: the chat is there and the model comes back by itself.
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        window.selectChat(chatId);
+        QCOMPARE(window.messageListModel().rowCount(), 2);
+    }
+
+    // Stop mid-reply keeps what was written, marked stopped; so does closing the window.
+    void stopKeepsThePartialReply() {
+        const QString model = tinyModel();
+        app::Library library(path_);
+        std::int64_t chatId = 0;
+        {
+            ui::MainWindow window(library);
+            window.show();
+            window.openModel(model);
+            QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+            window.assistant().generationParams().maxTokens = 100000;
+            window.assistant().generationParams().stopStrings.clear();
+            QSignalSpy pieces(&window.assistant(), &app::Assistant::replyPiece);
+            chatId = window.assistant().submitUserMessage(0, "Go on forever");
+            QTRY_VERIFY_WITH_TIMEOUT(pieces.size() >= 3, 20000);
+            QTest::keyClick(&window, Qt::Key_Escape);
+            QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 20000);
+            auto stored = library.chats().messages(chatId);
+            QCOMPARE(stored.size(), std::size_t(2));
+            if (stored[1].status != storage::MessageStatus::Complete) {  // (unless it ended by itself first)
+                QVERIFY(stored[1].status == storage::MessageStatus::Stopped);
+                QVERIFY(!stored[1].content.empty());
+            }
+            // Closing while a reply runs.
+            QVERIFY(window.assistant().regenerate(chatId));
+            QTRY_VERIFY_WITH_TIMEOUT(pieces.size() >= 6, 20000);
+            window.close();
+        }
+        const auto stored = library.chats().messages(chatId);
+        QCOMPARE(stored.size(), std::size_t(2));
+        QVERIFY(stored[1].status == storage::MessageStatus::Stopped || stored[1].status == storage::MessageStatus::Complete);
+    }
+
+    void brokenModelFileIsAnError() {
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        QSignalSpy failed(&window.assistant().engine(), &app::ChatEngine::loadFailed);
+        const QString bad = dir_.filePath("bad.gguf");
+        QVERIFY(test::writeFile(bad, "GGUF but not really"));
+        window.openModel(bad);
+        QTRY_COMPARE(failed.size(), 1);
+        QVERIFY2(failed[0][0].toString().contains("bad.gguf"), qPrintable(failed[0][0].toString()));
+        QVERIFY(!window.assistant().engine().isLoaded());
+        QCOMPARE(window.findChild<QLabel*>("modelLabel")->text(), QString("No model loaded"));
+    }
+
 private:
+    // A tiny random llama with a vocabulary, written once per run.
+    QString tinyModel() {
+        const QString path = dir_.filePath("tiny.gguf");
+        if (!QFile::exists(path)) {
+            inference::RandomModelSpec spec;
+            spec.dim = 64;
+            spec.nHeads = 4;
+            spec.nKvHeads = 2;
+            spec.ffnDim = 128;
+            spec.vocabSize = 512;
+            spec.contextLength = 512;
+            inference::writeRandomLlamaModel(spec, path.toStdString());
+        }
+        return path;
+    }
+
+    static void saveScreenshot(QWidget& window, const char* state) {
+        const QString dir = QCoreApplication::applicationDirPath() + "/screenshots";
+        QDir().mkpath(dir);
+        window.grab().save(dir + "/main_window_" + state + ".png");
+    }
+
     QTemporaryDir dir_;
     QString path_;
 };

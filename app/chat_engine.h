@@ -1,0 +1,64 @@
+#pragma once
+// The language model behind the desktop app, on a worker thread of its own: loading a GGUF,
+// rendering a conversation with the model's chat template, and streaming a reply. Everything
+// that touches the model runs on the worker; results come back as queued signals, so the UI
+// thread never waits on inference. stop() is honoured within one token.
+
+#include <QObject>
+#include <QString>
+#include <QThread>
+#include <QVariantMap>
+#include <atomic>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "inference/llm/generator.h"
+
+namespace lumen::app {
+
+struct EngineOptions {
+    int threads = 0;          // 0: the physical cores
+    int contextSize = 4096;   // at most the model's
+};
+
+class ChatEngine : public QObject {
+    Q_OBJECT
+public:
+    explicit ChatEngine(QObject* parent = nullptr);
+    // Stops a running reply and waits for the worker to finish it.
+    ~ChatEngine() override;
+
+    // Loads the model (replacing the current one) on the worker: modelLoaded or loadFailed.
+    void loadModel(const QString& path, const EngineOptions& options = {});
+    bool isLoaded() const { return loaded_; }
+    bool isBusy() const { return busy_.load(); }
+    // "stories260K.gguf (llama, 5 layers, 0.3M parameters)"
+    QString modelName() const { return modelName_; }
+    QString modelPath() const { return modelPath_; }
+
+    // Starts a reply to `messages` ([{role, content}], the newest last); returns its id, or 0
+    // when no model is loaded or a reply is running. Signals replyPiece then replyFinished.
+    int startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params);
+    void stop();
+
+signals:
+    void modelLoaded(const QString& name);
+    void loadFailed(const QString& message);
+    void replyPiece(int replyId, const QString& piece);
+    // result: "status" (complete, stopped, error), "error", "promptTokens", "generatedTokens",
+    // "ttftMs", "tokensPerSecond"
+    void replyFinished(int replyId, const QVariantMap& result);
+
+private:
+    struct State;
+    QThread thread_;
+    QObject* worker_;                // lives on thread_: the context queued calls run in
+    std::shared_ptr<State> state_;   // touched only on the worker
+    std::atomic<bool> cancel_{false};
+    std::atomic<bool> busy_{false};
+    bool loaded_ = false;
+    QString modelName_, modelPath_;
+    int nextReply_ = 1;
+};
+
+}  // namespace lumen::app
