@@ -11,28 +11,10 @@ using inference::FormatError;
 
 // The layers under `prefix` ("vision_model.encoder.layers."), `count` of them.
 std::vector<VitLayer> layerWeights(const inference::SafetensorsModel& f, const std::string& prefix, std::int64_t count, std::int64_t dim) {
+    static const VitLayerNames names{"layer_norm1", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
+                                     "layer_norm2", "mlp.fc1", "mlp.fc2", "", ""};
     std::vector<VitLayer> layers;
-    for (std::int64_t i = 0; i < count; ++i) {
-        const std::string p = prefix + std::to_string(i) + ".";
-        VitLayer l;
-        l.norm1 = weightView(f, p + "layer_norm1.weight", 0, dim);
-        l.norm1Bias = weightView(f, p + "layer_norm1.bias", 0, dim);
-        l.q = weightView(f, p + "self_attn.q_proj.weight", dim, dim * dim);
-        l.qBias = weightView(f, p + "self_attn.q_proj.bias", 0, dim);
-        l.k = weightView(f, p + "self_attn.k_proj.weight", dim, dim * dim);
-        l.kBias = weightView(f, p + "self_attn.k_proj.bias", 0, dim);
-        l.v = weightView(f, p + "self_attn.v_proj.weight", dim, dim * dim);
-        l.vBias = weightView(f, p + "self_attn.v_proj.bias", 0, dim);
-        l.out = weightView(f, p + "self_attn.out_proj.weight", dim, dim * dim);
-        l.outBias = weightView(f, p + "self_attn.out_proj.bias", 0, dim);
-        l.norm2 = weightView(f, p + "layer_norm2.weight", 0, dim);
-        l.norm2Bias = weightView(f, p + "layer_norm2.bias", 0, dim);
-        l.fc1 = weightView(f, p + "mlp.fc1.weight", dim);
-        l.fc1Bias = weightView(f, p + "mlp.fc1.bias", 0, l.fc1.rows());
-        l.fc2 = weightView(f, p + "mlp.fc2.weight", l.fc1.rows(), dim * l.fc1.rows());
-        l.fc2Bias = weightView(f, p + "mlp.fc2.bias", 0, dim);
-        layers.push_back(std::move(l));
-    }
+    for (std::int64_t i = 0; i < count; ++i) layers.push_back(loadVitLayer(f, prefix + std::to_string(i) + ".", names, dim));
     return layers;
 }
 

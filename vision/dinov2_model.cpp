@@ -153,29 +153,9 @@ std::unique_ptr<Dinov2Model> Dinov2Model::load(const std::filesystem::path& fold
     if (dim % m->shape_.heads != 0) throw FormatError(file + ": hidden size " + std::to_string(dim) + " does not split into " + std::to_string(m->shape_.heads) + " heads");
     m->shape_.eps = static_cast<float>(configNumber(config, "layer_norm_eps", 1e-6, file));
     m->shape_.act = activation(config, "hidden_act", "gelu", file);
-    for (std::int64_t i = 0; i < count; ++i) {
-        const std::string l = p + "encoder.layer." + std::to_string(i) + ".";
-        VitLayer w;
-        w.norm1 = weightView(f, l + "norm1.weight", 0, dim);
-        w.norm1Bias = weightView(f, l + "norm1.bias", 0, dim);
-        w.q = weightView(f, l + "attention.attention.query.weight", dim, dim * dim);
-        w.qBias = weightView(f, l + "attention.attention.query.bias", 0, dim);
-        w.k = weightView(f, l + "attention.attention.key.weight", dim, dim * dim);
-        w.kBias = weightView(f, l + "attention.attention.key.bias", 0, dim);
-        w.v = weightView(f, l + "attention.attention.value.weight", dim, dim * dim);
-        w.vBias = weightView(f, l + "attention.attention.value.bias", 0, dim);
-        w.out = weightView(f, l + "attention.output.dense.weight", dim, dim * dim);
-        w.outBias = weightView(f, l + "attention.output.dense.bias", 0, dim);
-        w.layerScale1 = weightView(f, l + "layer_scale1.lambda1", 0, dim);
-        w.norm2 = weightView(f, l + "norm2.weight", 0, dim);
-        w.norm2Bias = weightView(f, l + "norm2.bias", 0, dim);
-        w.fc1 = weightView(f, l + "mlp.fc1.weight", dim);
-        w.fc1Bias = weightView(f, l + "mlp.fc1.bias", 0, w.fc1.rows());
-        w.fc2 = weightView(f, l + "mlp.fc2.weight", w.fc1.rows(), dim * w.fc1.rows());
-        w.fc2Bias = weightView(f, l + "mlp.fc2.bias", 0, dim);
-        w.layerScale2 = weightView(f, l + "layer_scale2.lambda1", 0, dim);
-        m->layers_.push_back(std::move(w));
-    }
+    static const VitLayerNames names{"norm1", "attention.attention.query", "attention.attention.key", "attention.attention.value",
+                                     "attention.output.dense", "norm2", "mlp.fc1", "mlp.fc2", "layer_scale1.lambda1", "layer_scale2.lambda1"};
+    for (std::int64_t i = 0; i < count; ++i) m->layers_.push_back(loadVitLayer(f, p + "encoder.layer." + std::to_string(i) + ".", names, dim));
     m->shape_.intermediate = m->layers_.front().fc1.rows();
     const auto configPath = folder / "preprocessor_config.json";
     m->preprocess_ = std::filesystem::exists(configPath) ? PreprocessConfig::load(configPath, PreprocessConfig::dinov2()) : PreprocessConfig::dinov2();

@@ -80,6 +80,29 @@ Tensor weightView(const inference::SafetensorsModel& model, const std::string& n
     return t;
 }
 
+VitLayer loadVitLayer(const inference::SafetensorsModel& f, const std::string& p, const VitLayerNames& n, std::int64_t dim) {
+    VitLayer l;
+    l.norm1 = weightView(f, p + n.norm1 + ".weight", 0, dim);
+    l.norm1Bias = weightView(f, p + n.norm1 + ".bias", 0, dim);
+    l.q = weightView(f, p + n.q + ".weight", dim, dim * dim);
+    l.qBias = weightView(f, p + n.q + ".bias", 0, dim);
+    l.k = weightView(f, p + n.k + ".weight", dim, dim * dim);
+    l.kBias = weightView(f, p + n.k + ".bias", 0, dim);
+    l.v = weightView(f, p + n.v + ".weight", dim, dim * dim);
+    l.vBias = weightView(f, p + n.v + ".bias", 0, dim);
+    l.out = weightView(f, p + n.out + ".weight", dim, dim * dim);
+    l.outBias = weightView(f, p + n.out + ".bias", 0, dim);
+    l.norm2 = weightView(f, p + n.norm2 + ".weight", 0, dim);
+    l.norm2Bias = weightView(f, p + n.norm2 + ".bias", 0, dim);
+    l.fc1 = weightView(f, p + n.fc1 + ".weight", dim);
+    l.fc1Bias = weightView(f, p + n.fc1 + ".bias", 0, l.fc1.rows());
+    l.fc2 = weightView(f, p + n.fc2 + ".weight", l.fc1.rows(), dim * l.fc1.rows());
+    l.fc2Bias = weightView(f, p + n.fc2 + ".bias", 0, dim);
+    if (!n.layerScale1.empty()) l.layerScale1 = weightView(f, p + n.layerScale1, 0, dim);
+    if (!n.layerScale2.empty()) l.layerScale2 = weightView(f, p + n.layerScale2, 0, dim);
+    return l;
+}
+
 Tensor optionalWeight(const inference::SafetensorsModel& model, const std::string& name, std::int64_t elements) {
     if (!model.find(name)) return Tensor{name};
     return weightView(model, name, 0, elements);

@@ -64,6 +64,16 @@ private:
     std::shared_ptr<float[]> h_, q_, k_, v_, attn_, mlp_;
 };
 
+// The names one checkpoint family gives a layer's tensors (after the layer's prefix, without
+// ".weight"/".bias"); the layer scales are empty where the family has none.
+struct VitLayerNames {
+    std::string norm1, q, k, v, out, norm2, fc1, fc2, layerScale1, layerScale2;
+};
+
+// Layer `prefix` of a safetensors model ("vision_model.encoder.layers.3."), each tensor checked
+// against `dim` (the MLP width is read from fc1).
+VitLayer loadVitLayer(const inference::SafetensorsModel& model, const std::string& prefix, const VitLayerNames& names, std::int64_t dim);
+
 // Weights from a safetensors model: `name` as a tensor of rows of `rowLength` elements (0: the
 // last dimension), FormatError naming the tensor when it is missing, not F32/F16/BF16, or not
 // `elements` values (0: any).

@@ -197,49 +197,6 @@ QJsonArray toJson(const Embedding& e) {
     return a;
 }
 
-// embed --model MMPROJ.gguf: each image's projected rows (what a LLaVA LLM receives), for
-// comparing against other tools.
-int embedWithMmproj(Context& ctx, const QStringList& images, const QStringList& texts) {
-    if (!texts.isEmpty()) {
-        ctx.err << "lumen-cli: an mmproj file embeds images only; --text needs a CLIP folder\n";
-        return kUsage;
-    }
-    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
-    if (!threads) return kUsage;
-    auto backend = visionBackend(ctx, *threads);
-    if (!backend) return kUsage;
-    std::unique_ptr<vision::Mmproj> mmproj;
-    try {
-        mmproj = vision::Mmproj::load(ctx.parser.value(QStringLiteral("model")).toStdString(), *backend);
-    } catch (const std::exception& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
-    }
-    const bool json = ctx.parser.isSet(QStringLiteral("json"));
-    QJsonArray results;
-    int failures = 0;
-    for (const QString& path : images) {
-        QString error;
-        const auto img = loadImage(path, error);
-        if (!img) {
-            ctx.err << "lumen-cli: " << error << "\n";
-            ++failures;
-            continue;
-        }
-        const Embedding rows = mmproj->encode(*img);
-        if (json) {
-            results.append(QJsonObject{{"kind", "image"}, {"input", path}, {"rows", static_cast<double>(rows.size()) / static_cast<double>(mmproj->outputWidth())},
-                                       {"width", static_cast<double>(mmproj->outputWidth())}, {"embedding", toJson(rows)}});
-            continue;
-        }
-        ctx.out << "image " << path << " (" << static_cast<std::int64_t>(rows.size()) / mmproj->outputWidth() << " rows of " << mmproj->outputWidth() << "):";
-        for (float v : rows) ctx.out << " " << QString::number(v, 'g', 7);
-        ctx.out << "\n";
-    }
-    if (json) ctx.out << QJsonDocument(results).toJson(QJsonDocument::Indented);
-    return failures ? kFailed : kOk;
-}
-
 }  // namespace
 
 int cmdEmbed(Context& ctx) {
@@ -249,24 +206,46 @@ int cmdEmbed(Context& ctx) {
         ctx.err << "lumen-cli: embed needs --image FILE or --text TEXT (each repeatable): lumen-cli embed --model DIR --image cat.jpg --text \"a cat\"\n";
         return kUsage;
     }
-    if (QFileInfo(ctx.parser.value(QStringLiteral("model"))).isFile()) return embedWithMmproj(ctx, images, texts);
-    int status = kOk;
-    auto enc = openEncoder(ctx, status);
-    if (!enc) return status;
+    // The image encoder: a CLIP/DINOv2 folder, or an mmproj file (the rows a LLaVA LLM receives,
+    // for comparing against other tools).
+    std::optional<Encoder> enc;
+    std::unique_ptr<vision::Mmproj> mmproj;
+    if (QFileInfo(ctx.parser.value(QStringLiteral("model"))).isFile()) {
+        const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
+        if (!threads) return kUsage;
+        enc.emplace();
+        enc->backend = visionBackend(ctx, *threads);
+        if (!enc->backend) return kUsage;
+        try {
+            mmproj = vision::Mmproj::load(ctx.parser.value(QStringLiteral("model")).toStdString(), *enc->backend);
+        } catch (const std::exception& e) {
+            ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+            return kFailed;
+        }
+    } else {
+        int status = kOk;
+        enc = openEncoder(ctx, status);
+        if (!enc) return status;
+    }
     if (!texts.isEmpty() && (!enc->clip() || !enc->clip()->hasText())) {
-        ctx.err << "lumen-cli: --text needs a CLIP model with its text encoder; " << QString::fromStdString(enc->model->description()) << " has none\n";
+        ctx.err << "lumen-cli: --text needs a CLIP model with its text encoder; "
+                << (mmproj ? QStringLiteral("an mmproj file embeds images only") : QString::fromStdString(enc->model->description()) + " has none") << "\n";
         return kUsage;
     }
     const bool json = ctx.parser.isSet(QStringLiteral("json")), normalize = ctx.parser.isSet(QStringLiteral("normalize"));
     QJsonArray results;
     int failures = 0;
     const auto report = [&](const char* kind, const QString& input, Embedding e) {
-        if (normalize) vision::normalize(e);
+        const std::int64_t width = mmproj ? mmproj->outputWidth() : static_cast<std::int64_t>(e.size());
+        const std::int64_t rows = static_cast<std::int64_t>(e.size()) / width;
+        if (normalize && !mmproj) vision::normalize(e);
         if (json) {
-            results.append(QJsonObject{{"kind", kind}, {"input", input}, {"embedding", toJson(e)}});
+            QJsonObject o{{"kind", kind}, {"input", input}, {"embedding", toJson(e)}};
+            if (mmproj) o["rows"] = static_cast<double>(rows), o["width"] = static_cast<double>(width);
+            results.append(o);
             return;
         }
-        ctx.out << kind << " " << input << " (" << e.size() << " values):";
+        ctx.out << kind << " " << input << " (" << (mmproj ? QStringLiteral("%1 rows of %2").arg(rows).arg(width) : QStringLiteral("%1 values").arg(e.size())) << "):";
         for (float v : e) ctx.out << " " << QString::number(v, 'g', 7);
         ctx.out << "\n";
     };
@@ -278,7 +257,7 @@ int cmdEmbed(Context& ctx) {
             ++failures;
             continue;
         }
-        report("image", path, enc->model->embedImage(*img));
+        report("image", path, mmproj ? mmproj->encode(*img) : enc->model->embedImage(*img));
     }
     for (const QString& text : texts) {
         try {
