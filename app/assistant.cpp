@@ -54,20 +54,21 @@ QString Assistant::titleFromMessage(const QString& text, int maxLength) {
 
 void Assistant::loadModel(const QString& path) { engine_->loadModel(path); }
 
-std::int64_t Assistant::submitUserMessage(std::int64_t chatId, const QString& text) {
-    if (text.trimmed().isEmpty()) return 0;
+std::int64_t Assistant::submitUserMessage(std::int64_t chatId, const QString& text, const std::vector<std::string>& images) {
+    if (text.trimmed().isEmpty() && images.empty()) return 0;
     if (writer_) {
         emit errorOccurred(tr("A reply is still being written; stop it first."));
         return 0;
     }
     try {
         if (chatId == 0) {
-            chatId = library_.chats().createChat(titleFromMessage(text).toStdString()).id;
+            chatId = library_.chats().createChat((text.trimmed().isEmpty() ? tr("Image") : titleFromMessage(text)).toStdString()).id;
             emit chatCreated(chatId);
         }
         storage::NewMessage message;
         message.role = storage::Role::User;
         message.content = text.toStdString();
+        message.images = images;
         const std::int64_t messageId = library_.chats().addMessage(chatId, message);
         emit messageStored(chatId, messageId);
         if (engine_->isLoaded()) startReply(chatId);
@@ -96,14 +97,21 @@ bool Assistant::regenerate(std::int64_t chatId) {
 
 bool Assistant::startReply(std::int64_t chatId) {
     nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
+    std::map<std::string, QByteArray> images;
     for (const auto& m : library_.chats().messages(chatId)) {
         if (m.status == storage::MessageStatus::Error) continue;
-        conversation.push_back({{"role", std::string(storage::toString(m.role))}, {"content", m.content}});
+        nlohmann::ordered_json message{{"role", std::string(storage::toString(m.role))}, {"content", m.content}};
+        if (!m.images.empty() && engine_->hasImageProjector()) {
+            message["images"] = m.images;
+            for (const auto& sha : m.images)
+                if (const auto bytes = library_.images().bytes(sha)) images[sha] = QByteArray(reinterpret_cast<const char*>(bytes->data()), static_cast<qsizetype>(bytes->size()));
+        }
+        conversation.push_back(message);
     }
     writer_ = std::make_unique<storage::StreamingMessageWriter>(library_.chats(), chatId, engine_->modelName().toStdString(),
                                                                 std::chrono::milliseconds(250));
     replyChat_ = chatId;
-    replyId_ = engine_->startReply(conversation, params_);
+    replyId_ = engine_->startReply(conversation, params_, images);
     if (replyId_ == 0) {
         writer_->finish(storage::MessageStatus::Error, {}, "the model is busy or not loaded");
         writer_.reset();

@@ -23,7 +23,8 @@ public:
     // Stores the user's message in the chat (creating a chat titled after the message when
     // chatId is 0) and returns the chat id, or 0 when nothing was stored (empty text, error).
     // With a model loaded, the reply starts.
-    std::int64_t submitUserMessage(std::int64_t chatId, const QString& text);
+    // `images`: SHA-256s already in the image store, attached to the message.
+    std::int64_t submitUserMessage(std::int64_t chatId, const QString& text, const std::vector<std::string>& images = {});
     // Replaces the chat's last reply with a new one (the messages after the last user message
     // are removed). False when there is nothing to regenerate or a reply is running.
     bool regenerate(std::int64_t chatId);

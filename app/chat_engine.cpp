@@ -7,7 +7,11 @@
 #include "inference/core/backend.h"
 #include "inference/llm/chat_template.h"
 #include "inference/llm/llama_model.h"
+#include "inference/llm/multimodal.h"
 #include "inference/llm/tokenizer.h"
+#include "vision/embedding_cache.h"
+#include "vision/image_decode.h"
+#include "vision/mmproj.h"
 
 namespace lumen::app {
 
@@ -19,9 +23,13 @@ struct ChatEngine::State {
     std::optional<inference::ChatTemplate> chatTemplate;
     std::unique_ptr<inference::LlamaSession> session;
     std::unique_ptr<inference::Generator> generator;
+    std::unique_ptr<vision::Mmproj> mmproj;
+    std::string mmprojKey;
+    vision::EmbeddingCache imageRows;
 
     // Users before what they use: the generator, the session, the model, the backend last.
     void reset() {
+        mmproj.reset();
         generator.reset();
         session.reset();
         chatTemplate.reset();
@@ -50,6 +58,7 @@ ChatEngine::~ChatEngine() {
 void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     cancel_.store(true);  // a running reply ends first (queued calls run in order)
     loaded_ = false;
+    projectorLoaded_ = false;
     QMetaObject::invokeMethod(worker_, [this, path, options, state = state_] {
         try {
             state->reset();
@@ -87,24 +96,89 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     });
 }
 
-int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params) {
+void ChatEngine::loadImageProjector(const QString& path) {
+    projectorLoaded_ = false;
+    QMetaObject::invokeMethod(worker_, [this, path, state = state_] {
+        try {
+            if (!state->model) throw inference::FormatError("load a language model first");
+            auto mmproj = vision::Mmproj::load(path.toStdString(), *state->backend);
+            mmproj->checkFits(state->model->config().dim, state->file->displayName());
+            state->mmproj = std::move(mmproj);
+            state->mmprojKey = path.toStdString();
+            // LLaVA's own turns for an LLM that brings no template.
+            if (!inference::ChatTemplate::fromGguf(*state->file)) state->chatTemplate = inference::ChatTemplate::builtin("llava");
+            const QString description = QString::fromStdString(state->mmproj->description());
+            QMetaObject::invokeMethod(this, [this, path, description] {
+                projectorLoaded_ = true;
+                projectorPath_ = path;
+                emit imageProjectorLoaded(description);
+            });
+        } catch (const std::exception& e) {
+            const QString message = tr("%1 could not be loaded: %2").arg(QFileInfo(path).fileName(), QString::fromUtf8(e.what()));
+            QMetaObject::invokeMethod(this, [this, message] { emit loadFailed(message); });
+        }
+    });
+}
+
+int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params, const std::map<std::string, QByteArray>& images) {
     if (!loaded_ || busy_.load()) return 0;
     const int id = nextReply_++;
     busy_.store(true);
     cancel_.store(false);
-    QMetaObject::invokeMethod(worker_, [this, id, messages, params, state = state_] {
+    QMetaObject::invokeMethod(worker_, [this, id, messages, params, images, state = state_] {
         QVariantMap result;
         try {
             if (!state->generator) throw std::runtime_error("no model is loaded");
             const auto& vocab = state->tokenizer->vocabulary();
-            const std::string prompt = state->chatTemplate->apply(messages, true, &vocab);
+            // Images: their projected rows (cached by content), an image part in their message.
+            nlohmann::ordered_json conversation = nlohmann::ordered_json::array(), plain = nlohmann::ordered_json::array();
+            std::vector<std::vector<inference::TokenId>> placeholders;
+            std::vector<std::shared_ptr<const std::vector<float>>> keep;
+            inference::EmbeddingRows rows;
+            for (const auto& m : messages) {
+                nlohmann::ordered_json parts = nlohmann::ordered_json::array();
+                std::string markers;
+                if (state->mmproj && m.contains("images"))
+                    for (const auto& sha : m["images"]) {
+                        const std::string key = sha.get<std::string>();
+                        auto encoded = state->imageRows.find(state->mmprojKey, key);
+                        if (!encoded) {
+                            const QByteArray& bytes = images.at(key);
+                            state->imageRows.insert(state->mmprojKey, key,
+                                                    state->mmproj->encode(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(bytes.constData()),
+                                                                                               static_cast<std::size_t>(bytes.size())})));
+                            encoded = state->imageRows.find(state->mmprojKey, key);
+                        }
+                        const std::int64_t width = state->mmproj->outputWidth(), n = static_cast<std::int64_t>(encoded->size()) / width;
+                        std::uint64_t h = 1469598103934665603ull;
+                        for (char c : key) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+                        placeholders.push_back(inference::imagePlaceholders(h, n));
+                        for (std::int64_t r = 0; r < n; ++r) rows[placeholders.back()[static_cast<std::size_t>(r)]] = encoded->data() + r * width;
+                        keep.push_back(encoded);
+                        parts.push_back({{"type", "image"}});
+                        markers += std::string(inference::kImageMarker) + "\n";
+                    }
+                if (parts.empty()) {
+                    conversation.push_back({{"role", m["role"]}, {"content", m["content"]}});
+                } else {
+                    parts.push_back({{"type", "text"}, {"text", "\n" + m["content"].get<std::string>()}});
+                    conversation.push_back({{"role", m["role"]}, {"content", parts}});
+                }
+                plain.push_back({{"role", m["role"]}, {"content", markers + m["content"].get<std::string>()}});
+            }
+            const inference::ChatTemplate& tpl = *state->chatTemplate;
+            std::string prompt = tpl.apply(conversation, true, &vocab);
+            std::size_t found = 0;
+            for (std::size_t at = prompt.find(inference::kImageMarker); at != std::string::npos; at = prompt.find(inference::kImageMarker, at + 1)) ++found;
+            if (found != placeholders.size()) prompt = tpl.apply(plain, true, &vocab);  // a text-only template
             const std::string bos = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
             const bool templateHasBos = !bos.empty() && prompt.rfind(bos, 0) == 0;
-            const auto tokens = state->tokenizer->encode(prompt, !templateHasBos, true);
+            const auto tokens = placeholders.empty() ? state->tokenizer->encode(prompt, !templateHasBos, true)
+                                                     : inference::spliceImages(*state->tokenizer, prompt, placeholders, !templateHasBos);
             const auto r = state->generator->generate(tokens, params, [this, id](std::string_view piece) {
                 emit replyPiece(id, QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size())));
                 return true;
-            }, &cancel_);
+            }, &cancel_, {}, rows.empty() ? nullptr : &rows);
             result["status"] = r.stopReason == inference::StopReason::Cancelled ? QStringLiteral("stopped") : QStringLiteral("complete");
             result["promptTokens"] = r.promptTokens;
             result["generatedTokens"] = static_cast<int>(r.tokens.size());

@@ -9,6 +9,7 @@
 #include <QThread>
 #include <QVariantMap>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -36,13 +37,23 @@ public:
     QString modelName() const { return modelName_; }
     QString modelPath() const { return modelPath_; }
 
-    // Starts a reply to `messages` ([{role, content}], the newest last); returns its id, or 0
-    // when no model is loaded or a reply is running. Signals replyPiece then replyFinished.
-    int startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params);
+    // Loads an image projector (llama.cpp mmproj GGUF) for the loaded LLM: imageProjectorLoaded
+    // or loadFailed (also when it does not fit the LLM).
+    void loadImageProjector(const QString& path);
+    bool hasImageProjector() const { return projectorLoaded_; }
+    QString imageProjectorPath() const { return projectorPath_; }
+
+    // Starts a reply to `messages` ([{role, content, images?: [sha256...]}], the newest last);
+    // `images` holds the bytes of every image they name. Images reach the model through the image
+    // projector (without one they are left out). Returns the reply's id, or 0 when no model is
+    // loaded or a reply is running. Signals replyPiece then replyFinished.
+    int startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params,
+                   const std::map<std::string, QByteArray>& images = {});
     void stop();
 
 signals:
     void modelLoaded(const QString& name);
+    void imageProjectorLoaded(const QString& description);
     void loadFailed(const QString& message);
     void replyPiece(int replyId, const QString& piece);
     // result: "status" (complete, stopped, error), "error", "promptTokens", "generatedTokens",
@@ -57,7 +68,8 @@ private:
     std::atomic<bool> cancel_{false};
     std::atomic<bool> busy_{false};
     bool loaded_ = false;
-    QString modelName_, modelPath_;
+    bool projectorLoaded_ = false;
+    QString modelName_, modelPath_, projectorPath_;
     int nextReply_ = 1;
 };
 

@@ -1,6 +1,9 @@
 #include "ui/composer.h"
 
+#include <QBuffer>
+#include <QImage>
 #include <QKeyEvent>
+#include <QMimeData>
 
 namespace lumen::ui {
 
@@ -25,6 +28,30 @@ void Composer::keyPressEvent(QKeyEvent* event) {
         return;
     }
     QPlainTextEdit::keyPressEvent(event);
+}
+
+bool Composer::canInsertFromMimeData(const QMimeData* source) const {
+    return source->hasImage() || source->hasUrls() || QPlainTextEdit::canInsertFromMimeData(source);
+}
+
+void Composer::insertFromMimeData(const QMimeData* source) {
+    QStringList paths;
+    QList<QByteArray> bytes;
+    for (const QUrl& url : source->urls())
+        if (url.isLocalFile()) paths << url.toLocalFile();
+    if (paths.isEmpty() && source->hasImage()) {
+        // A pasted bitmap: stored as PNG.
+        QByteArray png;
+        QBuffer buffer(&png);
+        buffer.open(QIODevice::WriteOnly);
+        qvariant_cast<QImage>(source->imageData()).save(&buffer, "PNG");
+        if (!png.isEmpty()) bytes << png;
+    }
+    if (!paths.isEmpty() || !bytes.isEmpty()) {
+        emit imagesDropped(paths, bytes);
+        return;
+    }
+    QPlainTextEdit::insertFromMimeData(source);
 }
 
 }  // namespace lumen::ui

@@ -1,5 +1,6 @@
 #pragma once
-// Where the user writes: multi-line; Enter sends, Shift+Enter starts a new line.
+// Where the user writes: multi-line; Enter sends, Shift+Enter starts a new line. Image files
+// dropped on it and images pasted into it are handed on (imagesDropped), not inserted as text.
 
 #include <QPlainTextEdit>
 
@@ -12,9 +13,14 @@ public:
 
 signals:
     void submitRequested();
+    // Each entry: a file path (dropped or pasted files) or, for image data, the encoded bytes
+    // with an empty path.
+    void imagesDropped(const QStringList& paths, const QList<QByteArray>& data);
 
 protected:
     void keyPressEvent(QKeyEvent* event) override;
+    bool canInsertFromMimeData(const QMimeData* source) const override;
+    void insertFromMimeData(const QMimeData* source) override;
 };
 
 }  // namespace lumen::ui

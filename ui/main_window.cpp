@@ -3,6 +3,8 @@
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
+#include <QDialog>
+#include <QToolButton>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QHBoxLayout>
@@ -23,6 +25,8 @@
 
 #include "app/assistant.h"
 #include "app/chat_list_model.h"
+#include "app/image_import.h"
+#include "app/vision_service.h"
 #include "app/message_list_model.h"
 #include "storage/chat_export.h"
 #include "ui/composer.h"
@@ -33,6 +37,7 @@ namespace {
 
 constexpr const char* kGeometryKey = "ui.main_window.geometry";
 constexpr const char* kLastChatKey = "ui.main_window.last_chat";
+constexpr const char* kProjectorKey = "model.mmproj.path";
 
 }  // namespace
 
@@ -41,7 +46,8 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
       library_(library),
       assistant_(new app::Assistant(library, this)),
       chatList_(new app::ChatListModel(library.chats(), this)),
-      messages_(new app::MessageListModel(library.chats(), this)) {
+      messages_(new app::MessageListModel(library.chats(), this)),
+      vision_(new app::VisionService(library, this)) {
     setObjectName(QStringLiteral("mainWindow"));
     setWindowTitle(QStringLiteral("Lumen"));
     buildActions();
@@ -66,6 +72,29 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         modelLabel_->setText(name);
         statusBar()->showMessage(tr("Model loaded: %1").arg(name), 5000);
         updateActions();
+    });
+    connect(&assistant_->engine(), &app::ChatEngine::imageProjectorLoaded, this, [this](const QString& description) {
+        statusBar()->showMessage(tr("Image projector loaded: %1").arg(description), 5000);
+        try {
+            library_.settings().set(kProjectorKey, assistant_->engine().imageProjectorPath().toStdString());
+        } catch (const storage::Error&) {
+        }
+    });
+    connect(vision_, &app::VisionService::clipLoaded, this, [this](const QString& description) {
+        statusBar()->showMessage(tr("CLIP loaded: %1").arg(description), 5000);
+    });
+    connect(vision_, &app::VisionService::failed, this, &MainWindow::showError);
+    connect(vision_, &app::VisionService::classified, this, [this](qint64 chatId, qint64 messageId) {
+        if (chatId == currentChatId()) messages_->appendStored(messageId);
+        chatList_->reload();
+    });
+    connect(assistant_, &app::Assistant::modelLoaded, this, [this] {
+        // The projector of the last session goes with its LLM.
+        try {
+            if (const auto path = library_.settings().get(kProjectorKey); path && QFileInfo::exists(QString::fromStdString(*path)))
+                assistant_->engine().loadImageProjector(QString::fromStdString(*path));
+        } catch (const storage::Error&) {
+        }
     });
     connect(&assistant_->engine(), &app::ChatEngine::loadFailed, this, [this] {
         modelLabel_->setText(tr("No model loaded"));
@@ -92,6 +121,8 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
             modelLabel_->setText(tr("Loading %1…").arg(QFileInfo(QString::fromStdString(*path)).fileName()));
             assistant_->loadModel(QString::fromStdString(*path));
         }
+        if (const auto clip = library_.settings().get(app::VisionService::kClipPathKey); clip && QFileInfo::exists(QString::fromStdString(*clip)))
+            vision_->loadClip(QString::fromStdString(*clip));
     } catch (const storage::Error& e) {
         showError(QString::fromUtf8(e.what()));
     }
@@ -124,6 +155,14 @@ void MainWindow::buildActions() {
     });
     openModelAction->setObjectName(QStringLiteral("openModelAction"));
     openModelAction->setShortcut(QKeySequence::Open);
+    fileMenu->addAction(tr("Open Image &Projector…"), this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open Image Projector (mmproj)"), {}, tr("mmproj GGUF (*.gguf)"));
+        if (!path.isEmpty()) openImageProjector(path);
+    });
+    fileMenu->addAction(tr("Open &CLIP Folder…"), this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, tr("Open CLIP Folder"));
+        if (!dir.isEmpty()) openClipFolder(dir);
+    });
     fileMenu->addSeparator();
     QAction* quit = fileMenu->addAction(tr("&Quit"), this, &QWidget::close);
     quit->setShortcut(QKeySequence::Quit);
@@ -200,10 +239,22 @@ void MainWindow::buildLayout() {
     titleFont.setPointSizeF(titleFont.pointSizeF() * 1.25);
     titleFont.setBold(true);
     chatTitle_->setFont(titleFont);
-    transcript_ = new TranscriptView(*messages_);
+    transcript_ = new TranscriptView(*messages_, [this](const QString& sha) {
+        try {
+            if (const auto bytes = library_.images().thumbnail(sha.toStdString()))
+                return QByteArray(reinterpret_cast<const char*>(bytes->data()), static_cast<qsizetype>(bytes->size()));
+        } catch (const storage::Error&) {
+        }
+        return QByteArray();
+    });
+    connect(transcript_, &TranscriptView::imageAction, this, &MainWindow::onImageAction);
     composer_ = new Composer;
     composer_->setMaximumHeight(140);
     connect(composer_, &Composer::submitRequested, this, &MainWindow::sendMessage);
+    connect(composer_, &Composer::imagesDropped, this, [this](const QStringList& paths, const QList<QByteArray>& blobs) {
+        for (const QString& p : paths) attachImage(app::importImageFile(library_, p));
+        for (const QByteArray& d : blobs) attachImage(app::importImage(library_, d, tr("pasted image")));
+    });
     sendButton_ = new QPushButton(tr("Send"));
     sendButton_->setObjectName(QStringLiteral("sendButton"));
     sendButton_->setDefault(true);
@@ -217,6 +268,19 @@ void MainWindow::buildLayout() {
     buttons->addStretch(1);
     buttons->addWidget(stopButton_);
     buttons->addWidget(sendButton_);
+    auto* attachButton = new QPushButton(QIcon::fromTheme(QStringLiteral("mail-attachment")), tr("Attach…"));
+    attachButton->setObjectName(QStringLiteral("attachButton"));
+    attachButton->setToolTip(tr("Attach images (or drop or paste them into the message)"));
+    connect(attachButton, &QPushButton::clicked, this, [this] {
+        const QStringList files = QFileDialog::getOpenFileNames(this, tr("Attach Images"), {}, tr("Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"));
+        for (const QString& f : files) attachImage(app::importImageFile(library_, f));
+    });
+    buttons->insertWidget(1, attachButton);
+    attachmentBar_ = new QWidget;
+    attachmentBar_->setObjectName(QStringLiteral("attachmentBar"));
+    new QHBoxLayout(attachmentBar_);
+    attachmentBar_->layout()->setContentsMargins(0, 0, 0, 0);
+    attachmentBar_->hide();
     auto* composerRow = new QHBoxLayout;
     composerRow->addWidget(composer_, 1);
     composerRow->addLayout(buttons);
@@ -240,6 +304,7 @@ void MainWindow::buildLayout() {
     rightLayout->addWidget(chatTitle_);
     rightLayout->addWidget(transcript_, 1);
     rightLayout->addWidget(noModelBar_);
+    rightLayout->addWidget(attachmentBar_);
     rightLayout->addLayout(composerRow);
 
     auto* splitter = new QSplitter;
@@ -323,11 +388,13 @@ void MainWindow::deleteCurrentChat() {
 
 void MainWindow::sendMessage() {
     const QString text = composer_->toPlainText();
-    if (text.trimmed().isEmpty()) return;
+    if (text.trimmed().isEmpty() && attachments_.empty()) return;
     const std::int64_t before = currentChatId();
-    const std::int64_t chatId = assistant_->submitUserMessage(before, text);
+    const std::int64_t chatId = assistant_->submitUserMessage(before, text, attachments_);
     if (chatId == 0) return;  // the error was shown
     composer_->clear();
+    attachments_.clear();
+    rebuildAttachmentBar();
     search_->clear();
     chatList_->reload();  // the chat moved to the top (or is new)
     if (chatId != before) {
@@ -391,7 +458,7 @@ void MainWindow::updateActions() {
     exportMarkdownAction_->setEnabled(haveChat);
     exportJsonAction_->setEnabled(haveChat);
     const bool replying = assistant_->isReplying();
-    sendButton_->setEnabled(!replying && !composer_->toPlainText().trimmed().isEmpty());
+    sendButton_->setEnabled(!replying && (!composer_->toPlainText().trimmed().isEmpty() || !attachments_.empty()));
     stopButton_->setVisible(replying);
     stopAction_->setEnabled(replying);
     regenerateAction_->setEnabled(haveChat && !replying && assistant_->engine().isLoaded());
@@ -416,6 +483,131 @@ void MainWindow::closeEvent(QCloseEvent* event) {
         // Losing the window size is not worth keeping the user from quitting.
     }
     event->accept();
+}
+
+void MainWindow::attachImage(const app::ImportedImage& image) {
+    if (!image.error.isEmpty()) {
+        showError(image.error);
+        return;
+    }
+    if (std::find(attachments_.begin(), attachments_.end(), image.sha256) == attachments_.end()) attachments_.push_back(image.sha256);
+    rebuildAttachmentBar();
+    updateActions();
+}
+
+void MainWindow::rebuildAttachmentBar() {
+    auto* layout = static_cast<QHBoxLayout*>(attachmentBar_->layout());
+    while (QLayoutItem* item = layout->takeAt(0)) {
+        delete item->widget();
+        delete item;
+    }
+    for (const std::string& sha : attachments_) {
+        auto* chip = new QToolButton;
+        chip->setObjectName(QStringLiteral("attachment"));
+        QPixmap thumb;
+        try {
+            if (const auto bytes = library_.images().thumbnail(sha)) thumb.loadFromData(bytes->data(), static_cast<uint>(bytes->size()));
+        } catch (const storage::Error&) {
+        }
+        chip->setIcon(QIcon(thumb));
+        chip->setIconSize(QSize(48, 48));
+        chip->setToolTip(tr("Click to remove this image from the message"));
+        connect(chip, &QToolButton::clicked, this, [this, sha] {
+            attachments_.erase(std::remove(attachments_.begin(), attachments_.end(), sha), attachments_.end());
+            rebuildAttachmentBar();
+            updateActions();
+        });
+        layout->addWidget(chip);
+    }
+    layout->addStretch(1);
+    attachmentBar_->setVisible(!attachments_.empty());
+}
+
+void MainWindow::onImageAction(const QString& action, const QString& sha) {
+    if (action == QLatin1String("open")) {
+        std::optional<storage::Bytes> bytes;
+        try {
+            bytes = library_.images().bytes(sha.toStdString());
+        } catch (const storage::Error& e) {
+            showError(QString::fromUtf8(e.what()));
+            return;
+        }
+        QPixmap full;
+        if (!bytes || !full.loadFromData(bytes->data(), static_cast<uint>(bytes->size()))) {
+            showError(tr("This image cannot be shown."));
+            return;
+        }
+        QDialog viewer(this);
+        viewer.setWindowTitle(tr("Image"));
+        auto* label = new QLabel;
+        label->setPixmap(full.scaled(QSize(1200, 900).boundedTo(full.size()), Qt::KeepAspectRatio, Qt::SmoothTransformation));
+        (new QVBoxLayout(&viewer))->addWidget(label);
+        viewer.exec();
+    } else if (action == QLatin1String("ask")) {
+        attachments_ = {sha.toStdString()};
+        rebuildAttachmentBar();
+        updateActions();
+        composer_->setFocus();
+        statusBar()->showMessage(tr("Ask a question about the image and press Enter."), 5000);
+    } else if (action == QLatin1String("describe")) {
+        if (!assistant_->engine().hasImageProjector()) {
+            showError(tr("Describing images needs an image projector: File ▸ Open Image Projector… (an mmproj GGUF made for the loaded model)."));
+            return;
+        }
+        assistant_->submitUserMessage(currentChatId(), tr("Describe this image."), {sha.toStdString()});
+        messages_->reload();
+    } else if (action == QLatin1String("classify")) {
+        classifyImage(sha);
+    }
+}
+
+void MainWindow::openImageProjector(const QString& path) {
+    if (!assistant_->engine().isLoaded()) {
+        showError(tr("Open the language model first: the image projector must fit it."));
+        return;
+    }
+    assistant_->engine().loadImageProjector(path);
+}
+
+void MainWindow::openClipFolder(const QString& folder) { vision_->loadClip(folder); }
+
+void MainWindow::classifyImage(const QString& sha) {
+    if (!vision_->isLoaded()) {
+        showError(tr("Classifying needs a CLIP model: File ▸ Open CLIP Folder… (for example openai/clip-vit-base-patch32)."));
+        return;
+    }
+    std::vector<storage::LabelSetSummary> sets;
+    try {
+        sets = library_.labelSets().list();
+    } catch (const storage::Error& e) {
+        showError(QString::fromUtf8(e.what()));
+        return;
+    }
+    std::int64_t setId = 0;
+    QStringList names;
+    for (const auto& s : sets) names << QString::fromStdString(s.name);
+    const QString newSet = tr("New label set…");
+    names << newSet;
+    bool ok = false;
+    const QString choice = sets.empty() ? newSet : QInputDialog::getItem(this, tr("Classify"), tr("Label set:"), names, 0, false, &ok);
+    if (!sets.empty() && !ok) return;
+    if (choice == newSet) {
+        const QString labels = QInputDialog::getText(this, tr("New Label Set"), tr("Labels, separated by commas:"), QLineEdit::Normal, {}, &ok);
+        if (!ok || labels.trimmed().isEmpty()) return;
+        std::vector<std::string> list;
+        for (const QString& l : labels.split(QLatin1Char(','), Qt::SkipEmptyParts))
+            if (!l.trimmed().isEmpty()) list.push_back(l.trimmed().toStdString());
+        try {
+            setId = library_.labelSets().create(tr("Labels %1").arg(sets.size() + 1).toStdString(), storage::ClassifyMode::ZeroShot, {}, list);
+        } catch (const storage::Error& e) {
+            showError(QString::fromUtf8(e.what()));
+            return;
+        }
+    } else {
+        setId = sets[static_cast<std::size_t>(names.indexOf(choice))].id;
+    }
+    const std::int64_t chatId = currentChatId();
+    if (chatId != 0) vision_->classify(chatId, sha.toStdString(), setId);
 }
 
 }  // namespace lumen::ui

@@ -12,9 +12,11 @@ class QListView;
 class QPushButton;
 
 namespace lumen::app {
+struct ImportedImage;
 class Assistant;
 class ChatListModel;
 class MessageListModel;
+class VisionService;
 }  // namespace lumen::app
 
 namespace lumen::ui {
@@ -34,6 +36,7 @@ public:
 
     app::ChatListModel& chatListModel() { return *chatList_; }
     app::Assistant& assistant() { return *assistant_; }
+    app::VisionService& vision() { return *vision_; }
     app::MessageListModel& messageListModel() { return *messages_; }
 
 public slots:
@@ -45,6 +48,9 @@ public slots:
     void importChat();
     // Loads an LLM GGUF on the engine's thread (the status bar says when it is ready).
     void openModel(const QString& path);
+    // The image projector (mmproj GGUF) for the loaded model, and the CLIP folder for Classify.
+    void openImageProjector(const QString& path);
+    void openClipFolder(const QString& folder);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -55,11 +61,16 @@ private:
     void showChat(std::int64_t chatId);
     void showError(const QString& message);
     void updateActions();
+    void attachImage(const app::ImportedImage& image);
+    void rebuildAttachmentBar();
+    void onImageAction(const QString& action, const QString& sha256);
+    void classifyImage(const QString& sha256);
 
     app::Library& library_;
     app::Assistant* assistant_;
     app::ChatListModel* chatList_;
     app::MessageListModel* messages_;
+    app::VisionService* vision_;
 
     QLineEdit* search_ = nullptr;
     QListView* chatView_ = nullptr;
@@ -69,6 +80,8 @@ private:
     QPushButton* sendButton_ = nullptr;
     QPushButton* stopButton_ = nullptr;
     QWidget* noModelBar_ = nullptr;
+    QWidget* attachmentBar_ = nullptr;
+    std::vector<std::string> attachments_;  // images for the next message (SHA-256)
     QLabel* modelLabel_ = nullptr;
 
     QAction* newChatAction_ = nullptr;

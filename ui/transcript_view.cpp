@@ -1,7 +1,9 @@
 #include "ui/transcript_view.h"
 
 #include <QDateTime>
+#include <QImage>
 #include <QScrollBar>
+#include <QTextDocument>
 
 #include "app/message_list_model.h"
 
@@ -22,10 +24,18 @@ QString escapeMultiline(const QString& text) {
 
 }  // namespace
 
-TranscriptView::TranscriptView(app::MessageListModel& model, QWidget* parent)
-    : QTextBrowser(parent), model_(model) {
+TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thumbnails, QWidget* parent)
+    : QTextBrowser(parent), model_(model), thumbnails_(std::move(thumbnails)) {
     setObjectName(QStringLiteral("transcript"));
     setOpenExternalLinks(false);
+    setOpenLinks(false);
+    connect(this, &QTextBrowser::anchorClicked, this, [this](const QUrl& url) {
+        // lumen-image:ACTION/SHA
+        if (url.scheme() != QLatin1String("lumen-image")) return;
+        const QString path = url.path();
+        const int slash = path.indexOf(QLatin1Char('/'));
+        if (slash > 0) emit imageAction(path.left(slash), path.mid(slash + 1));
+    });
     setPlaceholderText(tr("No messages yet. Write one below."));
     connect(&model_, &QAbstractItemModel::modelReset, this, &TranscriptView::refresh);
     connect(&model_, &QAbstractItemModel::rowsInserted, this, &TranscriptView::refresh);
@@ -42,7 +52,14 @@ QString TranscriptView::renderHtml() const {
         const QString when = i.data(app::MessageListModel::CreatedAtRole).toDateTime().toString(QStringLiteral("hh:mm"));
         html += QStringLiteral("<div style='margin-bottom:12px'><p><b>%1</b> <span style='color:gray'>%2</span></p>")
                     .arg(roleHeading(role), when);
-        html += QStringLiteral("<p>%1</p>").arg(escapeMultiline(i.data(app::MessageListModel::ContentRole).toString()));
+        for (const QString& sha : i.data(app::MessageListModel::ImagesRole).toStringList()) {
+            html += QStringLiteral("<p><a href='lumen-image:open/%1'><img src='lumen-thumb:%1' height='128'/></a><br/>"
+                                   "<small><a href='lumen-image:describe/%1'>%2</a> · <a href='lumen-image:classify/%1'>%3</a> · "
+                                   "<a href='lumen-image:ask/%1'>%4</a></small></p>")
+                        .arg(sha, tr("Describe"), tr("Classify"), tr("Ask"));
+        }
+        const QString content = i.data(app::MessageListModel::ContentRole).toString();
+        if (!content.isEmpty()) html += QStringLiteral("<p>%1</p>").arg(escapeMultiline(content));
         const QString footer = i.data(app::MessageListModel::FooterRole).toString();
         if (!footer.isEmpty())
             html += QStringLiteral("<p style='color:gray'><small>%1</small></p>").arg(footer.toHtmlEscaped());
@@ -54,6 +71,15 @@ QString TranscriptView::renderHtml() const {
 void TranscriptView::refresh() {
     setHtml(renderHtml());
     verticalScrollBar()->setValue(verticalScrollBar()->maximum());
+}
+
+QVariant TranscriptView::loadResource(int type, const QUrl& name) {
+    if (type == QTextDocument::ImageResource && name.scheme() == QLatin1String("lumen-thumb") && thumbnails_) {
+        QImage image;
+        image.loadFromData(thumbnails_(name.path()));
+        return image;
+    }
+    return QTextBrowser::loadResource(type, name);
 }
 
 }  // namespace lumen::ui

@@ -1,7 +1,9 @@
 #pragma once
-// The transcript of the current chat, rendered from a MessageListModel.
+// The transcript of the current chat, rendered from a MessageListModel: each message with its
+// images as thumbnails (click: full size) and, under each image, Describe · Classify · Ask.
 
 #include <QTextBrowser>
+#include <functional>
 
 namespace lumen::app {
 class MessageListModel;
@@ -12,14 +14,24 @@ namespace lumen::ui {
 class TranscriptView : public QTextBrowser {
     Q_OBJECT
 public:
-    explicit TranscriptView(app::MessageListModel& model, QWidget* parent = nullptr);
+    // thumbnail(sha256) gives the stored PNG thumbnail of an image (empty when there is none).
+    using ThumbnailSource = std::function<QByteArray(const QString& sha256)>;
+    explicit TranscriptView(app::MessageListModel& model, ThumbnailSource thumbnails = {}, QWidget* parent = nullptr);
 
     // The transcript as HTML (what the view shows), for tests and copying.
     QString renderHtml() const;
 
+signals:
+    // action: "open", "describe", "classify" or "ask".
+    void imageAction(const QString& action, const QString& sha256);
+
+protected:
+    QVariant loadResource(int type, const QUrl& name) override;
+
 private:
     void refresh();
     app::MessageListModel& model_;
+    ThumbnailSource thumbnails_;
 };
 
 }  // namespace lumen::ui

@@ -2,6 +2,10 @@
 
 #include <QAbstractItemView>
 #include <QAction>
+#include <QApplication>
+#include <QDropEvent>
+#include <QMimeData>
+#include <QToolButton>
 #include <QElapsedTimer>
 #include <QLabel>
 #include <QSignalSpy>
@@ -14,6 +18,7 @@
 
 #include "app/assistant.h"
 #include "app/chat_list_model.h"
+#include "app/vision_service.h"
 #include "inference/llm/model_writer.h"
 #include "app/library.h"
 #include "app/message_list_model.h"
@@ -246,6 +251,77 @@ private slots:
         const auto stored = library.chats().messages(chatId);
         QCOMPARE(stored.size(), std::size_t(2));
         QVERIFY(stored[1].status == storage::MessageStatus::Stopped || stored[1].status == storage::MessageStatus::Complete);
+    }
+
+    // An image dropped on the composer is stored once and shown; Classify (tiny CLIP, a label
+    // set) posts the labels with bars; Describe (tiny LLM + its mmproj) writes a reply.
+    void imagesAreDroppedClassifiedAndDescribed() {
+        const QString fixtures = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../vision/fixtures/");
+        const QString imagePath = fixtures + "preprocess/gradient_37x53.png";
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        window.openModel(tinyModel());
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        window.assistant().generationParams().maxTokens = 8;
+        auto* composer = window.findChild<ui::Composer*>("composer");
+        // The drop.
+        QMimeData mime;
+        mime.setUrls({QUrl::fromLocalFile(imagePath)});
+        const QPoint at = composer->viewport()->rect().center();
+        QDragEnterEvent enter(at, Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+        QApplication::sendEvent(composer->viewport(), &enter);
+        QDropEvent drop(QPointF(at), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+        QApplication::sendEvent(composer->viewport(), &drop);
+        QVERIFY(composer->toPlainText().isEmpty());  // not pasted as a path
+        QVERIFY(window.findChild<QWidget*>("attachmentBar")->isVisible());
+        QCOMPARE(window.findChildren<QToolButton*>("attachment").size(), 1);
+        composer->setFocus();
+        QTest::keyClicks(composer, "What is this?");
+        QTest::keyClick(composer, Qt::Key_Return);
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        const std::int64_t chatId = window.currentChatId();
+        auto stored = library.chats().messages(chatId);
+        QVERIFY(stored.size() >= 1);
+        QCOMPARE(stored[0].images.size(), std::size_t(1));
+        const QString sha = QString::fromStdString(stored[0].images[0]);
+        QVERIFY(library.images().contains(sha.toStdString()));
+        QVERIFY(library.images().thumbnail(sha.toStdString()).has_value());
+        auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
+        QVERIFY(transcript->renderHtml().contains("lumen-thumb:" + sha));
+
+        // Classify with a tiny CLIP and a label set.
+        QSignalSpy clipLoaded(&window.vision(), &app::VisionService::clipLoaded);
+        window.openClipFolder(fixtures + "models/clip-tiny");
+        QTRY_COMPARE_WITH_TIMEOUT(clipLoaded.size(), 1, 20000);
+        const std::int64_t setId = library.labelSets().create("Colours", storage::ClassifyMode::ZeroShot, {"a photo of a {}."}, {"red", "green", "blue"});
+        QSignalSpy classified(&window.vision(), &app::VisionService::classified);
+        QVERIFY(window.vision().classify(chatId, sha.toStdString(), setId));
+        QTRY_COMPARE_WITH_TIMEOUT(classified.size(), 1, 20000);
+        stored = library.chats().messages(chatId);
+        const std::string& result = stored.back().content;
+        QVERIFY2(QString::fromStdString(result).contains("Colours") && QString::fromStdString(result).contains("%") &&
+                     QString::fromStdString(result).contains(QChar(0x2588)),
+                 result.c_str());
+        QCOMPARE(stored.back().images, std::vector<std::string>{sha.toStdString()});
+        QVERIFY(library.embeddings().count() >= 4);  // the image and the three prompts, cached
+        QTRY_VERIFY(transcript->toPlainText().contains("Colours"));
+        saveScreenshot(window, "image_classified");
+
+        // Describe with the LLM's image projector.
+        QSignalSpy projector(&window.assistant().engine(), &app::ChatEngine::imageProjectorLoaded);
+        window.openImageProjector(fixtures + "llava/mmproj-tiny.gguf");
+        QTRY_COMPARE_WITH_TIMEOUT(projector.size(), 1, 20000);
+        const std::size_t before = library.chats().messages(chatId).size();
+        emit transcript->imageAction("describe", sha);
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        stored = library.chats().messages(chatId);
+        QCOMPARE(stored.size(), before + 2);
+        QCOMPARE(stored[before].images, std::vector<std::string>{sha.toStdString()});
+        QVERIFY(stored[before + 1].role == storage::Role::Assistant);
+        QVERIFY(stored[before + 1].status == storage::MessageStatus::Complete);
+        QVERIFY(stored[before + 1].metrics.promptTokens.value_or(0) > 4);  // the image's 4 rows are in the prompt
     }
 
     void brokenModelFileIsAnError() {

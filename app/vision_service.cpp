@@ -1,0 +1,220 @@
+#include "app/vision_service.h"
+
+#include <QFileInfo>
+#include <QtConcurrent>
+
+#include "app/logging.h"
+#include "inference/core/backend.h"
+#include "vision/classifier.h"
+#include "vision/clip_model.h"
+#include "vision/image_decode.h"
+
+namespace lumen::app {
+namespace {
+
+using Vector = std::vector<float>;
+
+// What the worker needs, gathered on the caller's thread.
+struct Job {
+    std::shared_ptr<vision::ClipModel> clip;
+    std::string modelId;
+    storage::LabelSet set;
+    std::string query;                                 // SHA-256 of the image to classify
+    std::map<std::string, QByteArray> imageBytes;      // images whose embedding is not cached
+    std::map<std::string, Vector> imageEmbeddings;     // cached ones
+    std::map<std::string, Vector> textEmbeddings;      // cached prompt embeddings
+};
+
+struct Outcome {
+    std::vector<std::pair<std::string, float>> scores;
+    std::map<std::string, Vector> newImages, newTexts;
+    QString error;
+};
+
+std::string fill(const std::string& tpl, const std::string& label) {
+    const auto at = tpl.find("{}");
+    return at == std::string::npos ? tpl + " " + label : tpl.substr(0, at) + label + tpl.substr(at + 2);
+}
+
+Outcome run(Job job) {
+    Outcome out;
+    try {
+        const auto image = [&](const std::string& sha) -> Vector {
+            if (auto it = job.imageEmbeddings.find(sha); it != job.imageEmbeddings.end()) return it->second;
+            const QByteArray& b = job.imageBytes.at(sha);
+            Vector e = job.clip->embedImage(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(b.constData()), static_cast<std::size_t>(b.size())}));
+            out.newImages[sha] = e;
+            job.imageEmbeddings[sha] = e;
+            return e;
+        };
+        std::vector<std::string> labels;
+        for (const auto& l : job.set.labels) labels.push_back(l.name);
+        const auto zeroShot = [&] {
+            // Text embeddings from the cache, the rest computed (and handed back to be cached).
+            std::vector<Vector> classes;
+            const auto& tpls = job.set.promptTemplates.empty() ? vision::defaultTemplates() : job.set.promptTemplates;
+            for (const auto& label : labels) {
+                Vector sum;
+                for (const auto& tpl : tpls) {
+                    const std::string prompt = fill(tpl, label);
+                    Vector e;
+                    if (auto it = job.textEmbeddings.find(prompt); it != job.textEmbeddings.end()) {
+                        e = it->second;
+                    } else {
+                        e = job.clip->embedText(prompt);
+                        out.newTexts[prompt] = e;
+                    }
+                    vision::normalize(e);
+                    if (sum.empty()) sum.assign(e.size(), 0.0f);
+                    for (std::size_t i = 0; i < e.size(); ++i) sum[i] += e[i];
+                }
+                classes.push_back(sum);
+            }
+            return vision::Classifier::fromEmbeddings(labels, classes, job.clip->logitScale());
+        };
+        vision::Examples examples;
+        examples.labels = labels;
+        if (job.set.mode != storage::ClassifyMode::ZeroShot)
+            for (std::size_t k = 0; k < job.set.labels.size(); ++k)
+                for (const auto& sha : job.set.labels[k].exampleImages) {
+                    examples.features.push_back(image(sha));
+                    examples.classOf.push_back(static_cast<int>(k));
+                }
+        std::optional<vision::Classifier> classifier;
+        switch (job.set.mode) {
+            case storage::ClassifyMode::ZeroShot: classifier = zeroShot(); break;
+            case storage::ClassifyMode::FewShot: classifier = vision::Classifier::prototypes(examples, job.clip->logitScale()); break;
+            case storage::ClassifyMode::Blended: classifier = vision::Classifier::tipAdapter(zeroShot(), examples); break;
+        }
+        for (const auto& s : classifier->classify(image(job.query), 5)) out.scores.emplace_back(s.label, s.probability);
+    } catch (const std::exception& e) {
+        out.error = QString::fromUtf8(e.what());
+    }
+    return out;
+}
+
+}  // namespace
+
+VisionService::VisionService(Library& library, QObject* parent) : QObject(parent), library_(library) {}
+
+VisionService::~VisionService() { QThreadPool::globalInstance()->waitForDone(); }
+
+void VisionService::loadClip(const QString& folder) {
+    if (busy_) {
+        emit failed(tr("Wait for the running classification or load to finish."));
+        return;
+    }
+    busy_ = true;
+    auto* watcher = new QFutureWatcher<QString>(this);
+    auto backend = std::shared_ptr<inference::Backend>(inference::makeCpuBackend());
+    auto result = std::make_shared<std::shared_ptr<vision::ClipModel>>();
+    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher, backend, result, folder] {
+        watcher->deleteLater();
+        busy_ = false;
+        const QString error = watcher->result();
+        if (!error.isEmpty()) {
+            emit failed(error);
+            return;
+        }
+        clip_ = *result;     // the old model goes first,
+        backend_ = backend;  // then its backend
+        clipPath_ = folder;
+        clipDescription_ = QString::fromStdString(clip_->description());
+        try {
+            library_.settings().set(kClipPathKey, folder.toStdString());
+        } catch (const storage::Error& e) {
+            qCWarning(lcApp) << "remembering the CLIP folder failed:" << e.what();
+        }
+        emit clipLoaded(clipDescription_);
+    });
+    watcher->setFuture(QtConcurrent::run([folder, backend, result]() -> QString {
+        try {
+            auto model = vision::ClipModel::load(folder.toStdString(), *backend);
+            if (!model->hasText()) return tr("%1 has no text encoder: zero-shot classification needs a full CLIP model").arg(folder);
+            *result = std::shared_ptr<vision::ClipModel>(std::move(model));
+            return {};
+        } catch (const std::exception& e) {
+            return tr("%1 could not be loaded: %2").arg(QFileInfo(folder).fileName(), QString::fromUtf8(e.what()));
+        }
+    }));
+}
+
+bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std::int64_t labelSetId) {
+    if (!clip_ || busy_) {
+        emit failed(clip_ ? tr("A classification is still running.") : tr("Classifying needs a CLIP model: File ▸ Open CLIP Folder…"));
+        return false;
+    }
+    Job job;
+    job.clip = clip_;
+    job.modelId = clipPath_.toStdString();
+    job.query = sha256;
+    try {
+        const auto set = library_.labelSets().get(labelSetId);
+        if (!set || set->labels.empty()) {
+            emit failed(tr("The label set has no labels."));
+            return false;
+        }
+        job.set = *set;
+        std::vector<std::string> shas{sha256};
+        for (const auto& l : set->labels) shas.insert(shas.end(), l.exampleImages.begin(), l.exampleImages.end());
+        for (const auto& sha : shas) {
+            if (auto e = library_.embeddings().get(storage::EmbeddingKind::Image, sha, job.modelId)) {
+                job.imageEmbeddings[sha] = *e;
+            } else if (auto b = library_.images().bytes(sha)) {
+                job.imageBytes[sha] = QByteArray(reinterpret_cast<const char*>(b->data()), static_cast<qsizetype>(b->size()));
+            }
+        }
+        const auto& tpls = set->promptTemplates.empty() ? vision::defaultTemplates() : set->promptTemplates;
+        for (const auto& l : set->labels)
+            for (const auto& tpl : tpls)
+                if (auto e = library_.embeddings().get(storage::EmbeddingKind::Text, fill(tpl, l.name), job.modelId)) job.textEmbeddings[fill(tpl, l.name)] = *e;
+    } catch (const storage::Error& e) {
+        emit failed(QString::fromUtf8(e.what()));
+        return false;
+    }
+    busy_ = true;
+    const QString heading = tr("Classified with “%1” (%2, %3):")
+                                .arg(QString::fromStdString(job.set.name), QString::fromLatin1(storage::toString(job.set.mode).data()), clipDescription_);
+    const std::string modelId = job.modelId;
+    auto* watcher = new QFutureWatcher<Outcome>(this);
+    connect(watcher, &QFutureWatcher<Outcome>::finished, this, [this, watcher, chatId, sha256, heading, modelId] {
+        watcher->deleteLater();
+        busy_ = false;
+        const Outcome out = watcher->result();
+        if (!out.error.isEmpty()) {
+            emit failed(tr("Classification failed: %1").arg(out.error));
+            return;
+        }
+        try {
+            for (const auto& [sha, e] : out.newImages) library_.embeddings().put(storage::EmbeddingKind::Image, sha, modelId, e);
+            for (const auto& [text, e] : out.newTexts) library_.embeddings().put(storage::EmbeddingKind::Text, text, modelId, e);
+            storage::NewMessage m;
+            m.role = storage::Role::Assistant;
+            m.content = formatScores(heading, out.scores).toStdString();
+            m.images = {sha256};
+            m.metrics.model = clipDescription_.toStdString();
+            const std::int64_t id = library_.chats().addMessage(chatId, m);
+            emit classified(chatId, id);
+        } catch (const storage::Error& e) {
+            emit failed(QString::fromUtf8(e.what()));
+        }
+    });
+    watcher->setFuture(QtConcurrent::run(run, std::move(job)));
+    return true;
+}
+
+QString VisionService::formatScores(const QString& heading, const std::vector<std::pair<std::string, float>>& scores) {
+    QString text = heading;
+    int width = 0;
+    for (const auto& [label, p] : scores) width = std::max(width, static_cast<int>(QString::fromStdString(label).size()));
+    for (const auto& [label, p] : scores) {
+        const int filled = static_cast<int>(std::lround(p * 20.0f));
+        text += QStringLiteral("\n%1  %2%3 %4%")
+                    .arg(QString::fromStdString(label), -width)
+                    .arg(QString(filled, QChar(0x2588)), QString(20 - filled, QChar(0x2591)))
+                    .arg(static_cast<double>(p) * 100.0, 5, 'f', 1);
+    }
+    return text;
+}
+
+}  // namespace lumen::app
