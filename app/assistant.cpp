@@ -5,7 +5,7 @@
 namespace lumen::app {
 
 Assistant::Assistant(Library& library, QObject* parent) : QObject(parent), library_(library), engine_(std::make_unique<ChatEngine>()) {
-    params_.maxTokens = 1024;
+    loadSettings();
     connect(engine_.get(), &ChatEngine::replyPiece, this, [this](int id, const QString& piece) {
         if (id != replyId_ || !writer_) return;
         const std::string text = piece.toStdString();
@@ -52,7 +52,57 @@ QString Assistant::titleFromMessage(const QString& text, int maxLength) {
     return line;
 }
 
-void Assistant::loadModel(const QString& path) { engine_->loadModel(path); }
+void Assistant::loadModel(const QString& path) { engine_->loadModel(path, engineOptions_); }
+
+inference::GenerationParams Assistant::defaultParams() {
+    inference::GenerationParams p;
+    p.maxTokens = 1024;
+    return p;
+}
+
+void Assistant::loadSettings() {
+    params_ = defaultParams();
+    const auto number = [this](const char* key, double fallback) {
+        try {
+            if (const auto v = library_.settings().get(key)) {
+                bool ok = false;
+                const double d = QString::fromStdString(*v).toDouble(&ok);
+                if (ok) return d;
+            }
+        } catch (const storage::Error& e) {
+            qCWarning(lcApp) << "reading a setting failed:" << e.what();
+        }
+        return fallback;
+    };
+    params_.sampling.temperature = static_cast<float>(number("generation.temperature", params_.sampling.temperature));
+    params_.sampling.topK = static_cast<int>(number("generation.top_k", params_.sampling.topK));
+    params_.sampling.topP = static_cast<float>(number("generation.top_p", params_.sampling.topP));
+    params_.sampling.minP = static_cast<float>(number("generation.min_p", params_.sampling.minP));
+    params_.sampling.repeatPenalty = static_cast<float>(number("generation.repeat_penalty", params_.sampling.repeatPenalty));
+    params_.sampling.seed = static_cast<std::uint64_t>(number("generation.seed", 0));
+    params_.maxTokens = static_cast<int>(number("generation.max_tokens", params_.maxTokens));
+    engineOptions_.threads = static_cast<int>(number("engine.threads", 0));
+    engineOptions_.contextSize = static_cast<int>(number("engine.context", 4096));
+}
+
+void Assistant::saveSettings(const inference::GenerationParams& params, const EngineOptions& engine) {
+    params_ = params;
+    engineOptions_ = engine;
+    const auto put = [this](const char* key, double v) { library_.settings().set(key, QString::number(v, 'g', 10).toStdString()); };
+    try {
+        put("generation.temperature", params.sampling.temperature);
+        put("generation.top_k", params.sampling.topK);
+        put("generation.top_p", params.sampling.topP);
+        put("generation.min_p", params.sampling.minP);
+        put("generation.repeat_penalty", params.sampling.repeatPenalty);
+        put("generation.seed", static_cast<double>(params.sampling.seed));
+        put("generation.max_tokens", params.maxTokens);
+        put("engine.threads", engine.threads);
+        put("engine.context", engine.contextSize);
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+    }
+}
 
 std::int64_t Assistant::submitUserMessage(std::int64_t chatId, const QString& text, const std::vector<std::string>& images) {
     if (text.trimmed().isEmpty() && images.empty()) return 0;

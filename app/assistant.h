@@ -37,6 +37,10 @@ public:
     // Loads an LLM GGUF on the engine's thread and remembers it for the next start.
     void loadModel(const QString& path);
     inference::GenerationParams& generationParams() { return params_; }
+    const EngineOptions& engineOptions() const { return engineOptions_; }
+    // Stores sampling and engine settings (they survive restarts) and uses them from now on.
+    void saveSettings(const inference::GenerationParams& params, const EngineOptions& engine);
+    static inference::GenerationParams defaultParams();
 
     // A chat title from the first line of a message: trimmed, at most `maxLength` characters.
     static QString titleFromMessage(const QString& text, int maxLength = 48);
@@ -58,7 +62,9 @@ private:
 
     Library& library_;
     std::unique_ptr<ChatEngine> engine_;
+    void loadSettings();
     inference::GenerationParams params_;
+    EngineOptions engineOptions_;
     std::unique_ptr<storage::StreamingMessageWriter> writer_;
     std::int64_t replyChat_ = 0;
     int replyId_ = 0;

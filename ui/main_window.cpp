@@ -30,6 +30,7 @@
 #include "app/message_list_model.h"
 #include "storage/chat_export.h"
 #include "ui/composer.h"
+#include "ui/settings_dialog.h"
 #include "ui/transcript_view.h"
 
 namespace lumen::ui {
@@ -176,6 +177,10 @@ void MainWindow::buildActions() {
     deleteAction_->setObjectName(QStringLiteral("deleteChatAction"));
     deleteAction_->setShortcut(QKeySequence::Delete);
     deleteAction_->setShortcutContext(Qt::WidgetWithChildrenShortcut);
+    undoDeleteAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("edit-undo")), tr("&Undo Delete"), this, &MainWindow::undoDelete);
+    undoDeleteAction_->setObjectName(QStringLiteral("undoDeleteAction"));
+    undoDeleteAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z));
+    undoDeleteAction_->setEnabled(false);
     QAction* find = chatMenu->addAction(tr("&Search Chats"), this, [this] {
         search_->setFocus();
         search_->selectAll();
@@ -190,6 +195,14 @@ void MainWindow::buildActions() {
     });
     regenerateAction_->setObjectName(QStringLiteral("regenerateAction"));
     regenerateAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
+
+    QMenu* settingsMenu = menuBar()->addMenu(tr("&Settings"));
+    QAction* settings = settingsMenu->addAction(QIcon::fromTheme(QStringLiteral("preferences-system")), tr("&Settings…"), this, [this] {
+        SettingsDialog dialog(library_, *assistant_, this);
+        dialog.exec();
+    });
+    settings->setObjectName(QStringLiteral("settingsAction"));
+    settings->setShortcut(QKeySequence::Preferences);
 
     QMenu* helpMenu = menuBar()->addMenu(tr("&Help"));
     helpMenu->addAction(tr("&About Lumen"), this, [this] {
@@ -371,19 +384,39 @@ void MainWindow::deleteCurrentChat() {
     const std::int64_t id = currentChatId();
     const int row = chatList_->rowOf(id);
     if (row < 0) return;
+    if (assistant_->isReplying() && assistant_->replyingChat() == id) {
+        showError(tr("A reply is being written in this chat; stop it first."));
+        return;
+    }
     const QString title = chatList_->index(row).data().toString();
-    QMessageBox confirm(QMessageBox::Question, tr("Delete Chat"),
-                        tr("Delete “%1” and all its messages? This cannot be undone.").arg(title),
-                        QMessageBox::Cancel, this);
-    QPushButton* remove = confirm.addButton(tr("Delete"), QMessageBox::DestructiveRole);
-    remove->setObjectName(QStringLiteral("confirmDeleteButton"));
-    confirm.setDefaultButton(QMessageBox::Cancel);
-    confirm.exec();
-    if (confirm.clickedButton() != remove) return;
+    // Kept as an export until the next delete, so Undo can bring it back whole.
+    try {
+        deletedChat_ = storage::exportChatJson(library_.chats(), library_.images(), id);
+    } catch (const storage::Error& e) {
+        showError(QString::fromUtf8(e.what()));
+        return;
+    }
     chatList_->deleteChat(id);
     messages_->setChat(0);
     const int next = std::min(row, chatList_->rowCount() - 1);
     selectChat(next >= 0 ? chatList_->chatId(next) : 0);
+    undoDeleteAction_->setEnabled(true);
+    statusBar()->showMessage(tr("Deleted “%1”. %2 brings it back.").arg(title, undoDeleteAction_->shortcut().toString(QKeySequence::NativeText)), 15000);
+}
+
+void MainWindow::undoDelete() {
+    if (deletedChat_.empty()) return;
+    try {
+        const std::int64_t id = storage::importChatJson(library_.database(), deletedChat_);
+        deletedChat_.clear();
+        undoDeleteAction_->setEnabled(false);
+        search_->clear();
+        chatList_->reload();
+        selectChat(id);
+        statusBar()->showMessage(tr("Chat restored."), 5000);
+    } catch (const storage::Error& e) {
+        showError(QString::fromUtf8(e.what()));
+    }
 }
 
 void MainWindow::sendMessage() {

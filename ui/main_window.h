@@ -5,6 +5,9 @@
 
 #include "app/library.h"
 
+#include <string>
+#include <vector>
+
 class QAction;
 class QLabel;
 class QLineEdit;
@@ -42,7 +45,9 @@ public:
 public slots:
     void newChat();
     void renameCurrentChat();
+    // Deletes at once; Undo Delete (Ctrl+Shift+Z) restores the last deleted chat.
     void deleteCurrentChat();
+    void undoDelete();
     void sendMessage();
     void exportCurrentChat(const QString& format);
     void importChat();
@@ -90,6 +95,8 @@ private:
     QAction* exportMarkdownAction_ = nullptr;
     QAction* exportJsonAction_ = nullptr;
     QAction* stopAction_ = nullptr;
+    QAction* undoDeleteAction_ = nullptr;
+    std::string deletedChat_;  // the last deleted chat, exported as JSON
     QAction* regenerateAction_ = nullptr;
 };
 

@@ -2,6 +2,9 @@
 
 #include <QAbstractItemView>
 #include <QAction>
+#include <QDialog>
+#include <QDoubleSpinBox>
+#include <QSpinBox>
 #include <QApplication>
 #include <QDropEvent>
 #include <QMimeData>
@@ -124,17 +127,18 @@ private slots:
         QTRY_COMPARE(QString::fromStdString(library.chats().chat(id)->title), QStringLiteral("Groceries"));
 
         // Delete asks first; accept the question.
-        QTimer::singleShot(0, this, [] {
-            auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
-            QVERIFY(box);
-            auto* remove = box->findChild<QPushButton*>("confirmDeleteButton");
-            QVERIFY(remove);
-            remove->click();
-        });
+        const auto messagesBefore = library.chats().messages(id).size();
         window.findChild<QAction*>("deleteChatAction")->trigger();
         QVERIFY(!library.chats().chat(id));
         QCOMPARE(window.chatListModel().rowCount(), 1);
         QVERIFY(window.currentChatId() != 0);  // the next chat is selected
+        // Undo brings it back with its messages.
+        auto* undo = window.findChild<QAction*>("undoDeleteAction");
+        QVERIFY(undo->isEnabled());
+        undo->trigger();
+        QCOMPARE(window.chatListModel().rowCount(), 2);
+        QCOMPARE(library.chats().messages(window.currentChatId()).size(), messagesBefore);
+        QVERIFY(!undo->isEnabled());
     }
 
     void searchFiltersChatList() {
@@ -322,6 +326,27 @@ private slots:
         QVERIFY(stored[before + 1].role == storage::Role::Assistant);
         QVERIFY(stored[before + 1].status == storage::MessageStatus::Complete);
         QVERIFY(stored[before + 1].metrics.promptTokens.value_or(0) > 4);  // the image's 4 rows are in the prompt
+    }
+
+    void settingsAreUsedAndRemembered() {
+        app::Library library(path_);
+        {
+            ui::MainWindow window(library);
+            window.show();
+            QTimer::singleShot(0, this, [] {
+                auto* dialog = qobject_cast<QDialog*>(QApplication::activeModalWidget());
+                QVERIFY(dialog);
+                dialog->findChild<QDoubleSpinBox*>("temperature")->setValue(0.3);
+                dialog->findChild<QSpinBox*>("maxTokens")->setValue(77);
+                dialog->accept();
+            });
+            window.findChild<QAction*>("settingsAction")->trigger();
+            QCOMPARE(window.assistant().generationParams().maxTokens, 77);
+            QCOMPARE(window.assistant().generationParams().sampling.temperature, 0.3f);
+        }
+        ui::MainWindow again(library);  // the next start reads them back
+        QCOMPARE(again.assistant().generationParams().maxTokens, 77);
+        QCOMPARE(again.assistant().generationParams().sampling.temperature, 0.3f);
     }
 
     void brokenModelFileIsAnError() {

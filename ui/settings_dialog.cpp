@@ -1,0 +1,93 @@
+#include "ui/settings_dialog.h"
+
+#include <QDialogButtonBox>
+#include <QDoubleSpinBox>
+#include <QFormLayout>
+#include <QLabel>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QVBoxLayout>
+
+namespace lumen::ui {
+namespace {
+
+QDoubleSpinBox* number(double low, double high, double step, int decimals, double value) {
+    auto* box = new QDoubleSpinBox;
+    box->setRange(low, high);
+    box->setSingleStep(step);
+    box->setDecimals(decimals);
+    box->setValue(value);
+    return box;
+}
+
+QSpinBox* whole(int low, int high, int value, const QString& special = {}) {
+    auto* box = new QSpinBox;
+    box->setRange(low, high);
+    box->setValue(value);
+    if (!special.isEmpty()) box->setSpecialValueText(special);
+    return box;
+}
+
+}  // namespace
+
+SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant, QWidget* parent)
+    : QDialog(parent), library_(library), assistant_(assistant) {
+    setObjectName(QStringLiteral("settingsDialog"));
+    setWindowTitle(tr("Settings"));
+    const auto& p = assistant.generationParams();
+    const app::EngineOptions engine = assistant.engineOptions();
+    temperature_ = number(0.0, 2.0, 0.05, 2, p.sampling.temperature);
+    temperature_->setObjectName(QStringLiteral("temperature"));
+    topK_ = whole(0, 1000, p.sampling.topK, tr("off"));
+    topP_ = number(0.0, 1.0, 0.01, 2, p.sampling.topP);
+    minP_ = number(0.0, 1.0, 0.01, 2, p.sampling.minP);
+    repeat_ = number(0.5, 2.0, 0.01, 2, p.sampling.repeatPenalty);
+    seed_ = whole(0, 2147483647, static_cast<int>(p.sampling.seed));
+    maxTokens_ = whole(1, 32768, p.maxTokens);
+    maxTokens_->setObjectName(QStringLiteral("maxTokens"));
+    context_ = whole(256, 131072, engine.contextSize);
+    threads_ = whole(0, 256, engine.threads, tr("all cores"));
+    auto* form = new QFormLayout;
+    form->addRow(tr("&Temperature (0: always the likeliest word):"), temperature_);
+    form->addRow(tr("Top-&k:"), topK_);
+    form->addRow(tr("Top-&p:"), topP_);
+    form->addRow(tr("&Min-p:"), minP_);
+    form->addRow(tr("&Repetition penalty:"), repeat_);
+    form->addRow(tr("&Seed:"), seed_);
+    form->addRow(tr("Ma&x tokens per reply:"), maxTokens_);
+    form->addRow(tr("&Context length (next model load):"), context_);
+    form->addRow(tr("CPU t&hreads (next model load):"), threads_);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel | QDialogButtonBox::RestoreDefaults);
+    connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
+    connect(buttons->button(QDialogButtonBox::RestoreDefaults), &QPushButton::clicked, this, [this] {
+        const inference::GenerationParams d = app::Assistant::defaultParams();
+        temperature_->setValue(d.sampling.temperature);
+        topK_->setValue(d.sampling.topK);
+        topP_->setValue(d.sampling.topP);
+        minP_->setValue(d.sampling.minP);
+        repeat_->setValue(d.sampling.repeatPenalty);
+        seed_->setValue(0);
+        maxTokens_->setValue(d.maxTokens);
+        context_->setValue(4096);
+        threads_->setValue(0);
+    });
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(form);
+    layout->addWidget(buttons);
+}
+
+void SettingsDialog::accept() {
+    inference::GenerationParams p = assistant_.generationParams();
+    p.sampling.temperature = static_cast<float>(temperature_->value());
+    p.sampling.topK = topK_->value();
+    p.sampling.topP = static_cast<float>(topP_->value());
+    p.sampling.minP = static_cast<float>(minP_->value());
+    p.sampling.repeatPenalty = static_cast<float>(repeat_->value());
+    p.sampling.seed = static_cast<std::uint64_t>(seed_->value());
+    p.maxTokens = maxTokens_->value();
+    assistant_.saveSettings(p, {threads_->value(), context_->value()});
+    QDialog::accept();
+}
+
+}  // namespace lumen::ui

@@ -1,0 +1,29 @@
+#pragma once
+// Settings: sampling (temperature, top-k, top-p, min-p, repetition penalty, seed, max tokens),
+// the context length and CPU threads. Stored in the database's settings; sampling applies to
+// the next reply, context and threads to the next model load.
+
+#include <QDialog>
+
+#include "app/assistant.h"
+
+class QDoubleSpinBox;
+class QSpinBox;
+
+namespace lumen::ui {
+
+class SettingsDialog : public QDialog {
+    Q_OBJECT
+public:
+    SettingsDialog(app::Library& library, app::Assistant& assistant, QWidget* parent = nullptr);
+
+    void accept() override;
+
+private:
+    app::Library& library_;
+    app::Assistant& assistant_;
+    QDoubleSpinBox *temperature_, *topP_, *minP_, *repeat_;
+    QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_;
+};
+
+}  // namespace lumen::ui
