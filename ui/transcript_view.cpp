@@ -1,6 +1,8 @@
 #include "ui/transcript_view.h"
 
+#include <QClipboard>
 #include <QDateTime>
+#include <QGuiApplication>
 #include <QImage>
 #include <QScrollBar>
 #include <QTextDocument>
@@ -30,6 +32,11 @@ TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thu
     setOpenExternalLinks(false);
     setOpenLinks(false);
     connect(this, &QTextBrowser::anchorClicked, this, [this](const QUrl& url) {
+        if (url.scheme() == QLatin1String("lumen-copy")) {
+            const int n = url.path().toInt();
+            if (n >= 0 && n < codeBlocks_.size()) QGuiApplication::clipboard()->setText(codeBlocks_[n]);
+            return;
+        }
         // lumen-image:ACTION/SHA
         if (url.scheme() != QLatin1String("lumen-image")) return;
         const QString path = url.path();
@@ -44,7 +51,55 @@ TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thu
     refresh();
 }
 
+// Markdown (replies): fenced code blocks as preformatted text with a Copy link, the rest
+// through Qt's CommonMark reader.
+QString TranscriptView::renderMarkdown(const QString& text) const {
+    QString html;
+    const QStringList lines = text.split(QLatin1Char('\n'));
+    QString prose, code;
+    bool inCode = false;
+    const auto flushProse = [&] {
+        if (prose.trimmed().isEmpty()) {
+            prose.clear();
+            return;
+        }
+        QTextDocument doc;
+        doc.setMarkdown(prose);
+        QString body = doc.toHtml();
+        const int start = body.indexOf(QStringLiteral("<body")), open = body.indexOf(QLatin1Char('>'), start), end = body.lastIndexOf(QStringLiteral("</body>"));
+        if (start >= 0 && open >= 0 && end > open) body = body.mid(open + 1, end - open - 1);
+        html += body;
+        prose.clear();
+    };
+    for (const QString& line : lines) {
+        if (line.trimmed().startsWith(QStringLiteral("```"))) {
+            if (inCode) {
+                codeBlocks_.push_back(code);
+                html += QStringLiteral("<pre style='background:palette(alternate-base)'>%1</pre><p><small><a href='lumen-copy:%2'>%3</a></small></p>")
+                            .arg(code.toHtmlEscaped())
+                            .arg(codeBlocks_.size() - 1)
+                            .arg(tr("Copy code"));
+                code.clear();
+            } else {
+                flushProse();
+            }
+            inCode = !inCode;
+            continue;
+        }
+        if (inCode) {
+            if (!code.isEmpty()) code += QLatin1Char('\n');
+            code += line;
+        } else {
+            prose += line + QLatin1Char('\n');
+        }
+    }
+    if (inCode) prose += QStringLiteral("```\n") + code;  // an unfinished block (still streaming)
+    flushProse();
+    return html;
+}
+
 QString TranscriptView::renderHtml() const {
+    codeBlocks_.clear();
     QString html;
     for (int row = 0; row < model_.rowCount(); ++row) {
         const QModelIndex i = model_.index(row);
@@ -59,7 +114,7 @@ QString TranscriptView::renderHtml() const {
                         .arg(sha, tr("Describe"), tr("Classify"), tr("Ask"));
         }
         const QString content = i.data(app::MessageListModel::ContentRole).toString();
-        if (!content.isEmpty()) html += QStringLiteral("<p>%1</p>").arg(escapeMultiline(content));
+        if (!content.isEmpty()) html += role == QLatin1String("assistant") ? renderMarkdown(content) : QStringLiteral("<p>%1</p>").arg(escapeMultiline(content));
         const QString footer = i.data(app::MessageListModel::FooterRole).toString();
         if (!footer.isEmpty())
             html += QStringLiteral("<p style='color:gray'><small>%1</small></p>").arg(footer.toHtmlEscaped());

@@ -2,6 +2,7 @@
 // The transcript of the current chat, rendered from a MessageListModel: each message with its
 // images as thumbnails (click: full size) and, under each image, Describe · Classify · Ask.
 
+#include <QStringList>
 #include <QTextBrowser>
 #include <functional>
 
@@ -30,7 +31,9 @@ protected:
 
 private:
     void refresh();
+    QString renderMarkdown(const QString& text) const;
     app::MessageListModel& model_;
+    mutable QStringList codeBlocks_;  // the fenced code blocks shown, for their Copy links
     ThumbnailSource thumbnails_;
 };
 

@@ -2,6 +2,8 @@
 
 #include <QAbstractItemView>
 #include <QAction>
+#include <QClipboard>
+#include <QGuiApplication>
 #include <QDialog>
 #include <QDoubleSpinBox>
 #include <QSpinBox>
@@ -326,6 +328,22 @@ private slots:
         QVERIFY(stored[before + 1].role == storage::Role::Assistant);
         QVERIFY(stored[before + 1].status == storage::MessageStatus::Complete);
         QVERIFY(stored[before + 1].metrics.promptTokens.value_or(0) > 4);  // the image's 4 rows are in the prompt
+    }
+
+    void repliesRenderMarkdownWithCopyableCode() {
+        app::Library library(path_);
+        const auto chat = library.chats().createChat("Code").id;
+        library.chats().addMessage(chat, {storage::Role::User, "a loop *please*"});
+        library.chats().addMessage(chat, {storage::Role::Assistant, "Here is **one**:\n\n```python\nfor i in range(3):\n    print(i)\n```\nDone."});
+        ui::MainWindow window(library);
+        window.show();
+        window.selectChat(chat);
+        auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
+        const QString html = transcript->renderHtml();
+        QVERIFY2(html.contains("<pre") && html.contains("Copy code") && html.contains("font-weight:700"), qPrintable(html));
+        QVERIFY(html.contains("a loop *please*"));  // the user's text stays as typed
+        emit transcript->anchorClicked(QUrl("lumen-copy:0"));
+        QCOMPARE(QGuiApplication::clipboard()->text(), QString("for i in range(3):\n    print(i)"));
     }
 
     void settingsAreUsedAndRemembered() {
