@@ -104,7 +104,7 @@ void Assistant::saveSettings(const inference::GenerationParams& params, const En
     }
 }
 
-std::int64_t Assistant::submitUserMessage(std::int64_t chatId, const QString& text, const std::vector<std::string>& images) {
+std::int64_t Assistant::submitUserMessage(std::int64_t chatId, const QString& text, const std::vector<std::string>& images, std::int64_t templateId) {
     if (text.trimmed().isEmpty() && images.empty()) return 0;
     if (writer_) {
         emit errorOccurred(tr("A reply is still being written; stop it first."));
@@ -115,6 +115,7 @@ std::int64_t Assistant::submitUserMessage(std::int64_t chatId, const QString& te
             chatId = library_.chats().createChat((text.trimmed().isEmpty() ? tr("Image") : titleFromMessage(text)).toStdString()).id;
             emit chatCreated(chatId);
         }
+        if (templateId >= 0) setChatTemplate(chatId, templateId);
         storage::NewMessage message;
         message.role = storage::Role::User;
         message.content = text.toStdString();
@@ -146,18 +147,13 @@ bool Assistant::regenerate(std::int64_t chatId) {
 }
 
 bool Assistant::startReply(std::int64_t chatId) {
-    nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
+    const nlohmann::ordered_json conversation = conversationFor(chatId);
     std::map<std::string, QByteArray> images;
-    for (const auto& m : library_.chats().messages(chatId)) {
-        if (m.status == storage::MessageStatus::Error) continue;
-        nlohmann::ordered_json message{{"role", std::string(storage::toString(m.role))}, {"content", m.content}};
-        if (!m.images.empty() && engine_->hasImageProjector()) {
-            message["images"] = m.images;
-            for (const auto& sha : m.images)
-                if (const auto bytes = library_.images().bytes(sha)) images[sha] = QByteArray(reinterpret_cast<const char*>(bytes->data()), static_cast<qsizetype>(bytes->size()));
-        }
-        conversation.push_back(message);
-    }
+    for (const auto& m : conversation)
+        if (m.contains("images"))
+            for (const auto& sha : m["images"])
+                if (const auto bytes = library_.images().bytes(sha.get<std::string>()))
+                    images[sha.get<std::string>()] = QByteArray(reinterpret_cast<const char*>(bytes->data()), static_cast<qsizetype>(bytes->size()));
     writer_ = std::make_unique<storage::StreamingMessageWriter>(library_.chats(), chatId, engine_->modelName().toStdString(),
                                                                 std::chrono::milliseconds(250));
     replyChat_ = chatId;
@@ -198,6 +194,51 @@ void Assistant::finishReply(int replyId, const QVariantMap& result) {
     writer_.reset();
     replyChat_ = 0;
     emit replyFinished(chatId, messageId);
+}
+
+nlohmann::ordered_json Assistant::conversationFor(std::int64_t chatId) {
+    nlohmann::ordered_json history = nlohmann::ordered_json::array();
+    for (const auto& m : library_.chats().messages(chatId)) {
+        if (m.status == storage::MessageStatus::Error) continue;
+        nlohmann::ordered_json message{{"role", std::string(storage::toString(m.role))}, {"content", m.content}};
+        if (!m.images.empty() && engine_->hasImageProjector()) message["images"] = m.images;
+        history.push_back(message);
+    }
+    const std::int64_t templateId = chatTemplate(chatId);
+    return buildConversation(templateId ? templateSpec(templateId) : std::nullopt, history);
+}
+
+std::int64_t Assistant::chatTemplate(std::int64_t chatId) {
+    try {
+        if (const auto v = library_.settings().get("chat." + std::to_string(chatId) + ".template")) {
+            const std::int64_t id = QString::fromStdString(*v).toLongLong();
+            if (id > 0 && library_.templates().get(id)) return id;
+        }
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "reading the chat's template failed:" << e.what();
+    }
+    return 0;
+}
+
+void Assistant::setChatTemplate(std::int64_t chatId, std::int64_t templateId) {
+    try {
+        library_.settings().set("chat." + std::to_string(chatId) + ".template", std::to_string(templateId));
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+    }
+}
+
+std::optional<TemplateSpec> Assistant::templateSpec(std::int64_t templateId) {
+    try {
+        const auto t = library_.templates().get(templateId);
+        if (!t) return std::nullopt;
+        TemplateSpec spec{t->systemPrompt, t->body, {}};
+        for (const auto& e : library_.templates().examples(templateId)) spec.examples.emplace_back(e.input, e.output);
+        return spec;
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+        return std::nullopt;
+    }
 }
 
 }  // namespace lumen::app

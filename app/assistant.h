@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "app/chat_engine.h"
+#include "app/prompt_builder.h"
 #include "app/library.h"
 #include "storage/streaming_writer.h"
 
@@ -24,7 +25,9 @@ public:
     // chatId is 0) and returns the chat id, or 0 when nothing was stored (empty text, error).
     // With a model loaded, the reply starts.
     // `images`: SHA-256s already in the image store, attached to the message.
-    std::int64_t submitUserMessage(std::int64_t chatId, const QString& text, const std::vector<std::string>& images = {});
+    // `templateId` >= 0 sets the chat's prompt template first (0: none; -1 keeps the chat's).
+    std::int64_t submitUserMessage(std::int64_t chatId, const QString& text, const std::vector<std::string>& images = {},
+                                   std::int64_t templateId = -1);
     // Replaces the chat's last reply with a new one (the messages after the last user message
     // are removed). False when there is nothing to regenerate or a reply is running.
     bool regenerate(std::int64_t chatId);
@@ -41,6 +44,14 @@ public:
     // Stores sampling and engine settings (they survive restarts) and uses them from now on.
     void saveSettings(const inference::GenerationParams& params, const EngineOptions& engine);
     static inference::GenerationParams defaultParams();
+
+    // The prompt template a chat uses (0: none): its system prompt and few-shot examples go before
+    // the chat's messages at every reply.
+    std::int64_t chatTemplate(std::int64_t chatId);
+    void setChatTemplate(std::int64_t chatId, std::int64_t templateId);
+    std::optional<TemplateSpec> templateSpec(std::int64_t templateId);
+    // The conversation a reply in the chat would get (template parts first).
+    nlohmann::ordered_json conversationFor(std::int64_t chatId);
 
     // A chat title from the first line of a message: trimmed, at most `maxLength` characters.
     static QString titleFromMessage(const QString& text, int maxLength = 48);

@@ -19,8 +19,8 @@ struct ChatEngine::State {
     std::unique_ptr<inference::Backend> backend;
     std::shared_ptr<const inference::GgufFile> file;
     std::shared_ptr<inference::LlamaModel> model;
-    std::optional<inference::Tokenizer> tokenizer;
-    std::optional<inference::ChatTemplate> chatTemplate;
+    std::shared_ptr<const inference::Tokenizer> tokenizer;
+    std::shared_ptr<const PromptRenderer> renderer;
     std::unique_ptr<inference::LlamaSession> session;
     std::unique_ptr<inference::Generator> generator;
     std::unique_ptr<vision::Mmproj> mmproj;
@@ -32,7 +32,7 @@ struct ChatEngine::State {
         mmproj.reset();
         generator.reset();
         session.reset();
-        chatTemplate.reset();
+        renderer.reset();
         tokenizer.reset();
         model.reset();
         file.reset();
@@ -59,14 +59,15 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     cancel_.store(true);  // a running reply ends first (queued calls run in order)
     loaded_ = false;
     projectorLoaded_ = false;
+    renderer_.reset();
     QMetaObject::invokeMethod(worker_, [this, path, options, state = state_] {
         try {
             state->reset();
             state->file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
             state->model = inference::LlamaModel::load(state->file);
-            state->tokenizer.emplace(inference::Tokenizer::fromGguf(*state->file));
-            state->chatTemplate = inference::ChatTemplate::fromGguf(*state->file);
-            if (!state->chatTemplate) state->chatTemplate = inference::ChatTemplate::builtin("chatml");
+            state->tokenizer = std::make_shared<const inference::Tokenizer>(inference::Tokenizer::fromGguf(*state->file));
+            auto tpl = inference::ChatTemplate::fromGguf(*state->file);
+            state->renderer = std::make_shared<const PromptRenderer>(tpl ? std::move(*tpl) : inference::ChatTemplate::builtin("chatml"), state->tokenizer);
             const auto& c = state->model->config();
             const std::int64_t context = std::min<std::int64_t>(options.contextSize > 0 ? options.contextSize : 4096, c.contextLength);
             state->backend = inference::makeCpuBackend({.threads = options.threads});
@@ -78,7 +79,8 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                                      .arg(QFileInfo(path).fileName(), QString::fromStdString(c.architecture))
                                      .arg(c.nLayers)
                                      .arg(static_cast<double>(params) / 1e6, 0, 'f', 1);
-            QMetaObject::invokeMethod(this, [this, name, path] {
+            QMetaObject::invokeMethod(this, [this, name, path, renderer = state->renderer] {
+                renderer_ = renderer;
                 loaded_ = true;
                 modelName_ = name;
                 modelPath_ = path;
@@ -106,9 +108,11 @@ void ChatEngine::loadImageProjector(const QString& path) {
             state->mmproj = std::move(mmproj);
             state->mmprojKey = path.toStdString();
             // LLaVA's own turns for an LLM that brings no template.
-            if (!inference::ChatTemplate::fromGguf(*state->file)) state->chatTemplate = inference::ChatTemplate::builtin("llava");
+            if (!inference::ChatTemplate::fromGguf(*state->file))
+                state->renderer = std::make_shared<const PromptRenderer>(inference::ChatTemplate::builtin("llava"), state->tokenizer);
             const QString description = QString::fromStdString(state->mmproj->description());
-            QMetaObject::invokeMethod(this, [this, path, description] {
+            QMetaObject::invokeMethod(this, [this, path, description, renderer = state->renderer] {
+                renderer_ = renderer;
                 projectorLoaded_ = true;
                 projectorPath_ = path;
                 emit imageProjectorLoaded(description);
@@ -166,14 +170,14 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
                 }
                 plain.push_back({{"role", m["role"]}, {"content", markers + m["content"].get<std::string>()}});
             }
-            const inference::ChatTemplate& tpl = *state->chatTemplate;
-            std::string prompt = tpl.apply(conversation, true, &vocab);
+            std::string prompt = state->renderer->render(conversation);
             std::size_t found = 0;
             for (std::size_t at = prompt.find(inference::kImageMarker); at != std::string::npos; at = prompt.find(inference::kImageMarker, at + 1)) ++found;
-            if (found != placeholders.size()) prompt = tpl.apply(plain, true, &vocab);  // a text-only template
+            if (found != placeholders.size()) prompt = state->renderer->render(plain);  // a text-only template
+            emit promptRendered(id, QString::fromStdString(prompt));
             const std::string bos = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
             const bool templateHasBos = !bos.empty() && prompt.rfind(bos, 0) == 0;
-            const auto tokens = placeholders.empty() ? state->tokenizer->encode(prompt, !templateHasBos, true)
+            const auto tokens = placeholders.empty() ? state->renderer->tokenize(prompt)
                                                      : inference::spliceImages(*state->tokenizer, prompt, placeholders, !templateHasBos);
             const auto r = state->generator->generate(tokens, params, [this, id](std::string_view piece) {
                 emit replyPiece(id, QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size())));

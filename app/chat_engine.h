@@ -13,6 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "app/prompt_builder.h"
 #include "inference/llm/generator.h"
 
 namespace lumen::app {
@@ -50,12 +51,16 @@ public:
     int startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params,
                    const std::map<std::string, QByteArray>& images = {});
     void stop();
+    // The loaded model's template and tokenizer (null before a model is loaded), for previews.
+    std::shared_ptr<const PromptRenderer> renderer() const { return renderer_; }
 
 signals:
     void modelLoaded(const QString& name);
     void imageProjectorLoaded(const QString& description);
     void loadFailed(const QString& message);
     void replyPiece(int replyId, const QString& piece);
+    // The exact text a reply's prompt rendered to (before its tokens and any image rows).
+    void promptRendered(int replyId, const QString& prompt);
     // result: "status" (complete, stopped, error), "error", "promptTokens", "generatedTokens",
     // "ttftMs", "tokensPerSecond"
     void replyFinished(int replyId, const QVariantMap& result);
@@ -71,6 +76,7 @@ private:
     bool projectorLoaded_ = false;
     QString modelName_, modelPath_, projectorPath_;
     int nextReply_ = 1;
+    std::shared_ptr<const PromptRenderer> renderer_;
 };
 
 }  // namespace lumen::app

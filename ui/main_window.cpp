@@ -3,6 +3,7 @@
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
+#include <QComboBox>
 #include <QDialog>
 #include <QToolButton>
 #include <QFileDialog>
@@ -31,6 +32,8 @@
 #include "storage/chat_export.h"
 #include "ui/composer.h"
 #include "ui/settings_dialog.h"
+#include "ui/template_editor.h"
+#include "app/prompt_builder.h"
 #include "ui/transcript_view.h"
 
 namespace lumen::ui {
@@ -53,6 +56,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     setWindowTitle(QStringLiteral("Lumen"));
     buildActions();
     buildLayout();
+    reloadTemplateChoices();
 
     connect(chatList_, &app::ChatListModel::errorOccurred, this, &MainWindow::showError);
     connect(messages_, &app::MessageListModel::errorOccurred, this, &MainWindow::showError);
@@ -196,6 +200,14 @@ void MainWindow::buildActions() {
     regenerateAction_->setObjectName(QStringLiteral("regenerateAction"));
     regenerateAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
 
+    QAction* templates = chatMenu->addAction(tr("Prompt &Templates…"), this, [this] {
+        TemplateEditor editor(library_, *assistant_, this);
+        editor.exec();
+        reloadTemplateChoices();
+    });
+    templates->setObjectName(QStringLiteral("templatesAction"));
+    templates->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_T));
+
     QMenu* settingsMenu = menuBar()->addMenu(tr("&Settings"));
     QAction* settings = settingsMenu->addAction(QIcon::fromTheme(QStringLiteral("preferences-system")), tr("&Settings…"), this, [this] {
         SettingsDialog dialog(library_, *assistant_, this);
@@ -318,6 +330,17 @@ void MainWindow::buildLayout() {
     rightLayout->addWidget(transcript_, 1);
     rightLayout->addWidget(noModelBar_);
     rightLayout->addWidget(attachmentBar_);
+    templateChoice_ = new QComboBox;
+    templateChoice_->setObjectName(QStringLiteral("templateChoice"));
+    templateChoice_->setToolTip(tr("A prompt template for this chat: its system prompt and examples go before your messages, and what you type fills its {{input}}"));
+    connect(templateChoice_, &QComboBox::activated, this, [this] {
+        if (currentChatId() != 0) assistant_->setChatTemplate(currentChatId(), templateChoice_->currentData().toLongLong());
+    });
+    auto* templateRow = new QHBoxLayout;
+    templateRow->addWidget(new QLabel(tr("Template:")));
+    templateRow->addWidget(templateChoice_);
+    templateRow->addStretch(1);
+    rightLayout->addLayout(templateRow);
     rightLayout->addLayout(composerRow);
 
     auto* splitter = new QSplitter;
@@ -359,6 +382,7 @@ void MainWindow::showChat(std::int64_t chatId) {
         }
     }
     chatTitle_->setText(title.isEmpty() ? tr("New chat") : title);
+    reloadTemplateChoices();
     updateActions();
 }
 
@@ -420,10 +444,25 @@ void MainWindow::undoDelete() {
 }
 
 void MainWindow::sendMessage() {
-    const QString text = composer_->toPlainText();
+    QString text = composer_->toPlainText();
     if (text.trimmed().isEmpty() && attachments_.empty()) return;
     const std::int64_t before = currentChatId();
-    const std::int64_t chatId = assistant_->submitUserMessage(before, text, attachments_);
+    // Through the chosen template: its body with {{input}} = what was typed, other variables asked.
+    const std::int64_t templateId = templateChoice_->currentData().toLongLong();
+    if (templateId != 0) {
+        if (const auto spec = assistant_->templateSpec(templateId); spec && !spec->body.empty()) {
+            std::map<std::string, std::string> values{{"input", text.toStdString()}};
+            for (const QString& name : app::templateVariables(spec->body)) {
+                if (name == QLatin1String("input")) continue;
+                bool ok = false;
+                const QString value = QInputDialog::getText(this, tr("Template"), tr("%1:").arg(name), QLineEdit::Normal, {}, &ok);
+                if (!ok) return;
+                values[name.toStdString()] = value.toStdString();
+            }
+            text = QString::fromStdString(app::fillVariables(spec->body, values));
+        }
+    }
+    const std::int64_t chatId = assistant_->submitUserMessage(before, text, attachments_, templateId);
     if (chatId == 0) return;  // the error was shown
     composer_->clear();
     attachments_.clear();
@@ -641,6 +680,19 @@ void MainWindow::classifyImage(const QString& sha) {
     }
     const std::int64_t chatId = currentChatId();
     if (chatId != 0) vision_->classify(chatId, sha.toStdString(), setId);
+}
+
+void MainWindow::reloadTemplateChoices() {
+    const QSignalBlocker block(templateChoice_);
+    templateChoice_->clear();
+    templateChoice_->addItem(tr("None"), 0);
+    try {
+        for (const auto& t : library_.templates().list()) templateChoice_->addItem(QString::fromStdString(t.name), static_cast<qlonglong>(t.id));
+    } catch (const storage::Error& e) {
+        showError(QString::fromUtf8(e.what()));
+    }
+    const std::int64_t chosen = currentChatId() ? assistant_->chatTemplate(currentChatId()) : 0;
+    templateChoice_->setCurrentIndex(std::max(0, templateChoice_->findData(static_cast<qlonglong>(chosen))));
 }
 
 }  // namespace lumen::ui

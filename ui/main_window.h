@@ -9,6 +9,7 @@
 #include <vector>
 
 class QAction;
+class QComboBox;
 class QLabel;
 class QLineEdit;
 class QListView;
@@ -70,6 +71,7 @@ private:
     void rebuildAttachmentBar();
     void onImageAction(const QString& action, const QString& sha256);
     void classifyImage(const QString& sha256);
+    void reloadTemplateChoices();
 
     app::Library& library_;
     app::Assistant* assistant_;
@@ -86,6 +88,7 @@ private:
     QPushButton* stopButton_ = nullptr;
     QWidget* noModelBar_ = nullptr;
     QWidget* attachmentBar_ = nullptr;
+    QComboBox* templateChoice_ = nullptr;
     std::vector<std::string> attachments_;  // images for the next message (SHA-256)
     QLabel* modelLabel_ = nullptr;
 

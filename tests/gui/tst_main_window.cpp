@@ -2,6 +2,8 @@
 
 #include <QAbstractItemView>
 #include <QAction>
+#include <QComboBox>
+#include <QPlainTextEdit>
 #include <QClipboard>
 #include <QGuiApplication>
 #include <QDialog>
@@ -29,6 +31,7 @@
 #include "app/message_list_model.h"
 #include "test_util.h"
 #include "ui/composer.h"
+#include "ui/template_editor.h"
 #include "ui/main_window.h"
 #include "ui/transcript_view.h"
 
@@ -344,6 +347,53 @@ private slots:
         QVERIFY(html.contains("a loop *please*"));  // the user's text stays as typed
         emit transcript->anchorClicked(QUrl("lumen-copy:0"));
         QCOMPARE(QGuiApplication::clipboard()->text(), QString("for i in range(3):\n    print(i)"));
+    }
+
+    // The template editor's preview is exactly what the engine renders when a message is sent
+    // through the template in a chat; edits are saved as they are made.
+    void templatePreviewEqualsWhatTheModelSees() {
+        app::Library library(path_);
+        storage::PromptTemplate t;
+        t.name = "Translator";
+        t.systemPrompt = "You are terse.";
+        t.body = "Translate to French: {{input}}";
+        const std::int64_t id = library.templates().create(t);
+        library.templates().addExample(id, "Translate to French: cat", "chat");
+        ui::MainWindow window(library);
+        window.show();
+        window.openModel(tinyModel());
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        window.assistant().generationParams().maxTokens = 2;
+
+        ui::TemplateEditor editor(library, window.assistant(), &window);
+        editor.show();
+        editor.selectTemplate(id);
+        QCOMPARE(editor.currentTemplate(), id);
+        QString preview = editor.previewText();
+        QVERIFY2(preview.contains("You are terse.") && preview.contains("Translate to French: cat") && preview.contains("chat") &&
+                     preview.contains("Translate to French: (your message)"),
+                 qPrintable(preview));
+        QVERIFY(editor.findChild<QLabel*>("previewInfo")->text().contains("token"));
+        // An edit shows at once and is stored.
+        editor.findChild<QPlainTextEdit*>("systemPrompt")->setPlainText("You are very terse.");
+        QVERIFY(editor.previewText().contains("You are very terse."));
+        QCOMPARE(library.templates().get(id)->systemPrompt, std::string("You are very terse."));
+        saveScreenshot(editor, "template_editor");
+        preview = editor.previewText();
+
+        // The same message sent through the template in a chat: the engine renders the preview.
+        auto* choice = window.findChild<QComboBox*>("templateChoice");
+        choice->setCurrentIndex(choice->findData(static_cast<qlonglong>(id)));
+        QSignalSpy rendered(&window.assistant().engine(), &app::ChatEngine::promptRendered);
+        auto* composer = window.findChild<ui::Composer*>("composer");
+        composer->setPlainText(ui::TemplateEditor::kSampleInput);
+        window.sendMessage();
+        QTRY_COMPARE_WITH_TIMEOUT(rendered.size(), 1, 20000);
+        QCOMPARE(rendered[0][1].toString(), preview);
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 20000);
+        QCOMPARE(window.assistant().chatTemplate(window.currentChatId()), id);  // the chat keeps its template
+        const auto stored = library.chats().messages(window.currentChatId());
+        QCOMPARE(stored[0].content, std::string("Translate to French: (your message)"));
     }
 
     void settingsAreUsedAndRemembered() {
