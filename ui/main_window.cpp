@@ -191,7 +191,10 @@ void MainWindow::buildActions() {
     });
     find->setShortcut(QKeySequence::Find);
     chatMenu->addSeparator();
-    stopAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("process-stop")), tr("S&top Reply"), this, [this] { assistant_->stop(); });
+    stopAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("process-stop")), tr("S&top Reply"), this, [this] {
+        if (assistant_->isReplying()) assistant_->stop();
+        else if (editing_ != 0) cancelEdit();
+    });
     stopAction_->setObjectName(QStringLiteral("stopAction"));
     stopAction_->setShortcut(Qt::Key_Escape);
     regenerateAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("view-refresh")), tr("Re&generate Reply"), this, [this] {
@@ -273,6 +276,7 @@ void MainWindow::buildLayout() {
         return QByteArray();
     });
     connect(transcript_, &TranscriptView::imageAction, this, &MainWindow::onImageAction);
+    connect(transcript_, &TranscriptView::editRequested, this, &MainWindow::editMessage);
     composer_ = new Composer;
     composer_->setMaximumHeight(140);
     connect(composer_, &Composer::submitRequested, this, &MainWindow::sendMessage);
@@ -462,6 +466,17 @@ void MainWindow::sendMessage() {
             text = QString::fromStdString(app::fillVariables(spec->body, values));
         }
     }
+    if (editing_ != 0) {
+        // The edited message and everything after it give way to the new one.
+        try {
+            library_.chats().truncateFrom(editing_);
+        } catch (const storage::Error& e) {
+            showError(QString::fromUtf8(e.what()));
+            return;
+        }
+        editing_ = 0;
+        messages_->reload();
+    }
     const std::int64_t chatId = assistant_->submitUserMessage(before, text, attachments_, templateId);
     if (chatId == 0) return;  // the error was shown
     composer_->clear();
@@ -532,7 +547,7 @@ void MainWindow::updateActions() {
     const bool replying = assistant_->isReplying();
     sendButton_->setEnabled(!replying && (!composer_->toPlainText().trimmed().isEmpty() || !attachments_.empty()));
     stopButton_->setVisible(replying);
-    stopAction_->setEnabled(replying);
+    stopAction_->setEnabled(replying || editing_ != 0);
     regenerateAction_->setEnabled(haveChat && !replying && assistant_->engine().isLoaded());
     noModelBar_->setVisible(!assistant_->engine().isLoaded());
 }
@@ -693,6 +708,37 @@ void MainWindow::reloadTemplateChoices() {
     }
     const std::int64_t chosen = currentChatId() ? assistant_->chatTemplate(currentChatId()) : 0;
     templateChoice_->setCurrentIndex(std::max(0, templateChoice_->findData(static_cast<qlonglong>(chosen))));
+}
+
+void MainWindow::editMessage(qint64 messageId) {
+    if (assistant_->isReplying()) {
+        showError(tr("A reply is being written; stop it first."));
+        return;
+    }
+    std::optional<storage::Message> m;
+    try {
+        m = library_.chats().message(messageId);
+    } catch (const storage::Error& e) {
+        showError(QString::fromUtf8(e.what()));
+        return;
+    }
+    if (!m || m->role != storage::Role::User) return;
+    editing_ = messageId;
+    composer_->setPlainText(QString::fromStdString(m->content));
+    attachments_ = m->images;
+    rebuildAttachmentBar();
+    composer_->setFocus();
+    statusBar()->showMessage(tr("Editing a message: Enter sends it again (the replies after it are replaced), Esc cancels."));
+    updateActions();
+}
+
+void MainWindow::cancelEdit() {
+    editing_ = 0;
+    composer_->clear();
+    attachments_.clear();
+    rebuildAttachmentBar();
+    statusBar()->clearMessage();
+    updateActions();
 }
 
 }  // namespace lumen::ui

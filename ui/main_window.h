@@ -72,6 +72,8 @@ private:
     void onImageAction(const QString& action, const QString& sha256);
     void classifyImage(const QString& sha256);
     void reloadTemplateChoices();
+    void editMessage(qint64 messageId);
+    void cancelEdit();
 
     app::Library& library_;
     app::Assistant* assistant_;
@@ -90,6 +92,7 @@ private:
     QWidget* attachmentBar_ = nullptr;
     QComboBox* templateChoice_ = nullptr;
     std::vector<std::string> attachments_;  // images for the next message (SHA-256)
+    std::int64_t editing_ = 0;              // the user message being edited, 0: none
     QLabel* modelLabel_ = nullptr;
 
     QAction* newChatAction_ = nullptr;

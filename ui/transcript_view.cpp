@@ -32,6 +32,10 @@ TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thu
     setOpenExternalLinks(false);
     setOpenLinks(false);
     connect(this, &QTextBrowser::anchorClicked, this, [this](const QUrl& url) {
+        if (url.scheme() == QLatin1String("lumen-edit")) {
+            emit editRequested(url.path().toLongLong());
+            return;
+        }
         if (url.scheme() == QLatin1String("lumen-copy")) {
             const int n = url.path().toInt();
             if (n >= 0 && n < codeBlocks_.size()) QGuiApplication::clipboard()->setText(codeBlocks_[n]);
@@ -105,8 +109,10 @@ QString TranscriptView::renderHtml() const {
         const QModelIndex i = model_.index(row);
         const QString role = i.data(app::MessageListModel::RoleNameRole).toString();
         const QString when = i.data(app::MessageListModel::CreatedAtRole).toDateTime().toString(QStringLiteral("hh:mm"));
-        html += QStringLiteral("<div style='margin-bottom:12px'><p><b>%1</b> <span style='color:gray'>%2</span></p>")
-                    .arg(roleHeading(role), when);
+        const QString editLink = role == QLatin1String("user")
+                                     ? QStringLiteral(" <small><a href='lumen-edit:%1'>%2</a></small>").arg(i.data(app::MessageListModel::IdRole).toLongLong()).arg(tr("Edit"))
+                                     : QString();
+        html += QStringLiteral("<div style='margin-bottom:12px'><p><b>%1</b> <span style='color:gray'>%2</span>%3</p>").arg(roleHeading(role), when, editLink);
         for (const QString& sha : i.data(app::MessageListModel::ImagesRole).toStringList()) {
             html += QStringLiteral("<p><a href='lumen-image:open/%1'><img src='lumen-thumb:%1' height='128'/></a><br/>"
                                    "<small><a href='lumen-image:describe/%1'>%2</a> · <a href='lumen-image:classify/%1'>%3</a> · "

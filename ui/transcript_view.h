@@ -25,6 +25,8 @@ public:
 signals:
     // action: "open", "describe", "classify" or "ask".
     void imageAction(const QString& action, const QString& sha256);
+    // The user asked to edit (and resend) one of their messages.
+    void editRequested(qint64 messageId);
 
 protected:
     QVariant loadResource(int type, const QUrl& name) override;

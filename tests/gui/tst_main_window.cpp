@@ -237,6 +237,8 @@ private slots:
         {
             ui::MainWindow window(library);
             window.show();
+            window.activateWindow();
+            QVERIFY(QTest::qWaitForWindowActive(&window));
             window.openModel(model);
             QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
             window.assistant().generationParams().maxTokens = 100000;
@@ -394,6 +396,34 @@ private slots:
         QCOMPARE(window.assistant().chatTemplate(window.currentChatId()), id);  // the chat keeps its template
         const auto stored = library.chats().messages(window.currentChatId());
         QCOMPARE(stored[0].content, std::string("Translate to French: (your message)"));
+    }
+
+    void editAndResendReplacesTheRest() {
+        app::Library library(path_);
+        const auto chat = library.chats().createChat("Edits").id;
+        const auto first = library.chats().addMessage(chat, {storage::Role::User, "first question"});
+        library.chats().addMessage(chat, {storage::Role::Assistant, "first answer"});
+        library.chats().addMessage(chat, {storage::Role::User, "second question"});
+        ui::MainWindow window(library);
+        window.show();
+        window.activateWindow();
+        QVERIFY(QTest::qWaitForWindowActive(&window));
+        window.selectChat(chat);
+        auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
+        QVERIFY(transcript->renderHtml().contains(QString("lumen-edit:%1").arg(first)));
+        emit transcript->anchorClicked(QUrl(QString("lumen-edit:%1").arg(first)));
+        auto* composer = window.findChild<ui::Composer*>("composer");
+        QCOMPARE(composer->toPlainText(), QString("first question"));
+        composer->setPlainText("first question, better put");
+        QTest::keyClick(composer, Qt::Key_Return);
+        const auto stored = library.chats().messages(chat);
+        QCOMPARE(stored.size(), std::size_t(1));  // no model: the new message alone
+        QCOMPARE(stored[0].content, std::string("first question, better put"));
+        // Esc cancels an edit.
+        emit transcript->anchorClicked(QUrl(QString("lumen-edit:%1").arg(stored[0].id)));
+        QTest::keyClick(composer, Qt::Key_Escape);
+        QVERIFY(composer->toPlainText().isEmpty());
+        QCOMPARE(library.chats().messages(chat).size(), std::size_t(1));
     }
 
     void settingsAreUsedAndRemembered() {
