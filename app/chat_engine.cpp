@@ -5,6 +5,7 @@
 
 #include "app/logging.h"
 #include "inference/core/backend.h"
+#include "inference/core/memory.h"
 #include "inference/llm/chat_template.h"
 #include "inference/llm/llama_model.h"
 #include "inference/llm/multimodal.h"
@@ -39,6 +40,40 @@ struct ChatEngine::State {
         backend.reset();
     }
 };
+
+ModelSummary summarizeModelFile(const QString& path, int contextSize) {
+    auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
+    const auto model = inference::LlamaModel::load(file);
+    const auto& c = model->config();
+    std::int64_t params = 0;
+    std::map<std::string, std::int64_t> byType;
+    for (const auto& t : file->tensors()) {
+        params += t.elements;
+        byType[std::string(inference::name(t.dtype))] += t.elements;
+    }
+    const auto dominant = std::max_element(byType.begin(), byType.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    const std::int64_t context = std::min<std::int64_t>(contextSize > 0 ? contextSize : 4096, c.contextLength);
+    const auto need = model->estimateMemory(context);
+    const auto available = inference::availableMemory();
+    ModelSummary s;
+    s.fits = !available || need.total() <= *available;
+    s.text = QObject::tr("%1\n\nArchitecture: %2, %3 layers, %4 wide, %5 heads (%6 KV)\nParameters: %7 billion, mostly %8 (%9 on disk)\n"
+                         "Context: %10 tokens (trained for %11)\nMemory: about %12 (weights %13 mapped from the file, KV cache %14)%15")
+                 .arg(QFileInfo(path).fileName(), QString::fromStdString(c.architecture))
+                 .arg(c.nLayers)
+                 .arg(c.dim)
+                 .arg(c.nHeads)
+                 .arg(c.nKvHeads)
+                 .arg(static_cast<double>(params) / 1e9, 0, 'f', 2)
+                 .arg(QString::fromStdString(dominant != byType.end() ? dominant->first : std::string("?")),
+                      QString::fromStdString(inference::formatBytes(file->fileSize())))
+                 .arg(context)
+                 .arg(c.contextLength)
+                 .arg(QString::fromStdString(inference::formatBytes(need.total())), QString::fromStdString(inference::formatBytes(need.weights)),
+                      QString::fromStdString(inference::formatBytes(need.kvCache)),
+                      available ? QObject::tr("; %1 free now").arg(QString::fromStdString(inference::formatBytes(*available))) : QString());
+    return s;
+}
 
 ChatEngine::ChatEngine(QObject* parent) : QObject(parent), worker_(new QObject), state_(std::make_shared<State>()) {
     thread_.setObjectName(QStringLiteral("lumen-engine"));

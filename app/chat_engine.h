@@ -23,6 +23,15 @@ struct EngineOptions {
     int contextSize = 4096;   // at most the model's
 };
 
+// What a GGUF holds and what it will need, read without loading it (for the confirmation the
+// app shows before loading): architecture, size, quantization, context, memory estimate, and
+// whether it fits in the free memory. Throws FormatError for files that are not LLMs.
+struct ModelSummary {
+    QString text;       // several lines, for a dialog
+    bool fits = true;   // the estimate is below the available memory (or it is unknown)
+};
+ModelSummary summarizeModelFile(const QString& path, int contextSize);
+
 class ChatEngine : public QObject {
     Q_OBJECT
 public:

@@ -16,6 +16,7 @@
 #include <QListView>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QProgressBar>
 #include <QPushButton>
 #include <QRegularExpression>
 #include <QSaveFile>
@@ -74,6 +75,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         updateActions();
     });
     connect(assistant_, &app::Assistant::modelLoaded, this, [this](const QString& name) {
+        loadingBar_->hide();
         modelLabel_->setText(name);
         statusBar()->showMessage(tr("Model loaded: %1").arg(name), 5000);
         updateActions();
@@ -102,6 +104,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         }
     });
     connect(&assistant_->engine(), &app::ChatEngine::loadFailed, this, [this] {
+        loadingBar_->hide();
         modelLabel_->setText(tr("No model loaded"));
         updateActions();
     });
@@ -118,13 +121,18 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     }
     modelLabel_ = new QLabel(tr("No model loaded"));
     modelLabel_->setObjectName(QStringLiteral("modelLabel"));
+    loadingBar_ = new QProgressBar;
+    loadingBar_->setObjectName(QStringLiteral("loadingBar"));
+    loadingBar_->setRange(0, 0);  // busy: mapping the file and building the tokenizer
+    loadingBar_->setMaximumWidth(120);
+    loadingBar_->hide();
+    statusBar()->addPermanentWidget(loadingBar_);
     statusBar()->addPermanentWidget(modelLabel_);
     statusBar()->showMessage(tr("Database: %1").arg(library_.path()));
     // The model of the last session, when its file is still there.
     try {
         if (const auto path = library_.settings().get(app::Assistant::kModelPathKey); path && QFileInfo::exists(QString::fromStdString(*path))) {
-            modelLabel_->setText(tr("Loading %1…").arg(QFileInfo(QString::fromStdString(*path)).fileName()));
-            assistant_->loadModel(QString::fromStdString(*path));
+            openModel(QString::fromStdString(*path));
         }
         if (const auto clip = library_.settings().get(app::VisionService::kClipPathKey); clip && QFileInfo::exists(QString::fromStdString(*clip)))
             vision_->loadClip(QString::fromStdString(*clip));
@@ -156,7 +164,7 @@ void MainWindow::buildActions() {
     fileMenu->addSeparator();
     QAction* openModelAction = fileMenu->addAction(QIcon::fromTheme(QStringLiteral("document-open")), tr("&Open Model…"), this, [this] {
         const QString path = QFileDialog::getOpenFileName(this, tr("Open Model"), {}, tr("GGUF models (*.gguf)"));
-        if (!path.isEmpty()) openModel(path);
+        if (!path.isEmpty()) confirmAndOpenModel(path);
     });
     openModelAction->setObjectName(QStringLiteral("openModelAction"));
     openModelAction->setShortcut(QKeySequence::Open);
@@ -326,7 +334,7 @@ void MainWindow::buildLayout() {
     noModelButton->setObjectName(QStringLiteral("openModelButton"));
     connect(noModelButton, &QPushButton::clicked, this, [this] {
         const QString path = QFileDialog::getOpenFileName(this, tr("Open Model"), {}, tr("GGUF models (*.gguf)"));
-        if (!path.isEmpty()) openModel(path);
+        if (!path.isEmpty()) confirmAndOpenModel(path);
     });
     noModelLayout->addWidget(noModelText, 1);
     noModelLayout->addWidget(noModelButton, 0, Qt::AlignVCenter);
@@ -554,7 +562,27 @@ void MainWindow::updateActions() {
 
 void MainWindow::openModel(const QString& path) {
     modelLabel_->setText(tr("Loading %1…").arg(QFileInfo(path).fileName()));
+    loadingBar_->show();
     assistant_->loadModel(path);
+}
+
+void MainWindow::confirmAndOpenModel(const QString& path) {
+    app::ModelSummary summary;
+    try {
+        summary = app::summarizeModelFile(path, assistant_->engineOptions().contextSize);
+    } catch (const std::exception& e) {
+        showError(tr("%1 cannot be used: %2").arg(QFileInfo(path).fileName(), QString::fromUtf8(e.what())));
+        return;
+    }
+    QMessageBox box(QMessageBox::Information, tr("Open Model"), summary.text, QMessageBox::Cancel, this);
+    if (!summary.fits) {
+        box.setIcon(QMessageBox::Warning);
+        box.setInformativeText(tr("It needs more memory than is free: it may be slow or fail. Lower the context length in Settings, or pick a smaller quantization."));
+    }
+    QPushButton* load = box.addButton(tr("Load"), QMessageBox::AcceptRole);
+    box.setDefaultButton(load);
+    box.exec();
+    if (box.clickedButton() == load) openModel(path);
 }
 
 void MainWindow::showError(const QString& message) {

@@ -10,6 +10,7 @@
 
 class QAction;
 class QComboBox;
+class QProgressBar;
 class QLabel;
 class QLineEdit;
 class QListView;
@@ -54,6 +55,8 @@ public slots:
     void importChat();
     // Loads an LLM GGUF on the engine's thread (the status bar says when it is ready).
     void openModel(const QString& path);
+    // Shows what the file is and what it needs (memory against what is free), then loads it.
+    void confirmAndOpenModel(const QString& path);
     // The image projector (mmproj GGUF) for the loaded model, and the CLIP folder for Classify.
     void openImageProjector(const QString& path);
     void openClipFolder(const QString& folder);
@@ -94,6 +97,7 @@ private:
     std::vector<std::string> attachments_;  // images for the next message (SHA-256)
     std::int64_t editing_ = 0;              // the user message being edited, 0: none
     QLabel* modelLabel_ = nullptr;
+    QProgressBar* loadingBar_ = nullptr;
 
     QAction* newChatAction_ = nullptr;
     QAction* renameAction_ = nullptr;

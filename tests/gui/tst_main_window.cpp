@@ -2,6 +2,8 @@
 
 #include <QAbstractItemView>
 #include <QAction>
+#include <QAbstractButton>
+#include <QProgressBar>
 #include <QComboBox>
 #include <QPlainTextEdit>
 #include <QClipboard>
@@ -445,6 +447,47 @@ private slots:
         ui::MainWindow again(library);  // the next start reads them back
         QCOMPARE(again.assistant().generationParams().maxTokens, 77);
         QCOMPARE(again.assistant().generationParams().sampling.temperature, 0.3f);
+    }
+
+    // Opening a model from the menu says what it is and what it needs first; loading runs on the
+    // engine's thread while the event loop keeps turning.
+    void openingAModelShowsItsSummaryFirst() {
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        QString shown;
+        QTimer::singleShot(0, this, [&shown] {
+            auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
+            QVERIFY(box);
+            shown = box->text();
+            for (QAbstractButton* b : box->buttons())
+                if (b->text() == QLatin1String("Load")) b->click();
+        });
+        QElapsedTimer clock;
+        qint64 last = 0, longest = 0;
+        QTimer tick;
+        connect(&tick, &QTimer::timeout, [&] {
+            longest = std::max(longest, clock.elapsed() - last);
+            last = clock.elapsed();
+        });
+        window.confirmAndOpenModel(tinyModel());
+        clock.start();
+        tick.start(1);
+        QVERIFY2(shown.contains("Architecture: llama, 2 layers, 64 wide") && shown.contains("Memory: about"), qPrintable(shown));
+        QVERIFY(window.findChild<QProgressBar*>("loadingBar")->isVisible() || window.assistant().engine().isLoaded());
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        tick.stop();
+        qInfo("longest event-loop gap while loading: %lld ms", longest);
+        QVERIFY(longest < 50);
+        QVERIFY(!window.findChild<QProgressBar*>("loadingBar")->isVisible());
+        // Not a model: said at once, nothing loads.
+        const QString bad = dir_.filePath("notes.gguf");
+        QVERIFY(test::writeFile(bad, "hello"));
+        QTimer::singleShot(0, this, [] {
+            if (auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget())) box->accept();
+        });
+        window.confirmAndOpenModel(bad);
+        QVERIFY(window.assistant().engine().isLoaded());  // the loaded model stays
     }
 
     void brokenModelFileIsAnError() {
