@@ -34,6 +34,7 @@
 #include "ui/composer.h"
 #include "ui/settings_dialog.h"
 #include "ui/template_editor.h"
+#include "ui/label_set_editor.h"
 #include "app/prompt_builder.h"
 #include "ui/transcript_view.h"
 
@@ -218,6 +219,13 @@ void MainWindow::buildActions() {
     });
     templates->setObjectName(QStringLiteral("templatesAction"));
     templates->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_T));
+
+    QAction* labelSets = chatMenu->addAction(tr("&Label Sets…"), this, [this] {
+        LabelSetEditor editor(library_, this);
+        editor.exec();
+    });
+    labelSets->setObjectName(QStringLiteral("labelSetsAction"));
+    labelSets->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_L));
 
     QMenu* settingsMenu = menuBar()->addMenu(tr("&Settings"));
     QAction* settings = settingsMenu->addAction(QIcon::fromTheme(QStringLiteral("preferences-system")), tr("&Settings…"), this, [this] {

@@ -2,6 +2,7 @@
 
 #include <QAbstractItemView>
 #include <QAction>
+#include <QListWidget>
 #include <QAbstractButton>
 #include <QProgressBar>
 #include <QComboBox>
@@ -34,6 +35,7 @@
 #include "test_util.h"
 #include "ui/composer.h"
 #include "ui/template_editor.h"
+#include "ui/label_set_editor.h"
 #include "ui/main_window.h"
 #include "ui/transcript_view.h"
 
@@ -488,6 +490,57 @@ private slots:
         });
         window.confirmAndOpenModel(bad);
         QVERIFY(window.assistant().engine().isLoaded());  // the loaded model stays
+    }
+
+    // A label set made in its editor (labels, examples dropped on the list, few-shot mode)
+    // classifies an image by its examples.
+    void labelSetEditorFeedsFewShotClassify() {
+        const QString fixtures = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../vision/fixtures/");
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        ui::LabelSetEditor editor(library, &window);
+        editor.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&editor));
+        const std::int64_t set = editor.createSet("Textures");
+        QVERIFY(set > 0);
+        QVERIFY(editor.addLabel("smooth") > 0);
+        QVERIFY(editor.addLabel("blocky") > 0);
+        editor.selectLabel(0);
+        auto* examples = editor.findChild<QListWidget*>("labelExamples");
+        QMimeData mime;
+        mime.setUrls({QUrl::fromLocalFile(fixtures + "preprocess/gradient_37x53.png")});
+        const QPoint at = examples->viewport()->rect().center();
+        QDragEnterEvent enter(at, Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+        QApplication::sendEvent(examples->viewport(), &enter);
+        QDropEvent drop(QPointF(at), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+        QApplication::sendEvent(examples->viewport(), &drop);
+        QCOMPARE(examples->count(), 1);
+        editor.selectLabel(1);
+        QCOMPARE(editor.addExampleFiles({fixtures + "preprocess/blocks_300x200.png", fixtures + "models/expected.json"}), 1);  // not an image: refused
+        auto* refused = editor.findChild<QMessageBox*>("examplesRefused");
+        QVERIFY(refused && refused->text().contains("expected.json"));
+        refused->close();
+        auto* mode = editor.findChild<QComboBox*>("classifyMode");
+        mode->setCurrentIndex(1);
+        emit mode->activated(1);
+        const auto stored = library.labelSets().get(set);
+        QVERIFY(stored->mode == storage::ClassifyMode::FewShot);
+        QCOMPARE(stored->labels.size(), std::size_t(2));
+        QCOMPARE(stored->labels[0].exampleImages.size(), std::size_t(1));
+        QCOMPARE(stored->labels[1].exampleImages.size(), std::size_t(1));
+        saveScreenshot(editor, "label_set_editor");
+        editor.close();
+
+        QSignalSpy loaded(&window.vision(), &app::VisionService::clipLoaded);
+        window.openClipFolder(fixtures + "models/clip-tiny");
+        QTRY_COMPARE_WITH_TIMEOUT(loaded.size(), 1, 20000);
+        const auto chat = library.chats().createChat("Classify").id;
+        QSignalSpy classified(&window.vision(), &app::VisionService::classified);
+        QVERIFY(window.vision().classify(chat, stored->labels[0].exampleImages[0], set));
+        QTRY_COMPARE_WITH_TIMEOUT(classified.size(), 1, 20000);
+        const QString result = QString::fromStdString(library.chats().messages(chat).back().content);
+        QVERIFY2(result.contains("few-shot") && result.section('\n', 1, 1).startsWith("smooth"), qPrintable(result));
     }
 
     void brokenModelFileIsAnError() {
