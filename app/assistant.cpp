@@ -60,11 +60,10 @@ inference::GenerationParams Assistant::defaultParams() {
     return p;
 }
 
-void Assistant::loadSettings() {
-    params_ = defaultParams();
-    const auto number = [this](const char* key, double fallback) {
+inference::GenerationParams Assistant::readParams(const std::string& prefix, inference::GenerationParams p) {
+    const auto number = [&](const char* key, double fallback) {
         try {
-            if (const auto v = library_.settings().get(key)) {
+            if (const auto v = library_.settings().get(prefix + key)) {
                 bool ok = false;
                 const double d = QString::fromStdString(*v).toDouble(&ok);
                 if (ok) return d;
@@ -74,31 +73,76 @@ void Assistant::loadSettings() {
         }
         return fallback;
     };
-    params_.sampling.temperature = static_cast<float>(number("generation.temperature", params_.sampling.temperature));
-    params_.sampling.topK = static_cast<int>(number("generation.top_k", params_.sampling.topK));
-    params_.sampling.topP = static_cast<float>(number("generation.top_p", params_.sampling.topP));
-    params_.sampling.minP = static_cast<float>(number("generation.min_p", params_.sampling.minP));
-    params_.sampling.repeatPenalty = static_cast<float>(number("generation.repeat_penalty", params_.sampling.repeatPenalty));
-    params_.sampling.seed = static_cast<std::uint64_t>(number("generation.seed", 0));
-    params_.maxTokens = static_cast<int>(number("generation.max_tokens", params_.maxTokens));
-    engineOptions_.threads = static_cast<int>(number("engine.threads", 0));
-    engineOptions_.contextSize = static_cast<int>(number("engine.context", 4096));
+    p.sampling.temperature = static_cast<float>(number("temperature", p.sampling.temperature));
+    p.sampling.topK = static_cast<int>(number("top_k", p.sampling.topK));
+    p.sampling.topP = static_cast<float>(number("top_p", p.sampling.topP));
+    p.sampling.minP = static_cast<float>(number("min_p", p.sampling.minP));
+    p.sampling.repeatPenalty = static_cast<float>(number("repeat_penalty", p.sampling.repeatPenalty));
+    p.sampling.seed = static_cast<std::uint64_t>(number("seed", static_cast<double>(p.sampling.seed)));
+    p.maxTokens = static_cast<int>(number("max_tokens", p.maxTokens));
+    return p;
+}
+
+void Assistant::writeParams(const std::string& prefix, const inference::GenerationParams& p) {
+    const auto put = [&](const char* key, double v) { library_.settings().set(prefix + key, QString::number(v, 'g', 10).toStdString()); };
+    put("temperature", p.sampling.temperature);
+    put("top_k", p.sampling.topK);
+    put("top_p", p.sampling.topP);
+    put("min_p", p.sampling.minP);
+    put("repeat_penalty", p.sampling.repeatPenalty);
+    put("seed", static_cast<double>(p.sampling.seed));
+    put("max_tokens", p.maxTokens);
+}
+
+void Assistant::loadSettings() {
+    params_ = readParams("generation.", defaultParams());
+    const auto engine = [this](const char* key, int fallback) {
+        try {
+            if (const auto v = library_.settings().get(key)) return QString::fromStdString(*v).toInt();
+        } catch (const storage::Error&) {
+        }
+        return fallback;
+    };
+    engineOptions_.threads = engine("engine.threads", 0);
+    engineOptions_.contextSize = engine("engine.context", 4096);
+}
+
+inference::GenerationParams Assistant::paramsFor(std::int64_t chatId) {
+    return chatId ? readParams("chat." + std::to_string(chatId) + ".generation.", params_) : params_;
+}
+
+bool Assistant::chatHasOwnParams(std::int64_t chatId) {
+    try {
+        return library_.settings().get("chat." + std::to_string(chatId) + ".generation.temperature").has_value();
+    } catch (const storage::Error&) {
+        return false;
+    }
+}
+
+void Assistant::saveChatParams(std::int64_t chatId, const inference::GenerationParams& params) {
+    try {
+        writeParams("chat." + std::to_string(chatId) + ".generation.", params);
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+    }
+}
+
+void Assistant::clearChatParams(std::int64_t chatId) {
+    try {
+        for (const char* key : {"temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "max_tokens"})
+            library_.settings().remove("chat." + std::to_string(chatId) + ".generation." + key);
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+    }
 }
 
 void Assistant::saveSettings(const inference::GenerationParams& params, const EngineOptions& engine) {
     params_ = params;
     engineOptions_ = engine;
-    const auto put = [this](const char* key, double v) { library_.settings().set(key, QString::number(v, 'g', 10).toStdString()); };
     try {
-        put("generation.temperature", params.sampling.temperature);
-        put("generation.top_k", params.sampling.topK);
-        put("generation.top_p", params.sampling.topP);
-        put("generation.min_p", params.sampling.minP);
-        put("generation.repeat_penalty", params.sampling.repeatPenalty);
-        put("generation.seed", static_cast<double>(params.sampling.seed));
-        put("generation.max_tokens", params.maxTokens);
-        put("engine.threads", engine.threads);
-        put("engine.context", engine.contextSize);
+        writeParams("generation.", params);
+        library_.settings().set("engine.threads", std::to_string(engine.threads));
+        library_.settings().set("engine.context", std::to_string(engine.contextSize));
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }
@@ -157,7 +201,7 @@ bool Assistant::startReply(std::int64_t chatId) {
     writer_ = std::make_unique<storage::StreamingMessageWriter>(library_.chats(), chatId, engine_->modelName().toStdString(),
                                                                 std::chrono::milliseconds(250));
     replyChat_ = chatId;
-    replyId_ = engine_->startReply(conversation, params_, images);
+    replyId_ = engine_->startReply(conversation, paramsFor(chatId), images);
     if (replyId_ == 0) {
         writer_->finish(storage::MessageStatus::Error, {}, "the model is busy or not loaded");
         writer_.reset();

@@ -44,6 +44,11 @@ public:
     // Stores sampling and engine settings (they survive restarts) and uses them from now on.
     void saveSettings(const inference::GenerationParams& params, const EngineOptions& engine);
     static inference::GenerationParams defaultParams();
+    // A chat's own sampling settings over the general ones (what its replies use).
+    inference::GenerationParams paramsFor(std::int64_t chatId);
+    void saveChatParams(std::int64_t chatId, const inference::GenerationParams& params);
+    void clearChatParams(std::int64_t chatId);  // back to the general settings
+    bool chatHasOwnParams(std::int64_t chatId);
 
     // The prompt template a chat uses (0: none): its system prompt and few-shot examples go before
     // the chat's messages at every reply.
@@ -74,6 +79,9 @@ private:
     Library& library_;
     std::unique_ptr<ChatEngine> engine_;
     void loadSettings();
+    // Reads sampling settings stored under `prefix` ("generation." or "chat.7.generation.") over `base`.
+    inference::GenerationParams readParams(const std::string& prefix, inference::GenerationParams base);
+    void writeParams(const std::string& prefix, const inference::GenerationParams& params);
     inference::GenerationParams params_;
     EngineOptions engineOptions_;
     std::unique_ptr<storage::StreamingMessageWriter> writer_;

@@ -229,11 +229,17 @@ void MainWindow::buildActions() {
 
     QMenu* settingsMenu = menuBar()->addMenu(tr("&Settings"));
     QAction* settings = settingsMenu->addAction(QIcon::fromTheme(QStringLiteral("preferences-system")), tr("&Settings…"), this, [this] {
-        SettingsDialog dialog(library_, *assistant_, this);
+        SettingsDialog dialog(library_, *assistant_, 0, this);
         dialog.exec();
     });
     settings->setObjectName(QStringLiteral("settingsAction"));
     settings->setShortcut(QKeySequence::Preferences);
+    chatSettingsAction_ = settingsMenu->addAction(tr("Settings for This &Chat…"), this, [this] {
+        if (currentChatId() == 0) return;
+        SettingsDialog dialog(library_, *assistant_, currentChatId(), this);
+        dialog.exec();
+    });
+    chatSettingsAction_->setObjectName(QStringLiteral("chatSettingsAction"));
 
     QMenu* helpMenu = menuBar()->addMenu(tr("&Help"));
     helpMenu->addAction(tr("&About Lumen"), this, [this] {
@@ -565,6 +571,7 @@ void MainWindow::updateActions() {
     stopButton_->setVisible(replying);
     stopAction_->setEnabled(replying || editing_ != 0);
     regenerateAction_->setEnabled(haveChat && !replying && assistant_->engine().isLoaded());
+    chatSettingsAction_->setEnabled(haveChat);
     noModelBar_->setVisible(!assistant_->engine().isLoaded());
 }
 

@@ -106,6 +106,7 @@ private:
     QAction* exportJsonAction_ = nullptr;
     QAction* stopAction_ = nullptr;
     QAction* undoDeleteAction_ = nullptr;
+    QAction* chatSettingsAction_ = nullptr;
     std::string deletedChat_;  // the last deleted chat, exported as JSON
     QAction* regenerateAction_ = nullptr;
 };

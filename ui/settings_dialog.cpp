@@ -30,11 +30,11 @@ QSpinBox* whole(int low, int high, int value, const QString& special = {}) {
 
 }  // namespace
 
-SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant, QWidget* parent)
-    : QDialog(parent), library_(library), assistant_(assistant) {
+SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant, std::int64_t chatId, QWidget* parent)
+    : QDialog(parent), library_(library), assistant_(assistant), chatId_(chatId) {
     setObjectName(QStringLiteral("settingsDialog"));
-    setWindowTitle(tr("Settings"));
-    const auto& p = assistant.generationParams();
+    setWindowTitle(chatId ? tr("Settings for This Chat") : tr("Settings"));
+    const inference::GenerationParams p = chatId ? assistant.paramsFor(chatId) : assistant.generationParams();
     const app::EngineOptions engine = assistant.engineOptions();
     temperature_ = number(0.0, 2.0, 0.05, 2, p.sampling.temperature);
     temperature_->setObjectName(QStringLiteral("temperature"));
@@ -55,19 +55,26 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     form->addRow(tr("&Repetition penalty:"), repeat_);
     form->addRow(tr("&Seed:"), seed_);
     form->addRow(tr("Ma&x tokens per reply:"), maxTokens_);
-    form->addRow(tr("&Context length (next model load):"), context_);
-    form->addRow(tr("CPU t&hreads (next model load):"), threads_);
+    if (chatId == 0) {
+        form->addRow(tr("&Context length (next model load):"), context_);
+        form->addRow(tr("CPU t&hreads (next model load):"), threads_);
+    } else {
+        context_->hide();
+        threads_->hide();
+    }
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel | QDialogButtonBox::RestoreDefaults);
     connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
     connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
     connect(buttons->button(QDialogButtonBox::RestoreDefaults), &QPushButton::clicked, this, [this] {
-        const inference::GenerationParams d = app::Assistant::defaultParams();
+        // A chat goes back to the general settings; the general ones to Lumen's defaults.
+        clearChat_ = chatId_ != 0;
+        const inference::GenerationParams d = chatId_ ? assistant_.generationParams() : app::Assistant::defaultParams();
         temperature_->setValue(d.sampling.temperature);
         topK_->setValue(d.sampling.topK);
         topP_->setValue(d.sampling.topP);
         minP_->setValue(d.sampling.minP);
         repeat_->setValue(d.sampling.repeatPenalty);
-        seed_->setValue(0);
+        seed_->setValue(static_cast<int>(d.sampling.seed));
         maxTokens_->setValue(d.maxTokens);
         context_->setValue(4096);
         threads_->setValue(0);
@@ -78,7 +85,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
 }
 
 void SettingsDialog::accept() {
-    inference::GenerationParams p = assistant_.generationParams();
+    inference::GenerationParams p = chatId_ ? assistant_.paramsFor(chatId_) : assistant_.generationParams();
     p.sampling.temperature = static_cast<float>(temperature_->value());
     p.sampling.topK = topK_->value();
     p.sampling.topP = static_cast<float>(topP_->value());
@@ -86,7 +93,9 @@ void SettingsDialog::accept() {
     p.sampling.repeatPenalty = static_cast<float>(repeat_->value());
     p.sampling.seed = static_cast<std::uint64_t>(seed_->value());
     p.maxTokens = maxTokens_->value();
-    assistant_.saveSettings(p, {threads_->value(), context_->value()});
+    if (chatId_ == 0) assistant_.saveSettings(p, {threads_->value(), context_->value()});
+    else if (clearChat_) assistant_.clearChatParams(chatId_);
+    else assistant_.saveChatParams(chatId_, p);
     QDialog::accept();
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // Settings: sampling (temperature, top-k, top-p, min-p, repetition penalty, seed, max tokens),
 // the context length and CPU threads. Stored in the database's settings; sampling applies to
-// the next reply, context and threads to the next model load.
+// the next reply, context and threads to the next model load. With a chat id: that chat's own
+// sampling settings (Restore Defaults returns it to the general ones).
 
 #include <QDialog>
 
@@ -15,13 +16,15 @@ namespace lumen::ui {
 class SettingsDialog : public QDialog {
     Q_OBJECT
 public:
-    SettingsDialog(app::Library& library, app::Assistant& assistant, QWidget* parent = nullptr);
+    SettingsDialog(app::Library& library, app::Assistant& assistant, std::int64_t chatId = 0, QWidget* parent = nullptr);
 
     void accept() override;
 
 private:
     app::Library& library_;
     app::Assistant& assistant_;
+    std::int64_t chatId_;
+    bool clearChat_ = false;
     QDoubleSpinBox *temperature_, *topP_, *minP_, *repeat_;
     QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_;
 };

@@ -233,6 +233,27 @@ private slots:
         QCOMPARE(window.messageListModel().rowCount(), 2);
     }
 
+    // The real TinyStories model (../shared) writes a reply into a chat.
+    void realModelReplies() {
+        const QString shared = test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: this test runs the real TinyStories model");
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        window.openModel(shared + "/tinystories/stories260K.gguf");
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        window.assistant().generationParams().maxTokens = 40;
+        window.assistant().generationParams().sampling.temperature = 0.0f;
+        const auto chat = window.assistant().submitUserMessage(0, "Once upon a time");
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        const auto stored = library.chats().messages(chat);
+        QCOMPARE(stored.size(), std::size_t(2));
+        QVERIFY(stored[1].status == storage::MessageStatus::Complete);
+        QVERIFY2(stored[1].content.size() > 20, stored[1].content.c_str());
+        QVERIFY(stored[1].metrics.tokensPerSecond.value_or(0.0) > 0.0);
+        qInfo("TinyStories replied: %s", stored[1].content.c_str());
+    }
+
     // Stop mid-reply keeps what was written, marked stopped; so does closing the window.
     void stopKeepsThePartialReply() {
         const QString model = tinyModel();
@@ -449,6 +470,25 @@ private slots:
         ui::MainWindow again(library);  // the next start reads them back
         QCOMPARE(again.assistant().generationParams().maxTokens, 77);
         QCOMPARE(again.assistant().generationParams().sampling.temperature, 0.3f);
+        // One chat's own settings; the others keep the general ones.
+        const auto mine = library.chats().createChat("Mine").id, other = library.chats().createChat("Other").id;
+        again.chatListModel().reload();
+        again.selectChat(mine);
+        QCOMPARE(again.currentChatId(), mine);
+        QTimer::singleShot(0, this, [] {
+            auto* dialog = qobject_cast<QDialog*>(QApplication::activeModalWidget());
+            QVERIFY(dialog);
+            QCOMPARE(dialog->findChild<QSpinBox*>("maxTokens")->value(), 77);  // starts from the general ones
+            dialog->findChild<QSpinBox*>("maxTokens")->setValue(5);
+            dialog->accept();
+        });
+        again.findChild<QAction*>("chatSettingsAction")->trigger();
+        QCOMPARE(again.assistant().paramsFor(mine).maxTokens, 5);
+        QCOMPARE(again.assistant().paramsFor(mine).sampling.temperature, 0.3f);
+        QCOMPARE(again.assistant().paramsFor(other).maxTokens, 77);
+        QVERIFY(again.assistant().chatHasOwnParams(mine));
+        again.assistant().clearChatParams(mine);
+        QCOMPARE(again.assistant().paramsFor(mine).maxTokens, 77);
     }
 
     // Opening a model from the menu says what it is and what it needs first; loading runs on the
