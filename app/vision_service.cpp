@@ -7,6 +7,7 @@
 #include "inference/core/backend.h"
 #include "vision/classifier.h"
 #include "vision/clip_model.h"
+#include "vision/dinov2_model.h"
 #include "vision/image_decode.h"
 
 namespace lumen::app {
@@ -16,8 +17,10 @@ using Vector = std::vector<float>;
 
 // What the worker needs, gathered on the caller's thread.
 struct Job {
-    std::shared_ptr<vision::ClipModel> clip;
-    std::string modelId;
+    std::shared_ptr<vision::ClipModel> clip;          // prompts (zero-shot, blended)
+    std::shared_ptr<vision::ImageEncoder> features;   // image features: CLIP, or DINOv2 for few-shot
+    std::string modelId;                              // the features' model, for the cache
+    float scale = 100.0f;
     storage::LabelSet set;
     std::string query;                                 // SHA-256 of the image to classify
     std::map<std::string, QByteArray> imageBytes;      // images whose embedding is not cached
@@ -42,7 +45,7 @@ Outcome run(Job job) {
         const auto image = [&](const std::string& sha) -> Vector {
             if (auto it = job.imageEmbeddings.find(sha); it != job.imageEmbeddings.end()) return it->second;
             const QByteArray& b = job.imageBytes.at(sha);
-            Vector e = job.clip->embedImage(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(b.constData()), static_cast<std::size_t>(b.size())}));
+            Vector e = job.features->embedImage(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(b.constData()), static_cast<std::size_t>(b.size())}));
             out.newImages[sha] = e;
             job.imageEmbeddings[sha] = e;
             return e;
@@ -83,7 +86,7 @@ Outcome run(Job job) {
         std::optional<vision::Classifier> classifier;
         switch (job.set.mode) {
             case storage::ClassifyMode::ZeroShot: classifier = zeroShot(); break;
-            case storage::ClassifyMode::FewShot: classifier = vision::Classifier::prototypes(examples, job.clip->logitScale()); break;
+            case storage::ClassifyMode::FewShot: classifier = vision::Classifier::prototypes(examples, job.scale); break;
             case storage::ClassifyMode::Blended: classifier = vision::Classifier::tipAdapter(zeroShot(), examples); break;
         }
         for (const auto& s : classifier->classify(image(job.query), 5)) out.scores.emplace_back(s.label, s.probability);
@@ -99,7 +102,10 @@ VisionService::VisionService(Library& library, QObject* parent) : QObject(parent
 
 VisionService::~VisionService() { QThreadPool::globalInstance()->waitForDone(); }
 
-void VisionService::loadClip(const QString& folder) {
+void VisionService::loadClip(const QString& folder) { load(folder, false); }
+void VisionService::loadDinov2(const QString& folder) { load(folder, true); }
+
+void VisionService::load(const QString& folder, bool dinov2) {
     if (busy_) {
         emit failed(tr("Wait for the running classification or load to finish."));
         return;
@@ -107,8 +113,8 @@ void VisionService::loadClip(const QString& folder) {
     busy_ = true;
     auto* watcher = new QFutureWatcher<QString>(this);
     auto backend = std::shared_ptr<inference::Backend>(inference::makeCpuBackend());
-    auto result = std::make_shared<std::shared_ptr<vision::ClipModel>>();
-    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher, backend, result, folder] {
+    auto result = std::make_shared<std::shared_ptr<vision::ImageEncoder>>();
+    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher, backend, result, folder, dinov2] {
         watcher->deleteLater();
         busy_ = false;
         const QString error = watcher->result();
@@ -116,22 +122,36 @@ void VisionService::loadClip(const QString& folder) {
             emit failed(error);
             return;
         }
-        clip_ = *result;     // the old model goes first,
-        backend_ = backend;  // then its backend
-        clipPath_ = folder;
-        clipDescription_ = QString::fromStdString(clip_->description());
-        try {
-            library_.settings().set(kClipPathKey, folder.toStdString());
-        } catch (const storage::Error& e) {
-            qCWarning(lcApp) << "remembering the CLIP folder failed:" << e.what();
+        const QString description = QString::fromStdString((*result)->description());
+        if (dinov2) {
+            dinov2_ = *result;          // the old model goes first,
+            dinov2Backend_ = backend;   // then its backend
+            dinov2Path_ = folder;
+            dinov2Description_ = description;
+        } else {
+            clip_ = std::static_pointer_cast<vision::ClipModel>(*result);
+            backend_ = backend;
+            clipPath_ = folder;
+            clipDescription_ = description;
         }
-        emit clipLoaded(clipDescription_);
-    });
-    watcher->setFuture(QtConcurrent::run([folder, backend, result]() -> QString {
         try {
-            auto model = vision::ClipModel::load(folder.toStdString(), *backend);
-            if (!model->hasText()) return tr("%1 has no text encoder: zero-shot classification needs a full CLIP model").arg(folder);
-            *result = std::shared_ptr<vision::ClipModel>(std::move(model));
+            library_.settings().set(dinov2 ? kDinov2PathKey : kClipPathKey, folder.toStdString());
+        } catch (const storage::Error& e) {
+            qCWarning(lcApp) << "remembering the model folder failed:" << e.what();
+        }
+        emit dinov2 ? dinov2Loaded(description) : clipLoaded(description);
+    });
+    watcher->setFuture(QtConcurrent::run([folder, backend, result, dinov2]() -> QString {
+        try {
+            if (dinov2) {
+                auto model = vision::openImageEncoder(folder.toStdString(), *backend);
+                if (!dynamic_cast<vision::Dinov2Model*>(model.get())) return tr("%1 is not a DINOv2 model").arg(folder);
+                *result = std::shared_ptr<vision::ImageEncoder>(std::move(model));
+            } else {
+                auto model = vision::ClipModel::load(folder.toStdString(), *backend);
+                if (!model->hasText()) return tr("%1 has no text encoder: zero-shot classification needs a full CLIP model").arg(folder);
+                *result = std::shared_ptr<vision::ImageEncoder>(std::move(model));
+            }
             return {};
         } catch (const std::exception& e) {
             return tr("%1 could not be loaded: %2").arg(QFileInfo(folder).fileName(), QString::fromUtf8(e.what()));
@@ -140,14 +160,13 @@ void VisionService::loadClip(const QString& folder) {
 }
 
 bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std::int64_t labelSetId) {
-    if (!clip_ || busy_) {
-        emit failed(clip_ ? tr("A classification is still running.") : tr("Classifying needs a CLIP model: File ▸ Open CLIP Folder…"));
+    if (busy_) {
+        emit failed(tr("A classification is still running."));
         return false;
     }
     Job job;
-    job.clip = clip_;
-    job.modelId = clipPath_.toStdString();
     job.query = sha256;
+    QString modelName;
     try {
         const auto set = library_.labelSets().get(labelSetId);
         if (!set || set->labels.empty()) {
@@ -155,6 +174,17 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
             return false;
         }
         job.set = *set;
+        // Few-shot compares DINOv2 features when a DINOv2 model is loaded; the rest needs CLIP.
+        const bool useDinov2 = set->mode == storage::ClassifyMode::FewShot && dinov2_;
+        if (!useDinov2 && !clip_) {
+            emit failed(tr("Classifying needs a CLIP model: File ▸ Open CLIP Folder… (few-shot label sets can use a DINOv2 folder instead)."));
+            return false;
+        }
+        job.clip = clip_;
+        job.features = useDinov2 ? dinov2_ : std::static_pointer_cast<vision::ImageEncoder>(clip_);
+        job.modelId = (useDinov2 ? dinov2Path_ : clipPath_).toStdString();
+        job.scale = useDinov2 ? 20.0f : clip_->logitScale();
+        modelName = useDinov2 ? dinov2Description_ : clipDescription_;
         std::vector<std::string> shas{sha256};
         for (const auto& l : set->labels) shas.insert(shas.end(), l.exampleImages.begin(), l.exampleImages.end());
         for (const auto& sha : shas) {
@@ -167,17 +197,17 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
         const auto& tpls = set->promptTemplates.empty() ? vision::defaultTemplates() : set->promptTemplates;
         for (const auto& l : set->labels)
             for (const auto& tpl : tpls)
-                if (auto e = library_.embeddings().get(storage::EmbeddingKind::Text, fill(tpl, l.name), job.modelId)) job.textEmbeddings[fill(tpl, l.name)] = *e;
+                if (auto e = library_.embeddings().get(storage::EmbeddingKind::Text, fill(tpl, l.name), clipPath_.toStdString())) job.textEmbeddings[fill(tpl, l.name)] = *e;
     } catch (const storage::Error& e) {
         emit failed(QString::fromUtf8(e.what()));
         return false;
     }
     busy_ = true;
     const QString heading = tr("Classified with “%1” (%2, %3):")
-                                .arg(QString::fromStdString(job.set.name), QString::fromLatin1(storage::toString(job.set.mode).data()), clipDescription_);
-    const std::string modelId = job.modelId;
+                                .arg(QString::fromStdString(job.set.name), QString::fromLatin1(storage::toString(job.set.mode).data()), modelName);
+    const std::string modelId = job.modelId, textModelId = clipPath_.toStdString();
     auto* watcher = new QFutureWatcher<Outcome>(this);
-    connect(watcher, &QFutureWatcher<Outcome>::finished, this, [this, watcher, chatId, sha256, heading, modelId] {
+    connect(watcher, &QFutureWatcher<Outcome>::finished, this, [this, watcher, chatId, sha256, heading, modelId, textModelId, modelName] {
         watcher->deleteLater();
         busy_ = false;
         const Outcome out = watcher->result();
@@ -187,12 +217,12 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
         }
         try {
             for (const auto& [sha, e] : out.newImages) library_.embeddings().put(storage::EmbeddingKind::Image, sha, modelId, e);
-            for (const auto& [text, e] : out.newTexts) library_.embeddings().put(storage::EmbeddingKind::Text, text, modelId, e);
+            for (const auto& [text, e] : out.newTexts) library_.embeddings().put(storage::EmbeddingKind::Text, text, textModelId, e);
             storage::NewMessage m;
             m.role = storage::Role::Assistant;
             m.content = formatScores(heading, out.scores).toStdString();
             m.images = {sha256};
-            m.metrics.model = clipDescription_.toStdString();
+            m.metrics.model = modelName.toStdString();
             const std::int64_t id = library_.chats().addMessage(chatId, m);
             emit classified(chatId, id);
         } catch (const storage::Error& e) {

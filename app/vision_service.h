@@ -18,6 +18,7 @@ class Backend;
 }
 namespace lumen::vision {
 class ClipModel;
+class ImageEncoder;
 }
 
 namespace lumen::app {
@@ -30,7 +31,10 @@ public:
 
     // Loads a CLIP folder on a worker thread: clipLoaded or failed. Remembered for the next start.
     void loadClip(const QString& folder);
+    // A DINOv2 folder: few-shot label sets then compare DINOv2 features of the examples.
+    void loadDinov2(const QString& folder);
     bool isLoaded() const { return static_cast<bool>(clip_); }
+    bool hasDinov2() const { return static_cast<bool>(dinov2_); }
     bool isBusy() const { return busy_; }
 
     // Classifies image `sha256` with a label set and posts the result in the chat. False (with
@@ -41,17 +45,23 @@ public:
     static QString formatScores(const QString& heading, const std::vector<std::pair<std::string, float>>& scores);
 
     static constexpr const char* kClipPathKey = "model.clip.path";
+    static constexpr const char* kDinov2PathKey = "model.dinov2.path";
 
 signals:
     void clipLoaded(const QString& description);
+    void dinov2Loaded(const QString& description);
     void failed(const QString& message);
     void classified(qint64 chatId, qint64 messageId);
 
 private:
     Library& library_;
     std::shared_ptr<inference::Backend> backend_;  // the loaded model's (it goes after the model)
+    void load(const QString& folder, bool dinov2);
+
     std::shared_ptr<vision::ClipModel> clip_;
-    QString clipPath_, clipDescription_;
+    std::shared_ptr<vision::ImageEncoder> dinov2_;
+    std::shared_ptr<inference::Backend> dinov2Backend_;
+    QString clipPath_, clipDescription_, dinov2Path_, dinov2Description_;
     bool busy_ = false;
 };
 

@@ -91,6 +91,9 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     connect(vision_, &app::VisionService::clipLoaded, this, [this](const QString& description) {
         statusBar()->showMessage(tr("CLIP loaded: %1").arg(description), 5000);
     });
+    connect(vision_, &app::VisionService::dinov2Loaded, this, [this](const QString& description) {
+        statusBar()->showMessage(tr("DINOv2 loaded: %1 (few-shot label sets use it)").arg(description), 5000);
+    });
     connect(vision_, &app::VisionService::failed, this, &MainWindow::showError);
     connect(vision_, &app::VisionService::classified, this, [this](qint64 chatId, qint64 messageId) {
         if (chatId == currentChatId()) messages_->appendStored(messageId);
@@ -135,8 +138,18 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         if (const auto path = library_.settings().get(app::Assistant::kModelPathKey); path && QFileInfo::exists(QString::fromStdString(*path))) {
             openModel(QString::fromStdString(*path));
         }
-        if (const auto clip = library_.settings().get(app::VisionService::kClipPathKey); clip && QFileInfo::exists(QString::fromStdString(*clip)))
+        // CLIP, then DINOv2 (one load at a time).
+        const auto dino = library_.settings().get(app::VisionService::kDinov2PathKey);
+        const QString dinoPath = dino && QFileInfo::exists(QString::fromStdString(*dino)) ? QString::fromStdString(*dino) : QString();
+        if (const auto clip = library_.settings().get(app::VisionService::kClipPathKey); clip && QFileInfo::exists(QString::fromStdString(*clip))) {
             vision_->loadClip(QString::fromStdString(*clip));
+            if (!dinoPath.isEmpty())
+                connect(vision_, &app::VisionService::clipLoaded, this, [this, dinoPath] {
+                    if (!vision_->hasDinov2()) vision_->loadDinov2(dinoPath);
+                }, Qt::SingleShotConnection);
+        } else if (!dinoPath.isEmpty()) {
+            vision_->loadDinov2(dinoPath);
+        }
     } catch (const storage::Error& e) {
         showError(QString::fromUtf8(e.what()));
     }
@@ -176,6 +189,10 @@ void MainWindow::buildActions() {
     fileMenu->addAction(tr("Open &CLIP Folder…"), this, [this] {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("Open CLIP Folder"));
         if (!dir.isEmpty()) openClipFolder(dir);
+    });
+    fileMenu->addAction(tr("Open &DINOv2 Folder…"), this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, tr("Open DINOv2 Folder (few-shot features)"));
+        if (!dir.isEmpty()) vision_->loadDinov2(dir);
     });
     fileMenu->addSeparator();
     QAction* quit = fileMenu->addAction(tr("&Quit"), this, &QWidget::close);
@@ -702,7 +719,7 @@ void MainWindow::openImageProjector(const QString& path) {
 void MainWindow::openClipFolder(const QString& folder) { vision_->loadClip(folder); }
 
 void MainWindow::classifyImage(const QString& sha) {
-    if (!vision_->isLoaded()) {
+    if (!vision_->isLoaded() && !vision_->hasDinov2()) {
         showError(tr("Classifying needs a CLIP model: File ▸ Open CLIP Folder… (for example openai/clip-vit-base-patch32)."));
         return;
     }

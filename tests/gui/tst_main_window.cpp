@@ -581,6 +581,14 @@ private slots:
         QTRY_COMPARE_WITH_TIMEOUT(classified.size(), 1, 20000);
         const QString result = QString::fromStdString(library.chats().messages(chat).back().content);
         QVERIFY2(result.contains("few-shot") && result.section('\n', 1, 1).startsWith("smooth"), qPrintable(result));
+        // With DINOv2 loaded, few-shot compares its features instead.
+        QSignalSpy dino(&window.vision(), &app::VisionService::dinov2Loaded);
+        window.vision().loadDinov2(fixtures + "models/dinov2-tiny");
+        QTRY_COMPARE_WITH_TIMEOUT(dino.size(), 1, 20000);
+        QVERIFY(window.vision().classify(chat, stored->labels[1].exampleImages[0], set));
+        QTRY_COMPARE_WITH_TIMEOUT(classified.size(), 2, 20000);
+        const QString second = QString::fromStdString(library.chats().messages(chat).back().content);
+        QVERIFY2(second.contains("DINOv2") && second.section('\n', 1, 1).startsWith("blocky"), qPrintable(second));
     }
 
     void brokenModelFileIsAnError() {
