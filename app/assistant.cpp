@@ -105,6 +105,7 @@ void Assistant::loadSettings() {
     };
     engineOptions_.threads = engine("engine.threads", 0);
     engineOptions_.contextSize = engine("engine.context", 4096);
+    engineOptions_.gpuLayers = engine("engine.gpu_layers", -1);
 }
 
 inference::GenerationParams Assistant::paramsFor(std::int64_t chatId) {
@@ -143,6 +144,7 @@ void Assistant::saveSettings(const inference::GenerationParams& params, const En
         writeParams("generation.", params);
         library_.settings().set("engine.threads", std::to_string(engine.threads));
         library_.settings().set("engine.context", std::to_string(engine.contextSize));
+        library_.settings().set("engine.gpu_layers", std::to_string(engine.gpuLayers));
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }

@@ -5,6 +5,7 @@
 
 #include "app/logging.h"
 #include "inference/core/backend.h"
+#include "inference/core/compute_devices.h"
 #include "inference/core/memory.h"
 #include "inference/llm/chat_template.h"
 #include "inference/llm/llama_model.h"
@@ -18,6 +19,7 @@ namespace lumen::app {
 
 struct ChatEngine::State {
     std::unique_ptr<inference::Backend> backend;
+    std::unique_ptr<inference::Backend> gpu;
     std::shared_ptr<const inference::GgufFile> file;
     std::shared_ptr<inference::LlamaModel> model;
     std::shared_ptr<const inference::Tokenizer> tokenizer;
@@ -37,6 +39,7 @@ struct ChatEngine::State {
         tokenizer.reset();
         model.reset();
         file.reset();
+        gpu.reset();
         backend.reset();
     }
 };
@@ -95,25 +98,53 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     loaded_ = false;
     projectorLoaded_ = false;
     renderer_.reset();
+    cancelLoad_.store(false);
     QMetaObject::invokeMethod(worker_, [this, path, options, state = state_] {
+        // Between steps, a cancelled load drops what it has.
+        const auto cancelled = [&] {
+            if (!cancelLoad_.load()) return false;
+            state->reset();
+            QMetaObject::invokeMethod(this, [this] { emit loadCancelled(); });
+            return true;
+        };
         try {
             state->reset();
             state->file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
+            if (cancelled()) return;
             state->model = inference::LlamaModel::load(state->file);
+            if (cancelled()) return;
             state->tokenizer = std::make_shared<const inference::Tokenizer>(inference::Tokenizer::fromGguf(*state->file));
             auto tpl = inference::ChatTemplate::fromGguf(*state->file);
             state->renderer = std::make_shared<const PromptRenderer>(tpl ? std::move(*tpl) : inference::ChatTemplate::builtin("chatml"), state->tokenizer);
             const auto& c = state->model->config();
             const std::int64_t context = std::min<std::int64_t>(options.contextSize > 0 ? options.contextSize : 4096, c.contextLength);
+            if (cancelled()) return;
             state->backend = inference::makeCpuBackend({.threads = options.threads});
-            state->session = std::make_unique<inference::LlamaSession>(state->model, *state->backend, context);
+            // The last layers on the GPU when one is usable: as many as fit, or as asked.
+            std::int64_t gpuLayers = 0;
+            if (options.gpuLayers != 0) {
+                try {
+                    state->gpu = inference::makeCudaBackend();
+                    const auto devices = inference::queryComputeDevices();
+                    const std::uint64_t free = devices.gpus.empty() ? 0 : devices.gpus.front().freeMemory;
+                    gpuLayers = options.gpuLayers < 0 ? state->model->gpuLayersFitting(free * 9 / 10, context)
+                                                      : std::min<std::int64_t>(options.gpuLayers, c.nLayers);
+                } catch (const std::exception& e) {
+                    qCInfo(lcApp) << "computing on the CPU:" << e.what();
+                    state->gpu.reset();
+                }
+            }
+            if (gpuLayers == 0) state->gpu.reset();
+            state->session = std::make_unique<inference::LlamaSession>(state->model, inference::LayerSplit{state->backend.get(), state->gpu.get(), gpuLayers}, context);
             state->generator = std::make_unique<inference::Generator>(*state->session, *state->tokenizer);
             std::int64_t params = 0;
             for (const auto& t : state->file->tensors()) params += t.elements;
-            const QString name = QStringLiteral("%1 (%2, %3 layers, %4M parameters)")
+            const QString where = gpuLayers == 0 ? tr("CPU") : gpuLayers == c.nLayers ? tr("GPU") : tr("GPU %1 of %2 layers").arg(gpuLayers).arg(c.nLayers);
+            const QString name = QStringLiteral("%1 (%2, %3 layers, %4M parameters, %5)")
                                      .arg(QFileInfo(path).fileName(), QString::fromStdString(c.architecture))
                                      .arg(c.nLayers)
-                                     .arg(static_cast<double>(params) / 1e6, 0, 'f', 1);
+                                     .arg(static_cast<double>(params) / 1e6, 0, 'f', 1)
+                                     .arg(where);
             QMetaObject::invokeMethod(this, [this, name, path, renderer = state->renderer] {
                 renderer_ = renderer;
                 loaded_ = true;
@@ -235,5 +266,7 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
 }
 
 void ChatEngine::stop() { cancel_.store(true); }
+
+void ChatEngine::cancelLoad() { cancelLoad_.store(true); }
 
 }  // namespace lumen::app

@@ -21,6 +21,7 @@ namespace lumen::app {
 struct EngineOptions {
     int threads = 0;          // 0: the physical cores
     int contextSize = 4096;   // at most the model's
+    int gpuLayers = -1;       // layers on a CUDA GPU: -1 all that fit (when one is usable), 0 none
 };
 
 // What a GGUF holds and what it will need, read without loading it (for the confirmation the
@@ -41,6 +42,8 @@ public:
 
     // Loads the model (replacing the current one) on the worker: modelLoaded or loadFailed.
     void loadModel(const QString& path, const EngineOptions& options = {});
+    // Abandons a load in progress (loadCancelled; a model already loaded was dropped by it).
+    void cancelLoad();
     bool isLoaded() const { return loaded_; }
     bool isBusy() const { return busy_.load(); }
     // "stories260K.gguf (llama, 5 layers, 0.3M parameters)"
@@ -67,6 +70,7 @@ signals:
     void modelLoaded(const QString& name);
     void imageProjectorLoaded(const QString& description);
     void loadFailed(const QString& message);
+    void loadCancelled();
     void replyPiece(int replyId, const QString& piece);
     // The exact text a reply's prompt rendered to (before its tokens and any image rows).
     void promptRendered(int replyId, const QString& prompt);
@@ -81,6 +85,7 @@ private:
     std::shared_ptr<State> state_;   // touched only on the worker
     std::atomic<bool> cancel_{false};
     std::atomic<bool> busy_{false};
+    std::atomic<bool> cancelLoad_{false};
     bool loaded_ = false;
     bool projectorLoaded_ = false;
     QString modelName_, modelPath_, projectorPath_;

@@ -77,6 +77,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     });
     connect(assistant_, &app::Assistant::modelLoaded, this, [this](const QString& name) {
         loadingBar_->hide();
+        cancelLoadButton_->hide();
         modelLabel_->setText(name);
         statusBar()->showMessage(tr("Model loaded: %1").arg(name), 5000);
         updateActions();
@@ -109,6 +110,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     });
     connect(&assistant_->engine(), &app::ChatEngine::loadFailed, this, [this] {
         loadingBar_->hide();
+        cancelLoadButton_->hide();
         modelLabel_->setText(tr("No model loaded"));
         updateActions();
     });
@@ -130,7 +132,21 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     loadingBar_->setRange(0, 0);  // busy: mapping the file and building the tokenizer
     loadingBar_->setMaximumWidth(120);
     loadingBar_->hide();
+    cancelLoadButton_ = new QToolButton;
+    cancelLoadButton_->setObjectName(QStringLiteral("cancelLoadButton"));
+    cancelLoadButton_->setText(tr("Cancel"));
+    cancelLoadButton_->setToolTip(tr("Stop loading the model"));
+    cancelLoadButton_->hide();
+    connect(cancelLoadButton_, &QToolButton::clicked, this, [this] { assistant_->engine().cancelLoad(); });
+    connect(&assistant_->engine(), &app::ChatEngine::loadCancelled, this, [this] {
+        loadingBar_->hide();
+        cancelLoadButton_->hide();
+        modelLabel_->setText(tr("No model loaded"));
+        statusBar()->showMessage(tr("Loading was cancelled."), 5000);
+        updateActions();
+    });
     statusBar()->addPermanentWidget(loadingBar_);
+    statusBar()->addPermanentWidget(cancelLoadButton_);
     statusBar()->addPermanentWidget(modelLabel_);
     statusBar()->showMessage(tr("Database: %1").arg(library_.path()));
     // The model of the last session, when its file is still there.
@@ -595,6 +611,7 @@ void MainWindow::updateActions() {
 void MainWindow::openModel(const QString& path) {
     modelLabel_->setText(tr("Loading %1…").arg(QFileInfo(path).fileName()));
     loadingBar_->show();
+    cancelLoadButton_->show();
     assistant_->loadModel(path);
 }
 

@@ -11,6 +11,7 @@
 class QAction;
 class QComboBox;
 class QProgressBar;
+class QToolButton;
 class QLabel;
 class QLineEdit;
 class QListView;
@@ -98,6 +99,7 @@ private:
     std::int64_t editing_ = 0;              // the user message being edited, 0: none
     QLabel* modelLabel_ = nullptr;
     QProgressBar* loadingBar_ = nullptr;
+    QToolButton* cancelLoadButton_ = nullptr;
 
     QAction* newChatAction_ = nullptr;
     QAction* renameAction_ = nullptr;

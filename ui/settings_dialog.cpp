@@ -8,6 +8,8 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 
+#include "inference/core/compute_devices.h"
+
 namespace lumen::ui {
 namespace {
 
@@ -47,6 +49,8 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     maxTokens_->setObjectName(QStringLiteral("maxTokens"));
     context_ = whole(256, 131072, engine.contextSize);
     threads_ = whole(0, 256, engine.threads, tr("all cores"));
+    gpuLayers_ = whole(-1, 1000, engine.gpuLayers, tr("all that fit"));
+    gpuLayers_->setObjectName(QStringLiteral("gpuLayers"));
     auto* form = new QFormLayout;
     form->addRow(tr("&Temperature (0: always the likeliest word):"), temperature_);
     form->addRow(tr("Top-&k:"), topK_);
@@ -58,9 +62,13 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     if (chatId == 0) {
         form->addRow(tr("&Context length (next model load):"), context_);
         form->addRow(tr("CPU t&hreads (next model load):"), threads_);
+        // Only where this build has the CUDA backend.
+        if (inference::queryComputeDevices().cudaBuilt) form->addRow(tr("&GPU layers (0: CPU only; next model load):"), gpuLayers_);
+        else gpuLayers_->hide();
     } else {
         context_->hide();
         threads_->hide();
+        gpuLayers_->hide();
     }
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel | QDialogButtonBox::RestoreDefaults);
     connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
@@ -78,6 +86,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         maxTokens_->setValue(d.maxTokens);
         context_->setValue(4096);
         threads_->setValue(0);
+        gpuLayers_->setValue(-1);
     });
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
@@ -93,7 +102,7 @@ void SettingsDialog::accept() {
     p.sampling.repeatPenalty = static_cast<float>(repeat_->value());
     p.sampling.seed = static_cast<std::uint64_t>(seed_->value());
     p.maxTokens = maxTokens_->value();
-    if (chatId_ == 0) assistant_.saveSettings(p, {threads_->value(), context_->value()});
+    if (chatId_ == 0) assistant_.saveSettings(p, {threads_->value(), context_->value(), gpuLayers_->value()});
     else if (clearChat_) assistant_.clearChatParams(chatId_);
     else assistant_.saveChatParams(chatId_, p);
     QDialog::accept();

@@ -26,7 +26,7 @@ private:
     std::int64_t chatId_;
     bool clearChat_ = false;
     QDoubleSpinBox *temperature_, *topP_, *minP_, *repeat_;
-    QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_;
+    QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_, *gpuLayers_;
 };
 
 }  // namespace lumen::ui

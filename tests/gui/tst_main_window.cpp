@@ -522,6 +522,19 @@ private slots:
         qInfo("longest event-loop gap while loading: %lld ms", longest);
         QVERIFY(longest < 50);
         QVERIFY(!window.findChild<QProgressBar*>("loadingBar")->isVisible());
+        // Cancelling a load: it ends either cancelled (no model) or, if it had finished, loaded.
+        QSignalSpy cancelled(&window.assistant().engine(), &app::ChatEngine::loadCancelled);
+        QSignalSpy loaded(&window.assistant(), &app::Assistant::modelLoaded);
+        window.openModel(tinyModel());
+        QVERIFY(window.findChild<QToolButton*>("cancelLoadButton")->isVisible());
+        window.findChild<QToolButton*>("cancelLoadButton")->click();
+        QTRY_COMPARE_WITH_TIMEOUT(cancelled.size() + loaded.size(), 1, 20000);
+        QCOMPARE(window.assistant().engine().isLoaded(), loaded.size() == 1);
+        QVERIFY(!window.findChild<QToolButton*>("cancelLoadButton")->isVisible());
+        window.openModel(tinyModel());
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        const QString name = window.assistant().engine().modelName();
+        QVERIFY2(name.contains("CPU") || name.contains("GPU"), qPrintable(name));  // where it runs
         // Not a model: said at once, nothing loads.
         const QString bad = dir_.filePath("notes.gguf");
         QVERIFY(test::writeFile(bad, "hello"));
