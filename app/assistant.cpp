@@ -279,7 +279,8 @@ std::optional<TemplateSpec> Assistant::templateSpec(std::int64_t templateId) {
         const auto t = library_.templates().get(templateId);
         if (!t) return std::nullopt;
         TemplateSpec spec{t->systemPrompt, t->body, {}};
-        for (const auto& e : library_.templates().examples(templateId)) spec.examples.emplace_back(e.input, e.output);
+        for (const auto& e : library_.templates().examples(templateId))
+            spec.examples.push_back({e.input, e.output, engine_->hasImageProjector() ? e.imageSha256 : std::nullopt});
         return spec;
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));

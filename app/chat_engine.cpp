@@ -200,15 +200,15 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
         try {
             if (!state->generator) throw std::runtime_error("no model is loaded");
             const auto& vocab = state->tokenizer->vocabulary();
-            // Images: their projected rows (cached by content), an image part in their message.
-            nlohmann::ordered_json conversation = nlohmann::ordered_json::array(), plain = nlohmann::ordered_json::array();
+            // Images: their projected rows (cached by content) and placeholder ids, in message order;
+            // without a projector they are left out.
+            nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
             std::vector<std::vector<inference::TokenId>> placeholders;
             std::vector<std::shared_ptr<const std::vector<float>>> keep;
             inference::EmbeddingRows rows;
-            for (const auto& m : messages) {
-                nlohmann::ordered_json parts = nlohmann::ordered_json::array();
-                std::string markers;
-                if (state->mmproj && m.contains("images"))
+            for (auto m : messages) {
+                if (!state->mmproj) m.erase("images");
+                if (m.contains("images"))
                     for (const auto& sha : m["images"]) {
                         const std::string key = sha.get<std::string>();
                         auto encoded = state->imageRows.find(state->mmprojKey, key);
@@ -225,21 +225,10 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
                         placeholders.push_back(inference::imagePlaceholders(h, n));
                         for (std::int64_t r = 0; r < n; ++r) rows[placeholders.back()[static_cast<std::size_t>(r)]] = encoded->data() + r * width;
                         keep.push_back(encoded);
-                        parts.push_back({{"type", "image"}});
-                        markers += std::string(inference::kImageMarker) + "\n";
                     }
-                if (parts.empty()) {
-                    conversation.push_back({{"role", m["role"]}, {"content", m["content"]}});
-                } else {
-                    parts.push_back({{"type", "text"}, {"text", "\n" + m["content"].get<std::string>()}});
-                    conversation.push_back({{"role", m["role"]}, {"content", parts}});
-                }
-                plain.push_back({{"role", m["role"]}, {"content", markers + m["content"].get<std::string>()}});
+                conversation.push_back(std::move(m));
             }
-            std::string prompt = state->renderer->render(conversation);
-            std::size_t found = 0;
-            for (std::size_t at = prompt.find(inference::kImageMarker); at != std::string::npos; at = prompt.find(inference::kImageMarker, at + 1)) ++found;
-            if (found != placeholders.size()) prompt = state->renderer->render(plain);  // a text-only template
+            const std::string prompt = state->renderer->render(conversation);
             emit promptRendered(id, QString::fromStdString(prompt));
             const std::string bos = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
             const bool templateHasBos = !bos.empty() && prompt.rfind(bos, 0) == 0;

@@ -2,6 +2,8 @@
 
 #include <QRegularExpression>
 
+#include "inference/llm/multimodal.h"
+
 namespace lumen::app {
 namespace {
 
@@ -42,9 +44,11 @@ nlohmann::ordered_json buildConversation(const std::optional<TemplateSpec>& spec
     nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
     if (spec) {
         if (!spec->systemPrompt.empty()) conversation.push_back({{"role", "system"}, {"content", spec->systemPrompt}});
-        for (const auto& [input, output] : spec->examples) {
-            conversation.push_back({{"role", "user"}, {"content", input}});
-            conversation.push_back({{"role", "assistant"}, {"content", output}});
+        for (const auto& e : spec->examples) {
+            nlohmann::ordered_json user{{"role", "user"}, {"content", e.input}};
+            if (e.image) user["images"] = nlohmann::ordered_json::array({*e.image});
+            conversation.push_back(user);
+            conversation.push_back({{"role", "assistant"}, {"content", e.output}});
         }
     }
     for (const auto& m : history) conversation.push_back(m);
@@ -52,7 +56,34 @@ nlohmann::ordered_json buildConversation(const std::optional<TemplateSpec>& spec
 }
 
 std::string PromptRenderer::render(const nlohmann::ordered_json& conversation) const {
-    return template_.apply(conversation, true, &tokenizer_->vocabulary());
+    // Messages with images: the images as parts before the text, which templates render as image
+    // markers; a text-only template gets the markers written into the message text instead.
+    nlohmann::ordered_json parts = nlohmann::ordered_json::array(), plain = nlohmann::ordered_json::array();
+    std::size_t images = 0;
+    for (const auto& m : conversation) {
+        const std::size_t count = m.contains("images") ? m["images"].size() : 0;
+        images += count;
+        nlohmann::ordered_json p{{"role", m["role"]}, {"content", m["content"]}}, t = p;
+        if (count > 0) {
+            nlohmann::ordered_json content = nlohmann::ordered_json::array();
+            std::string markers;
+            for (std::size_t i = 0; i < count; ++i) {
+                content.push_back({{"type", "image"}});
+                markers += std::string(inference::kImageMarker) + "\n";
+            }
+            content.push_back({{"type", "text"}, {"text", "\n" + m["content"].get<std::string>()}});
+            p["content"] = content;
+            t["content"] = markers + m["content"].get<std::string>();
+        }
+        parts.push_back(p);
+        plain.push_back(t);
+    }
+    const auto& vocab = tokenizer_->vocabulary();
+    if (images == 0) return template_.apply(plain, true, &vocab);
+    std::string prompt = template_.apply(parts, true, &vocab);
+    std::size_t found = 0;
+    for (std::size_t at = prompt.find(inference::kImageMarker); at != std::string::npos; at = prompt.find(inference::kImageMarker, at + 1)) ++found;
+    return found == images ? prompt : template_.apply(plain, true, &vocab);
 }
 
 std::vector<inference::TokenId> PromptRenderer::tokenize(const std::string& prompt) const {

@@ -18,10 +18,16 @@
 
 namespace lumen::app {
 
+struct FewShotTurn {
+    std::string input;
+    std::string output;
+    std::optional<std::string> image;  // SHA-256 of an image shown with the input
+};
+
 struct TemplateSpec {
     std::string systemPrompt;
     std::string body;
-    std::vector<std::pair<std::string, std::string>> examples;  // (input, output)
+    std::vector<FewShotTurn> examples;
 };
 
 // The {{variables}} of a text in order of first appearance ("{{ name }}" allowed).
@@ -39,6 +45,7 @@ public:
     PromptRenderer(inference::ChatTemplate chatTemplate, std::shared_ptr<const inference::Tokenizer> tokenizer)
         : template_(std::move(chatTemplate)), tokenizer_(std::move(tokenizer)) {}
     // The text the model sees, with the generation prompt (the assistant's turn) appended.
+    // Messages may carry "images": [sha256...]: each becomes an image marker before their text.
     std::string render(const nlohmann::ordered_json& conversation) const;
     // Its tokens (BOS added when the template does not write it).
     std::vector<inference::TokenId> tokenize(const std::string& prompt) const;

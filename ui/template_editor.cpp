@@ -1,6 +1,7 @@
 #include "ui/template_editor.h"
 
 #include <QDialogButtonBox>
+#include <QFileDialog>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QInputDialog>
@@ -13,6 +14,7 @@
 #include <QTableWidget>
 #include <QVBoxLayout>
 
+#include "app/image_import.h"
 #include "app/prompt_builder.h"
 
 namespace lumen::ui {
@@ -52,20 +54,29 @@ TemplateEditor::TemplateEditor(app::Library& library, app::Assistant& assistant,
     body_ = new QPlainTextEdit;
     body_->setObjectName(QStringLiteral("templateBody"));
     body_->setPlaceholderText(tr("The message, with {{input}} where what you type goes and {{other}} variables asked for when used"));
-    examples_ = new QTableWidget(0, 2);
+    examples_ = new QTableWidget(0, 3);
     examples_->setObjectName(QStringLiteral("examples"));
-    examples_->setHorizontalHeaderLabels({tr("Example input"), tr("Example output")});
+    examples_->setHorizontalHeaderLabels({tr("Example input"), tr("Example output"), tr("Image")});
     examples_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+    examples_->horizontalHeader()->setSectionResizeMode(2, QHeaderView::ResizeToContents);
+    examples_->setIconSize(QSize(40, 40));
     auto* addButton = button(tr("Add Example"), "addExample");
     auto* removeButton = button(tr("Remove"), "removeExample");
     auto* upButton = button(tr("Move Up"), "moveExampleUp");
     auto* downButton = button(tr("Move Down"), "moveExampleDown");
+    auto* imageButton = button(tr("Set Image…"), "setExampleImage");
+    auto* clearImageButton = button(tr("No Image"), "clearExampleImage");
+    connect(imageButton, &QPushButton::clicked, this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Example Image"), {}, tr("Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"));
+        if (!path.isEmpty()) setExampleImage(path);
+    });
+    connect(clearImageButton, &QPushButton::clicked, this, [this] { setExampleImage({}); });
     connect(addButton, &QPushButton::clicked, this, &TemplateEditor::addExample);
     connect(removeButton, &QPushButton::clicked, this, &TemplateEditor::removeExample);
     connect(upButton, &QPushButton::clicked, this, [this] { moveExample(-1); });
     connect(downButton, &QPushButton::clicked, this, [this] { moveExample(1); });
     auto* exampleButtons = new QHBoxLayout;
-    for (auto* b : {addButton, removeButton, upButton, downButton}) exampleButtons->addWidget(b);
+    for (auto* b : {addButton, removeButton, upButton, downButton, imageButton, clearImageButton}) exampleButtons->addWidget(b);
     exampleButtons->addStretch(1);
     preview_ = new QPlainTextEdit;
     preview_->setObjectName(QStringLiteral("preview"));
@@ -141,6 +152,15 @@ void TemplateEditor::load(std::int64_t id) {
             input->setData(Qt::UserRole, static_cast<qlonglong>(e.id));
             examples_->setItem(row, 0, input);
             examples_->setItem(row, 1, new QTableWidgetItem(QString::fromStdString(e.output)));
+            auto* image = new QTableWidgetItem;
+            image->setFlags(Qt::ItemIsSelectable | Qt::ItemIsEnabled);
+            if (e.imageSha256) {
+                image->setData(Qt::UserRole, QString::fromStdString(*e.imageSha256));
+                QPixmap thumb;
+                if (const auto bytes = library_.images().thumbnail(*e.imageSha256)) thumb.loadFromData(bytes->data(), static_cast<uint>(bytes->size()));
+                image->setIcon(QIcon(thumb));
+            }
+            examples_->setItem(row, 2, image);
         }
     for (QWidget* w : std::initializer_list<QWidget*>{system_, body_, examples_}) w->setEnabled(t.has_value());
     loading_ = false;
@@ -162,6 +182,8 @@ void TemplateEditor::save() {
             e.position = row;
             e.input = examples_->item(row, 0)->text().toStdString();
             e.output = examples_->item(row, 1) ? examples_->item(row, 1)->text().toStdString() : std::string();
+            if (const auto* image = examples_->item(row, 2); image && !image->data(Qt::UserRole).toString().isEmpty())
+                e.imageSha256 = image->data(Qt::UserRole).toString().toStdString();
             library_.templates().updateExample(e);
         }
     } catch (const storage::Error& e) {
@@ -171,8 +193,13 @@ void TemplateEditor::save() {
 
 nlohmann::ordered_json TemplateEditor::previewConversation() const {
     app::TemplateSpec spec{system_->toPlainText().toStdString(), body_->toPlainText().toStdString(), {}};
-    for (int row = 0; row < examples_->rowCount(); ++row)
-        spec.examples.emplace_back(examples_->item(row, 0)->text().toStdString(), examples_->item(row, 1) ? examples_->item(row, 1)->text().toStdString() : std::string());
+    for (int row = 0; row < examples_->rowCount(); ++row) {
+        app::FewShotTurn turn{examples_->item(row, 0)->text().toStdString(), examples_->item(row, 1) ? examples_->item(row, 1)->text().toStdString() : std::string(), {}};
+        // An example's image shows in the preview as the image marker when a projector is loaded.
+        if (const auto* image = examples_->item(row, 2); image && !image->data(Qt::UserRole).toString().isEmpty() && assistant_.engine().hasImageProjector())
+            turn.image = image->data(Qt::UserRole).toString().toStdString();
+        spec.examples.push_back(std::move(turn));
+    }
     const std::string body = spec.body.empty() ? std::string("{{input}}") : spec.body;
     const std::string message = app::fillVariables(body, {{"input", kSampleInput}});
     return app::buildConversation(spec, nlohmann::ordered_json::array({{{"role", "user"}, {"content", message}}}));
@@ -292,6 +319,36 @@ void TemplateEditor::moveExample(int delta) {
     } catch (const storage::Error& e) {
         QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
     }
+}
+
+bool TemplateEditor::setExampleImage(const QString& path) {
+    const int row = examples_->currentRow();
+    if (current_ == 0 || row < 0) return false;
+    std::optional<std::string> sha;
+    if (!path.isEmpty()) {
+        const app::ImportedImage image = app::importImageFile(library_, path);
+        if (!image.error.isEmpty()) {
+            QMessageBox::warning(this, tr("Templates"), image.error);
+            return false;
+        }
+        sha = image.sha256;
+    }
+    try {
+        storage::FewShotExample e;
+        e.id = examples_->item(row, 0)->data(Qt::UserRole).toLongLong();
+        e.templateId = current_;
+        e.position = row;
+        e.input = examples_->item(row, 0)->text().toStdString();
+        e.output = examples_->item(row, 1) ? examples_->item(row, 1)->text().toStdString() : std::string();
+        e.imageSha256 = sha;
+        library_.templates().updateExample(e);
+    } catch (const storage::Error& e) {
+        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
+        return false;
+    }
+    load(current_);
+    examples_->setCurrentCell(row, 0);
+    return true;
 }
 
 }  // namespace lumen::ui

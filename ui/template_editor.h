@@ -26,6 +26,8 @@ public:
     nlohmann::ordered_json previewConversation() const;
     std::int64_t currentTemplate() const { return current_; }
     void selectTemplate(std::int64_t id);
+    // Gives the selected example an image (a file; empty: none). What Set Image… does.
+    bool setExampleImage(const QString& path);
 
     static constexpr const char* kSampleInput = "(your message)";
 

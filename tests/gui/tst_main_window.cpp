@@ -2,6 +2,7 @@
 
 #include <QAbstractItemView>
 #include <QAction>
+#include <QTableWidget>
 #include <QListWidget>
 #include <QAbstractButton>
 #include <QProgressBar>
@@ -421,6 +422,25 @@ private slots:
         QCOMPARE(window.assistant().chatTemplate(window.currentChatId()), id);  // the chat keeps its template
         const auto stored = library.chats().messages(window.currentChatId());
         QCOMPARE(stored[0].content, std::string("Translate to French: (your message)"));
+
+        // An example with an image (an image projector loaded): the marker shows in the preview,
+        // and a new chat through the template renders the same text.
+        QSignalSpy projector(&window.assistant().engine(), &app::ChatEngine::imageProjectorLoaded);
+        window.openImageProjector(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../vision/fixtures/llava/mmproj-tiny.gguf"));
+        QTRY_COMPARE_WITH_TIMEOUT(projector.size(), 1, 20000);
+        editor.findChild<QTableWidget*>("examples")->setCurrentCell(0, 0);
+        QVERIFY(editor.setExampleImage(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../vision/fixtures/preprocess/tiny_17x9.png")));
+        QVERIFY(library.templates().examples(id)[0].imageSha256.has_value());
+        editor.selectTemplate(id);
+        const QString withImage = editor.previewText();
+        QVERIFY2(withImage.contains("<image>"), qPrintable(withImage));
+        window.newChat();
+        choice->setCurrentIndex(choice->findData(static_cast<qlonglong>(id)));
+        composer->setPlainText(ui::TemplateEditor::kSampleInput);
+        window.sendMessage();
+        QTRY_COMPARE_WITH_TIMEOUT(rendered.size(), 2, 20000);
+        QCOMPARE(rendered[1][1].toString(), withImage);
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 20000);
     }
 
     void editAndResendReplacesTheRest() {
