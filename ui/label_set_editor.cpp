@@ -16,27 +16,18 @@
 #include <QVBoxLayout>
 
 #include "app/image_import.h"
+#include "ui/widgets.h"
 
 namespace lumen::ui {
-namespace {
-
-QPushButton* button(const QString& text, const char* name) {
-    auto* b = new QPushButton(text);
-    b->setObjectName(QString::fromLatin1(name));
-    return b;
-}
-
-}  // namespace
-
 LabelSetEditor::LabelSetEditor(app::Library& library, QWidget* parent) : QDialog(parent), library_(library) {
     setObjectName(QStringLiteral("labelSetEditor"));
     setWindowTitle(tr("Label Sets"));
     resize(900, 600);
     sets_ = new QListWidget;
     sets_->setObjectName(QStringLiteral("labelSets"));
-    auto* newSet = button(tr("&New…"), "newLabelSet");
-    auto* renameSet = button(tr("&Rename…"), "renameLabelSet");
-    auto* deleteSet = button(tr("&Delete"), "deleteLabelSet");
+    auto* newSet = namedButton(tr("&New…"), "newLabelSet");
+    auto* renameSet = namedButton(tr("&Rename…"), "renameLabelSet");
+    auto* deleteSet = namedButton(tr("&Delete"), "deleteLabelSet");
     auto* left = new QVBoxLayout;
     left->addWidget(sets_, 1);
     for (auto* b : {newSet, renameSet, deleteSet}) left->addWidget(b);
@@ -52,8 +43,8 @@ LabelSetEditor::LabelSetEditor(app::Library& library, QWidget* parent) : QDialog
     templates_->setMaximumHeight(90);
     labels_ = new QListWidget;
     labels_->setObjectName(QStringLiteral("labels"));
-    auto* addLabelButton = button(tr("Add Label…"), "addLabel");
-    auto* removeLabelButton = button(tr("Remove Label"), "removeLabel");
+    auto* addLabelButton = namedButton(tr("Add Label…"), "addLabel");
+    auto* removeLabelButton = namedButton(tr("Remove Label"), "removeLabel");
     examples_ = new QListWidget;
     examples_->setObjectName(QStringLiteral("labelExamples"));
     examples_->setViewMode(QListView::IconMode);
@@ -62,8 +53,8 @@ LabelSetEditor::LabelSetEditor(app::Library& library, QWidget* parent) : QDialog
     examples_->viewport()->setAcceptDrops(true);
     examples_->viewport()->installEventFilter(this);
     examples_->setToolTip(tr("Drop example images of the selected label here"));
-    auto* addExamplesButton = button(tr("Add Images…"), "addExamples");
-    auto* removeExampleButton = button(tr("Remove Image"), "removeExample");
+    auto* addExamplesButton = namedButton(tr("Add Images…"), "addExamples");
+    auto* removeExampleButton = namedButton(tr("Remove Image"), "removeExample");
 
     auto* labelButtons = new QHBoxLayout;
     labelButtons->addWidget(addLabelButton);

@@ -15,19 +15,10 @@
 #include <QVBoxLayout>
 
 #include "app/image_import.h"
+#include "ui/widgets.h"
 #include "app/prompt_builder.h"
 
 namespace lumen::ui {
-namespace {
-
-QPushButton* button(const QString& text, const char* name) {
-    auto* b = new QPushButton(text);
-    b->setObjectName(QString::fromLatin1(name));
-    return b;
-}
-
-}  // namespace
-
 TemplateEditor::TemplateEditor(app::Library& library, app::Assistant& assistant, QWidget* parent)
     : QDialog(parent), library_(library), assistant_(assistant) {
     setObjectName(QStringLiteral("templateEditor"));
@@ -35,10 +26,10 @@ TemplateEditor::TemplateEditor(app::Library& library, app::Assistant& assistant,
     resize(1000, 680);
     list_ = new QListWidget;
     list_->setObjectName(QStringLiteral("templateList"));
-    auto* newButton = button(tr("&New"), "newTemplate");
-    auto* duplicateButton = button(tr("D&uplicate"), "duplicateTemplate");
-    auto* renameButton = button(tr("&Rename…"), "renameTemplate");
-    auto* deleteButton = button(tr("&Delete"), "deleteTemplate");
+    auto* newButton = namedButton(tr("&New"), "newTemplate");
+    auto* duplicateButton = namedButton(tr("D&uplicate"), "duplicateTemplate");
+    auto* renameButton = namedButton(tr("&Rename…"), "renameTemplate");
+    auto* deleteButton = namedButton(tr("&Delete"), "deleteTemplate");
     connect(newButton, &QPushButton::clicked, this, &TemplateEditor::create);
     connect(duplicateButton, &QPushButton::clicked, this, &TemplateEditor::duplicate);
     connect(renameButton, &QPushButton::clicked, this, &TemplateEditor::rename);
@@ -60,12 +51,12 @@ TemplateEditor::TemplateEditor(app::Library& library, app::Assistant& assistant,
     examples_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
     examples_->horizontalHeader()->setSectionResizeMode(2, QHeaderView::ResizeToContents);
     examples_->setIconSize(QSize(40, 40));
-    auto* addButton = button(tr("Add Example"), "addExample");
-    auto* removeButton = button(tr("Remove"), "removeExample");
-    auto* upButton = button(tr("Move Up"), "moveExampleUp");
-    auto* downButton = button(tr("Move Down"), "moveExampleDown");
-    auto* imageButton = button(tr("Set Image…"), "setExampleImage");
-    auto* clearImageButton = button(tr("No Image"), "clearExampleImage");
+    auto* addButton = namedButton(tr("Add Example"), "addExample");
+    auto* removeButton = namedButton(tr("Remove"), "removeExample");
+    auto* upButton = namedButton(tr("Move Up"), "moveExampleUp");
+    auto* downButton = namedButton(tr("Move Down"), "moveExampleDown");
+    auto* imageButton = namedButton(tr("Set Image…"), "setExampleImage");
+    auto* clearImageButton = namedButton(tr("No Image"), "clearExampleImage");
     connect(imageButton, &QPushButton::clicked, this, [this] {
         const QString path = QFileDialog::getOpenFileName(this, tr("Example Image"), {}, tr("Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"));
         if (!path.isEmpty()) setExampleImage(path);

@@ -51,7 +51,13 @@ TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thu
     connect(&model_, &QAbstractItemModel::modelReset, this, &TranscriptView::refresh);
     connect(&model_, &QAbstractItemModel::rowsInserted, this, &TranscriptView::refresh);
     connect(&model_, &QAbstractItemModel::rowsRemoved, this, &TranscriptView::refresh);
-    connect(&model_, &QAbstractItemModel::dataChanged, this, &TranscriptView::refresh);
+    // A streaming reply changes its row many times a second: those redraws are coalesced.
+    refreshTimer_.setSingleShot(true);
+    refreshTimer_.setInterval(40);
+    connect(&refreshTimer_, &QTimer::timeout, this, &TranscriptView::refresh);
+    connect(&model_, &QAbstractItemModel::dataChanged, this, [this] {
+        if (!refreshTimer_.isActive()) refreshTimer_.start();
+    });
     refresh();
 }
 
@@ -130,6 +136,7 @@ QString TranscriptView::renderHtml() const {
 }
 
 void TranscriptView::refresh() {
+    refreshTimer_.stop();
     setHtml(renderHtml());
     verticalScrollBar()->setValue(verticalScrollBar()->maximum());
 }

@@ -4,6 +4,7 @@
 
 #include <QStringList>
 #include <QTextBrowser>
+#include <QTimer>
 #include <functional>
 
 namespace lumen::app {
@@ -35,7 +36,8 @@ private:
     void refresh();
     QString renderMarkdown(const QString& text) const;
     app::MessageListModel& model_;
-    mutable QStringList codeBlocks_;  // the fenced code blocks shown, for their Copy links
+    mutable QStringList codeBlocks_;
+    QTimer refreshTimer_;  // the fenced code blocks shown, for their Copy links
     ThumbnailSource thumbnails_;
 };
 
