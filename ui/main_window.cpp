@@ -5,6 +5,8 @@
 #include <QCloseEvent>
 #include <QComboBox>
 #include <QDialog>
+#include <QDialogButtonBox>
+#include <QFormLayout>
 #include <QToolButton>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -511,12 +513,30 @@ void MainWindow::sendMessage() {
     if (templateId != 0) {
         if (const auto spec = assistant_->templateSpec(templateId); spec && !spec->body.empty()) {
             std::map<std::string, std::string> values{{"input", text.toStdString()}};
-            for (const QString& name : app::templateVariables(spec->body)) {
-                if (name == QLatin1String("input")) continue;
-                bool ok = false;
-                const QString value = QInputDialog::getText(this, tr("Template"), tr("%1:").arg(name), QLineEdit::Normal, {}, &ok);
-                if (!ok) return;
-                values[name.toStdString()] = value.toStdString();
+            QStringList asked = app::templateVariables(spec->body);
+            asked.removeAll(QStringLiteral("input"));
+            if (!asked.isEmpty()) {
+                // One small form for all of them, remembered for the next message.
+                QDialog form(this);
+                form.setObjectName(QStringLiteral("templateVariables"));
+                form.setWindowTitle(tr("Template Values"));
+                auto* layout = new QFormLayout(&form);
+                std::vector<QLineEdit*> fields;
+                for (const QString& name : asked) {
+                    auto* field = new QLineEdit(templateValues_.value(name));
+                    field->setObjectName(name);
+                    layout->addRow(name + QLatin1Char(':'), field);
+                    fields.push_back(field);
+                }
+                auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
+                connect(buttons, &QDialogButtonBox::accepted, &form, &QDialog::accept);
+                connect(buttons, &QDialogButtonBox::rejected, &form, &QDialog::reject);
+                layout->addRow(buttons);
+                if (form.exec() != QDialog::Accepted) return;
+                for (std::size_t i = 0; i < fields.size(); ++i) {
+                    templateValues_[asked[static_cast<int>(i)]] = fields[i]->text();
+                    values[asked[static_cast<int>(i)].toStdString()] = fields[i]->text().toStdString();
+                }
             }
             text = QString::fromStdString(app::fillVariables(spec->body, values));
         }

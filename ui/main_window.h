@@ -1,6 +1,7 @@
 #pragma once
 // Lumen's main window: the chat list (with search), the transcript and the composer.
 
+#include <QHash>
 #include <QMainWindow>
 
 #include "app/library.h"
@@ -97,6 +98,7 @@ private:
     QComboBox* templateChoice_ = nullptr;
     std::vector<std::string> attachments_;  // images for the next message (SHA-256)
     std::int64_t editing_ = 0;              // the user message being edited, 0: none
+    QHash<QString, QString> templateValues_;  // the last values given to template variables
     QLabel* modelLabel_ = nullptr;
     QProgressBar* loadingBar_ = nullptr;
     QToolButton* cancelLoadButton_ = nullptr;

@@ -492,6 +492,30 @@ private slots:
         QCOMPARE(library.chats().messages(chat).size(), std::size_t(1));
     }
 
+    void templateVariablesAreAskedInOneForm() {
+        app::Library library(path_);
+        storage::PromptTemplate t;
+        t.name = "Letter";
+        t.body = "Write to {{name}} in {{language}}: {{input}}";
+        const std::int64_t id = library.templates().create(t);
+        ui::MainWindow window(library);
+        window.show();
+        auto* choice = window.findChild<QComboBox*>("templateChoice");
+        choice->setCurrentIndex(choice->findData(static_cast<qlonglong>(id)));
+        QTimer::singleShot(0, this, [] {
+            auto* form = qobject_cast<QDialog*>(QApplication::activeModalWidget());
+            QVERIFY(form && form->objectName() == "templateVariables");
+            form->findChild<QLineEdit*>("name")->setText("Ada");
+            form->findChild<QLineEdit*>("language")->setText("French");
+            form->accept();
+        });
+        window.findChild<ui::Composer*>("composer")->setPlainText("thanks for the notes");
+        window.sendMessage();
+        const auto stored = library.chats().messages(window.currentChatId());
+        QCOMPARE(stored.size(), std::size_t(1));
+        QCOMPARE(stored[0].content, std::string("Write to Ada in French: thanks for the notes"));
+    }
+
     void settingsAreUsedAndRemembered() {
         app::Library library(path_);
         {
