@@ -88,6 +88,9 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         threads_->setValue(0);
         gpuLayers_->setValue(-1);
     });
+    // Fields this mode does not show still belong to the dialog.
+    for (QWidget* w : std::initializer_list<QWidget*>{context_, threads_, gpuLayers_})
+        if (!w->parent()) w->setParent(this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
     layout->addWidget(buttons);
