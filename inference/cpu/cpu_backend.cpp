@@ -338,14 +338,21 @@ private:
         };
         // Prefill with a multi-row kernel: each weight block unpacked once for up to 4 tokens.
         const auto multiRow = [&](auto kernel, const auto* acts, std::int64_t blocksPerRow) {
-            body = [&, kernel, acts, blocksPerRow](std::int64_t b, std::int64_t e) {
+            // note: blocked like multiplyTiled: 32 weight rows against ~256 KB of quantized
+            // activations at a time, so a long prompt's activations are not streamed from memory
+            // once per weight row. The kernel calls (and so the sums) are the same.
+            const std::int64_t actBytes = blocksPerRow * static_cast<std::int64_t>(sizeof(*acts));
+            const std::int64_t tokenBlock = std::max<std::int64_t>(cpu::kMaxDotRows, (std::int64_t{256} << 10) / actBytes / cpu::kMaxDotRows * cpu::kMaxDotRows);
+            body = [&, kernel, acts, blocksPerRow, tokenBlock](std::int64_t b, std::int64_t e) {
                 float out[cpu::kMaxDotRows];
-                for (std::int64_t r = b; r < e; ++r)
-                    for (std::int64_t i = 0; i < n; i += cpu::kMaxDotRows) {
-                        const int count = static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, n - i));
-                        kernel(w.row(r), acts + i * blocksPerRow, blocksPerRow, count, out);
-                        for (int k = 0; k < count; ++k) y[(i + k) * rows + r] = out[k];
-                    }
+                for (std::int64_t r0 = b; r0 < e; r0 += 32)
+                    for (std::int64_t t0 = 0; t0 < n; t0 += tokenBlock)
+                        for (std::int64_t r = r0; r < std::min(e, r0 + 32); ++r)
+                            for (std::int64_t i = t0; i < std::min(n, t0 + tokenBlock); i += cpu::kMaxDotRows) {
+                                const int count = static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, n - i));
+                                kernel(w.row(r), acts + i * blocksPerRow, blocksPerRow, count, out);
+                                for (int k = 0; k < count; ++k) y[(i + k) * rows + r] = out[k];
+                            }
             };
         };
         if (n > 1 && kernels_) {
