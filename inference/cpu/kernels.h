@@ -67,6 +67,9 @@ void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out);  // n a
 
 const Kernels& scalarKernels();
 const Kernels* avx2Kernels();  // nullptr when not compiled for x86
+// AVX2 with AVX512-VNNI for the Q8_0/Q4_0 byte products (same results); the CPU must have
+// avx512f, avx512bw, avx512vl and avx512vnni.
+const Kernels* avx2VnniKernels();
 // The best set this CPU runs.
 const Kernels& bestKernels();
 

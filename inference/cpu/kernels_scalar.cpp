@@ -235,6 +235,7 @@ const Kernels& scalarKernels() { return kScalar; }
 const Kernels& bestKernels() {
     static const Kernels* best = [] {
         const auto& f = cpuFeatures();
+        if (avx2VnniKernels() && f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) return avx2VnniKernels();
         if (avx2Kernels() && f.avx2 && f.fma && f.f16c) return avx2Kernels();
         return &kScalar;
     }();

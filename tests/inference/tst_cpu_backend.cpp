@@ -12,6 +12,7 @@
 #include <random>
 
 #include "inference/core/backend.h"
+#include "inference/core/cpu_features.h"
 #include "inference/core/thread_pool.h"
 #include "inference/cpu/kernels.h"
 #include "inference/formats/quants.h"
@@ -86,6 +87,33 @@ private slots:
     }
 
     // The AVX2 kernels against the scalar kernels of the same (8-bit activation) arithmetic.
+    // The VNNI variants give the AVX2 kernels' results bit for bit, one row and 2-4 rows.
+    void vnniMatchesAvx2Exactly() {
+        const cpu::Kernels* vnni = cpu::avx2VnniKernels();
+        const auto& f = cpuFeatures();
+        if (!vnni || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni) QSKIP("this CPU has no AVX512-VNNI");
+        const cpu::Kernels& avx2 = *cpu::avx2Kernels();
+        for (DType t : {DType::Q8_0, DType::Q4_0}) {
+            const int blocks = 11, n = blocks * 32;
+            const Matrix m = randomMatrix(t, n, 1, 17);
+            std::vector<float> x(static_cast<std::size_t>(4 * n));
+            std::mt19937 rng(3);
+            std::normal_distribution<float> normal(0.0f, 2.0f);
+            for (auto& v : x) v = normal(rng);
+            std::vector<cpu::BlockQ8> a(static_cast<std::size_t>(4 * blocks));
+            for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
+            const bool q8 = t == DType::Q8_0;
+            QCOMPARE((q8 ? vnni->dotQ8_0 : vnni->dotQ4_0)(m.bytes.data(), a.data(), blocks), (q8 ? avx2.dotQ8_0 : avx2.dotQ4_0)(m.bytes.data(), a.data(), blocks));
+            for (int rows = 1; rows <= 4; ++rows) {
+                float got[4], want[4];
+                (q8 ? vnni->dotRowsQ8_0 : vnni->dotRowsQ4_0)(m.bytes.data(), a.data(), blocks, rows, got);
+                (q8 ? avx2.dotRowsQ8_0 : avx2.dotRowsQ4_0)(m.bytes.data(), a.data(), blocks, rows, want);
+                for (int r = 0; r < rows; ++r) QCOMPARE(got[r], want[r]);
+            }
+        }
+        QCOMPARE(QString(cpu::bestKernels().name), QString("AVX2+VNNI"));
+    }
+
     void avx2MatchesScalarKernels_data() {
         QTest::addColumn<int>("type");
         for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
@@ -95,7 +123,8 @@ private slots:
     void avx2MatchesScalarKernels() {
         QFETCH(int, type);
         const cpu::Kernels* avx2 = cpu::avx2Kernels();
-        if (!avx2 || &cpu::bestKernels() != avx2) QSKIP("this CPU does not run the AVX2 kernels");
+        const auto& f = cpuFeatures();
+        if (!avx2 || !f.avx2 || !f.fma || !f.f16c) QSKIP("this CPU does not run the AVX2 kernels");
         const cpu::Kernels& scalar = cpu::scalarKernels();
         const DType t = static_cast<DType>(type);
         const bool kQuant = t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
