@@ -87,78 +87,42 @@ LUMEN_AVX2 void someRows(const std::uint8_t* w, const Block* x, std::int64_t nBl
 }
 
 // Q8_0 and Q4_0 (nibbles to bytes: elements 0-15 from the low nibbles, then 16-31, minus 8),
-// with the weights' signs moved onto the activations so maddubs takes them unsigned.
-template <bool kFour, int R>
-LUMEN_AVX2 void dotRowsQ40Q80(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, float* out) {
-    __m256 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-    const __m256i lowMask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += kFour ? 18 : 34) {
-        __m256i wq;
-        if constexpr (kFour) {
-            const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
-            wq = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lowMask), eight);
-        } else {
-            wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
-        }
-        // Signs moved onto the activations once per block (see dotBytes).
-        const __m256i magnitude = _mm256_sign_epi8(wq, wq);
-        const float d = halfAt(w);
-        for (int r = 0; r < R; ++r) {
-            const BlockQ8& a = x[r * nBlocks + b];
-            const __m256i aq = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)), wq);
-            const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, aq), _mm256_set1_epi16(1));
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sums), acc[r]);
-        }
+// with the weights' signs moved onto the activations so the byte products take them unsigned.
+// One body, stamped for two instruction sets that differ only in how `PRODUCTS(magnitude, aq)`
+// sums the unsigned-by-signed byte products into int32 lanes.
+#define LUMEN_DEFINE_DOT_ROWS_Q40Q80(NAME, TARGET, PRODUCTS)                                                         \
+    template <bool kFour, int R>                                                                                     \
+    TARGET void NAME(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, float* out) {                    \
+        __m256 acc[R];                                                                                               \
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();                                                    \
+        const __m256i lowMask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);                                 \
+        for (std::int64_t b = 0; b < nBlocks; ++b, w += kFour ? 18 : 34) {                                           \
+            __m256i wq;                                                                                              \
+            if constexpr (kFour) {                                                                                   \
+                const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));                        \
+                wq = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lowMask), eight); \
+            } else {                                                                                                 \
+                wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));                                    \
+            }                                                                                                        \
+            const __m256i magnitude = _mm256_sign_epi8(wq, wq); /* signs onto the activations, once per block */     \
+            const float d = halfAt(w);                                                                               \
+            for (int r = 0; r < R; ++r) {                                                                            \
+                const BlockQ8& a = x[r * nBlocks + b];                                                               \
+                const __m256i aq = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)), wq);  \
+                const __m256i sums = PRODUCTS;                                                                       \
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sums), acc[r]);                 \
+            }                                                                                                        \
+        }                                                                                                            \
+        for (int r = 0; r < R; ++r) out[r] = horizontalSum(acc[r]);                                                  \
     }
-    for (int r = 0; r < R; ++r) out[r] = horizontalSum(acc[r]);
-}
 
-// The same with AVX512-VNNI's dpbusd (on 256-bit vectors): the unsigned-by-signed byte products
-// summed into int32 lanes in one instruction instead of maddubs + madd. No sum here can saturate
-// maddubs (|w| <= 127 or 8, |a| <= 127), so the integers, and the results, are bit-identical.
+LUMEN_DEFINE_DOT_ROWS_Q40Q80(dotRowsQ40Q80, LUMEN_AVX2, _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, aq), _mm256_set1_epi16(1)))
+
+// AVX512-VNNI's dpbusd (on 256-bit vectors) does maddubs + madd in one instruction. No sum here
+// can saturate maddubs (|w| <= 127 or 8, |a| <= 127), so the integers, and the results, are
+// bit-identical to the AVX2 kernel.
 #define LUMEN_AVX2_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
-template <bool kFour, int R>
-LUMEN_AVX2_VNNI void dotRowsQ40Q80Vnni(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, float* out) {
-    __m256 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-    const __m256i lowMask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += kFour ? 18 : 34) {
-        __m256i wq;
-        if constexpr (kFour) {
-            const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
-            wq = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lowMask), eight);
-        } else {
-            wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
-        }
-        const __m256i magnitude = _mm256_sign_epi8(wq, wq);
-        const float d = halfAt(w);
-        for (int r = 0; r < R; ++r) {
-            const BlockQ8& a = x[r * nBlocks + b];
-            const __m256i aq = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)), wq);
-            const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitude, aq);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sums), acc[r]);
-        }
-    }
-    for (int r = 0; r < R; ++r) out[r] = horizontalSum(acc[r]);
-}
-
-template <bool kFour, int R>
-LUMEN_AVX2_VNNI float oneRowVnni(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
-    float out;
-    dotRowsQ40Q80Vnni<kFour, 1>(w, x, nBlocks, &out);
-    return out;
-}
-
-template <bool kFour>
-LUMEN_AVX2_VNNI void someRowsVnni(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out) {
-    switch (rows) {
-        case 1: return dotRowsQ40Q80Vnni<kFour, 1>(w, x, nBlocks, out);
-        case 2: return dotRowsQ40Q80Vnni<kFour, 2>(w, x, nBlocks, out);
-        case 3: return dotRowsQ40Q80Vnni<kFour, 3>(w, x, nBlocks, out);
-        default: return dotRowsQ40Q80Vnni<kFour, 4>(w, x, nBlocks, out);
-    }
-}
+LUMEN_DEFINE_DOT_ROWS_Q40Q80(dotRowsQ40Q80Vnni, LUMEN_AVX2_VNNI, _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitude, aq))
 
 // Byte e of the result is 0xFF where bit e of x is set (the fifth bits of Q5 blocks).
 LUMEN_AVX2 inline __m256i bytesFromBits(std::uint32_t x) {
@@ -456,6 +420,9 @@ LUMEN_AVX2 void axpyF16(float a, const std::uint16_t* x, float* y, std::int64_t 
 
 template <bool kFour>
 constexpr auto kRowsQ40Q80 = someRows<BlockQ8, dotRowsQ40Q80<kFour, 1>, dotRowsQ40Q80<kFour, 2>, dotRowsQ40Q80<kFour, 3>, dotRowsQ40Q80<kFour, 4>>;
+template <bool kFour>
+constexpr auto kRowsQ40Q80Vnni =
+    someRows<BlockQ8, dotRowsQ40Q80Vnni<kFour, 1>, dotRowsQ40Q80Vnni<kFour, 2>, dotRowsQ40Q80Vnni<kFour, 3>, dotRowsQ40Q80Vnni<kFour, 4>>;
 template <bool FiveBits>
 constexpr auto kRowsQ45_K = someRows<BlockQ8K, dotRowsQ45_K<FiveBits, 1>, dotRowsQ45_K<FiveBits, 2>, dotRowsQ45_K<FiveBits, 3>, dotRowsQ45_K<FiveBits, 4>>;
 constexpr auto kRowsQ6_K = someRows<BlockQ8K, dotRowsQ6_K<1>, dotRowsQ6_K<2>, dotRowsQ6_K<3>, dotRowsQ6_K<4>>;
@@ -488,10 +455,10 @@ const Kernels kAvx2{"AVX2",
 const Kernels kAvx2Vnni = [] {
     Kernels k = kAvx2;
     k.name = "AVX2+VNNI";
-    k.dotQ8_0 = oneRowVnni<false, 1>;
-    k.dotQ4_0 = oneRowVnni<true, 1>;
-    k.dotRowsQ8_0 = someRowsVnni<false>;
-    k.dotRowsQ4_0 = someRowsVnni<true>;
+    k.dotQ8_0 = oneRow<BlockQ8, dotRowsQ40Q80Vnni<false, 1>>;
+    k.dotQ4_0 = oneRow<BlockQ8, dotRowsQ40Q80Vnni<true, 1>>;
+    k.dotRowsQ8_0 = kRowsQ40Q80Vnni<false>;
+    k.dotRowsQ4_0 = kRowsQ40Q80Vnni<true>;
     return k;
 }();
 
