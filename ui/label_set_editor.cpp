@@ -84,13 +84,7 @@ LabelSetEditor::LabelSetEditor(app::Library& library, QWidget* parent) : QDialog
     layout->addLayout(columns, 1);
     layout->addWidget(buttons);
 
-    const auto guarded = [this](auto&& f) {
-        try {
-            f();
-        } catch (const storage::Error& e) {
-            QMessageBox::warning(this, tr("Label Sets"), QString::fromUtf8(e.what()));
-        }
-    };
+    const auto guarded = [this](auto&& f) { warnOnStorageError(this, tr("Label Sets"), f); };
     connect(newSet, &QPushButton::clicked, this, [this] {
         bool ok = false;
         const QString name = QInputDialog::getText(this, tr("New Label Set"), tr("Name:"), QLineEdit::Normal, {}, &ok).trimmed();
@@ -149,16 +143,14 @@ LabelSetEditor::LabelSetEditor(app::Library& library, QWidget* parent) : QDialog
 void LabelSetEditor::reloadSets() {
     loading_ = true;
     sets_->clear();
-    try {
+    warnOnStorageError(this, tr("Label Sets"), [&] {
         for (const auto& s : library_.labelSets().list()) {
             auto* item = new QListWidgetItem(tr("%1 (%n label(s))", "", s.labelCount).arg(QString::fromStdString(s.name)));
             item->setData(Qt::UserRole, static_cast<qlonglong>(s.id));
             sets_->addItem(item);
             if (s.id == set_) sets_->setCurrentItem(item);
         }
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Label Sets"), QString::fromUtf8(e.what()));
-    }
+    });
     loading_ = false;
 }
 
@@ -203,7 +195,7 @@ void LabelSetEditor::loadExamples() {
     examples_->clear();
     const std::int64_t label = currentLabel();
     if (label == 0 || set_ == 0) return;
-    try {
+    warnOnStorageError(this, tr("Label Sets"), [&] {
         const auto set = library_.labelSets().get(set_);
         for (const auto& l : set->labels)
             if (l.id == label)
@@ -214,18 +206,14 @@ void LabelSetEditor::loadExamples() {
                     item->setData(Qt::UserRole, QString::fromStdString(sha));
                     examples_->addItem(item);
                 }
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Label Sets"), QString::fromUtf8(e.what()));
-    }
+    });
 }
 
 std::int64_t LabelSetEditor::createSet(const QString& name) {
-    try {
+    if (!warnOnStorageError(this, tr("Label Sets"), [&] {
         set_ = library_.labelSets().create(name.toStdString(), storage::ClassifyMode::ZeroShot, {}, {});
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Label Sets"), QString::fromUtf8(e.what()));
+    }))
         return 0;
-    }
     reloadSets();
     loadSet(set_);
     return set_;
@@ -234,12 +222,10 @@ std::int64_t LabelSetEditor::createSet(const QString& name) {
 std::int64_t LabelSetEditor::addLabel(const QString& name) {
     if (set_ == 0) return 0;
     std::int64_t id = 0;
-    try {
+    if (!warnOnStorageError(this, tr("Label Sets"), [&] {
         id = library_.labelSets().addLabel(set_, name.toStdString());
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Label Sets"), QString::fromUtf8(e.what()));
+    }))
         return 0;
-    }
     loadSet(set_);
     labels_->setCurrentRow(labels_->count() - 1);
     reloadSets();

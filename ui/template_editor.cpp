@@ -111,16 +111,14 @@ TemplateEditor::TemplateEditor(app::Library& library, app::Assistant& assistant,
 void TemplateEditor::reloadList() {
     const QSignalBlocker block(list_);
     list_->clear();
-    try {
+    warnOnStorageError(this, tr("Templates"), [&] {
         for (const auto& t : library_.templates().list()) {
             auto* item = new QListWidgetItem(QString::fromStdString(t.name));
             item->setData(Qt::UserRole, static_cast<qlonglong>(t.id));
             list_->addItem(item);
             if (t.id == current_) list_->setCurrentItem(item);
         }
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
-    }
+    });
 }
 
 void TemplateEditor::selectTemplate(std::int64_t id) {
@@ -227,28 +225,24 @@ void TemplateEditor::create() {
     bool ok = false;
     const QString name = QInputDialog::getText(this, tr("New Template"), tr("Name:"), QLineEdit::Normal, {}, &ok).trimmed();
     if (!ok || name.isEmpty()) return;
-    try {
+    warnOnStorageError(this, tr("Templates"), [&] {
         storage::PromptTemplate t;
         t.name = name.toStdString();
         t.body = "{{input}}";
         current_ = library_.templates().create(t);
         reloadList();
         load(current_);
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
-    }
+    });
 }
 
 void TemplateEditor::duplicate() {
     if (current_ == 0) return;
-    try {
+    warnOnStorageError(this, tr("Templates"), [&] {
         const auto t = library_.templates().get(current_);
         current_ = library_.templates().duplicate(current_, (QString::fromStdString(t->name) + tr(" (copy)")).toStdString());
         reloadList();
         load(current_);
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
-    }
+    });
 }
 
 void TemplateEditor::rename() {
@@ -256,60 +250,50 @@ void TemplateEditor::rename() {
     bool ok = false;
     const QString name = QInputDialog::getText(this, tr("Rename Template"), tr("Name:"), QLineEdit::Normal, list_->currentItem()->text(), &ok).trimmed();
     if (!ok || name.isEmpty()) return;
-    try {
+    warnOnStorageError(this, tr("Templates"), [&] {
         library_.templates().rename(current_, name.toStdString());
         reloadList();
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
-    }
+    });
 }
 
 void TemplateEditor::remove() {
     if (current_ == 0) return;
     if (QMessageBox::question(this, tr("Delete Template"), tr("Delete “%1” and its examples?").arg(list_->currentItem()->text())) != QMessageBox::Yes) return;
-    try {
+    warnOnStorageError(this, tr("Templates"), [&] {
         library_.templates().remove(current_);
         current_ = 0;
         reloadList();
         if (list_->count() > 0) list_->setCurrentRow(0);
         else load(0);
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
-    }
+    });
 }
 
 void TemplateEditor::addExample() {
     if (current_ == 0) return;
-    try {
+    warnOnStorageError(this, tr("Templates"), [&] {
         library_.templates().addExample(current_, "", "");
         load(current_);
         examples_->setCurrentCell(examples_->rowCount() - 1, 0);
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
-    }
+    });
 }
 
 void TemplateEditor::removeExample() {
     const int row = examples_->currentRow();
     if (current_ == 0 || row < 0) return;
-    try {
+    warnOnStorageError(this, tr("Templates"), [&] {
         library_.templates().removeExample(examples_->item(row, 0)->data(Qt::UserRole).toLongLong());
         load(current_);
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
-    }
+    });
 }
 
 void TemplateEditor::moveExample(int delta) {
     const int row = examples_->currentRow();
     if (current_ == 0 || row < 0 || row + delta < 0 || row + delta >= examples_->rowCount()) return;
-    try {
+    warnOnStorageError(this, tr("Templates"), [&] {
         library_.templates().moveExample(examples_->item(row, 0)->data(Qt::UserRole).toLongLong(), row + delta);
         load(current_);
         examples_->setCurrentCell(row + delta, 0);
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
-    }
+    });
 }
 
 bool TemplateEditor::setExampleImage(const QString& path) {
@@ -324,7 +308,7 @@ bool TemplateEditor::setExampleImage(const QString& path) {
         }
         sha = image.sha256;
     }
-    try {
+    if (!warnOnStorageError(this, tr("Templates"), [&] {
         storage::FewShotExample e;
         e.id = examples_->item(row, 0)->data(Qt::UserRole).toLongLong();
         e.templateId = current_;
@@ -333,10 +317,8 @@ bool TemplateEditor::setExampleImage(const QString& path) {
         e.output = examples_->item(row, 1) ? examples_->item(row, 1)->text().toStdString() : std::string();
         e.imageSha256 = sha;
         library_.templates().updateExample(e);
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
+    }))
         return false;
-    }
     load(current_);
     examples_->setCurrentCell(row, 0);
     return true;

@@ -1,8 +1,11 @@
 #pragma once
 // Small helpers the dialogs share.
 
+#include <QMessageBox>
 #include <QPushButton>
 #include <QString>
+
+#include "storage/database.h"
 
 namespace lumen::ui {
 
@@ -11,6 +14,18 @@ inline QPushButton* namedButton(const QString& text, const char* objectName) {
     auto* b = new QPushButton(text);
     b->setObjectName(QString::fromLatin1(objectName));
     return b;
+}
+
+// Runs f; a storage error becomes a warning box titled `title`. Whether f finished.
+template <class F>
+bool warnOnStorageError(QWidget* parent, const QString& title, F&& f) {
+    try {
+        f();
+        return true;
+    } catch (const storage::Error& e) {
+        QMessageBox::warning(parent, title, QString::fromUtf8(e.what()));
+        return false;
+    }
 }
 
 }  // namespace lumen::ui
