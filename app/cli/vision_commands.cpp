@@ -73,20 +73,22 @@ std::optional<Encoder> openEncoder(Context& ctx, int& status) {
     return e;
 }
 
-// An image file decoded, or the reason it cannot be.
-std::optional<vision::RgbImage> loadImage(const QString& path, QString& error) {
+// An image file decoded; nullopt with "lumen-cli: <what><path>: <reason>" printed when it cannot be.
+std::optional<vision::RgbImage> loadImage(Context& ctx, const QString& path, const char* what = "") {
+    QString error;
     QFile f(path);
     if (!f.open(QIODevice::ReadOnly)) {
-        error = path + ": " + f.errorString();
-        return std::nullopt;
+        error = f.errorString();
+    } else {
+        const QByteArray bytes = f.readAll();
+        try {
+            return vision::decodeImage({reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())});
+        } catch (const vision::ImageError& e) {
+            error = QString::fromUtf8(e.what());
+        }
     }
-    const QByteArray bytes = f.readAll();
-    try {
-        return vision::decodeImage({reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())});
-    } catch (const vision::ImageError& e) {
-        error = path + ": " + QString::fromUtf8(e.what());
-        return std::nullopt;
-    }
+    ctx.err << "lumen-cli: " << what << path << ": " << error << "\n";
+    return std::nullopt;
 }
 
 QStringList splitLabels(const QString& text) {
@@ -129,12 +131,8 @@ std::optional<vision::Examples> loadExamples(Context& ctx, Encoder& enc, const Q
     for (int k = 0; k < labels.size(); ++k) {
         int used = 0;
         for (const QString& file : imagesIn(dir.filePath(labels[k]))) {
-            QString error;
-            const auto img = loadImage(file, error);
-            if (!img) {
-                ctx.err << "lumen-cli: skipping example " << error << "\n";
-                continue;
-            }
+            const auto img = loadImage(ctx, file, "skipping example ");
+            if (!img) continue;
             ex.features.push_back(enc.model->embedImage(*img));
             ex.classOf.push_back(k);
             ++used;
@@ -250,10 +248,8 @@ int cmdEmbed(Context& ctx) {
         ctx.out << "\n";
     };
     for (const QString& path : images) {
-        QString error;
-        const auto img = loadImage(path, error);
+        const auto img = loadImage(ctx, path);
         if (!img) {
-            ctx.err << "lumen-cli: " << error << "\n";
             ++failures;
             continue;
         }
@@ -287,10 +283,8 @@ int cmdClassify(Context& ctx) {
     QJsonArray results;
     int failures = 0;
     for (const QString& path : ctx.positional) {
-        QString error;
-        const auto img = loadImage(path, error);
+        const auto img = loadImage(ctx, path);
         if (!img) {
-            ctx.err << "lumen-cli: " << error << "\n";
             ++failures;
             continue;
         }
@@ -340,12 +334,8 @@ int cmdEval(Context& ctx) {
             return kFailed;
         }
         for (const QString& file : imagesIn(testDir.filePath(cls))) {
-            QString error;
-            const auto img = loadImage(file, error);
-            if (!img) {
-                ctx.err << "lumen-cli: skipping " << error << "\n";
-                continue;
-            }
+            const auto img = loadImage(ctx, file, "skipping ");
+            if (!img) continue;
             const auto top = classifier->classify(enc->model->embedImage(*img), 1);
             truth.push_back(static_cast<int>(it - names.begin()));
             predicted.push_back(static_cast<int>(std::find(names.begin(), names.end(), top[0].label) - names.begin()));
