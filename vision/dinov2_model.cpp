@@ -217,16 +217,28 @@ Dinov2Output Dinov2Model::run(const PixelTensor& pixels) {
             std::copy_n(pixels.data.begin() + (c * pixels.height + y) * pixels.width, gridW * patchSize_,
                         cropped.begin() + (c * gridH * patchSize_ + y) * gridW * patchSize_);
     const float* table = positions(gridH, gridW);
-    auto image = backend_.alloc(static_cast<std::int64_t>(cropped.size()));
-    backend_.upload(cropped.data(), image.get(), static_cast<std::int64_t>(cropped.size()));
-    auto x = backend_.alloc(rows * dim);  // zeroed: the class and register rows come from the table
-    backend_.patchEmbed(image.get(), 3, gridH * patchSize_, gridW * patchSize_, patchSize_, patchWeight_, patchBias_, x.get() + (1 + registers_) * dim);
-    backend_.add(x.get(), table, rows * dim);
-    for (std::size_t l = 0; l < layers_.size(); ++l) runner_->block(layers_[l], x.get(), rows, static_cast<int>(l));
-    auto y = backend_.alloc(rows * dim);
-    backend_.layerNorm(x.get(), norm_, normBias_, shape_.eps, dim, rows, y.get());
+    // Buffers kept between images (grown for a larger one).
+    const auto pixelCount = static_cast<std::int64_t>(cropped.size());
+    if (pixelCount > imageCapacity_) {
+        image_ = backend_.alloc(pixelCount);
+        imageCapacity_ = pixelCount;
+    }
+    if (rows > rowCapacity_) {
+        x_ = backend_.alloc(rows * dim);
+        y_ = backend_.alloc(rows * dim);
+        rowCapacity_ = rows;
+    }
+    float* x = x_.get();
+    backend_.upload(cropped.data(), image_.get(), pixelCount);
+    // The class and register rows start at zero: the table adds their values.
+    const std::vector<float> zeros(static_cast<std::size_t>((1 + registers_) * dim), 0.0f);
+    backend_.upload(zeros.data(), x, (1 + registers_) * dim);
+    backend_.patchEmbed(image_.get(), 3, gridH * patchSize_, gridW * patchSize_, patchSize_, patchWeight_, patchBias_, x + (1 + registers_) * dim);
+    backend_.add(x, table, rows * dim);
+    for (std::size_t l = 0; l < layers_.size(); ++l) runner_->block(layers_[l], x, rows, static_cast<int>(l));
+    backend_.layerNorm(x, norm_, normBias_, shape_.eps, dim, rows, y_.get());
     std::vector<float> host(static_cast<std::size_t>(rows * dim));
-    backend_.download(y.get(), host.data(), rows * dim);
+    backend_.download(y_.get(), host.data(), rows * dim);
     Dinov2Output out;
     out.cls.assign(host.begin(), host.begin() + dim);
     out.patchMean.assign(static_cast<std::size_t>(dim), 0.0f);

@@ -57,6 +57,8 @@ private:
     Tensor patchWeight_, patchBias_, clsToken_, positionTable_, registerTokens_, norm_, normBias_;
     std::unique_ptr<VitRunner> runner_;
     std::map<std::pair<std::int64_t, std::int64_t>, std::shared_ptr<float[]>> positionCache_;
+    std::shared_ptr<float[]> image_, x_, y_;
+    std::int64_t imageCapacity_ = 0, rowCapacity_ = 0;
 };
 
 // PyTorch's F.interpolate(mode="bicubic", align_corners=False) of a (channels, inH, inW) grid to
