@@ -80,6 +80,7 @@ void detectX86(CpuFeatures& f) {
     f.avx512bw = f.avx512f && bit(r7.ebx, 30);
     f.avx512vl = f.avx512f && bit(r7.ebx, 31);
     f.avx512vnni = f.avx512f && bit(r7.ecx, 11);
+    f.avx512vbmi = f.avx512f && bit(r7.ecx, 1);
     if (r7.eax >= 1) {
         const Regs r71 = cpuid(7, 1);
         f.avxVnni = f.avx && bit(r71.eax, 4);
@@ -121,7 +122,7 @@ std::string CpuFeatures::summary() const {
         {sse42, "SSE4.2"},     {avx, "AVX"},           {avx2, "AVX2"},
         {fma, "FMA"},          {f16c, "F16C"},         {avxVnni, "AVX-VNNI"},
         {avx512f, "AVX512F"},  {avx512bw, "AVX512BW"}, {avx512vl, "AVX512VL"},
-        {avx512vnni, "AVX512-VNNI"}, {avx512bf16, "AVX512-BF16"}};
+        {avx512vbmi, "AVX512-VBMI"}, {avx512vnni, "AVX512-VNNI"}, {avx512bf16, "AVX512-BF16"}};
     for (const auto& [on, name] : flags) {
         if (!on) continue;
         if (!s.empty()) s += ' ';

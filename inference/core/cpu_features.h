@@ -20,6 +20,7 @@ struct CpuFeatures {
     bool avx512bw = false;
     bool avx512vl = false;
     bool avx512vnni = false;
+    bool avx512vbmi = false;
     bool avx512bf16 = false;
     int logicalCores = 1;
     int physicalCores = 1;

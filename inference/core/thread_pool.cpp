@@ -8,6 +8,7 @@ namespace lumen::inference {
 namespace {
 
 constexpr int kSpinIterations = 20000;  // about 10-50 us of polling before sleeping
+constexpr std::int64_t kChunksPerThread = 4;
 
 void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -19,7 +20,7 @@ void cpuRelax() {
 
 ThreadPool::ThreadPool(int threads) {
     const int n = threads > 0 ? threads : cpuFeatures().physicalCores;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { workerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -32,7 +33,7 @@ ThreadPool::~ThreadPool() {
     for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::workerLoop(int index) {
+void ThreadPool::workerLoop() {
     std::uint64_t seen = 0;
     while (true) {
         // Wait for a new job: spin first, then sleep.
@@ -47,10 +48,7 @@ void ThreadPool::workerLoop(int index) {
         }
         seen = generation_.load(std::memory_order_acquire);
         if (stop_.load()) return;
-        const std::int64_t n = jobSize_;
-        const std::int64_t parts = size();
-        const std::int64_t begin = n * index / parts, end = n * (index + 1) / parts;
-        if (begin < end) (*job_)(begin, end);
+        runChunks();
         pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
 }
@@ -65,14 +63,23 @@ void ThreadPool::parallelFor(std::int64_t n, const std::function<void(std::int64
         std::lock_guard lock(mutex_);
         job_ = &fn;
         jobSize_ = n;
+        // Several chunks per thread, taken in turn: a thread that starts late (waking up) or runs
+        // slower does less, instead of everyone waiting for it.
+        chunk_ = std::max<std::int64_t>(1, (n + kChunksPerThread * size() - 1) / (kChunksPerThread * size()));
+        next_.store(0, std::memory_order_relaxed);
         pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
         generation_.fetch_add(1, std::memory_order_acq_rel);
     }
     wake_.notify_all();
-    const std::int64_t parts = size();
-    const std::int64_t end = n / parts;
-    if (end > 0) fn(0, end);
+    runChunks();
     while (pending_.load(std::memory_order_acquire) > 0) cpuRelax();
+}
+
+void ThreadPool::runChunks() {
+    const std::int64_t n = jobSize_, chunk = chunk_;
+    for (std::int64_t begin = next_.fetch_add(chunk, std::memory_order_relaxed); begin < n;
+         begin = next_.fetch_add(chunk, std::memory_order_relaxed))
+        (*job_)(begin, std::min(n, begin + chunk));
 }
 
 }  // namespace lumen::inference

@@ -1,6 +1,6 @@
 #pragma once
-// A fixed pool of worker threads for splitting one op across cores. parallelFor hands each
-// thread a contiguous range and waits for all of them; between ops the workers spin briefly
+// A fixed pool of worker threads for splitting one op across cores. parallelFor cuts [0, n) into
+// a few contiguous chunks per thread, which the threads take in turn, and waits for all of them; between ops the workers spin briefly
 // before sleeping, so back-to-back ops (a decode step is hundreds) pay little to wake them.
 
 #include <atomic>
@@ -27,7 +27,8 @@ public:
     void parallelFor(std::int64_t n, const std::function<void(std::int64_t begin, std::int64_t end)>& fn);
 
 private:
-    void workerLoop(int index);
+    void workerLoop();
+    void runChunks();  // takes chunks of the current job until none is left
 
     std::vector<std::thread> workers_;
     std::mutex mutex_;
@@ -37,6 +38,8 @@ private:
     std::atomic<bool> stop_{false};
     const std::function<void(std::int64_t, std::int64_t)>* job_ = nullptr;
     std::int64_t jobSize_ = 0;
+    std::int64_t chunk_ = 1;
+    std::atomic<std::int64_t> next_{0};
 };
 
 }  // namespace lumen::inference

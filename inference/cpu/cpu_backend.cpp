@@ -7,6 +7,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "inference/core/backend.h"
@@ -306,66 +307,104 @@ private:
         }
     }
 
+    const cpu::PackedKernel* packedKernel(DType t) const {
+        const cpu::PackedKernel* k = t == DType::Q8_0 ? &kernels_->packedQ8_0 : t == DType::Q4_0 ? &kernels_->packedQ4_0 : nullptr;
+        return k && k->dotRows ? k : nullptr;
+    }
+
     // Y = X W^T for n rows of X. Quantized weights meet activations quantized once per call.
     void multiply(const Tensor& w, const float* x, std::int64_t n, float* y) {
-        const std::int64_t rows = w.rows(), cols = w.rowLength();
+        const std::int64_t rows = w.rows(), cols = w.rowLength(), rowBytes = w.rowBytes();
+        const auto weightRow = [&w, rowBytes](std::int64_t r) { return w.data + r * rowBytes; };
+        if (kernels_) {
+            if (const cpu::PackedKernel* packed = packedKernel(w.dtype)) {
+                const std::int64_t blocks = cols / 32, stride = packed->bytes(blocks);
+                quantizeRows(x, n, cols, activations_);
+                packed_.resize(static_cast<std::size_t>(n * stride / 64));
+                auto* bytes = reinterpret_cast<std::uint8_t*>(packed_.data());
+                for (std::int64_t i = 0; i < n; ++i) packed->pack(activations_.data() + i * blocks, blocks, bytes + i * stride);
+                return multiplyRows(rows, n, stride, [&, packed, bytes, blocks, stride](std::int64_t r0, std::int64_t r1, std::int64_t i, int count) {
+                    packed->dotRows(weightRow(r0), rowBytes, r1 - r0, bytes + i * stride, blocks, count, y + i * rows + r0, rows);
+                });
+            }
+            // Prefill with a multi-row kernel: each weight block unpacked once for up to 4 tokens.
+            const auto rowsKernel = [&](auto kernel, const auto* acts, std::int64_t blocksPerRow) {
+                return multiplyRows(rows, n, blocksPerRow * static_cast<std::int64_t>(sizeof(*acts)),
+                                    [&, kernel, acts, blocksPerRow](std::int64_t r0, std::int64_t r1, std::int64_t i, int count) {
+                                        float out[cpu::kMaxDotRows];
+                                        for (std::int64_t r = r0; r < r1; ++r) {
+                                            kernel(weightRow(r), acts + i * blocksPerRow, blocksPerRow, count, out);
+                                            for (int k = 0; k < count; ++k) y[(i + k) * rows + r] = out[k];
+                                        }
+                                    });
+            };
+            if (n > 1 && w.dtype == DType::Q8_0 && kernels_->dotRowsQ8_0)
+                return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ8_0, activations_.data(), cols / 32);
+            if (n > 1 && w.dtype == DType::Q4_0 && kernels_->dotRowsQ4_0)
+                return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ4_0, activations_.data(), cols / 32);
+            if (n > 1 && w.dtype == DType::Q4_K && kernels_->dotRowsQ4_K)
+                return quantizeRows(x, n, cols, activationsK_), rowsKernel(kernels_->dotRowsQ4_K, activationsK_.data(), cols / 256);
+            if (n > 1 && w.dtype == DType::Q6_K && kernels_->dotRowsQ6_K)
+                return quantizeRows(x, n, cols, activationsK_), rowsKernel(kernels_->dotRowsQ6_K, activationsK_.data(), cols / 256);
+            const auto tileKernel = w.dtype == DType::F32 ? kernels_->tileF32 : w.dtype == DType::F16 ? kernels_->tileF16 : w.dtype == DType::BF16 ? kernels_->tileBF16 : nullptr;
+            if (n > 1 && tileKernel) return multiplyTiled(w, x, n, y, tileKernel);
+        }
+        // One row dot at a time: decode, the scalar reference, and types without a row kernel.
         std::function<float(std::int64_t r, std::int64_t i)> rowDot;
         const Q8Kernel q8 = kernels_ ? q8Kernel(w.dtype) : nullptr;
         const Q8KKernel q8k = kernels_ ? q8kKernel(w.dtype) : nullptr;
         if (!kernels_) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
+            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, weightRow(r), x + i * cols, cols); };
         } else if (w.dtype == DType::F32) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF32(reinterpret_cast<const float*>(w.row(r)), x + i * cols, cols); };
+            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF32(reinterpret_cast<const float*>(weightRow(r)), x + i * cols, cols); };
         } else if (w.dtype == DType::F16) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF16(reinterpret_cast<const std::uint16_t*>(w.row(r)), x + i * cols, cols); };
+            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF16(reinterpret_cast<const std::uint16_t*>(weightRow(r)), x + i * cols, cols); };
         } else if (w.dtype == DType::BF16) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotBF16(reinterpret_cast<const std::uint16_t*>(w.row(r)), x + i * cols, cols); };
+            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotBF16(reinterpret_cast<const std::uint16_t*>(weightRow(r)), x + i * cols, cols); };
         } else if (q8) {
-            activations_.resize(static_cast<std::size_t>(n * cols / 32));
-            for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activations_.data() + i * (cols / 32));
-            rowDot = [&, q8](std::int64_t r, std::int64_t i) { return q8(w.row(r), activations_.data() + i * (cols / 32), cols / 32); };
+            quantizeRows(x, n, cols, activations_);
+            rowDot = [&, q8](std::int64_t r, std::int64_t i) { return q8(weightRow(r), activations_.data() + i * (cols / 32), cols / 32); };
         } else if (q8k) {
-            activationsK_.resize(static_cast<std::size_t>(n * cols / 256));
-            for (std::int64_t i = 0; i < n; ++i) cpu::quantizeActivations(x + i * cols, cols, activationsK_.data() + i * (cols / 256));
-            rowDot = [&, q8k](std::int64_t r, std::int64_t i) { return q8k(w.row(r), activationsK_.data() + i * (cols / 256), cols / 256); };
+            quantizeRows(x, n, cols, activationsK_);
+            rowDot = [&, q8k](std::int64_t r, std::int64_t i) { return q8k(weightRow(r), activationsK_.data() + i * (cols / 256), cols / 256); };
         } else {  // every type has a kernel above; this is the reference dot, on every thread
-            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, w.row(r), x + i * cols, cols); };
+            rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, weightRow(r), x + i * cols, cols); };
         }
         // note: weight rows in the outer loop, tokens inside: a row stays in cache for all tokens.
-        std::function<void(std::int64_t, std::int64_t)> body = [&](std::int64_t b, std::int64_t e) {
+        const auto body = [&](std::int64_t b, std::int64_t e) {
             for (std::int64_t r = b; r < e; ++r)
                 for (std::int64_t i = 0; i < n; ++i) y[i * rows + r] = rowDot(r, i);
         };
-        // Prefill with a multi-row kernel: each weight block unpacked once for up to 4 tokens.
-        const auto multiRow = [&](auto kernel, const auto* acts, std::int64_t blocksPerRow) {
-            // note: blocked like multiplyTiled: 32 weight rows against ~256 KB of quantized
-            // activations at a time, so a long prompt's activations are not streamed from memory
-            // once per weight row. The kernel calls (and so the sums) are the same.
-            const std::int64_t actBytes = blocksPerRow * static_cast<std::int64_t>(sizeof(*acts));
-            const std::int64_t tokenBlock = std::max<std::int64_t>(cpu::kMaxDotRows, (std::int64_t{256} << 10) / actBytes / cpu::kMaxDotRows * cpu::kMaxDotRows);
-            body = [&, kernel, acts, blocksPerRow, tokenBlock](std::int64_t b, std::int64_t e) {
-                float out[cpu::kMaxDotRows];
-                for (std::int64_t r0 = b; r0 < e; r0 += 32)
-                    for (std::int64_t t0 = 0; t0 < n; t0 += tokenBlock)
-                        for (std::int64_t r = r0; r < std::min(e, r0 + 32); ++r)
-                            for (std::int64_t i = t0; i < std::min(n, t0 + tokenBlock); i += cpu::kMaxDotRows) {
-                                const int count = static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, n - i));
-                                kernel(w.row(r), acts + i * blocksPerRow, blocksPerRow, count, out);
-                                for (int k = 0; k < count; ++k) y[(i + k) * rows + r] = out[k];
-                            }
-            };
-        };
-        if (n > 1 && kernels_) {
-            if (w.dtype == DType::Q8_0 && kernels_->dotRowsQ8_0) multiRow(kernels_->dotRowsQ8_0, activations_.data(), cols / 32);
-            if (w.dtype == DType::Q4_0 && kernels_->dotRowsQ4_0) multiRow(kernels_->dotRowsQ4_0, activations_.data(), cols / 32);
-            if (w.dtype == DType::Q4_K && kernels_->dotRowsQ4_K) multiRow(kernels_->dotRowsQ4_K, activationsK_.data(), cols / 256);
-            if (w.dtype == DType::Q6_K && kernels_->dotRowsQ6_K) multiRow(kernels_->dotRowsQ6_K, activationsK_.data(), cols / 256);
-        }
-        if (n > 1 && kernels_) {
-            const auto tileKernel = w.dtype == DType::F32 ? kernels_->tileF32 : w.dtype == DType::F16 ? kernels_->tileF16 : w.dtype == DType::BF16 ? kernels_->tileBF16 : nullptr;
-            if (tileKernel) return multiplyTiled(w, x, n, y, tileKernel);
-        }
         if (rows * cols * n < kParallelThreshold) body(0, rows);
+        else pool_.parallelFor(rows, body);
+    }
+
+    template <class Block>
+    void quantizeRows(const float* x, std::int64_t n, std::int64_t cols, std::vector<Block>& out) const {
+        const std::int64_t blocks = cols / (std::is_same_v<Block, cpu::BlockQ8> ? 32 : 256);
+        out.resize(static_cast<std::size_t>(n * blocks));
+        for (std::int64_t i = 0; i < n; ++i) {
+            if constexpr (std::is_same_v<Block, cpu::BlockQ8>) kernels_->quantizeQ8(x + i * cols, cols, out.data() + i * blocks);
+            else cpu::quantizeActivations(x + i * cols, cols, out.data() + i * blocks);
+        }
+    }
+
+    // Every weight row against n activation rows through dotRows(r0, r1, i, count), which writes
+    // the dots of weight rows r0..r1-1 with activation rows i..i+count-1 (count <= 4) to Y.
+    // note: blocked like multiplyTiled: 32 weight rows against ~256 KB of activations (rowBytes
+    // each) at a time, so a long prompt's activations are not streamed from memory once per
+    // weight row. The kernel calls (and so the sums) are the same for any blocking.
+    template <class DotRows>
+    void multiplyRows(std::int64_t rows, std::int64_t n, std::int64_t actRowBytes, DotRows dotRows) {
+        const std::int64_t tokenBlock = std::max<std::int64_t>(cpu::kMaxDotRows, (std::int64_t{256} << 10) / actRowBytes / cpu::kMaxDotRows * cpu::kMaxDotRows);
+        const auto body = [&](std::int64_t b, std::int64_t e) {
+            if (n == 1) return dotRows(b, e, 0, 1);  // decode: the whole range in one call
+            for (std::int64_t r0 = b; r0 < e; r0 += 32)
+                for (std::int64_t t0 = 0; t0 < n; t0 += tokenBlock)
+                    for (std::int64_t i = t0; i < std::min(n, t0 + tokenBlock); i += cpu::kMaxDotRows)
+                        dotRows(r0, std::min(e, r0 + 32), i, static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, n - i)));
+        };
+        if (rows * n * actRowBytes < kParallelThreshold) body(0, rows);
         else pool_.parallelFor(rows, body);
     }
 
@@ -403,6 +442,10 @@ private:
     std::string name_;
     std::vector<cpu::BlockQ8> activations_;
     std::vector<cpu::BlockQ8K> activationsK_;
+    struct alignas(64) Line {
+        std::uint8_t bytes[64];
+    };
+    std::vector<Line> packed_;  // activations in a packed kernel's layout
 };
 
 }  // namespace

@@ -24,6 +24,19 @@ struct BlockQ8K {
     std::int16_t bsums[16];
 };
 
+// A weight type's kernel on activations packed into its own layout (the AVX-512 set's Q4_0 and
+// Q8_0): the BlockQ8 rows are repacked once per matmul, so the inner loop loads them whole.
+struct PackedKernel {
+    // Bytes of one packed activation row of nBlocks blocks (a multiple of 64).
+    std::int64_t (*bytes)(std::int64_t nBlocks);
+    void (*pack)(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out);
+    // Weight rows 0..wRows-1 (rowBytes apart from w) against `rows` (1 to 4) packed activation
+    // rows, row k at packed + k * bytes(nBlocks): y[k * yStride + j] is weight row j times
+    // activation row k, the same bits for any `rows` and wRows.
+    void (*dotRows)(const std::uint8_t* w, std::int64_t rowBytes, std::int64_t wRows, const std::uint8_t* packed, std::int64_t nBlocks,
+                    int rows, float* y, std::int64_t yStride);
+};
+
 struct Kernels {
     const char* name;
     float (*dotF32)(const float* w, const float* x, std::int64_t n);
@@ -57,6 +70,12 @@ struct Kernels {
     // y += a * x over n values (attention's weighted sum of values). nullptr in the scalar set.
     void (*axpyF32)(float a, const float* x, float* y, std::int64_t n);
     void (*axpyF16)(float a, const std::uint16_t* x, float* y, std::int64_t n);
+    // quantizeActivations for BlockQ8, the same bits.
+    void (*quantizeQ8)(const float* x, std::int64_t n, BlockQ8* out);
+    // Packed-activation kernels that replace dotQ8_0/dotQ4_0 and their row versions where set
+    // (dotRows nullptr: none).
+    PackedKernel packedQ8_0;
+    PackedKernel packedQ4_0;
 };
 
 constexpr int kMaxDotRows = 4;
@@ -70,6 +89,9 @@ const Kernels* avx2Kernels();  // nullptr when not compiled for x86
 // AVX2 with AVX512-VNNI for the Q8_0/Q4_0 byte products (same results); the CPU must have
 // avx512f, avx512bw, avx512vl and avx512vnni.
 const Kernels* avx2VnniKernels();
+// AVX-512 (F, BW, VL, VNNI, VBMI): the AVX2+VNNI set with packed Q8_0 and Q4_0 kernels on 512-bit
+// vectors. nullptr when not compiled for x86.
+const Kernels* avx512Kernels();
 // The best set this CPU runs.
 const Kernels& bestKernels();
 

@@ -90,30 +90,39 @@ LUMEN_AVX2 void someRows(const std::uint8_t* w, const Block* x, std::int64_t nBl
 // with the weights' signs moved onto the activations so the byte products take them unsigned.
 // One body, stamped for two instruction sets that differ only in how `PRODUCTS(magnitude, aq)`
 // sums the unsigned-by-signed byte products into int32 lanes.
+// Even and odd blocks go to two accumulators per row (summed at the end): one chain would wait on
+// the previous block's FMA, which decode (one row) cannot hide.
 #define LUMEN_DEFINE_DOT_ROWS_Q40Q80(NAME, TARGET, PRODUCTS)                                                         \
     template <bool kFour, int R>                                                                                     \
     TARGET void NAME(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, float* out) {                    \
-        __m256 acc[R];                                                                                               \
-        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();                                                    \
+        __m256 even[R], odd[R];                                                                                      \
+        for (int r = 0; r < R; ++r) even[r] = odd[r] = _mm256_setzero_ps();                                          \
         const __m256i lowMask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);                                 \
-        for (std::int64_t b = 0; b < nBlocks; ++b, w += kFour ? 18 : 34) {                                           \
+        const auto step = [&](std::int64_t b, __m256* acc) TARGET {                                                  \
+            const std::uint8_t* wb = w + b * (kFour ? 18 : 34);                                                      \
             __m256i wq;                                                                                              \
             if constexpr (kFour) {                                                                                   \
-                const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));                        \
+                const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2));                       \
                 wq = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lowMask), eight); \
             } else {                                                                                                 \
-                wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));                                    \
+                wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));                                   \
             }                                                                                                        \
             const __m256i magnitude = _mm256_sign_epi8(wq, wq); /* signs onto the activations, once per block */     \
-            const float d = halfAt(w);                                                                               \
+            const float d = halfAt(wb);                                                                              \
             for (int r = 0; r < R; ++r) {                                                                            \
                 const BlockQ8& a = x[r * nBlocks + b];                                                               \
                 const __m256i aq = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)), wq);  \
                 const __m256i sums = PRODUCTS;                                                                       \
                 acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sums), acc[r]);                 \
             }                                                                                                        \
+        };                                                                                                           \
+        std::int64_t b = 0;                                                                                          \
+        for (; b + 2 <= nBlocks; b += 2) {                                                                           \
+            step(b, even);                                                                                           \
+            step(b + 1, odd);                                                                                        \
         }                                                                                                            \
-        for (int r = 0; r < R; ++r) out[r] = horizontalSum(acc[r]);                                                  \
+        if (b < nBlocks) step(b, even);                                                                              \
+        for (int r = 0; r < R; ++r) out[r] = horizontalSum(_mm256_add_ps(even[r], odd[r]));                          \
     }
 
 LUMEN_DEFINE_DOT_ROWS_Q40Q80(dotRowsQ40Q80, LUMEN_AVX2, _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, aq), _mm256_set1_epi16(1)))
@@ -418,6 +427,40 @@ LUMEN_AVX2 void axpyF16(float a, const std::uint16_t* x, float* y, std::int64_t 
     for (; i < n; ++i) y[i] += a * halfToFloat(x[i]);
 }
 
+// quantizeActivations' arithmetic on 8 lanes: d = amax / 127, q = lround(x * (1 / d)) (halves
+// away from zero: the truncation plus one where the dropped fraction is at least a half).
+LUMEN_AVX2 void quantizeQ8(const float* x, std::int64_t n, BlockQ8* out) {
+    const __m256 signBit = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    for (std::int64_t b = 0; b < n / 32; ++b, x += 32) {
+        __m256 v[4];
+        __m256 amax = _mm256_setzero_ps();
+        for (int k = 0; k < 4; ++k) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(signBit, v[k]));
+        }
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float d = _mm_cvtss_f32(m) / 127.0f;
+        const __m256 id = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
+        __m256i q[4];
+        __m256i total = _mm256_setzero_si256();
+        for (int k = 0; k < 4; ++k) {
+            const __m256 scaled = _mm256_mul_ps(v[k], id);
+            const __m256 whole = _mm256_round_ps(scaled, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m256 up = _mm256_cmp_ps(_mm256_andnot_ps(signBit, _mm256_sub_ps(scaled, whole)), half, _CMP_GE_OQ);
+            const __m256 step = _mm256_or_ps(_mm256_and_ps(scaled, signBit), one);  // +-1 with the value's sign
+            q[k] = _mm256_cvttps_epi32(_mm256_add_ps(whole, _mm256_and_ps(up, step)));
+            total = _mm256_add_epi32(total, q[k]);
+        }
+        // int32 -> int8 with saturation; packs interleave 128-bit lanes, the permute restores order.
+        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        out[b].d = d;
+        out[b].s = d * static_cast<float>(horizontalSumInt(total));
+    }
+}
+
 template <bool kFour>
 constexpr auto kRowsQ40Q80 = someRows<BlockQ8, dotRowsQ40Q80<kFour, 1>, dotRowsQ40Q80<kFour, 2>, dotRowsQ40Q80<kFour, 3>, dotRowsQ40Q80<kFour, 4>>;
 template <bool kFour>
@@ -449,7 +492,10 @@ const Kernels kAvx2{"AVX2",
                     tile<LoadF16>,
                     tile<LoadBF16>,
                     axpyF32,
-                    axpyF16};
+                    axpyF16,
+                    quantizeQ8,
+                    {},
+                    {}};
 
 // The AVX2 set with the Q8_0 and Q4_0 kernels on VNNI (bit-identical results).
 const Kernels kAvx2Vnni = [] {

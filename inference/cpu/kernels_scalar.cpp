@@ -192,7 +192,7 @@ float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
 
 const Kernels kScalar{"scalar", dotF32,  dotF16,          dotBF16,        dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0,
                       dotQ5_1,  dotQ2_K, dotQ3_K, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K, nullptr, nullptr, nullptr, nullptr,
-                      nullptr,  nullptr, nullptr, nullptr, nullptr};
+                      nullptr,  nullptr, nullptr, nullptr, nullptr, quantizeActivations, {}, {}};
 
 }  // namespace
 
@@ -235,6 +235,8 @@ const Kernels& scalarKernels() { return kScalar; }
 const Kernels& bestKernels() {
     static const Kernels* best = [] {
         const auto& f = cpuFeatures();
+        if (avx512Kernels() && f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512vbmi)
+            return avx512Kernels();
         if (avx2VnniKernels() && f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) return avx2VnniKernels();
         if (avx2Kernels() && f.avx2 && f.fma && f.f16c) return avx2Kernels();
         return &kScalar;

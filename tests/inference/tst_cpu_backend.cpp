@@ -9,6 +9,7 @@
 #include <QtTest>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "inference/core/backend.h"
@@ -111,7 +112,82 @@ private slots:
                 for (int r = 0; r < rows; ++r) QCOMPARE(got[r], want[r]);
             }
         }
-        QCOMPARE(QString(cpu::bestKernels().name), QString("AVX2+VNNI"));
+        QCOMPARE(QString(cpu::bestKernels().name), QString(f.avx512vbmi ? "AVX-512" : "AVX2+VNNI"));
+    }
+
+    // Every set's activation quantizer gives quantizeActivations' bytes, ties (x / d exactly
+    // n + 0.5) rounded away from zero like lround.
+    void simdQuantizationMatchesScalar() {
+        const auto& f = cpuFeatures();
+        if (!cpu::avx2Kernels() || !f.avx2 || !f.fma || !f.f16c) QSKIP("this CPU does not run the AVX2 kernels");
+        std::vector<float> x(32 * 40);
+        std::mt19937 rng(9);
+        std::normal_distribution<float> normal(0.0f, 3.0f);
+        for (auto& v : x) v = normal(rng);
+        for (int j = 0; j < 32; ++j) x[static_cast<std::size_t>(j)] = j == 0 ? 127.0f : (j % 2 ? 1.0f : -1.0f) * (static_cast<float>(j) + 0.5f);  // d = 1: ties
+        for (int j = 32; j < 64; ++j) x[static_cast<std::size_t>(j)] = 0.0f;  // an all-zero block
+        x[70] = -1e-30f;
+        std::vector<cpu::BlockQ8> want(40), got(40);
+        cpu::quantizeActivations(x.data(), static_cast<std::int64_t>(x.size()), want.data());
+        QCOMPARE(want[0].q[3], std::int8_t{4});   // 3.5 -> 4
+        QCOMPARE(want[0].q[2], std::int8_t{-3});  // -2.5 -> -3
+        for (const cpu::Kernels* k : {cpu::avx2Kernels(), cpu::avx2VnniKernels(), cpu::avx512Kernels()}) {
+            std::fill(got.begin(), got.end(), cpu::BlockQ8{});
+            k->quantizeQ8(x.data(), static_cast<std::int64_t>(x.size()), got.data());
+            for (std::size_t b = 0; b < want.size(); ++b) {
+                QCOMPARE(got[b].d, want[b].d);
+                QCOMPARE(got[b].s, want[b].s);
+                QVERIFY2(std::memcmp(got[b].q, want[b].q, 32) == 0, qPrintable(QStringLiteral("%1: block %2").arg(k->name).arg(b)));
+            }
+        }
+    }
+
+    // The AVX-512 set's packed Q8_0/Q4_0 kernels: the scalar kernels' value within float rounding
+    // (the integer sums are exact; the float sums go in another order), for block counts that
+    // leave partial groups; and the same bits for any number of weight and activation rows, so a
+    // prompt's logits equal one token at a time.
+    void avx512PackedKernels() {
+        const cpu::Kernels* k = cpu::avx512Kernels();
+        const auto& f = cpuFeatures();
+        if (!k || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni || !f.avx512vbmi) QSKIP("this CPU has no AVX-512 VNNI and VBMI");
+        const cpu::Kernels& scalar = cpu::scalarKernels();
+        for (DType t : {DType::Q8_0, DType::Q4_0}) {
+            const cpu::PackedKernel& p = t == DType::Q8_0 ? k->packedQ8_0 : k->packedQ4_0;
+            QVERIFY(p.dotRows);
+            for (int blocks : {1, 2, 3, 4, 5, 7, 11, 64}) {
+                const int n = blocks * 32, wRows = 5;
+                const Matrix m = randomMatrix(t, n, wRows, 31 + blocks);
+                const std::int64_t rowBytes = m.tensor.rowBytes();
+                std::vector<float> x(static_cast<std::size_t>(4 * n));
+                std::mt19937 rng(static_cast<unsigned>(blocks));
+                std::normal_distribution<float> normal(0.0f, 2.0f);
+                for (auto& v : x) v = normal(rng);
+                std::vector<cpu::BlockQ8> a(static_cast<std::size_t>(4 * blocks));
+                for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
+                const std::int64_t stride = p.bytes(blocks);
+                QCOMPARE(stride % 64, std::int64_t{0});
+                std::vector<std::uint8_t> storage(static_cast<std::size_t>(4 * stride + 64));
+                auto* packed = reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(storage.data()) + 63) & ~std::uintptr_t{63});
+                for (int r = 0; r < 4; ++r) p.pack(a.data() + r * blocks, blocks, packed + r * stride);
+                std::vector<float> all(4 * wRows);
+                p.dotRows(m.bytes.data(), rowBytes, wRows, packed, blocks, 4, all.data(), wRows);
+                for (int rows = 1; rows <= 4; ++rows)
+                    for (int j = 0; j < wRows; ++j) {
+                        float one[4];
+                        p.dotRows(m.bytes.data() + j * rowBytes, rowBytes, 1, packed, blocks, rows, one, 1);
+                        for (int r = 0; r < rows; ++r) QCOMPARE(one[r], all[static_cast<std::size_t>(r * wRows + j)]);
+                    }
+                for (int r = 0; r < 4; ++r)
+                    for (int j = 0; j < wRows; ++j) {
+                        const auto* w = m.bytes.data() + j * rowBytes;
+                        const cpu::BlockQ8* ar = a.data() + r * blocks;
+                        const float want = t == DType::Q8_0 ? scalar.dotQ8_0(w, ar, blocks) : scalar.dotQ4_0(w, ar, blocks);
+                        const float got = all[static_cast<std::size_t>(r * wRows + j)];
+                        QVERIFY2(std::fabs(got - want) <= 1e-5f * (std::fabs(want) + 1.0f),
+                                 qPrintable(QStringLiteral("%1, %2 blocks, row %3: %4 vs %5").arg(name(t).data()).arg(blocks).arg(j).arg(got).arg(want)));
+                    }
+            }
+        }
     }
 
     void avx2MatchesScalarKernels_data() {

@@ -28,6 +28,7 @@ private slots:
         QCOMPARE(f.f16c, flags.contains("f16c"));
         QCOMPARE(f.avx512f, flags.contains("avx512f"));
         QCOMPARE(f.avx512vnni, flags.contains("avx512_vnni"));
+        QCOMPARE(f.avx512vbmi, flags.contains("avx512vbmi"));
         QCOMPARE(f.avx512bf16, flags.contains("avx512_bf16"));
         QVERIFY(f.physicalCores >= 1 && f.physicalCores <= f.logicalCores);
         QVERIFY(!f.summary().empty());
