@@ -8,7 +8,7 @@ namespace lumen::inference {
 namespace {
 
 constexpr int kSpinIterations = 20000;  // about 10-50 us of polling before sleeping
-constexpr std::int64_t kChunksPerThread = 4;
+constexpr std::int64_t kChunksPerThread = 4;   // the smallest chunk: 1/16 of an even share
 
 void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -63,9 +63,10 @@ void ThreadPool::parallelFor(std::int64_t n, const std::function<void(std::int64
         std::lock_guard lock(mutex_);
         job_ = &fn;
         jobSize_ = n;
-        // Several chunks per thread, taken in turn: a thread that starts late (waking up) or runs
-        // slower does less, instead of everyone waiting for it.
-        chunk_ = std::max<std::int64_t>(1, (n + kChunksPerThread * size() - 1) / (kChunksPerThread * size()));
+        // Chunks taken in turn, each half of an even share of what is left (down to a floor): a
+        // thread that starts late (waking up) or runs slower does less, and the last chunks are
+        // small, so nobody waits long for the others.
+        minChunk_ = std::max<std::int64_t>(1, n / (kChunksPerThread * size()));
         next_.store(0, std::memory_order_relaxed);
         pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
         generation_.fetch_add(1, std::memory_order_acq_rel);
@@ -76,10 +77,15 @@ void ThreadPool::parallelFor(std::int64_t n, const std::function<void(std::int64
 }
 
 void ThreadPool::runChunks() {
-    const std::int64_t n = jobSize_, chunk = chunk_;
-    for (std::int64_t begin = next_.fetch_add(chunk, std::memory_order_relaxed); begin < n;
-         begin = next_.fetch_add(chunk, std::memory_order_relaxed))
-        (*job_)(begin, std::min(n, begin + chunk));
+    const std::int64_t n = jobSize_, parts = size();
+    std::int64_t begin = next_.load(std::memory_order_relaxed);
+    while (begin < n) {
+        const std::int64_t end = std::min(n, begin + std::max(minChunk_, (n - begin) / (2 * parts)));
+        if (next_.compare_exchange_weak(begin, end, std::memory_order_relaxed)) {
+            (*job_)(begin, end);
+            begin = next_.load(std::memory_order_relaxed);
+        }
+    }
 }
 
 }  // namespace lumen::inference

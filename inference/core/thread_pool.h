@@ -1,6 +1,7 @@
 #pragma once
 // A fixed pool of worker threads for splitting one op across cores. parallelFor cuts [0, n) into
-// a few contiguous chunks per thread, which the threads take in turn, and waits for all of them; between ops the workers spin briefly
+// contiguous chunks, shrinking as the work runs out, which the threads take in turn, and waits
+// for all of them; between ops the workers spin briefly
 // before sleeping, so back-to-back ops (a decode step is hundreds) pay little to wake them.
 
 #include <atomic>
@@ -38,7 +39,7 @@ private:
     std::atomic<bool> stop_{false};
     const std::function<void(std::int64_t, std::int64_t)>* job_ = nullptr;
     std::int64_t jobSize_ = 0;
-    std::int64_t chunk_ = 1;
+    std::int64_t minChunk_ = 1;
     std::atomic<std::int64_t> next_{0};
 };
 
