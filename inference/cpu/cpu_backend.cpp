@@ -327,7 +327,7 @@ private:
                     packed->dotRows(weightRow(r0), rowBytes, r1 - r0, bytes + i * stride, blocks, count, y + i * rows + r0, rows);
                 });
             }
-            // Prefill with a multi-row kernel: each weight block unpacked once for up to 4 tokens.
+            // Row kernels: for a prompt, each weight block unpacked once for up to 4 tokens.
             const auto rowsKernel = [&](auto kernel, const auto* acts, std::int64_t blocksPerRow) {
                 return multiplyRows(rows, n, blocksPerRow * static_cast<std::int64_t>(sizeof(*acts)),
                                     [&, kernel, acts, blocksPerRow](std::int64_t r0, std::int64_t r1, std::int64_t i, int count) {
@@ -338,13 +338,13 @@ private:
                                         }
                                     });
             };
-            if (n > 1 && w.dtype == DType::Q8_0 && kernels_->dotRowsQ8_0)
+            if (w.dtype == DType::Q8_0 && kernels_->dotRowsQ8_0)
                 return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ8_0, activations_.data(), cols / 32);
-            if (n > 1 && w.dtype == DType::Q4_0 && kernels_->dotRowsQ4_0)
+            if (w.dtype == DType::Q4_0 && kernels_->dotRowsQ4_0)
                 return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ4_0, activations_.data(), cols / 32);
-            if (n > 1 && w.dtype == DType::Q4_K && kernels_->dotRowsQ4_K)
+            if (w.dtype == DType::Q4_K && kernels_->dotRowsQ4_K)
                 return quantizeRows(x, n, cols, activationsK_), rowsKernel(kernels_->dotRowsQ4_K, activationsK_.data(), cols / 256);
-            if (n > 1 && w.dtype == DType::Q6_K && kernels_->dotRowsQ6_K)
+            if (w.dtype == DType::Q6_K && kernels_->dotRowsQ6_K)
                 return quantizeRows(x, n, cols, activationsK_), rowsKernel(kernels_->dotRowsQ6_K, activationsK_.data(), cols / 256);
             const auto tileKernel = w.dtype == DType::F32 ? kernels_->tileF32 : w.dtype == DType::F16 ? kernels_->tileF16 : w.dtype == DType::BF16 ? kernels_->tileBF16 : nullptr;
             if (n > 1 && tileKernel) return multiplyTiled(w, x, n, y, tileKernel);

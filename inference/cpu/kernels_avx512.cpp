@@ -195,6 +195,141 @@ LUMEN_AVX512 void dotRowsPackedAny(const std::uint8_t* w, std::int64_t rowBytes,
     }
 }
 
+LUMEN_AVX512 inline float halfAt(const std::uint8_t* p) {
+    std::uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+LUMEN_AVX512 inline std::uint32_t loadU32(const std::uint8_t* p) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// 32 bytes at p twice, the upper copy shifted right by `upper` bits per 16-bit word, masked to
+// nibbles: a 32-byte run of Q4_K nibbles as its two 32-element sub-blocks (low, then high).
+LUMEN_AVX512 inline __m512i nibblePairs(const std::uint8_t* p) {
+    const __m512i both = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    const __m512i shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    return _mm512_and_si512(_mm512_srlv_epi16(both, shifts), _mm512_set1_epi8(0x0F));
+}
+
+// Q4_K's 12 scale bytes as 16 words: the eight 6-bit scales, then the eight 6-bit minimums
+// (scale/min j < 4: low 6 bits of bytes j / j+4; j >= 4: a nibble of byte j+4 below the top two
+// bits of byte j-4 / j).
+LUMEN_AVX512 inline __m256i q4kScalesAndMins(const std::uint8_t* s) {
+    const std::uint32_t a = loadU32(s), b = loadU32(s + 4), c = loadU32(s + 8);
+    const std::uint32_t low6 = 0x3F3F3F3Fu, nibble = 0x0F0F0F0Fu, top2 = 0x03030303u;
+    const __m128i bytes = _mm_setr_epi32(static_cast<int>(a & low6), static_cast<int>((c & nibble) | (((a >> 6) & top2) << 4)),
+                                         static_cast<int>(b & low6), static_cast<int>(((c >> 4) & nibble) | (((b >> 6) & top2) << 4)));
+    return _mm256_cvtepu8_epi16(bytes);
+}
+
+// Word indices: words 0-15 take entry `lo`, 16-31 entry `hi` of a 16-word table.
+LUMEN_AVX512 inline __m512i splitIndex(int lo, int hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(lo))), _mm256_set1_epi16(static_cast<short>(hi)), 1);
+}
+
+// Q4_K on 512-bit vectors: the AVX2 kernel's integer sums (sub-block products times their scale,
+// minimums against the activation sums) and its float arithmetic per super-block, with each
+// 64 activation bytes (two sub-blocks) loaded whole.
+template <int R>
+LUMEN_AVX512 void dotRowsQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
+    float sum[R] = {};
+    __m512i pairIndex[4];
+    for (int p = 0; p < 4; ++p) pairIndex[p] = splitIndex(2 * p, 2 * p + 1);
+    // word k of the minimums' row: minimum k / 2 (each covers two 16-value activation sums)
+    const __m256i minIndex = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
+        const __m256i table = q4kScalesAndMins(w + 4);
+        const __m512i table512 = _mm512_castsi256_si512(table);
+        const __m256i mins = _mm256_permutexvar_epi16(minIndex, table);
+        __m512i acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+        for (int p = 0; p < 4; ++p) {
+            const __m512i q = nibblePairs(w + 16 + 32 * p);
+            const __m512i scales = _mm512_permutexvar_epi16(pairIndex[p], table512);
+            for (int r = 0; r < R; ++r) {
+                const __m512i a = _mm512_loadu_si512(x[r * nBlocks + b].q + 64 * p);
+                acc[r] = _mm512_add_epi32(acc[r], _mm512_madd_epi16(_mm512_maddubs_epi16(q, a), scales));
+            }
+        }
+        const float dw = halfAt(w), dminw = halfAt(w + 2);
+        for (int r = 0; r < R; ++r) {
+            const BlockQ8K& a = x[r * nBlocks + b];
+            const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+            const std::int32_t minSum = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_madd_epi16(mins, bsums)));
+            sum[r] += dw * a.d * static_cast<float>(_mm512_reduce_add_epi32(acc[r])) - dminw * a.d * static_cast<float>(minSum);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum[r];
+}
+
+// Q6_K on 512-bit vectors: per 128-value half, 64 low-nibble bytes and 32 two-bit bytes make
+// two vectors of 64 six-bit values in element order; each 16 values' scale goes into madd, and
+// the bias of 32 comes off through the activation sums, as in the AVX2 kernel.
+template <int R>
+LUMEN_AVX512 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
+    float sum[R] = {};
+    const __m512i lowMask = _mm512_set1_epi8(0x0F), highMask = _mm512_set1_epi8(0x30);
+    const __m512i shiftsLow = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(4)), _mm256_set1_epi16(2), 1);   // values 0-63: qh << 4, << 2
+    const __m512i shiftsHigh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);                            // values 64-127: qh, qh >> 2
+    __m512i groupIndex[4];  // words 0-31 of vector v of half h: scale 8h + 4v' + word / 8, v' = v % 2
+    for (int v = 0; v < 4; ++v) {
+        alignas(64) std::int16_t idx[32];
+        for (int k = 0; k < 32; ++k) idx[k] = static_cast<std::int16_t>(8 * (v / 2) + 4 * (v % 2) + k / 8);
+        groupIndex[v] = _mm512_load_si512(idx);
+    }
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 210) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
+        const __m512i sc512 = _mm512_castsi256_si512(sc16);
+        __m512i acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+        for (int half = 0; half < 2; ++half) {
+            const __m512i ql = _mm512_loadu_si512(w + 64 * half);
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half)));
+            const __m512i q[2] = {
+                _mm512_or_si512(_mm512_and_si512(ql, lowMask), _mm512_and_si512(_mm512_sllv_epi16(qh, shiftsLow), highMask)),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lowMask), _mm512_and_si512(_mm512_srlv_epi16(qh, shiftsHigh), highMask)),
+            };
+            for (int v = 0; v < 2; ++v) {
+                const __m512i scales = _mm512_permutexvar_epi16(groupIndex[2 * half + v], sc512);
+                for (int r = 0; r < R; ++r) {
+                    const __m512i a = _mm512_loadu_si512(x[r * nBlocks + b].q + 128 * half + 64 * v);
+                    acc[r] = _mm512_add_epi32(acc[r], _mm512_madd_epi16(_mm512_maddubs_epi16(q[v], a), scales));
+                }
+            }
+        }
+        const float dw = halfAt(w + 208);
+        for (int r = 0; r < R; ++r) {
+            const BlockQ8K& a = x[r * nBlocks + b];
+            const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+            const std::int32_t offset = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_madd_epi16(sc16, bsums)));
+            sum[r] += dw * a.d * static_cast<float>(_mm512_reduce_add_epi32(acc[r]) - 32 * offset);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum[r];
+}
+
+template <void (*k1)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*), void (*k2)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*),
+          void (*k3)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*), void (*k4)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*)>
+LUMEN_AVX512 void someRowsK(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out) {
+    switch (rows) {
+        case 1: return k1(w, x, nBlocks, out);
+        case 2: return k2(w, x, nBlocks, out);
+        case 3: return k3(w, x, nBlocks, out);
+        default: return k4(w, x, nBlocks, out);
+    }
+}
+
+template <void (*k1)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*)>
+LUMEN_AVX512 float oneRowK(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
+    float out;
+    k1(w, x, nBlocks, &out);
+    return out;
+}
+
 }  // namespace
 
 const Kernels* avx512Kernels() {
@@ -204,6 +339,10 @@ const Kernels* avx512Kernels() {
         set.name = "AVX-512";
         set.packedQ8_0 = {packedBytes<GroupQ8_0, 2>, packQ8_0, dotRowsPackedAny<false>};
         set.packedQ4_0 = {packedBytes<GroupQ4_0, 4>, packQ4_0, dotRowsPackedAny<true>};
+        set.dotQ4_K = oneRowK<dotRowsQ4_K<1>>;
+        set.dotQ6_K = oneRowK<dotRowsQ6_K<1>>;
+        set.dotRowsQ4_K = someRowsK<dotRowsQ4_K<1>, dotRowsQ4_K<2>, dotRowsQ4_K<3>, dotRowsQ4_K<4>>;
+        set.dotRowsQ6_K = someRowsK<dotRowsQ6_K<1>, dotRowsQ6_K<2>, dotRowsQ6_K<3>, dotRowsQ6_K<4>>;
         return set;
     }();
     return &k;

@@ -142,6 +142,33 @@ private slots:
         }
     }
 
+    // The AVX-512 set's Q4_K and Q6_K kernels give the AVX2 kernels' results bit for bit (the
+    // same integer sums per super-block and the same float arithmetic), one row and 2-4 rows.
+    void avx512KQuantsMatchAvx2Exactly() {
+        const cpu::Kernels* k = cpu::avx512Kernels();
+        const auto& f = cpuFeatures();
+        if (!k || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni || !f.avx512vbmi) QSKIP("this CPU has no AVX-512 VNNI and VBMI");
+        const cpu::Kernels& avx2 = *cpu::avx2Kernels();
+        for (DType t : {DType::Q4_K, DType::Q6_K}) {
+            const int blocks = 5, n = blocks * 256;
+            const Matrix m = randomMatrix(t, n, 1, 41);
+            std::vector<float> x(static_cast<std::size_t>(4 * n));
+            std::mt19937 rng(43);
+            std::normal_distribution<float> normal(0.0f, 2.0f);
+            for (auto& v : x) v = normal(rng);
+            std::vector<cpu::BlockQ8K> a(static_cast<std::size_t>(4 * blocks));
+            for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
+            const bool q4 = t == DType::Q4_K;
+            QCOMPARE((q4 ? k->dotQ4_K : k->dotQ6_K)(m.bytes.data(), a.data(), blocks), (q4 ? avx2.dotQ4_K : avx2.dotQ6_K)(m.bytes.data(), a.data(), blocks));
+            for (int rows = 1; rows <= 4; ++rows) {
+                float got[4], want[4];
+                (q4 ? k->dotRowsQ4_K : k->dotRowsQ6_K)(m.bytes.data(), a.data(), blocks, rows, got);
+                (q4 ? avx2.dotRowsQ4_K : avx2.dotRowsQ6_K)(m.bytes.data(), a.data(), blocks, rows, want);
+                for (int r = 0; r < rows; ++r) QCOMPARE(got[r], want[r]);
+            }
+        }
+    }
+
     // The AVX-512 set's packed Q8_0/Q4_0 kernels: the scalar kernels' value within float rounding
     // (the integer sums are exact; the float sums go in another order), for block counts that
     // leave partial groups; and the same bits for any number of weight and activation rows, so a
