@@ -89,6 +89,15 @@ public:
     // row is read once for all n rows (prefill); n == 1 is a matrix-vector product (decode).
     virtual void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) = 0;
     void matvec(const Tensor& w, const float* x, float* y) { matmul(w, x, 1, y); }
+    // Several products of the same activations (q/k/v, gate/up): matmul(*out.w, x, n, out.y) for
+    // each. A backend may share work between them (quantizing x once, one parallel pass).
+    struct Product {
+        const Tensor* w;
+        float* y;
+    };
+    virtual void matmuls(std::span<const Product> products, const float* x, std::int64_t n) {
+        for (const Product& p : products) matmul(*p.w, x, n, p.y);
+    }
     // Each of `rows` rows of y (n elements) += bias (an F32, F16 or BF16 vector of n elements).
     virtual void addBias(float* y, const Tensor& bias, std::int64_t n, std::int64_t rows) = 0;
     // Each of `rows` rows of y (n elements) *= scale, element by element (DINOv2's layer scale).

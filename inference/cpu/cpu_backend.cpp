@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -314,42 +315,93 @@ private:
 
     // Y = X W^T for n rows of X. Quantized weights meet activations quantized once per call.
     void multiply(const Tensor& w, const float* x, std::int64_t n, float* y) {
+        const Product one{&w, y};
+        if (!kernels_ || !multiplyShared(std::span(&one, 1), x, n)) multiplyByRowDots(w, x, n, y);
+    }
+
+    void matmuls(std::span<const Product> products, const float* x, std::int64_t n) override {
+        // Weights of one type and width share one quantization of x and one parallel pass.
+        std::vector<bool> done(products.size());
+        std::vector<Product> group;
+        for (std::size_t i = 0; i < products.size(); ++i) {
+            if (done[i]) continue;
+            group.clear();
+            for (std::size_t j = i; j < products.size(); ++j) {
+                if (done[j] || products[j].w->dtype != products[i].w->dtype || products[j].w->rowLength() != products[i].w->rowLength()) continue;
+                group.push_back(products[j]);
+                done[j] = true;
+            }
+            if (group.size() == 1 || !kernels_ || !multiplyShared(group, x, n))
+                for (const Product& p : group) multiply(*p.w, x, n, p.y);
+        }
+    }
+
+    // The products with a row kernel (all of one type and width) as one pass over their rows, in
+    // order; false when their type has none.
+    bool multiplyShared(std::span<const Product> products, const float* x, std::int64_t n) {
+        const Tensor& w = *products[0].w;
+        const std::int64_t cols = w.rowLength(), rowBytes = w.rowBytes();
+        std::int64_t rows = 0;
+        for (const Product& p : products) rows += p.w->rows();
+        // Calls fn(product, first, end) for the rows [r0, r1) of the products one after another.
+        const auto forParts = [products](std::int64_t r0, std::int64_t r1, auto fn) {
+            std::int64_t start = 0;
+            for (const Product& p : products) {
+                const std::int64_t count = p.w->rows(), lo = std::max(r0, start), hi = std::min(r1, start + count);
+                if (lo < hi) fn(p, lo - start, hi - start);
+                start += count;
+            }
+        };
+        if (const cpu::PackedKernel* packed = packedKernel(w.dtype)) {
+            const std::int64_t blocks = cols / 32, stride = packed->bytes(blocks);
+            quantizeRows(x, n, cols, activations_);
+            packed_.resize(static_cast<std::size_t>(n * stride / 64));
+            auto* bytes = reinterpret_cast<std::uint8_t*>(packed_.data());
+            for (std::int64_t i = 0; i < n; ++i) packed->pack(activations_.data() + i * blocks, blocks, bytes + i * stride);
+            multiplyRows(rows, n, stride, [&, packed, bytes, blocks, stride](std::int64_t r0, std::int64_t r1, std::int64_t i, int count) {
+                forParts(r0, r1, [&](const Product& p, std::int64_t first, std::int64_t end) {
+                    const std::int64_t pr = p.w->rows();
+                    packed->dotRows(p.w->data + first * rowBytes, rowBytes, end - first, bytes + i * stride, blocks, count, p.y + i * pr + first, pr);
+                });
+            });
+            return true;
+        }
+        // Row kernels: for a prompt, each weight block unpacked once for up to 4 tokens.
+        const auto rowsKernel = [&](auto kernel, const auto* acts, std::int64_t blocksPerRow) {
+            multiplyRows(rows, n, blocksPerRow * static_cast<std::int64_t>(sizeof(*acts)),
+                         [&, kernel, acts, blocksPerRow](std::int64_t r0, std::int64_t r1, std::int64_t i, int count) {
+                             forParts(r0, r1, [&](const Product& p, std::int64_t first, std::int64_t end) {
+                                 const std::int64_t pr = p.w->rows();
+                                 float out[cpu::kMaxDotRows];
+                                 for (std::int64_t r = first; r < end; ++r) {
+                                     kernel(p.w->data + r * rowBytes, acts + i * blocksPerRow, blocksPerRow, count, out);
+                                     for (int k = 0; k < count; ++k) p.y[(i + k) * pr + r] = out[k];
+                                 }
+                             });
+                         });
+            return true;
+        };
+        if (w.dtype == DType::Q8_0 && kernels_->dotRowsQ8_0)
+            return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ8_0, activations_.data(), cols / 32);
+        if (w.dtype == DType::Q4_0 && kernels_->dotRowsQ4_0)
+            return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ4_0, activations_.data(), cols / 32);
+        if (w.dtype == DType::Q4_K && kernels_->dotRowsQ4_K)
+            return quantizeRows(x, n, cols, activationsK_), rowsKernel(kernels_->dotRowsQ4_K, activationsK_.data(), cols / 256);
+        if (w.dtype == DType::Q6_K && kernels_->dotRowsQ6_K)
+            return quantizeRows(x, n, cols, activationsK_), rowsKernel(kernels_->dotRowsQ6_K, activationsK_.data(), cols / 256);
+        const auto tileKernel = w.dtype == DType::F32 ? kernels_->tileF32 : w.dtype == DType::F16 ? kernels_->tileF16 : w.dtype == DType::BF16 ? kernels_->tileBF16 : nullptr;
+        if (n > 1 && tileKernel) {
+            for (const Product& p : products) multiplyTiled(*p.w, x, n, p.y, tileKernel);
+            return true;
+        }
+        return false;
+    }
+
+    // One row dot at a time: decode of float weights, the scalar reference, and types without a
+    // row kernel.
+    void multiplyByRowDots(const Tensor& w, const float* x, std::int64_t n, float* y) {
         const std::int64_t rows = w.rows(), cols = w.rowLength(), rowBytes = w.rowBytes();
         const auto weightRow = [&w, rowBytes](std::int64_t r) { return w.data + r * rowBytes; };
-        if (kernels_) {
-            if (const cpu::PackedKernel* packed = packedKernel(w.dtype)) {
-                const std::int64_t blocks = cols / 32, stride = packed->bytes(blocks);
-                quantizeRows(x, n, cols, activations_);
-                packed_.resize(static_cast<std::size_t>(n * stride / 64));
-                auto* bytes = reinterpret_cast<std::uint8_t*>(packed_.data());
-                for (std::int64_t i = 0; i < n; ++i) packed->pack(activations_.data() + i * blocks, blocks, bytes + i * stride);
-                return multiplyRows(rows, n, stride, [&, packed, bytes, blocks, stride](std::int64_t r0, std::int64_t r1, std::int64_t i, int count) {
-                    packed->dotRows(weightRow(r0), rowBytes, r1 - r0, bytes + i * stride, blocks, count, y + i * rows + r0, rows);
-                });
-            }
-            // Row kernels: for a prompt, each weight block unpacked once for up to 4 tokens.
-            const auto rowsKernel = [&](auto kernel, const auto* acts, std::int64_t blocksPerRow) {
-                return multiplyRows(rows, n, blocksPerRow * static_cast<std::int64_t>(sizeof(*acts)),
-                                    [&, kernel, acts, blocksPerRow](std::int64_t r0, std::int64_t r1, std::int64_t i, int count) {
-                                        float out[cpu::kMaxDotRows];
-                                        for (std::int64_t r = r0; r < r1; ++r) {
-                                            kernel(weightRow(r), acts + i * blocksPerRow, blocksPerRow, count, out);
-                                            for (int k = 0; k < count; ++k) y[(i + k) * rows + r] = out[k];
-                                        }
-                                    });
-            };
-            if (w.dtype == DType::Q8_0 && kernels_->dotRowsQ8_0)
-                return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ8_0, activations_.data(), cols / 32);
-            if (w.dtype == DType::Q4_0 && kernels_->dotRowsQ4_0)
-                return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ4_0, activations_.data(), cols / 32);
-            if (w.dtype == DType::Q4_K && kernels_->dotRowsQ4_K)
-                return quantizeRows(x, n, cols, activationsK_), rowsKernel(kernels_->dotRowsQ4_K, activationsK_.data(), cols / 256);
-            if (w.dtype == DType::Q6_K && kernels_->dotRowsQ6_K)
-                return quantizeRows(x, n, cols, activationsK_), rowsKernel(kernels_->dotRowsQ6_K, activationsK_.data(), cols / 256);
-            const auto tileKernel = w.dtype == DType::F32 ? kernels_->tileF32 : w.dtype == DType::F16 ? kernels_->tileF16 : w.dtype == DType::BF16 ? kernels_->tileBF16 : nullptr;
-            if (n > 1 && tileKernel) return multiplyTiled(w, x, n, y, tileKernel);
-        }
-        // One row dot at a time: decode, the scalar reference, and types without a row kernel.
         std::function<float(std::int64_t r, std::int64_t i)> rowDot;
         const Q8Kernel q8 = kernels_ ? q8Kernel(w.dtype) : nullptr;
         const Q8KKernel q8k = kernels_ ? q8kKernel(w.dtype) : nullptr;

@@ -288,9 +288,8 @@ void LlamaSession::runLayers(Stage& stage, bool last, std::int64_t n, bool allLo
         const KvLayer& kv = kv_[static_cast<std::size_t>(l)];
         // Attention block: normalise, project to q/k/v, rotate q and k by position.
         be.rmsNorm(x, L.attnNorm, c.rmsEps, c.dim, n, b.xb.get());
-        be.matmul(L.wq, b.xb.get(), n, b.q.get());
-        be.matmul(L.wk, b.xb.get(), n, b.k.get());
-        be.matmul(L.wv, b.xb.get(), n, b.v.get());
+        const Backend::Product qkv[] = {{&L.wq, b.q.get()}, {&L.wk, b.k.get()}, {&L.wv, b.v.get()}};
+        be.matmuls(qkv, b.xb.get(), n);
         if (L.bq.data) be.addBias(b.q.get(), L.bq, qDim, n);
         if (L.bk.data) be.addBias(b.k.get(), L.bk, kvDim, n);
         if (L.bv.data) be.addBias(b.v.get(), L.bv, kvDim, n);
@@ -303,8 +302,8 @@ void LlamaSession::runLayers(Stage& stage, bool last, std::int64_t n, bool allLo
         be.add(x, b.att.get(), n * c.dim);
         // Feed-forward block: SwiGLU.
         be.rmsNorm(x, L.ffnNorm, c.rmsEps, c.dim, n, b.xb.get());
-        be.matmul(L.wGate, b.xb.get(), n, b.gate.get());
-        be.matmul(L.wUp, b.xb.get(), n, b.up.get());
+        const Backend::Product gateUp[] = {{&L.wGate, b.gate.get()}, {&L.wUp, b.up.get()}};
+        be.matmuls(gateUp, b.xb.get(), n);
         be.siluMul(b.gate.get(), b.up.get(), n * c.ffnDim);
         be.matmul(L.wDown, b.gate.get(), n, b.ffn.get());
         be.add(x, b.ffn.get(), n * c.dim);
