@@ -236,51 +236,53 @@ public:
 
 private:
     // Query row r attends to cache positions 0..visible(r) - 1.
+    // note: with SIMD kernels the query heads that share a KV head go through it together, up to
+    // 4 at a time (one task), so each key and value row is read once for all of them.
     template <class Visible>
     void attend(const float* q, const KvLayer& layer, std::int64_t rows, const AttentionSpec& spec, float* out, Visible visible) {
         const std::int64_t headDim = spec.headDim, kvDim = spec.nKvHeads * headDim, group = spec.nHeads / spec.nKvHeads;
+        const bool f16 = layer.dtype == DType::F16;
+        const bool fast = kernels_ && headDim % 8 == 0 && (f16 || layer.dtype == DType::F32);
+        const std::int64_t perTask = fast ? std::min<std::int64_t>(group, 4) : 1;
+        const std::int64_t tasksPerKvHead = (group + perTask - 1) / perTask, tasksPerRow = spec.nKvHeads * tasksPerKvHead;
         const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
-        // One task per (row, head); each range keeps its own score buffer.
         const auto body = [&](std::int64_t begin, std::int64_t end) {
-            std::vector<float> scores(static_cast<std::size_t>(visible(rows - 1)));
+            std::vector<float> scores(static_cast<std::size_t>(perTask * visible(rows - 1)));
             for (std::int64_t task = begin; task < end; ++task) {
-                const std::int64_t r = task / spec.nHeads, h = task % spec.nHeads, last = visible(r) - 1;
-                const float* qh = q + task * headDim;
-                const std::int64_t kvOffset = (h / group) * headDim;
-                // Scores against every key so far, then a softmax over them.
+                const std::int64_t r = task / tasksPerRow, kvHead = task % tasksPerRow / tasksPerKvHead;
+                const std::int64_t h0 = kvHead * group + task % tasksPerKvHead * perTask, heads = std::min(perTask, (kvHead + 1) * group - h0);
+                const std::int64_t count = visible(r), offset = kvHead * headDim;
+                const float* qh = q + (r * spec.nHeads + h0) * headDim;
+                float* oh = out + (r * spec.nHeads + h0) * headDim;
+                if (fast && f16) {
+                    kernels_->attendF16(qh, static_cast<int>(heads), static_cast<const std::uint16_t*>(layer.keys) + offset,
+                                        static_cast<const std::uint16_t*>(layer.values) + offset, kvDim, count, headDim, scale, scores.data(), oh);
+                    continue;
+                }
+                if (fast) {
+                    kernels_->attendF32(qh, static_cast<int>(heads), static_cast<const float*>(layer.keys) + offset,
+                                        static_cast<const float*>(layer.values) + offset, kvDim, count, headDim, scale, scores.data(), oh);
+                    continue;
+                }
+                // The reference: scores against every key so far, a softmax, the weighted values.
                 float maxScore = -INFINITY;
-                for (std::int64_t t = 0; t <= last; ++t) {
+                for (std::int64_t t = 0; t < count; ++t) {
                     float s = 0.0f;
-                    if (kernels_ && layer.dtype == DType::F32) {
-                        s = kernels_->dotF32(static_cast<const float*>(layer.keys) + t * kvDim + kvOffset, qh, headDim);
-                    } else if (kernels_ && layer.dtype == DType::F16) {
-                        s = kernels_->dotF16(static_cast<const std::uint16_t*>(layer.keys) + t * kvDim + kvOffset, qh, headDim);
-                    } else {
-                        for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * kvDim + kvOffset + d);
-                    }
+                    for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * kvDim + offset + d);
                     scores[static_cast<std::size_t>(t)] = s * scale;
                     maxScore = std::max(maxScore, s * scale);
                 }
                 float sum = 0.0f;
-                for (std::int64_t t = 0; t <= last; ++t) {
-                    scores[static_cast<std::size_t>(t)] = std::exp(scores[static_cast<std::size_t>(t)] - maxScore);
-                    sum += scores[static_cast<std::size_t>(t)];
-                }
-                float* oh = out + task * headDim;
-                for (std::int64_t d = 0; d < headDim; ++d) oh[d] = 0.0f;
-                for (std::int64_t t = 0; t <= last; ++t) {
+                for (std::int64_t t = 0; t < count; ++t) sum += (scores[static_cast<std::size_t>(t)] = std::exp(scores[static_cast<std::size_t>(t)] - maxScore));
+                std::fill(oh, oh + headDim, 0.0f);
+                for (std::int64_t t = 0; t < count; ++t) {
                     const float weight = scores[static_cast<std::size_t>(t)] / sum;
-                    if (kernels_ && layer.dtype == DType::F32)
-                        kernels_->axpyF32(weight, static_cast<const float*>(layer.values) + t * kvDim + kvOffset, oh, headDim);
-                    else if (kernels_ && layer.dtype == DType::F16)
-                        kernels_->axpyF16(weight, static_cast<const std::uint16_t*>(layer.values) + t * kvDim + kvOffset, oh, headDim);
-                    else
-                        for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * kvDim + kvOffset + d);
+                    for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * kvDim + offset + d);
                 }
             }
         };
-        const std::int64_t tasks = rows * spec.nHeads;
-        if (tasks * visible(rows - 1) * headDim < kParallelThreshold) body(0, tasks);
+        const std::int64_t tasks = rows * tasksPerRow;
+        if (rows * spec.nHeads * visible(rows - 1) * headDim < kParallelThreshold) body(0, tasks);
         else pool_.parallelFor(tasks, body);
     }
 

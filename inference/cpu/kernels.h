@@ -67,9 +67,14 @@ struct Kernels {
     void (*tileF32)(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out);
     void (*tileF16)(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out);
     void (*tileBF16)(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out);
-    // y += a * x over n values (attention's weighted sum of values). nullptr in the scalar set.
-    void (*axpyF32)(float a, const float* x, float* y, std::int64_t n);
-    void (*axpyF16)(float a, const std::uint16_t* x, float* y, std::int64_t n);
+    // Attention of `heads` query heads (q: heads rows of headDim, headDim a multiple of 8) that
+    // share one KV head over `count` positions, key and value rows `stride` elements apart:
+    // out = softmax(q k^T * scale) v, heads rows of headDim. scratch holds heads * count floats.
+    // nullptr in the scalar set.
+    void (*attendF32)(const float* q, int heads, const float* keys, const float* values, std::int64_t stride, std::int64_t count,
+                      std::int64_t headDim, float scale, float* scratch, float* out);
+    void (*attendF16)(const float* q, int heads, const std::uint16_t* keys, const std::uint16_t* values, std::int64_t stride,
+                      std::int64_t count, std::int64_t headDim, float scale, float* scratch, float* out);
     // quantizeActivations for BlockQ8, the same bits.
     void (*quantizeQ8)(const float* x, std::int64_t n, BlockQ8* out);
     // Packed-activation kernels that replace dotQ8_0/dotQ4_0 and their row versions where set

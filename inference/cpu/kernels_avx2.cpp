@@ -6,6 +6,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "inference/formats/half.h"
@@ -22,6 +23,13 @@ LUMEN_AVX2 inline float horizontalSum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+LUMEN_AVX2 inline float horizontalMax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
 }
 
 LUMEN_AVX2 float dotF32(const float* w, const float* x, std::int64_t n) {
@@ -412,19 +420,155 @@ LUMEN_AVX2 void tile(const std::uint8_t* w, const float* x, std::int64_t cols, i
     }
 }
 
-LUMEN_AVX2 void axpyF32(float a, const float* x, float* y, std::int64_t n) {
-    const __m256 av = _mm256_set1_ps(a);
-    std::int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; ++i) y[i] += a * x[i];
+// exp on 8 lanes: x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts so r is exact enough),
+// e^r by its degree-7 Taylor-like minimax polynomial (Cephes' expf coefficients), times 2^n
+// built in the exponent bits. Inputs below -87.3 give about 1e-38 instead of underflowing.
+LUMEN_AVX2 inline __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f)), _mm256_set1_ps(-87.3365447505531f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(scale));
 }
 
-LUMEN_AVX2 void axpyF16(float a, const std::uint16_t* x, float* y, std::int64_t n) {
-    const __m256 av = _mm256_set1_ps(a);
+LUMEN_AVX2 float expShifted(float* x, std::int64_t n, float shift) {
+    const __m256 s = _mm256_set1_ps(shift);
+    __m256 total = _mm256_setzero_ps();
     std::int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))), _mm256_loadu_ps(y + i)));
-    for (; i < n; ++i) y[i] += a * halfToFloat(x[i]);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+        _mm256_storeu_ps(x + i, e);
+        total = _mm256_add_ps(total, e);
+    }
+    float sum = horizontalSum(total);
+    if (i < n) {  // the last 1-7 values through the same vector code
+        alignas(32) float tail[8];
+        for (int k = 0; k < 8; ++k) tail[k] = i + k < n ? x[i + k] - shift : -100.0f;
+        _mm256_store_ps(tail, exp8(_mm256_load_ps(tail)));
+        for (; i < n; ++i) sum += (x[i] = tail[i % 8]);
+    }
+    return sum;
+}
+
+// Attention for a few query heads sharing a KV head (see Kernels::attendF32). Scores: each
+// head's 64-value slice of q stays in registers while keys go by four at a time, their sums
+// reduced together. Values: 64 output values of a head stay in registers over every position.
+// The softmax is applied to the sums at the end (one multiply per output value).
+struct KvF32 {
+    using Element = float;
+    LUMEN_AVX2 static __m256 at(const float* p) { return _mm256_loadu_ps(p); }
+};
+struct KvF16 {
+    using Element = std::uint16_t;
+    LUMEN_AVX2 static __m256 at(const std::uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+};
+
+// One head's scores against `count` keys over the C * 8 values of q at `q` (s = the sums; add:
+// to what s holds). C is a constant so the accumulators live in registers.
+template <class Kv, int C>
+LUMEN_AVX2 void scoreSlice(const float* q, const typename Kv::Element* keys, std::int64_t stride, std::int64_t count, bool add, float* s) {
+    __m256 qv[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) qv[c] = _mm256_loadu_ps(q + 8 * c);
+    std::int64_t t = 0;
+    for (; t + 4 <= count; t += 4) {
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) acc[j] = _mm256_fmadd_ps(Kv::at(keys + (t + j) * stride + 8 * c), qv[c], acc[j]);
+        // four sums at once: pairwise adds within, then across the 128-bit halves
+        const __m256 pairs = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+        __m128 sums = _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
+        if (add) sums = _mm_add_ps(sums, _mm_loadu_ps(s + t));
+        _mm_storeu_ps(s + t, sums);
+    }
+    for (; t < count; ++t) {
+        __m256 acc = _mm256_setzero_ps();
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) acc = _mm256_fmadd_ps(Kv::at(keys + t * stride + 8 * c), qv[c], acc);
+        s[t] = (add ? s[t] : 0.0f) + horizontalSum(acc);
+    }
+}
+
+// out[0 .. C * 8) = sum over positions u of w[u] * value row u, times `inverse`.
+template <class Kv, int C>
+LUMEN_AVX2 void valueSlice(const float* w, const typename Kv::Element* values, std::int64_t stride, std::int64_t count, float inverse, float* out) {
+    __m256 acc[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+    for (std::int64_t u = 0; u < count; ++u) {
+        const __m256 weight = _mm256_set1_ps(w[u]);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(weight, Kv::at(values + u * stride + 8 * c), acc[c]);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(acc[c], _mm256_set1_ps(inverse)));
+}
+
+// A slice of C = 1..8 chunks of 8 values, C known at run time.
+template <class Kv, class... Args>
+LUMEN_AVX2 void scoreSliceOf(int chunks, Args... args) {
+    switch (chunks) {
+        case 1: return scoreSlice<Kv, 1>(args...);
+        case 2: return scoreSlice<Kv, 2>(args...);
+        case 3: return scoreSlice<Kv, 3>(args...);
+        case 4: return scoreSlice<Kv, 4>(args...);
+        case 5: return scoreSlice<Kv, 5>(args...);
+        case 6: return scoreSlice<Kv, 6>(args...);
+        case 7: return scoreSlice<Kv, 7>(args...);
+        default: return scoreSlice<Kv, 8>(args...);
+    }
+}
+template <class Kv, class... Args>
+LUMEN_AVX2 void valueSliceOf(int chunks, Args... args) {
+    switch (chunks) {
+        case 1: return valueSlice<Kv, 1>(args...);
+        case 2: return valueSlice<Kv, 2>(args...);
+        case 3: return valueSlice<Kv, 3>(args...);
+        case 4: return valueSlice<Kv, 4>(args...);
+        case 5: return valueSlice<Kv, 5>(args...);
+        case 6: return valueSlice<Kv, 6>(args...);
+        case 7: return valueSlice<Kv, 7>(args...);
+        default: return valueSlice<Kv, 8>(args...);
+    }
+}
+
+// Attention for a few query heads sharing a KV head (see Kernels::attendF32): per head, its
+// scores with each 64-value slice of q in registers and keys four at a time, their sums reduced
+// together; the softmax numerators; the values' weighted sum with 64 outputs in registers over
+// every position, scaled by the softmax's 1 / sum at the end.
+template <class Kv>
+LUMEN_AVX2 void attendHeads(const float* q, int heads, const typename Kv::Element* keys, const typename Kv::Element* values, std::int64_t stride,
+                            std::int64_t count, std::int64_t headDim, float scale, float* scratch, float* out) {
+    constexpr std::int64_t kSlice = 64;
+    const __m256 scaleV = _mm256_set1_ps(scale);
+    for (int h = 0; h < heads; ++h) {
+        float* s = scratch + h * count;
+        for (std::int64_t c0 = 0; c0 < headDim; c0 += kSlice)
+            scoreSliceOf<Kv>(static_cast<int>(std::min(kSlice, headDim - c0) / 8), q + h * headDim + c0, keys + c0, stride, count, c0 > 0, s);
+        // Softmax numerators of the scaled scores: exp(scale * s - max).
+        __m256 maxV = _mm256_set1_ps(-INFINITY);
+        std::int64_t t = 0;
+        for (; t + 8 <= count; t += 8) {
+            const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + t), scaleV);
+            _mm256_storeu_ps(s + t, v);
+            maxV = _mm256_max_ps(maxV, v);
+        }
+        float maxScore = horizontalMax(maxV);
+        for (; t < count; ++t) maxScore = std::max(maxScore, s[t] *= scale);
+        const float inverse = 1.0f / expShifted(s, count, maxScore);
+        for (std::int64_t c0 = 0; c0 < headDim; c0 += kSlice)
+            valueSliceOf<Kv>(static_cast<int>(std::min(kSlice, headDim - c0) / 8), s, values + c0, stride, count, inverse, out + h * headDim + c0);
+    }
 }
 
 // quantizeActivations' arithmetic on 8 lanes: d = amax / 127, q = lround(x * (1 / d)) (halves
@@ -438,10 +582,7 @@ LUMEN_AVX2 void quantizeQ8(const float* x, std::int64_t n, BlockQ8* out) {
             v[k] = _mm256_loadu_ps(x + 8 * k);
             amax = _mm256_max_ps(amax, _mm256_andnot_ps(signBit, v[k]));
         }
-        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
-        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_max_ss(m, _mm_movehdup_ps(m));
-        const float d = _mm_cvtss_f32(m) / 127.0f;
+        const float d = horizontalMax(amax) / 127.0f;
         const __m256 id = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
         __m256i q[4];
         __m256i total = _mm256_setzero_si256();
@@ -491,8 +632,8 @@ const Kernels kAvx2{"AVX2",
                     tile<LoadF32>,
                     tile<LoadF16>,
                     tile<LoadBF16>,
-                    axpyF32,
-                    axpyF16,
+                    attendHeads<KvF32>,
+                    attendHeads<KvF16>,
                     quantizeQ8,
                     {},
                     {}};
