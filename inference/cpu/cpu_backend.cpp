@@ -100,15 +100,21 @@ public:
     void rope(float* x, std::int64_t rows, std::int64_t pos0, const RopeSpec& spec) override {
         const auto* factors = spec.freqFactors && spec.freqFactors->data ? reinterpret_cast<const float*>(spec.freqFactors->data) : nullptr;
         const std::int64_t half = spec.nRot / 2;
+        ropeTable_.resize(static_cast<std::size_t>(2 * half));
         for (std::int64_t r = 0; r < rows; ++r) {
             const auto pos = static_cast<float>(pos0 + r);
+            // The rotation of pair i depends on the position only: computed once for every head.
+            for (std::int64_t i = 0; i < half; ++i) {
+                // theta_i = pos * base^(-2i / nRot)
+                float theta = pos * std::pow(spec.freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(spec.nRot));
+                if (factors) theta /= factors[i];
+                ropeTable_[static_cast<std::size_t>(2 * i)] = std::cos(theta);
+                ropeTable_[static_cast<std::size_t>(2 * i + 1)] = std::sin(theta);
+            }
             for (std::int64_t h = 0; h < spec.nHeads; ++h) {
                 float* v = x + (r * spec.nHeads + h) * spec.headDim;
                 for (std::int64_t i = 0; i < half; ++i) {
-                    // theta_i = pos * base^(-2i / nRot)
-                    float theta = pos * std::pow(spec.freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(spec.nRot));
-                    if (factors) theta /= factors[i];
-                    const float c = std::cos(theta), s = std::sin(theta);
+                    const float c = ropeTable_[static_cast<std::size_t>(2 * i)], s = ropeTable_[static_cast<std::size_t>(2 * i + 1)];
                     const std::int64_t a = spec.style == RopeStyle::Interleaved ? 2 * i : i;
                     const std::int64_t b = spec.style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
                     const float x0 = v[a], x1 = v[b];
@@ -222,6 +228,7 @@ public:
     }
 
     void siluMul(float* gate, const float* up, std::int64_t n) override {
+        if (kernels_) return kernels_->siluMul(gate, up, n);
         for (std::int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
     }
 
@@ -496,6 +503,7 @@ private:
     std::string name_;
     std::vector<cpu::BlockQ8> activations_;
     std::vector<cpu::BlockQ8K> activationsK_;
+    std::vector<float> ropeTable_;  // cos, sin of each rotated pair at one position
     struct alignas(64) Line {
         std::uint8_t bytes[64];
     };

@@ -75,6 +75,8 @@ struct Kernels {
                       std::int64_t headDim, float scale, float* scratch, float* out);
     void (*attendF16)(const float* q, int heads, const std::uint16_t* keys, const std::uint16_t* values, std::int64_t stride,
                       std::int64_t count, std::int64_t headDim, float scale, float* scratch, float* out);
+    // gate[i] = silu(gate[i]) * up[i] (exp on 8 lanes). nullptr in the scalar set.
+    void (*siluMul)(float* gate, const float* up, std::int64_t n);
     // quantizeActivations for BlockQ8, the same bits.
     void (*quantizeQ8)(const float* x, std::int64_t n, BlockQ8* out);
     // Packed-activation kernels that replace dotQ8_0/dotQ4_0 and their row versions where set

@@ -471,6 +471,17 @@ struct KvF16 {
     LUMEN_AVX2 static __m256 at(const std::uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 };
 
+LUMEN_AVX2 void siluMul(float* gate, const float* up, std::int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), signBit = _mm256_set1_ps(-0.0f);
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 sigmoidDenominator = _mm256_add_ps(one, exp8(_mm256_xor_ps(g, signBit)));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, sigmoidDenominator), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 // One head's scores against `count` keys over the C * 8 values of q at `q` (s = the sums; add:
 // to what s holds). C is a constant so the accumulators live in registers.
 template <class Kv, int C>
@@ -634,6 +645,7 @@ const Kernels kAvx2{"AVX2",
                     tile<LoadBF16>,
                     attendHeads<KvF32>,
                     attendHeads<KvF16>,
+                    siluMul,
                     quantizeQ8,
                     {},
                     {}};
