@@ -472,11 +472,12 @@ private:
     // Float weights against many activation rows (a prompt, a ViT's tokens): each weight vector
     // loaded once for 4 tokens.
     // note: blocks of 32 weight rows per task and of ~256 KB of activations keep both in cache:
-    // each weight block is read once per activation block, each activation block once per task.
+    // each weight block is read once per activation block, each activation block once per task;
+    // within them 4 tokens (in L1) meet the 32 rows in turn.
     template <class Tile>
     void multiplyTiled(const Tensor& w, const float* x, std::int64_t n, float* y, Tile tile) {
         constexpr std::int64_t kRowBlock = 32;
-        const std::int64_t rows = w.rows(), cols = w.rowLength();
+        const std::int64_t rows = w.rows(), cols = w.rowLength(), rowBytes = w.rowBytes();
         const std::int64_t tokenBlock = std::max<std::int64_t>(cpu::kMaxDotRows, (std::int64_t{256} << 10) / (cols * 4) / cpu::kMaxDotRows * cpu::kMaxDotRows);
         const auto body = [&](std::int64_t b, std::int64_t e) {
             float out[cpu::kMaxDotRows];
@@ -484,12 +485,13 @@ private:
                 const std::int64_t r0 = block * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
                 for (std::int64_t t0 = 0; t0 < n; t0 += tokenBlock) {
                     const std::int64_t t1 = std::min(n, t0 + tokenBlock);
-                    for (std::int64_t r = r0; r < r1; ++r)
-                        for (std::int64_t i = t0; i < t1; i += cpu::kMaxDotRows) {
-                            const int count = static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, t1 - i));
-                            tile(w.row(r), x + i * cols, cols, count, out);
+                    for (std::int64_t i = t0; i < t1; i += cpu::kMaxDotRows) {
+                        const int count = static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, t1 - i));
+                        for (std::int64_t r = r0; r < r1; ++r) {
+                            tile(w.data + r * rowBytes, x + i * cols, cols, count, out);
                             for (int k = 0; k < count; ++k) y[(i + k) * rows + r] = out[k];
                         }
+                    }
                 }
             }
         };
