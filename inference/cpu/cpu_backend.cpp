@@ -480,16 +480,18 @@ private:
         const std::int64_t rows = w.rows(), cols = w.rowLength(), rowBytes = w.rowBytes();
         const std::int64_t tokenBlock = std::max<std::int64_t>(cpu::kMaxDotRows, (std::int64_t{256} << 10) / (cols * 4) / cpu::kMaxDotRows * cpu::kMaxDotRows);
         const auto body = [&](std::int64_t b, std::int64_t e) {
-            float out[cpu::kMaxDotRows];
+            float out[cpu::kMaxTileWeightRows * cpu::kMaxDotRows];
             for (std::int64_t block = b; block < e; ++block) {
                 const std::int64_t r0 = block * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
                 for (std::int64_t t0 = 0; t0 < n; t0 += tokenBlock) {
                     const std::int64_t t1 = std::min(n, t0 + tokenBlock);
                     for (std::int64_t i = t0; i < t1; i += cpu::kMaxDotRows) {
                         const int count = static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, t1 - i));
-                        for (std::int64_t r = r0; r < r1; ++r) {
-                            tile(w.data + r * rowBytes, x + i * cols, cols, count, out);
-                            for (int k = 0; k < count; ++k) y[(i + k) * rows + r] = out[k];
+                        for (std::int64_t r = r0; r < r1; r += cpu::kMaxTileWeightRows) {
+                            const int wRows = static_cast<int>(std::min<std::int64_t>(cpu::kMaxTileWeightRows, r1 - r));
+                            tile(w.data + r * rowBytes, rowBytes, wRows, x + i * cols, cols, count, out);
+                            for (int j = 0; j < wRows; ++j)
+                                for (int k = 0; k < count; ++k) y[(i + k) * rows + r + j] = out[j * cpu::kMaxDotRows + k];
                         }
                     }
                 }

@@ -61,12 +61,13 @@ struct Kernels {
     void (*dotRowsQ4_0)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
     void (*dotRowsQ4_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out);
     void (*dotRowsQ6_K)(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out);
-    // Float weights (F32, F16, BF16) against xRows (1 to 4) activation rows, cols apart: out[k]
-    // is the weight row times activation row k, equal bit for bit to dotF32 / dotF16 / dotBF16
-    // of that row. nullptr in the scalar set.
-    void (*tileF32)(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out);
-    void (*tileF16)(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out);
-    void (*tileBF16)(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out);
+    // Float weights (F32, F16, BF16): wRows (1 to kMaxTileWeightRows) weight rows, rowBytes
+    // apart from w, against xRows (1 to 4) activation rows, cols apart: out[j * kMaxDotRows + k]
+    // is weight row j times activation row k, equal bit for bit to dotF32 / dotF16 / dotBF16 of
+    // those rows. nullptr in the scalar set.
+    void (*tileF32)(const std::uint8_t* w, std::int64_t rowBytes, int wRows, const float* x, std::int64_t cols, int xRows, float* out);
+    void (*tileF16)(const std::uint8_t* w, std::int64_t rowBytes, int wRows, const float* x, std::int64_t cols, int xRows, float* out);
+    void (*tileBF16)(const std::uint8_t* w, std::int64_t rowBytes, int wRows, const float* x, std::int64_t cols, int xRows, float* out);
     // Attention of `heads` query heads (q: heads rows of headDim, headDim a multiple of 8) that
     // share one KV head over `count` positions, key and value rows `stride` elements apart:
     // out = softmax(q k^T * scale) v, heads rows of headDim. scratch holds heads * count floats.
@@ -86,6 +87,7 @@ struct Kernels {
 };
 
 constexpr int kMaxDotRows = 4;
+constexpr int kMaxTileWeightRows = 2;
 
 void quantizeActivations(const float* x, std::int64_t n, BlockQ8* out);   // n a multiple of 32
 void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out);  // n a multiple of 256

@@ -411,12 +411,14 @@ LUMEN_AVX2 void tileFloat(const std::uint8_t* w, const float* x, std::int64_t co
 }
 
 template <class Load>
-LUMEN_AVX2 void tile(const std::uint8_t* w, const float* x, std::int64_t cols, int xRows, float* out) {
-    switch (xRows) {
-        case 1: return tileFloat<Load, 1>(w, x, cols, out);
-        case 2: return tileFloat<Load, 2>(w, x, cols, out);
-        case 3: return tileFloat<Load, 3>(w, x, cols, out);
-        default: return tileFloat<Load, 4>(w, x, cols, out);
+LUMEN_AVX2 void tile(const std::uint8_t* w, std::int64_t rowBytes, int wRows, const float* x, std::int64_t cols, int xRows, float* out) {
+    for (int j = 0; j < wRows; ++j, w += rowBytes, out += kMaxDotRows) {
+        switch (xRows) {
+            case 1: tileFloat<Load, 1>(w, x, cols, out); break;
+            case 2: tileFloat<Load, 2>(w, x, cols, out); break;
+            case 3: tileFloat<Load, 3>(w, x, cols, out); break;
+            default: tileFloat<Load, 4>(w, x, cols, out); break;
+        }
     }
 }
 

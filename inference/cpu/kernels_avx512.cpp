@@ -14,6 +14,7 @@
 // Each lane's integer sum is exact, as in the AVX2 kernel; only the float summation order differs.
 
 #include "inference/cpu/kernels.h"
+#include "inference/formats/half.h"
 
 #if defined(__x86_64__)
 // GCC 12 reports the AVX-512 headers' deliberately undefined pass-through operands.
@@ -21,6 +22,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -312,6 +314,111 @@ LUMEN_AVX512 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int
     for (int r = 0; r < R; ++r) out[r] = sum[r];
 }
 
+// Float weights, 16 at a time, as floats.
+struct Wide32 {
+    LUMEN_AVX512 static __m512 at(const std::uint8_t* row, std::int64_t i) { return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + i); }
+    static float one(const std::uint8_t* row, std::int64_t i) {
+        float v;
+        std::memcpy(&v, row + 4 * i, 4);
+        return v;
+    }
+};
+struct Wide16 {
+    LUMEN_AVX512 static __m512 at(const std::uint8_t* row, std::int64_t i) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * i)));
+    }
+    static float one(const std::uint8_t* row, std::int64_t i) { return halfToFloat(halfBits(row + 2 * i)); }
+    static std::uint16_t halfBits(const std::uint8_t* p) {
+        std::uint16_t h;
+        std::memcpy(&h, p, 2);
+        return h;
+    }
+};
+struct WideBf16 {
+    LUMEN_AVX512 static __m512 at(const std::uint8_t* row, std::int64_t i) {
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * i));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));  // bf16: the top half of an f32
+    }
+    static float one(const std::uint8_t* row, std::int64_t i) {
+        const std::uint32_t bits = static_cast<std::uint32_t>(Wide16::halfBits(row + 2 * i)) << 16;
+        float v;
+        std::memcpy(&v, &bits, 4);
+        return v;
+    }
+};
+
+// W (1 or 2) weight rows against T activation rows: each output summed as the AVX-512 dots sum
+// it (two accumulators over alternate 16-blocks of each 32, one more 16-block into the first,
+// then the scalar tail), so a prompt's rows and one token at a time agree bit for bit. Two
+// weight rows per pass halve the activation loads per multiply.
+template <class Load, int W, int T>
+LUMEN_AVX512 void tileWide(const std::uint8_t* w, std::int64_t rowBytes, const float* x, std::int64_t cols, float* out) {
+    __m512 acc0[W][T], acc1[W][T];
+#pragma GCC unroll 8
+    for (int j = 0; j < W; ++j)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) acc0[j][t] = acc1[j][t] = _mm512_setzero_ps();
+    std::int64_t i = 0;
+    for (; i + 32 <= cols; i += 32) {
+        __m512 w0[W], w1[W];
+#pragma GCC unroll 2
+        for (int j = 0; j < W; ++j) {
+            w0[j] = Load::at(w + j * rowBytes, i);
+            w1[j] = Load::at(w + j * rowBytes, i + 16);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+            const __m512 x0 = _mm512_loadu_ps(x + t * cols + i), x1 = _mm512_loadu_ps(x + t * cols + i + 16);
+#pragma GCC unroll 2
+            for (int j = 0; j < W; ++j) {
+                acc0[j][t] = _mm512_fmadd_ps(w0[j], x0, acc0[j][t]);
+                acc1[j][t] = _mm512_fmadd_ps(w1[j], x1, acc1[j][t]);
+            }
+        }
+    }
+    if (i + 16 <= cols) {
+#pragma GCC unroll 2
+        for (int j = 0; j < W; ++j) {
+            const __m512 w0 = Load::at(w + j * rowBytes, i);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; ++t) acc0[j][t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + t * cols + i), acc0[j][t]);
+        }
+        i += 16;
+    }
+    for (int j = 0; j < W; ++j)
+        for (int t = 0; t < T; ++t) {
+            float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0[j][t], acc1[j][t]));
+            for (std::int64_t e = i; e < cols; ++e) sum = std::fma(Load::one(w + j * rowBytes, e), x[t * cols + e], sum);
+            out[j * kMaxDotRows + t] = sum;
+        }
+}
+
+template <class Load>
+LUMEN_AVX512 void tileWideAny(const std::uint8_t* w, std::int64_t rowBytes, int wRows, const float* x, std::int64_t cols, int xRows, float* out) {
+    if (wRows >= 2) {
+        switch (xRows) {
+            case 1: return tileWide<Load, 2, 1>(w, rowBytes, x, cols, out);
+            case 2: return tileWide<Load, 2, 2>(w, rowBytes, x, cols, out);
+            case 3: return tileWide<Load, 2, 3>(w, rowBytes, x, cols, out);
+            default: return tileWide<Load, 2, 4>(w, rowBytes, x, cols, out);
+        }
+    }
+    switch (xRows) {
+        case 1: return tileWide<Load, 1, 1>(w, rowBytes, x, cols, out);
+        case 2: return tileWide<Load, 1, 2>(w, rowBytes, x, cols, out);
+        case 3: return tileWide<Load, 1, 3>(w, rowBytes, x, cols, out);
+        default: return tileWide<Load, 1, 4>(w, rowBytes, x, cols, out);
+    }
+}
+
+// The dots: a tile of one weight row and one activation row.
+template <class Load, class Element>
+LUMEN_AVX512 float dotWide(const Element* w, const float* x, std::int64_t n) {
+    float out[kMaxDotRows];
+    tileWide<Load, 1, 1>(reinterpret_cast<const std::uint8_t*>(w), 0, x, n, out);
+    return out[0];
+}
+
 template <void (*k1)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*), void (*k2)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*),
           void (*k3)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*), void (*k4)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*)>
 LUMEN_AVX512 void someRowsK(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out) {
@@ -339,6 +446,12 @@ const Kernels* avx512Kernels() {
         set.name = "AVX-512";
         set.packedQ8_0 = {packedBytes<GroupQ8_0, 2>, packQ8_0, dotRowsPackedAny<false>};
         set.packedQ4_0 = {packedBytes<GroupQ4_0, 4>, packQ4_0, dotRowsPackedAny<true>};
+        set.dotF32 = dotWide<Wide32, float>;
+        set.dotF16 = dotWide<Wide16, std::uint16_t>;
+        set.dotBF16 = dotWide<WideBf16, std::uint16_t>;
+        set.tileF32 = tileWideAny<Wide32>;
+        set.tileF16 = tileWideAny<Wide16>;
+        set.tileBF16 = tileWideAny<WideBf16>;
         set.dotQ4_K = oneRowK<dotRowsQ4_K<1>>;
         set.dotQ6_K = oneRowK<dotRowsQ6_K<1>>;
         set.dotRowsQ4_K = someRowsK<dotRowsQ4_K<1>, dotRowsQ4_K<2>, dotRowsQ4_K<3>, dotRowsQ4_K<4>>;

@@ -116,6 +116,41 @@ private slots:
         QCOMPARE(QString(cpu::bestKernels().name), QString(f.avx512vbmi ? "AVX-512" : "AVX2+VNNI"));
     }
 
+    // Each SIMD set's float tiles (1-2 weight rows x 1-4 activation rows) give its dots' bits, so
+    // a prompt's products equal one token's; odd widths exercise the 16-, 8- and scalar tails.
+    void floatTilesMatchDotsExactly() {
+        const auto& f = cpuFeatures();
+        if (!cpu::avx2Kernels() || !f.avx2 || !f.fma || !f.f16c) QSKIP("this CPU does not run the AVX2 kernels");
+        std::vector<const cpu::Kernels*> sets{cpu::avx2Kernels()};
+        if (cpu::avx512Kernels() && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512vbmi) sets.push_back(cpu::avx512Kernels());
+        for (const cpu::Kernels* k : sets)
+            for (DType t : {DType::F32, DType::F16, DType::BF16})
+                for (int cols : {7, 37, 100, 1029}) {
+                    const Matrix m = randomMatrix(t, cols, 2, static_cast<unsigned>(cols));
+                    std::vector<float> x(static_cast<std::size_t>(4 * cols));
+                    std::mt19937 rng(static_cast<unsigned>(cols) + 1);
+                    std::normal_distribution<float> normal(0.0f, 1.0f);
+                    for (auto& v : x) v = normal(rng);
+                    const std::int64_t rowBytes = m.tensor.rowBytes();
+                    const auto tile = t == DType::F32 ? k->tileF32 : t == DType::F16 ? k->tileF16 : k->tileBF16;
+                    for (int wRows = 1; wRows <= cpu::kMaxTileWeightRows; ++wRows)
+                        for (int xRows = 1; xRows <= cpu::kMaxDotRows; ++xRows) {
+                            float out[cpu::kMaxTileWeightRows * cpu::kMaxDotRows];
+                            tile(m.bytes.data(), rowBytes, wRows, x.data(), cols, xRows, out);
+                            for (int j = 0; j < wRows; ++j)
+                                for (int r = 0; r < xRows; ++r) {
+                                    const std::uint8_t* w = m.bytes.data() + j * rowBytes;
+                                    const float* xr = x.data() + r * cols;
+                                    const float want = t == DType::F32   ? k->dotF32(reinterpret_cast<const float*>(w), xr, cols)
+                                                       : t == DType::F16 ? k->dotF16(reinterpret_cast<const std::uint16_t*>(w), xr, cols)
+                                                                         : k->dotBF16(reinterpret_cast<const std::uint16_t*>(w), xr, cols);
+                                    QVERIFY2(out[j * cpu::kMaxDotRows + r] == want,
+                                             qPrintable(QStringLiteral("%1 %2 cols %3: %4 vs %5").arg(k->name).arg(name(t).data()).arg(cols).arg(out[j * cpu::kMaxDotRows + r]).arg(want)));
+                                }
+                        }
+                }
+    }
+
     // Every set's activation quantizer gives quantizeActivations' bytes, ties (x / d exactly
     // n + 0.5) rounded away from zero like lround.
     void simdQuantizationMatchesScalar() {
