@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "inference/formats/half.h"
 #include "inference/formats/quants.h"
@@ -460,10 +461,7 @@ LUMEN_AVX2 float expShifted(float* x, std::int64_t n, float shift) {
     return sum;
 }
 
-// Attention for a few query heads sharing a KV head (see Kernels::attendF32). Scores: each
-// head's 64-value slice of q stays in registers while keys go by four at a time, their sums
-// reduced together. Values: 64 output values of a head stay in registers over every position.
-// The softmax is applied to the sums at the end (one multiply per output value).
+// Key and value rows of a KV cache, 8 values at a time, as floats.
 struct KvF32 {
     using Element = float;
     LUMEN_AVX2 static __m256 at(const float* p) { return _mm256_loadu_ps(p); }
@@ -527,31 +525,18 @@ LUMEN_AVX2 void valueSlice(const float* w, const typename Kv::Element* values, s
     for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(acc[c], _mm256_set1_ps(inverse)));
 }
 
-// A slice of C = 1..8 chunks of 8 values, C known at run time.
-template <class Kv, class... Args>
-LUMEN_AVX2 void scoreSliceOf(int chunks, Args... args) {
+// f(std::integral_constant<int, C>{}) for C = chunks (1 to 8), known at run time.
+template <class F>
+LUMEN_AVX2 void withChunks(int chunks, F f) {
     switch (chunks) {
-        case 1: return scoreSlice<Kv, 1>(args...);
-        case 2: return scoreSlice<Kv, 2>(args...);
-        case 3: return scoreSlice<Kv, 3>(args...);
-        case 4: return scoreSlice<Kv, 4>(args...);
-        case 5: return scoreSlice<Kv, 5>(args...);
-        case 6: return scoreSlice<Kv, 6>(args...);
-        case 7: return scoreSlice<Kv, 7>(args...);
-        default: return scoreSlice<Kv, 8>(args...);
-    }
-}
-template <class Kv, class... Args>
-LUMEN_AVX2 void valueSliceOf(int chunks, Args... args) {
-    switch (chunks) {
-        case 1: return valueSlice<Kv, 1>(args...);
-        case 2: return valueSlice<Kv, 2>(args...);
-        case 3: return valueSlice<Kv, 3>(args...);
-        case 4: return valueSlice<Kv, 4>(args...);
-        case 5: return valueSlice<Kv, 5>(args...);
-        case 6: return valueSlice<Kv, 6>(args...);
-        case 7: return valueSlice<Kv, 7>(args...);
-        default: return valueSlice<Kv, 8>(args...);
+        case 1: return f(std::integral_constant<int, 1>{});
+        case 2: return f(std::integral_constant<int, 2>{});
+        case 3: return f(std::integral_constant<int, 3>{});
+        case 4: return f(std::integral_constant<int, 4>{});
+        case 5: return f(std::integral_constant<int, 5>{});
+        case 6: return f(std::integral_constant<int, 6>{});
+        case 7: return f(std::integral_constant<int, 7>{});
+        default: return f(std::integral_constant<int, 8>{});
     }
 }
 
@@ -567,7 +552,9 @@ LUMEN_AVX2 void attendHeads(const float* q, int heads, const typename Kv::Elemen
     for (int h = 0; h < heads; ++h) {
         float* s = scratch + h * count;
         for (std::int64_t c0 = 0; c0 < headDim; c0 += kSlice)
-            scoreSliceOf<Kv>(static_cast<int>(std::min(kSlice, headDim - c0) / 8), q + h * headDim + c0, keys + c0, stride, count, c0 > 0, s);
+            withChunks(static_cast<int>(std::min(kSlice, headDim - c0) / 8), [&](auto chunks) LUMEN_AVX2 {
+                scoreSlice<Kv, decltype(chunks)::value>(q + h * headDim + c0, keys + c0, stride, count, c0 > 0, s);
+            });
         // Softmax numerators of the scaled scores: exp(scale * s - max).
         __m256 maxV = _mm256_set1_ps(-INFINITY);
         std::int64_t t = 0;
@@ -580,7 +567,9 @@ LUMEN_AVX2 void attendHeads(const float* q, int heads, const typename Kv::Elemen
         for (; t < count; ++t) maxScore = std::max(maxScore, s[t] *= scale);
         const float inverse = 1.0f / expShifted(s, count, maxScore);
         for (std::int64_t c0 = 0; c0 < headDim; c0 += kSlice)
-            valueSliceOf<Kv>(static_cast<int>(std::min(kSlice, headDim - c0) / 8), s, values + c0, stride, count, inverse, out + h * headDim + c0);
+            withChunks(static_cast<int>(std::min(kSlice, headDim - c0) / 8), [&](auto chunks) LUMEN_AVX2 {
+                valueSlice<Kv, decltype(chunks)::value>(s, values + c0, stride, count, inverse, out + h * headDim + c0);
+            });
     }
 }
 

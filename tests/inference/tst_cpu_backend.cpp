@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <type_traits>
 
 #include "inference/core/backend.h"
 #include "inference/core/cpu_features.h"
@@ -26,6 +27,33 @@ namespace {
 
 using lumen::test::Matrix;
 using lumen::test::randomMatrix;
+
+// Two kernel sets' one-row and 1-4-row kernels for a quantized type give the same bits on
+// `blocks` blocks of random weights and activations.
+template <class Block>
+void expectSameRowKernels(const cpu::Kernels& a, const cpu::Kernels& b, DType t, int blocks) {
+    const int perBlock = std::is_same_v<Block, cpu::BlockQ8K> ? 256 : 32, n = blocks * perBlock;
+    const Matrix m = randomMatrix(t, n, 1, 17);
+    std::vector<float> x(static_cast<std::size_t>(4 * n));
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 2.0f);
+    for (auto& v : x) v = normal(rng);
+    std::vector<Block> acts(static_cast<std::size_t>(4 * blocks));
+    for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, acts.data() + r * blocks);
+    const auto kernels = [t](const cpu::Kernels& k) {
+        if constexpr (std::is_same_v<Block, cpu::BlockQ8K>) return t == DType::Q4_K ? std::pair{k.dotQ4_K, k.dotRowsQ4_K} : std::pair{k.dotQ6_K, k.dotRowsQ6_K};
+        else return t == DType::Q8_0 ? std::pair{k.dotQ8_0, k.dotRowsQ8_0} : std::pair{k.dotQ4_0, k.dotRowsQ4_0};
+    };
+    const auto [oneA, rowsA] = kernels(a);
+    const auto [oneB, rowsB] = kernels(b);
+    QCOMPARE(oneA(m.bytes.data(), acts.data(), blocks), oneB(m.bytes.data(), acts.data(), blocks));
+    for (int rows = 1; rows <= 4; ++rows) {
+        float got[4], want[4];
+        rowsA(m.bytes.data(), acts.data(), blocks, rows, got);
+        rowsB(m.bytes.data(), acts.data(), blocks, rows, want);
+        for (int r = 0; r < rows; ++r) QCOMPARE(got[r], want[r]);
+    }
+}
 
 }  // namespace
 
@@ -94,25 +122,7 @@ private slots:
         const cpu::Kernels* vnni = cpu::avx2VnniKernels();
         const auto& f = cpuFeatures();
         if (!vnni || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni) QSKIP("this CPU has no AVX512-VNNI");
-        const cpu::Kernels& avx2 = *cpu::avx2Kernels();
-        for (DType t : {DType::Q8_0, DType::Q4_0}) {
-            const int blocks = 11, n = blocks * 32;
-            const Matrix m = randomMatrix(t, n, 1, 17);
-            std::vector<float> x(static_cast<std::size_t>(4 * n));
-            std::mt19937 rng(3);
-            std::normal_distribution<float> normal(0.0f, 2.0f);
-            for (auto& v : x) v = normal(rng);
-            std::vector<cpu::BlockQ8> a(static_cast<std::size_t>(4 * blocks));
-            for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
-            const bool q8 = t == DType::Q8_0;
-            QCOMPARE((q8 ? vnni->dotQ8_0 : vnni->dotQ4_0)(m.bytes.data(), a.data(), blocks), (q8 ? avx2.dotQ8_0 : avx2.dotQ4_0)(m.bytes.data(), a.data(), blocks));
-            for (int rows = 1; rows <= 4; ++rows) {
-                float got[4], want[4];
-                (q8 ? vnni->dotRowsQ8_0 : vnni->dotRowsQ4_0)(m.bytes.data(), a.data(), blocks, rows, got);
-                (q8 ? avx2.dotRowsQ8_0 : avx2.dotRowsQ4_0)(m.bytes.data(), a.data(), blocks, rows, want);
-                for (int r = 0; r < rows; ++r) QCOMPARE(got[r], want[r]);
-            }
-        }
+        for (DType t : {DType::Q8_0, DType::Q4_0}) expectSameRowKernels<cpu::BlockQ8>(*vnni, *cpu::avx2Kernels(), t, 11);
         QCOMPARE(QString(cpu::bestKernels().name), QString(f.avx512vbmi ? "AVX-512" : "AVX2+VNNI"));
     }
 
@@ -184,25 +194,7 @@ private slots:
         const cpu::Kernels* k = cpu::avx512Kernels();
         const auto& f = cpuFeatures();
         if (!k || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni || !f.avx512vbmi) QSKIP("this CPU has no AVX-512 VNNI and VBMI");
-        const cpu::Kernels& avx2 = *cpu::avx2Kernels();
-        for (DType t : {DType::Q4_K, DType::Q6_K}) {
-            const int blocks = 5, n = blocks * 256;
-            const Matrix m = randomMatrix(t, n, 1, 41);
-            std::vector<float> x(static_cast<std::size_t>(4 * n));
-            std::mt19937 rng(43);
-            std::normal_distribution<float> normal(0.0f, 2.0f);
-            for (auto& v : x) v = normal(rng);
-            std::vector<cpu::BlockQ8K> a(static_cast<std::size_t>(4 * blocks));
-            for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
-            const bool q4 = t == DType::Q4_K;
-            QCOMPARE((q4 ? k->dotQ4_K : k->dotQ6_K)(m.bytes.data(), a.data(), blocks), (q4 ? avx2.dotQ4_K : avx2.dotQ6_K)(m.bytes.data(), a.data(), blocks));
-            for (int rows = 1; rows <= 4; ++rows) {
-                float got[4], want[4];
-                (q4 ? k->dotRowsQ4_K : k->dotRowsQ6_K)(m.bytes.data(), a.data(), blocks, rows, got);
-                (q4 ? avx2.dotRowsQ4_K : avx2.dotRowsQ6_K)(m.bytes.data(), a.data(), blocks, rows, want);
-                for (int r = 0; r < rows; ++r) QCOMPARE(got[r], want[r]);
-            }
-        }
+        for (DType t : {DType::Q4_K, DType::Q6_K}) expectSameRowKernels<cpu::BlockQ8K>(*k, *cpu::avx2Kernels(), t, 5);
     }
 
     // The AVX-512 set's packed Q8_0/Q4_0 kernels: the scalar kernels' value within float rounding
