@@ -234,11 +234,13 @@ LUMEN_AVX512 inline __m512i splitIndex(int lo, int hi) {
 }
 
 // Q4_K on 512-bit vectors: the AVX2 kernel's integer sums (sub-block products times their scale,
-// minimums against the activation sums) and its float arithmetic per super-block, with each
-// 64 activation bytes (two sub-blocks) loaded whole.
+// minimums against the activation sums), each 64 activation bytes (two sub-blocks) loaded whole;
+// each super-block's lanes are scaled into float lanes, summed across once at the end.
 template <int R>
 LUMEN_AVX512 void dotRowsQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
-    float sum[R] = {};
+    __m512 total[R];
+    __m256 minTotal[R];
+    for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps(), minTotal[r] = _mm256_setzero_ps();
     __m512i pairIndex[4];
     for (int p = 0; p < 4; ++p) pairIndex[p] = splitIndex(2 * p, 2 * p + 1);
     // word k of the minimums' row: minimum k / 2 (each covers two 16-value activation sums)
@@ -261,19 +263,21 @@ LUMEN_AVX512 void dotRowsQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int
         for (int r = 0; r < R; ++r) {
             const BlockQ8K& a = x[r * nBlocks + b];
             const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-            const std::int32_t minSum = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_madd_epi16(mins, bsums)));
-            sum[r] += dw * a.d * static_cast<float>(_mm512_reduce_add_epi32(acc[r])) - dminw * a.d * static_cast<float>(minSum);
+            total[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r]), _mm512_set1_ps(dw * a.d), total[r]);
+            minTotal[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsums)), _mm256_set1_ps(dminw * a.d), minTotal[r]);
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = sum[r];
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(total[r]) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(minTotal[r]));
 }
 
 // Q6_K on 512-bit vectors: per 128-value half, 64 low-nibble bytes and 32 two-bit bytes make
 // two vectors of 64 six-bit values in element order; each 16 values' scale goes into madd, and
-// the bias of 32 comes off through the activation sums, as in the AVX2 kernel.
+// the bias of 32 comes off through the activation sums, as in the AVX2 kernel; float lanes
+// summed across once at the end.
 template <int R>
 LUMEN_AVX512 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
-    float sum[R] = {};
+    __m512 total[R];
+    for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps();
     const __m512i lowMask = _mm512_set1_epi8(0x0F), highMask = _mm512_set1_epi8(0x30);
     const __m512i shiftsLow = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(4)), _mm256_set1_epi16(2), 1);   // values 0-63: qh << 4, << 2
     const __m512i shiftsHigh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);                            // values 64-127: qh, qh >> 2
@@ -307,11 +311,13 @@ LUMEN_AVX512 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int
         for (int r = 0; r < R; ++r) {
             const BlockQ8K& a = x[r * nBlocks + b];
             const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-            const std::int32_t offset = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_madd_epi16(sc16, bsums)));
-            sum[r] += dw * a.d * static_cast<float>(_mm512_reduce_add_epi32(acc[r]) - 32 * offset);
+            // the bias: 32 * scale * activation sum per 16 values, off the first 8 lanes
+            const __m256i offsets = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
+            const __m512i exact = _mm512_sub_epi32(acc[r], _mm512_zextsi256_si512(offsets));
+            total[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), _mm512_set1_ps(dw * a.d), total[r]);
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = sum[r];
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(total[r]);
 }
 
 // Float weights, 16 at a time, as floats.
