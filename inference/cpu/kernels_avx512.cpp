@@ -24,69 +24,51 @@
 
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 
 #define LUMEN_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
 
 namespace lumen::inference::cpu {
 namespace {
 
-// Q4_0: a group is 4 blocks (72 weight bytes). Lane l (0-15) belongs to block l / 4 and sums
-// elements 4(l%4)..+3 (from `low`) and 16 + 4(l%4)..+3 (from `high`).
-struct alignas(64) GroupQ4_0 {
-    std::int8_t low[64];   // block k's elements 0-15 at 16k
-    std::int8_t high[64];  // block k's elements 16-31 at 16k
+// Activations of one group of weight blocks, in the order the kernel multiplies them.
+//  - Q4_0: 4 blocks (72 weight bytes). bytes[0, 64): block k's elements 0-15 at 16k (against the
+//    low nibbles); bytes[64, 128): its elements 16-31 at 64 + 16k (the high nibbles). Lane l
+//    (0-15) belongs to block l / 4 and sums elements 4(l%4)..+3 and 16 + 4(l%4)..+3.
+//  - Q8_0: 2 blocks (68 weight bytes). bytes[0, 64): block k's elements at 32k. Lane l belongs
+//    to block l / 8 and sums elements 4(l%8)..+3.
+template <bool kFour>
+struct alignas(64) Group {
+    static constexpr int kBlocks = kFour ? 4 : 2;
+    static constexpr int kOffset = kFour ? 8 : 128;  // what the kernel's unsigned weights add to q
+    std::int8_t bytes[kFour ? 128 : 64];
     std::int32_t c[16];
     float d[16];
-};
-static_assert(sizeof(GroupQ4_0) == 256);
 
-// Q8_0: a group is 2 blocks (68 weight bytes); lane l belongs to block l / 8, elements 4(l%8)..+3.
-struct alignas(64) GroupQ8_0 {
-    std::int8_t q[64];
-    std::int32_t c[16];
-    float d[16];
+    static int byteOf(int k, int e) { return kFour ? (e < 16 ? 16 * k + e : 64 + 16 * k + e - 16) : 32 * k + e; }
+    static int laneOf(int k, int e) { return kFour ? 4 * k + e % 16 / 4 : 8 * k + e / 4; }
 };
-static_assert(sizeof(GroupQ8_0) == 192);
+static_assert(sizeof(Group<true>) == 256 && sizeof(Group<false>) == 192);
 
-template <class Group, int kPerGroup>
+template <bool kFour>
 std::int64_t packedBytes(std::int64_t nBlocks) {
-    return (nBlocks + kPerGroup - 1) / kPerGroup * static_cast<std::int64_t>(sizeof(Group));
+    using G = Group<kFour>;
+    return (nBlocks + G::kBlocks - 1) / G::kBlocks * static_cast<std::int64_t>(sizeof(G));
 }
 
 // Missing blocks of a last, partial group are zero: they add nothing whatever the weights are.
-void packQ4_0(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out) {
-    auto* groups = reinterpret_cast<GroupQ4_0*>(out);
-    for (std::int64_t g = 0; g < (nBlocks + 3) / 4; ++g) {
-        GroupQ4_0& o = groups[g];
+template <bool kFour>
+void pack(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out) {
+    using G = Group<kFour>;
+    auto* groups = reinterpret_cast<G*>(out);
+    for (std::int64_t g = 0; g < (nBlocks + G::kBlocks - 1) / G::kBlocks; ++g) {
+        G& o = groups[g];
         std::memset(&o, 0, sizeof o);
-        for (int k = 0; k < 4 && 4 * g + k < nBlocks; ++k) {
-            const BlockQ8& a = x[4 * g + k];
-            std::memcpy(o.low + 16 * k, a.q, 16);
-            std::memcpy(o.high + 16 * k, a.q + 16, 16);
-            for (int l = 0; l < 4; ++l) {
-                int sum = 0;
-                for (int e = 0; e < 4; ++e) sum += a.q[4 * l + e] + a.q[16 + 4 * l + e];
-                o.c[4 * k + l] = -8 * sum;  // the nibbles are q + 8
-                o.d[4 * k + l] = a.d;
-            }
-        }
-    }
-}
-
-void packQ8_0(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out) {
-    auto* groups = reinterpret_cast<GroupQ8_0*>(out);
-    for (std::int64_t g = 0; g < (nBlocks + 1) / 2; ++g) {
-        GroupQ8_0& o = groups[g];
-        std::memset(&o, 0, sizeof o);
-        for (int k = 0; k < 2 && 2 * g + k < nBlocks; ++k) {
-            const BlockQ8& a = x[2 * g + k];
-            std::memcpy(o.q + 32 * k, a.q, 32);
-            for (int l = 0; l < 8; ++l) {
-                int sum = 0;
-                for (int e = 0; e < 4; ++e) sum += a.q[4 * l + e];
-                o.c[8 * k + l] = -128 * sum;  // the weight bytes are q + 128
-                o.d[8 * k + l] = a.d;
+        for (int k = 0; k < G::kBlocks && G::kBlocks * g + k < nBlocks; ++k) {
+            const BlockQ8& a = x[G::kBlocks * g + k];
+            for (int e = 0; e < 32; ++e) {
+                o.bytes[G::byteOf(k, e)] = a.q[e];
+                o.c[G::laneOf(k, e)] -= G::kOffset * a.q[e];
+                o.d[G::laneOf(k, e)] = a.d;
             }
         }
     }
@@ -146,8 +128,8 @@ LUMEN_AVX512 inline GroupWeights<kFour> loadGroup(const std::uint8_t* w) {
 
 template <bool kFour, int R>
 LUMEN_AVX512 void dotRowsPacked(const std::uint8_t* w, const std::uint8_t* packed, std::int64_t nBlocks, float* out) {
-    using Group = std::conditional_t<kFour, GroupQ4_0, GroupQ8_0>;
-    constexpr int kPerGroup = kFour ? 4 : 2;
+    using Group = cpu::Group<kFour>;
+    constexpr int kPerGroup = Group::kBlocks;
     constexpr std::int64_t kBlockBytes = kFour ? 18 : 34, kGroupBytes = kPerGroup * kBlockBytes;
     const std::int64_t groups = (nBlocks + kPerGroup - 1) / kPerGroup, full = nBlocks / kPerGroup;
     const auto* a = reinterpret_cast<const Group*>(packed);
@@ -159,10 +141,10 @@ LUMEN_AVX512 void dotRowsPacked(const std::uint8_t* w, const std::uint8_t* packe
             const Group& x = a[r * groups + g];
             __m512i sums;
             if constexpr (kFour) {
-                sums = _mm512_dpbusd_epi32(_mm512_load_si512(x.c), wq.low, _mm512_load_si512(x.low));
-                sums = _mm512_dpbusd_epi32(sums, wq.high, _mm512_load_si512(x.high));
+                sums = _mm512_dpbusd_epi32(_mm512_load_si512(x.c), wq.low, _mm512_load_si512(x.bytes));
+                sums = _mm512_dpbusd_epi32(sums, wq.high, _mm512_load_si512(x.bytes + 64));
             } else {
-                sums = _mm512_dpbusd_epi32(_mm512_load_si512(x.c), wq.low, _mm512_load_si512(x.q));
+                sums = _mm512_dpbusd_epi32(_mm512_load_si512(x.c), wq.low, _mm512_load_si512(x.bytes));
             }
             acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(wq.d, _mm512_load_ps(x.d)), _mm512_cvtepi32_ps(sums), acc[r]);
         }
@@ -450,8 +432,8 @@ const Kernels* avx512Kernels() {
     static const Kernels k = [] {
         Kernels set = *avx2VnniKernels();
         set.name = "AVX-512";
-        set.packedQ8_0 = {packedBytes<GroupQ8_0, 2>, packQ8_0, dotRowsPackedAny<false>};
-        set.packedQ4_0 = {packedBytes<GroupQ4_0, 4>, packQ4_0, dotRowsPackedAny<true>};
+        set.packedQ8_0 = {packedBytes<false>, pack<false>, dotRowsPackedAny<false>};
+        set.packedQ4_0 = {packedBytes<true>, pack<true>, dotRowsPackedAny<true>};
         set.dotF32 = dotWide<Wide32, float>;
         set.dotF16 = dotWide<Wide16, std::uint16_t>;
         set.dotBF16 = dotWide<WideBf16, std::uint16_t>;

@@ -27,6 +27,19 @@ namespace {
 using lumen::test::Matrix;
 using lumen::test::randomMatrix;
 
+// Four rows of `blocks` random activation blocks (normal, sd 2), quantized as the kernels take them.
+template <class Block>
+std::vector<Block> randomActivations(int blocks, unsigned seed) {
+    const int n = blocks * static_cast<int>(sizeof(Block::q));
+    std::vector<float> x(static_cast<std::size_t>(4 * n));
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 2.0f);
+    for (auto& v : x) v = normal(rng);
+    std::vector<Block> a(static_cast<std::size_t>(4 * blocks));
+    for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
+    return a;
+}
+
 }  // namespace
 
 class TestCpuBackend : public QObject {
@@ -96,14 +109,9 @@ private slots:
         if (!vnni || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni) QSKIP("this CPU has no AVX512-VNNI");
         const cpu::Kernels& avx2 = *cpu::avx2Kernels();
         for (DType t : {DType::Q8_0, DType::Q4_0}) {
-            const int blocks = 11, n = blocks * 32;
-            const Matrix m = randomMatrix(t, n, 1, 17);
-            std::vector<float> x(static_cast<std::size_t>(4 * n));
-            std::mt19937 rng(3);
-            std::normal_distribution<float> normal(0.0f, 2.0f);
-            for (auto& v : x) v = normal(rng);
-            std::vector<cpu::BlockQ8> a(static_cast<std::size_t>(4 * blocks));
-            for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
+            const int blocks = 11;
+            const Matrix m = randomMatrix(t, blocks * 32, 1, 17);
+            const auto a = randomActivations<cpu::BlockQ8>(blocks, 3);
             const bool q8 = t == DType::Q8_0;
             QCOMPARE((q8 ? vnni->dotQ8_0 : vnni->dotQ4_0)(m.bytes.data(), a.data(), blocks), (q8 ? avx2.dotQ8_0 : avx2.dotQ4_0)(m.bytes.data(), a.data(), blocks));
             for (int rows = 1; rows <= 4; ++rows) {
@@ -186,14 +194,9 @@ private slots:
         const auto& f = cpuFeatures();
         if (!k || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni || !f.avx512vbmi) QSKIP("this CPU has no AVX-512 VNNI and VBMI");
         for (DType t : {DType::Q4_K, DType::Q6_K}) {
-            const int blocks = 5, n = blocks * 256;
-            const Matrix m = randomMatrix(t, n, 1, 41);
-            std::vector<float> x(static_cast<std::size_t>(4 * n));
-            std::mt19937 rng(43);
-            std::normal_distribution<float> normal(0.0f, 2.0f);
-            for (auto& v : x) v = normal(rng);
-            std::vector<cpu::BlockQ8K> a(static_cast<std::size_t>(4 * blocks));
-            for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
+            const int blocks = 5;
+            const Matrix m = randomMatrix(t, blocks * 256, 1, 41);
+            const auto a = randomActivations<cpu::BlockQ8K>(blocks, 43);
             const bool q4 = t == DType::Q4_K;
             const auto rowsOf = [q4](const cpu::Kernels& set) { return q4 ? set.dotRowsQ4_K : set.dotRowsQ6_K; };
             float four[4], avx2[4];
