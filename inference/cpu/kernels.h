@@ -1,8 +1,9 @@
 #pragma once
-// Row-dot kernels for the CPU backend's matvec, in a scalar and an AVX2 set chosen once at run
-// time from the CPU's features. Quantized weights are multiplied with activations quantized
-// once per matvec to 8 bits in blocks of 32 (as the fastest engines do): integer products per
-// block, one float scale per block pair.
+// The CPU backend's kernels (row dots, row tiles for prompts, attention, a few elementwise ops) in
+// sets: the scalar reference, AVX2, AVX2+VNNI and AVX-512, the best one the CPU runs chosen once
+// at run time. Quantized weights are multiplied with activations quantized once per matmul to 8
+// bits in blocks of 32 or 256 (as the fastest engines do): integer products per block, one float
+// scale per block pair.
 
 #include <cstdint>
 
@@ -98,8 +99,8 @@ const Kernels* avx2Kernels();  // nullptr when not compiled for x86
 // AVX2 with AVX512-VNNI for the Q8_0/Q4_0 byte products (same results); the CPU must have
 // avx512f, avx512bw, avx512vl and avx512vnni.
 const Kernels* avx2VnniKernels();
-// AVX-512 (F, BW, VL, VNNI, VBMI): the AVX2+VNNI set with packed Q8_0 and Q4_0 kernels on 512-bit
-// vectors. nullptr when not compiled for x86.
+// AVX-512 (F, BW, VL, VNNI, VBMI): the AVX2+VNNI set with 512-bit kernels for Q8_0 and Q4_0
+// (packed activations), Q4_K, Q6_K and the float dots and tiles. nullptr when not compiled for x86.
 const Kernels* avx512Kernels();
 // The best set this CPU runs.
 const Kernels& bestKernels();

@@ -1,6 +1,7 @@
-// AVX-512 kernels: the AVX2+VNNI set, with Q4_0 and Q8_0 on 512-bit vectors against activations
-// packed per matmul into the order the weight bytes land in. Compiled with per-function target
-// attributes like the AVX2 file; chosen only on CPUs with AVX512 F, BW, VL, VNNI and VBMI.
+// AVX-512 kernels: the AVX2+VNNI set with 512-bit Q4_0 and Q8_0 (against activations packed
+// per matmul into the order the weight bytes land in), Q4_K, Q6_K and float dots and tiles.
+// Compiled with per-function target attributes like the AVX2 file; chosen only on CPUs with
+// AVX512 F, BW, VL, VNNI and VBMI.
 //
 // Why packed: per weight block the AVX2 kernel spends most of its instructions on work that does
 // not depend on the weights (loading, signing and scaling the activations). Here one 64-byte load
