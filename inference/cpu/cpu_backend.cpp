@@ -41,6 +41,13 @@ float loadVector(const Tensor& t, std::int64_t i) {
     }
 }
 
+// A norm, bias or scale vector's first n values as floats (converted once per op, not per row).
+std::vector<float> vectorValues(const Tensor& t, std::int64_t n) {
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = loadVector(t, i);
+    return v;
+}
+
 float kvAt(const void* base, DType dtype, std::int64_t index) {
     if (dtype == DType::F16) return halfToFloat(static_cast<const std::uint16_t*>(base)[index]);
     return static_cast<const float*>(base)[index];
@@ -77,23 +84,26 @@ public:
     void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) override { multiply(w, x, n, y); }
 
     void addBias(float* y, const Tensor& bias, std::int64_t n, std::int64_t rows) override {
+        const std::vector<float> b = vectorValues(bias, n);
         for (std::int64_t r = 0; r < rows; ++r)
-            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] += loadVector(bias, i);
+            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] += b[static_cast<std::size_t>(i)];
     }
 
     void scaleRows(float* y, const Tensor& scale, std::int64_t n, std::int64_t rows) override {
+        const std::vector<float> s = vectorValues(scale, n);
         for (std::int64_t r = 0; r < rows; ++r)
-            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] *= loadVector(scale, i);
+            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] *= s[static_cast<std::size_t>(i)];
     }
 
     void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, std::int64_t rows, float* y) override {
+        const std::vector<float> w = vectorValues(weight, n);
         for (std::int64_t r = 0; r < rows; ++r) {
             const float* xr = x + r * n;
             float* yr = y + r * n;
             double sum = 0.0;
             for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(xr[i]) * xr[i];
             const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
-            for (std::int64_t i = 0; i < n; ++i) yr[i] = xr[i] * scale * loadVector(weight, i);
+            for (std::int64_t i = 0; i < n; ++i) yr[i] = xr[i] * scale * w[static_cast<std::size_t>(i)];
         }
     }
 
@@ -143,18 +153,19 @@ public:
 
     void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
                    float* out) override {
-        attend(q, layer, rows, spec, out, [pos0](std::int64_t r) { return pos0 + r + 1; });
+        attend(q, layer, rows, spec, out, false, [pos0](std::int64_t r) { return pos0 + r + 1; });
     }
 
     void layerNorm(const float* x, const Tensor& weight, const Tensor& bias, float eps, std::int64_t n, std::int64_t rows, float* y) override {
+        const std::vector<float> w = vectorValues(weight, n), b = bias.data ? vectorValues(bias, n) : std::vector<float>(static_cast<std::size_t>(n));
         if (kernels_ && rows > 1 && rows * n >= kParallelThreshold) {
-            pool_.parallelFor(rows, [&](std::int64_t b, std::int64_t e) { layerNormRows(x + b * n, weight, bias, eps, n, e - b, y + b * n); });
+            pool_.parallelFor(rows, [&](std::int64_t begin, std::int64_t end) { layerNormRows(x + begin * n, w.data(), b.data(), eps, n, end - begin, y + begin * n); });
             return;
         }
-        layerNormRows(x, weight, bias, eps, n, rows, y);
+        layerNormRows(x, w.data(), b.data(), eps, n, rows, y);
     }
 
-    static void layerNormRows(const float* x, const Tensor& weight, const Tensor& bias, float eps, std::int64_t n, std::int64_t rows, float* y) {
+    static void layerNormRows(const float* x, const float* weight, const float* bias, float eps, std::int64_t n, std::int64_t rows, float* y) {
         for (std::int64_t r = 0; r < rows; ++r) {
             const float* xr = x + r * n;
             float* yr = y + r * n;
@@ -164,7 +175,7 @@ public:
             for (std::int64_t i = 0; i < n; ++i) squares += (xr[i] - mean) * (xr[i] - mean);
             const auto scale = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(n) + eps));
             const auto m = static_cast<float>(mean);
-            for (std::int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - m) * scale * loadVector(weight, i) + (bias.data ? loadVector(bias, i) : 0.0f);
+            for (std::int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - m) * scale * weight[i] + bias[i];
         }
     }
 
@@ -224,7 +235,7 @@ public:
 
     void selfAttention(const float* q, const float* k, const float* v, std::int64_t rows, const AttentionSpec& spec, float* out) override {
         // The cache's path with an F32 "cache" of these rows, every row seeing all of them.
-        attend(q, KvLayer{DType::F32, const_cast<float*>(k), const_cast<float*>(v)}, rows, spec, out, [rows](std::int64_t) { return rows; });
+        attend(q, KvLayer{DType::F32, const_cast<float*>(k), const_cast<float*>(v)}, rows, spec, out, true, [rows](std::int64_t) { return rows; });
     }
 
     void siluMul(float* gate, const float* up, std::int64_t n) override {
@@ -242,32 +253,38 @@ public:
     }
 
 private:
-    // Query row r attends to cache positions 0..visible(r) - 1.
-    // note: with SIMD kernels the query heads that share a KV head go through it together, up to
-    // 4 at a time (one task), so each key and value row is read once for all of them.
+    // Query row r attends to cache positions 0..visible(r) - 1 (the same for every row when
+    // `uniform`).
+    // note: with SIMD kernels one task takes several queries that share a KV head, so each block
+    // of keys and values is read once for all of them: up to 4 heads of one row, or, when every
+    // row sees the same positions (a ViT), up to 16 rows of one head.
     template <class Visible>
-    void attend(const float* q, const KvLayer& layer, std::int64_t rows, const AttentionSpec& spec, float* out, Visible visible) {
+    void attend(const float* q, const KvLayer& layer, std::int64_t rows, const AttentionSpec& spec, float* out, bool uniform, Visible visible) {
         const std::int64_t headDim = spec.headDim, kvDim = spec.nKvHeads * headDim, group = spec.nHeads / spec.nKvHeads;
         const bool f16 = layer.dtype == DType::F16;
         const bool fast = kernels_ && headDim % 8 == 0 && (f16 || layer.dtype == DType::F32);
-        const std::int64_t perTask = fast ? std::min<std::int64_t>(group, 4) : 1;
+        const std::int64_t perTask = fast && !uniform ? std::min<std::int64_t>(group, 4) : 1;  // heads per task
+        const std::int64_t rowsPerTask = fast && uniform ? cpu::kMaxAttentionQueries : 1;
         const std::int64_t tasksPerKvHead = (group + perTask - 1) / perTask, tasksPerRow = spec.nKvHeads * tasksPerKvHead;
         const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
         const auto body = [&](std::int64_t begin, std::int64_t end) {
-            std::vector<float> scores(static_cast<std::size_t>(perTask * visible(rows - 1)));
+            std::vector<float> scores(static_cast<std::size_t>(std::max(perTask, rowsPerTask) * visible(rows - 1)));
             for (std::int64_t task = begin; task < end; ++task) {
-                const std::int64_t r = task / tasksPerRow, kvHead = task % tasksPerRow / tasksPerKvHead;
+                const std::int64_t r = task / tasksPerRow * rowsPerTask, kvHead = task % tasksPerRow / tasksPerKvHead;
                 const std::int64_t h0 = kvHead * group + task % tasksPerKvHead * perTask, heads = std::min(perTask, (kvHead + 1) * group - h0);
                 const std::int64_t count = visible(r), offset = kvHead * headDim;
                 const float* qh = q + (r * spec.nHeads + h0) * headDim;
                 float* oh = out + (r * spec.nHeads + h0) * headDim;
+                // the task's queries: `heads` heads of row r, or rows r.. of head h0
+                const auto queries = static_cast<int>(rowsPerTask > 1 ? std::min(rowsPerTask, rows - r) : heads);
+                const std::int64_t qStride = rowsPerTask > 1 ? spec.nHeads * headDim : headDim;
                 if (fast && f16) {
-                    kernels_->attendF16(qh, static_cast<int>(heads), static_cast<const std::uint16_t*>(layer.keys) + offset,
+                    kernels_->attendF16(qh, queries, qStride, static_cast<const std::uint16_t*>(layer.keys) + offset,
                                         static_cast<const std::uint16_t*>(layer.values) + offset, kvDim, count, headDim, scale, scores.data(), oh);
                     continue;
                 }
                 if (fast) {
-                    kernels_->attendF32(qh, static_cast<int>(heads), static_cast<const float*>(layer.keys) + offset,
+                    kernels_->attendF32(qh, queries, qStride, static_cast<const float*>(layer.keys) + offset,
                                         static_cast<const float*>(layer.values) + offset, kvDim, count, headDim, scale, scores.data(), oh);
                     continue;
                 }
@@ -288,7 +305,7 @@ private:
                 }
             }
         };
-        const std::int64_t tasks = rows * tasksPerRow;
+        const std::int64_t tasks = (rows + rowsPerTask - 1) / rowsPerTask * tasksPerRow;
         if (rows * spec.nHeads * visible(rows - 1) * headDim < kParallelThreshold) body(0, tasks);
         else pool_.parallelFor(tasks, body);
     }

@@ -69,14 +69,15 @@ struct Kernels {
     void (*tileF32)(const std::uint8_t* w, std::int64_t rowBytes, int wRows, const float* x, std::int64_t cols, int xRows, float* out);
     void (*tileF16)(const std::uint8_t* w, std::int64_t rowBytes, int wRows, const float* x, std::int64_t cols, int xRows, float* out);
     void (*tileBF16)(const std::uint8_t* w, std::int64_t rowBytes, int wRows, const float* x, std::int64_t cols, int xRows, float* out);
-    // Attention of `heads` query heads (q: heads rows of headDim, headDim a multiple of 8) that
-    // share one KV head over `count` positions, key and value rows `stride` elements apart:
-    // out = softmax(q k^T * scale) v, heads rows of headDim. scratch holds heads * count floats.
+    // Attention of `queries` (1 to kMaxAttentionQueries) query vectors, qStride apart (headDim a
+    // multiple of 8), that share one KV head over `count` positions, key and value rows `stride`
+    // elements apart: out (laid out like q) = softmax(q k^T * scale) v. scratch holds
+    // queries * count floats. Each query's result is the same whichever others come with it.
     // nullptr in the scalar set.
-    void (*attendF32)(const float* q, int heads, const float* keys, const float* values, std::int64_t stride, std::int64_t count,
-                      std::int64_t headDim, float scale, float* scratch, float* out);
-    void (*attendF16)(const float* q, int heads, const std::uint16_t* keys, const std::uint16_t* values, std::int64_t stride,
+    void (*attendF32)(const float* q, int queries, std::int64_t qStride, const float* keys, const float* values, std::int64_t stride,
                       std::int64_t count, std::int64_t headDim, float scale, float* scratch, float* out);
+    void (*attendF16)(const float* q, int queries, std::int64_t qStride, const std::uint16_t* keys, const std::uint16_t* values,
+                      std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float* scratch, float* out);
     // gate[i] = silu(gate[i]) * up[i] (exp on 8 lanes). nullptr in the scalar set.
     void (*siluMul)(float* gate, const float* up, std::int64_t n);
     // quantizeActivations for BlockQ8, the same bits.
@@ -89,6 +90,7 @@ struct Kernels {
 
 constexpr int kMaxDotRows = 4;
 constexpr int kMaxTileWeightRows = 2;
+constexpr int kMaxAttentionQueries = 16;
 
 void quantizeActivations(const float* x, std::int64_t n, BlockQ8* out);   // n a multiple of 32
 void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out);  // n a multiple of 256

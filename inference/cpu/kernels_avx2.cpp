@@ -510,19 +510,21 @@ LUMEN_AVX2 void scoreSlice(const float* q, const typename Kv::Element* keys, std
     }
 }
 
-// out[0 .. C * 8) = sum over positions u of w[u] * value row u, times `inverse`.
+// out[0 .. C * 8) (+)= sum over positions u of w[u] * value row u: set on the first block of
+// positions, added to on the others, times `inverse` after the last.
 template <class Kv, int C>
-LUMEN_AVX2 void valueSlice(const float* w, const typename Kv::Element* values, std::int64_t stride, std::int64_t count, float inverse, float* out) {
+LUMEN_AVX2 void valueSlice(const float* w, const typename Kv::Element* values, std::int64_t stride, std::int64_t count, bool first, bool last,
+                           float inverse, float* out) {
     __m256 acc[C];
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+    for (int c = 0; c < C; ++c) acc[c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(out + 8 * c);
     for (std::int64_t u = 0; u < count; ++u) {
         const __m256 weight = _mm256_set1_ps(w[u]);
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(weight, Kv::at(values + u * stride + 8 * c), acc[c]);
     }
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(acc[c], _mm256_set1_ps(inverse)));
+    for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, last ? _mm256_mul_ps(acc[c], _mm256_set1_ps(inverse)) : acc[c]);
 }
 
 // f(std::integral_constant<int, C>{}) for C = chunks (1 to 8), known at run time.
@@ -540,22 +542,31 @@ LUMEN_AVX2 void withChunks(int chunks, F f) {
     }
 }
 
-// Attention for a few query heads sharing a KV head (see Kernels::attendF32): per head, its
-// scores with each 64-value slice of q in registers and keys four at a time, their sums reduced
-// together; the softmax numerators; the values' weighted sum with 64 outputs in registers over
-// every position, scaled by the softmax's 1 / sum at the end.
+// Attention for a few queries sharing a KV head (see Kernels::attendF32). Keys and values go
+// by in blocks that stay in L1 for all the queries: per query, its scores with each 64-value
+// slice of q in registers and keys four at a time, their sums reduced together; the softmax
+// numerators; the values' weighted sums with 64 outputs in registers over each block, scaled by
+// the softmax's 1 / sum after the last. The blocking changes no sum's order.
 template <class Kv>
-LUMEN_AVX2 void attendHeads(const float* q, int heads, const typename Kv::Element* keys, const typename Kv::Element* values, std::int64_t stride,
-                            std::int64_t count, std::int64_t headDim, float scale, float* scratch, float* out) {
-    constexpr std::int64_t kSlice = 64;
+LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, const typename Kv::Element* keys, const typename Kv::Element* values,
+                            std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float* scratch, float* out) {
+    constexpr std::int64_t kSlice = 64, kBlock = 64;  // 64 positions of 64 values: 16 KB of F32 keys
     const __m256 scaleV = _mm256_set1_ps(scale);
-    for (int h = 0; h < heads; ++h) {
-        float* s = scratch + h * count;
+    const auto slices = [&](auto fn) LUMEN_AVX2 {
         for (std::int64_t c0 = 0; c0 < headDim; c0 += kSlice)
-            withChunks(static_cast<int>(std::min(kSlice, headDim - c0) / 8), [&](auto chunks) LUMEN_AVX2 {
-                scoreSlice<Kv, decltype(chunks)::value>(q + h * headDim + c0, keys + c0, stride, count, c0 > 0, s);
+            withChunks(static_cast<int>(std::min(kSlice, headDim - c0) / 8), [&](auto chunks) LUMEN_AVX2 { fn(c0, chunks); });
+    };
+    for (std::int64_t b = 0; b < count; b += kBlock) {
+        const std::int64_t n = std::min(kBlock, count - b);
+        for (int i = 0; i < queries; ++i)
+            slices([&](std::int64_t c0, auto chunks) LUMEN_AVX2 {
+                scoreSlice<Kv, decltype(chunks)::value>(q + i * qStride + c0, keys + b * stride + c0, stride, n, c0 > 0, scratch + i * count + b);
             });
+    }
+    float inverse[kMaxAttentionQueries];
+    for (int i = 0; i < queries; ++i) {
         // Softmax numerators of the scaled scores: exp(scale * s - max).
+        float* s = scratch + i * count;
         __m256 maxV = _mm256_set1_ps(-INFINITY);
         std::int64_t t = 0;
         for (; t + 8 <= count; t += 8) {
@@ -565,10 +576,14 @@ LUMEN_AVX2 void attendHeads(const float* q, int heads, const typename Kv::Elemen
         }
         float maxScore = horizontalMax(maxV);
         for (; t < count; ++t) maxScore = std::max(maxScore, s[t] *= scale);
-        const float inverse = 1.0f / expShifted(s, count, maxScore);
-        for (std::int64_t c0 = 0; c0 < headDim; c0 += kSlice)
-            withChunks(static_cast<int>(std::min(kSlice, headDim - c0) / 8), [&](auto chunks) LUMEN_AVX2 {
-                valueSlice<Kv, decltype(chunks)::value>(s, values + c0, stride, count, inverse, out + h * headDim + c0);
+        inverse[i] = 1.0f / expShifted(s, count, maxScore);
+    }
+    for (std::int64_t b = 0; b < count; b += kBlock) {
+        const std::int64_t n = std::min(kBlock, count - b);
+        for (int i = 0; i < queries; ++i)
+            slices([&](std::int64_t c0, auto chunks) LUMEN_AVX2 {
+                valueSlice<Kv, decltype(chunks)::value>(scratch + i * count + b, values + b * stride + c0, stride, n, b == 0, b + n == count, inverse[i],
+                                                        out + i * qStride + c0);
             });
     }
 }

@@ -391,6 +391,16 @@ private slots:
             fast->attention(q.data() + r * heads * headDim, layer, pos0 + r, 1, spec, single.data());
             for (std::int64_t i = 0; i < heads * headDim; ++i) QCOMPARE(single[static_cast<std::size_t>(i)], got[static_cast<std::size_t>(r * heads * headDim + i)]);
         }
+        // Unmasked self-attention of all 41 rows (a ViT's: 16 rows per task, the last task short).
+        if (f16) return;
+        std::vector<float> queries(static_cast<std::size_t>(positions * heads * headDim));
+        for (auto& v : queries) v = normal(rng);
+        std::vector<float> selfWant(queries.size()), selfGot(queries.size());
+        reference->selfAttention(queries.data(), keys.data(), values.data(), positions, spec, selfWant.data());
+        fast->selfAttention(queries.data(), keys.data(), values.data(), positions, spec, selfGot.data());
+        for (std::size_t i = 0; i < selfWant.size(); ++i)
+            QVERIFY2(std::fabs(selfGot[i] - selfWant[i]) <= 1e-5f + 1e-4f * std::fabs(selfWant[i]),
+                     qPrintable(QStringLiteral("self %1: %2 vs %3").arg(i).arg(selfGot[i]).arg(selfWant[i])));
     }
 
     void threadPoolCoversEveryIndexOnce() {
