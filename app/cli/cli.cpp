@@ -18,6 +18,7 @@
 #include "app/cli/cli_context.h"
 #include "app/cli/vision_commands.h"
 #include "app/library.h"
+#include "inference/core/backend.h"
 #include "inference/core/compute_devices.h"
 #include "inference/core/cpu_features.h"
 #include "inference/formats/format_error.h"
@@ -81,6 +82,7 @@ int cmdInfo(Context& ctx) {
     ctx.out << "CPU: " << QString::fromStdString(cpu.brand.empty() ? cpu.vendor : cpu.brand) << "\n";
     ctx.out << "  cores: " << cpu.physicalCores << " physical, " << cpu.logicalCores << " logical\n";
     ctx.out << "  SIMD: " << QString::fromStdString(cpu.summary()) << "\n";
+    ctx.out << "  kernels: " << QString::fromUtf8(inference::cpuKernelSet()) << "\n";
     const auto devices = inference::queryComputeDevices();
     ctx.out << "CUDA backend: " << (devices.cudaBuilt ? "built" : "not built") << "\n";
     for (const auto& gpu : devices.gpus)
@@ -908,7 +910,7 @@ struct Command {
 
 const std::map<QString, Command>& commands() {
     static const std::map<QString, Command> table = {
-        {QStringLiteral("info"), {"CPU features, GPUs and where the database is", cmdInfo}},
+        {QStringLiteral("info"), {"CPU features and kernel set, GPUs and where the database is", cmdInfo}},
         {QStringLiteral("bench"), {"prefill and decode speed: bench --model M.gguf [-p 512] [-n 128] [-t 1,2] [--gpu-layers N]", cmdBench}},
         {QStringLiteral("generate"), {"generate text: generate --model M.gguf (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temp T] ...", cmdGenerate}},
         {QStringLiteral("describe"), {"describe images: describe --model LLM.gguf --mmproj MMPROJ.gguf [--prompt TEXT] IMAGE...", cmdDescribe}},

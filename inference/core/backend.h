@@ -145,6 +145,8 @@ struct CpuOptions {
     bool simd = true;   // false: the scalar reference kernels, the spec the others are tested against
 };
 
+// The CPU kernel set this machine runs: "AVX-512", "AVX2+VNNI", "AVX2" or "scalar".
+std::string_view cpuKernelSet();
 std::unique_ptr<Backend> makeCpuBackend(const CpuOptions& options = {});
 
 struct CudaOptions {

@@ -535,4 +535,6 @@ private:
 
 std::unique_ptr<Backend> makeCpuBackend(const CpuOptions& options) { return std::make_unique<CpuBackend>(options); }
 
+std::string_view cpuKernelSet() { return cpu::bestKernels().name; }
+
 }  // namespace lumen::inference

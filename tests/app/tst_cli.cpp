@@ -9,8 +9,9 @@
 
 #include "app/cli/cli.h"
 #include "app/library.h"
-#include "inference/formats/gguf.h"
+#include "inference/core/backend.h"
 #include "inference/core/compute_devices.h"
+#include "inference/formats/gguf.h"
 #include "test_util.h"
 
 using namespace lumen;
@@ -67,6 +68,7 @@ private slots:
         QCOMPARE(r.status, 0);
         QVERIFY(r.out.contains("CPU:"));
         QVERIFY(r.out.contains("SIMD:"));
+        QVERIFY(r.out.contains(QStringLiteral("kernels: %1").arg(QString::fromUtf8(inference::cpuKernelSet()))));
         QVERIFY(r.out.contains("CUDA backend:"));
         QVERIFY(r.out.contains(db_));
     }
