@@ -139,8 +139,7 @@ int cmdExport(Context& ctx) {
                    ? storage::exportChatMarkdown(library->chats(), library->images(), *id)
                    : storage::exportChatJson(library->chats(), library->images(), *id);
     } catch (const storage::Error& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e);
     }
     const QString output = ctx.parser.value(QStringLiteral("output"));
     if (output.isEmpty() || output == QLatin1String("-")) {
@@ -222,8 +221,7 @@ int cmdInspect(Context& ctx) {
         inference::inspectModel(path, report, options);
         ctx.out << QString::fromStdString(report.str());
     } catch (const inference::FormatError& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e);
     }
     return kOk;
 }
@@ -263,8 +261,7 @@ int cmdTokenize(Context& ctx) {
             ctx.out << id << "\t" << shownPiece(tokenizer.tokenBytes(id, true)) << "\n";
         ctx.out << ids.size() << " tokens\n";
     } catch (const inference::FormatError& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e);
     }
     return kOk;
 }
@@ -326,14 +323,11 @@ int cmdTemplate(Context& ctx) {
         const std::string prompt = chatTemplate->render(context);
         ctx.out << QString::fromUtf8(prompt.data(), static_cast<qsizetype>(prompt.size()));
     } catch (const inference::jinja::TemplateError& e) {
-        ctx.err << "lumen-cli: the template failed: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e, kFailed, QStringLiteral("the template failed: "));
     } catch (const inference::FormatError& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e);
     } catch (const std::invalid_argument& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kUsage;
+        return fail(ctx, e, kUsage);
     }
     return kOk;
 }
@@ -556,16 +550,14 @@ int runGenerationErrors(Context& ctx, const std::function<int()>& body) {
     try {
         return body();
     } catch (const inference::FormatError& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return fail(ctx, e);
     } catch (const std::length_error& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "; use a larger --ctx-size or a shorter prompt\n";
+        return fail(ctx, e, kFailed, {}, QStringLiteral("; use a larger --ctx-size or a shorter prompt"));
     } catch (const std::invalid_argument& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kUsage;
+        return fail(ctx, e, kUsage);
     } catch (const std::exception& e) {
-        ctx.err << "lumen-cli: generation failed: " << QString::fromUtf8(e.what()) << "\n";
+        return fail(ctx, e, kFailed, QStringLiteral("generation failed: "));
     }
-    return kFailed;
 }
 
 // Streams one reply to ctx.out; Ctrl+C stops it.
@@ -795,11 +787,9 @@ int cmdBench(Context& ctx) {
         backends.removeDuplicates();
         ctx.out << "backends: " << backends.join(QStringLiteral("; ")) << "\n";
     } catch (const inference::FormatError& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e);
     } catch (const std::exception& e) {
-        ctx.err << "lumen-cli: bench failed: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e, kFailed, QStringLiteral("bench failed: "));
     }
     return kOk;
 }
@@ -888,17 +878,13 @@ int cmdChat(Context& ctx) {
             messages.push_back({{"role", "assistant"}, {"content", result.text}});
         }
     } catch (const inference::jinja::TemplateError& e) {
-        ctx.err << "lumen-cli: the chat template failed: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e, kFailed, QStringLiteral("the chat template failed: "));
     } catch (const inference::FormatError& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e);
     } catch (const std::length_error& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "; start over with /reset or use a larger --ctx-size\n";
-        return kFailed;
+        return fail(ctx, e, kFailed, {}, QStringLiteral("; start over with /reset or use a larger --ctx-size"));
     } catch (const std::exception& e) {
-        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-        return kFailed;
+        return fail(ctx, e);
     }
     return kOk;
 }

@@ -4,6 +4,7 @@
 #include <QCommandLineParser>
 #include <QStringList>
 #include <QTextStream>
+#include <exception>
 #include <optional>
 #include <type_traits>
 
@@ -20,6 +21,13 @@ struct Context {
     QTextStream& err;
     QTextStream* in;
 };
+
+// Prints "lumen-cli: <before><what the error says><after>" on standard error and returns `code`:
+// every command's way of turning an exception into a message and an exit status.
+inline int fail(Context& ctx, const std::exception& e, int code = kFailed, const QString& before = {}, const QString& after = {}) {
+    ctx.err << "lumen-cli: " << before << QString::fromUtf8(e.what()) << after << "\n";
+    return code;
+}
 
 // --name as a number in [low, high], `fallback` when absent; nullopt (message printed) when bad.
 template <typename T>

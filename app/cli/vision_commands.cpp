@@ -217,8 +217,7 @@ int cmdEmbed(Context& ctx) {
         try {
             mmproj = vision::Mmproj::load(ctx.parser.value(QStringLiteral("model")).toStdString(), *enc->backend);
         } catch (const std::exception& e) {
-            ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-            return kFailed;
+            return fail(ctx, e);
         }
     } else {
         int status = kOk;
