@@ -156,28 +156,29 @@ void TemplateEditor::load(std::int64_t id) {
     updatePreview();
 }
 
+// Example row `row` of the table as the stored example (its image as the row holds it).
+storage::FewShotExample TemplateEditor::exampleAt(int row) const {
+    storage::FewShotExample e;
+    e.id = examples_->item(row, 0)->data(Qt::UserRole).toLongLong();
+    e.templateId = current_;
+    e.position = row;
+    e.input = examples_->item(row, 0)->text().toStdString();
+    e.output = examples_->item(row, 1) ? examples_->item(row, 1)->text().toStdString() : std::string();
+    if (const auto* image = examples_->item(row, 2); image && !image->data(Qt::UserRole).toString().isEmpty())
+        e.imageSha256 = image->data(Qt::UserRole).toString().toStdString();
+    return e;
+}
+
 void TemplateEditor::save() {
     if (loading_ || current_ == 0) return;
-    try {
+    warnOnStorageError(this, tr("Templates"), [&] {
         auto t = library_.templates().get(current_);
         if (!t) return;
         t->systemPrompt = system_->toPlainText().toStdString();
         t->body = body_->toPlainText().toStdString();
         library_.templates().update(*t);
-        for (int row = 0; row < examples_->rowCount(); ++row) {
-            storage::FewShotExample e;
-            e.id = examples_->item(row, 0)->data(Qt::UserRole).toLongLong();
-            e.templateId = current_;
-            e.position = row;
-            e.input = examples_->item(row, 0)->text().toStdString();
-            e.output = examples_->item(row, 1) ? examples_->item(row, 1)->text().toStdString() : std::string();
-            if (const auto* image = examples_->item(row, 2); image && !image->data(Qt::UserRole).toString().isEmpty())
-                e.imageSha256 = image->data(Qt::UserRole).toString().toStdString();
-            library_.templates().updateExample(e);
-        }
-    } catch (const storage::Error& e) {
-        QMessageBox::warning(this, tr("Templates"), QString::fromUtf8(e.what()));
-    }
+        for (int row = 0; row < examples_->rowCount(); ++row) library_.templates().updateExample(exampleAt(row));
+    });
 }
 
 nlohmann::ordered_json TemplateEditor::previewConversation() const {
@@ -309,12 +310,7 @@ bool TemplateEditor::setExampleImage(const QString& path) {
         sha = image.sha256;
     }
     if (!warnOnStorageError(this, tr("Templates"), [&] {
-        storage::FewShotExample e;
-        e.id = examples_->item(row, 0)->data(Qt::UserRole).toLongLong();
-        e.templateId = current_;
-        e.position = row;
-        e.input = examples_->item(row, 0)->text().toStdString();
-        e.output = examples_->item(row, 1) ? examples_->item(row, 1)->text().toStdString() : std::string();
+        storage::FewShotExample e = exampleAt(row);
         e.imageSha256 = sha;
         library_.templates().updateExample(e);
     }))

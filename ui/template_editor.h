@@ -7,6 +7,7 @@
 #include <QDialog>
 
 #include "app/assistant.h"
+#include "storage/template_store.h"
 
 class QLabel;
 class QListWidget;
@@ -35,6 +36,7 @@ private:
     void reloadList();
     void load(std::int64_t id);
     void save();
+    storage::FewShotExample exampleAt(int row) const;
     void updatePreview();
     void create();
     void duplicate();
