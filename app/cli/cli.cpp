@@ -408,10 +408,26 @@ struct LoadedModel {
     std::int64_t contextSize = 0;
 };
 
+// --ctx-size, --threads and --gpu-layers, which every command that loads an LLM takes.
+struct LoadOptions {
+    int ctxSize;
+    int threads;
+    std::int64_t gpuLayers;
+};
+
+std::optional<LoadOptions> loadOptions(Context& ctx) {
+    const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
+    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
+    const auto gpuLayers = gpuLayersOption(ctx);
+    if (!ctxSize || !threads || !gpuLayers) return std::nullopt;
+    return LoadOptions{*ctxSize, *threads, *gpuLayers};
+}
+
 // Loads the model named by --model for a context of ctxSize tokens (0: the model's, at most
 // 4096) on `threads` threads and the GPU (--gpu-layers). nullopt, with the reason printed, when
 // it will not fit in free memory; engine errors (bad file, unsupported model) are thrown.
-std::optional<LoadedModel> loadForGeneration(Context& ctx, int ctxSize, int threads, std::int64_t gpuLayers) {
+std::optional<LoadedModel> loadForGeneration(Context& ctx, const LoadOptions& options) {
+    const auto [ctxSize, threads, gpuLayers] = options;
     LoadedModel m;
     m.file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(ctx.parser.value(QStringLiteral("model")).toStdString()));
     m.model = inference::LlamaModel::load(m.file);
@@ -589,14 +605,12 @@ int cmdGenerate(Context& ctx) {
         return kUsage;
     }
     const auto params = generationParams(ctx);
-    const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
-    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
-    const auto gpuLayers = gpuLayersOption(ctx);
-    if (!params || !ctxSize || !threads || !gpuLayers) return kUsage;
+    const auto load = loadOptions(ctx);
+    if (!params || !load) return kUsage;
     return runGenerationErrors(ctx, [&]() -> int {
         QElapsedTimer loadTimer;
         loadTimer.start();
-        auto loaded = loadForGeneration(ctx, *ctxSize, *threads, *gpuLayers);
+        auto loaded = loadForGeneration(ctx, *load);
         if (!loaded) return kFailed;
         const auto& tokenizer = *loaded->tokenizer;
         inference::LlamaSession session(loaded->model, loaded->placement.split(), loaded->contextSize);
@@ -665,15 +679,13 @@ int cmdDescribe(Context& ctx) {
         return kUsage;
     }
     const auto params = generationParams(ctx);
-    const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
-    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
-    const auto gpuLayers = gpuLayersOption(ctx);
-    if (!params || !ctxSize || !threads || !gpuLayers) return kUsage;
+    const auto load = loadOptions(ctx);
+    if (!params || !load) return kUsage;
     const std::string question = ctx.parser.isSet(QStringLiteral("prompt")) ? ctx.parser.value(QStringLiteral("prompt")).toStdString() : "Describe this image.";
     return runGenerationErrors(ctx, [&]() -> int {
         QElapsedTimer loadTimer;
         loadTimer.start();
-        auto loaded = loadForGeneration(ctx, *ctxSize, *threads, *gpuLayers);
+        auto loaded = loadForGeneration(ctx, *load);
         if (!loaded) return kFailed;
         auto mm = openMmproj(ctx, *loaded);
         const auto& tokenizer = *loaded->tokenizer;
@@ -803,12 +815,10 @@ int cmdChat(Context& ctx) {
     const auto n = numberOption<int>(ctx, "n", 512, 1, 1 << 20);
     const auto temp = numberOption<float>(ctx, "temp", 0.8f, 0.0f, 100.0f);
     const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
-    const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
-    const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
-    const auto gpuLayers = gpuLayersOption(ctx);
-    if (!n || !temp || !seed || !ctxSize || !threads || !gpuLayers) return kUsage;
+    const auto load = loadOptions(ctx);
+    if (!n || !temp || !seed || !load) return kUsage;
     try {
-        auto loaded = loadForGeneration(ctx, *ctxSize, *threads, *gpuLayers);
+        auto loaded = loadForGeneration(ctx, *load);
         if (!loaded) return kFailed;
         const auto& tokenizer = *loaded->tokenizer;
         const auto& model = loaded->model;
