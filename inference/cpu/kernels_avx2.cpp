@@ -2,6 +2,7 @@
 // into the same binary as everything else and is only called on CPUs that have these features.
 
 #include "inference/cpu/kernels.h"
+#include "inference/cpu/row_kernels.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -71,28 +72,6 @@ LUMEN_AVX2 inline float halfAt(const std::uint8_t* p) {
     std::uint16_t h;
     std::memcpy(&h, p, 2);
     return _cvtsh_ss(h);
-}
-
-// Each quantized type below has one kernel, over R activation rows (row k at x + k * nBlocks):
-// each weight block is unpacked once for all R of them (prefill). These wrap it for one row
-// (decode) and for a row count known at run time.
-template <class Block, void (*kKernel1)(const std::uint8_t*, const Block*, std::int64_t, float*)>
-LUMEN_AVX2 float oneRow(const std::uint8_t* w, const Block* x, std::int64_t nBlocks) {
-    float out;
-    kKernel1(w, x, nBlocks, &out);
-    return out;
-}
-
-template <class Block, void (*k1)(const std::uint8_t*, const Block*, std::int64_t, float*),
-          void (*k2)(const std::uint8_t*, const Block*, std::int64_t, float*), void (*k3)(const std::uint8_t*, const Block*, std::int64_t, float*),
-          void (*k4)(const std::uint8_t*, const Block*, std::int64_t, float*)>
-LUMEN_AVX2 void someRows(const std::uint8_t* w, const Block* x, std::int64_t nBlocks, int rows, float* out) {
-    switch (rows) {
-        case 1: return k1(w, x, nBlocks, out);
-        case 2: return k2(w, x, nBlocks, out);
-        case 3: return k3(w, x, nBlocks, out);
-        default: return k4(w, x, nBlocks, out);
-    }
 }
 
 // Q8_0 and Q4_0 (nibbles to bytes: elements 0-15 from the low nibbles, then 16-31, minus 8),

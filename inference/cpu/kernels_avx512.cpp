@@ -15,6 +15,7 @@
 // Each lane's integer sum is exact, as in the AVX2 kernel; only the float summation order differs.
 
 #include "inference/cpu/kernels.h"
+#include "inference/cpu/row_kernels.h"
 #include "inference/formats/half.h"
 
 #if defined(__x86_64__)
@@ -408,24 +409,6 @@ LUMEN_AVX512 float dotWide(const Element* w, const float* x, std::int64_t n) {
     return out[0];
 }
 
-template <void (*k1)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*), void (*k2)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*),
-          void (*k3)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*), void (*k4)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*)>
-LUMEN_AVX512 void someRowsK(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, int rows, float* out) {
-    switch (rows) {
-        case 1: return k1(w, x, nBlocks, out);
-        case 2: return k2(w, x, nBlocks, out);
-        case 3: return k3(w, x, nBlocks, out);
-        default: return k4(w, x, nBlocks, out);
-    }
-}
-
-template <void (*k1)(const std::uint8_t*, const BlockQ8K*, std::int64_t, float*)>
-LUMEN_AVX512 float oneRowK(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
-    float out;
-    k1(w, x, nBlocks, &out);
-    return out;
-}
-
 }  // namespace
 
 const Kernels* avx512Kernels() {
@@ -441,10 +424,10 @@ const Kernels* avx512Kernels() {
         set.tileF32 = tileWideAny<Wide32>;
         set.tileF16 = tileWideAny<Wide16>;
         set.tileBF16 = tileWideAny<WideBf16>;
-        set.dotQ4_K = oneRowK<dotRowsQ4_K<1>>;
-        set.dotQ6_K = oneRowK<dotRowsQ6_K<1>>;
-        set.dotRowsQ4_K = someRowsK<dotRowsQ4_K<1>, dotRowsQ4_K<2>, dotRowsQ4_K<3>, dotRowsQ4_K<4>>;
-        set.dotRowsQ6_K = someRowsK<dotRowsQ6_K<1>, dotRowsQ6_K<2>, dotRowsQ6_K<3>, dotRowsQ6_K<4>>;
+        set.dotQ4_K = oneRow<BlockQ8K, dotRowsQ4_K<1>>;
+        set.dotQ6_K = oneRow<BlockQ8K, dotRowsQ6_K<1>>;
+        set.dotRowsQ4_K = someRows<BlockQ8K, dotRowsQ4_K<1>, dotRowsQ4_K<2>, dotRowsQ4_K<3>, dotRowsQ4_K<4>>;
+        set.dotRowsQ6_K = someRows<BlockQ8K, dotRowsQ6_K<1>, dotRowsQ6_K<2>, dotRowsQ6_K<3>, dotRowsQ6_K<4>>;
         return set;
     }();
     return &k;
