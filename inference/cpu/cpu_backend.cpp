@@ -268,7 +268,8 @@ private:
         const std::int64_t tasksPerKvHead = (group + perTask - 1) / perTask, tasksPerRow = spec.nKvHeads * tasksPerKvHead;
         const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
         const auto body = [&](std::int64_t begin, std::int64_t end) {
-            std::vector<float> scores(static_cast<std::size_t>(std::max(perTask, rowsPerTask) * visible(rows - 1)));
+            thread_local std::vector<float> scores;  // kept: attention runs every layer of every token
+            scores.resize(static_cast<std::size_t>(std::max(perTask, rowsPerTask) * visible(rows - 1)));
             for (std::int64_t task = begin; task < end; ++task) {
                 const std::int64_t r = task / tasksPerRow * rowsPerTask, kvHead = task % tasksPerRow / tasksPerKvHead;
                 const std::int64_t h0 = kvHead * group + task % tasksPerKvHead * perTask, heads = std::min(perTask, (kvHead + 1) * group - h0);
@@ -347,8 +348,9 @@ private:
 
     void matmuls(std::span<const Product> products, const float* x, std::int64_t n) override {
         // Weights of one type and width share one quantization of x and one parallel pass.
-        std::vector<bool> done(products.size());
-        std::vector<Product> group;
+        std::vector<bool>& done = productDone_;
+        std::vector<Product>& group = productGroup_;
+        done.assign(products.size(), false);
         for (std::size_t i = 0; i < products.size(); ++i) {
             if (done[i]) continue;
             group.clear();
@@ -525,6 +527,8 @@ private:
     std::vector<cpu::BlockQ8> activations_;
     std::vector<cpu::BlockQ8K> activationsK_;
     std::vector<float> ropeTable_;  // cos, sin of each rotated pair at one position
+    std::vector<bool> productDone_;  // matmuls' scratch, kept between calls
+    std::vector<Product> productGroup_;
     struct alignas(64) Line {
         std::uint8_t bytes[64];
     };
