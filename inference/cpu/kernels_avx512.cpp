@@ -59,21 +59,48 @@ std::int64_t packedBytes(std::int64_t nBlocks) {
 
 // Missing blocks of a last, partial group are zero: they add nothing whatever the weights are.
 template <bool kFour>
-void pack(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out) {
+void packPartial(const BlockQ8* x, int count, Group<kFour>& o) {
+    using G = Group<kFour>;
+    std::memset(&o, 0, sizeof o);
+    for (int k = 0; k < count; ++k)
+        for (int e = 0; e < 32; ++e) {
+            o.bytes[G::byteOf(k, e)] = x[k].q[e];
+            o.c[G::laneOf(k, e)] -= G::kOffset * x[k].q[e];
+            o.d[G::laneOf(k, e)] = x[k].d;
+        }
+}
+
+// Sums of each 4 consecutive signed bytes.
+LUMEN_AVX512 inline __m128i sumsOf4(__m128i q) { return _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), q), _mm_set1_epi16(1)); }
+LUMEN_AVX512 inline __m256i sumsOf4(__m256i q) { return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1)); }
+
+// Full groups with vector moves (the layout above, as packPartial writes it element by element).
+template <bool kFour>
+LUMEN_AVX512 void pack(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out) {
     using G = Group<kFour>;
     auto* groups = reinterpret_cast<G*>(out);
-    for (std::int64_t g = 0; g < (nBlocks + G::kBlocks - 1) / G::kBlocks; ++g) {
+    const std::int64_t full = nBlocks / G::kBlocks;
+    for (std::int64_t g = 0; g < full; ++g) {
         G& o = groups[g];
-        std::memset(&o, 0, sizeof o);
-        for (int k = 0; k < G::kBlocks && G::kBlocks * g + k < nBlocks; ++k) {
+        for (int k = 0; k < G::kBlocks; ++k) {
             const BlockQ8& a = x[G::kBlocks * g + k];
-            for (int e = 0; e < 32; ++e) {
-                o.bytes[G::byteOf(k, e)] = a.q[e];
-                o.c[G::laneOf(k, e)] -= G::kOffset * a.q[e];
-                o.d[G::laneOf(k, e)] = a.d;
+            if constexpr (kFour) {
+                const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q));
+                const __m128i high = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q + 16));
+                _mm_store_si128(reinterpret_cast<__m128i*>(o.bytes + 16 * k), low);
+                _mm_store_si128(reinterpret_cast<__m128i*>(o.bytes + 64 + 16 * k), high);
+                const __m128i sums = _mm_add_epi32(sumsOf4(low), sumsOf4(high));
+                _mm_store_si128(reinterpret_cast<__m128i*>(o.c + 4 * k), _mm_mullo_epi32(sums, _mm_set1_epi32(-G::kOffset)));
+                _mm_store_ps(o.d + 4 * k, _mm_set1_ps(a.d));
+            } else {
+                const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
+                _mm256_store_si256(reinterpret_cast<__m256i*>(o.bytes + 32 * k), q);
+                _mm256_store_si256(reinterpret_cast<__m256i*>(o.c + 8 * k), _mm256_mullo_epi32(sumsOf4(q), _mm256_set1_epi32(-G::kOffset)));
+                _mm256_store_ps(o.d + 8 * k, _mm256_set1_ps(a.d));
             }
         }
     }
+    if (full * G::kBlocks < nBlocks) packPartial<kFour>(x + full * G::kBlocks, static_cast<int>(nBlocks - full * G::kBlocks), groups[full]);
 }
 
 // Byte i of a Q4_0 group's permuted nibbles: block i / 16, byte i % 16 of its 16 (at 18k + 2).
