@@ -465,7 +465,7 @@ private:
         out.resize(static_cast<std::size_t>(n * blocks));
         for (std::int64_t i = 0; i < n; ++i) {
             if constexpr (std::is_same_v<Block, cpu::BlockQ8>) kernels_->quantizeQ8(x + i * cols, cols, out.data() + i * blocks);
-            else cpu::quantizeActivations(x + i * cols, cols, out.data() + i * blocks);
+            else kernels_->quantizeQ8K(x + i * cols, cols, out.data() + i * blocks);
         }
     }
 

@@ -82,6 +82,8 @@ struct Kernels {
     void (*siluMul)(float* gate, const float* up, std::int64_t n);
     // quantizeActivations for BlockQ8, the same bits.
     void (*quantizeQ8)(const float* x, std::int64_t n, BlockQ8* out);
+    // quantizeActivations for BlockQ8K (the K-quants' activations), the same bits.
+    void (*quantizeQ8K)(const float* x, std::int64_t n, BlockQ8K* out);
     // Packed-activation kernels that replace dotQ8_0/dotQ4_0 and their row versions where set
     // (dotRows nullptr: none).
     PackedKernel packedQ8_0;

@@ -569,32 +569,51 @@ LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, c
 
 // quantizeActivations' arithmetic on 8 lanes: d = amax / 127, q = lround(x * (1 / d)) (halves
 // away from zero: the truncation plus one where the dropped fraction is at least a half).
+LUMEN_AVX2 inline __m256 absMax(const float* x, int vectors) {
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < vectors; ++k) amax = _mm256_max_ps(amax, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_loadu_ps(x + 8 * k)));
+    return amax;
+}
+
+LUMEN_AVX2 inline __m256i roundedQuotients(const float* x, __m256 id) {
+    const __m256 signBit = _mm256_set1_ps(-0.0f);
+    const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(x), id);
+    const __m256 whole = _mm256_round_ps(scaled, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 up = _mm256_cmp_ps(_mm256_andnot_ps(signBit, _mm256_sub_ps(scaled, whole)), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 step = _mm256_or_ps(_mm256_and_ps(scaled, signBit), _mm256_set1_ps(1.0f));  // +-1 with the value's sign
+    return _mm256_cvttps_epi32(_mm256_add_ps(whole, _mm256_and_ps(up, step)));
+}
+
+// 32 int32 quotients as 32 bytes, in order (packs interleave 128-bit lanes; the permute restores it).
+LUMEN_AVX2 inline void storeBytes(const __m256i (&q)[4], std::int8_t* out) {
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
 LUMEN_AVX2 void quantizeQ8(const float* x, std::int64_t n, BlockQ8* out) {
-    const __m256 signBit = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
     for (std::int64_t b = 0; b < n / 32; ++b, x += 32) {
-        __m256 v[4];
-        __m256 amax = _mm256_setzero_ps();
-        for (int k = 0; k < 4; ++k) {
-            v[k] = _mm256_loadu_ps(x + 8 * k);
-            amax = _mm256_max_ps(amax, _mm256_andnot_ps(signBit, v[k]));
-        }
-        const float d = horizontalMax(amax) / 127.0f;
+        const float d = horizontalMax(absMax(x, 4)) / 127.0f;
         const __m256 id = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
         __m256i q[4];
-        __m256i total = _mm256_setzero_si256();
-        for (int k = 0; k < 4; ++k) {
-            const __m256 scaled = _mm256_mul_ps(v[k], id);
-            const __m256 whole = _mm256_round_ps(scaled, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            const __m256 up = _mm256_cmp_ps(_mm256_andnot_ps(signBit, _mm256_sub_ps(scaled, whole)), half, _CMP_GE_OQ);
-            const __m256 step = _mm256_or_ps(_mm256_and_ps(scaled, signBit), one);  // +-1 with the value's sign
-            q[k] = _mm256_cvttps_epi32(_mm256_add_ps(whole, _mm256_and_ps(up, step)));
-            total = _mm256_add_epi32(total, q[k]);
-        }
-        // int32 -> int8 with saturation; packs interleave 128-bit lanes, the permute restores order.
-        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        for (int k = 0; k < 4; ++k) q[k] = roundedQuotients(x + 8 * k, id);
+        storeBytes(q, out[b].q);
         out[b].d = d;
-        out[b].s = d * static_cast<float>(horizontalSumInt(total));
+        out[b].s = d * static_cast<float>(horizontalSumInt(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]))));
+    }
+}
+
+LUMEN_AVX2 void quantizeQ8K(const float* x, std::int64_t n, BlockQ8K* out) {
+    for (std::int64_t b = 0; b < n / 256; ++b, x += 256) {
+        const float d = horizontalMax(absMax(x, 32)) / 127.0f;
+        const __m256 id = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
+        out[b].d = d;
+        for (int j = 0; j < 8; ++j) {  // 32 values: two 16-value sums
+            __m256i q[4];
+            for (int k = 0; k < 4; ++k) q[k] = roundedQuotients(x + 32 * j + 8 * k, id);
+            storeBytes(q, out[b].q + 32 * j);
+            out[b].bsums[2 * j] = static_cast<std::int16_t>(horizontalSumInt(_mm256_add_epi32(q[0], q[1])));
+            out[b].bsums[2 * j + 1] = static_cast<std::int16_t>(horizontalSumInt(_mm256_add_epi32(q[2], q[3])));
+        }
     }
 }
 
@@ -632,6 +651,7 @@ const Kernels kAvx2{"AVX2",
                     attendHeads<KvF16>,
                     siluMul,
                     quantizeQ8,
+                    quantizeQ8K,
                     {},
                     {}};
 

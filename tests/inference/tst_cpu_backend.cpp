@@ -184,6 +184,19 @@ private slots:
                 QVERIFY2(std::memcmp(got[b].q, want[b].q, 32) == 0, qPrintable(QStringLiteral("%1: block %2").arg(k->name).arg(b)));
             }
         }
+        // The K-quants' 256-value blocks, with their 16-value sums (block 0 keeps d = 1 and the ties).
+        std::vector<cpu::BlockQ8K> wantK(5), gotK(5);
+        cpu::quantizeActivations(x.data(), static_cast<std::int64_t>(x.size()), wantK.data());
+        QCOMPARE(wantK[0].d, 1.0f);
+        for (const cpu::Kernels* k : {cpu::avx2Kernels(), cpu::avx2VnniKernels(), cpu::avx512Kernels()}) {
+            std::fill(gotK.begin(), gotK.end(), cpu::BlockQ8K{});
+            k->quantizeQ8K(x.data(), static_cast<std::int64_t>(x.size()), gotK.data());
+            for (std::size_t b = 0; b < wantK.size(); ++b) {
+                QCOMPARE(gotK[b].d, wantK[b].d);
+                QVERIFY2(std::memcmp(gotK[b].q, wantK[b].q, 256) == 0, qPrintable(QStringLiteral("%1: K block %2").arg(k->name).arg(b)));
+                QVERIFY2(std::memcmp(gotK[b].bsums, wantK[b].bsums, sizeof wantK[b].bsums) == 0, qPrintable(QStringLiteral("%1: K block %2 sums").arg(k->name).arg(b)));
+            }
+        }
     }
 
     // The AVX-512 set's Q4_K and Q6_K kernels: the AVX2 kernels' value within float rounding
