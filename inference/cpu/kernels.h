@@ -84,6 +84,9 @@ struct Kernels {
     void (*quantizeQ8)(const float* x, std::int64_t n, BlockQ8* out);
     // quantizeActivations for BlockQ8K (the K-quants' activations), the same bits.
     void (*quantizeQ8K)(const float* x, std::int64_t n, BlockQ8K* out);
+    // out[i] = floatToHalf(x[i]) (F16C), the same bits but for NaN payloads. nullptr in the
+    // scalar set.
+    void (*toHalf)(const float* x, std::int64_t n, std::uint16_t* out);
     // Packed-activation kernels that replace dotQ8_0/dotQ4_0 and their row versions where set
     // (dotRows nullptr: none).
     PackedKernel packedQ8_0;

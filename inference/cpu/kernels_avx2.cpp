@@ -617,6 +617,13 @@ LUMEN_AVX2 void quantizeQ8K(const float* x, std::int64_t n, BlockQ8K* out) {
     }
 }
 
+LUMEN_AVX2 void toHalf(const float* x, std::int64_t n, std::uint16_t* out) {
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; ++i) out[i] = floatToHalf(x[i]);
+}
+
 template <bool kFour>
 constexpr auto kRowsQ40Q80 = someRows<BlockQ8, dotRowsQ40Q80<kFour, 1>, dotRowsQ40Q80<kFour, 2>, dotRowsQ40Q80<kFour, 3>, dotRowsQ40Q80<kFour, 4>>;
 template <bool kFour>
@@ -652,6 +659,7 @@ const Kernels kAvx2{"AVX2",
                     siluMul,
                     quantizeQ8,
                     quantizeQ8K,
+                    toHalf,
                     {},
                     {}};
 

@@ -199,6 +199,24 @@ private slots:
         }
     }
 
+    // The SIMD float -> half conversion (the KV cache's stores) gives floatToHalf's bits: ties to
+    // even, subnormal halves, overflow to infinity, signed zeros.
+    void simdToHalfMatchesScalar() {
+        const auto& f = cpuFeatures();
+        if (!cpu::avx2Kernels() || !f.avx2 || !f.fma || !f.f16c) QSKIP("this CPU does not run the AVX2 kernels");
+        std::vector<float> x = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65519.0f, 65520.0f, -1e6f, INFINITY, -INFINITY, 6.1e-5f, 5.96e-8f, 2.98e-8f, 2.99e-8f, -3e-6f,
+                                1.0f + 1.0f / 2048.0f, 1.0f + 3.0f / 2048.0f, 1e-30f};
+        std::mt19937 rng(5);
+        std::normal_distribution<float> normal(0.0f, 4.0f);
+        for (int i = 0; i < 1000; ++i) x.push_back(normal(rng) * std::pow(10.0f, static_cast<float>(i % 12 - 8)));
+        std::vector<std::uint16_t> got(x.size());
+        for (const cpu::Kernels* k : {cpu::avx2Kernels(), cpu::avx2VnniKernels(), cpu::avx512Kernels()}) {
+            k->toHalf(x.data(), static_cast<std::int64_t>(x.size()), got.data());
+            for (std::size_t i = 0; i < x.size(); ++i)
+                QVERIFY2(got[i] == floatToHalf(x[i]), qPrintable(QStringLiteral("%1: %2 -> %3, want %4").arg(k->name).arg(static_cast<double>(x[i])).arg(got[i]).arg(floatToHalf(x[i]))));
+        }
+    }
+
     // The AVX-512 set's Q4_K and Q6_K kernels: the AVX2 kernels' value within float rounding
     // (the same integer sums per super-block, summed across lanes once at the end), and the same
     // bits for one row and for 2-4 rows.
