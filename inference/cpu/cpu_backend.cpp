@@ -432,6 +432,18 @@ private:
             for (const Product& p : products) multiplyTiled(*p.w, x, n, p.y, tileKernel);
             return true;
         }
+        // One token against float weights: row dots, every product's rows in one pass.
+        const auto rowDots = [&]<class Weight>(float (*dot)(const Weight*, const float*, std::int64_t)) {
+            multiplyRows(rows, 1, cols * 4, [&, dot](std::int64_t r0, std::int64_t r1, std::int64_t, int) {
+                forParts(r0, r1, [&](const Product& p, std::int64_t first, std::int64_t end) {
+                    for (std::int64_t r = first; r < end; ++r) p.y[r] = dot(reinterpret_cast<const Weight*>(p.w->data + r * rowBytes), x, cols);
+                });
+            });
+            return true;
+        };
+        if (n == 1 && w.dtype == DType::F32) return rowDots(kernels_->dotF32);
+        if (n == 1 && w.dtype == DType::F16) return rowDots(kernels_->dotF16);
+        if (n == 1 && w.dtype == DType::BF16) return rowDots(kernels_->dotBF16);
         return false;
     }
 

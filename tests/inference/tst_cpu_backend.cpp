@@ -373,6 +373,31 @@ private slots:
         }
     }
 
+    // Several products of the same activations (q/k/v, gate/up) in one pass give the bits of
+    // each product on its own, for a token and for a prompt.
+    void matmulsMatchSeparateProducts_data() { matmulMatchesMatvec_data(); }
+    void matmulsMatchSeparateProducts() {
+        QFETCH(int, type);
+        const DType t = static_cast<DType>(type);
+        const std::int64_t cols = traits(t).blockSize == 1 ? 300 : 4 * 256;
+        const Matrix a = randomMatrix(t, cols, 37, 31), b = randomMatrix(t, cols, 5, 32), c = randomMatrix(t, cols, 8, 33);
+        std::mt19937 rng(34);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        std::vector<float> x(static_cast<std::size_t>(3 * cols));
+        for (auto& v : x) v = normal(rng);
+        auto backend = makeCpuBackend({.threads = 2, .simd = true});
+        for (std::int64_t n : {1, 3}) {
+            std::vector<float> ya(static_cast<std::size_t>(n * 37)), yb(static_cast<std::size_t>(n * 5)), yc(static_cast<std::size_t>(n * 8));
+            const Backend::Product products[] = {{&a.tensor, ya.data()}, {&b.tensor, yb.data()}, {&c.tensor, yc.data()}};
+            backend->matmuls(products, x.data(), n);
+            for (const Backend::Product& p : products) {
+                std::vector<float> alone(static_cast<std::size_t>(n * p.w->rows()));
+                backend->matmul(*p.w, x.data(), n, alone.data());
+                QVERIFY2(std::memcmp(alone.data(), p.y, alone.size() * sizeof(float)) == 0, qPrintable(QStringLiteral("%1 rows, %2 tokens").arg(p.w->rows()).arg(n)));
+            }
+        }
+    }
+
     // Attention over a KV cache: the SIMD path (query heads of a KV head together, exp on 8
     // lanes) against the scalar reference, |fast - reference| <= 1e-5 + 1e-4 |reference|; and a
     // prompt's rows equal the same rows attended one at a time, bit for bit.
