@@ -432,23 +432,26 @@ private:
             for (const Product& p : products) multiplyTiled(*p.w, x, n, p.y, tileKernel);
             return true;
         }
-        // One token against float weights: row dots, every product's rows in one pass.
+        // Float weights without a tile (one token, or a set with no tiles): row dots, every
+        // product's rows in one pass.
         const auto rowDots = [&]<class Weight>(float (*dot)(const Weight*, const float*, std::int64_t)) {
-            multiplyRows(rows, 1, cols * 4, [&, dot](std::int64_t r0, std::int64_t r1, std::int64_t, int) {
+            multiplyRows(rows, n, cols * 4, [&, dot](std::int64_t r0, std::int64_t r1, std::int64_t i0, int count) {
                 forParts(r0, r1, [&](const Product& p, std::int64_t first, std::int64_t end) {
-                    for (std::int64_t r = first; r < end; ++r) p.y[r] = dot(reinterpret_cast<const Weight*>(p.w->data + r * rowBytes), x, cols);
+                    const std::int64_t pr = p.w->rows();
+                    for (std::int64_t r = first; r < end; ++r)
+                        for (std::int64_t i = i0; i < i0 + count; ++i)
+                            p.y[i * pr + r] = dot(reinterpret_cast<const Weight*>(p.w->data + r * rowBytes), x + i * cols, cols);
                 });
             });
             return true;
         };
-        if (n == 1 && w.dtype == DType::F32) return rowDots(kernels_->dotF32);
-        if (n == 1 && w.dtype == DType::F16) return rowDots(kernels_->dotF16);
-        if (n == 1 && w.dtype == DType::BF16) return rowDots(kernels_->dotBF16);
+        if (w.dtype == DType::F32) return rowDots(kernels_->dotF32);
+        if (w.dtype == DType::F16) return rowDots(kernels_->dotF16);
+        if (w.dtype == DType::BF16) return rowDots(kernels_->dotBF16);
         return false;
     }
 
-    // One row dot at a time: decode of float weights, the scalar reference, and types without a
-    // row kernel.
+    // One row dot at a time: the scalar reference, and quantized types without a row kernel.
     void multiplyByRowDots(const Tensor& w, const float* x, std::int64_t n, float* y) {
         const std::int64_t rows = w.rows(), cols = w.rowLength(), rowBytes = w.rowBytes();
         const auto weightRow = [&w, rowBytes](std::int64_t r) { return w.data + r * rowBytes; };
@@ -457,12 +460,6 @@ private:
         const Q8KKernel q8k = kernels_ ? q8kKernel(w.dtype) : nullptr;
         if (!kernels_) {
             rowDot = [&](std::int64_t r, std::int64_t i) { return dot(w.dtype, weightRow(r), x + i * cols, cols); };
-        } else if (w.dtype == DType::F32) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF32(reinterpret_cast<const float*>(weightRow(r)), x + i * cols, cols); };
-        } else if (w.dtype == DType::F16) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotF16(reinterpret_cast<const std::uint16_t*>(weightRow(r)), x + i * cols, cols); };
-        } else if (w.dtype == DType::BF16) {
-            rowDot = [&](std::int64_t r, std::int64_t i) { return kernels_->dotBF16(reinterpret_cast<const std::uint16_t*>(weightRow(r)), x + i * cols, cols); };
         } else if (q8) {
             quantizeRows(x, n, cols, activations_);
             rowDot = [&, q8](std::int64_t r, std::int64_t i) { return q8(weightRow(r), activations_.data() + i * (cols / 32), cols / 32); };
