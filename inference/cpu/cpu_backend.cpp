@@ -345,11 +345,6 @@ private:
         }
     }
 
-    const cpu::PackedKernel* packedKernel(DType t) const {
-        const cpu::PackedKernel* k = t == DType::Q8_0 ? &kernels_->packedQ8_0 : t == DType::Q4_0 ? &kernels_->packedQ4_0 : nullptr;
-        return k && k->dotRows ? k : nullptr;
-    }
-
     // Y = X W^T for n rows of X. Quantized weights meet activations quantized once per call.
     void multiply(const Tensor& w, const float* x, std::int64_t n, float* y) {
         const Product one{&w, y};
@@ -390,20 +385,24 @@ private:
                 start += count;
             }
         };
-        if (const cpu::PackedKernel* packed = packedKernel(w.dtype)) {
-            const std::int64_t blocks = cols / 32, stride = packed->bytes(blocks);
-            quantizeRows(x, n, cols, activations_);
+        // Packed kernels: the activations quantized and repacked once, then one pass.
+        const auto packedPass = [&]<class Block>(const cpu::PackedKernel<Block>& packed, std::vector<Block>& acts) {
+            const std::int64_t blocks = cols / (std::is_same_v<Block, cpu::BlockQ8> ? 32 : 256), stride = packed.bytes(blocks);
+            quantizeRows(x, n, cols, acts);
             packed_.resize(static_cast<std::size_t>(n * stride / 64));
             auto* bytes = reinterpret_cast<std::uint8_t*>(packed_.data());
-            for (std::int64_t i = 0; i < n; ++i) packed->pack(activations_.data() + i * blocks, blocks, bytes + i * stride);
-            multiplyRows(rows, n, stride, [&, packed, bytes, blocks, stride](std::int64_t r0, std::int64_t r1, std::int64_t i, int count) {
+            for (std::int64_t i = 0; i < n; ++i) packed.pack(acts.data() + i * blocks, blocks, bytes + i * stride);
+            multiplyRows(rows, n, stride, [&, bytes, blocks, stride](std::int64_t r0, std::int64_t r1, std::int64_t i, int count) {
                 forParts(r0, r1, [&](const Product& p, std::int64_t first, std::int64_t end) {
                     const std::int64_t pr = p.w->rows();
-                    packed->dotRows(p.w->data + first * rowBytes, rowBytes, end - first, bytes + i * stride, blocks, count, p.y + i * pr + first, pr);
+                    packed.dotRows(p.w->data + first * rowBytes, rowBytes, end - first, bytes + i * stride, blocks, count, p.y + i * pr + first, pr);
                 });
             });
             return true;
-        }
+        };
+        if (w.dtype == DType::Q8_0 && kernels_->packedQ8_0.dotRows) return packedPass(kernels_->packedQ8_0, activations_);
+        if (w.dtype == DType::Q4_0 && kernels_->packedQ4_0.dotRows) return packedPass(kernels_->packedQ4_0, activations_);
+        if (w.dtype == DType::Q4_K && kernels_->packedQ4_K.dotRows) return packedPass(kernels_->packedQ4_K, activationsK_);
         // Row kernels: for a prompt, each weight block unpacked once for up to 4 tokens.
         const auto rowsKernel = [&](auto kernel, const auto* acts, std::int64_t blocksPerRow) {
             multiplyRows(rows, n, blocksPerRow * static_cast<std::int64_t>(sizeof(*acts)),

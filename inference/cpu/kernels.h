@@ -25,12 +25,14 @@ struct BlockQ8K {
     std::int16_t bsums[16];
 };
 
-// A weight type's kernel on activations packed into its own layout (the AVX-512 set's Q4_0 and
-// Q8_0): the BlockQ8 rows are repacked once per matmul, so the inner loop loads them whole.
+// A weight type's kernel on activations packed into its own layout (the AVX-512 set's Q4_0, Q8_0
+// and Q4_K): the activation rows (BlockQ8 or BlockQ8K) are repacked once per matmul, so the inner
+// loop loads them whole.
+template <class Block>
 struct PackedKernel {
     // Bytes of one packed activation row of nBlocks blocks (a multiple of 64).
     std::int64_t (*bytes)(std::int64_t nBlocks);
-    void (*pack)(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out);
+    void (*pack)(const Block* x, std::int64_t nBlocks, std::uint8_t* out);
     // Weight rows 0..wRows-1 (rowBytes apart from w) against `rows` (1 to 4) packed activation
     // rows, row k at packed + k * bytes(nBlocks): y[k * yStride + j] is weight row j times
     // activation row k, the same bits for any `rows` and wRows.
@@ -87,10 +89,11 @@ struct Kernels {
     // out[i] = floatToHalf(x[i]) (F16C), the same bits but for NaN payloads. nullptr in the
     // scalar set.
     void (*toHalf)(const float* x, std::int64_t n, std::uint16_t* out);
-    // Packed-activation kernels that replace dotQ8_0/dotQ4_0 and their row versions where set
-    // (dotRows nullptr: none).
-    PackedKernel packedQ8_0;
-    PackedKernel packedQ4_0;
+    // Packed-activation kernels that replace dotQ8_0/dotQ4_0/dotQ4_K and their row versions in
+    // matmuls where set (dotRows nullptr: none).
+    PackedKernel<BlockQ8> packedQ8_0;
+    PackedKernel<BlockQ8> packedQ4_0;
+    PackedKernel<BlockQ8K> packedQ4_K;
 };
 
 constexpr int kMaxDotRows = 4;
@@ -106,8 +109,8 @@ const Kernels* avx2Kernels();  // nullptr when not compiled for x86
 // AVX2 with AVX512-VNNI for the Q8_0/Q4_0 byte products (same results); the CPU must have
 // avx512f, avx512bw, avx512vl and avx512vnni.
 const Kernels* avx2VnniKernels();
-// AVX-512 (F, BW, VL, VNNI, VBMI): the AVX2+VNNI set with 512-bit kernels for Q8_0 and Q4_0
-// (packed activations), Q4_K, Q6_K and the float dots and tiles. nullptr when not compiled for x86.
+// AVX-512 (F, BW, VL, VNNI, VBMI): the AVX2+VNNI set with 512-bit kernels for Q8_0, Q4_0 and Q4_K
+// (packed activations), Q6_K and the float dots and tiles. nullptr when not compiled for x86.
 const Kernels* avx512Kernels();
 // The best set this CPU runs.
 const Kernels& bestKernels();

@@ -1,5 +1,5 @@
-// AVX-512 kernels: the AVX2+VNNI set with 512-bit Q4_0 and Q8_0 (against activations packed
-// per matmul into the order the weight bytes land in), Q4_K, Q6_K and float dots and tiles.
+// AVX-512 kernels: the AVX2+VNNI set with 512-bit Q4_0, Q8_0 and Q4_K (against activations
+// packed per matmul into the order the weight bytes land in), Q6_K and float dots and tiles.
 // Compiled with per-function target attributes like the AVX2 file; chosen only on CPUs with
 // AVX512 F, BW, VL, VNNI and VBMI.
 //
@@ -26,6 +26,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #define LUMEN_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
 
@@ -187,26 +188,41 @@ LUMEN_AVX512 void dotRowsPacked(const std::uint8_t* w, const std::uint8_t* packe
     for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-template <bool kFour, int R>
-LUMEN_AVX512 void weightRows(const std::uint8_t* w, std::int64_t rowBytes, std::int64_t wRows, const std::uint8_t* packed, std::int64_t nBlocks,
-                             float* y, std::int64_t yStride) {
-    float out[R];
-    for (std::int64_t j = 0; j < wRows; ++j, w += rowBytes) {
-        dotRowsPacked<kFour, R>(w, packed, nBlocks, out);
-        for (int k = 0; k < R; ++k) y[k * yStride + j] = out[k];
+// Calls f(std::integral_constant<int, R>) for R = rows (1 to 4).
+template <class F>
+LUMEN_AVX512 inline void withRows(int rows, F f) {
+    switch (rows) {
+        case 1: return f(std::integral_constant<int, 1>{});
+        case 2: return f(std::integral_constant<int, 2>{});
+        case 3: return f(std::integral_constant<int, 3>{});
+        default: return f(std::integral_constant<int, 4>{});
     }
 }
 
-template <bool kFour>
-LUMEN_AVX512 void dotRowsPackedAny(const std::uint8_t* w, std::int64_t rowBytes, std::int64_t wRows, const std::uint8_t* packed, std::int64_t nBlocks,
-                                   int rows, float* y, std::int64_t yStride) {
-    switch (rows) {
-        case 1: return weightRows<kFour, 1>(w, rowBytes, wRows, packed, nBlocks, y, yStride);
-        case 2: return weightRows<kFour, 2>(w, rowBytes, wRows, packed, nBlocks, y, yStride);
-        case 3: return weightRows<kFour, 3>(w, rowBytes, wRows, packed, nBlocks, y, yStride);
-        default: return weightRows<kFour, 4>(w, rowBytes, wRows, packed, nBlocks, y, yStride);
-    }
+// A packed kernel's dotRows from its one-weight-row kernel Dot<R>(w, packed, nBlocks, out),
+// which writes out[k] for activation rows k < R.
+template <template <int> class Dot>
+LUMEN_AVX512 void packedRows(const std::uint8_t* w, std::int64_t rowBytes, std::int64_t wRows, const std::uint8_t* packed, std::int64_t nBlocks, int rows,
+                             float* y, std::int64_t yStride) {
+    withRows(rows, [&](auto count) LUMEN_AVX512 {
+        constexpr int R = decltype(count)::value;
+        float out[R];
+        for (std::int64_t j = 0; j < wRows; ++j, w += rowBytes) {
+            Dot<R>::run(w, packed, nBlocks, out);
+            for (int k = 0; k < R; ++k) y[k * yStride + j] = out[k];
+        }
+    });
 }
+
+template <bool kFour>
+struct PackedQ8Dot {
+    template <int R>
+    struct Rows {
+        LUMEN_AVX512 static void run(const std::uint8_t* w, const std::uint8_t* packed, std::int64_t nBlocks, float* out) {
+            dotRowsPacked<kFour, R>(w, packed, nBlocks, out);
+        }
+    };
+};
 
 LUMEN_AVX512 inline float halfAt(const std::uint8_t* p) {
     std::uint16_t h;
@@ -214,72 +230,91 @@ LUMEN_AVX512 inline float halfAt(const std::uint8_t* p) {
     return _cvtsh_ss(h);
 }
 
-LUMEN_AVX512 inline std::uint32_t loadU32(const std::uint8_t* p) {
-    std::uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-
-// 32 bytes at p twice, the upper copy shifted right by `upper` bits per 16-bit word, masked to
-// nibbles: a 32-byte run of Q4_K nibbles as its two 32-element sub-blocks (low, then high).
-LUMEN_AVX512 inline __m512i nibblePairs(const std::uint8_t* p) {
-    const __m512i both = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    const __m512i shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-    return _mm512_and_si512(_mm512_srlv_epi16(both, shifts), _mm512_set1_epi8(0x0F));
-}
-
-// Q4_K's 12 scale bytes as 16 words: the eight 6-bit scales, then the eight 6-bit minimums
-// (scale/min j < 4: low 6 bits of bytes j / j+4; j >= 4: a nibble of byte j+4 below the top two
-// bits of byte j-4 / j).
-LUMEN_AVX512 inline __m256i q4kScalesAndMins(const std::uint8_t* s) {
-    const std::uint32_t a = loadU32(s), b = loadU32(s + 4), c = loadU32(s + 8);
-    const std::uint32_t low6 = 0x3F3F3F3Fu, nibble = 0x0F0F0F0Fu, top2 = 0x03030303u;
-    const __m128i bytes = _mm_setr_epi32(static_cast<int>(a & low6), static_cast<int>((c & nibble) | (((a >> 6) & top2) << 4)),
-                                         static_cast<int>(b & low6), static_cast<int>(((c >> 4) & nibble) | (((b >> 6) & top2) << 4)));
-    return _mm256_cvtepu8_epi16(bytes);
-}
-
 // Word indices: words 0-15 take entry `lo`, 16-31 entry `hi` of a 16-word table.
 LUMEN_AVX512 inline __m512i splitIndex(int lo, int hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(lo))), _mm256_set1_epi16(static_cast<short>(hi)), 1);
 }
 
-// Q4_K on 512-bit vectors: the AVX2 kernel's integer sums (sub-block products times their scale,
-// minimums against the activation sums), each 64 activation bytes (two sub-blocks) loaded whole;
-// each super-block's lanes are scaled into float lanes, summed across once at the end.
+// Q4_K against packed activations (one matmul's BlockQ8K rows, repacked once). A super-block's
+// 128 nibble bytes are two 64-byte loads; masked and shifted they give four vectors of two
+// 32-value sub-blocks each: (0, 2), (1, 3), (4, 6), (5, 7). The packed activations come in that
+// order, with each sub-block's sum already scaled (d * sum) for the minimums. The 12 scale bytes
+// unpack on vectors (shuffles, shifts, masks) instead of scalar code.
+struct alignas(64) GroupQ4K {
+    std::int8_t q[256];  // sub-blocks 0, 2, 1, 3, 4, 6, 5, 7
+    float sums[8];       // d * (sum of sub-block j's 32 values), j = 0..7
+    float d;
+    float unused[7];
+};
+static_assert(sizeof(GroupQ4K) == 320);
+
+std::int64_t packedBytesQ4K(std::int64_t nBlocks) { return nBlocks * static_cast<std::int64_t>(sizeof(GroupQ4K)); }
+
+LUMEN_AVX512 void packQ4K(const BlockQ8K* x, std::int64_t nBlocks, std::uint8_t* out) {
+    auto* groups = reinterpret_cast<GroupQ4K*>(out);
+    for (std::int64_t b = 0; b < nBlocks; ++b) {
+        const BlockQ8K& a = x[b];
+        GroupQ4K& o = groups[b];
+        for (int k = 0; k < 8; ++k) {
+            const int sub = (k & ~3) | ((k & 1) << 1) | ((k >> 1) & 1);  // 0, 2, 1, 3, 4, 6, 5, 7
+            _mm256_store_si256(reinterpret_cast<__m256i*>(o.q + 32 * k), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + 32 * sub)));
+        }
+        // the 16-value sums in pairs: madd against ones adds neighbouring words
+        const __m256i pairs = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums)), _mm256_set1_epi16(1));
+        _mm256_store_ps(o.sums, _mm256_mul_ps(_mm256_cvtepi32_ps(pairs), _mm256_set1_ps(a.d)));
+        o.d = a.d;
+        std::memset(o.unused, 0, sizeof o.unused);
+    }
+}
+
+// The 12 scale bytes (at raw + 4) as bytes: the eight 6-bit scales, then the eight 6-bit
+// minimums (scale/min j < 4: low 6 bits of bytes j / j+4; j >= 4: a nibble of byte j+4 below the
+// top two bits of byte j-4 / j).
+LUMEN_AVX512 inline __m128i q4kScaleBytes(__m128i raw) {
+    const __m128i v = _mm_srli_si128(raw, 4);                     // dwords a, b, c (bytes 0-3, 4-7, 8-11)
+    const __m128i acbc = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0));  // a, c, b, c
+    const __m128i aabb = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0));  // a, a, b, b
+    const __m128i low = _mm_and_si128(_mm_srlv_epi32(acbc, _mm_setr_epi32(0, 0, 0, 4)), _mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
+    // a byte's top two bits, as bits 4-5
+    const __m128i top = _mm_and_si128(_mm_srli_epi32(aabb, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    return _mm_or_si128(low, top);
+}
+
 template <int R>
-LUMEN_AVX512 void dotRowsQ4_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
-    __m512 total[R];
-    __m256 minTotal[R];
-    for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps(), minTotal[r] = _mm256_setzero_ps();
-    __m512i pairIndex[4];
-    for (int p = 0; p < 4; ++p) pairIndex[p] = splitIndex(2 * p, 2 * p + 1);
-    // word k of the minimums' row: minimum k / 2 (each covers two 16-value activation sums)
-    const __m256i minIndex = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
-        const __m256i table = q4kScalesAndMins(w + 4);
-        const __m512i table512 = _mm512_castsi256_si512(table);
-        const __m256i mins = _mm256_permutexvar_epi16(minIndex, table);
-        __m512i acc[R];
-        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
-        for (int p = 0; p < 4; ++p) {
-            const __m512i q = nibblePairs(w + 16 + 32 * p);
-            const __m512i scales = _mm512_permutexvar_epi16(pairIndex[p], table512);
+struct PackedQ4KDot {
+    LUMEN_AVX512 static void run(const std::uint8_t* w, const std::uint8_t* packed, std::int64_t nBlocks, float* out) {
+        const auto* a = reinterpret_cast<const GroupQ4K*>(packed);
+        const __m512i mask = _mm512_set1_epi8(0x0F);
+        const __m512i index[4] = {splitIndex(0, 2), splitIndex(1, 3), splitIndex(4, 6), splitIndex(5, 7)};
+        __m512 total[R];
+        __m256 minTotal[R];
+        for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps(), minTotal[r] = _mm256_setzero_ps();
+        for (std::int64_t b = 0; b < nBlocks; ++b, w += 144) {
+            const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));  // d, dmin, the 12 scale bytes
+            const __m128 dm = _mm_cvtph_ps(raw);
+            const __m512 d = _mm512_broadcastss_ps(dm);
+            const __m128i scaleBytes = q4kScaleBytes(raw);
+            const __m512i table = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scaleBytes));
+            const __m256 mins = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scaleBytes, 8))), _mm256_broadcastss_ps(_mm_movehdup_ps(dm)));
+            const __m512i bytes0 = _mm512_loadu_si512(w + 16), bytes1 = _mm512_loadu_si512(w + 80);
+            const __m512i q[4] = {_mm512_and_si512(bytes0, mask), _mm512_and_si512(_mm512_srli_epi16(bytes0, 4), mask), _mm512_and_si512(bytes1, mask),
+                                  _mm512_and_si512(_mm512_srli_epi16(bytes1, 4), mask)};
+            __m512i scales[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; ++v) scales[v] = _mm512_permutexvar_epi16(index[v], table);
+#pragma GCC unroll 4
             for (int r = 0; r < R; ++r) {
-                const __m512i a = _mm512_loadu_si512(x[r * nBlocks + b].q + 64 * p);
-                acc[r] = _mm512_add_epi32(acc[r], _mm512_madd_epi16(_mm512_maddubs_epi16(q, a), scales));
+                const GroupQ4K& x = a[r * nBlocks + b];
+                __m512i acc = _mm512_madd_epi16(_mm512_maddubs_epi16(q[0], _mm512_load_si512(x.q)), scales[0]);
+#pragma GCC unroll 4
+                for (int v = 1; v < 4; ++v) acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(q[v], _mm512_load_si512(x.q + 64 * v)), scales[v]));
+                total[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), d), _mm512_set1_ps(x.d), total[r]);
+                minTotal[r] = _mm256_fmadd_ps(mins, _mm256_load_ps(x.sums), minTotal[r]);
             }
         }
-        const float dw = halfAt(w), dminw = halfAt(w + 2);
-        for (int r = 0; r < R; ++r) {
-            const BlockQ8K& a = x[r * nBlocks + b];
-            const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-            total[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r]), _mm512_set1_ps(dw * a.d), total[r]);
-            minTotal[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsums)), _mm256_set1_ps(dminw * a.d), minTotal[r]);
-        }
+        for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(total[r]) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(minTotal[r]));
     }
-    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(total[r]) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(minTotal[r]));
-}
+};
 
 // Q6_K on 512-bit vectors: per 128-value half, 64 low-nibble bytes and 32 two-bit bytes make
 // two vectors of 64 six-bit values in element order; each 16 values' scale goes into madd, and
@@ -443,17 +478,16 @@ const Kernels* avx512Kernels() {
     static const Kernels k = [] {
         Kernels set = *avx2VnniKernels();
         set.name = "AVX-512";
-        set.packedQ8_0 = {packedBytes<false>, pack<false>, dotRowsPackedAny<false>};
-        set.packedQ4_0 = {packedBytes<true>, pack<true>, dotRowsPackedAny<true>};
+        set.packedQ8_0 = {packedBytes<false>, pack<false>, packedRows<PackedQ8Dot<false>::Rows>};
+        set.packedQ4_0 = {packedBytes<true>, pack<true>, packedRows<PackedQ8Dot<true>::Rows>};
+        set.packedQ4_K = {packedBytesQ4K, packQ4K, packedRows<PackedQ4KDot>};
         set.dotF32 = dotWide<Wide32, float>;
         set.dotF16 = dotWide<Wide16, std::uint16_t>;
         set.dotBF16 = dotWide<WideBf16, std::uint16_t>;
         set.tileF32 = tileWideAny<Wide32>;
         set.tileF16 = tileWideAny<Wide16>;
         set.tileBF16 = tileWideAny<WideBf16>;
-        set.dotQ4_K = oneRow<BlockQ8K, dotRowsQ4_K<1>>;
         set.dotQ6_K = oneRow<BlockQ8K, dotRowsQ6_K<1>>;
-        set.dotRowsQ4_K = someRows<BlockQ8K, dotRowsQ4_K<1>, dotRowsQ4_K<2>, dotRowsQ4_K<3>, dotRowsQ4_K<4>>;
         set.dotRowsQ6_K = someRows<BlockQ8K, dotRowsQ6_K<1>, dotRowsQ6_K<2>, dotRowsQ6_K<3>, dotRowsQ6_K<4>>;
         return set;
     }();

@@ -42,6 +42,44 @@ std::vector<Block> randomActivations(int blocks, unsigned seed) {
 
 }  // namespace
 
+// One packed kernel against its scalar reference (see avx512PackedKernels).
+template <class Block>
+void checkPacked(DType t, const cpu::PackedKernel<Block>& p, float (*reference)(const std::uint8_t*, const Block*, std::int64_t), std::initializer_list<int> blockCounts) {
+    QVERIFY(p.dotRows);
+    constexpr int kBlockValues = static_cast<int>(sizeof(Block::q));
+    for (int blocks : blockCounts) {
+        const int n = blocks * kBlockValues, wRows = 5;
+        const Matrix m = randomMatrix(t, n, wRows, 31 + blocks);
+        const std::int64_t rowBytes = m.tensor.rowBytes();
+        std::vector<float> x(static_cast<std::size_t>(4 * n));
+        std::mt19937 rng(static_cast<unsigned>(blocks));
+        std::normal_distribution<float> normal(0.0f, 2.0f);
+        for (auto& v : x) v = normal(rng);
+        std::vector<Block> a(static_cast<std::size_t>(4 * blocks));
+        for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
+        const std::int64_t stride = p.bytes(blocks);
+        QCOMPARE(stride % 64, std::int64_t{0});
+        std::vector<std::uint8_t> storage(static_cast<std::size_t>(4 * stride + 64));
+        auto* packed = reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(storage.data()) + 63) & ~std::uintptr_t{63});
+        for (int r = 0; r < 4; ++r) p.pack(a.data() + r * blocks, blocks, packed + r * stride);
+        std::vector<float> all(4 * wRows);
+        p.dotRows(m.bytes.data(), rowBytes, wRows, packed, blocks, 4, all.data(), wRows);
+        for (int rows = 1; rows <= 4; ++rows)
+            for (int j = 0; j < wRows; ++j) {
+                float one[4];
+                p.dotRows(m.bytes.data() + j * rowBytes, rowBytes, 1, packed, blocks, rows, one, 1);
+                for (int r = 0; r < rows; ++r) QCOMPARE(one[r], all[static_cast<std::size_t>(r * wRows + j)]);
+            }
+        for (int r = 0; r < 4; ++r)
+            for (int j = 0; j < wRows; ++j) {
+                const float want = reference(m.bytes.data() + j * rowBytes, a.data() + r * blocks, blocks);
+                const float got = all[static_cast<std::size_t>(r * wRows + j)];
+                QVERIFY2(std::fabs(got - want) <= 1e-5f * (std::fabs(want) + 1.0f),
+                         qPrintable(QStringLiteral("%1, %2 blocks, row %3: %4 vs %5").arg(name(t).data()).arg(blocks).arg(j).arg(got).arg(want)));
+            }
+    }
+}
+
 class TestCpuBackend : public QObject {
     Q_OBJECT
 private slots:
@@ -217,80 +255,44 @@ private slots:
         }
     }
 
-    // The AVX-512 set's Q4_K and Q6_K kernels: the AVX2 kernels' value within float rounding
-    // (the same integer sums per super-block, summed across lanes once at the end), and the same
-    // bits for one row and for 2-4 rows.
-    void avx512KQuants() {
+    // The AVX-512 set's Q6_K kernel: the AVX2 kernel's value within float rounding (the same
+    // integer sums per super-block, summed across lanes once at the end), and the same bits for
+    // one row and for 2-4 rows.
+    void avx512Q6K() {
         const cpu::Kernels* k = cpu::avx512Kernels();
         const auto& f = cpuFeatures();
         if (!k || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni || !f.avx512vbmi) QSKIP("this CPU has no AVX-512 VNNI and VBMI");
-        for (DType t : {DType::Q4_K, DType::Q6_K}) {
-            const int blocks = 5;
-            const Matrix m = randomMatrix(t, blocks * 256, 1, 41);
-            const auto a = randomActivations<cpu::BlockQ8K>(blocks, 43);
-            const bool q4 = t == DType::Q4_K;
-            const auto rowsOf = [q4](const cpu::Kernels& set) { return q4 ? set.dotRowsQ4_K : set.dotRowsQ6_K; };
-            float four[4], avx2[4];
-            rowsOf(*k)(m.bytes.data(), a.data(), blocks, 4, four);
-            rowsOf(*cpu::avx2Kernels())(m.bytes.data(), a.data(), blocks, 4, avx2);
-            for (int r = 0; r < 4; ++r) {
-                QVERIFY2(std::fabs(four[r] - avx2[r]) <= 1e-5f * (std::fabs(avx2[r]) + 1.0f), qPrintable(QStringLiteral("%1 vs %2").arg(four[r]).arg(avx2[r])));
-                for (int rows = 1; rows <= 4 - r; ++rows) {
-                    float got[4];
-                    rowsOf(*k)(m.bytes.data(), a.data() + r * blocks, blocks, rows, got);
-                    QCOMPARE(got[0], four[r]);
-                }
+        const int blocks = 5;
+        const Matrix m = randomMatrix(DType::Q6_K, blocks * 256, 1, 41);
+        const auto a = randomActivations<cpu::BlockQ8K>(blocks, 43);
+        float four[4], avx2[4];
+        k->dotRowsQ6_K(m.bytes.data(), a.data(), blocks, 4, four);
+        cpu::avx2Kernels()->dotRowsQ6_K(m.bytes.data(), a.data(), blocks, 4, avx2);
+        for (int r = 0; r < 4; ++r) {
+            QVERIFY2(std::fabs(four[r] - avx2[r]) <= 1e-5f * (std::fabs(avx2[r]) + 1.0f), qPrintable(QStringLiteral("%1 vs %2").arg(four[r]).arg(avx2[r])));
+            for (int rows = 1; rows <= 4 - r; ++rows) {
+                float got[4];
+                k->dotRowsQ6_K(m.bytes.data(), a.data() + r * blocks, blocks, rows, got);
+                QCOMPARE(got[0], four[r]);
             }
-            QCOMPARE((q4 ? k->dotQ4_K : k->dotQ6_K)(m.bytes.data(), a.data(), blocks), four[0]);
         }
+        QCOMPARE(k->dotQ6_K(m.bytes.data(), a.data(), blocks), four[0]);
     }
 
-    // The AVX-512 set's packed Q8_0/Q4_0 kernels: the scalar kernels' value within float rounding
-    // (the integer sums are exact; the float sums go in another order), for block counts that
-    // leave partial groups; and the same bits for any number of weight and activation rows, so a
-    // prompt's logits equal one token at a time.
+    // The AVX-512 set's packed kernels (Q8_0, Q4_0, Q4_K): the scalar kernels' value within float
+    // rounding (the integer sums are exact; the float sums go in another order), for block counts
+    // that leave partial groups; and the same bits for any number of weight and activation rows,
+    // so a prompt's logits equal one token at a time.
     void avx512PackedKernels() {
         const cpu::Kernels* k = cpu::avx512Kernels();
         const auto& f = cpuFeatures();
         if (!k || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni || !f.avx512vbmi) QSKIP("this CPU has no AVX-512 VNNI and VBMI");
         const cpu::Kernels& scalar = cpu::scalarKernels();
-        for (DType t : {DType::Q8_0, DType::Q4_0}) {
-            const cpu::PackedKernel& p = t == DType::Q8_0 ? k->packedQ8_0 : k->packedQ4_0;
-            QVERIFY(p.dotRows);
-            for (int blocks : {1, 2, 3, 4, 5, 7, 11, 64}) {
-                const int n = blocks * 32, wRows = 5;
-                const Matrix m = randomMatrix(t, n, wRows, 31 + blocks);
-                const std::int64_t rowBytes = m.tensor.rowBytes();
-                std::vector<float> x(static_cast<std::size_t>(4 * n));
-                std::mt19937 rng(static_cast<unsigned>(blocks));
-                std::normal_distribution<float> normal(0.0f, 2.0f);
-                for (auto& v : x) v = normal(rng);
-                std::vector<cpu::BlockQ8> a(static_cast<std::size_t>(4 * blocks));
-                for (int r = 0; r < 4; ++r) cpu::quantizeActivations(x.data() + r * n, n, a.data() + r * blocks);
-                const std::int64_t stride = p.bytes(blocks);
-                QCOMPARE(stride % 64, std::int64_t{0});
-                std::vector<std::uint8_t> storage(static_cast<std::size_t>(4 * stride + 64));
-                auto* packed = reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(storage.data()) + 63) & ~std::uintptr_t{63});
-                for (int r = 0; r < 4; ++r) p.pack(a.data() + r * blocks, blocks, packed + r * stride);
-                std::vector<float> all(4 * wRows);
-                p.dotRows(m.bytes.data(), rowBytes, wRows, packed, blocks, 4, all.data(), wRows);
-                for (int rows = 1; rows <= 4; ++rows)
-                    for (int j = 0; j < wRows; ++j) {
-                        float one[4];
-                        p.dotRows(m.bytes.data() + j * rowBytes, rowBytes, 1, packed, blocks, rows, one, 1);
-                        for (int r = 0; r < rows; ++r) QCOMPARE(one[r], all[static_cast<std::size_t>(r * wRows + j)]);
-                    }
-                for (int r = 0; r < 4; ++r)
-                    for (int j = 0; j < wRows; ++j) {
-                        const auto* w = m.bytes.data() + j * rowBytes;
-                        const cpu::BlockQ8* ar = a.data() + r * blocks;
-                        const float want = t == DType::Q8_0 ? scalar.dotQ8_0(w, ar, blocks) : scalar.dotQ4_0(w, ar, blocks);
-                        const float got = all[static_cast<std::size_t>(r * wRows + j)];
-                        QVERIFY2(std::fabs(got - want) <= 1e-5f * (std::fabs(want) + 1.0f),
-                                 qPrintable(QStringLiteral("%1, %2 blocks, row %3: %4 vs %5").arg(name(t).data()).arg(blocks).arg(j).arg(got).arg(want)));
-                    }
-            }
-        }
+        checkPacked(DType::Q8_0, k->packedQ8_0, scalar.dotQ8_0, {1, 2, 3, 4, 5, 7, 11, 64});
+        if (QTest::currentTestFailed()) return;
+        checkPacked(DType::Q4_0, k->packedQ4_0, scalar.dotQ4_0, {1, 2, 3, 4, 5, 7, 11, 64});
+        if (QTest::currentTestFailed()) return;
+        checkPacked(DType::Q4_K, k->packedQ4_K, scalar.dotQ4_K, {1, 2, 3, 8});
     }
 
     void avx2MatchesScalarKernels_data() {
