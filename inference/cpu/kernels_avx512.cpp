@@ -167,6 +167,7 @@ LUMEN_AVX512 void dotRowsPacked(const std::uint8_t* w, const std::uint8_t* packe
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     const auto step = [&](const std::uint8_t* wg, std::int64_t g) LUMEN_AVX512 {
         const GroupWeights<kFour> wq = loadGroup<kFour>(wg);
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
             const Group& x = a[r * groups + g];
             __m512i sums;
@@ -337,7 +338,9 @@ LUMEN_AVX512 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
         const __m512i sc512 = _mm512_castsi256_si512(sc16);
         __m512i acc[R];
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+#pragma GCC unroll 2
         for (int half = 0; half < 2; ++half) {
             const __m512i ql = _mm512_loadu_si512(w + 64 * half);
             const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half)));
@@ -345,8 +348,10 @@ LUMEN_AVX512 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int
                 _mm512_or_si512(_mm512_and_si512(ql, lowMask), _mm512_and_si512(_mm512_sllv_epi16(qh, shiftsLow), highMask)),
                 _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lowMask), _mm512_and_si512(_mm512_srlv_epi16(qh, shiftsHigh), highMask)),
             };
+#pragma GCC unroll 2
             for (int v = 0; v < 2; ++v) {
                 const __m512i scales = _mm512_permutexvar_epi16(groupIndex[2 * half + v], sc512);
+#pragma GCC unroll 4
                 for (int r = 0; r < R; ++r) {
                     const __m512i a = _mm512_loadu_si512(x[r * nBlocks + b].q + 128 * half + 64 * v);
                     acc[r] = _mm512_add_epi32(acc[r], _mm512_madd_epi16(_mm512_maddubs_epi16(q[v], a), scales));
@@ -354,6 +359,7 @@ LUMEN_AVX512 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int
             }
         }
         const float dw = halfAt(w + 208);
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
             const BlockQ8K& a = x[r * nBlocks + b];
             const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
