@@ -97,7 +97,7 @@ LUMEN_AVX2 inline float halfAt(const std::uint8_t* p) {
             }                                                                                                        \
             const __m256i magnitude = _mm256_sign_epi8(wq, wq); /* signs onto the activations, once per block */     \
             const float d = halfAt(wb);                                                                              \
-            for (int r = 0; r < R; ++r) {                                                                            \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; ++r) {                                                    \
                 const BlockQ8& a = x[r * nBlocks + b];                                                               \
                 const __m256i aq = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)), wq);  \
                 const __m256i sums = PRODUCTS;                                                                       \
@@ -200,7 +200,9 @@ LUMEN_AVX2 void dotRowsQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int6
         for (int j = 0; j < 8; ++j) kQuantScaleMin(j, w + 4, sc[j], mn[j]);
         const __m256i qh = FiveBits ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)) : _mm256_setzero_si256();
         __m256i acc[R];
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int g = 0; g < 4; ++g) {
             const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (FiveBits ? 48 : 16) + 32 * g));
             __m256i lo = _mm256_and_si256(bytes, lowMask);
@@ -212,6 +214,7 @@ LUMEN_AVX2 void dotRowsQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int6
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(bitHi, 4));
             }
             const __m256i scLo = _mm256_set1_epi16(static_cast<short>(sc[2 * g])), scHi = _mm256_set1_epi16(static_cast<short>(sc[2 * g + 1]));
+#pragma GCC unroll 4
             for (int r = 0; r < R; ++r) {
                 const std::int8_t* q = x[r * nBlocks + b].q + 64 * g;
                 const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
@@ -296,7 +299,9 @@ LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64
     for (std::int64_t b = 0; b < nBlocks; ++b, w += 210) {
         const auto* sc = reinterpret_cast<const std::int8_t*>(w + 192);
         __m256i acc[R];
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int half = 0; half < 2; ++half) {
             const std::uint8_t* ql = w + 64 * half;
             const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
@@ -308,8 +313,10 @@ LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lowMask), _mm256_and_si256(qh, highMask)),
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lowMask), _mm256_and_si256(_mm256_srli_epi16(qh, 2), highMask)),
             };
+#pragma GCC unroll 4
             for (int c = 0; c < 4; ++c) {
                 const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * c + 1]), _mm_set1_epi16(sc[8 * half + 2 * c]));
+#pragma GCC unroll 4
                 for (int r = 0; r < R; ++r) {
                     const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r * nBlocks + b].q + 128 * half + 32 * c));
                     acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(q[c], a), scales));
