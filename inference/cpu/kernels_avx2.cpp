@@ -2,6 +2,7 @@
 // into the same binary as everything else and is only called on CPUs that have these features.
 
 #include "inference/cpu/kernels.h"
+#include "inference/cpu/k_scales.h"
 #include "inference/cpu/row_kernels.h"
 
 #if defined(__x86_64__)
@@ -188,16 +189,25 @@ LUMEN_AVX2 inline std::int32_t horizontalSumInt(__m256i v) {
 }
 
 // Q4_K, and Q5_K when FiveBits: per 32-element sub-block j, sum(q * a) (q unsigned, so it is
-// maddubs' unsigned operand directly) times its 6-bit scale inside madd; the minimums come
-// from the activation sums. Q5_K's fifth bit for the low/high half of group g is qh bit 2g/2g+1.
+// maddubs' unsigned operand directly) times its 6-bit scale inside madd; the minimums from the
+// activation sums (madd against each minimum twice: two 16-value sums per sub-block). Scales
+// unpack on vectors (kQuantScaleBytes); each row keeps float lanes, summed across once at the
+// end. Q5_K's fifth bit for the low/high half of group g is qh bit 2g/2g+1.
 template <bool FiveBits, int R>
 LUMEN_AVX2 void dotRowsQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
     constexpr std::int64_t kBytes = FiveBits ? 176 : 144;
     const __m256i lowMask = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    float sum[R] = {};
+    const __m128i twice = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m256 total[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) total[r] = _mm256_setzero_ps();
     for (std::int64_t b = 0; b < nBlocks; ++b, w += kBytes) {
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; ++j) kQuantScaleMin(j, w + 4, sc[j], mn[j]);
+        const __m128i head = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+        const __m128 dm = _mm_cvtph_ps(head);
+        const __m256 d = _mm256_broadcastss_ps(dm), dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
+        const __m128i scaleBytes = kQuantScaleBytes(head);
+        const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scaleBytes));  // both halves: words sc0..sc7
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_srli_si128(scaleBytes, 8), twice));
         const __m256i qh = FiveBits ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)) : _mm256_setzero_si256();
         __m256i acc[R];
 #pragma GCC unroll 4
@@ -213,25 +223,28 @@ LUMEN_AVX2 void dotRowsQ45_K(const std::uint8_t* w, const BlockQ8K* x, std::int6
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(bitLo, 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(bitHi, 4));
             }
-            const __m256i scLo = _mm256_set1_epi16(static_cast<short>(sc[2 * g])), scHi = _mm256_set1_epi16(static_cast<short>(sc[2 * g + 1]));
+            // scales 2g and 2g+1, each across a vector
+            const __m256i scLow = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<short>(((4 * g + 1) << 8) | (4 * g))));
+            const __m256i scHigh = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<short>(((4 * g + 3) << 8) | (4 * g + 2))));
 #pragma GCC unroll 4
             for (int r = 0; r < R; ++r) {
                 const std::int8_t* q = x[r * nBlocks + b].q + 64 * g;
                 const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
                 const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32));
-                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), scLo));
-                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), scHi));
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), scLow));
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), scHigh));
             }
         }
-        const float dw = halfAt(w), dminw = halfAt(w + 2);
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
             const BlockQ8K& a = x[r * nBlocks + b];
-            std::int32_t mins = 0;
-            for (int j = 0; j < 8; ++j) mins += mn[j] * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
-            sum[r] += dw * a.d * static_cast<float>(horizontalSumInt(acc[r])) - dminw * a.d * static_cast<float>(mins);
+            const __m256i minSums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums)), mins);
+            const __m256 block = _mm256_fmsub_ps(_mm256_cvtepi32_ps(acc[r]), d, _mm256_mul_ps(_mm256_cvtepi32_ps(minSums), dmin));
+            total[r] = _mm256_fmadd_ps(block, _mm256_set1_ps(a.d), total[r]);
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = sum[r];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) out[r] = horizontalSum(total[r]);
 }
 
 // 8 bf16 values as floats: bf16 is the top half of an f32.
@@ -291,13 +304,23 @@ LUMEN_AVX2 float dotQ23_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t
 }
 
 // Q6_K: 6-bit values kept unsigned (0..63) for maddubs, the signed scales applied per 16 by
-// madd, and the -32 offset taken out with the activation sums.
+// madd (picked from one vector of the 16 scales by byte shuffles), and the -32 offset taken out
+// with the activation sums (madd against the scales); each row keeps float lanes, summed across
+// once at the end.
 template <int R>
 LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks, float* out) {
     const __m256i lowMask = _mm256_set1_epi8(0x0F), highMask = _mm256_set1_epi8(0x30);
-    float sum[R] = {};
+    // group c of a half: scale 2c of the half's 8 across the low 128 bits, 2c + 1 across the high
+    __m256i pick[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c)
+        pick[c] = _mm256_setr_m128i(_mm_set1_epi16(static_cast<short>(((4 * c + 1) << 8) | (4 * c))), _mm_set1_epi16(static_cast<short>(((4 * c + 3) << 8) | (4 * c + 2))));
+    __m256 total[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) total[r] = _mm256_setzero_ps();
     for (std::int64_t b = 0; b < nBlocks; ++b, w += 210) {
-        const auto* sc = reinterpret_cast<const std::int8_t*>(w + 192);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
+        const __m256 dw = _mm256_set1_ps(halfAt(w + 208));
         __m256i acc[R];
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
@@ -313,9 +336,11 @@ LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lowMask), _mm256_and_si256(qh, highMask)),
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lowMask), _mm256_and_si256(_mm256_srli_epi16(qh, 2), highMask)),
             };
+            // the half's 8 scales in both 128-bit lanes
+            const __m256i halfScales = half == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00) : _mm256_permute2x128_si256(sc16, sc16, 0x11);
 #pragma GCC unroll 4
             for (int c = 0; c < 4; ++c) {
-                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[8 * half + 2 * c + 1]), _mm_set1_epi16(sc[8 * half + 2 * c]));
+                const __m256i scales = _mm256_shuffle_epi8(halfScales, pick[c]);
 #pragma GCC unroll 4
                 for (int r = 0; r < R; ++r) {
                     const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r * nBlocks + b].q + 128 * half + 32 * c));
@@ -323,15 +348,16 @@ LUMEN_AVX2 void dotRowsQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64
                 }
             }
         }
-        const float dw = halfAt(w + 208);
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
             const BlockQ8K& a = x[r * nBlocks + b];
-            std::int32_t offset = 0;
-            for (int g = 0; g < 16; ++g) offset += sc[g] * a.bsums[g];
-            sum[r] += dw * a.d * static_cast<float>(horizontalSumInt(acc[r]) - 32 * offset);
+            // the bias: 32 * scale * activation sum per 16 values
+            const __m256i offsets = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums))), 5);
+            total[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r], offsets)), _mm256_mul_ps(dw, _mm256_set1_ps(a.d)), total[r]);
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = sum[r];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) out[r] = horizontalSum(total[r]);
 }
 
 // Float weights, 8 at a time, as floats.

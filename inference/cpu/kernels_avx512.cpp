@@ -15,6 +15,7 @@
 // Each lane's integer sum is exact, as in the AVX2 kernel; only the float summation order differs.
 
 #include "inference/cpu/kernels.h"
+#include "inference/cpu/k_scales.h"
 #include "inference/cpu/row_kernels.h"
 #include "inference/formats/half.h"
 
@@ -240,7 +241,7 @@ LUMEN_AVX512 inline __m512i splitIndex(int lo, int hi) {
 // 128 nibble bytes are two 64-byte loads; masked and shifted they give four vectors of two
 // 32-value sub-blocks each: (0, 2), (1, 3), (4, 6), (5, 7). The packed activations come in that
 // order, with each sub-block's sum already scaled (d * sum) for the minimums. The 12 scale bytes
-// unpack on vectors (shuffles, shifts, masks) instead of scalar code.
+// unpack on vectors (kQuantScaleBytes) instead of scalar code.
 struct alignas(64) GroupQ4K {
     std::int8_t q[256];  // sub-blocks 0, 2, 1, 3, 4, 6, 5, 7
     float sums[8];       // d * (sum of sub-block j's 32 values), j = 0..7
@@ -268,19 +269,6 @@ LUMEN_AVX512 void packQ4K(const BlockQ8K* x, std::int64_t nBlocks, std::uint8_t*
     }
 }
 
-// The 12 scale bytes (at raw + 4) as bytes: the eight 6-bit scales, then the eight 6-bit
-// minimums (scale/min j < 4: low 6 bits of bytes j / j+4; j >= 4: a nibble of byte j+4 below the
-// top two bits of byte j-4 / j).
-LUMEN_AVX512 inline __m128i q4kScaleBytes(__m128i raw) {
-    const __m128i v = _mm_srli_si128(raw, 4);                     // dwords a, b, c (bytes 0-3, 4-7, 8-11)
-    const __m128i acbc = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0));  // a, c, b, c
-    const __m128i aabb = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0));  // a, a, b, b
-    const __m128i low = _mm_and_si128(_mm_srlv_epi32(acbc, _mm_setr_epi32(0, 0, 0, 4)), _mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
-    // a byte's top two bits, as bits 4-5
-    const __m128i top = _mm_and_si128(_mm_srli_epi32(aabb, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
-    return _mm_or_si128(low, top);
-}
-
 template <int R>
 struct PackedQ4KDot {
     LUMEN_AVX512 static void run(const std::uint8_t* w, const std::uint8_t* packed, std::int64_t nBlocks, float* out) {
@@ -294,7 +282,7 @@ struct PackedQ4KDot {
             const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));  // d, dmin, the 12 scale bytes
             const __m128 dm = _mm_cvtph_ps(raw);
             const __m512 d = _mm512_broadcastss_ps(dm);
-            const __m128i scaleBytes = q4kScaleBytes(raw);
+            const __m128i scaleBytes = kQuantScaleBytes(raw);
             const __m512i table = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scaleBytes));
             const __m256 mins = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scaleBytes, 8))), _mm256_broadcastss_ps(_mm_movehdup_ps(dm)));
             const __m512i bytes0 = _mm512_loadu_si512(w + 16), bytes1 = _mm512_loadu_si512(w + 80);

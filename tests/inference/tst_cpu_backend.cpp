@@ -255,6 +255,30 @@ private slots:
         }
     }
 
+    // The AVX2 sets' K-quant row kernels (Q4_K, Q6_K) give the same bits for one activation
+    // row as for 2-4 at once, so a prompt's logits equal one token at a time; and they equal the
+    // one-row dots.
+    void avx2KQuantRows() {
+        const auto& f = cpuFeatures();
+        if (!cpu::avx2Kernels() || !f.avx2 || !f.fma || !f.f16c) QSKIP("this CPU does not run the AVX2 kernels");
+        const int blocks = 5;
+        const auto a = randomActivations<cpu::BlockQ8K>(blocks, 47);
+        for (DType t : {DType::Q4_K, DType::Q6_K}) {
+            const Matrix m = randomMatrix(t, blocks * 256, 1, 45);
+            const cpu::Kernels& k = *cpu::avx2Kernels();
+            const auto rows = t == DType::Q6_K ? k.dotRowsQ6_K : k.dotRowsQ4_K;
+            const auto one = t == DType::Q6_K ? k.dotQ6_K : k.dotQ4_K;
+            for (int r = 0; r < 4; ++r) {
+                const float want = one(m.bytes.data(), a.data() + r * blocks, blocks);
+                for (int count = 1; count <= 4 - r; ++count) {
+                    float got[4];
+                    rows(m.bytes.data(), a.data() + r * blocks, blocks, count, got);
+                    QVERIFY2(got[0] == want, qPrintable(QStringLiteral("%1 row %2 of %3: %4 vs %5").arg(name(t).data()).arg(r).arg(count).arg(got[0]).arg(want)));
+                }
+            }
+        }
+    }
+
     // The AVX-512 set's Q6_K kernel: the AVX2 kernel's value within float rounding (the same
     // integer sums per super-block, summed across lanes once at the end), and the same bits for
     // one row and for 2-4 rows.
