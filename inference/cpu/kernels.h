@@ -6,6 +6,7 @@
 // scale per block pair.
 
 #include <cstdint>
+#include <string_view>
 
 namespace lumen::inference::cpu {
 
@@ -112,7 +113,11 @@ const Kernels* avx2VnniKernels();
 // AVX-512 (F, BW, VL, VNNI, VBMI): the AVX2+VNNI set with 512-bit kernels for Q8_0, Q4_0 and Q4_K
 // (packed activations), Q6_K and the float dots and tiles. nullptr when not compiled for x86.
 const Kernels* avx512Kernels();
-// The best set this CPU runs.
+// The set a name asks for ("scalar", "avx2", "avx2+vnni", "avx-512"; any case) when this CPU runs
+// it, else nullptr.
+const Kernels* runnableKernels(std::string_view name);
+// The best set this CPU runs, or the one the environment variable LUMEN_CPU_KERNELS names (for
+// comparing sets on one machine; a warning and the best set when the CPU cannot run it).
 const Kernels& bestKernels();
 
 }  // namespace lumen::inference::cpu

@@ -1,8 +1,13 @@
 #include <algorithm>
 #include <cmath>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
 
 #include "inference/core/cpu_features.h"
+#include "inference/core/log.h"
 #include "inference/cpu/kernels.h"
 #include "inference/formats/half.h"
 #include "inference/formats/quants.h"
@@ -232,14 +237,33 @@ void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out) {
 
 const Kernels& scalarKernels() { return kScalar; }
 
+const Kernels* runnableKernels(std::string_view name) {
+    const auto& f = cpuFeatures();
+    const bool avx2 = f.avx2 && f.fma && f.f16c, vnni = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+    const auto lower = [](std::string_view s) {
+        std::string out(s);
+        for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return out;
+    };
+    const std::string n = lower(name);
+    if (n == "scalar") return &kScalar;
+    if (n == "avx2") return avx2 ? avx2Kernels() : nullptr;
+    if (n == "avx2+vnni" || n == "avx2-vnni") return vnni ? avx2VnniKernels() : nullptr;
+    if (n == "avx-512" || n == "avx512") return vnni && f.avx512vbmi ? avx512Kernels() : nullptr;
+    return nullptr;
+}
+
 const Kernels& bestKernels() {
     static const Kernels* best = [] {
-        const auto& f = cpuFeatures();
-        if (avx512Kernels() && f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512vbmi)
-            return avx512Kernels();
-        if (avx2VnniKernels() && f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) return avx2VnniKernels();
-        if (avx2Kernels() && f.avx2 && f.fma && f.f16c) return avx2Kernels();
-        return &kScalar;
+        const Kernels* fastest = &kScalar;
+        for (const char* name : {"avx2", "avx2+vnni", "avx-512"})
+            if (const Kernels* k = runnableKernels(name)) fastest = k;
+        if (const char* asked = std::getenv("LUMEN_CPU_KERNELS"); asked && *asked) {
+            if (const Kernels* k = runnableKernels(asked)) return k;
+            Log(LogLevel::Warning) << "LUMEN_CPU_KERNELS=" << asked << " is not a kernel set this CPU runs (scalar, avx2, avx2+vnni, avx-512); using "
+                                   << fastest->name;
+        }
+        return fastest;
     }();
     return *best;
 }

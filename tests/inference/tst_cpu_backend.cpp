@@ -255,6 +255,21 @@ private slots:
         }
     }
 
+    // LUMEN_CPU_KERNELS names a set in any case; a set this CPU cannot run, or no set, is refused.
+    void kernelSetsByName() {
+        const auto& f = cpuFeatures();
+        QCOMPARE(cpu::runnableKernels("scalar"), &cpu::scalarKernels());
+        QCOMPARE(cpu::runnableKernels("SSE9"), nullptr);
+        QCOMPARE(cpu::runnableKernels(""), nullptr);
+        const bool avx2 = f.avx2 && f.fma && f.f16c;
+        QCOMPARE(cpu::runnableKernels("AVX2"), avx2 ? cpu::avx2Kernels() : nullptr);
+        const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512vbmi;
+        QCOMPARE(cpu::runnableKernels("avx-512"), avx512 ? cpu::avx512Kernels() : nullptr);
+        // the best set is one of them
+        const cpu::Kernels* best = &cpu::bestKernels();
+        QVERIFY(best == cpu::runnableKernels(best->name));
+    }
+
     // The AVX2 sets' K-quant row kernels (Q4_K, Q6_K) give the same bits for one activation
     // row as for 2-4 at once, so a prompt's logits equal one token at a time; and they equal the
     // one-row dots.
