@@ -10,8 +10,8 @@
 //  - the bytes, in the order the permuted weight bytes have;
 //  - c: per int32 lane, -offset * (sum of the activation bytes that lane multiplies), the lane's
 //    start value, so dpbusd's unsigned weights (nibble, or byte + 128) come out as the exact
-//    integer sum of signed weights times activations;
-//  - d: per lane, the activation block's scale.
+//    integer sum of signed weights times activations (stored in 16 bits);
+//  - d: the activation blocks' scales, spread to their lanes by one permute.
 // Each lane's integer sum is exact, as in the AVX2 kernel; only the float summation order differs.
 
 #include "inference/cpu/kernels.h"
@@ -40,18 +40,23 @@ namespace {
 //    (0-15) belongs to block l / 4 and sums elements 4(l%4)..+3 and 16 + 4(l%4)..+3.
 //  - Q8_0: 2 blocks (68 weight bytes). bytes[0, 64): block k's elements at 32k. Lane l belongs
 //    to block l / 8 and sums elements 4(l%8)..+3.
+//  - one more 64-byte line: per lane a 16-bit start value (Q4_0: c itself, -8 * the lane's
+//    byte sum; Q8_0: minus the byte sum, times 128 in the kernel, as c would not fit 16 bits),
+//    then the blocks' scales (d[k] for block k). One load brings both, where two did.
 template <bool kFour>
 struct alignas(64) Group {
     static constexpr int kBlocks = kFour ? 4 : 2;
     static constexpr int kOffset = kFour ? 8 : 128;  // what the kernel's unsigned weights add to q
+    static constexpr int kStored = kFour ? 8 : 1;    // what the stored start values hold of it
     std::int8_t bytes[kFour ? 128 : 64];
-    std::int32_t c[16];
-    float d[16];
+    std::int16_t c[16];
+    float d[4];  // Q8_0: d[0], d[1]
+    float unused[4];
 
     static int byteOf(int k, int e) { return kFour ? (e < 16 ? 16 * k + e : 64 + 16 * k + e - 16) : 32 * k + e; }
     static int laneOf(int k, int e) { return kFour ? 4 * k + e % 16 / 4 : 8 * k + e / 4; }
 };
-static_assert(sizeof(Group<true>) == 256 && sizeof(Group<false>) == 192);
+static_assert(sizeof(Group<true>) == 192 && sizeof(Group<false>) == 128);
 
 template <bool kFour>
 std::int64_t packedBytes(std::int64_t nBlocks) {
@@ -64,12 +69,13 @@ template <bool kFour>
 void packPartial(const BlockQ8* x, int count, Group<kFour>& o) {
     using G = Group<kFour>;
     std::memset(&o, 0, sizeof o);
-    for (int k = 0; k < count; ++k)
+    for (int k = 0; k < count; ++k) {
         for (int e = 0; e < 32; ++e) {
             o.bytes[G::byteOf(k, e)] = x[k].q[e];
-            o.c[G::laneOf(k, e)] -= G::kOffset * x[k].q[e];
-            o.d[G::laneOf(k, e)] = x[k].d;
+            o.c[G::laneOf(k, e)] = static_cast<std::int16_t>(o.c[G::laneOf(k, e)] - G::kStored * x[k].q[e]);
         }
+        o.d[k] = x[k].d;
+    }
 }
 
 // Sums of each 4 consecutive signed bytes.
@@ -92,15 +98,19 @@ LUMEN_AVX512 void pack(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out
                 _mm_store_si128(reinterpret_cast<__m128i*>(o.bytes + 16 * k), low);
                 _mm_store_si128(reinterpret_cast<__m128i*>(o.bytes + 64 + 16 * k), high);
                 const __m128i sums = _mm_add_epi32(sumsOf4(low), sumsOf4(high));
-                _mm_store_si128(reinterpret_cast<__m128i*>(o.c + 4 * k), _mm_mullo_epi32(sums, _mm_set1_epi32(-G::kOffset)));
-                _mm_store_ps(o.d + 4 * k, _mm_set1_ps(a.d));
+                const __m128i c = _mm_mullo_epi32(sums, _mm_set1_epi32(-G::kStored));
+                _mm_storel_epi64(reinterpret_cast<__m128i*>(o.c + 4 * k), _mm_packs_epi32(c, c));
             } else {
                 const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
                 _mm256_store_si256(reinterpret_cast<__m256i*>(o.bytes + 32 * k), q);
-                _mm256_store_si256(reinterpret_cast<__m256i*>(o.c + 8 * k), _mm256_mullo_epi32(sumsOf4(q), _mm256_set1_epi32(-G::kOffset)));
-                _mm256_store_ps(o.d + 8 * k, _mm256_set1_ps(a.d));
+                const __m256i c = _mm256_sub_epi32(_mm256_setzero_si256(), sumsOf4(q));
+                const __m128i c16 = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(o.c + 8 * k), c16);
             }
+            o.d[k] = a.d;
         }
+        if constexpr (!kFour) o.d[2] = o.d[3] = 0.0f;
+        std::memset(o.unused, 0, sizeof o.unused);
     }
     if (full * G::kBlocks < nBlocks) packPartial<kFour>(x + full * G::kBlocks, static_cast<int>(nBlocks - full * G::kBlocks), groups[full]);
 }
@@ -108,11 +118,14 @@ LUMEN_AVX512 void pack(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out
 // Byte i of a Q4_0 group's permuted nibbles: block i / 16, byte i % 16 of its 16 (at 18k + 2).
 // Word i of the scales: block i / 4's half at byte 18k (word 9k).
 // Q8_0: byte i is block i / 32's byte i % 32 (at 34k + 2); the scales are words 0 and 17.
+// Lane l's activation scale: dword 8 + l / 4 (Q4_0) or 8 + l / 8 (Q8_0) of a group's last line.
 struct Indices {
     alignas(64) std::uint8_t q4[64];
     alignas(64) std::uint16_t d4[32];
     alignas(64) std::uint8_t q8[64];
     alignas(64) std::uint16_t d8[32];
+    alignas(64) std::uint32_t lanes4[16];
+    alignas(64) std::uint32_t lanes8[16];
 };
 constexpr Indices kIndices = [] {
     Indices t{};
@@ -123,6 +136,8 @@ constexpr Indices kIndices = [] {
     for (int i = 0; i < 16; ++i) {
         t.d4[i] = static_cast<std::uint16_t>(9 * (i / 4));
         t.d8[i] = static_cast<std::uint16_t>(17 * (i / 8));
+        t.lanes4[i] = static_cast<std::uint32_t>(8 + i / 4);
+        t.lanes8[i] = static_cast<std::uint32_t>(8 + i / 8);
     }
     return t;
 }();
@@ -135,10 +150,19 @@ struct GroupWeights {
     __m512 d;
 };
 
+// A loaded vector kept in its register. Without this GCC loads the same bytes again as the memory
+// operand of a later instruction. Loads are what these kernels run short of when the weights
+// stream from memory (each one in flight holds a slot the stream needs): one load less per
+// group was ~10% more bandwidth on one core.
+LUMEN_AVX512 inline __m512i inRegister(__m512i v) {
+    __asm__("" : "+v"(v));
+    return v;
+}
+
 template <bool kFour>
 LUMEN_AVX512 inline GroupWeights<kFour> loadGroup(const std::uint8_t* w) {
     GroupWeights<kFour> g;
-    const __m512i head = _mm512_loadu_si512(w);
+    const __m512i head = inRegister(_mm512_loadu_si512(w));
     const __m512i tail = kFour ? _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + 64)))
                                : _mm512_castsi128_si512(_mm_cvtsi32_si128(static_cast<int>([&] {
                                      std::uint32_t v;
@@ -164,6 +188,7 @@ LUMEN_AVX512 void dotRowsPacked(const std::uint8_t* w, const std::uint8_t* packe
     constexpr std::int64_t kBlockBytes = kFour ? 18 : 34, kGroupBytes = kPerGroup * kBlockBytes;
     const std::int64_t groups = (nBlocks + kPerGroup - 1) / kPerGroup, full = nBlocks / kPerGroup;
     const auto* a = reinterpret_cast<const Group*>(packed);
+    const __m512i lanes = _mm512_load_si512(kFour ? kIndices.lanes4 : kIndices.lanes8);
     __m512 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     const auto step = [&](const std::uint8_t* wg, std::int64_t g) LUMEN_AVX512 {
@@ -171,14 +196,16 @@ LUMEN_AVX512 void dotRowsPacked(const std::uint8_t* w, const std::uint8_t* packe
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
             const Group& x = a[r * groups + g];
-            __m512i sums;
+            const __m512i line = inRegister(_mm512_load_si512(x.c));  // start values and scales
+            __m512i sums = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(line));
             if constexpr (kFour) {
-                sums = _mm512_dpbusd_epi32(_mm512_load_si512(x.c), wq.low, _mm512_load_si512(x.bytes));
+                sums = _mm512_dpbusd_epi32(sums, wq.low, _mm512_load_si512(x.bytes));
                 sums = _mm512_dpbusd_epi32(sums, wq.high, _mm512_load_si512(x.bytes + 64));
             } else {
-                sums = _mm512_dpbusd_epi32(_mm512_load_si512(x.c), wq.low, _mm512_load_si512(x.bytes));
+                sums = _mm512_dpbusd_epi32(_mm512_slli_epi32(sums, 7), wq.low, _mm512_load_si512(x.bytes));
             }
-            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(wq.d, _mm512_load_ps(x.d)), _mm512_cvtepi32_ps(sums), acc[r]);
+            const __m512 scales = _mm512_mul_ps(wq.d, _mm512_permutexvar_ps(lanes, _mm512_castsi512_ps(line)));
+            acc[r] = _mm512_fmadd_ps(scales, _mm512_cvtepi32_ps(sums), acc[r]);
         }
     };
     for (std::int64_t g = 0; g < full; ++g) step(w + g * kGroupBytes, g);
