@@ -657,6 +657,93 @@ LUMEN_AVX2 void toHalf(const float* x, std::int64_t n, std::uint16_t* out) {
     for (; i < n; ++i) out[i] = floatToHalf(x[i]);
 }
 
+// Q4_0 against packed activations (one matmul's BlockQ8 rows, repacked once): two blocks at a
+// time, their 16 nibble bytes in one vector. Per pair of blocks the packed activations are
+//  - low: block 0's elements 0-15, then block 1's (against the low nibbles); high: 16-31;
+//  - c: per int32 lane, -8 * the sum of the 8 activations it multiplies (16 bits each), the
+//    lane's start value, so the unsigned nibbles come out as the exact sums of (q - 8) * a;
+//  - d: the two blocks' scales.
+// Lane j belongs to block j / 4 and sums elements 4(j%4)..+3 and 16 + 4(j%4)..+3.
+struct alignas(32) PairQ4 {
+    std::int8_t low[32];
+    std::int8_t high[32];
+    std::int16_t c[8];
+    float d[2];
+    float unused[2];
+};
+static_assert(sizeof(PairQ4) == 96);
+
+std::int64_t packedBytesQ4(std::int64_t nBlocks) { return ((nBlocks + 1) / 2 * static_cast<std::int64_t>(sizeof(PairQ4)) + 63) / 64 * 64; }
+
+LUMEN_AVX2 void packQ4(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out) {
+    auto* pairs = reinterpret_cast<PairQ4*>(out);
+    const __m128i ones8 = _mm_set1_epi8(1), ones16 = _mm_set1_epi16(1);
+    for (std::int64_t p = 0; p < (nBlocks + 1) / 2; ++p) {
+        PairQ4& o = pairs[p];
+        std::memset(&o, 0, sizeof o);
+        for (int k = 0; k < 2 && 2 * p + k < nBlocks; ++k) {
+            const BlockQ8& a = x[2 * p + k];
+            const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q));
+            const __m128i high = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q + 16));
+            _mm_store_si128(reinterpret_cast<__m128i*>(o.low + 16 * k), low);
+            _mm_store_si128(reinterpret_cast<__m128i*>(o.high + 16 * k), high);
+            // sums of each 4 bytes (maddubs against ones, then pairs of words), of both halves
+            const __m128i sums = _mm_madd_epi16(_mm_add_epi16(_mm_maddubs_epi16(ones8, low), _mm_maddubs_epi16(ones8, high)), ones16);
+            const __m128i c = _mm_mullo_epi32(sums, _mm_set1_epi32(-8));
+            _mm_storel_epi64(reinterpret_cast<__m128i*>(o.c + 4 * k), _mm_packs_epi32(c, c));
+            o.d[k] = a.d;
+        }
+    }
+}
+
+// One weight row against R packed activation rows; PRODUCTS(start, low, high, a) is the int32
+// lanes start + the lanes' sums of nibbles times activations (a: low's and high's activations).
+#define LUMEN_DEFINE_PACKED_Q4_0(NAME, TARGET, PRODUCTS)                                                                        \
+    template <int R>                                                                                                            \
+    struct NAME {                                                                                                               \
+        TARGET static void run(const std::uint8_t* w, const std::uint8_t* packed, std::int64_t nBlocks, float* out) {           \
+            const PairQ4* x[R]; /* row r's pairs */                                                                             \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; ++r) x[r] = reinterpret_cast<const PairQ4*>(packed + r * packedBytesQ4(nBlocks)); \
+            const std::int64_t pairs = (nBlocks + 1) / 2, full = nBlocks / 2;                                                   \
+            const __m256i mask = _mm256_set1_epi8(0x0F);                                                                        \
+            const __m256i firstTwo = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), scaleLanes = _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5); \
+            __m256 acc[R];                                                                                                      \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();                                   \
+            const auto step = [&](const std::uint8_t* wp, std::int64_t p) TARGET {                                              \
+                const __m256i both = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(wp + 20), reinterpret_cast<const __m128i*>(wp + 2)); \
+                const __m256i low = _mm256_and_si256(both, mask), high = _mm256_and_si256(_mm256_srli_epi16(both, 4), mask);  \
+                std::uint16_t h0, h1;                                                                                           \
+                std::memcpy(&h0, wp, 2);                                                                                        \
+                std::memcpy(&h1, wp + 18, 2);                                                                                   \
+                const __m128 d01 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | (static_cast<std::uint32_t>(h1) << 16)))); \
+                const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d01), firstTwo);                              \
+                _Pragma("GCC unroll 4") for (int r = 0; r < R; ++r) {                                                           \
+                    const PairQ4& a = x[r][p];                                                                                  \
+                    const __m256i line = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.c)); /* c, then d */              \
+                    const __m256i start = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(line));                                  \
+                    const __m256i a0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.low));                              \
+                    const __m256i a1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.high));                             \
+                    const __m256i sums = PRODUCTS;                                                                              \
+                    const __m256 scales = _mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castsi256_ps(line), scaleLanes));   \
+                    acc[r] = _mm256_fmadd_ps(scales, _mm256_cvtepi32_ps(sums), acc[r]);                                         \
+                }                                                                                                               \
+            };                                                                                                                  \
+            for (std::int64_t p = 0; p < full; ++p) step(w + 36 * p, p);                                                        \
+            if (full < pairs) { /* a last, odd block, from a zero-padded copy */                                                \
+                std::uint8_t last[40] = {};                                                                                     \
+                std::memcpy(last, w + 36 * full, 18);                                                                           \
+                step(last, full);                                                                                               \
+            }                                                                                                                   \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; ++r) out[r] = horizontalSum(acc[r]);                                 \
+        }                                                                                                                       \
+    };
+
+// AVX2: maddubs of both halves (|sum| <= 2 * 2 * 15 * 127 fits 16 bits), madd into pairs.
+LUMEN_DEFINE_PACKED_Q4_0(PackedQ4Dot, LUMEN_AVX2,
+                         _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(low, a0), _mm256_maddubs_epi16(high, a1)),
+                                                                   _mm256_set1_epi16(1))))
+LUMEN_DEFINE_PACKED_Q4_0(PackedQ4DotVnni, LUMEN_AVX2_VNNI, _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(start, low, a0), high, a1))
+
 template <bool kFour>
 constexpr auto kRowsQ40Q80 = someRows<BlockQ8, dotRowsQ40Q80<kFour, 1>, dotRowsQ40Q80<kFour, 2>, dotRowsQ40Q80<kFour, 3>, dotRowsQ40Q80<kFour, 4>>;
 template <bool kFour>
@@ -694,6 +781,7 @@ const Kernels kAvx2{"AVX2",
                     quantizeQ8K,
                     toHalf,
                     {},
+                    {packedBytesQ4, packQ4, packedRows<PackedQ4Dot>},
                     {}};
 
 // The AVX2 set with the Q8_0 and Q4_0 kernels on VNNI (bit-identical results).
@@ -704,6 +792,7 @@ const Kernels kAvx2Vnni = [] {
     k.dotQ4_0 = oneRow<BlockQ8, dotRowsQ40Q80Vnni<true, 1>>;
     k.dotRowsQ8_0 = kRowsQ40Q80Vnni<false>;
     k.dotRowsQ4_0 = kRowsQ40Q80Vnni<true>;
+    k.packedQ4_0 = {packedBytesQ4, packQ4, packedRows<PackedQ4DotVnni>};
     return k;
 }();
 

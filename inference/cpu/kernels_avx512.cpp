@@ -27,7 +27,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 
 #define LUMEN_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
 
@@ -215,32 +214,6 @@ LUMEN_AVX512 void dotRowsPacked(const std::uint8_t* w, const std::uint8_t* packe
         step(last, full);
     }
     for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
-}
-
-// Calls f(std::integral_constant<int, R>) for R = rows (1 to 4).
-template <class F>
-LUMEN_AVX512 inline void withRows(int rows, F f) {
-    switch (rows) {
-        case 1: return f(std::integral_constant<int, 1>{});
-        case 2: return f(std::integral_constant<int, 2>{});
-        case 3: return f(std::integral_constant<int, 3>{});
-        default: return f(std::integral_constant<int, 4>{});
-    }
-}
-
-// A packed kernel's dotRows from its one-weight-row kernel Dot<R>(w, packed, nBlocks, out),
-// which writes out[k] for activation rows k < R.
-template <template <int> class Dot>
-LUMEN_AVX512 void packedRows(const std::uint8_t* w, std::int64_t rowBytes, std::int64_t wRows, const std::uint8_t* packed, std::int64_t nBlocks, int rows,
-                             float* y, std::int64_t yStride) {
-    withRows(rows, [&](auto count) LUMEN_AVX512 {
-        constexpr int R = decltype(count)::value;
-        float out[R];
-        for (std::int64_t j = 0; j < wRows; ++j, w += rowBytes) {
-            Dot<R>::run(w, packed, nBlocks, out);
-            for (int k = 0; k < R; ++k) y[k * yStride + j] = out[k];
-        }
-    });
 }
 
 template <bool kFour>

@@ -318,6 +318,15 @@ private slots:
         QCOMPARE(k->dotQ6_K(m.bytes.data(), a.data(), blocks), four[0]);
     }
 
+    // The AVX2 sets' packed Q4_0 kernels (two blocks per step; an odd last block), as above.
+    void avx2PackedKernels() {
+        const auto& f = cpuFeatures();
+        if (!cpu::avx2Kernels() || !f.avx2 || !f.fma || !f.f16c) QSKIP("this CPU does not run the AVX2 kernels");
+        checkPacked(DType::Q4_0, cpu::avx2Kernels()->packedQ4_0, cpu::scalarKernels().dotQ4_0, {1, 2, 3, 4, 5, 7, 64});
+        if (QTest::currentTestFailed() || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni) return;
+        checkPacked(DType::Q4_0, cpu::avx2VnniKernels()->packedQ4_0, cpu::scalarKernels().dotQ4_0, {1, 2, 3, 4, 5, 7, 64});
+    }
+
     // The AVX-512 set's packed kernels (Q8_0, Q4_0, Q4_K): the scalar kernels' value within float
     // rounding (the integer sums are exact; the float sums go in another order), for block counts
     // that leave partial groups; and the same bits for any number of weight and activation rows,
