@@ -60,7 +60,8 @@ class CpuBackend final : public Backend {
 public:
     explicit CpuBackend(const CpuOptions& options)
         : pool_(options.simd ? options.threads : 1),
-          kernels_(options.simd ? &cpu::bestKernels() : nullptr),
+          // the scalar set lacks the attention and elementwise kernels: the reference paths instead
+          kernels_(options.simd && &cpu::bestKernels() != &cpu::scalarKernels() ? &cpu::bestKernels() : nullptr),
           name_(std::string("CPU (") + (kernels_ ? kernels_->name : "scalar reference") + ", " + std::to_string(pool_.size()) +
                 (pool_.size() == 1 ? " thread)" : " threads)")) {}
 

@@ -159,7 +159,8 @@ private slots:
                 for (int r = 0; r < rows; ++r) QCOMPARE(got[r], want[r]);
             }
         }
-        QCOMPARE(QString(cpu::bestKernels().name), QString(f.avx512vbmi ? "AVX-512" : "AVX2+VNNI"));
+        if (qEnvironmentVariableIsEmpty("LUMEN_CPU_KERNELS"))  // the best set, unless asked for another
+            QCOMPARE(QString(cpu::bestKernels().name), QString(f.avx512vbmi ? "AVX-512" : "AVX2+VNNI"));
     }
 
     // Each SIMD set's float tiles (1-2 weight rows x 1-4 activation rows) give its dots' bits, so
