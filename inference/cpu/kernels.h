@@ -107,13 +107,17 @@ void quantizeActivations(const float* x, std::int64_t n, BlockQ8K* out);  // n a
 
 const Kernels& scalarKernels();
 const Kernels* avx2Kernels();  // nullptr when not compiled for x86
+// AVX2 with AVX-VNNI (VEX) for the Q8_0/Q4_0 byte products (same results): CPUs with AVX-VNNI but
+// no AVX-512. nullptr when not compiled for x86.
+const Kernels* avx2AvxVnniKernels();
 // AVX2 with AVX512-VNNI for the Q8_0/Q4_0 byte products (same results); the CPU must have
 // avx512f, avx512bw, avx512vl and avx512vnni.
 const Kernels* avx2VnniKernels();
 // AVX-512 (F, BW, VL, VNNI, VBMI): the AVX2+VNNI set with 512-bit kernels for Q8_0, Q4_0 and Q4_K
 // (packed activations), Q6_K and the float dots and tiles. nullptr when not compiled for x86.
 const Kernels* avx512Kernels();
-// The set a name asks for ("scalar", "avx2", "avx2+vnni", "avx-512"; any case) when this CPU runs
+// The set a name asks for ("scalar", "avx2", "avx2+avx-vnni", "avx2+vnni", "avx-512"; any case)
+// when this CPU runs
 // it, else nullptr.
 const Kernels* runnableKernels(std::string_view name);
 // The best set this CPU runs, or the one the environment variable LUMEN_CPU_KERNELS names (for

@@ -121,6 +121,9 @@ LUMEN_DEFINE_DOT_ROWS_Q40Q80(dotRowsQ40Q80, LUMEN_AVX2, _mm256_madd_epi16(_mm256
 // bit-identical to the AVX2 kernel.
 #define LUMEN_AVX2_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
 LUMEN_DEFINE_DOT_ROWS_Q40Q80(dotRowsQ40Q80Vnni, LUMEN_AVX2_VNNI, _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitude, aq))
+// The same on AVX-VNNI, the VEX-encoded dpbusd of CPUs without AVX-512 (Intel since Alder Lake).
+#define LUMEN_AVX2_AVX_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+LUMEN_DEFINE_DOT_ROWS_Q40Q80(dotRowsQ40Q80AvxVnni, LUMEN_AVX2_AVX_VNNI, _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), magnitude, aq))
 
 // Byte e of the result is 0xFF where bit e of x is set (the fifth bits of Q5 blocks).
 LUMEN_AVX2 inline __m256i bytesFromBits(std::uint32_t x) {
@@ -743,12 +746,16 @@ LUMEN_DEFINE_PACKED_Q4_0(PackedQ4Dot, LUMEN_AVX2,
                          _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(low, a0), _mm256_maddubs_epi16(high, a1)),
                                                                    _mm256_set1_epi16(1))))
 LUMEN_DEFINE_PACKED_Q4_0(PackedQ4DotVnni, LUMEN_AVX2_VNNI, _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(start, low, a0), high, a1))
+LUMEN_DEFINE_PACKED_Q4_0(PackedQ4DotAvxVnni, LUMEN_AVX2_AVX_VNNI, _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(start, low, a0), high, a1))
 
 template <bool kFour>
 constexpr auto kRowsQ40Q80 = someRows<BlockQ8, dotRowsQ40Q80<kFour, 1>, dotRowsQ40Q80<kFour, 2>, dotRowsQ40Q80<kFour, 3>, dotRowsQ40Q80<kFour, 4>>;
 template <bool kFour>
 constexpr auto kRowsQ40Q80Vnni =
     someRows<BlockQ8, dotRowsQ40Q80Vnni<kFour, 1>, dotRowsQ40Q80Vnni<kFour, 2>, dotRowsQ40Q80Vnni<kFour, 3>, dotRowsQ40Q80Vnni<kFour, 4>>;
+template <bool kFour>
+constexpr auto kRowsQ40Q80AvxVnni =
+    someRows<BlockQ8, dotRowsQ40Q80AvxVnni<kFour, 1>, dotRowsQ40Q80AvxVnni<kFour, 2>, dotRowsQ40Q80AvxVnni<kFour, 3>, dotRowsQ40Q80AvxVnni<kFour, 4>>;
 template <bool FiveBits>
 constexpr auto kRowsQ45_K = someRows<BlockQ8K, dotRowsQ45_K<FiveBits, 1>, dotRowsQ45_K<FiveBits, 2>, dotRowsQ45_K<FiveBits, 3>, dotRowsQ45_K<FiveBits, 4>>;
 constexpr auto kRowsQ6_K = someRows<BlockQ8K, dotRowsQ6_K<1>, dotRowsQ6_K<2>, dotRowsQ6_K<3>, dotRowsQ6_K<4>>;
@@ -796,9 +803,22 @@ const Kernels kAvx2Vnni = [] {
     return k;
 }();
 
+// The same on AVX-VNNI.
+const Kernels kAvx2AvxVnni = [] {
+    Kernels k = kAvx2;
+    k.name = "AVX2+AVX-VNNI";
+    k.dotQ8_0 = oneRow<BlockQ8, dotRowsQ40Q80AvxVnni<false, 1>>;
+    k.dotQ4_0 = oneRow<BlockQ8, dotRowsQ40Q80AvxVnni<true, 1>>;
+    k.dotRowsQ8_0 = kRowsQ40Q80AvxVnni<false>;
+    k.dotRowsQ4_0 = kRowsQ40Q80AvxVnni<true>;
+    k.packedQ4_0 = {packedBytesQ4, packQ4, packedRows<PackedQ4DotAvxVnni>};
+    return k;
+}();
+
 }  // namespace
 
 const Kernels* avx2Kernels() { return &kAvx2; }
+const Kernels* avx2AvxVnniKernels() { return &kAvx2AvxVnni; }
 const Kernels* avx2VnniKernels() { return &kAvx2Vnni; }
 
 }  // namespace lumen::inference::cpu
@@ -807,6 +827,7 @@ const Kernels* avx2VnniKernels() { return &kAvx2Vnni; }
 
 namespace lumen::inference::cpu {
 const Kernels* avx2Kernels() { return nullptr; }
+const Kernels* avx2AvxVnniKernels() { return nullptr; }
 const Kernels* avx2VnniKernels() { return nullptr; }
 }  // namespace lumen::inference::cpu
 

@@ -248,7 +248,8 @@ const Kernels* runnableKernels(std::string_view name) {
     const std::string n = lower(name);
     if (n == "scalar") return &kScalar;
     if (n == "avx2") return avx2 ? avx2Kernels() : nullptr;
-    if (n == "avx2+vnni" || n == "avx2-vnni") return vnni ? avx2VnniKernels() : nullptr;
+    if (n == "avx2+avx-vnni") return avx2 && f.avxVnni ? avx2AvxVnniKernels() : nullptr;
+    if (n == "avx2+vnni") return vnni ? avx2VnniKernels() : nullptr;
     if (n == "avx-512" || n == "avx512") return vnni && f.avx512vbmi ? avx512Kernels() : nullptr;
     return nullptr;
 }
@@ -256,11 +257,11 @@ const Kernels* runnableKernels(std::string_view name) {
 const Kernels& bestKernels() {
     static const Kernels* best = [] {
         const Kernels* fastest = &kScalar;
-        for (const char* name : {"avx2", "avx2+vnni", "avx-512"})
+        for (const char* name : {"avx2", "avx2+avx-vnni", "avx2+vnni", "avx-512"})
             if (const Kernels* k = runnableKernels(name)) fastest = k;
         if (const char* asked = std::getenv("LUMEN_CPU_KERNELS"); asked && *asked) {
             if (const Kernels* k = runnableKernels(asked)) return k;
-            Log(LogLevel::Warning) << "LUMEN_CPU_KERNELS=" << asked << " is not a kernel set this CPU runs (scalar, avx2, avx2+vnni, avx-512); using "
+            Log(LogLevel::Warning) << "LUMEN_CPU_KERNELS=" << asked << " is not a kernel set this CPU runs (scalar, avx2, avx2+avx-vnni, avx2+vnni, avx-512); using "
                                    << fastest->name;
         }
         return fastest;

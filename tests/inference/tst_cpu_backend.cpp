@@ -140,26 +140,42 @@ private slots:
     }
 
     // The AVX2 kernels against the scalar kernels of the same (8-bit activation) arithmetic.
-    // The VNNI variants give the AVX2 kernels' results bit for bit, one row and 2-4 rows.
+    // The VNNI variants (AVX-VNNI and AVX512-VNNI) give the AVX2 kernels' results bit for bit, one
+    // row and 2-4 rows, packed Q4_0 included.
     void vnniMatchesAvx2Exactly() {
-        const cpu::Kernels* vnni = cpu::avx2VnniKernels();
         const auto& f = cpuFeatures();
-        if (!vnni || !f.avx2 || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni) QSKIP("this CPU has no AVX512-VNNI");
+        if (!f.avx2 || !f.fma || !f.f16c || (!f.avxVnni && !(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni)))
+            QSKIP("this CPU has neither AVX-VNNI nor AVX512-VNNI");
         const cpu::Kernels& avx2 = *cpu::avx2Kernels();
-        for (DType t : {DType::Q8_0, DType::Q4_0}) {
-            const int blocks = 11;
-            const Matrix m = randomMatrix(t, blocks * 32, 1, 17);
-            const auto a = randomActivations<cpu::BlockQ8>(blocks, 3);
-            const bool q8 = t == DType::Q8_0;
-            QCOMPARE((q8 ? vnni->dotQ8_0 : vnni->dotQ4_0)(m.bytes.data(), a.data(), blocks), (q8 ? avx2.dotQ8_0 : avx2.dotQ4_0)(m.bytes.data(), a.data(), blocks));
-            for (int rows = 1; rows <= 4; ++rows) {
+        std::vector<const cpu::Kernels*> sets;
+        if (f.avxVnni) sets.push_back(cpu::avx2AvxVnniKernels());
+        if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) sets.push_back(cpu::avx2VnniKernels());
+        for (const cpu::Kernels* vnni : sets)
+            for (DType t : {DType::Q8_0, DType::Q4_0}) {
+                const int blocks = 11;
+                const Matrix m = randomMatrix(t, blocks * 32, 1, 17);
+                const auto a = randomActivations<cpu::BlockQ8>(blocks, 3);
+                const bool q8 = t == DType::Q8_0;
+                QCOMPARE((q8 ? vnni->dotQ8_0 : vnni->dotQ4_0)(m.bytes.data(), a.data(), blocks), (q8 ? avx2.dotQ8_0 : avx2.dotQ4_0)(m.bytes.data(), a.data(), blocks));
+                for (int rows = 1; rows <= 4; ++rows) {
+                    float got[4], want[4];
+                    (q8 ? vnni->dotRowsQ8_0 : vnni->dotRowsQ4_0)(m.bytes.data(), a.data(), blocks, rows, got);
+                    (q8 ? avx2.dotRowsQ8_0 : avx2.dotRowsQ4_0)(m.bytes.data(), a.data(), blocks, rows, want);
+                    for (int r = 0; r < rows; ++r) QCOMPARE(got[r], want[r]);
+                }
+                // the packed Q4_0 kernels too: the same integers, so the same bits
+                if (q8) continue;
+                const auto& packedVnni = vnni->packedQ4_0;
+                const auto& packedAvx2 = avx2.packedQ4_0;
+                std::vector<std::uint8_t> storage(static_cast<std::size_t>(4 * packedAvx2.bytes(blocks) + 64));
+                auto* packed = reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(storage.data()) + 63) & ~std::uintptr_t{63});
+                for (int r = 0; r < 4; ++r) packedAvx2.pack(a.data() + r * blocks, blocks, packed + r * packedAvx2.bytes(blocks));
                 float got[4], want[4];
-                (q8 ? vnni->dotRowsQ8_0 : vnni->dotRowsQ4_0)(m.bytes.data(), a.data(), blocks, rows, got);
-                (q8 ? avx2.dotRowsQ8_0 : avx2.dotRowsQ4_0)(m.bytes.data(), a.data(), blocks, rows, want);
-                for (int r = 0; r < rows; ++r) QCOMPARE(got[r], want[r]);
+                packedVnni.dotRows(m.bytes.data(), m.tensor.rowBytes(), 1, packed, blocks, 4, got, 1);
+                packedAvx2.dotRows(m.bytes.data(), m.tensor.rowBytes(), 1, packed, blocks, 4, want, 1);
+                for (int r = 0; r < 4; ++r) QCOMPARE(got[r], want[r]);
             }
-        }
-        if (qEnvironmentVariableIsEmpty("LUMEN_CPU_KERNELS"))  // the best set, unless asked for another
+        if (qEnvironmentVariableIsEmpty("LUMEN_CPU_KERNELS") && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni)  // the best set, unless asked for another
             QCOMPARE(QString(cpu::bestKernels().name), QString(f.avx512vbmi ? "AVX-512" : "AVX2+VNNI"));
     }
 
@@ -264,6 +280,7 @@ private slots:
         QCOMPARE(cpu::runnableKernels(""), nullptr);
         const bool avx2 = f.avx2 && f.fma && f.f16c;
         QCOMPARE(cpu::runnableKernels("AVX2"), avx2 ? cpu::avx2Kernels() : nullptr);
+        QCOMPARE(cpu::runnableKernels("avx2+AVX-VNNI"), avx2 && f.avxVnni ? cpu::avx2AvxVnniKernels() : nullptr);
         const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512vbmi;
         QCOMPARE(cpu::runnableKernels("avx-512"), avx512 ? cpu::avx512Kernels() : nullptr);
         // the best set is one of them
@@ -324,6 +341,8 @@ private slots:
         const auto& f = cpuFeatures();
         if (!cpu::avx2Kernels() || !f.avx2 || !f.fma || !f.f16c) QSKIP("this CPU does not run the AVX2 kernels");
         checkPacked(DType::Q4_0, cpu::avx2Kernels()->packedQ4_0, cpu::scalarKernels().dotQ4_0, {1, 2, 3, 4, 5, 7, 64});
+        if (QTest::currentTestFailed()) return;
+        if (f.avxVnni) checkPacked(DType::Q4_0, cpu::avx2AvxVnniKernels()->packedQ4_0, cpu::scalarKernels().dotQ4_0, {1, 2, 3, 4, 5, 7, 64});
         if (QTest::currentTestFailed() || !f.avx512f || !f.avx512bw || !f.avx512vl || !f.avx512vnni) return;
         checkPacked(DType::Q4_0, cpu::avx2VnniKernels()->packedQ4_0, cpu::scalarKernels().dotQ4_0, {1, 2, 3, 4, 5, 7, 64});
     }
