@@ -24,7 +24,8 @@ struct BenchRun {
 std::uint64_t weightBytesPerToken(const LlamaModel& model);
 
 // Runs `prefill` random prompt tokens, then `decode` greedy steps, in a fresh session with the
-// layers placed as `split` says (after one warm-up step that also moves the weights to a GPU).
+// layers placed as `split` says (after one warm-up step that also moves the weights to a GPU;
+// the CPU's weight pages are mapped in first).
 BenchRun benchmark(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, int prefill, int decode);
 
 // Sustained read bandwidth of main memory (bytes/s), reading a 512 MiB buffer on `threads`
