@@ -19,12 +19,18 @@ enum class RopeStyle {
     NeoX,         // pairs (x[i], x[i + nRot/2]): qwen2 and Hugging Face layouts
 };
 
-// Keys and values of every position so far, for one layer: (nCtx, nKvHeads * headDim) each,
-// stored as F16 (the default) or F32, in the backend's memory.
+// Keys and values of every position so far, for one layer, stored as F16 (the default) or F32 in
+// the backend's memory: (nCtx, nKvHeads * headDim) each, row t (every KV head) at
+// t * nKvHeads * headDim. A cache a session allocates for `capacity` positions may be kept in the
+// storing backend's own order instead: the CPU backend keeps each KV head's rows together, head
+// h's row t at (h * capacity + t) * headDim, so one head's keys and values stream from memory in
+// order (long contexts). Other backends ignore capacity; a layer is stored and read by one backend.
 struct KvLayer {
     DType dtype = DType::F16;
     void* keys = nullptr;
     void* values = nullptr;
+    std::int64_t capacity = 0;  // positions of a cache in the backend's order; 0: rows as above
+    std::int64_t headDim = 0;   // with capacity
 };
 
 // Rotary position embedding of rows of (nHeads * headDim) values: pair i of the first nRot

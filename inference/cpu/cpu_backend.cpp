@@ -143,24 +143,26 @@ public:
 
     void storeKv(const KvLayer& layer, std::int64_t pos0, std::int64_t rows, std::int64_t kvDim, const float* k,
                  const float* v) override {
-        const std::int64_t n = rows * kvDim;
-        if (layer.dtype == DType::F16) {
-            auto* keys = static_cast<std::uint16_t*>(layer.keys) + pos0 * kvDim;
-            auto* values = static_cast<std::uint16_t*>(layer.values) + pos0 * kvDim;
-            if (kernels_ && kernels_->toHalf) {
-                kernels_->toHalf(k, n, keys);
-                kernels_->toHalf(v, n, values);
-                return;
+        // runs of `run` values: whole rows, or one head's part of a row in a head-major cache
+        const std::int64_t run = layer.capacity > 0 ? layer.headDim : rows * kvDim;
+        const auto store = [&](const float* from, void* cache) {
+            for (std::int64_t i = 0; i < rows * kvDim; i += run) {
+                const std::int64_t r = i / kvDim, h = i % kvDim / run;
+                const std::int64_t at = layer.capacity > 0 ? (h * layer.capacity + pos0 + r) * layer.headDim : pos0 * kvDim;
+                if (layer.dtype == DType::F16) {
+                    auto* to = static_cast<std::uint16_t*>(cache) + at;
+                    if (kernels_ && kernels_->toHalf) kernels_->toHalf(from + i, run, to);
+                    else
+                        for (std::int64_t j = 0; j < run; ++j) to[j] = floatToHalf(from[i + j]);
+                } else {
+                    std::memcpy(static_cast<float*>(cache) + at, from + i, static_cast<std::size_t>(run) * 4);
+                }
             }
-            for (std::int64_t i = 0; i < n; ++i) {
-                keys[i] = floatToHalf(k[i]);
-                values[i] = floatToHalf(v[i]);
-            }
-        } else {
-            std::memcpy(static_cast<float*>(layer.keys) + pos0 * kvDim, k, static_cast<std::size_t>(n) * 4);
-            std::memcpy(static_cast<float*>(layer.values) + pos0 * kvDim, v, static_cast<std::size_t>(n) * 4);
-        }
+        };
+        store(k, layer.keys);
+        store(v, layer.values);
     }
+
 
     void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
                    float* out) override {
@@ -272,6 +274,9 @@ private:
     template <class Visible>
     void attend(const float* q, const KvLayer& layer, std::int64_t rows, const AttentionSpec& spec, float* out, bool uniform, Visible visible) {
         const std::int64_t headDim = spec.headDim, kvDim = spec.nKvHeads * headDim, group = spec.nHeads / spec.nKvHeads;
+        // one KV head's rows: `stride` values apart, from kvHead * headStride (see KvLayer)
+        const bool headMajor = layer.capacity > 0;
+        const std::int64_t stride = headMajor ? headDim : kvDim, headStride = headMajor ? layer.capacity * headDim : headDim;
         const bool f16 = layer.dtype == DType::F16;
         const bool fast = kernels_ && headDim % 8 == 0 && (f16 || layer.dtype == DType::F32);
         const std::int64_t perTask = fast && !uniform ? std::min<std::int64_t>(group, 4) : 1;  // heads per task
@@ -284,7 +289,7 @@ private:
             for (std::int64_t task = begin; task < end; ++task) {
                 const std::int64_t r = task / tasksPerRow * rowsPerTask, kvHead = task % tasksPerRow / tasksPerKvHead;
                 const std::int64_t h0 = kvHead * group + task % tasksPerKvHead * perTask, heads = std::min(perTask, (kvHead + 1) * group - h0);
-                const std::int64_t count = visible(r), offset = kvHead * headDim;
+                const std::int64_t count = visible(r), offset = kvHead * headStride;
                 const float* qh = q + (r * spec.nHeads + h0) * headDim;
                 float* oh = out + (r * spec.nHeads + h0) * headDim;
                 // the task's queries: `heads` heads of row r, or rows r.. of head h0
@@ -292,19 +297,19 @@ private:
                 const std::int64_t qStride = rowsPerTask > 1 ? spec.nHeads * headDim : headDim;
                 if (fast && f16) {
                     kernels_->attendF16(qh, queries, qStride, static_cast<const std::uint16_t*>(layer.keys) + offset,
-                                        static_cast<const std::uint16_t*>(layer.values) + offset, kvDim, count, headDim, scale, scores.data(), oh);
+                                        static_cast<const std::uint16_t*>(layer.values) + offset, stride, count, headDim, scale, scores.data(), oh);
                     continue;
                 }
                 if (fast) {
                     kernels_->attendF32(qh, queries, qStride, static_cast<const float*>(layer.keys) + offset,
-                                        static_cast<const float*>(layer.values) + offset, kvDim, count, headDim, scale, scores.data(), oh);
+                                        static_cast<const float*>(layer.values) + offset, stride, count, headDim, scale, scores.data(), oh);
                     continue;
                 }
                 // The reference: scores against every key so far, a softmax, the weighted values.
                 float maxScore = -INFINITY;
                 for (std::int64_t t = 0; t < count; ++t) {
                     float s = 0.0f;
-                    for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * kvDim + offset + d);
+                    for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * stride + offset + d);
                     scores[static_cast<std::size_t>(t)] = s * scale;
                     maxScore = std::max(maxScore, s * scale);
                 }
@@ -313,7 +318,7 @@ private:
                 std::fill(oh, oh + headDim, 0.0f);
                 for (std::int64_t t = 0; t < count; ++t) {
                     const float weight = scores[static_cast<std::size_t>(t)] / sum;
-                    for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * kvDim + offset + d);
+                    for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * stride + offset + d);
                 }
             }
         };

@@ -163,7 +163,7 @@ void LlamaSession::init(const std::vector<Backend*>& layerBackends, DType kvType
         Backend* b = layerBackends[static_cast<std::size_t>(l)];
         kvMemory_.push_back(b->allocBytes(kvBytes));
         kvMemory_.push_back(b->allocBytes(kvBytes));
-        kv_.push_back({kvType, kvMemory_[kvMemory_.size() - 2].get(), kvMemory_.back().get()});
+        kv_.push_back({kvType, kvMemory_[kvMemory_.size() - 2].get(), kvMemory_.back().get(), nCtx_, c.headDim});
     }
     for (auto& stage : stages_) reserve(stage, 1, false);
     logits_.resize(static_cast<std::size_t>(c.vocabSize));

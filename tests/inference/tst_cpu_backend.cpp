@@ -517,6 +517,24 @@ private slots:
             fast->attention(q.data() + r * heads * headDim, layer, pos0 + r, 1, spec, single.data());
             for (std::int64_t i = 0; i < heads * headDim; ++i) QCOMPARE(single[static_cast<std::size_t>(i)], got[static_cast<std::size_t>(r * heads * headDim + i)]);
         }
+        // A session's cache (capacity set: the CPU backend keeps each KV head's rows together),
+        // filled through storeKv in two pieces: the same bits as the position-major cache.
+        const std::int64_t capacity = positions + 7, elem = f16 ? 2 : 4;
+        std::vector<std::uint8_t> headKeys(static_cast<std::size_t>(capacity * kvDim * elem)), headValues(headKeys.size());
+        const KvLayer headMajor{f16 ? DType::F16 : DType::F32, headKeys.data(), headValues.data(), capacity, headDim};
+        fast->storeKv(headMajor, 0, 30, kvDim, keys.data(), values.data());
+        fast->storeKv(headMajor, 30, positions - 30, kvDim, keys.data() + 30 * kvDim, values.data() + 30 * kvDim);
+        if (f16) {
+            const auto* stored = reinterpret_cast<const std::uint16_t*>(headKeys.data());
+            const std::int64_t h = kvHeads - 1;  // the last head's key 3, value 2
+            QCOMPARE(stored[(h * capacity + 3) * headDim + 2], keys16[static_cast<std::size_t>(3 * kvDim + h * headDim + 2)]);
+        }
+        std::vector<float> fromHeads(q.size());
+        fast->attention(q.data(), headMajor, pos0, rows, spec, fromHeads.data());
+        for (std::size_t i = 0; i < got.size(); ++i) QCOMPARE(fromHeads[i], got[i]);
+        std::vector<float> referenceHeads(q.size());
+        reference->attention(q.data(), headMajor, pos0, rows, spec, referenceHeads.data());
+        for (std::size_t i = 0; i < want.size(); ++i) QCOMPARE(referenceHeads[i], want[i]);
         // Unmasked self-attention of all 41 rows (a ViT's: 16 rows per task, the last task short).
         if (f16) return;
         std::vector<float> queries(static_cast<std::size_t>(positions * heads * headDim));
