@@ -163,7 +163,6 @@ public:
         store(v, layer.values);
     }
 
-
     void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
                    float* out) override {
         attend(q, layer, rows, spec, out, false, [pos0](std::int64_t r) { return pos0 + r + 1; });

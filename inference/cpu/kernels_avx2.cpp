@@ -2,7 +2,7 @@
 // into the same binary as everything else and is only called on CPUs that have these features.
 
 #include "inference/cpu/kernels.h"
-#include "inference/cpu/k_scales.h"
+#include "inference/cpu/x86_common.h"
 #include "inference/cpu/row_kernels.h"
 
 #if defined(__x86_64__)
@@ -680,7 +680,6 @@ std::int64_t packedBytesQ4(std::int64_t nBlocks) { return ((nBlocks + 1) / 2 * s
 
 LUMEN_AVX2 void packQ4(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out) {
     auto* pairs = reinterpret_cast<PairQ4*>(out);
-    const __m128i ones8 = _mm_set1_epi8(1), ones16 = _mm_set1_epi16(1);
     for (std::int64_t p = 0; p < (nBlocks + 1) / 2; ++p) {
         PairQ4& o = pairs[p];
         std::memset(&o, 0, sizeof o);
@@ -690,8 +689,7 @@ LUMEN_AVX2 void packQ4(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out
             const __m128i high = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q + 16));
             _mm_store_si128(reinterpret_cast<__m128i*>(o.low + 16 * k), low);
             _mm_store_si128(reinterpret_cast<__m128i*>(o.high + 16 * k), high);
-            // sums of each 4 bytes (maddubs against ones, then pairs of words), of both halves
-            const __m128i sums = _mm_madd_epi16(_mm_add_epi16(_mm_maddubs_epi16(ones8, low), _mm_maddubs_epi16(ones8, high)), ones16);
+            const __m128i sums = _mm_add_epi32(sumsOf4(low), sumsOf4(high));
             const __m128i c = _mm_mullo_epi32(sums, _mm_set1_epi32(-8));
             _mm_storel_epi64(reinterpret_cast<__m128i*>(o.c + 4 * k), _mm_packs_epi32(c, c));
             o.d[k] = a.d;

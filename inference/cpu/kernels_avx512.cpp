@@ -15,7 +15,7 @@
 // Each lane's integer sum is exact, as in the AVX2 kernel; only the float summation order differs.
 
 #include "inference/cpu/kernels.h"
-#include "inference/cpu/k_scales.h"
+#include "inference/cpu/x86_common.h"
 #include "inference/cpu/row_kernels.h"
 #include "inference/formats/half.h"
 
@@ -77,9 +77,6 @@ void packPartial(const BlockQ8* x, int count, Group<kFour>& o) {
     }
 }
 
-// Sums of each 4 consecutive signed bytes.
-LUMEN_AVX512 inline __m128i sumsOf4(__m128i q) { return _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), q), _mm_set1_epi16(1)); }
-LUMEN_AVX512 inline __m256i sumsOf4(__m256i q) { return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1)); }
 
 // Full groups with vector moves (the layout above, as packPartial writes it element by element).
 template <bool kFour>

@@ -1,6 +1,6 @@
 #pragma once
-// The K-quants' packed 6-bit scales and minimums (Q4_K, Q5_K) unpacked on vectors, shared by the
-// AVX2 and AVX-512 kernel files (an AVX2 function inlines into either).
+// Small vector helpers shared by the AVX2 and AVX-512 kernel files (an AVX2 function inlines into
+// either).
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -19,6 +19,12 @@ __attribute__((target("avx2"))) inline __m128i kQuantScaleBytes(__m128i head) {
     // a byte's top two bits, as bits 4-5
     const __m128i top = _mm_and_si128(_mm_srli_epi32(aabb, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
     return _mm_or_si128(low, top);
+}
+
+// Sums of each 4 consecutive signed bytes (a packed activation lane's share of a block).
+__attribute__((target("avx2"))) inline __m128i sumsOf4(__m128i q) { return _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), q), _mm_set1_epi16(1)); }
+__attribute__((target("avx2"))) inline __m256i sumsOf4(__m256i q) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
 }
 
 }  // namespace lumen::inference::cpu
