@@ -738,13 +738,14 @@ int cmdDescribe(Context& ctx) {
 int cmdBench(Context& ctx) {
     const QString modelPath = ctx.parser.value(QStringLiteral("model"));
     if (modelPath.isEmpty() || !ctx.positional.isEmpty()) {
-        ctx.err << "lumen-cli: bench needs --model M.gguf [-p 512] [-n 128] [-t 1,2] [--gpu-layers N]\n";
+        ctx.err << "lumen-cli: bench needs --model M.gguf [-p 512] [-n 128] [-t 1,2] [-r 3] [--gpu-layers N]\n";
         return kUsage;
     }
     const auto prefill = numberOption<int>(ctx, "p", 512, 0, 1 << 16);
     const auto decode = numberOption<int>(ctx, "n", 128, 0, 1 << 16);
+    const auto repetitions = numberOption<int>(ctx, "r", 3, 1, 1000);
     const auto gpuLayers = gpuLayersOption(ctx);
-    if (!prefill || !decode || !gpuLayers) return kUsage;
+    if (!prefill || !decode || !repetitions || !gpuLayers) return kUsage;
     std::vector<int> threads;
     for (const QString& t : ctx.parser.value(QStringLiteral("t")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
         bool ok = false;
@@ -764,36 +765,57 @@ int cmdBench(Context& ctx) {
         auto placement = placeModel(ctx, *model, std::max<std::int64_t>(contextSize, 16), threads.front(), *gpuLayers);
         if (!placement) return kFailed;
         // Decoding reads every weight once per token: compare with the bandwidth of the memory
-        // the weights sit in (the GPU's peak when all layers are there, else measured RAM).
+        // the weights sit in (the GPU's peak when all layers are there, else RAM as measured
+        // just before each repetition, so a busy moment of the machine weighs on both).
         const bool allOnGpu = placement->gpuLayers == c.nLayers;
         const auto devices = inference::queryComputeDevices();
         const double gpuPeak = allOnGpu && !devices.gpus.empty() ? devices.gpus.front().memoryBandwidth : 0.0;
-        const double bandwidth = allOnGpu ? gpuPeak : inference::measureReadBandwidth(*std::max_element(threads.begin(), threads.end()));
+        std::unique_ptr<inference::ReadBandwidthProbe> probe;
+        if (!allOnGpu) probe = std::make_unique<inference::ReadBandwidthProbe>(*std::max_element(threads.begin(), threads.end()));
         const auto perToken = inference::weightBytesPerToken(*model);
         ctx.out << QString::fromStdString(c.architecture) << " dim " << c.dim << ", " << c.nLayers << " layers, " << c.nHeads << "/"
                 << c.nKvHeads << " heads, FFN " << c.ffnDim << ", vocab " << c.vocabSize << "; "
                 << QString::fromStdString(inference::formatBytes(perToken)) << " of weights read per token\n";
         if (allOnGpu)
-            ctx.out << "GPU memory bandwidth (peak, from clock and bus width): " << QString::number(bandwidth / 1e9, 'f', 1) << " GB/s\n";
-        else
-            ctx.out << "memory read bandwidth (measured): " << QString::number(bandwidth / 1e9, 'f', 1) << " GB/s\n";
-        ctx.out << QStringLiteral("%1  %2  %3  %4  %5  %6\n").arg("threads", 7).arg(QStringLiteral("prefill t/s (p%1)").arg(*prefill), 18)
-                       .arg(QStringLiteral("TTFT ms"), 9).arg(QStringLiteral("decode t/s (n%1)").arg(*decode), 17).arg("weights GB/s", 12)
+            ctx.out << "GPU memory bandwidth (peak, from clock and bus width): " << QString::number(gpuPeak / 1e9, 'f', 1) << " GB/s\n";
+        ctx.out << "each figure: mean +- standard deviation of " << *repetitions << (*repetitions == 1 ? " run" : " runs") << "\n";
+        const auto spread = [](const std::vector<double>& v, int width, int decimals) {
+            const auto s = inference::spreadOf(v);
+            return QStringLiteral("%1 +- %2").arg(s.mean, 0, 'f', decimals).arg(s.sd, 0, 'f', decimals).rightJustified(width);
+        };
+        ctx.out << QStringLiteral("%1  %2  %3  %4  %5  %6  %7\n")
+                       .arg("threads", 7)
+                       .arg(QStringLiteral("prefill t/s (p%1)").arg(*prefill), 18)
+                       .arg(QStringLiteral("TTFT ms"), 16)
+                       .arg(QStringLiteral("decode t/s (n%1)").arg(*decode), 17)
+                       .arg("weights GB/s", 14)
+                       .arg(allOnGpu ? "GPU peak GB/s" : "RAM GB/s", 14)
                        .arg("of bandwidth", 12);
         QStringList backends;
         for (std::size_t i = 0; i < threads.size(); ++i) {
             const int t = threads[i];
             // One GPU backend serves every thread count; the CPU side is made per count.
             if (i > 0) placement->cpu = inference::makeCpuBackend({.threads = t});
-            const auto run = inference::benchmark(model, placement->split(), *prefill, *decode);
-            backends << QString::fromStdString(run.backend);
-            ctx.out << QStringLiteral("%1  %2  %3  %4  %5  %6\n")
+            std::vector<double> prefillRate, ttft, decodeRate, weightRate, bandwidth, share;
+            for (int rep = 0; rep < *repetitions; ++rep) {
+                const double b = probe ? probe->measure() : gpuPeak;
+                const auto run = inference::benchmark(model, placement->split(), *prefill, *decode);
+                backends << QString::fromStdString(run.backend);
+                prefillRate.push_back(run.prefillTokensPerSecond);
+                ttft.push_back(run.prefillSeconds * 1000.0);
+                decodeRate.push_back(run.decodeTokensPerSecond);
+                weightRate.push_back(run.weightBytesPerSecond / 1e9);
+                bandwidth.push_back(b / 1e9);
+                if (b > 0) share.push_back(100.0 * run.weightBytesPerSecond / b);
+            }
+            ctx.out << QStringLiteral("%1  %2  %3  %4  %5  %6  %7\n")
                            .arg(t, 7)
-                           .arg(run.prefillTokensPerSecond, 18, 'f', 1)
-                           .arg(run.prefillSeconds * 1000.0, 9, 'f', 1)
-                           .arg(run.decodeTokensPerSecond, 17, 'f', 1)
-                           .arg(run.weightBytesPerSecond / 1e9, 12, 'f', 2)
-                           .arg(bandwidth > 0 ? QStringLiteral("%1%").arg(100.0 * run.weightBytesPerSecond / bandwidth, 0, 'f', 0) : QStringLiteral("-"), 12);
+                           .arg(spread(prefillRate, 18, 1))
+                           .arg(spread(ttft, 16, 1))
+                           .arg(spread(decodeRate, 17, 1))
+                           .arg(spread(weightRate, 14, 2))
+                           .arg(spread(bandwidth, 14, 1))
+                           .arg(share.empty() ? QStringLiteral("-").rightJustified(12) : spread(share, 12, 0).replace(QStringLiteral(" +-"), QStringLiteral("% +-")) + QLatin1Char('%'));
             ctx.out.flush();
         }
         backends.removeDuplicates();
@@ -907,7 +929,7 @@ struct Command {
 const std::map<QString, Command>& commands() {
     static const std::map<QString, Command> table = {
         {QStringLiteral("info"), {"CPU features and kernel set, GPUs and where the database is", cmdInfo}},
-        {QStringLiteral("bench"), {"prefill and decode speed: bench --model M.gguf [-p 512] [-n 128] [-t 1,2] [--gpu-layers N]", cmdBench}},
+        {QStringLiteral("bench"), {"prefill and decode speed: bench --model M.gguf [-p 512] [-n 128] [-t 1,2] [-r 3] [--gpu-layers N]", cmdBench}},
         {QStringLiteral("generate"), {"generate text: generate --model M.gguf (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temp T] ...", cmdGenerate}},
         {QStringLiteral("describe"), {"describe images: describe --model LLM.gguf --mmproj MMPROJ.gguf [--prompt TEXT] IMAGE...", cmdDescribe}},
         {QStringLiteral("template"), {"render a chat template: template (--model M.gguf | --file T.jinja | --builtin NAME) --context C.json", cmdTemplate}},
@@ -955,6 +977,7 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("n"), QStringLiteral("generate: tokens to generate at most (default 256); bench: tokens to decode (128)."), QStringLiteral("N")},
         {QStringLiteral("p"), QStringLiteral("bench: prompt tokens to prefill (default 512)."), QStringLiteral("N")},
         {QStringLiteral("t"), QStringLiteral("bench: thread counts, comma-separated (default: physical cores)."), QStringLiteral("LIST")},
+        {QStringLiteral("r"), QStringLiteral("bench: repetitions per thread count (default 3)."), QStringLiteral("N")},
         {QStringLiteral("temp"), QStringLiteral("generate: temperature; 0 is greedy (default 0.8)."), QStringLiteral("T")},
         {QStringLiteral("top-k"), QStringLiteral("generate: keep the K most likely tokens; 0 is off (default 40). classify: labels shown (5)."),
          QStringLiteral("K")},

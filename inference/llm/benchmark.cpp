@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <random>
 
 #include "inference/core/thread_pool.h"
@@ -67,27 +68,44 @@ BenchRun benchmark(std::shared_ptr<const LlamaModel> model, const LayerSplit& sp
     return run;
 }
 
-double measureReadBandwidth(int threads) {
-    const std::size_t words = (512u << 20) / sizeof(std::uint64_t);
-    std::vector<std::uint64_t> buffer(words, 1);  // written once so the pages exist
-    ThreadPool pool(threads);
+Spread spreadOf(std::span<const double> values) {
+    Spread s;
+    if (values.empty()) return s;
+    for (const double v : values) s.mean += v;
+    s.mean /= static_cast<double>(values.size());
+    if (values.size() < 2) return s;
+    double squares = 0;
+    for (const double v : values) squares += (v - s.mean) * (v - s.mean);
+    s.sd = std::sqrt(squares / static_cast<double>(values.size() - 1));
+    return s;
+}
+
+ReadBandwidthProbe::ReadBandwidthProbe(int threads)
+    : buffer_((512u << 20) / sizeof(std::uint64_t), 1),  // written once so the pages exist
+      pool_(std::make_unique<ThreadPool>(threads)) {}
+
+ReadBandwidthProbe::~ReadBandwidthProbe() = default;
+
+double ReadBandwidthProbe::measure() {
+    const auto words = static_cast<std::int64_t>(buffer_.size());
+    const std::uint64_t* data = buffer_.data();
     double best = 0;
     std::atomic<std::uint64_t> sink{0};
     for (int round = 0; round < 3; ++round) {
         const auto start = Clock::now();
-        pool.parallelFor(static_cast<std::int64_t>(words), [&](std::int64_t b, std::int64_t e) {
+        pool_->parallelFor(words, [&](std::int64_t b, std::int64_t e) {
             std::uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             std::int64_t i = b;
             for (; i + 4 <= e; i += 4) {
-                s0 += buffer[static_cast<std::size_t>(i)];
-                s1 += buffer[static_cast<std::size_t>(i + 1)];
-                s2 += buffer[static_cast<std::size_t>(i + 2)];
-                s3 += buffer[static_cast<std::size_t>(i + 3)];
+                s0 += data[i];
+                s1 += data[i + 1];
+                s2 += data[i + 2];
+                s3 += data[i + 3];
             }
-            for (; i < e; ++i) s0 += buffer[static_cast<std::size_t>(i)];
+            for (; i < e; ++i) s0 += data[i];
             sink.fetch_add(s0 + s1 + s2 + s3);
         });
-        best = std::max(best, static_cast<double>(words * sizeof(std::uint64_t)) / seconds(start, Clock::now()));
+        best = std::max(best, static_cast<double>(words) * sizeof(std::uint64_t) / seconds(start, Clock::now()));
     }
     return best;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "inference/llm/llama_model.h"
@@ -28,8 +29,30 @@ std::uint64_t weightBytesPerToken(const LlamaModel& model);
 // the CPU's weight pages are mapped in first).
 BenchRun benchmark(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, int prefill, int decode);
 
-// Sustained read bandwidth of main memory (bytes/s), reading a 512 MiB buffer on `threads`
-// threads, best of three.
-double measureReadBandwidth(int threads);
+// Mean and sample standard deviation of repeated measurements (sd 0 for fewer than two).
+struct Spread {
+    double mean = 0;
+    double sd = 0;
+};
+Spread spreadOf(std::span<const double> values);
+
+class ThreadPool;
+
+// Sustained read bandwidth of main memory (bytes/s): a 512 MiB buffer, allocated and mapped in
+// once, read on `threads` threads, best of three passes per measure(). The bench measures it
+// before each repetition, so each decode run is compared with the machine as it was then.
+class ReadBandwidthProbe {
+public:
+    explicit ReadBandwidthProbe(int threads);
+    ~ReadBandwidthProbe();
+    ReadBandwidthProbe(const ReadBandwidthProbe&) = delete;
+    ReadBandwidthProbe& operator=(const ReadBandwidthProbe&) = delete;
+
+    double measure();
+
+private:
+    std::vector<std::uint64_t> buffer_;
+    std::unique_ptr<ThreadPool> pool_;
+};
 
 }  // namespace lumen::inference

@@ -286,9 +286,12 @@ private slots:
             QCOMPARE(r.status, 1);
             QVERIFY2(r.err.contains("cannot use the GPU"), qPrintable(r.err));
         }
-        r = run({"bench", "--model", model, "-p", "8", "-n", "8", "-t", "1", "--gpu-layers", "0"});
+        r = run({"bench", "--model", model, "-p", "8", "-n", "8", "-t", "1", "-r", "2", "--gpu-layers", "0"});
         QCOMPARE(r.status, 0);
-        QVERIFY2(r.out.contains("TTFT ms") && r.out.contains("CPU ("), qPrintable(r.out));
+        QVERIFY2(r.out.contains("TTFT ms") && r.out.contains("CPU (") && r.out.contains("standard deviation of 2 runs") && r.out.contains(" +- "),
+                 qPrintable(r.out));
+        r = run({"bench", "--model", model, "-r", "0"});
+        QCOMPARE(r.status, 2);
     }
 
     void chat() {

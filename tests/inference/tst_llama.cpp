@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "inference/formats/gguf.h"
+#include "inference/llm/benchmark.h"
 #include "inference/llm/generator.h"
 #include "inference/llm/model_writer.h"
 #include "test_util.h"
@@ -229,6 +230,40 @@ private slots:
             const auto last = again.prefill(prompt);
             QCOMPARE(last, oneByOne.back());
         }
+    }
+
+    // What `lumen-cli bench` reports: the weight bytes a decode step reads (the embedding table
+    // once when tied to the output, else one row of it), rates that agree with each other, and
+    // the mean +- sample standard deviation of repetitions.
+    void benchmarkFigures() {
+        for (bool tied : {false, true}) {
+            RandomModelSpec spec;
+            spec.tiedEmbeddings = tied;
+            const QString path = dir_.filePath(tied ? "bench-tied.gguf" : "bench.gguf");
+            writeRandomLlamaModel(spec, path.toStdString());
+            const Loaded m = load(path);
+            const auto& w = m.model->weights();
+            std::uint64_t all = 0;
+            for (const auto& t : m.file->tensors()) all += static_cast<std::uint64_t>(t.bytes);
+            const auto table = static_cast<std::uint64_t>(w.tokenEmbedding.rowBytes() * w.tokenEmbedding.rows());
+            const auto row = static_cast<std::uint64_t>(w.tokenEmbedding.rowBytes());
+            QCOMPARE(weightBytesPerToken(*m.model), tied ? all + row : all - table + row);
+
+            auto backend = makeCpuBackend({.threads = 2});
+            const auto run = benchmark(std::const_pointer_cast<const LlamaModel>(m.model), LayerSplit{backend.get(), nullptr, 0}, 6, 5);
+            QCOMPARE(run.prefillTokens, 6);
+            QCOMPARE(run.decodeTokens, 5);
+            QVERIFY(run.prefillSeconds > 0 && run.prefillTokensPerSecond > 0 && run.decodeTokensPerSecond > 0);
+            QVERIFY(std::fabs(run.prefillTokensPerSecond * run.prefillSeconds - 6) < 1e-6);
+            QVERIFY(std::fabs(run.weightBytesPerSecond / run.decodeTokensPerSecond - static_cast<double>(weightBytesPerToken(*m.model))) < 1e-3);
+            QVERIFY(run.backend.find("CPU") != std::string::npos);
+        }
+        const std::vector<double> values{2, 4, 4, 4, 5, 5, 7, 9};
+        const Spread s = spreadOf(values);
+        QCOMPARE(s.mean, 5.0);
+        QVERIFY(std::fabs(s.sd - std::sqrt(32.0 / 7.0)) < 1e-12);
+        QCOMPARE(spreadOf(std::vector<double>{3.5}).sd, 0.0);
+        QCOMPARE(spreadOf(std::vector<double>{}).mean, 0.0);
     }
 
     void badModels() {
