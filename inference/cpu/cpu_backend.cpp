@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <new>
 #include <stdexcept>
 #include <span>
 #include <string>
@@ -41,16 +43,24 @@ float loadVector(const Tensor& t, std::int64_t i) {
     }
 }
 
-// A norm, bias or scale vector's first n values as floats (converted once per op, not per row).
-std::vector<float> vectorValues(const Tensor& t, std::int64_t n) {
-    std::vector<float> v(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = loadVector(t, i);
-    return v;
+// A norm, bias or scale vector's first n values as floats: F32 in place, other types converted
+// once per op (not per row) into `scratch`.
+const float* vectorValues(const Tensor& t, std::int64_t n, std::vector<float>& scratch) {
+    if (t.dtype == DType::F32 && reinterpret_cast<std::uintptr_t>(t.data) % alignof(float) == 0) return reinterpret_cast<const float*>(t.data);
+    scratch.resize(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) scratch[static_cast<std::size_t>(i)] = loadVector(t, i);
+    return scratch.data();
 }
 
 float kvAt(const void* base, DType dtype, std::int64_t index) {
     if (dtype == DType::F16) return halfToFloat(static_cast<const std::uint16_t*>(base)[index]);
     return static_cast<const float*>(base)[index];
+}
+
+void* zeroed(std::int64_t bytes) {
+    void* p = std::calloc(static_cast<std::size_t>(std::max<std::int64_t>(bytes, 1)), 1);
+    if (!p) throw std::bad_alloc();
+    return p;
 }
 
 // Ops below this many weight elements run on one thread: waking the others costs more.
@@ -67,13 +77,13 @@ public:
 
     std::string_view name() const override { return name_; }
 
+    // Zeroed by calloc, which takes a large block's pages fresh from the OS and so writes none of
+    // them: a KV cache sized for a long context costs no time and no RAM until its positions are
+    // used.
     std::shared_ptr<float[]> alloc(std::int64_t n) override {
-        return std::shared_ptr<float[]>(new float[static_cast<std::size_t>(n)]());
+        return std::shared_ptr<float[]>(static_cast<float*>(zeroed(n * static_cast<std::int64_t>(sizeof(float)))), [](float* p) { std::free(p); });
     }
-    std::shared_ptr<void> allocBytes(std::int64_t bytes) override {
-        return std::shared_ptr<void>(new std::uint8_t[static_cast<std::size_t>(bytes)](),
-                                     [](void* p) { delete[] static_cast<std::uint8_t*>(p); });
-    }
+    std::shared_ptr<void> allocBytes(std::int64_t bytes) override { return std::shared_ptr<void>(zeroed(bytes), [](void* p) { std::free(p); }); }
 
     void upload(const float* src, float* dst, std::int64_t n) override {
         std::memcpy(dst, src, static_cast<std::size_t>(n) * 4);
@@ -85,19 +95,19 @@ public:
     void matmul(const Tensor& w, const float* x, std::int64_t n, float* y) override { multiply(w, x, n, y); }
 
     void addBias(float* y, const Tensor& bias, std::int64_t n, std::int64_t rows) override {
-        const std::vector<float> b = vectorValues(bias, n);
+        const float* b = vectorValues(bias, n, vectorScratch_[0]);
         for (std::int64_t r = 0; r < rows; ++r)
-            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] += b[static_cast<std::size_t>(i)];
+            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] += b[i];
     }
 
     void scaleRows(float* y, const Tensor& scale, std::int64_t n, std::int64_t rows) override {
-        const std::vector<float> s = vectorValues(scale, n);
+        const float* s = vectorValues(scale, n, vectorScratch_[0]);
         for (std::int64_t r = 0; r < rows; ++r)
-            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] *= s[static_cast<std::size_t>(i)];
+            for (std::int64_t i = 0; i < n; ++i) y[r * n + i] *= s[i];
     }
 
     void rmsNorm(const float* x, const Tensor& weight, float eps, std::int64_t n, std::int64_t rows, float* y) override {
-        const std::vector<float> w = vectorValues(weight, n);
+        const float* w = vectorValues(weight, n, vectorScratch_[0]);
         for (std::int64_t r = 0; r < rows; ++r) {
             const float* xr = x + r * n;
             float* yr = y + r * n;
@@ -109,23 +119,31 @@ public:
             for (; i < n; ++i) sums[0] += static_cast<double>(xr[i]) * xr[i];
             const double sum = (sums[0] + sums[1]) + (sums[2] + sums[3]);
             const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
-            for (i = 0; i < n; ++i) yr[i] = xr[i] * scale * w[static_cast<std::size_t>(i)];
+            for (i = 0; i < n; ++i) yr[i] = xr[i] * scale * w[i];
         }
     }
 
     void rope(float* x, std::int64_t rows, std::int64_t pos0, const RopeSpec& spec) override {
         const auto* factors = spec.freqFactors && spec.freqFactors->data ? reinterpret_cast<const float*>(spec.freqFactors->data) : nullptr;
         const std::int64_t half = spec.nRot / 2;
-        ropeTable_.resize(static_cast<std::size_t>(2 * half));
         for (std::int64_t r = 0; r < rows; ++r) {
-            const auto pos = static_cast<float>(pos0 + r);
-            // The rotation of pair i depends on the position only: computed once for every head.
-            for (std::int64_t i = 0; i < half; ++i) {
-                // theta_i = pos * base^(-2i / nRot)
-                float theta = pos * std::pow(spec.freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(spec.nRot));
-                if (factors) theta /= factors[i];
-                ropeTable_[static_cast<std::size_t>(2 * i)] = std::cos(theta);
-                ropeTable_[static_cast<std::size_t>(2 * i + 1)] = std::sin(theta);
+            // The rotation of pair i depends on the position only: computed once for every head,
+            // and kept for the next call at the same position (a decode step's every layer).
+            // The key holds the frequency factors' values: a later model's could sit at the same address.
+            const bool same = ropeKey_.pos == pos0 + r && ropeKey_.nRot == spec.nRot && ropeKey_.freqBase == spec.freqBase &&
+                              (factors ? std::equal(ropeKey_.factors.begin(), ropeKey_.factors.end(), factors, factors + half)
+                                       : ropeKey_.factors.empty());
+            if (!same) {
+                ropeTable_.resize(static_cast<std::size_t>(2 * half));
+                const auto pos = static_cast<float>(pos0 + r);
+                for (std::int64_t i = 0; i < half; ++i) {
+                    // theta_i = pos * base^(-2i / nRot)
+                    float theta = pos * std::pow(spec.freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(spec.nRot));
+                    if (factors) theta /= factors[i];
+                    ropeTable_[static_cast<std::size_t>(2 * i)] = std::cos(theta);
+                    ropeTable_[static_cast<std::size_t>(2 * i + 1)] = std::sin(theta);
+                }
+                ropeKey_ = {pos0 + r, spec.nRot, spec.freqBase, factors ? std::vector<float>(factors, factors + half) : std::vector<float>()};
             }
             for (std::int64_t h = 0; h < spec.nHeads; ++h) {
                 float* v = x + (r * spec.nHeads + h) * spec.headDim;
@@ -169,12 +187,14 @@ public:
     }
 
     void layerNorm(const float* x, const Tensor& weight, const Tensor& bias, float eps, std::int64_t n, std::int64_t rows, float* y) override {
-        const std::vector<float> w = vectorValues(weight, n), b = bias.data ? vectorValues(bias, n) : std::vector<float>(static_cast<std::size_t>(n));
+        const float* w = vectorValues(weight, n, vectorScratch_[0]);
+        if (!bias.data) vectorScratch_[1].assign(static_cast<std::size_t>(n), 0.0f);
+        const float* b = bias.data ? vectorValues(bias, n, vectorScratch_[1]) : vectorScratch_[1].data();
         if (kernels_ && rows > 1 && rows * n >= kParallelThreshold) {
-            pool_.parallelFor(rows, [&](std::int64_t begin, std::int64_t end) { layerNormRows(x + begin * n, w.data(), b.data(), eps, n, end - begin, y + begin * n); });
+            pool_.parallelFor(rows, [&](std::int64_t begin, std::int64_t end) { layerNormRows(x + begin * n, w, b, eps, n, end - begin, y + begin * n); });
             return;
         }
-        layerNormRows(x, w.data(), b.data(), eps, n, rows, y);
+        layerNormRows(x, w, b, eps, n, rows, y);
     }
 
     static void layerNormRows(const float* x, const float* weight, const float* bias, float eps, std::int64_t n, std::int64_t rows, float* y) {
@@ -549,6 +569,13 @@ private:
     std::string name_;
     std::vector<cpu::BlockQ8> activations_;
     std::vector<cpu::BlockQ8K> activationsK_;
+    std::vector<float> vectorScratch_[2];  // norm, bias and scale vectors converted to floats
+    struct RopeKey {
+        std::int64_t pos = -1, nRot = 0;
+        float freqBase = 0;
+        std::vector<float> factors;
+    };
+    RopeKey ropeKey_;               // what ropeTable_ holds
     std::vector<float> ropeTable_;  // cos, sin of each rotated pair at one position
     std::vector<bool> productDone_;  // matmuls' scratch, kept between calls
     std::vector<Product> productGroup_;

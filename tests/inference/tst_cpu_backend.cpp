@@ -589,6 +589,39 @@ private slots:
             QVERIFY2(std::fabs(quick[i] - slow[i]) <= 2e-6f * std::fabs(slow[i]) + 1e-30f, qPrintable(QStringLiteral("%1: %2 vs %3").arg(i).arg(quick[i]).arg(slow[i])));
     }
 
+    // The backend keeps one position's rotations for the next call: a call with another base,
+    // rotated width or frequency factors (even new values at the same address) at that position
+    // must not reuse them. Each result equals a fresh backend's.
+    void ropeTableFollowsTheSpec() {
+        auto kept = makeCpuBackend({.threads = 1});
+        std::vector<float> factors{1.0f, 4.0f, 8.0f, 1.0f};
+        Tensor factorTensor;
+        factorTensor.dtype = DType::F32;
+        factorTensor.ne = {4, 1, 1, 1};
+        factorTensor.data = reinterpret_cast<const std::uint8_t*>(factors.data());
+        const std::vector<float> x{1, -2, 3, 0.5f, 7, -1, 2, 4, 0.25f, 9, -3, 5, 6, -7, 1.5f, 2};
+        const auto check = [&](const RopeSpec& spec, const char* what) {
+            std::vector<float> a = x, b = x;
+            kept->rope(a.data(), 1, 11, spec);
+            makeCpuBackend({.threads = 1})->rope(b.data(), 1, 11, spec);
+            QVERIFY2(a == b, what);
+        };
+        RopeSpec spec{.nHeads = 2, .headDim = 8, .nRot = 8, .freqBase = 10000.0f, .style = RopeStyle::NeoX};
+        check(spec, "first");
+        check(spec, "same again");
+        spec.freqBase = 500000.0f;
+        check(spec, "another base");
+        spec.nRot = 4;
+        check(spec, "fewer rotated dimensions");
+        spec.nRot = 8;
+        spec.freqFactors = &factorTensor;
+        check(spec, "with factors");
+        factors[1] = 2.0f;
+        check(spec, "new factor values at the same address");
+        spec.freqFactors = nullptr;
+        check(spec, "without factors again");
+    }
+
     // The vision-transformer ops against their definitions, computed here in double precision.
     void visionOps() {
         auto b = makeCpuBackend({.threads = 1, .simd = false});
