@@ -765,8 +765,9 @@ int cmdBench(Context& ctx) {
         auto placement = placeModel(ctx, *model, std::max<std::int64_t>(contextSize, 16), threads.front(), *gpuLayers);
         if (!placement) return kFailed;
         // Decoding reads every weight once per token: compare with the bandwidth of the memory
-        // the weights sit in (the GPU's peak when all layers are there, else RAM as measured
-        // just before each repetition, so a busy moment of the machine weighs on both).
+        // the weights sit in (the GPU's peak when all layers are there, else RAM's: read before
+        // each run, and the best reading so far taken as what the machine can do, since a busy
+        // moment can only lower a reading).
         const bool allOnGpu = placement->gpuLayers == c.nLayers;
         const auto devices = inference::queryComputeDevices();
         const double gpuPeak = allOnGpu && !devices.gpus.empty() ? devices.gpus.front().memoryBandwidth : 0.0;
@@ -778,7 +779,8 @@ int cmdBench(Context& ctx) {
                 << QString::fromStdString(inference::formatBytes(perToken)) << " of weights read per token\n";
         if (allOnGpu)
             ctx.out << "GPU memory bandwidth (peak, from clock and bus width): " << QString::number(gpuPeak / 1e9, 'f', 1) << " GB/s\n";
-        ctx.out << "each figure: mean +- standard deviation of " << *repetitions << (*repetitions == 1 ? " run" : " runs") << "\n";
+        ctx.out << "each figure: mean +- standard deviation of " << *repetitions << (*repetitions == 1 ? " run" : " runs")
+                << (allOnGpu ? "" : "; RAM bandwidth read before each run, the share taken of the best reading so far") << "\n";
         const auto spread = [](const std::vector<double>& v, int width, int decimals) {
             const auto s = inference::spreadOf(v);
             return QStringLiteral("%1 +- %2").arg(s.mean, 0, 'f', decimals).arg(s.sd, 0, 'f', decimals).rightJustified(width);
@@ -792,11 +794,12 @@ int cmdBench(Context& ctx) {
                        .arg(allOnGpu ? "GPU peak GB/s" : "RAM GB/s", 14)
                        .arg("of bandwidth", 12);
         QStringList backends;
+        double bestBandwidth = 0;
         for (std::size_t i = 0; i < threads.size(); ++i) {
             const int t = threads[i];
             // One GPU backend serves every thread count; the CPU side is made per count.
             if (i > 0) placement->cpu = inference::makeCpuBackend({.threads = t});
-            std::vector<double> prefillRate, ttft, decodeRate, weightRate, bandwidth, share;
+            std::vector<double> prefillRate, ttft, decodeRate, weightRate, bandwidth;
             for (int rep = 0; rep < *repetitions; ++rep) {
                 const double b = probe ? probe->measure() : gpuPeak;
                 const auto run = inference::benchmark(model, placement->split(), *prefill, *decode);
@@ -806,8 +809,12 @@ int cmdBench(Context& ctx) {
                 decodeRate.push_back(run.decodeTokensPerSecond);
                 weightRate.push_back(run.weightBytesPerSecond / 1e9);
                 bandwidth.push_back(b / 1e9);
-                if (b > 0) share.push_back(100.0 * run.weightBytesPerSecond / b);
+                bestBandwidth = std::max(bestBandwidth, b);
             }
+            // The share: the mean decode rate (and its deviation) over the best bandwidth reading.
+            std::vector<double> share;
+            if (bestBandwidth > 0)
+                for (const double r : weightRate) share.push_back(100.0 * r * 1e9 / bestBandwidth);
             ctx.out << QStringLiteral("%1  %2  %3  %4  %5  %6  %7\n")
                            .arg(t, 7)
                            .arg(spread(prefillRate, 18, 1))

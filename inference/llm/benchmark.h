@@ -39,8 +39,8 @@ Spread spreadOf(std::span<const double> values);
 class ThreadPool;
 
 // Sustained read bandwidth of main memory (bytes/s): a 512 MiB buffer, allocated and mapped in
-// once, read on `threads` threads, best of three passes per measure(). The bench measures it
-// before each repetition, so each decode run is compared with the machine as it was then.
+// once, read on `threads` threads, best of three passes per measure(). The bench reads it before
+// each repetition, so readings spread over the run, busy moments of the machine and quiet ones.
 class ReadBandwidthProbe {
 public:
     explicit ReadBandwidthProbe(int threads);
