@@ -149,6 +149,10 @@ public:
 struct CpuOptions {
     int threads = 0;    // <= 0: the number of physical cores
     bool simd = true;   // false: the scalar reference kernels, the spec the others are tested against
+    // Ops with less work than this (weight elements times rows; attention: query x key x
+    // head-dimension products) run on one thread. < 0: the tuned defaults; tests pass 0 so even
+    // tiny ops take the parallel paths.
+    std::int64_t minParallelWork = -1;
 };
 
 // The CPU kernel set this machine runs: "AVX-512", "AVX2+VNNI", "AVX2" or "scalar".

@@ -63,13 +63,19 @@ void* zeroed(std::int64_t bytes) {
     return p;
 }
 
-// Ops below this many weight elements run on one thread: waking the others costs more.
-constexpr std::int64_t kParallelThreshold = 1 << 15;
+// Ops below this many weight elements (times rows) run on one thread: waking the others costs
+// more. A worker asleep between tokens takes tens of microseconds to wake: stories260K, whose
+// only op above 1 << 15 was its 512 x 64 output matmul, decoded 12k tokens/s on 2 threads and
+// 20k on one; 1 << 18 Q4_0 weights take a few microseconds on one core. Attention (in query x
+// key x head-dimension products, each reading a key and a value, run while the workers are
+// awake between matmuls) splits at an eighth of it, GELU (an erf per element) at half.
+constexpr std::int64_t kParallelWork = 1 << 18;
 
 class CpuBackend final : public Backend {
 public:
     explicit CpuBackend(const CpuOptions& options)
         : pool_(options.simd ? options.threads : 1),
+          parallelWork_(options.minParallelWork < 0 ? kParallelWork : options.minParallelWork),
           // the scalar set lacks the attention and elementwise kernels: the reference paths instead
           kernels_(options.simd && &cpu::bestKernels() != &cpu::scalarKernels() ? &cpu::bestKernels() : nullptr),
           name_(std::string("CPU (") + (kernels_ ? kernels_->name : "scalar reference") + ", " + std::to_string(pool_.size()) +
@@ -190,7 +196,7 @@ public:
         const float* w = vectorValues(weight, n, vectorScratch_[0]);
         if (!bias.data) vectorScratch_[1].assign(static_cast<std::size_t>(n), 0.0f);
         const float* b = bias.data ? vectorValues(bias, n, vectorScratch_[1]) : vectorScratch_[1].data();
-        if (kernels_ && rows > 1 && rows * n >= kParallelThreshold) {
+        if (kernels_ && rows > 1 && rows * n >= parallelWork_) {
             pool_.parallelFor(rows, [&](std::int64_t begin, std::int64_t end) { layerNormRows(x + begin * n, w, b, eps, n, end - begin, y + begin * n); });
             return;
         }
@@ -212,7 +218,7 @@ public:
     }
 
     void gelu(float* x, std::int64_t n, GeluKind kind) override {
-        if (n >= kParallelThreshold * 4 && kernels_) {
+        if (n >= parallelWork_ / 2 && kernels_) {
             // A ViT's MLP activations: millions of erf/exp calls, split across the threads.
             const std::int64_t chunk = 4096;
             pool_.parallelFor((n + chunk - 1) / chunk, [&](std::int64_t b, std::int64_t e) {
@@ -342,7 +348,7 @@ private:
             }
         };
         const std::int64_t tasks = (rows + rowsPerTask - 1) / rowsPerTask * tasksPerRow;
-        if (rows * spec.nHeads * visible(rows - 1) * headDim < kParallelThreshold) body(0, tasks);
+        if (rows * spec.nHeads * visible(rows - 1) * headDim < parallelWork_ / 8) body(0, tasks);
         else pool_.parallelFor(tasks, body);
     }
 
@@ -498,7 +504,7 @@ private:
             for (std::int64_t r = b; r < e; ++r)
                 for (std::int64_t i = 0; i < n; ++i) y[i * rows + r] = rowDot(r, i);
         };
-        if (rows * cols * n < kParallelThreshold) body(0, rows);
+        if (rows * cols * n < parallelWork_) body(0, rows);
         else pool_.parallelFor(rows, body);
     }
 
@@ -527,7 +533,7 @@ private:
                     for (std::int64_t i = t0; i < std::min(n, t0 + tokenBlock); i += cpu::kMaxDotRows)
                         dotRows(r0, std::min(e, r0 + 32), i, static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, n - i)));
         };
-        if (rows * n * actRowBytes < kParallelThreshold) body(0, rows);
+        if (rows * n * actRowBytes < parallelWork_) body(0, rows);
         else pool_.parallelFor(rows, body);
     }
 
@@ -560,11 +566,12 @@ private:
             }
         };
         const std::int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
-        if (rows * cols * n < kParallelThreshold) body(0, blocks);
+        if (rows * cols * n < parallelWork_) body(0, blocks);
         else pool_.parallelFor(blocks, body);
     }
 
     ThreadPool pool_;
+    const std::int64_t parallelWork_;  // see kParallelWork and CpuOptions::minParallelWork
     const cpu::Kernels* kernels_;  // nullptr: scalar reference
     std::string name_;
     std::vector<cpu::BlockQ8> activations_;

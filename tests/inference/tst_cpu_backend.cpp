@@ -107,7 +107,7 @@ private slots:
         std::vector<float> x(static_cast<std::size_t>(cols));
         for (auto& v : x) v = normal(rng);
         auto reference = makeCpuBackend({.threads = 1, .simd = false});
-        auto fast = makeCpuBackend({.threads = 2, .simd = true});
+        auto fast = makeCpuBackend({.threads = 2, .simd = true, .minParallelWork = 0});
         std::vector<float> yRef(static_cast<std::size_t>(rows)), yFast(static_cast<std::size_t>(rows));
         reference->matvec(m.tensor, x.data(), yRef.data());
         fast->matvec(m.tensor, x.data(), yFast.data());
@@ -431,7 +431,7 @@ private slots:
         std::normal_distribution<float> normal(0.0f, 1.0f);
         std::vector<float> x(static_cast<std::size_t>(n * cols));
         for (auto& v : x) v = normal(rng);
-        auto fast = makeCpuBackend({.threads = 2, .simd = true});
+        auto fast = makeCpuBackend({.threads = 2, .simd = true, .minParallelWork = 0});
         std::vector<float> batch(static_cast<std::size_t>(n * rows)), single(static_cast<std::size_t>(rows));
         fast->matmul(m.tensor, x.data(), n, batch.data());
         for (std::int64_t i = 0; i < n; ++i) {
@@ -455,7 +455,7 @@ private slots:
         std::normal_distribution<float> normal(0.0f, 1.0f);
         std::vector<float> x(static_cast<std::size_t>(3 * cols));
         for (auto& v : x) v = normal(rng);
-        auto backend = makeCpuBackend({.threads = 2, .simd = true});
+        auto backend = makeCpuBackend({.threads = 2, .simd = true, .minParallelWork = 0});
         for (std::int64_t n : {1, 3}) {
             std::vector<float> ya(static_cast<std::size_t>(n * 37)), yb(static_cast<std::size_t>(n * 5)), yc(static_cast<std::size_t>(n * 8));
             const Backend::Product products[] = {{&a.tensor, ya.data()}, {&b.tensor, yb.data()}, {&c.tensor, yc.data()}};
@@ -506,7 +506,7 @@ private slots:
         for (auto& v : q) v = normal(rng);
         const AttentionSpec spec{heads, kvHeads, headDim};
         auto reference = makeCpuBackend({.threads = 1, .simd = false});
-        auto fast = makeCpuBackend({.threads = 2, .simd = true});
+        auto fast = makeCpuBackend({.threads = 2, .simd = true, .minParallelWork = 0});
         const std::int64_t pos0 = positions - rows;  // the rows see pos0 + 1 .. positions keys
         std::vector<float> want(q.size()), got(q.size()), single(static_cast<std::size_t>(heads * headDim));
         reference->attention(q.data(), layer, pos0, rows, spec, want.data());
@@ -561,7 +561,7 @@ private slots:
 
     void otherOpsMatchReference() {
         auto reference = makeCpuBackend({.threads = 1, .simd = false});
-        auto fast = makeCpuBackend({});
+        auto fast = makeCpuBackend({.minParallelWork = 0});
         std::vector<float> a{1, -2, 3, 0.5f, 7, -1, 2, 4}, b = a;
         const RopeSpec neox{.nHeads = 2, .headDim = 4, .nRot = 4, .freqBase = 10000.0f, .style = RopeStyle::NeoX};
         reference->rope(a.data(), 1, 5, neox);
