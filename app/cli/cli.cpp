@@ -800,6 +800,9 @@ int cmdBench(Context& ctx) {
             // One GPU backend serves every thread count; the CPU side is made per count.
             if (i > 0) placement->cpu = inference::makeCpuBackend({.threads = t});
             std::vector<double> prefillRate, ttft, decodeRate, weightRate, bandwidth;
+            // Progress on standard error (a big model's run takes minutes): each run's number as it ends.
+            ctx.err << "bench: " << t << (t == 1 ? " thread, run" : " threads, run");
+            ctx.err.flush();
             for (int rep = 0; rep < *repetitions; ++rep) {
                 const double b = probe ? probe->measure() : gpuPeak;
                 const auto run = inference::benchmark(model, placement->split(), *prefill, *decode);
@@ -810,7 +813,10 @@ int cmdBench(Context& ctx) {
                 weightRate.push_back(run.weightBytesPerSecond / 1e9);
                 bandwidth.push_back(b / 1e9);
                 bestBandwidth = std::max(bestBandwidth, b);
+                ctx.err << " " << rep + 1;
+                ctx.err.flush();
             }
+            ctx.err << " of " << *repetitions << " done\n";
             // The share: the mean decode rate (and its deviation) over the best bandwidth reading.
             std::vector<double> share;
             if (bestBandwidth > 0)

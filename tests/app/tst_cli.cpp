@@ -290,6 +290,7 @@ private slots:
         QCOMPARE(r.status, 0);
         QVERIFY2(r.out.contains("TTFT ms") && r.out.contains("CPU (") && r.out.contains("standard deviation of 2 runs") && r.out.contains(" +- "),
                  qPrintable(r.out));
+        QVERIFY2(r.err.contains("bench: 1 thread, run 1 2 of 2 done"), qPrintable(r.err));
         r = run({"bench", "--model", model, "-r", "0"});
         QCOMPARE(r.status, 2);
     }
