@@ -781,9 +781,9 @@ int cmdBench(Context& ctx) {
             ctx.out << "GPU memory bandwidth (peak, from clock and bus width): " << QString::number(gpuPeak / 1e9, 'f', 1) << " GB/s\n";
         ctx.out << "each figure: mean +- standard deviation of " << *repetitions << (*repetitions == 1 ? " run" : " runs")
                 << (allOnGpu ? "" : "; RAM bandwidth read before each run, the share taken of the best reading so far") << "\n";
-        const auto spread = [](const std::vector<double>& v, int width, int decimals) {
+        const auto spread = [](const std::vector<double>& v, int width, int decimals, QStringView unit = {}) {
             const auto s = inference::spreadOf(v);
-            return QStringLiteral("%1 +- %2").arg(s.mean, 0, 'f', decimals).arg(s.sd, 0, 'f', decimals).rightJustified(width);
+            return QStringLiteral("%1%3 +- %2%3").arg(s.mean, 0, 'f', decimals).arg(s.sd, 0, 'f', decimals).arg(unit).rightJustified(width);
         };
         ctx.out << QStringLiteral("%1  %2  %3  %4  %5  %6  %7\n")
                        .arg("threads", 7)
@@ -828,7 +828,7 @@ int cmdBench(Context& ctx) {
                            .arg(spread(decodeRate, 17, 1))
                            .arg(spread(weightRate, 14, 2))
                            .arg(spread(bandwidth, 14, 1))
-                           .arg(share.empty() ? QStringLiteral("-").rightJustified(12) : spread(share, 12, 0).replace(QStringLiteral(" +-"), QStringLiteral("% +-")) + QLatin1Char('%'));
+                           .arg(share.empty() ? QStringLiteral("-").rightJustified(12) : spread(share, 12, 0, u"%"));
             ctx.out.flush();
         }
         backends.removeDuplicates();

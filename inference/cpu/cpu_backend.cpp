@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <sys/mman.h>
 #include <cstring>
 #include <functional>
 #include <new>
@@ -13,6 +12,8 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "inference/core/backend.h"
 #include "inference/core/thread_pool.h"
@@ -160,7 +161,11 @@ public:
                     ropeTable_[static_cast<std::size_t>(2 * i)] = std::cos(theta);
                     ropeTable_[static_cast<std::size_t>(2 * i + 1)] = std::sin(theta);
                 }
-                ropeKey_ = {pos0 + r, spec.nRot, spec.freqBase, factors ? std::vector<float>(factors, factors + half) : std::vector<float>()};
+                ropeKey_.pos = pos0 + r;
+                ropeKey_.nRot = spec.nRot;
+                ropeKey_.freqBase = spec.freqBase;
+                if (factors) ropeKey_.factors.assign(factors, factors + half);
+                else ropeKey_.factors.clear();
             }
             for (std::int64_t h = 0; h < spec.nHeads; ++h) {
                 float* v = x + (r * spec.nHeads + h) * spec.headDim;
