@@ -8,7 +8,7 @@
 #include "inference/core/compute_devices.h"
 #include "inference/core/memory.h"
 #include "inference/llm/chat_template.h"
-#include "inference/llm/llama_model.h"
+#include "inference/llm/language_model.h"
 #include "inference/llm/multimodal.h"
 #include "inference/llm/tokenizer.h"
 #include "vision/embedding_cache.h"
@@ -21,10 +21,10 @@ struct ChatEngine::State {
     std::unique_ptr<inference::Backend> backend;
     std::unique_ptr<inference::Backend> gpu;
     std::shared_ptr<const inference::GgufFile> file;
-    std::shared_ptr<inference::LlamaModel> model;
+    std::shared_ptr<inference::LanguageModel> model;
     std::shared_ptr<const inference::Tokenizer> tokenizer;
     std::shared_ptr<const PromptRenderer> renderer;
-    std::unique_ptr<inference::LlamaSession> session;
+    std::unique_ptr<inference::LanguageSession> session;
     std::unique_ptr<inference::Generator> generator;
     std::unique_ptr<vision::Mmproj> mmproj;
     std::string mmprojKey;
@@ -46,7 +46,7 @@ struct ChatEngine::State {
 
 ModelSummary summarizeModelFile(const QString& path, int contextSize) {
     auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
-    const auto model = inference::LlamaModel::load(file);
+    const auto model = inference::LanguageModel::load(file);
     const auto& c = model->config();
     std::int64_t params = 0;
     std::map<std::string, std::int64_t> byType;
@@ -111,7 +111,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
             state->reset();
             state->file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
             if (cancelled()) return;
-            state->model = inference::LlamaModel::load(state->file);
+            state->model = inference::LanguageModel::load(state->file);
             if (cancelled()) return;
             state->tokenizer = std::make_shared<const inference::Tokenizer>(inference::Tokenizer::fromGguf(*state->file));
             auto tpl = inference::ChatTemplate::fromGguf(*state->file);
@@ -127,7 +127,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                     state->gpu = inference::makeCudaBackend();
                     const auto devices = inference::queryComputeDevices();
                     const std::uint64_t free = devices.gpus.empty() ? 0 : devices.gpus.front().freeMemory;
-                    gpuLayers = options.gpuLayers < 0 ? state->model->gpuLayersFitting(free * 9 / 10, context)
+                    gpuLayers = options.gpuLayers < 0 ? state->model->gpuLayersFitting(free * 9 / 10, context, options.kvType)
                                                       : std::min<std::int64_t>(options.gpuLayers, c.nLayers);
                 } catch (const std::exception& e) {
                     qCInfo(lcApp) << "computing on the CPU:" << e.what();
@@ -135,7 +135,8 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                 }
             }
             if (gpuLayers == 0) state->gpu.reset();
-            state->session = std::make_unique<inference::LlamaSession>(state->model, inference::LayerSplit{state->backend.get(), state->gpu.get(), gpuLayers}, context);
+            state->session = std::make_unique<inference::LanguageSession>(state->model, inference::LayerSplit{state->backend.get(), state->gpu.get(), gpuLayers}, context,
+                                                                          options.kvType);
             state->generator = std::make_unique<inference::Generator>(*state->session, *state->tokenizer);
             std::int64_t params = 0;
             for (const auto& t : state->file->tensors()) params += t.elements;

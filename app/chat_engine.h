@@ -22,6 +22,7 @@ struct EngineOptions {
     int threads = 0;          // 0: the physical cores
     int contextSize = 4096;   // at most the model's
     int gpuLayers = -1;       // layers on a CUDA GPU: -1 all that fit (when one is usable), 0 none
+    inference::DType kvType = inference::DType::F16;  // the KV cache: F16, or F32 (twice the memory, exact)
 };
 
 // What a GGUF holds and what it will need, read without loading it (for the confirmation the

@@ -1,5 +1,6 @@
-// Developer tool: writes a llama-family GGUF with random weights, for tests and benchmarks.
-//   lumen_make_model OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b] [--arch llama|mistral|qwen2]
+// Developer tool: writes a GGUF language model with random weights, for tests and benchmarks.
+//   lumen_make_model OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|gemma3-1b|phi4-mini]
+//                    [--arch llama|mistral|qwen2|qwen3|gemma2|gemma3|phi3|smollm3]
 //                    [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q6_K|Q4_K_M] [--tied] [--seed N]
 //                    [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N]
 
@@ -14,7 +15,7 @@ using namespace lumen::inference;
 
 int main(int argc, char** argv) {
     if (argc < 2 || argv[1][0] == '-') {
-        std::fprintf(stderr, "usage: %s OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b] [--arch A] [--type T] [--tied] [--seed N] [--dim N] ...\n", argv[0]);
+        std::fprintf(stderr, "usage: %s OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|gemma3-1b|phi4-mini] [--arch A] [--type T] [--tied] [--seed N] [--dim N] ...\n", argv[0]);
         return 2;
     }
     RandomModelSpec spec;
@@ -34,6 +35,18 @@ int main(int argc, char** argv) {
             else if (p == "stories") { spec.dim = 64; spec.nLayers = 5; spec.nHeads = 8; spec.nKvHeads = 4; spec.ffnDim = 172; spec.vocabSize = 512; }
             else if (p == "tinyllama") { spec.dim = 2048; spec.nLayers = 22; spec.nHeads = 32; spec.nKvHeads = 4; spec.ffnDim = 5632; spec.vocabSize = 32000; spec.contextLength = 2048; }
             else if (p == "llama3-8b") { spec.dim = 4096; spec.nLayers = 32; spec.nHeads = 32; spec.nKvHeads = 8; spec.ffnDim = 14336; spec.vocabSize = 128256; spec.contextLength = 8192; spec.ropeFreqBase = 500000.0f; }
+            // The shapes of the released models (their config.json), with random weights.
+            else if (p == "qwen3-0.6b") {
+                spec = RandomModelSpec{.architecture = "qwen3", .dim = 1024, .nLayers = 28, .nHeads = 16, .nKvHeads = 8, .headDim = 128,
+                                       .ffnDim = 3072, .vocabSize = 151936, .contextLength = 40960, .ropeFreqBase = 1000000.0f, .tiedEmbeddings = true};
+            } else if (p == "gemma3-1b") {
+                spec = RandomModelSpec{.architecture = "gemma3", .dim = 1152, .nLayers = 26, .nHeads = 4, .nKvHeads = 1, .headDim = 256,
+                                       .slidingWindow = 512, .ffnDim = 6912, .vocabSize = 262144, .contextLength = 32768,
+                                       .ropeFreqBase = 1000000.0f, .tiedEmbeddings = true};
+            } else if (p == "phi4-mini") {
+                spec = RandomModelSpec{.architecture = "phi3", .dim = 3072, .nLayers = 32, .nHeads = 24, .nKvHeads = 8, .ropeDims = 96,
+                                       .ffnDim = 8192, .vocabSize = 200064, .contextLength = 131072, .tiedEmbeddings = true};
+            }
             else { std::fprintf(stderr, "unknown preset %s\n", p.c_str()); return 2; }
         } else if (arg == "--arch") spec.architecture = value();
         else if (arg == "--type") {
@@ -53,7 +66,7 @@ int main(int argc, char** argv) {
         else { std::fprintf(stderr, "unknown option %s\n", arg.c_str()); return 2; }
     }
     try {
-        writeRandomLlamaModel(spec, argv[1]);
+        writeRandomLanguageModel(spec, argv[1]);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 1;

@@ -1,5 +1,6 @@
 #include "ui/settings_dialog.h"
 
+#include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
@@ -51,6 +52,11 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     threads_ = whole(0, 256, engine.threads, tr("all cores"));
     gpuLayers_ = whole(-1, 1000, engine.gpuLayers, tr("all that fit"));
     gpuLayers_->setObjectName(QStringLiteral("gpuLayers"));
+    kvCache_ = new QComboBox;
+    kvCache_->setObjectName(QStringLiteral("kvCache"));
+    kvCache_->addItem(tr("F16 (half the memory)"), 16);
+    kvCache_->addItem(tr("F32 (exact, twice the memory)"), 32);
+    kvCache_->setCurrentIndex(engine.kvType == inference::DType::F32 ? 1 : 0);
     auto* form = new QFormLayout;
     form->addRow(tr("&Temperature (0: always the likeliest word):"), temperature_);
     form->addRow(tr("Top-&k:"), topK_);
@@ -62,6 +68,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     if (chatId == 0) {
         form->addRow(tr("&Context length (next model load):"), context_);
         form->addRow(tr("CPU t&hreads (next model load):"), threads_);
+        form->addRow(tr("&KV cache precision (next model load):"), kvCache_);
         // Only where this build has the CUDA backend.
         if (inference::queryComputeDevices().cudaBuilt) form->addRow(tr("&GPU layers (0: CPU only; next model load):"), gpuLayers_);
         else gpuLayers_->hide();
@@ -69,6 +76,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         context_->hide();
         threads_->hide();
         gpuLayers_->hide();
+        kvCache_->hide();
     }
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel | QDialogButtonBox::RestoreDefaults);
     connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
@@ -87,9 +95,10 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         context_->setValue(4096);
         threads_->setValue(0);
         gpuLayers_->setValue(-1);
+        kvCache_->setCurrentIndex(0);
     });
     // Fields this mode does not show still belong to the dialog.
-    for (QWidget* w : std::initializer_list<QWidget*>{context_, threads_, gpuLayers_})
+    for (QWidget* w : std::initializer_list<QWidget*>{context_, threads_, gpuLayers_, kvCache_})
         if (!w->parent()) w->setParent(this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
@@ -105,7 +114,9 @@ void SettingsDialog::accept() {
     p.sampling.repeatPenalty = static_cast<float>(repeat_->value());
     p.sampling.seed = static_cast<std::uint64_t>(seed_->value());
     p.maxTokens = maxTokens_->value();
-    if (chatId_ == 0) assistant_.saveSettings(p, {threads_->value(), context_->value(), gpuLayers_->value()});
+    if (chatId_ == 0)
+        assistant_.saveSettings(p, {threads_->value(), context_->value(), gpuLayers_->value(),
+                                    kvCache_->currentData().toInt() == 32 ? inference::DType::F32 : inference::DType::F16});
     else if (clearChat_) assistant_.clearChatParams(chatId_);
     else assistant_.saveChatParams(chatId_, p);
     QDialog::accept();

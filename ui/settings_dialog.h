@@ -8,6 +8,7 @@
 
 #include "app/assistant.h"
 
+class QComboBox;
 class QDoubleSpinBox;
 class QSpinBox;
 
@@ -27,6 +28,7 @@ private:
     bool clearChat_ = false;
     QDoubleSpinBox *temperature_, *topP_, *minP_, *repeat_;
     QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_, *gpuLayers_;
+    QComboBox* kvCache_;
 };
 
 }  // namespace lumen::ui

@@ -367,7 +367,8 @@ std::optional<std::int64_t> gpuLayersOption(Context& ctx) {
 
 // Places the model for --gpu-layers (`wanted`, see gpuLayersOption). nullopt, with the reason
 // printed, when the request cannot be met.
-std::optional<Placement> placeModel(Context& ctx, const inference::LlamaModel& model, std::int64_t contextSize, int threads, std::int64_t wanted) {
+std::optional<Placement> placeModel(Context& ctx, const inference::LanguageModel& model, std::int64_t contextSize, int threads, std::int64_t wanted,
+                                    inference::DType kvType = inference::DType::F16) {
     const std::int64_t nLayers = model.config().nLayers;
     if (wanted > nLayers) wanted = nLayers;
     Placement p;
@@ -386,7 +387,7 @@ std::optional<Placement> placeModel(Context& ctx, const inference::LlamaModel& m
     }
     const auto devices = inference::queryComputeDevices();
     const std::uint64_t freeBytes = devices.gpus.empty() ? 0 : devices.gpus.front().freeMemory;
-    const std::int64_t fitting = model.gpuLayersFitting(freeBytes, contextSize);
+    const std::int64_t fitting = model.gpuLayersFitting(freeBytes, contextSize, kvType);
     if (wanted > fitting) {
         ctx.err << "lumen-cli: " << wanted << " layers do not fit in the GPU's " << QString::fromStdString(inference::formatBytes(freeBytes))
                 << " of free memory; at most " << fitting << " do (try --gpu-layers " << fitting << " or a smaller --ctx-size)\n";
@@ -402,41 +403,54 @@ std::optional<Placement> placeModel(Context& ctx, const inference::LlamaModel& m
 // A model ready to generate with, shared by generate and chat.
 struct LoadedModel {
     std::shared_ptr<const inference::GgufFile> file;
-    std::shared_ptr<inference::LlamaModel> model;
+    std::shared_ptr<inference::LanguageModel> model;
     std::optional<inference::Tokenizer> tokenizer;
     Placement placement;
     std::int64_t contextSize = 0;
+    inference::DType kvType = inference::DType::F16;
 };
 
-// --ctx-size, --threads and --gpu-layers, which every command that loads an LLM takes.
+// --cache-type: f16 (the default) or f32. nullopt, with the reason printed, for anything else.
+std::optional<inference::DType> cacheTypeOption(Context& ctx) {
+    const QString option = ctx.parser.value(QStringLiteral("cache-type")).trimmed().toLower();
+    if (option.isEmpty() || option == QLatin1String("f16")) return inference::DType::F16;
+    if (option == QLatin1String("f32")) return inference::DType::F32;
+    ctx.err << "lumen-cli: --cache-type takes f16 or f32, not '" << option << "'\n";
+    return std::nullopt;
+}
+
+// --ctx-size, --threads, --gpu-layers and --cache-type, which every command that loads an LLM takes.
 struct LoadOptions {
     int ctxSize;
     int threads;
     std::int64_t gpuLayers;
+    inference::DType kvType;
 };
 
 std::optional<LoadOptions> loadOptions(Context& ctx) {
     const auto ctxSize = numberOption<int>(ctx, "ctx-size", 0, 0, 1 << 20);
     const auto threads = numberOption<int>(ctx, "threads", 0, 0, 256);
     const auto gpuLayers = gpuLayersOption(ctx);
-    if (!ctxSize || !threads || !gpuLayers) return std::nullopt;
-    return LoadOptions{*ctxSize, *threads, *gpuLayers};
+    const auto kvType = cacheTypeOption(ctx);
+    if (!ctxSize || !threads || !gpuLayers || !kvType) return std::nullopt;
+    return LoadOptions{*ctxSize, *threads, *gpuLayers, *kvType};
 }
 
 // Loads the model named by --model for a context of ctxSize tokens (0: the model's, at most
 // 4096) on `threads` threads and the GPU (--gpu-layers). nullopt, with the reason printed, when
 // it will not fit in free memory; engine errors (bad file, unsupported model) are thrown.
 std::optional<LoadedModel> loadForGeneration(Context& ctx, const LoadOptions& options) {
-    const auto [ctxSize, threads, gpuLayers] = options;
+    const auto [ctxSize, threads, gpuLayers, kvType] = options;
     LoadedModel m;
     m.file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(ctx.parser.value(QStringLiteral("model")).toStdString()));
-    m.model = inference::LlamaModel::load(m.file);
+    m.model = inference::LanguageModel::load(m.file);
     m.tokenizer.emplace(inference::Tokenizer::fromGguf(*m.file));
     m.contextSize = ctxSize > 0 ? ctxSize : std::min<std::int64_t>(m.model->config().contextLength, 4096);
-    auto placement = placeModel(ctx, *m.model, m.contextSize, threads, gpuLayers);
+    m.kvType = kvType;
+    auto placement = placeModel(ctx, *m.model, m.contextSize, threads, gpuLayers, kvType);
     if (!placement) return std::nullopt;
     m.placement = std::move(*placement);
-    const auto need = m.model->estimateMemory(m.contextSize);
+    const auto need = m.model->estimateMemory(m.contextSize, kvType);
     // Weights are mapped from the file, not copied: only the cache of CPU layers takes RAM.
     if (const auto available = inference::availableMemory(); m.placement.gpuLayers == 0 && available && need.total() > *available) {
         ctx.err << "lumen-cli: this model needs about " << QString::fromStdString(inference::formatBytes(need.total()))
@@ -613,7 +627,7 @@ int cmdGenerate(Context& ctx) {
         auto loaded = loadForGeneration(ctx, *load);
         if (!loaded) return kFailed;
         const auto& tokenizer = *loaded->tokenizer;
-        inference::LlamaSession session(loaded->model, loaded->placement.split(), loaded->contextSize);
+        inference::LanguageSession session(loaded->model, loaded->placement.split(), loaded->contextSize, loaded->kvType);
         ctx.err << "running on " << loaded->placement.describe() << "\n";
         std::unique_ptr<Multimodal> mm;
         if (!images.isEmpty()) mm = openMmproj(ctx, *loaded);
@@ -695,7 +709,7 @@ int cmdDescribe(Context& ctx) {
         if (const QString builtin = ctx.parser.value(QStringLiteral("builtin")); !builtin.isEmpty()) chatTemplate = inference::ChatTemplate::builtin(builtin.toStdString());
         else chatTemplate = inference::ChatTemplate::fromGguf(*loaded->file);
         if (!chatTemplate) chatTemplate = inference::ChatTemplate::builtin("llava");
-        inference::LlamaSession session(loaded->model, loaded->placement.split(), loaded->contextSize);
+        inference::LanguageSession session(loaded->model, loaded->placement.split(), loaded->contextSize, loaded->kvType);
         inference::Generator generator(session, tokenizer);
         ctx.err << "running on " << loaded->placement.describe() << "; " << QString::fromStdString(mm->mmproj->description()) << "; template "
                 << QString::fromStdString(chatTemplate->name()) << "\n";
@@ -759,7 +773,7 @@ int cmdBench(Context& ctx) {
     if (threads.empty()) threads.push_back(inference::cpuFeatures().physicalCores);
     try {
         auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(modelPath.toStdString()));
-        const auto model = inference::LlamaModel::load(file);
+        const auto model = inference::LanguageModel::load(file);
         const auto& c = model->config();
         const std::int64_t contextSize = *prefill + *decode + 2;
         auto placement = placeModel(ctx, *model, std::max<std::int64_t>(contextSize, 16), threads.front(), *gpuLayers);
@@ -869,7 +883,7 @@ int cmdChat(Context& ctx) {
             ctx.err << " )\n";
             return kFailed;
         }
-        inference::LlamaSession session(model, loaded->placement.split(), loaded->contextSize);
+        inference::LanguageSession session(model, loaded->placement.split(), loaded->contextSize, loaded->kvType);
         inference::Generator generator(session, tokenizer);
         inference::GenerationParams params;
         params.maxTokens = *n;
@@ -1011,6 +1025,7 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("repeat-penalty"), QStringLiteral("generate: penalty for the last 64 tokens; 1 is off (default 1)."), QStringLiteral("R")},
         {QStringLiteral("seed"), QStringLiteral("generate: random seed (default 0)."), QStringLiteral("S")},
         {QStringLiteral("ctx-size"), QStringLiteral("generate, chat: context size in tokens (default: the model's, at most 4096)."), QStringLiteral("N")},
+        {QStringLiteral("cache-type"), QStringLiteral("generate, chat, describe: KV cache precision, f16 (default) or f32."), QStringLiteral("TYPE")},
         {QStringLiteral("threads"), QStringLiteral("generate, chat, embed, classify, eval: CPU threads (default: the physical cores)."),
          QStringLiteral("N")},
         {QStringLiteral("gpu-layers"), QStringLiteral("generate, chat, bench: layers to run on the GPU: auto (default: all that fit), all, or N."),

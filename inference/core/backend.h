@@ -5,6 +5,7 @@
 // Ops that take `rows` work on that many consecutive rows at once (a prompt's tokens), so a
 // backend can run them as one launch or split them across threads.
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -34,8 +35,11 @@ struct KvLayer {
 };
 
 // Rotary position embedding of rows of (nHeads * headDim) values: pair i of the first nRot
-// dimensions of each head turns by pos * freqBase^(-2i/nRot), divided by freqFactors[i] when
-// given (Llama 3 RoPE scaling stores these as rope_freqs.weight, nRot/2 F32 values).
+// dimensions of each head turns by pos * freqScale * freqBase^(-2i/nRot), divided by
+// freqFactors[i] when given (Llama 3 RoPE scaling stores these as rope_freqs.weight, Phi-3's
+// LongRoPE as rope_factors_short/long.weight, nRot/2 F32 values). freqScale < 1 is linear
+// position scaling (Gemma 3's global layers); attnFactor scales the cosine and sine (LongRoPE's
+// attention factor), so the rotated pairs come out that much longer.
 struct RopeSpec {
     std::int64_t nHeads = 0;
     std::int64_t headDim = 0;
@@ -43,17 +47,29 @@ struct RopeSpec {
     float freqBase = 10000.0f;
     RopeStyle style = RopeStyle::Interleaved;
     const Tensor* freqFactors = nullptr;
+    float freqScale = 1.0f;
+    float attnFactor = 1.0f;
 };
 
 // GELU variants: the exact x * Phi(x) (erf), the tanh approximation, and CLIP's "quick_gelu"
 // x * sigmoid(1.702 x).
 enum class GeluKind { Erf, Tanh, Quick };
 
-// Grouped-query attention: query head h reads KV head h / (nHeads / nKvHeads).
+// Grouped-query attention: query head h reads KV head h / (nHeads / nKvHeads). Scores are
+// q.k * scale (0: 1 / sqrt(headDim)), then softcap * tanh(score / softcap) when softcap > 0
+// (Gemma 2). With window > 0 a query at position p sees only positions p - window + 1..p
+// (sliding-window layers); 0 sees all of them.
 struct AttentionSpec {
     std::int64_t nHeads = 0;
     std::int64_t nKvHeads = 0;
     std::int64_t headDim = 0;
+    float scale = 0.0f;
+    std::int64_t window = 0;
+    float softcap = 0.0f;
+
+    float queryScale() const { return scale > 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(headDim)); }
+    // The first cache position a query at `pos` sees.
+    std::int64_t firstVisible(std::int64_t pos) const { return window > 0 && pos >= window ? pos - window + 1 : 0; }
 };
 
 class Backend {
@@ -116,7 +132,7 @@ public:
     virtual void storeKv(const KvLayer& layer, std::int64_t pos0, std::int64_t rows, std::int64_t kvDim, const float* k,
                          const float* v) = 0;
     // Causal attention: query row i (nHeads * headDim values) is at position pos0 + i and attends
-    // to cache positions 0..pos0 + i. out has the same shape as q.
+    // to cache positions spec.firstVisible(pos0 + i)..pos0 + i. out has the same shape as q.
     virtual void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
                            float* out) = 0;
     // Each row: y = (x - mean) / sqrt(variance + eps) * weight + bias, over n elements (bias may
@@ -127,6 +143,8 @@ public:
     virtual void gelu(float* x, std::int64_t n, GeluKind kind) = 0;
     // x[i] *= y[i]
     virtual void mul(float* x, const float* y, std::int64_t n) = 0;
+    // x[i] *= s
+    virtual void scale(float* x, float s, std::int64_t n) = 0;
     // Each row of n elements: x = softmax(x).
     virtual void softmax(float* x, std::int64_t n, std::int64_t rows) = 0;
     // The patch embedding of a vision transformer: a (channels, height, width) image cut into

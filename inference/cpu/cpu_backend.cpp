@@ -149,21 +149,24 @@ public:
             // and kept for the next call at the same position (a decode step's every layer).
             // The key holds the frequency factors' values: a later model's could sit at the same address.
             const bool same = ropeKey_.pos == pos0 + r && ropeKey_.nRot == spec.nRot && ropeKey_.freqBase == spec.freqBase &&
+                              ropeKey_.freqScale == spec.freqScale && ropeKey_.attnFactor == spec.attnFactor &&
                               (factors ? std::equal(ropeKey_.factors.begin(), ropeKey_.factors.end(), factors, factors + half)
                                        : ropeKey_.factors.empty());
             if (!same) {
                 ropeTable_.resize(static_cast<std::size_t>(2 * half));
-                const auto pos = static_cast<float>(pos0 + r);
+                const auto pos = static_cast<float>(pos0 + r) * spec.freqScale;
                 for (std::int64_t i = 0; i < half; ++i) {
                     // theta_i = pos * base^(-2i / nRot)
                     float theta = pos * std::pow(spec.freqBase, -2.0f * static_cast<float>(i) / static_cast<float>(spec.nRot));
                     if (factors) theta /= factors[i];
-                    ropeTable_[static_cast<std::size_t>(2 * i)] = std::cos(theta);
-                    ropeTable_[static_cast<std::size_t>(2 * i + 1)] = std::sin(theta);
+                    ropeTable_[static_cast<std::size_t>(2 * i)] = std::cos(theta) * spec.attnFactor;
+                    ropeTable_[static_cast<std::size_t>(2 * i + 1)] = std::sin(theta) * spec.attnFactor;
                 }
                 ropeKey_.pos = pos0 + r;
                 ropeKey_.nRot = spec.nRot;
                 ropeKey_.freqBase = spec.freqBase;
+                ropeKey_.freqScale = spec.freqScale;
+                ropeKey_.attnFactor = spec.attnFactor;
                 if (factors) ropeKey_.factors.assign(factors, factors + half);
                 else ropeKey_.factors.clear();
             }
@@ -205,7 +208,8 @@ public:
 
     void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
                    float* out) override {
-        attend(q, layer, rows, spec, out, false, [pos0](std::int64_t r) { return pos0 + r + 1; });
+        attend(q, layer, rows, spec, out, false, [pos0](std::int64_t r) { return pos0 + r + 1; },
+               [pos0, &spec](std::int64_t r) { return spec.firstVisible(pos0 + r); });
     }
 
     void layerNorm(const float* x, const Tensor& weight, const Tensor& bias, float eps, std::int64_t n, std::int64_t rows, float* y) override {
@@ -260,6 +264,10 @@ public:
         for (std::int64_t i = 0; i < n; ++i) x[i] *= y[i];
     }
 
+    void scale(float* x, float s, std::int64_t n) override {
+        for (std::int64_t i = 0; i < n; ++i) x[i] *= s;
+    }
+
     void softmax(float* x, std::int64_t n, std::int64_t rows) override {
         for (std::int64_t r = 0; r < rows; ++r) {
             float* xr = x + r * n;
@@ -289,7 +297,8 @@ public:
 
     void selfAttention(const float* q, const float* k, const float* v, std::int64_t rows, const AttentionSpec& spec, float* out) override {
         // The cache's path with an F32 "cache" of these rows, every row seeing all of them.
-        attend(q, KvLayer{DType::F32, const_cast<float*>(k), const_cast<float*>(v)}, rows, spec, out, true, [rows](std::int64_t) { return rows; });
+        attend(q, KvLayer{DType::F32, const_cast<float*>(k), const_cast<float*>(v)}, rows, spec, out, true, [rows](std::int64_t) { return rows; },
+               [](std::int64_t) { return std::int64_t{0}; });
     }
 
     void siluMul(float* gate, const float* up, std::int64_t n) override {
@@ -307,30 +316,33 @@ public:
     }
 
 private:
-    // Query row r attends to cache positions 0..visible(r) - 1 (the same for every row when
-    // `uniform`).
+    // Query row r attends to cache positions first(r)..visible(r) - 1 (the same for every row
+    // when `uniform`).
     // note: with SIMD kernels one task takes several queries that share a KV head, so each block
     // of keys and values is read once for all of them: up to 4 heads of one row, or, when every
     // row sees the same positions (a ViT), up to 16 rows of one head.
-    template <class Visible>
-    void attend(const float* q, const KvLayer& layer, std::int64_t rows, const AttentionSpec& spec, float* out, bool uniform, Visible visible) {
+    template <class Visible, class First>
+    void attend(const float* q, const KvLayer& layer, std::int64_t rows, const AttentionSpec& spec, float* out, bool uniform, Visible visible,
+                First first) {
         const std::int64_t headDim = spec.headDim, kvDim = spec.nKvHeads * headDim, group = spec.nHeads / spec.nKvHeads;
         // one KV head's rows: `stride` values apart, from kvHead * headStride (see KvLayer)
         const bool headMajor = layer.capacity > 0;
         const std::int64_t stride = headMajor ? headDim : kvDim, headStride = headMajor ? layer.capacity * headDim : headDim;
         const bool f16 = layer.dtype == DType::F16;
-        const bool fast = kernels_ && headDim % 8 == 0 && (f16 || layer.dtype == DType::F32);
+        // note: soft-capped scores (Gemma 2) take the reference path; the SIMD kernels have no tanh.
+        const bool fast = kernels_ && headDim % 8 == 0 && (f16 || layer.dtype == DType::F32) && spec.softcap <= 0.0f;
         const std::int64_t perTask = fast && !uniform ? std::min<std::int64_t>(group, 4) : 1;  // heads per task
         const std::int64_t rowsPerTask = fast && uniform ? cpu::kMaxAttentionQueries : 1;
         const std::int64_t tasksPerKvHead = (group + perTask - 1) / perTask, tasksPerRow = spec.nKvHeads * tasksPerKvHead;
-        const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
+        const float scale = spec.queryScale(), cap = spec.softcap;
         const auto body = [&](std::int64_t begin, std::int64_t end) {
             thread_local std::vector<float> scores;  // kept: attention runs every layer of every token
             scores.resize(static_cast<std::size_t>(std::max(perTask, rowsPerTask) * visible(rows - 1)));
             for (std::int64_t task = begin; task < end; ++task) {
                 const std::int64_t r = task / tasksPerRow * rowsPerTask, kvHead = task % tasksPerRow / tasksPerKvHead;
                 const std::int64_t h0 = kvHead * group + task % tasksPerKvHead * perTask, heads = std::min(perTask, (kvHead + 1) * group - h0);
-                const std::int64_t count = visible(r), offset = kvHead * headStride;
+                // a sliding window starts later: the keys and values from its first position on
+                const std::int64_t start = first(r), count = visible(r) - start, offset = kvHead * headStride + start * stride;
                 const float* qh = q + (r * spec.nHeads + h0) * headDim;
                 float* oh = out + (r * spec.nHeads + h0) * headDim;
                 // the task's queries: `heads` heads of row r, or rows r.. of head h0
@@ -351,8 +363,10 @@ private:
                 for (std::int64_t t = 0; t < count; ++t) {
                     float s = 0.0f;
                     for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * stride + offset + d);
-                    scores[static_cast<std::size_t>(t)] = s * scale;
-                    maxScore = std::max(maxScore, s * scale);
+                    s *= scale;
+                    if (cap > 0.0f) s = cap * std::tanh(s / cap);
+                    scores[static_cast<std::size_t>(t)] = s;
+                    maxScore = std::max(maxScore, s);
                 }
                 float sum = 0.0f;
                 for (std::int64_t t = 0; t < count; ++t) sum += (scores[static_cast<std::size_t>(t)] = std::exp(scores[static_cast<std::size_t>(t)] - maxScore));
@@ -595,7 +609,7 @@ private:
     std::vector<float> vectorScratch_[2];  // norm, bias and scale vectors converted to floats
     struct RopeKey {
         std::int64_t pos = -1, nRot = 0;
-        float freqBase = 0;
+        float freqBase = 0, freqScale = 0, attnFactor = 0;
         std::vector<float> factors;
     };
     RopeKey ropeKey_;               // what ropeTable_ holds

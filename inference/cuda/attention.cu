@@ -30,6 +30,8 @@ struct Shape {
     std::int64_t nHeads, group, headDim, kvDim;
     int splits;
     float scale;
+    std::int64_t window;  // 0: every earlier position
+    float softcap;        // 0: none
 };
 
 __device__ __forceinline__ std::int64_t firstPosition(const Position& p) { return p.device ? *p.device : p.value; }
@@ -52,7 +54,9 @@ __global__ void __launch_bounds__(kThreads) attentionKernel(const float* q, cons
     const std::int64_t head = blockIdx.x, row = blockIdx.y;
     const int split = static_cast<int>(blockIdx.z), tid = static_cast<int>(threadIdx.x);
     const std::int64_t seen = firstPosition(s.position) + row + 1;  // keys this query sees
-    const std::int64_t begin = static_cast<std::int64_t>(split) * kKeysPerSplit, end = min(seen, begin + kKeysPerSplit);
+    const std::int64_t first = s.window > 0 && seen > s.window ? seen - s.window : 0;  // a sliding window's first key
+    const std::int64_t splitStart = static_cast<std::int64_t>(split) * kKeysPerSplit;
+    const std::int64_t begin = max(splitStart, first), end = min(seen, splitStart + kKeysPerSplit);
     float* partial = partials + ((row * s.nHeads + head) * s.splits + split) * (s.headDim + 2);
     if (begin >= end) {  // past this query's position: an empty partial
         if (tid == 0) {
@@ -75,7 +79,7 @@ __global__ void __launch_bounds__(kThreads) attentionKernel(const float* q, cons
         const T* k = keys + t * s.kvDim + kvOffset;
         float dot = 0.0f;
         for (std::int64_t d = 0; d < s.headDim; ++d) dot += qs[d] * kvValue(k, d);
-        score = dot;
+        score = s.softcap > 0.0f ? s.softcap * tanhf(dot / s.softcap) : dot;
     }
     const float m = blockReduce<true>(score, scratch);
     const float e = t < end ? __expf(score - m) : 0.0f;
@@ -141,21 +145,24 @@ __global__ void storeKvKernel(T* keys, T* values, Position position, std::int64_
     }
 }
 
-__global__ void causalSoftmaxKernel(const float* scores, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, void* weights,
-                                    bool half) {
+__device__ __forceinline__ float capped(float score, float softcap) { return softcap > 0.0f ? softcap * tanhf(score / softcap) : score; }
+
+__global__ void causalSoftmaxKernel(const float* scores, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, std::int64_t window,
+                                    float softcap, void* weights, bool half) {
     const std::int64_t r = blockIdx.x;  // (head, row) pairs, row-major
     const std::int64_t seen = min(keys, firstPosition + r % rows + 1);  // (all of them without a mask)
+    const std::int64_t first = window > 0 && seen > window ? seen - window : 0;
     const float* s = scores + r * keys;
     __shared__ float scratch[kThreads / 32];
     float m = -INFINITY;
-    for (std::int64_t j = threadIdx.x; j < seen; j += kThreads) m = fmaxf(m, s[j]);
+    for (std::int64_t j = first + threadIdx.x; j < seen; j += kThreads) m = fmaxf(m, capped(s[j], softcap));
     m = blockReduce<true>(m, scratch);
     float sum = 0.0f;
-    for (std::int64_t j = threadIdx.x; j < seen; j += kThreads) sum += __expf(s[j] - m);
+    for (std::int64_t j = first + threadIdx.x; j < seen; j += kThreads) sum += __expf(capped(s[j], softcap) - m);
     sum = blockReduce<false>(sum, scratch);
     const float inv = 1.0f / sum;
     for (std::int64_t j = threadIdx.x; j < keys; j += kThreads) {
-        const float p = j < seen ? __expf(s[j] - m) * inv : 0.0f;
+        const float p = j >= first && j < seen ? __expf(capped(s[j], softcap) - m) * inv : 0.0f;
         if (half) static_cast<__half*>(weights)[r * keys + j] = __float2half(p);
         else static_cast<float*>(weights)[r * keys + j] = p;
     }
@@ -195,14 +202,18 @@ void attention(const float* q, const KvLayer& layer, const Position& pos0, std::
     s.headDim = spec.headDim;
     s.kvDim = spec.nKvHeads * spec.headDim;
     s.splits = splitsFor(pos0, rows);
-    s.scale = 1.0f / sqrtf(static_cast<float>(spec.headDim));
+    s.scale = spec.queryScale();
+    s.window = spec.window;
+    s.softcap = spec.softcap;
     if (layer.dtype == DType::F16) launchAttention<__half>(q, layer, s, rows, out, partials, stream);
     else launchAttention<float>(q, layer, s, rows, out, partials, stream);
 }
 
-void causalSoftmax(const float* scores, std::int64_t heads, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, void* weights,
-                   bool half, cudaStream_t stream) {
-    if (heads * rows > 0) causalSoftmaxKernel<<<static_cast<unsigned>(heads * rows), kThreads, 0, stream>>>(scores, rows, keys, firstPosition, weights, half);
+void causalSoftmax(const float* scores, std::int64_t heads, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition,
+                   const AttentionSpec& spec, void* weights, bool half, cudaStream_t stream) {
+    if (heads * rows > 0)
+        causalSoftmaxKernel<<<static_cast<unsigned>(heads * rows), kThreads, 0, stream>>>(scores, rows, keys, firstPosition, spec.window,
+                                                                                             spec.softcap, weights, half);
 }
 
 void storeKv(const KvLayer& layer, const Position& pos0, std::int64_t rows, std::int64_t kvDim, const float* k, const float* v,

@@ -290,6 +290,11 @@ public:
         cuda::mul(x, y, n, stream_);
         launched("mul");
     }
+    void scale(float* x, float s, std::int64_t n) override {
+        select();
+        cuda::scale(x, s, n, stream_);
+        launched("scale");
+    }
     void softmax(float* x, std::int64_t n, std::int64_t rows) override {
         select();
         cuda::softmax(x, n, rows, stream_);
@@ -469,7 +474,7 @@ private:
         }
         auto* scores = static_cast<float*>(scratch(scratch_.scores, spec.nHeads * tile * keys * 4, "attention scores"));
         void* probabilities = scratch(scratch_.probabilities, spec.nHeads * tile * keys * elem, "attention weights");
-        const float scale = 1.0f / std::sqrt(static_cast<float>(hd)), one = 1.0f, zero = 0.0f;
+        const float scale = spec.queryScale(), one = 1.0f, zero = 0.0f;
         const auto* qBytes = static_cast<const std::uint8_t*>(qIn);
         const auto* kBytes = static_cast<const std::uint8_t*>(layer.keys);
         const auto* vBytes = static_cast<const std::uint8_t*>(layer.values);
@@ -484,7 +489,7 @@ private:
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                           "attention scores");
             }
-            cuda::causalSoftmax(scores, spec.nHeads, n, keys, causal ? pos0 + r0 : keys, probabilities, half, stream_);
+            cuda::causalSoftmax(scores, spec.nHeads, n, keys, causal ? pos0 + r0 : keys, spec, probabilities, half, stream_);
             launched("causalSoftmax");
             const auto* pBytes = static_cast<const std::uint8_t*>(probabilities);
             for (std::int64_t j = 0; j < group; ++j) {

@@ -28,6 +28,11 @@ __global__ void mulKernel(float* x, const float* y, std::int64_t n) {
     if (i < n) x[i] *= y[i];
 }
 
+__global__ void scaleKernel(float* x, float s, std::int64_t n) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= s;
+}
+
 __global__ void addKernel(float* x, const float* y, std::int64_t n) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] += y[i];
@@ -76,6 +81,10 @@ void gelu(float* x, std::int64_t n, GeluKind kind, cudaStream_t stream) {
 
 void mul(float* x, const float* y, std::int64_t n, cudaStream_t stream) {
     if (n > 0) mulKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(x, y, n);
+}
+
+void scale(float* x, float s, std::int64_t n, cudaStream_t stream) {
+    if (n > 0) scaleKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(x, s, n);
 }
 
 void add(float* x, const float* y, std::int64_t n, cudaStream_t stream) {

@@ -80,13 +80,15 @@ void attention(const float* q, const KvLayer& layer, const Position& pos, std::i
                float* partials, int multiprocessors, cudaStream_t stream);
 // Prefill attention by matrix products: scores S (heads x rows x keys, F32) come from cuBLAS;
 // this turns each row of S into causal softmax weights P (F16 when half is set, else F32):
-// row i of a tile starting at query row r0 sees keys 0..pos0 + r0 + i.
-void causalSoftmax(const float* scores, std::int64_t heads, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, void* weights,
-                   bool half, cudaStream_t stream);
+// row i of a tile starting at query row r0 sees keys spec.firstVisible(p)..p, p = pos0 + r0 + i,
+// its scores soft-capped first when spec.softcap > 0.
+void causalSoftmax(const float* scores, std::int64_t heads, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition,
+                   const AttentionSpec& spec, void* weights, bool half, cudaStream_t stream);
 void layerNorm(const float* x, const DeviceWeight& weight, const DeviceWeight* bias, float eps, std::int64_t n, std::int64_t rows, float* y,
                cudaStream_t stream);
 void gelu(float* x, std::int64_t n, GeluKind kind, cudaStream_t stream);
 void mul(float* x, const float* y, std::int64_t n, cudaStream_t stream);
+void scale(float* x, float s, std::int64_t n, cudaStream_t stream);
 void softmax(float* x, std::int64_t n, std::int64_t rows, cudaStream_t stream);
 // The patches of a (channels, height, width) image as rows of (channel, row, column) values.
 void im2col(const float* image, std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t patch, float* rows,

@@ -11,10 +11,12 @@ __global__ void ropeKernel(float* x, std::int64_t rows, Position position, RopeS
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= rows * spec.nHeads * half) return;
     const std::int64_t pair = i % half, head = (i / half) % spec.nHeads, row = i / (half * spec.nHeads);
-    float theta = static_cast<float>(pos0 + row) * powf(spec.freqBase, -2.0f * static_cast<float>(pair) / static_cast<float>(spec.nRot));
+    float theta = static_cast<float>(pos0 + row) * spec.freqScale * powf(spec.freqBase, -2.0f * static_cast<float>(pair) / static_cast<float>(spec.nRot));
     if (factors) theta /= factors[pair];
     float s, c;
     sincosf(theta, &s, &c);
+    s *= spec.attnFactor;
+    c *= spec.attnFactor;
     float* v = x + (row * spec.nHeads + head) * spec.headDim;
     const std::int64_t a = spec.style == RopeStyle::Interleaved ? 2 * pair : pair;
     const std::int64_t b = spec.style == RopeStyle::Interleaved ? 2 * pair + 1 : pair + half;

@@ -17,7 +17,7 @@ double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::d
 
 }  // namespace
 
-std::uint64_t weightBytesPerToken(const LlamaModel& model) {
+std::uint64_t weightBytesPerToken(const LanguageModel& model) {
     const auto& w = model.weights();
     std::uint64_t bytes = 0;
     for (const auto& t : model.file().tensors()) bytes += static_cast<std::uint64_t>(t.bytes);
@@ -26,9 +26,9 @@ std::uint64_t weightBytesPerToken(const LlamaModel& model) {
     return bytes + static_cast<std::uint64_t>(w.tokenEmbedding.rowBytes());
 }
 
-BenchRun benchmark(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, int prefill, int decode) {
+BenchRun benchmark(std::shared_ptr<const LanguageModel> model, const LayerSplit& split, int prefill, int decode) {
     const auto& c = model->config();
-    LlamaSession session(model, split, std::max<std::int64_t>(prefill + decode + 2, 16));
+    LanguageSession session(model, split, std::max<std::int64_t>(prefill + decode + 2, 16));
     BenchRun run;
     if (split.gpuLayers < c.nLayers) run.backend = std::string(split.cpu->name());
     if (split.gpuLayers > 0) run.backend += (run.backend.empty() ? "" : " + ") + std::string(split.gpu->name()) + " (" + std::to_string(split.gpuLayers) + " layers)";

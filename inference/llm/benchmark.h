@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "inference/llm/llama_model.h"
+#include "inference/llm/language_model.h"
 
 namespace lumen::inference {
 
@@ -22,12 +22,12 @@ struct BenchRun {
 };
 
 // Bytes of weights one decode step reads: every matrix once, one row of the embedding table.
-std::uint64_t weightBytesPerToken(const LlamaModel& model);
+std::uint64_t weightBytesPerToken(const LanguageModel& model);
 
 // Runs `prefill` random prompt tokens, then `decode` greedy steps, in a fresh session with the
 // layers placed as `split` says (after one warm-up step that also moves the weights to a GPU;
 // the CPU's weight pages are mapped in first).
-BenchRun benchmark(std::shared_ptr<const LlamaModel> model, const LayerSplit& split, int prefill, int decode);
+BenchRun benchmark(std::shared_ptr<const LanguageModel> model, const LayerSplit& split, int prefill, int decode);
 
 // Mean and sample standard deviation of repeated measurements (sd 0 for fewer than two).
 struct Spread {

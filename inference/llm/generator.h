@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "inference/llm/llama_model.h"
+#include "inference/llm/language_model.h"
 #include "inference/llm/sampler.h"
 #include "inference/llm/tokenizer.h"
 
@@ -51,7 +51,7 @@ std::vector<TokenId> imagePlaceholders(std::uint64_t imageKey, std::int64_t rows
 
 class Generator {
 public:
-    Generator(LlamaSession& session, const Tokenizer& tokenizer) : session_(session), tokenizer_(tokenizer) {}
+    Generator(LanguageSession& session, const Tokenizer& tokenizer) : session_(session), tokenizer_(tokenizer) {}
 
     // std::length_error when the prompt does not fit the context.
     // Negative ids in the prompt are looked up in `embeddings` (std::invalid_argument when absent).
@@ -60,7 +60,7 @@ public:
                               const EmbeddingRows* embeddings = nullptr);
 
 private:
-    LlamaSession& session_;
+    LanguageSession& session_;
     const Tokenizer& tokenizer_;
     std::vector<TokenId> cached_;  // the tokens whose keys and values the session holds
 };

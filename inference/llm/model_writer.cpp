@@ -24,10 +24,13 @@ DType typeFor(const RandomModelSpec& spec, const std::string& name) {
 
 }  // namespace
 
-void writeRandomLlamaModel(const RandomModelSpec& spec, const std::filesystem::path& path) {
-    if (spec.dim % spec.nHeads != 0) throw std::invalid_argument("dim must be a multiple of the head count");
+void writeRandomLanguageModel(const RandomModelSpec& spec, const std::filesystem::path& path) {
+    if (spec.headDim == 0 && spec.dim % spec.nHeads != 0) throw std::invalid_argument("dim must be a multiple of the head count");
     if (spec.nHeads % spec.nKvHeads != 0) throw std::invalid_argument("the head count must be a multiple of the KV head count");
-    const std::int64_t headDim = spec.dim / spec.nHeads, kvDim = spec.nKvHeads * headDim;
+    const std::string& arch = spec.architecture;
+    const bool gemma = arch == "gemma2" || arch == "gemma3";
+    const std::int64_t headDim = spec.headDim > 0 ? spec.headDim : spec.dim / spec.nHeads, kvDim = spec.nKvHeads * headDim;
+    const std::int64_t qDim = spec.nHeads * headDim, ropeDims = spec.ropeDims > 0 ? spec.ropeDims : headDim;
     // Values come in chunks, each from its own generator seeded by (seed, tensor, chunk): the
     // same for a given seed however many threads fill them (an 8B model takes seconds, not minutes).
     ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
@@ -44,9 +47,15 @@ void writeRandomLlamaModel(const RandomModelSpec& spec, const std::filesystem::p
     w.set(a + "feed_forward_length", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.ffnDim)));
     w.set(a + "attention.head_count", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.nHeads)));
     w.set(a + "attention.head_count_kv", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.nKvHeads)));
-    w.set(a + "rope.dimension_count", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
+    w.set(a + "rope.dimension_count", GgufWriteValue::u32(static_cast<std::uint32_t>(ropeDims)));
     w.set(a + "rope.freq_base", GgufWriteValue::f32(spec.ropeFreqBase));
-    w.set(a + "attention.layer_norm_rms_epsilon", GgufWriteValue::f32(1e-5f));
+    w.set(a + "attention.layer_norm_rms_epsilon", GgufWriteValue::f32(gemma ? 1e-6f : 1e-5f));
+    if (headDim * spec.nHeads != spec.dim || arch == "qwen3" || gemma) {
+        w.set(a + "attention.key_length", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
+        w.set(a + "attention.value_length", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
+    }
+    if (spec.slidingWindow > 0 && (gemma || arch == "phi3"))
+        w.set(a + "attention.sliding_window", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.slidingWindow)));
 
     // Vocabulary: <unk> <s> </s>, the 256 byte tokens, then pieces "▁a", "▁b", ... to fill.
     std::vector<std::string> tokens{"<unk>", "<s>", "</s>"};
@@ -105,25 +114,40 @@ void writeRandomLlamaModel(const RandomModelSpec& spec, const std::filesystem::p
         w.addTensor(name, type, std::move(shape), storage.back());
     };
     add("token_embd.weight", {spec.dim, spec.vocabSize}, typeFor(spec, "token_embd.weight"), false);
+    const auto matrix = [&](const std::string& name, std::int64_t in, std::int64_t out) { add(name, {in, out}, typeFor(spec, name), false); };
     for (std::int64_t l = 0; l < spec.nLayers; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         add(p + "attn_norm.weight", {spec.dim}, DType::F32, true);
-        add(p + "attn_q.weight", {spec.dim, spec.dim}, typeFor(spec, p + "attn_q.weight"), false);
-        add(p + "attn_k.weight", {spec.dim, kvDim}, typeFor(spec, p + "attn_k.weight"), false);
-        add(p + "attn_v.weight", {spec.dim, kvDim}, typeFor(spec, p + "attn_v.weight"), false);
-        if (spec.architecture == "qwen2") {
-            add(p + "attn_q.bias", {spec.dim}, DType::F32, false);
+        if (arch == "phi3") {
+            matrix(p + "attn_qkv.weight", spec.dim, qDim + 2 * kvDim);
+        } else {
+            matrix(p + "attn_q.weight", spec.dim, qDim);
+            matrix(p + "attn_k.weight", spec.dim, kvDim);
+            matrix(p + "attn_v.weight", spec.dim, kvDim);
+        }
+        if (arch == "qwen2") {
+            add(p + "attn_q.bias", {qDim}, DType::F32, false);
             add(p + "attn_k.bias", {kvDim}, DType::F32, false);
             add(p + "attn_v.bias", {kvDim}, DType::F32, false);
         }
-        add(p + "attn_output.weight", {spec.dim, spec.dim}, typeFor(spec, p + "attn_output.weight"), false);
+        if (arch == "qwen3" || arch == "gemma3") {
+            add(p + "attn_q_norm.weight", {headDim}, DType::F32, true);
+            add(p + "attn_k_norm.weight", {headDim}, DType::F32, true);
+        }
+        matrix(p + "attn_output.weight", qDim, spec.dim);
+        if (gemma) add(p + "post_attention_norm.weight", {spec.dim}, DType::F32, true);
         add(p + "ffn_norm.weight", {spec.dim}, DType::F32, true);
-        add(p + "ffn_gate.weight", {spec.dim, spec.ffnDim}, typeFor(spec, p + "ffn_gate.weight"), false);
-        add(p + "ffn_up.weight", {spec.dim, spec.ffnDim}, typeFor(spec, p + "ffn_up.weight"), false);
-        add(p + "ffn_down.weight", {spec.ffnDim, spec.dim}, typeFor(spec, p + "ffn_down.weight"), false);
+        if (arch == "phi3") {
+            matrix(p + "ffn_up.weight", spec.dim, 2 * spec.ffnDim);
+        } else {
+            matrix(p + "ffn_gate.weight", spec.dim, spec.ffnDim);
+            matrix(p + "ffn_up.weight", spec.dim, spec.ffnDim);
+        }
+        matrix(p + "ffn_down.weight", spec.ffnDim, spec.dim);
+        if (gemma) add(p + "post_ffw_norm.weight", {spec.dim}, DType::F32, true);
     }
     add("output_norm.weight", {spec.dim}, DType::F32, true);
-    if (!spec.tiedEmbeddings) add("output.weight", {spec.dim, spec.vocabSize}, typeFor(spec, "output.weight"), false);
+    if (!spec.tiedEmbeddings && !gemma) matrix("output.weight", spec.dim, spec.vocabSize);
     w.write(path);
 }
 

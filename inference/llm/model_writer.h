@@ -1,6 +1,7 @@
 #pragma once
-// Writes llama-family GGUF models with random weights, of any shape and dtype mix: the tiny
-// models of the tests and the TinyLlama/Llama-3-shaped models of the benchmarks. The vocabulary
+// Writes GGUF language models with random weights, of any shape and dtype mix, laid out as
+// llama.cpp's converter writes each family: the tiny models of the tests and the TinyLlama-,
+// Llama-3-, Qwen3-, Gemma 3- and Phi-4-mini-shaped models of the benchmarks. The vocabulary
 // is a SentencePiece-style one (control tokens, 256 byte tokens, then short pieces) so the file
 // loads like a real model.
 
@@ -18,11 +19,16 @@ enum class WeightMix {
 };
 
 struct RandomModelSpec {
-    std::string architecture = "llama";  // llama, mistral or qwen2 (qwen2 adds Q/K/V biases)
+    // llama, mistral, qwen2 (Q/K/V biases), qwen3 (q/k norms), gemma2, gemma3 (post norms,
+    // windows; always tied), phi3 (fused qkv and gate/up) or smollm3
+    std::string architecture = "llama";
     std::int64_t dim = 256;
     std::int64_t nLayers = 2;
     std::int64_t nHeads = 4;
     std::int64_t nKvHeads = 2;
+    std::int64_t headDim = 0;        // 0: dim / nHeads
+    std::int64_t ropeDims = 0;       // 0: headDim
+    std::int64_t slidingWindow = 0;  // gemma2, gemma3, phi3: written when > 0
     std::int64_t ffnDim = 512;
     std::int64_t vocabSize = 512;
     std::int64_t contextLength = 512;
@@ -35,6 +41,6 @@ struct RandomModelSpec {
 };
 
 // Throws std::invalid_argument when a row length does not fit the chosen block formats.
-void writeRandomLlamaModel(const RandomModelSpec& spec, const std::filesystem::path& path);
+void writeRandomLanguageModel(const RandomModelSpec& spec, const std::filesystem::path& path);
 
 }  // namespace lumen::inference

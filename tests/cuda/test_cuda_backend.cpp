@@ -215,6 +215,12 @@ void elementwiseParity(Backend& gpu, Backend& ref) {
         gpu.mul(dx.get(), dm.get(), n * rows);
         got = toHost(gpu, dx.get(), n * rows);
         for (std::size_t i = 0; i < x.size(); ++i) expectClose("mul", std::to_string(i), got[i], want[i], 1e-6 * std::fabs(want[i]));
+        want = x;
+        ref.scale(want.data(), 7.5f, n * rows);
+        dx = onDevice(gpu, x);
+        gpu.scale(dx.get(), 7.5f, n * rows);
+        got = toHost(gpu, dx.get(), n * rows);
+        for (std::size_t i = 0; i < x.size(); ++i) expectClose("scale", std::to_string(i), got[i], want[i], 1e-6 * std::fabs(want[i]));
         // Self-attention over 197 tokens (a ViT-B/16's 14 x 14 patches and a class token), F32.
         {
             const AttentionSpec spec{4, 4, 64};
@@ -274,9 +280,12 @@ void ropeParity(Backend& gpu, Backend& ref) {
     for (RopeStyle style : {RopeStyle::Interleaved, RopeStyle::NeoX})
         for (std::int64_t nRot : {64, 32})
             for (std::int64_t pos0 : {0, 1000})
-                for (bool scaled : {false, true}) {
+                for (int variant : {0, 1, 2}) {
+                    // 1: frequency divisors (Llama 3, LongRoPE); 2: those, linear position scaling and an attention factor
+                    const bool scaled = variant > 0;
                     if (scaled && nRot != 64) continue;
-                    const RopeSpec spec{4, 64, nRot, 500000.0f, style, scaled ? &factorTensor : nullptr};
+                    const RopeSpec spec{4, 64, nRot, 500000.0f, style, scaled ? &factorTensor : nullptr, variant == 2 ? 0.125f : 1.0f,
+                                        variant == 2 ? 1.19f : 1.0f};
                     const std::int64_t rows = 5, n = rows * 4 * 64;
                     const auto x = randomVector(static_cast<std::size_t>(n), 21);
                     auto want = x;
@@ -306,9 +315,15 @@ void attentionParity(Backend& gpu, Backend& ref) {
                 ref.storeKv(hostKv, 0, positions, kvDim, k.data(), v.data());
                 auto dk = onDevice(gpu, k), dv = onDevice(gpu, v);
                 gpu.storeKv(devKv, 0, positions, kvDim, dk.get(), dv.get());
-                const AttentionSpec spec{c.nHeads, c.nKvHeads, c.headDim};
-                // The last query alone (decode), then up to 17 trailing queries at once (prefill).
+                // Plain; a sliding window with another query scale (Gemma); soft-capped scores
+                // (Gemma 2) in a window and without one.
+                for (int variant : {0, 1, 2, 3})
                 for (std::int64_t rows : {std::int64_t{1}, std::min<std::int64_t>(17, positions)}) {
+                    // The last query alone (decode), then up to 17 trailing queries at once (prefill).
+                    AttentionSpec spec{c.nHeads, c.nKvHeads, c.headDim};
+                    if (variant == 1) spec.scale = 0.3f / std::sqrt(static_cast<float>(c.headDim)), spec.window = 5;
+                    if (variant == 2) spec.softcap = 0.7f, spec.window = 200;
+                    if (variant == 3) spec.softcap = 30.0f;
                     const std::int64_t pos0 = positions - rows;
                     const auto q = randomVector(static_cast<std::size_t>(rows * qDim), 33);
                     std::vector<float> want(q.size());
@@ -318,7 +333,7 @@ void attentionParity(Backend& gpu, Backend& ref) {
                     gpu.attention(dq.get(), devKv, pos0, rows, spec, dout.get());
                     const auto got = toHost(gpu, dout.get(), rows * qDim);
                     for (std::size_t i = 0; i < want.size(); ++i)
-                        expectClose(rows > 1 ? "attention (prompt)" : "attention (one query)", "positions " + std::to_string(positions) + " rows " + std::to_string(rows) + " #" + std::to_string(i),
+                        expectClose(rows > 1 ? "attention (prompt)" : "attention (one query)", "variant " + std::to_string(variant) + " positions " + std::to_string(positions) + " rows " + std::to_string(rows) + " #" + std::to_string(i),
                                     got[i], want[i], rows > 1 && kvType == DType::F16 ? 2e-3 : 2e-4);
                 }
             }
@@ -343,9 +358,11 @@ Errors compare(const std::vector<std::vector<float>>& got, const nlohmann::json&
 }
 
 void modelGoldens(Backend& gpu, Backend& cpu) {
-    const std::string dir = env("LUMEN_TEST_SOURCE_DIR", LUMEN_TEST_SOURCE_DIR) + "/fixtures/llama/";
-    for (const char* n : {"llama-f32", "llama-f16", "llama-q8_0", "mistral-f32-mha", "qwen2-f32", "qwen2-q8_0", "llama3-rope-scaling",
-                          "llama-q4_0", "llama-q4_k", "qwen2-q6_k"}) {
+    const std::string dir = env("LUMEN_TEST_SOURCE_DIR", LUMEN_TEST_SOURCE_DIR) + "/fixtures/";
+    for (const char* n : {"llama/llama-f32", "llama/llama-f16", "llama/llama-q8_0", "llama/mistral-f32-mha", "llama/qwen2-f32", "llama/qwen2-q8_0",
+                          "llama/llama3-rope-scaling", "llama/llama-q4_0", "llama/llama-q4_k", "llama/qwen2-q6_k", "families/qwen3-f32",
+                          "families/qwen3-q8_0", "families/gemma2-f32", "families/gemma2-q8_0", "families/gemma3-f32", "families/gemma3-q8_0",
+                          "families/phi3-f32", "families/phi3-q8_0", "families/smollm3-f32", "families/smollm3-q8_0"}) {
         std::ifstream in(dir + n + ".json");
         if (!in) {
             std::cerr << "FAIL: cannot read " << dir << n << ".json\n";
@@ -354,13 +371,13 @@ void modelGoldens(Backend& gpu, Backend& cpu) {
         }
         const auto golden = nlohmann::json::parse(in);
         auto file = std::make_shared<const GgufFile>(GgufFile::open(dir + n + ".gguf"));
-        std::shared_ptr<const LlamaModel> model = LlamaModel::load(file);
+        std::shared_ptr<const LanguageModel> model = LanguageModel::load(file);
         const auto prompt = golden["prompt"].get<std::vector<TokenId>>();
         const std::int64_t nLayers = model->config().nLayers;
         // All layers on the GPU, then half of them (the first half stays on the CPU).
         for (std::int64_t gpuLayers : {nLayers, nLayers / 2}) {
             const std::string label = std::string(n) + (gpuLayers == nLayers ? "" : " split");
-            LlamaSession session(model, LayerSplit{&cpu, &gpu, gpuLayers}, 256);
+            LanguageSession session(model, LayerSplit{&cpu, &gpu, gpuLayers}, 256);
             std::vector<std::vector<float>> decoded;
             for (TokenId t : prompt) decoded.push_back(session.decode(t));
             const Errors d = compare(decoded, golden["logits"]);
@@ -397,7 +414,7 @@ void modelGoldens(Backend& gpu, Backend& cpu) {
                     break;
                 }
             }
-            LlamaSession batch(model, LayerSplit{&cpu, &gpu, gpuLayers}, 256);
+            LanguageSession batch(model, LayerSplit{&cpu, &gpu, gpuLayers}, 256);
             const auto& all = batch.prefill(prompt, true);
             std::vector<std::vector<float>> rows;
             const std::size_t vocab = static_cast<std::size_t>(model->config().vocabSize);
@@ -420,12 +437,12 @@ void tinyStories(Backend& gpu) {
         return;
     }
     auto file = std::make_shared<const GgufFile>(GgufFile::open(path));
-    std::shared_ptr<const LlamaModel> model = LlamaModel::load(file);
+    std::shared_ptr<const LanguageModel> model = LanguageModel::load(file);
     const Tokenizer tokenizer = Tokenizer::fromGguf(*file);
     GenerationParams greedy;
     greedy.sampling.temperature = 0.0f;
     {
-        LlamaSession session(model, gpu, 512);
+        LanguageSession session(model, gpu, 512);
         Generator generator(session, tokenizer);
         greedy.maxTokens = 200;
         const auto r = generator.generate(std::vector<TokenId>{*tokenizer.vocabulary().bos}, greedy);
@@ -437,7 +454,7 @@ void tinyStories(Backend& gpu) {
         }
     }
     {
-        LlamaSession session(model, gpu, 512);
+        LanguageSession session(model, gpu, 512);
         Generator generator(session, tokenizer);
         const auto prompt = tokenizer.encode("Zoo", true, false);
         greedy.maxTokens = 60 - static_cast<int>(prompt.size()) + 1;

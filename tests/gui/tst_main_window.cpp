@@ -687,7 +687,7 @@ private:
             spec.ffnDim = 128;
             spec.vocabSize = 512;
             spec.contextLength = 512;
-            inference::writeRandomLlamaModel(spec, path.toStdString());
+            inference::writeRandomLanguageModel(spec, path.toStdString());
         }
         return path;
     }

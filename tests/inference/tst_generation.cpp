@@ -31,13 +31,13 @@ private slots:
         const QString shared = lumen::test::sharedDataDir();
         if (shared.isEmpty()) QSKIP("../shared/data is absent: the generation tests need stories260K.gguf");
         file_ = std::make_shared<GgufFile>(GgufFile::open((shared + "/tinystories/stories260K.gguf").toStdString()));
-        model_ = LlamaModel::load(file_);
+        model_ = LanguageModel::load(file_);
         tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::fromGguf(*file_));
         backend_ = makeCpuBackend();
     }
 
     void configFromMetadata() {
-        const LlamaConfig& c = model_->config();
+        const ModelConfig& c = model_->config();
         QCOMPARE(c.dim, 64);
         QCOMPARE(c.nLayers, 5);
         QCOMPARE(c.nHeads, 8);
@@ -48,7 +48,7 @@ private slots:
     }
 
     void storyFromBos() {
-        LlamaSession session(model_, *backend_, 512);
+        LanguageSession session(model_, *backend_, 512);
         Generator generator(session, *tokenizer_);
         std::string streamed;
         const std::vector<TokenId> prompt{*tokenizer_->vocabulary().bos};
@@ -64,7 +64,7 @@ private slots:
     }
 
     void zooPrompt() {
-        LlamaSession session(model_, *backend_, 512);
+        LanguageSession session(model_, *backend_, 512);
         Generator generator(session, *tokenizer_);
         const auto prompt = tokenizer_->encode("Zoo");
         QCOMPARE(prompt.size(), std::size_t(4));
@@ -78,7 +78,7 @@ private slots:
 
     // A follow-up call reuses the cached prefix and gives the same logits as a fresh session.
     void promptCacheEqualsRecompute() {
-        LlamaSession cachedSession(model_, *backend_, 256);
+        LanguageSession cachedSession(model_, *backend_, 256);
         Generator cached(cachedSession, *tokenizer_);
         const auto first = tokenizer_->encode("Once upon a time there was a dog");
         cached.generate(first, greedy(5));
@@ -87,7 +87,7 @@ private slots:
         const auto r = cached.generate(second, greedy(3), {}, nullptr, [&](std::span<const float> l) { cachedLogits.emplace_back(l.begin(), l.end()); });
         QVERIFY(r.reusedPromptTokens > 3);
 
-        LlamaSession freshSession(model_, *backend_, 256);
+        LanguageSession freshSession(model_, *backend_, 256);
         Generator fresh(freshSession, *tokenizer_);
         const auto r2 = fresh.generate(second, greedy(3), {}, nullptr, [&](std::span<const float> l) { freshLogits.emplace_back(l.begin(), l.end()); });
         QCOMPARE(r2.reusedPromptTokens, 0);
@@ -98,7 +98,7 @@ private slots:
     }
 
     void stopStringsAndLimits() {
-        LlamaSession session(model_, *backend_, 512);
+        LanguageSession session(model_, *backend_, 512);
         Generator generator(session, *tokenizer_);
         GenerationParams p = greedy(200);
         p.stopStrings = {"red ball"};
@@ -119,7 +119,7 @@ private slots:
         QVERIFY(stopped.tokens.size() < 10);
 
         // A context that fills up ends the reply; a prompt that does not fit is refused.
-        LlamaSession small(model_, *backend_, 16);
+        LanguageSession small(model_, *backend_, 16);
         Generator tiny(small, *tokenizer_);
         const auto full = tiny.generate(std::vector<TokenId>{1}, greedy(100));
         QVERIFY(full.stopReason == StopReason::ContextFull);
@@ -130,7 +130,7 @@ private slots:
 
     // Another thread sets the cancel flag; the loop stops within one token of seeing it.
     void cancellationFromAnotherThread() {
-        LlamaSession session(model_, *backend_, 512);
+        LanguageSession session(model_, *backend_, 512);
         Generator generator(session, *tokenizer_);
         std::atomic<bool> cancel{false};
         std::atomic<int> pieces{0};
@@ -157,20 +157,20 @@ private slots:
         p.sampling.seed = 1234;
         std::vector<std::vector<TokenId>> runs;
         for (int i = 0; i < 2; ++i) {
-            LlamaSession session(model_, *backend_, 128);
+            LanguageSession session(model_, *backend_, 128);
             Generator generator(session, *tokenizer_);
             runs.push_back(generator.generate(std::vector<TokenId>{1}, p).tokens);
         }
         QCOMPARE(runs[0], runs[1]);
         p.sampling.seed = 99;
-        LlamaSession session(model_, *backend_, 128);
+        LanguageSession session(model_, *backend_, 128);
         Generator generator(session, *tokenizer_);
         QVERIFY(generator.generate(std::vector<TokenId>{1}, p).tokens != runs[0]);
     }
 
 private:
     std::shared_ptr<GgufFile> file_;
-    std::shared_ptr<LlamaModel> model_;
+    std::shared_ptr<LanguageModel> model_;
     std::unique_ptr<Tokenizer> tokenizer_;
     std::unique_ptr<Backend> backend_;
 };

@@ -75,12 +75,12 @@ private slots:
         auto backend = inference::makeCpuBackend({.threads = 2});
         auto mmproj = Mmproj::load((kDir + "mmproj-tiny.gguf").toStdString(), *backend);
         auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open((kDir + "llm-tiny.gguf").toStdString()));
-        auto model = inference::LlamaModel::load(file);
+        auto model = inference::LanguageModel::load(file);
         mmproj->checkFits(model->config().dim, "llm-tiny.gguf");
         const Json want = expected();
         const auto rows = mmproj->encode(image(want["image"]));
         const auto before = want["before"].get<std::vector<std::int32_t>>(), after = want["after"].get<std::vector<std::int32_t>>();
-        inference::LlamaSession session(model, *backend, 64);
+        inference::LanguageSession session(model, *backend, 64);
         std::vector<float> logits = session.prefill(before, true);
         const auto& imageLogits = session.prefillEmbeddings(rows, true);
         logits.insert(logits.end(), imageLogits.begin(), imageLogits.end());

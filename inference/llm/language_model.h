@@ -1,0 +1,195 @@
+#pragma once
+// A decoder-only language model from a GGUF file: the config and weights every family shares,
+// and a session (KV cache, activations, the layer loop). What differs between families (which
+// tensors and keys the file has, the order of a layer's blocks) lives in one file per family
+// under models/. Shapes in ggml order (ne0 = input width of a row):
+//
+//   token_embd.weight          (dim, vocab)
+//   blk.N.attn_norm.weight     (dim)
+//   blk.N.attn_q.weight        (dim, nHeads * headDim)      [+ attn_q.bias (nHeads * headDim), qwen2]
+//   blk.N.attn_k.weight        (dim, nKvHeads * headDim)    [+ attn_k.bias]
+//   blk.N.attn_v.weight        (dim, nKvHeads * headDim)    [+ attn_v.bias]
+//   blk.N.attn_q_norm.weight   (headDim)                    qwen3, gemma3: RMSNorm of each query head
+//   blk.N.attn_k_norm.weight   (headDim)                    qwen3, gemma3
+//   blk.N.attn_output.weight   (nHeads * headDim, dim)
+//   blk.N.post_attention_norm.weight (dim)                  gemma2, gemma3
+//   blk.N.ffn_norm.weight      (dim)
+//   blk.N.ffn_gate.weight      (dim, ffn)
+//   blk.N.ffn_up.weight        (dim, ffn)
+//   blk.N.ffn_down.weight      (ffn, dim)
+//   blk.N.post_ffw_norm.weight (dim)                        gemma2, gemma3
+//   output_norm.weight         (dim)
+//   output.weight              (dim, vocab)   absent when tied to token_embd
+//   rope_freqs.weight          (ropeDims / 2) F32, Llama 3.1+: divisors of each RoPE frequency
+//
+// Phi-3 stores q, k and v as one attn_qkv.weight and gate and up as one ffn_up.weight; its
+// loader takes row views of them, so the layer sees the same fields.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "inference/core/backend.h"
+#include "inference/core/memory.h"
+#include "inference/formats/gguf.h"
+
+namespace lumen::inference {
+
+// How one layer's attention differs from the next: local (sliding-window) and global layers of
+// Gemma, NoPE layers of SmolLM3.
+struct LayerAttention {
+    std::int64_t window = 0;  // a query sees this many positions, itself included; 0: all
+    bool rope = true;         // false: no rotation by position
+    float ropeBase = 10000.0f;
+    float ropeScale = 1.0f;   // linear RoPE scaling: positions are divided by it
+};
+
+struct ModelConfig {
+    std::string architecture;  // general.architecture: llama, mistral, qwen2, qwen3, gemma2, ...
+    std::int64_t dim = 0;
+    std::int64_t nLayers = 0;
+    std::int64_t nHeads = 0;
+    std::int64_t nKvHeads = 0;
+    std::int64_t headDim = 0;
+    std::int64_t ffnDim = 0;
+    std::int64_t vocabSize = 0;
+    std::int64_t contextLength = 0;  // what the model was trained for
+    std::int64_t ropeDims = 0;       // dimensions of each head that RoPE rotates
+    float ropeFreqBase = 10000.0f;
+    RopeStyle ropeStyle = RopeStyle::Interleaved;
+    float rmsEps = 1e-5f;
+    float attentionScale = 0.0f;    // query scale; 0: 1 / sqrt(headDim)
+    float attentionSoftcap = 0.0f;  // gemma2: scores = cap * tanh(scores / cap)
+    float finalSoftcap = 0.0f;      // gemma2: the logits likewise
+    float embeddingScale = 1.0f;    // gemma: token embeddings times sqrt(dim) (not input rows given in their place)
+    float ropeAttnFactor = 1.0f;    // phi3 LongRoPE: cosine and sine scaled by it
+    std::int64_t ropeOriginalContext = 0;  // phi3 LongRoPE: sessions longer than this use the long factors
+    std::vector<LayerAttention> layers;    // nLayers entries
+};
+
+struct LayerWeights {
+    Tensor attnNorm, wq, wk, wv, wo, ffnNorm, wGate, wUp, wDown;
+    Tensor bq, bk, bv;                 // qwen2 (data == nullptr when absent)
+    Tensor qNorm, kNorm;               // qwen3, gemma3
+    Tensor postAttnNorm, postFfnNorm;  // gemma2, gemma3
+
+    // Every tensor, present or not, for the loops that place or count them.
+    std::vector<const Tensor*> all() const {
+        return {&attnNorm, &wq, &wk, &wv, &wo, &ffnNorm, &wGate, &wUp, &wDown, &bq, &bk, &bv, &qNorm, &kNorm, &postAttnNorm, &postFfnNorm};
+    }
+};
+
+struct ModelWeights {
+    Tensor tokenEmbedding, outputNorm, output;
+    Tensor ropeFreqs;      // RoPE frequency divisors (ropeDims / 2, F32): Llama 3's, Phi-3's short ones; absent otherwise
+    Tensor ropeFreqsLong;  // Phi-3's long ones, for sessions past ropeOriginalContext
+    std::vector<LayerWeights> layers;
+};
+
+struct ModelFamily;
+
+// The model: config and weight views over a memory-mapped GGUF file (kept open here).
+class LanguageModel {
+public:
+    // FormatError when the file's architecture is not one of supportedArchitectures(), or a
+    // tensor or key the family needs is missing or misshapen.
+    static std::shared_ptr<LanguageModel> load(std::shared_ptr<const GgufFile> file);
+
+    const ModelConfig& config() const { return config_; }
+    const ModelFamily& family() const { return *family_; }
+    // Weights + KV cache + activations for a session of `contextSize` tokens.
+    MemoryEstimate estimateMemory(std::int64_t contextSize, DType kvType = DType::F16) const;
+    // How many of the last layers (with their KV cache, and the output head) fit in `bytes` of
+    // GPU memory: nLayers when the whole model does (the embedding table then goes too).
+    std::int64_t gpuLayersFitting(std::uint64_t bytes, std::int64_t contextSize, DType kvType = DType::F16) const;
+    const ModelWeights& weights() const { return weights_; }
+    const GgufFile& file() const { return *file_; }
+
+private:
+    std::shared_ptr<const GgufFile> file_;
+    const ModelFamily* family_ = nullptr;
+    ModelConfig config_;
+    ModelWeights weights_;
+};
+
+// The architectures this version reads, for messages ("llama, mistral, qwen2, ...").
+std::string supportedArchitectures();
+
+// Which backend runs each layer: the first nLayers - gpuLayers layers on `cpu`, the rest (and
+// then the output head) on `gpu`. A model split this way passes the residual stream from one to
+// the other once per forward pass.
+struct LayerSplit {
+    Backend* cpu = nullptr;
+    Backend* gpu = nullptr;
+    std::int64_t gpuLayers = 0;
+};
+
+// Activations of up to `capacity` tokens on one backend.
+struct ActivationBuffers {
+    std::int64_t capacity = 0;
+    std::shared_ptr<float[]> x, xb, q, k, v, attOut, att, gate, up, ffn, logits;
+};
+
+// One sequence's state: the KV cache and scratch activations, on the backends that run it.
+class LanguageSession {
+public:
+    // Every layer on one backend.
+    LanguageSession(std::shared_ptr<const LanguageModel> model, Backend& backend, std::int64_t contextSize, DType kvType = DType::F16);
+    // Layers split between two backends (gpuLayers 0: all on split.cpu; nLayers: all on split.gpu).
+    LanguageSession(std::shared_ptr<const LanguageModel> model, const LayerSplit& split, std::int64_t contextSize,
+                    DType kvType = DType::F16);
+    ~LanguageSession();
+    LanguageSession(const LanguageSession&) = delete;
+    LanguageSession& operator=(const LanguageSession&) = delete;
+
+    std::int64_t contextSize() const { return nCtx_; }
+    std::int64_t position() const { return pos_; }  // tokens in the cache
+    const LanguageModel& model() const { return *model_; }
+    // The logits of the last token run (vocabSize floats).
+    const std::vector<float>& lastLogits() const { return logits_; }
+    // Drops cached positions from `pos` on (a follow-up turn reuses the common prefix).
+    void truncate(std::int64_t pos);
+
+    // Runs token `token` at the next position and returns the logits (vocabSize floats, host
+    // memory, valid until the next call). Throws std::out_of_range when the context is full.
+    const std::vector<float>& decode(std::int32_t token);
+    // Runs several tokens at once (a prompt): each weight matrix is read once for all of them.
+    // Returns the logits of the last token, or of every token (row-major, tokens x vocab) when
+    // allLogits is set. Same results as decoding the tokens one by one.
+    const std::vector<float>& prefill(std::span<const std::int32_t> tokens, bool allLogits = false);
+    // The same for rows of input embeddings given in place of tokens (dim values each, host
+    // memory): an image's projected features in a multimodal prompt.
+    const std::vector<float>& prefillEmbeddings(std::span<const float> rows, bool allLogits = false);
+
+private:
+    // Consecutive layers [first, end) on one backend.
+    struct Stage {
+        Backend* backend = nullptr;
+        std::int64_t first = 0, end = 0;
+        ActivationBuffers buffers;
+    };
+
+    void init(const std::vector<Backend*>& layerBackends, DType kvType);
+    void reserve(Stage& stage, std::int64_t n, bool allLogits);
+    void runLayers(Stage& stage, bool last, std::int64_t n, bool allLogits, bool tokens);
+    // n tokens, or n rows of `embeddings` when it is given.
+    void forward(std::span<const std::int32_t> tokens, const float* embeddings, std::int64_t n, bool allLogits);
+
+    std::shared_ptr<const LanguageModel> model_;
+    std::int64_t nCtx_;
+    std::int64_t pos_ = 0;
+    std::vector<Stage> stages_;
+    std::vector<std::shared_ptr<void>> kvMemory_;
+    std::vector<KvLayer> kv_;
+    const Tensor* ropeFactors_ = nullptr;  // the frequency divisors this session's length calls for
+    std::vector<float> logits_;
+    std::vector<float> batchLogits_;
+    std::vector<float> handOver_;  // the residual stream on its way between two stages
+    std::int64_t logitsRows_ = 0;  // rows the last stage's logits buffer holds
+    std::uint32_t id_;             // names this session's recorded decode steps
+    std::uint16_t generation_ = 0; // bumped when buffers move: older recordings are stale
+};
+
+}  // namespace lumen::inference

@@ -1,0 +1,180 @@
+// The shared blocks of the families' forward passes, reading a family from the file, and the
+// list of families.
+
+#include <algorithm>
+
+#include "inference/formats/format_error.h"
+#include "inference/llm/models/family.h"
+
+namespace lumen::inference {
+
+void attentionBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out) {
+    const ModelConfig& c = p.c;
+    const LayerAttention& la = p.attention;
+    Backend& be = p.be;
+    ActivationBuffers& b = p.b;
+    const std::int64_t n = p.n, qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
+    // Project to queries, keys and values.
+    const Backend::Product qkv[] = {{&L.wq, b.q.get()}, {&L.wk, b.k.get()}, {&L.wv, b.v.get()}};
+    be.matmuls(qkv, in, n);
+    if (L.bq.data) be.addBias(b.q.get(), L.bq, qDim, n);
+    if (L.bk.data) be.addBias(b.k.get(), L.bk, kvDim, n);
+    if (L.bv.data) be.addBias(b.v.get(), L.bv, kvDim, n);
+    // Qwen3 and Gemma 3 normalise each head of q and k on its own.
+    if (L.qNorm.data) be.rmsNorm(b.q.get(), L.qNorm, c.rmsEps, c.headDim, n * c.nHeads, b.q.get());
+    if (L.kNorm.data) be.rmsNorm(b.k.get(), L.kNorm, c.rmsEps, c.headDim, n * c.nKvHeads, b.k.get());
+    // Rotate q and k by position.
+    if (la.rope) {
+        RopeSpec rope{c.nHeads, c.headDim, c.ropeDims, la.ropeBase, c.ropeStyle, p.ropeFactors, 1.0f / la.ropeScale, c.ropeAttnFactor};
+        be.rope(b.q.get(), n, p.pos, rope);
+        rope.nHeads = c.nKvHeads;
+        be.rope(b.k.get(), n, p.pos, rope);
+    }
+    // Remember k and v, attend causally (within the window), project back.
+    be.storeKv(p.kv, p.pos, n, kvDim, b.k.get(), b.v.get());
+    const AttentionSpec spec{c.nHeads, c.nKvHeads, c.headDim, c.attentionScale, la.window, c.attentionSoftcap};
+    be.attention(b.q.get(), p.kv, p.pos, n, spec, b.attOut.get());
+    be.matmul(L.wo, b.attOut.get(), n, out);
+}
+
+void gatedFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out, GatedActivation act) {
+    Backend& be = p.be;
+    ActivationBuffers& b = p.b;
+    const std::int64_t values = p.n * p.c.ffnDim;
+    const Backend::Product gateUp[] = {{&L.wGate, b.gate.get()}, {&L.wUp, b.up.get()}};
+    be.matmuls(gateUp, in, p.n);
+    if (act == GatedActivation::Silu) {
+        be.siluMul(b.gate.get(), b.up.get(), values);
+    } else {
+        be.gelu(b.gate.get(), values, GeluKind::Tanh);
+        be.mul(b.gate.get(), b.up.get(), values);
+    }
+    be.matmul(L.wDown, b.gate.get(), p.n, out);
+}
+
+void preNormLayer(const LayerPass& p, const LayerWeights& L) {
+    ActivationBuffers& b = p.b;
+    // Attention block: normalise, attend, add to the stream.
+    p.norm(L.attnNorm, p.x(), b.xb.get());
+    attentionBlock(p, L, b.xb.get(), b.att.get());
+    p.residual(b.att.get());
+    // Feed-forward block: SwiGLU.
+    p.norm(L.ffnNorm, p.x(), b.xb.get());
+    gatedFfnBlock(p, L, b.xb.get(), b.ffn.get(), GatedActivation::Silu);
+    p.residual(b.ffn.get());
+}
+
+ModelReader::ModelReader(const GgufFile& file, ModelConfig& config, ModelWeights& weights) : f_(file), c_(config), w_(weights) {}
+
+bool ModelReader::has(std::string_view name) const { return f_.contains(key(name)); }
+
+void ModelReader::positive(std::int64_t v, const char* what) const {
+    if (v <= 0 || v > (1 << 20)) fail(std::string(what) + " is " + std::to_string(v));
+}
+
+void ModelReader::fail(const std::string& message) const { throw FormatError(f_.displayName() + ": " + message); }
+
+Tensor ModelReader::tensor(const std::string& name, std::vector<std::int64_t> shape, bool optional) const {
+    return tensorView(f_, name, std::move(shape), optional);
+}
+
+Tensor ModelReader::rows(const Tensor& t, std::int64_t first, std::int64_t count, const std::string& name) {
+    Tensor part = t;
+    part.name = name;
+    part.ne = {t.ne[0], count, 1, 1};
+    part.data = t.data + first * t.rowBytes();
+    return part;
+}
+
+void ModelReader::readCommon() {
+    ModelConfig& c = c_;
+    c.dim = getInt("embedding_length");
+    c.nLayers = getInt("block_count");
+    c.nHeads = getInt("attention.head_count");
+    c.nKvHeads = getInt("attention.head_count_kv", c.nHeads);
+    c.ffnDim = getInt("feed_forward_length");
+    c.contextLength = getInt("context_length", 2048);
+    c.ropeFreqBase = getFloat("rope.freq_base", 10000.0);
+    c.rmsEps = getFloat("attention.layer_norm_rms_epsilon", 1e-5);
+    positive(c.dim, "the embedding length");
+    positive(c.nLayers, "the block count");
+    positive(c.nHeads, "the head count");
+    positive(c.nKvHeads, "the KV head count");
+    positive(c.ffnDim, "the feed-forward length");
+    if (c.nHeads % c.nKvHeads != 0)
+        fail(std::to_string(c.nHeads) + " heads cannot share " + std::to_string(c.nKvHeads) + " KV heads evenly");
+    c.headDim = getInt("attention.key_length", c.dim / c.nHeads);
+    positive(c.headDim, "the head dimension");
+    const std::int64_t valueLength = getInt("attention.value_length", c.headDim);
+    if (valueLength != c.headDim)
+        fail("value heads of " + std::to_string(valueLength) + " dimensions differ from key heads of " + std::to_string(c.headDim));
+    c.ropeDims = getInt("rope.dimension_count", c.headDim);
+    if (c.ropeDims <= 0 || c.ropeDims > c.headDim || c.ropeDims % 2 != 0)
+        fail("RoPE dimension count " + std::to_string(c.ropeDims) + " does not fit the head dimension " + std::to_string(c.headDim));
+    if (!std::isfinite(c.ropeFreqBase) || c.ropeFreqBase <= 1.0f) fail("the RoPE base " + std::to_string(c.ropeFreqBase) + " is not above 1");
+    if (!std::isfinite(c.rmsEps) || c.rmsEps < 0.0f) fail("the RMS norm epsilon is not a small positive number");
+    c.layers.assign(static_cast<std::size_t>(c.nLayers), LayerAttention{0, true, c.ropeFreqBase, 1.0f});
+
+    ModelWeights& w = w_;
+    // The vocabulary size is the embedding table's second dimension.
+    const GgufTensor& table = f_.tensor("token_embd.weight");
+    w.tokenEmbedding = tensor("token_embd.weight", {c.dim, table.shape.size() > 1 ? table.shape[1] : 0});
+    c.vocabSize = w.tokenEmbedding.ne[1];
+    positive(c.vocabSize, "the vocabulary size");
+    w.outputNorm = tensor("output_norm.weight", {c.dim});
+    w.output = tensor("output.weight", {c.dim, c.vocabSize}, true);
+    if (!w.output.data) w.output = w.tokenEmbedding;  // tied embeddings
+    w.layers.assign(static_cast<std::size_t>(c.nLayers), LayerWeights{});
+}
+
+void ModelReader::readAttention(LayerWeights& L, std::int64_t layer) const {
+    const ModelConfig& c = c_;
+    const std::string p = "blk." + std::to_string(layer) + ".";
+    const std::int64_t qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
+    L.attnNorm = tensor(p + "attn_norm.weight", {c.dim});
+    L.wq = tensor(p + "attn_q.weight", {c.dim, qDim});
+    L.wk = tensor(p + "attn_k.weight", {c.dim, kvDim});
+    L.wv = tensor(p + "attn_v.weight", {c.dim, kvDim});
+    L.wo = tensor(p + "attn_output.weight", {qDim, c.dim});
+    L.bq = tensor(p + "attn_q.bias", {qDim}, true);
+    L.bk = tensor(p + "attn_k.bias", {kvDim}, true);
+    L.bv = tensor(p + "attn_v.bias", {kvDim}, true);
+}
+
+void ModelReader::readFfn(LayerWeights& L, std::int64_t layer) const {
+    const ModelConfig& c = c_;
+    const std::string p = "blk." + std::to_string(layer) + ".";
+    L.ffnNorm = tensor(p + "ffn_norm.weight", {c.dim});
+    L.wGate = tensor(p + "ffn_gate.weight", {c.dim, c.ffnDim});
+    L.wUp = tensor(p + "ffn_up.weight", {c.dim, c.ffnDim});
+    L.wDown = tensor(p + "ffn_down.weight", {c.ffnDim, c.dim});
+}
+
+std::vector<std::int64_t> ModelReader::perLayerInts(std::string_view name) const {
+    const GgufValue* v = f_.find(key(name));
+    if (!v) return {};
+    if (v->type != GgufType::Array) return std::vector<std::int64_t>(static_cast<std::size_t>(c_.nLayers), getInt(name));
+    std::vector<std::int64_t> values = f_.getIntArray(key(name));
+    if (static_cast<std::int64_t>(values.size()) != c_.nLayers)
+        fail("key '" + key(name) + "' has " + std::to_string(values.size()) + " values for " + std::to_string(c_.nLayers) + " layers");
+    return values;
+}
+
+namespace {
+const ModelFamily* const kFamilies[] = {&kLlamaFamily, &kQwen3Family, &kGemmaFamily, &kPhi3Family, &kSmolLm3Family};
+}
+
+const ModelFamily* findFamily(std::string_view architecture) {
+    for (const ModelFamily* f : kFamilies)
+        if (std::find(f->architectures.begin(), f->architectures.end(), architecture) != f->architectures.end()) return f;
+    return nullptr;
+}
+
+std::string supportedArchitectures() {
+    std::string out;
+    for (const ModelFamily* f : kFamilies)
+        for (std::string_view a : f->architectures) out += (out.empty() ? "" : ", ") + std::string(a);
+    return out;
+}
+
+}  // namespace lumen::inference

@@ -1,0 +1,100 @@
+#pragma once
+// What a model family provides (one file each under models/), and the shared blocks its forward
+// pass is written with. A family reads its keys and tensors from the GGUF file into the shared
+// config and weights, and runs one layer over the residual stream; the session owns everything
+// else (embedding, KV cache, stages on backends, the final norm and logits).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "inference/llm/language_model.h"
+
+namespace lumen::inference {
+
+// One layer's forward over n rows on one backend: the residual stream x, scratch buffers, and
+// this layer's cache and attention options.
+struct LayerPass {
+    Backend& be;
+    const ModelConfig& c;
+    const LayerAttention& attention;
+    const KvLayer& kv;
+    const Tensor* ropeFactors;  // may be nullptr
+    std::int64_t pos;           // position of the first row
+    std::int64_t n;             // rows
+    ActivationBuffers& b;
+
+    float* x() const { return b.x.get(); }
+    // out = RMSNorm(in) * weight, row by row (in == out allowed).
+    void norm(const Tensor& weight, const float* in, float* out) const { be.rmsNorm(in, weight, c.rmsEps, c.dim, n, out); }
+    // x += y
+    void residual(const float* y) const { be.add(b.x.get(), y, n * c.dim); }
+};
+
+enum class GatedActivation { Silu, GeluTanh };
+
+// Self-attention of the normalised rows `in` into `out` (n x dim): q/k/v projections (with their
+// biases), per-head q/k norms when the layer has them, RoPE unless the layer skips it, the KV
+// cache, grouped-query attention with the model's scale, window and soft-cap, the output
+// projection.
+void attentionBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out);
+// The gated feed-forward network: down(act(gate(in)) * up(in)), into out (n x dim).
+void gatedFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out, GatedActivation act);
+// The pre-norm block of llama and most of its descendants:
+//   x += attention(norm(x)); x += ffn(norm(x)) with SwiGLU.
+void preNormLayer(const LayerPass& p, const LayerWeights& L);
+
+// Reading a family's config and tensors from the file.
+class ModelReader {
+public:
+    ModelReader(const GgufFile& file, ModelConfig& config, ModelWeights& weights);
+
+    const GgufFile& file() const { return f_; }
+    std::string key(std::string_view name) const { return c_.architecture + "." + std::string(name); }
+    std::int64_t getInt(std::string_view name) const { return f_.getInt(key(name)); }
+    std::int64_t getInt(std::string_view name, std::int64_t fallback) const { return f_.getInt(key(name), fallback); }
+    float getFloat(std::string_view name, double fallback) const { return static_cast<float>(f_.getFloat(key(name), fallback)); }
+    bool has(std::string_view name) const;
+    // FormatError naming the file unless 0 < v <= 2^20.
+    void positive(std::int64_t v, const char* what) const;
+    [[noreturn]] void fail(const std::string& message) const;
+
+    // The hyperparameters every family has (dim, layers, heads, ffn, context, RoPE base and
+    // dimensions, RMS epsilon) and the embedding, output norm and output head (tied when absent).
+    // Every layer starts with the model's RoPE base and no window.
+    void readCommon();
+    Tensor tensor(const std::string& name, std::vector<std::int64_t> shape, bool optional = false) const;
+    // Rows [first, first + count) of a 2-D tensor, as a tensor of its own (a fused weight's part).
+    static Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count, const std::string& name);
+    // blk.N.attn_q/k/v/output (+ biases when present) and the norms before each block.
+    void readAttention(LayerWeights& L, std::int64_t layer) const;
+    // blk.N.ffn_gate/up/down.
+    void readFfn(LayerWeights& L, std::int64_t layer) const;
+    // A float per-layer array key (or one value for every layer); empty when absent.
+    std::vector<std::int64_t> perLayerInts(std::string_view name) const;
+
+private:
+    const GgufFile& f_;
+    ModelConfig& c_;
+    ModelWeights& w_;
+};
+
+struct ModelFamily {
+    std::string_view name;                      // for messages: "llama", "gemma", ...
+    std::vector<std::string_view> architectures;  // general.architecture values it reads
+    void (*read)(ModelReader& reader, ModelConfig& config, ModelWeights& weights);
+    void (*layer)(const LayerPass& pass, const LayerWeights& weights);
+};
+
+// The families, one per file under models/.
+extern const ModelFamily kLlamaFamily;    // llama, mistral, qwen2
+extern const ModelFamily kQwen3Family;    // qwen3
+extern const ModelFamily kGemmaFamily;    // gemma2, gemma3
+extern const ModelFamily kPhi3Family;     // phi3
+extern const ModelFamily kSmolLm3Family;  // smollm3
+
+// The family that reads `architecture`, or nullptr.
+const ModelFamily* findFamily(std::string_view architecture);
+
+}  // namespace lumen::inference
