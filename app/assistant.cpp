@@ -16,6 +16,15 @@ Assistant::Assistant(Library& library, QObject* parent) : QObject(parent), libra
         }
         emit replyPiece(replyChat_, writer_->messageId(), piece);
     });
+    connect(engine_.get(), &ChatEngine::replyReasoning, this, [this](int id, const QString& piece) {
+        if (id != replyId_ || !writer_) return;
+        try {
+            writer_->appendReasoning(piece.toStdString());
+        } catch (const storage::Error& e) {
+            qCWarning(lcApp) << "storing a reply failed:" << e.what();
+        }
+        emit replyReasoning(replyChat_, writer_->messageId(), piece);
+    });
     connect(engine_.get(), &ChatEngine::replyFinished, this, &Assistant::finishReply);
     connect(engine_.get(), &ChatEngine::modelLoaded, this, [this](const QString& name) {
         try {
@@ -205,7 +214,7 @@ bool Assistant::startReply(std::int64_t chatId) {
     writer_ = std::make_unique<storage::StreamingMessageWriter>(library_.chats(), chatId, engine_->modelName().toStdString(),
                                                                 std::chrono::milliseconds(250));
     replyChat_ = chatId;
-    replyId_ = engine_->startReply(conversation, paramsFor(chatId), images);
+    replyId_ = engine_->startReply(conversation, paramsFor(chatId), images, chatThinks(chatId));
     if (replyId_ == 0) {
         writer_->finish(storage::MessageStatus::Error, {}, "the model is busy or not loaded");
         writer_.reset();
@@ -227,6 +236,7 @@ void Assistant::finishReply(int replyId, const QVariantMap& result) {
     if (result.contains("generatedTokens")) metrics.generatedTokens = result["generatedTokens"].toLongLong();
     if (result.contains("ttftMs")) metrics.ttftMs = result["ttftMs"].toDouble();
     if (result.contains("tokensPerSecond")) metrics.tokensPerSecond = result["tokensPerSecond"].toDouble();
+    if (result.contains("reasoningMs")) metrics.reasoningMs = result["reasoningMs"].toDouble();
     const QString status = result["status"].toString();
     const std::int64_t chatId = replyChat_, messageId = writer_->messageId();
     try {
@@ -249,6 +259,8 @@ nlohmann::ordered_json Assistant::conversationFor(std::int64_t chatId) {
     for (const auto& m : library_.chats().messages(chatId)) {
         if (m.status == storage::MessageStatus::Error) continue;
         nlohmann::ordered_json message{{"role", std::string(storage::toString(m.role))}, {"content", m.content}};
+        // A reply's reasoning goes beside it: most templates drop it from earlier turns.
+        if (!m.reasoning.empty()) message["reasoning_content"] = m.reasoning;
         if (!m.images.empty() && engine_->hasImageProjector()) message["images"] = m.images;
         history.push_back(message);
     }
@@ -271,6 +283,23 @@ std::int64_t Assistant::chatTemplate(std::int64_t chatId) {
 void Assistant::setChatTemplate(std::int64_t chatId, std::int64_t templateId) {
     try {
         library_.settings().set("chat." + std::to_string(chatId) + ".template", std::to_string(templateId));
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+    }
+}
+
+bool Assistant::chatThinks(std::int64_t chatId) {
+    try {
+        if (const auto v = library_.settings().get("chat." + std::to_string(chatId) + ".think")) return *v != "0";
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "reading the chat's think switch failed:" << e.what();
+    }
+    return true;
+}
+
+void Assistant::setChatThinks(std::int64_t chatId, bool think) {
+    try {
+        library_.settings().set("chat." + std::to_string(chatId) + ".think", think ? "1" : "0");
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }

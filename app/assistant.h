@@ -55,6 +55,10 @@ public:
     std::int64_t chatTemplate(std::int64_t chatId);
     void setChatTemplate(std::int64_t chatId, std::int64_t templateId);
     std::optional<TemplateSpec> templateSpec(std::int64_t templateId);
+    // Whether a reasoning model thinks before answering in this chat (on unless switched off):
+    // templates that read enable_thinking (Qwen3) get it.
+    bool chatThinks(std::int64_t chatId);
+    void setChatThinks(std::int64_t chatId, bool think);
     // The conversation a reply in the chat would get (template parts first).
     nlohmann::ordered_json conversationFor(std::int64_t chatId);
 
@@ -69,6 +73,8 @@ signals:
     void errorOccurred(const QString& message);
     void replyStarted(qint64 chatId, qint64 messageId);
     void replyPiece(qint64 chatId, qint64 messageId, const QString& piece);
+    // A piece of a reasoning model's thinking, stored apart from the answer.
+    void replyReasoning(qint64 chatId, qint64 messageId, const QString& piece);
     void replyFinished(qint64 chatId, qint64 messageId);
     void modelLoaded(const QString& name);
 

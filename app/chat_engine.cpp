@@ -1,5 +1,6 @@
 #include "app/chat_engine.h"
 
+#include <QElapsedTimer>
 #include <QFileInfo>
 #include <QMetaObject>
 
@@ -10,6 +11,7 @@
 #include "inference/llm/chat_template.h"
 #include "inference/llm/language_model.h"
 #include "inference/llm/multimodal.h"
+#include "inference/llm/reasoning.h"
 #include "inference/llm/tokenizer.h"
 #include "vision/embedding_cache.h"
 #include "vision/image_decode.h"
@@ -191,12 +193,13 @@ void ChatEngine::loadImageProjector(const QString& path) {
     });
 }
 
-int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params, const std::map<std::string, QByteArray>& images) {
+int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params, const std::map<std::string, QByteArray>& images,
+                           bool think) {
     if (!loaded_ || busy_.load()) return 0;
     const int id = nextReply_++;
     busy_.store(true);
     cancel_.store(false);
-    QMetaObject::invokeMethod(worker_, [this, id, messages, params, images, state = state_] {
+    QMetaObject::invokeMethod(worker_, [this, id, messages, params, images, think, state = state_] {
         QVariantMap result;
         try {
             if (!state->generator) throw std::runtime_error("no model is loaded");
@@ -229,16 +232,36 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
                     }
                 conversation.push_back(std::move(m));
             }
-            const std::string prompt = state->renderer->render(conversation);
+            nlohmann::ordered_json extras = nlohmann::ordered_json::object();
+            if (!think) extras["enable_thinking"] = false;
+            const std::string prompt = state->renderer->render(conversation, extras);
             emit promptRendered(id, QString::fromStdString(prompt));
             const std::string bos = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
             const bool templateHasBos = !bos.empty() && prompt.rfind(bos, 0) == 0;
             const auto tokens = placeholders.empty() ? state->renderer->tokenize(prompt)
                                                      : inference::spliceImages(*state->tokenizer, prompt, placeholders, !templateHasBos);
-            const auto r = state->generator->generate(tokens, params, [this, id](std::string_view piece) {
-                emit replyPiece(id, QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size())));
+            // A reasoning model's thinking goes apart from its answer; how long it took is measured
+            // from the start to the first answer text.
+            std::optional<inference::ReasoningSplitter> splitter;
+            if (const auto markers = inference::reasoningMarkers(state->renderer->chatTemplate().source()))
+                splitter.emplace(*markers, inference::promptOpensReasoning(prompt, *markers));
+            QElapsedTimer clock;
+            clock.start();
+            double reasoningMs = -1;
+            const auto send = [&](const inference::ReasoningSplitter::Pieces& p) {
+                if (!p.reasoning.empty()) emit replyReasoning(id, QString::fromUtf8(p.reasoning.data(), static_cast<qsizetype>(p.reasoning.size())));
+                if (p.answer.empty()) return;
+                if (reasoningMs < 0 && splitter && splitter->reasoned()) reasoningMs = static_cast<double>(clock.nsecsElapsed()) / 1e6;
+                emit replyPiece(id, QString::fromUtf8(p.answer.data(), static_cast<qsizetype>(p.answer.size())));
+            };
+            const auto r = state->generator->generate(tokens, params, [&](std::string_view piece) {
+                if (splitter) send(splitter->feed(piece));
+                else send({{}, std::string(piece)});
                 return true;
             }, &cancel_, {}, rows.empty() ? nullptr : &rows);
+            if (splitter) send(splitter->finish());
+            if (splitter && splitter->reasoned())
+                result["reasoningMs"] = reasoningMs >= 0 ? reasoningMs : static_cast<double>(clock.nsecsElapsed()) / 1e6;
             result["status"] = r.stopReason == inference::StopReason::Cancelled ? QStringLiteral("stopped") : QStringLiteral("complete");
             result["promptTokens"] = r.promptTokens;
             result["generatedTokens"] = static_cast<int>(r.tokens.size());

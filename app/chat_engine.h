@@ -57,12 +57,14 @@ public:
     bool hasImageProjector() const { return projectorLoaded_; }
     QString imageProjectorPath() const { return projectorPath_; }
 
-    // Starts a reply to `messages` ([{role, content, images?: [sha256...]}], the newest last);
-    // `images` holds the bytes of every image they name. Images reach the model through the image
-    // projector (without one they are left out). Returns the reply's id, or 0 when no model is
-    // loaded or a reply is running. Signals replyPiece then replyFinished.
+    // Starts a reply to `messages` ([{role, content, images?: [sha256...], reasoning_content?}],
+    // the newest last); `images` holds the bytes of every image they name. Images reach the model
+    // through the image projector (without one they are left out). `think` false asks templates
+    // that read enable_thinking (Qwen3) for an answer without reasoning. Returns the reply's id,
+    // or 0 when no model is loaded or a reply is running. Signals replyPiece (the answer) and
+    // replyReasoning (a reasoning model's thinking, kept apart), then replyFinished.
     int startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params,
-                   const std::map<std::string, QByteArray>& images = {});
+                   const std::map<std::string, QByteArray>& images = {}, bool think = true);
     void stop();
     // The loaded model's template and tokenizer (null before a model is loaded), for previews.
     std::shared_ptr<const PromptRenderer> renderer() const { return renderer_; }
@@ -73,10 +75,11 @@ signals:
     void loadFailed(const QString& message);
     void loadCancelled();
     void replyPiece(int replyId, const QString& piece);
+    void replyReasoning(int replyId, const QString& piece);
     // The exact text a reply's prompt rendered to (before its tokens and any image rows).
     void promptRendered(int replyId, const QString& prompt);
     // result: "status" (complete, stopped, error), "error", "promptTokens", "generatedTokens",
-    // "ttftMs", "tokensPerSecond"
+    // "ttftMs", "tokensPerSecond", "reasoningMs" (how long the model thought, when it did)
     void replyFinished(int replyId, const QVariantMap& result);
 
 private:

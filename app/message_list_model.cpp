@@ -40,6 +40,8 @@ QVariant MessageListModel::data(const QModelIndex& index, int role) const {
         case StatusRole: return QString::fromUtf8(storage::toString(m.status).data());
         case FooterRole: return replyFooter(m);
         case CreatedAtRole: return QDateTime::fromMSecsSinceEpoch(m.createdAt);
+        case ReasoningRole: return QString::fromStdString(m.reasoning);
+        case ReasoningMsRole: return m.metrics.reasoningMs ? QVariant(*m.metrics.reasoningMs) : QVariant();
         case ImagesRole: {
             QStringList images;
             for (const auto& sha : m.images) images << QString::fromStdString(sha);
@@ -58,6 +60,8 @@ QHash<int, QByteArray> MessageListModel::roleNames() const {
     names[FooterRole] = "footer";
     names[CreatedAtRole] = "createdAt";
     names[ImagesRole] = "images";
+    names[ReasoningRole] = "reasoning";
+    names[ReasoningMsRole] = "reasoningMs";
     return names;
 }
 
@@ -100,14 +104,22 @@ const storage::Message* MessageListModel::messageAt(int row) const {
     return &messages_[static_cast<std::size_t>(row)];
 }
 
-void MessageListModel::appendToMessage(std::int64_t messageId, const QString& piece) {
+void MessageListModel::appendTo(std::int64_t messageId, std::string storage::Message::*field, int role, const QString& piece) {
     for (std::size_t row = 0; row < messages_.size(); ++row)
         if (messages_[row].id == messageId) {
-            messages_[row].content += piece.toStdString();
+            messages_[row].*field += piece.toStdString();
             const QModelIndex i = index(static_cast<int>(row));
-            emit dataChanged(i, i, {ContentRole});
+            emit dataChanged(i, i, {role});
             return;
         }
+}
+
+void MessageListModel::appendToMessage(std::int64_t messageId, const QString& piece) {
+    appendTo(messageId, &storage::Message::content, ContentRole, piece);
+}
+
+void MessageListModel::appendReasoningToMessage(std::int64_t messageId, const QString& piece) {
+    appendTo(messageId, &storage::Message::reasoning, ReasoningRole, piece);
 }
 
 void MessageListModel::refreshMessage(std::int64_t messageId) {

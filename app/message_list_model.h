@@ -19,6 +19,8 @@ public:
         FooterRole,     // "model · TTFT 120 ms · 35.2 tokens/s" for replies
         CreatedAtRole,
         ImagesRole,     // QStringList of SHA-256
+        ReasoningRole,  // a reasoning reply's thinking ("" for others)
+        ReasoningMsRole,  // how long it thought (double; invalid while thinking or for others)
     };
 
     explicit MessageListModel(storage::ChatStore& store, QObject* parent = nullptr);
@@ -35,6 +37,8 @@ public:
     void appendStored(std::int64_t messageId);
     // A streaming reply grew by `piece` (the store has it, or will at the next flush).
     void appendToMessage(std::int64_t messageId, const QString& piece);
+    // The same for a piece of its reasoning.
+    void appendReasoningToMessage(std::int64_t messageId, const QString& piece);
     // Re-reads one message from the store (a reply finished: status and metrics).
     void refreshMessage(std::int64_t messageId);
     const storage::Message* messageAt(int row) const;
@@ -43,6 +47,8 @@ signals:
     void errorOccurred(const QString& message);
 
 private:
+    void appendTo(std::int64_t messageId, std::string storage::Message::*field, int role, const QString& piece);
+
     storage::ChatStore& store_;
     std::int64_t chatId_ = 0;
     std::vector<storage::Message> messages_;

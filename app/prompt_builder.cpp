@@ -55,7 +55,7 @@ nlohmann::ordered_json buildConversation(const std::optional<TemplateSpec>& spec
     return conversation;
 }
 
-std::string PromptRenderer::render(const nlohmann::ordered_json& conversation) const {
+std::string PromptRenderer::render(const nlohmann::ordered_json& conversation, const nlohmann::ordered_json& extras) const {
     // Messages with images: the images as parts before the text, which templates render as image
     // markers; a text-only template gets the markers written into the message text instead.
     nlohmann::ordered_json parts = nlohmann::ordered_json::array(), plain = nlohmann::ordered_json::array();
@@ -63,7 +63,9 @@ std::string PromptRenderer::render(const nlohmann::ordered_json& conversation) c
     for (const auto& m : conversation) {
         const std::size_t count = m.contains("images") ? m["images"].size() : 0;
         images += count;
-        nlohmann::ordered_json p{{"role", m["role"]}, {"content", m["content"]}}, t = p;
+        nlohmann::ordered_json p{{"role", m["role"]}, {"content", m["content"]}};
+        if (m.contains("reasoning_content")) p["reasoning_content"] = m["reasoning_content"];
+        nlohmann::ordered_json t = p;
         if (count > 0) {
             nlohmann::ordered_json content = nlohmann::ordered_json::array();
             std::string markers;
@@ -79,11 +81,11 @@ std::string PromptRenderer::render(const nlohmann::ordered_json& conversation) c
         plain.push_back(t);
     }
     const auto& vocab = tokenizer_->vocabulary();
-    if (images == 0) return template_.apply(plain, true, &vocab);
-    std::string prompt = template_.apply(parts, true, &vocab);
+    if (images == 0) return template_.apply(plain, true, &vocab, extras);
+    std::string prompt = template_.apply(parts, true, &vocab, extras);
     std::size_t found = 0;
     for (std::size_t at = prompt.find(inference::kImageMarker); at != std::string::npos; at = prompt.find(inference::kImageMarker, at + 1)) ++found;
-    return found == images ? prompt : template_.apply(plain, true, &vocab);
+    return found == images ? prompt : template_.apply(plain, true, &vocab, extras);
 }
 
 std::vector<inference::TokenId> PromptRenderer::tokenize(const std::string& prompt) const {

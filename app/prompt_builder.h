@@ -45,8 +45,11 @@ public:
     PromptRenderer(inference::ChatTemplate chatTemplate, std::shared_ptr<const inference::Tokenizer> tokenizer)
         : template_(std::move(chatTemplate)), tokenizer_(std::move(tokenizer)) {}
     // The text the model sees, with the generation prompt (the assistant's turn) appended.
-    // Messages may carry "images": [sha256...]: each becomes an image marker before their text.
-    std::string render(const nlohmann::ordered_json& conversation) const;
+    // Messages may carry "images": [sha256...]: each becomes an image marker before their text;
+    // and "reasoning_content", a reasoning reply's thinking, which the template keeps or drops.
+    // `extras` are more template variables (enable_thinking).
+    std::string render(const nlohmann::ordered_json& conversation,
+                       const nlohmann::ordered_json& extras = nlohmann::ordered_json::object()) const;
     // Its tokens (BOS added when the template does not write it).
     std::vector<inference::TokenId> tokenize(const std::string& prompt) const;
     const inference::ChatTemplate& chatTemplate() const { return template_; }

@@ -1,5 +1,6 @@
 #include "storage/chat_export.h"
 
+#include <algorithm>
 #include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -104,6 +105,17 @@ std::string exportChatMarkdown(ChatStore& chats, ImageStore& images, std::int64_
     md += "_Exported from Lumen. Started " + formatUtc(chat.createdAt) + "._\n";
     for (const Message& m : chats.messages(chatId)) {
         md += "\n## " + roleTitle(m.role) + " · " + formatUtc(m.createdAt) + "\n\n";
+        if (!m.reasoning.empty()) {
+            // The reasoning as a quote above the answer.
+            md += "> *Reasoning*\n>\n";
+            std::size_t start = 0;
+            while (start <= m.reasoning.size()) {
+                const std::size_t end = std::min(m.reasoning.find('\n', start), m.reasoning.size());
+                md += "> " + m.reasoning.substr(start, end - start) + "\n";
+                start = end + 1;
+            }
+            md += "\n";
+        }
         md += m.content;
         if (!m.content.empty() && m.content.back() != '\n') md += '\n';
         for (const std::string& sha : m.images) {
@@ -146,6 +158,7 @@ std::string exportChatJson(ChatStore& chats, ImageStore& images, std::int64_t ch
         Json jm;
         jm["role"] = toString(m.role);
         jm["content"] = m.content;
+        if (!m.reasoning.empty()) jm["reasoning"] = m.reasoning;
         jm["status"] = toString(m.status);
         jm["created_at_ms"] = m.createdAt;
         if (m.error) jm["error"] = *m.error;
@@ -159,6 +172,7 @@ std::string exportChatJson(ChatStore& chats, ImageStore& images, std::int64_t ch
         if (m.metrics.ttftMs) metrics["ttft_ms"] = *m.metrics.ttftMs;
         if (m.metrics.tokensPerSecond) metrics["tokens_per_second"] = *m.metrics.tokensPerSecond;
         if (m.metrics.model) metrics["model"] = *m.metrics.model;
+        if (m.metrics.reasoningMs) metrics["reasoning_ms"] = *m.metrics.reasoningMs;
         if (!metrics.empty()) jm["metrics"] = std::move(metrics);
         messages.push_back(std::move(jm));
     }
@@ -228,6 +242,7 @@ std::int64_t importChatJson(Database& db, std::string_view text) {
         if (!parsedRole) bad(where, "unknown role \"" + role + "\"");
         m.role = *parsedRole;
         m.content = stringField(jm, "content", where);
+        m.reasoning = optionalString(jm, "reasoning", where).value_or("");
         const std::string status = stringField(jm, "status", where);
         const auto parsedStatus = statusFromString(status);
         if (!parsedStatus) bad(where, "unknown status \"" + status + "\"");
@@ -250,6 +265,7 @@ std::int64_t importChatJson(Database& db, std::string_view text) {
             m.metrics.ttftMs = optionalNumber<double>(*it, "ttft_ms", where);
             m.metrics.tokensPerSecond = optionalNumber<double>(*it, "tokens_per_second", where);
             m.metrics.model = optionalString(*it, "model", where);
+            m.metrics.reasoningMs = optionalNumber<double>(*it, "reasoning_ms", where);
         }
         chats.addMessage(chat.id, m);
     }

@@ -10,7 +10,7 @@ namespace {
 
 constexpr std::string_view kMessageColumns =
     "id, chat_id, role, content, status, error, created_at, updated_at, prompt_tokens, "
-    "generated_tokens, ttft_ms, tokens_per_second, model";
+    "generated_tokens, ttft_ms, tokens_per_second, model, reasoning, reasoning_ms";
 
 Message readMessage(const Statement& s) {
     Message m;
@@ -34,6 +34,8 @@ Message readMessage(const Statement& s) {
     m.metrics.ttftMs = s.getOptionalDouble(10);
     m.metrics.tokensPerSecond = s.getOptionalDouble(11);
     m.metrics.model = s.getOptionalText(12);
+    m.reasoning = s.getText(13);
+    m.metrics.reasoningMs = s.getOptionalDouble(14);
     return m;
 }
 
@@ -126,11 +128,11 @@ std::int64_t ChatStore::addMessage(std::int64_t chatId, const NewMessage& m) {
     Transaction tx(c_);
     Statement insert = c_.prepare(
         "INSERT INTO messages(chat_id, role, content, status, error, created_at, updated_at, "
-        "prompt_tokens, generated_tokens, ttft_ms, tokens_per_second, model) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "prompt_tokens, generated_tokens, ttft_ms, tokens_per_second, model, reasoning, reasoning_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     insert.bindAll(chatId, toString(m.role), m.content, toString(m.status), m.error, now, now,
                    m.metrics.promptTokens, m.metrics.generatedTokens, m.metrics.ttftMs,
-                   m.metrics.tokensPerSecond, m.metrics.model);
+                   m.metrics.tokensPerSecond, m.metrics.model, m.reasoning, m.metrics.reasoningMs);
     try {
         insert.run();
     } catch (const Error& e) {
@@ -205,16 +207,24 @@ void ChatStore::appendContent(std::int64_t messageId, std::string_view piece) {
     if (c_.changes() == 0) throw Error("message " + std::to_string(messageId) + " does not exist");
 }
 
+void ChatStore::appendContent(std::int64_t messageId, std::string_view piece, std::string_view reasoning) {
+    if (reasoning.empty()) return appendContent(messageId, piece);
+    c_.prepare("UPDATE messages SET content = content || ?, reasoning = reasoning || ?, updated_at = ? WHERE id = ?")
+        .bindAll(piece, reasoning, nowMs(), messageId)
+        .run();
+    if (c_.changes() == 0) throw Error("message " + std::to_string(messageId) + " does not exist");
+}
+
 void ChatStore::finishMessage(std::int64_t messageId, MessageStatus status,
                               const GenerationMetrics& m, std::optional<std::string_view> error) {
     const std::int64_t now = nowMs();
     Transaction tx(c_);
     c_.prepare(
           "UPDATE messages SET status = ?, error = ?, updated_at = ?, prompt_tokens = ?, "
-          "generated_tokens = ?, ttft_ms = ?, tokens_per_second = ?, model = coalesce(?, model) "
-          "WHERE id = ?")
+          "generated_tokens = ?, ttft_ms = ?, tokens_per_second = ?, model = coalesce(?, model), "
+          "reasoning_ms = ? WHERE id = ?")
         .bindAll(toString(status), error ? std::optional<std::string>(*error) : std::nullopt, now,
-                 m.promptTokens, m.generatedTokens, m.ttftMs, m.tokensPerSecond, m.model, messageId)
+                 m.promptTokens, m.generatedTokens, m.ttftMs, m.tokensPerSecond, m.model, m.reasoningMs, messageId)
         .run();
     if (c_.changes() == 0) throw Error("message " + std::to_string(messageId) + " does not exist");
     Statement chat = c_.prepare("SELECT chat_id FROM messages WHERE id = ?");

@@ -35,6 +35,7 @@ struct GenerationMetrics {
     std::optional<double> ttftMs;
     std::optional<double> tokensPerSecond;
     std::optional<std::string> model;
+    std::optional<double> reasoningMs;  // how long a reasoning model thought before answering
 
     bool operator==(const GenerationMetrics&) const = default;
 };
@@ -50,6 +51,7 @@ struct Message {
     std::int64_t updatedAt = 0;
     GenerationMetrics metrics;
     std::vector<std::string> images;  // SHA-256 of attached images, in order
+    std::string reasoning;            // a reasoning model's thinking before `content` (empty for others)
 };
 
 struct NewMessage {
@@ -60,6 +62,7 @@ struct NewMessage {
     std::vector<std::string> images;  // must already be in the ImageStore
     std::optional<std::string> error;
     std::optional<std::int64_t> createdAt;  // now when unset (import keeps the original)
+    std::string reasoning;
 };
 
 struct SearchHit {
@@ -95,6 +98,8 @@ public:
     std::vector<Message> messages(std::int64_t chatId);
     void setContent(std::int64_t messageId, std::string_view content);
     void appendContent(std::int64_t messageId, std::string_view piece);
+    // Appends to the answer and to the reasoning in one statement.
+    void appendContent(std::int64_t messageId, std::string_view piece, std::string_view reasoning);
     void finishMessage(std::int64_t messageId, MessageStatus status, const GenerationMetrics& metrics,
                        std::optional<std::string_view> error = std::nullopt);
     void deleteMessage(std::int64_t messageId);

@@ -149,9 +149,16 @@ CREATE TRIGGER chats_fts_update AFTER UPDATE OF title ON chats BEGIN
 END;
 )sql";
 
+// A reasoning model's thinking, kept apart from its answer, and how long it took.
+constexpr std::string_view kSchemaV2 = R"sql(
+ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN reasoning_ms REAL;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema: chats, messages, images, templates, label sets, embeddings, settings",
      kSchemaV1},
+    {2, "messages: reasoning and reasoning_ms", kSchemaV2},
 };
 
 }  // namespace

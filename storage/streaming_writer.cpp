@@ -33,13 +33,20 @@ void StreamingMessageWriter::append(std::string_view piece) {
     flushIfDue();
 }
 
+void StreamingMessageWriter::appendReasoning(std::string_view piece) {
+    pendingReasoning_ += piece;
+    reasoning_ += piece;
+    flushIfDue();
+}
+
 void StreamingMessageWriter::flushIfDue() {
-    if (!pending_.empty() && now() - lastFlush_ >= interval_) flush();
+    if ((!pending_.empty() || !pendingReasoning_.empty()) && now() - lastFlush_ >= interval_) flush();
 }
 
 void StreamingMessageWriter::flush() {
-    if (!pending_.empty()) store_.appendContent(messageId_, pending_);
+    if (!pending_.empty() || !pendingReasoning_.empty()) store_.appendContent(messageId_, pending_, pendingReasoning_);
     pending_.clear();
+    pendingReasoning_.clear();
     lastFlush_ = now();
 }
 

@@ -28,6 +28,8 @@ public:
     std::int64_t messageId() const { return messageId_; }
     // Buffers the piece; writes the buffer when the flush interval has passed since the last write.
     void append(std::string_view piece);
+    // The same for a piece of the reply's reasoning.
+    void appendReasoning(std::string_view piece);
     // For callers with a timer: writes the buffer if it is due.
     void flushIfDue();
     void flush();
@@ -36,6 +38,7 @@ public:
     bool finished() const { return finished_; }
     // Text appended so far, flushed or not.
     const std::string& text() const { return text_; }
+    const std::string& reasoning() const { return reasoning_; }
 
 private:
     std::chrono::steady_clock::time_point now() const;
@@ -44,8 +47,8 @@ private:
     std::chrono::milliseconds interval_;
     Clock clock_;
     std::chrono::steady_clock::time_point lastFlush_;
-    std::string pending_;
-    std::string text_;
+    std::string pending_, pendingReasoning_;
+    std::string text_, reasoning_;
     bool finished_ = false;
 };
 

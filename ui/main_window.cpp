@@ -72,6 +72,9 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     connect(assistant_, &app::Assistant::replyPiece, this, [this](qint64 chatId, qint64 messageId, const QString& piece) {
         if (chatId == currentChatId()) messages_->appendToMessage(messageId, piece);
     });
+    connect(assistant_, &app::Assistant::replyReasoning, this, [this](qint64 chatId, qint64 messageId, const QString& piece) {
+        if (chatId == currentChatId()) messages_->appendReasoningToMessage(messageId, piece);
+    });
     connect(assistant_, &app::Assistant::replyFinished, this, [this](qint64 chatId, qint64 messageId) {
         if (chatId == currentChatId()) messages_->refreshMessage(messageId);
         chatList_->reload();
@@ -246,6 +249,17 @@ void MainWindow::buildActions() {
     });
     regenerateAction_->setObjectName(QStringLiteral("regenerateAction"));
     regenerateAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
+    // Reasoning models (Qwen3 and others whose template reads enable_thinking) think first unless
+    // this is off for the chat.
+    thinkAction_ = chatMenu->addAction(tr("T&hink Before Answering"));
+    thinkAction_->setObjectName(QStringLiteral("thinkAction"));
+    thinkAction_->setCheckable(true);
+    thinkAction_->setChecked(true);
+    thinkAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_K));
+    thinkAction_->setToolTip(tr("Reasoning models show their thinking, collapsed, above the answer"));
+    connect(thinkAction_, &QAction::triggered, this, [this](bool on) {
+        if (currentChatId() != 0) assistant_->setChatThinks(currentChatId(), on);
+    });
 
     QAction* templates = chatMenu->addAction(tr("Prompt &Templates…"), this, [this] {
         TemplateEditor editor(library_, *assistant_, this);
@@ -625,6 +639,8 @@ void MainWindow::updateActions() {
     stopAction_->setEnabled(replying || editing_ != 0);
     regenerateAction_->setEnabled(haveChat && !replying && assistant_->engine().isLoaded());
     chatSettingsAction_->setEnabled(haveChat);
+    thinkAction_->setEnabled(haveChat);
+    thinkAction_->setChecked(!haveChat || assistant_->chatThinks(currentChatId()));
     noModelBar_->setVisible(!assistant_->engine().isLoaded());
 }
 

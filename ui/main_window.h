@@ -113,6 +113,7 @@ private:
     QAction* chatSettingsAction_ = nullptr;
     std::string deletedChat_;  // the last deleted chat, exported as JSON
     QAction* regenerateAction_ = nullptr;
+    QAction* thinkAction_ = nullptr;
 };
 
 }  // namespace lumen::ui

@@ -36,6 +36,14 @@ TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thu
             emit editRequested(url.path().toLongLong());
             return;
         }
+        if (url.scheme() == QLatin1String("lumen-think")) {
+            const qint64 id = url.path().toLongLong();
+            if (!expanded_.remove(id)) expanded_.insert(id);
+            const int at = verticalScrollBar()->value();  // the reader stays where they were
+            setHtml(renderHtml());
+            verticalScrollBar()->setValue(at);
+            return;
+        }
         if (url.scheme() == QLatin1String("lumen-copy")) {
             const int n = url.path().toInt();
             if (n >= 0 && n < codeBlocks_.size()) QGuiApplication::clipboard()->setText(codeBlocks_[n]);
@@ -125,6 +133,10 @@ QString TranscriptView::renderHtml() const {
                                    "<a href='lumen-image:ask/%1'>%4</a></small></p>")
                         .arg(sha, tr("Describe"), tr("Classify"), tr("Ask"));
         }
+        const QString reasoning = i.data(app::MessageListModel::ReasoningRole).toString();
+        if (!reasoning.trimmed().isEmpty())
+            html += renderReasoning(i.data(app::MessageListModel::IdRole).toLongLong(), reasoning, i.data(app::MessageListModel::ReasoningMsRole),
+                                    i.data(app::MessageListModel::StatusRole).toString() == QLatin1String("partial"));
         const QString content = i.data(app::MessageListModel::ContentRole).toString();
         if (!content.isEmpty()) html += role == QLatin1String("assistant") ? renderMarkdown(content) : QStringLiteral("<p>%1</p>").arg(escapeMultiline(content));
         const QString footer = i.data(app::MessageListModel::FooterRole).toString();
@@ -132,6 +144,25 @@ QString TranscriptView::renderHtml() const {
             html += QStringLiteral("<p style='color:gray'><small>%1</small></p>").arg(footer.toHtmlEscaped());
         html += QStringLiteral("</div>");
     }
+    return html;
+}
+
+QString TranscriptView::renderReasoning(qint64 messageId, const QString& reasoning, const QVariant& reasoningMs, bool writing) const {
+    const bool open = expanded_.contains(messageId);
+    QString title;
+    if (reasoningMs.isValid()) {
+        const double seconds = reasoningMs.toDouble() / 1000.0;
+        title = seconds < 1    ? tr("Thought for less than a second")
+                : seconds < 10 ? tr("Thought for %1 s").arg(seconds, 0, 'f', 1)
+                               : tr("Thought for %1 s").arg(qRound(seconds));
+    } else {
+        title = writing ? tr("Thinking…") : tr("Thoughts");
+    }
+    QString html = QStringLiteral("<p style='color:gray'><a href='lumen-think:%1' style='color:gray; text-decoration:none'>%2 %3</a></p>")
+                       .arg(messageId)
+                       .arg(open ? QStringLiteral("▾") : QStringLiteral("▸"), title.toHtmlEscaped());
+    if (open)
+        html += QStringLiteral("<blockquote style='color:gray'><small>%1</small></blockquote>").arg(escapeMultiline(reasoning.trimmed()));
     return html;
 }
 

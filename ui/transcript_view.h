@@ -4,6 +4,7 @@
 
 #include <QStringList>
 #include <QTextBrowser>
+#include <QSet>
 #include <QTimer>
 #include <functional>
 
@@ -35,10 +36,13 @@ protected:
 private:
     void refresh();
     QString renderMarkdown(const QString& text) const;
+    // A reply's reasoning: one line ("Thought for 12 s", "Thinking…") that expands to the text.
+    QString renderReasoning(qint64 messageId, const QString& reasoning, const QVariant& reasoningMs, bool writing) const;
     app::MessageListModel& model_;
     mutable QStringList codeBlocks_;
     QTimer refreshTimer_;  // the fenced code blocks shown, for their Copy links
     ThumbnailSource thumbnails_;
+    QSet<qint64> expanded_;  // replies whose reasoning is shown
 };
 
 }  // namespace lumen::ui

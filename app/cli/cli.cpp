@@ -8,6 +8,7 @@
 #include <QElapsedTimer>
 #include <atomic>
 #include <csignal>
+#include <unistd.h>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -27,6 +28,7 @@
 #include "inference/llm/benchmark.h"
 #include "inference/llm/chat_template.h"
 #include "inference/llm/generator.h"
+#include "inference/llm/reasoning.h"
 #include "inference/llm/tokenizer.h"
 #include "storage/chat_export.h"
 #include "storage/sha256.h"
@@ -590,20 +592,77 @@ int runGenerationErrors(Context& ctx, const std::function<int()>& body) {
     }
 }
 
-// Streams one reply to ctx.out; Ctrl+C stops it.
-inference::GenerationResult streamReply(Context& ctx, inference::Generator& generator, std::span<const inference::TokenId> prompt,
-                                        const inference::GenerationParams& params, const LogitsOut& logits, const inference::EmbeddingRows* rows) {
+// How a reasoning model's thinking is shown: --reasoning show (the default: on standard error,
+// dimmed on a terminal) or hide. Models whose template has no reasoning markers reply as they are.
+struct ReasoningOutput {
+    std::optional<inference::ReasoningMarkers> markers;
+    bool show = true;
+};
+
+std::optional<ReasoningOutput> reasoningOption(Context& ctx, const inference::ChatTemplate* chatTemplate) {
+    ReasoningOutput out;
+    const QString option = ctx.parser.value(QStringLiteral("reasoning")).trimmed().toLower();
+    if (option == QLatin1String("hide")) out.show = false;
+    else if (!option.isEmpty() && option != QLatin1String("show")) {
+        ctx.err << "lumen-cli: --reasoning takes show or hide, not '" << option << "'\n";
+        return std::nullopt;
+    }
+    if (chatTemplate) out.markers = inference::reasoningMarkers(chatTemplate->source());
+    return out;
+}
+
+// The template variables of --no-think: templates that read enable_thinking (Qwen3) skip the reasoning.
+nlohmann::ordered_json templateExtras(Context& ctx) {
+    nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+    if (ctx.parser.isSet(QStringLiteral("no-think"))) extra["enable_thinking"] = false;
+    return extra;
+}
+
+struct Reply {
+    inference::GenerationResult result;
+    std::string reasoning;  // empty for models that do not reason
+    std::string answer;     // the reply without its reasoning
+};
+
+// Streams one reply: the answer to ctx.out, the reasoning as ReasoningOutput says; Ctrl+C stops
+// it. `promptText` is the rendered prompt (its end may open the reasoning), or empty.
+Reply streamReply(Context& ctx, inference::Generator& generator, std::span<const inference::TokenId> prompt, const inference::GenerationParams& params,
+                  const LogitsOut& logits, const inference::EmbeddingRows* rows, const ReasoningOutput& reasoning, std::string_view promptText) {
+    Reply reply;
+    std::optional<inference::ReasoningSplitter> splitter;
+    if (reasoning.markers) splitter.emplace(*reasoning.markers, inference::promptOpensReasoning(promptText, *reasoning.markers));
+    const bool dim = reasoning.show && isatty(STDERR_FILENO);
+    bool thinking = false;  // reasoning printed since the last answer text
+    const auto print = [&](const inference::ReasoningSplitter::Pieces& p) {
+        if (!p.reasoning.empty()) {
+            reply.reasoning += p.reasoning;
+            if (reasoning.show) {
+                ctx.err << (dim && !thinking ? "\x1b[2m" : "") << QString::fromUtf8(p.reasoning.data(), static_cast<qsizetype>(p.reasoning.size()));
+                ctx.err.flush();
+                thinking = true;
+            }
+        }
+        if (!p.answer.empty()) {
+            if (thinking) ctx.err << (dim ? "\x1b[0m\n" : "\n");
+            thinking = false;
+            reply.answer += p.answer;
+            ctx.out << QString::fromUtf8(p.answer.data(), static_cast<qsizetype>(p.answer.size()));
+            ctx.out.flush();
+        }
+    };
     gInterrupted.store(false);
     const auto previous = std::signal(SIGINT, onInterrupt);
-    const auto result = generator.generate(prompt, params, [&](std::string_view piece) {
-        ctx.out << QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size()));
-        ctx.out.flush();
+    reply.result = generator.generate(prompt, params, [&](std::string_view piece) {
+        if (splitter) print(splitter->feed(piece));
+        else print({{}, std::string(piece)});
         return true;
     }, &gInterrupted, logits.callback, rows);
     std::signal(SIGINT, previous);
+    if (splitter) print(splitter->finish());
+    if (thinking) ctx.err << (dim ? "\x1b[0m\n" : "\n");
     ctx.out << "\n";
     ctx.out.flush();
-    return result;
+    return reply;
 }
 
 int cmdGenerate(Context& ctx) {
@@ -680,8 +739,12 @@ int cmdGenerate(Context& ctx) {
         ctx.out << QString::fromStdString(tokenizer.decode(text));
         ctx.out.flush();
         inference::Generator generator(session, tokenizer);
-        const auto result = streamReply(ctx, generator, prompt, *params, logits, rows.empty() ? nullptr : &rows);
-        printMetrics(ctx, loadMs, result, note);
+        const auto chatTemplate = inference::ChatTemplate::fromGguf(*loaded->file);
+        const auto reasoning = reasoningOption(ctx, chatTemplate ? &*chatTemplate : nullptr);
+        if (!reasoning) return kUsage;
+        const std::string promptText = hasPrompt ? ctx.parser.value(QStringLiteral("prompt")).toStdString() : std::string();
+        const auto reply = streamReply(ctx, generator, prompt, *params, logits, rows.empty() ? nullptr : &rows, *reasoning, promptText);
+        printMetrics(ctx, loadMs, reply.result, note);
         return kOk;
     });
 }
@@ -709,6 +772,9 @@ int cmdDescribe(Context& ctx) {
         if (const QString builtin = ctx.parser.value(QStringLiteral("builtin")); !builtin.isEmpty()) chatTemplate = inference::ChatTemplate::builtin(builtin.toStdString());
         else chatTemplate = inference::ChatTemplate::fromGguf(*loaded->file);
         if (!chatTemplate) chatTemplate = inference::ChatTemplate::builtin("llava");
+        const auto reasoning = reasoningOption(ctx, &*chatTemplate);
+        if (!reasoning) return kUsage;
+        const auto extras = templateExtras(ctx);
         inference::LanguageSession session(loaded->model, loaded->placement.split(), loaded->contextSize, loaded->kvType);
         inference::Generator generator(session, tokenizer);
         ctx.err << "running on " << loaded->placement.describe() << "; " << QString::fromStdString(mm->mmproj->description()) << "; template "
@@ -728,11 +794,11 @@ int cmdDescribe(Context& ctx) {
             if (const QString system = ctx.parser.value(QStringLiteral("system")); !system.isEmpty())
                 messages.push_back({{"role", "system"}, {"content", system.toStdString()}});
             messages.push_back({{"role", "user"}, {"content", {{{"type", "image"}}, {{"type", "text"}, {"text", "\n" + question}}}}});
-            std::string rendered = chatTemplate->apply(messages, true, &vocab);
+            std::string rendered = chatTemplate->apply(messages, true, &vocab, extras);
             if (rendered.find(inference::kImageMarker) == std::string::npos) {
                 // A text-only template: the marker goes into the message text.
                 messages.back()["content"] = std::string(inference::kImageMarker) + "\n" + question;
-                rendered = chatTemplate->apply(messages, true, &vocab);
+                rendered = chatTemplate->apply(messages, true, &vocab, extras);
             }
             const bool templateHasBos = !bosText.empty() && rendered.rfind(bosText, 0) == 0;
             const auto prompt = inference::spliceImages(tokenizer, rendered, {in->placeholders}, !templateHasBos);
@@ -741,9 +807,9 @@ int cmdDescribe(Context& ctx) {
                 rows[in->placeholders[r]] = in->rows->data() + r * static_cast<std::size_t>(mm->mmproj->outputWidth());
             ctx.out << path << ":\n";
             ctx.out.flush();
-            const auto result = streamReply(ctx, generator, prompt, *params, logits, &rows);
-            printMetrics(ctx, loadMs, result, imageNote(*in));
-            if (result.stopReason == inference::StopReason::Cancelled) break;
+            const auto reply = streamReply(ctx, generator, prompt, *params, logits, &rows, *reasoning, rendered);
+            printMetrics(ctx, loadMs, reply.result, imageNote(*in));
+            if (reply.result.stopReason == inference::StopReason::Cancelled) break;
         }
         return failures ? kFailed : kOk;
     });
@@ -883,6 +949,9 @@ int cmdChat(Context& ctx) {
             ctx.err << " )\n";
             return kFailed;
         }
+        const auto reasoning = reasoningOption(ctx, &*chatTemplate);
+        if (!reasoning) return kUsage;
+        const auto extras = templateExtras(ctx);
         inference::LanguageSession session(model, loaded->placement.split(), loaded->contextSize, loaded->kvType);
         inference::Generator generator(session, tokenizer);
         inference::GenerationParams params;
@@ -914,27 +983,22 @@ int cmdChat(Context& ctx) {
                 continue;
             }
             messages.push_back({{"role", "user"}, {"content", line.toStdString()}});
-            const std::string prompt = chatTemplate->apply(messages, true, &vocab);
+            const std::string prompt = chatTemplate->apply(messages, true, &vocab, extras);
             // The template usually writes the BOS itself; add it only when it did not.
             const bool templateHasBos = !bosText.empty() && prompt.rfind(bosText, 0) == 0;
             const auto tokens = tokenizer.encode(prompt, !templateHasBos, true);
-            gInterrupted.store(false);
-            const auto previous = std::signal(SIGINT, onInterrupt);
-            const auto result = generator.generate(tokens, params, [&](std::string_view piece) {
-                ctx.out << QString::fromUtf8(piece.data(), static_cast<qsizetype>(piece.size()));
-                ctx.out.flush();
-                return true;
-            }, &gInterrupted);
-            std::signal(SIGINT, previous);
-            ctx.out << "\n";
-            ctx.out.flush();
+            const auto reply = streamReply(ctx, generator, tokens, params, {}, nullptr, *reasoning, prompt);
+            const auto& result = reply.result;
             ctx.err << QStringLiteral("[%1 tokens, %2 reused · TTFT %3 ms · %4 tokens/s · %5]\n")
                            .arg(result.promptTokens)
                            .arg(result.reusedPromptTokens)
                            .arg(result.ttftMs, 0, 'f', 0)
                            .arg(result.decodeTokensPerSecond, 0, 'f', 1)
                            .arg(QString::fromLatin1(inference::toString(result.stopReason).data()));
-            messages.push_back({{"role", "assistant"}, {"content", result.text}});
+            // The answer alone, its reasoning beside it for the templates that pass it on.
+            nlohmann::ordered_json answer{{"role", "assistant"}, {"content", reasoning->markers ? reply.answer : result.text}};
+            if (!reply.reasoning.empty()) answer["reasoning_content"] = reply.reasoning;
+            messages.push_back(std::move(answer));
         }
     } catch (const inference::jinja::TemplateError& e) {
         return fail(ctx, e, kFailed, QStringLiteral("the chat template failed: "));
@@ -1025,6 +1089,9 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("repeat-penalty"), QStringLiteral("generate: penalty for the last 64 tokens; 1 is off (default 1)."), QStringLiteral("R")},
         {QStringLiteral("seed"), QStringLiteral("generate: random seed (default 0)."), QStringLiteral("S")},
         {QStringLiteral("ctx-size"), QStringLiteral("generate, chat: context size in tokens (default: the model's, at most 4096)."), QStringLiteral("N")},
+        {QStringLiteral("reasoning"), QStringLiteral("generate, chat, describe: a reasoning model's thinking: show (on standard error; default) or hide."),
+         QStringLiteral("MODE")},
+        {QStringLiteral("no-think"), QStringLiteral("chat, describe: ask models whose template reads enable_thinking (Qwen3) not to reason.")},
         {QStringLiteral("cache-type"), QStringLiteral("generate, chat, describe: KV cache precision, f16 (default) or f32."), QStringLiteral("TYPE")},
         {QStringLiteral("threads"), QStringLiteral("generate, chat, embed, classify, eval: CPU threads (default: the physical cores)."),
          QStringLiteral("N")},

@@ -85,6 +85,7 @@ void writeRandomLanguageModel(const RandomModelSpec& spec, const std::filesystem
     w.set("tokenizer.ggml.bos_token_id", GgufWriteValue::u32(1));
     w.set("tokenizer.ggml.eos_token_id", GgufWriteValue::u32(2));
     w.set("tokenizer.ggml.unknown_token_id", GgufWriteValue::u32(0));
+    if (!spec.chatTemplate.empty()) w.set("tokenizer.chat_template", GgufWriteValue::string(spec.chatTemplate));
 
     std::vector<std::vector<std::uint8_t>> storage;  // kept alive until write()
     auto add = [&](const std::string& name, std::vector<std::int64_t> shape, DType type, bool norm) {

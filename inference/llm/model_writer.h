@@ -38,6 +38,7 @@ struct RandomModelSpec {
     WeightMix mix = WeightMix::Uniform;
     std::uint64_t seed = 1;
     float weightScale = 0.05f;  // standard deviation of the random weights
+    std::string chatTemplate;   // tokenizer.chat_template, when not empty
 };
 
 // Throws std::invalid_argument when a row length does not fit the chosen block formats.

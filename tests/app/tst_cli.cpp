@@ -11,6 +11,7 @@
 #include "app/library.h"
 #include "inference/core/backend.h"
 #include "inference/core/compute_devices.h"
+#include "inference/llm/model_writer.h"
 #include "inference/formats/gguf.h"
 #include "test_util.h"
 
@@ -310,6 +311,30 @@ private slots:
         QCOMPARE(turns.size(), 2);
         QVERIFY2(turns[0].contains(", 0 reused"), qPrintable(turns[0]));
         QVERIFY2(!turns[1].contains(", 0 reused"), qPrintable(turns[1]));
+    }
+
+    // A reasoning model's thinking goes to standard error (--reasoning show) or nowhere (hide),
+    // never into the answer: this template's generation prompt opens the reasoning, so all that a
+    // random model writes is reasoning.
+    void reasoning() {
+        using namespace lumen::inference;
+        RandomModelSpec spec;
+        spec.chatTemplate = "{% for m in messages %}{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<think>\n{% endif %}"
+                            "{# replies end their reasoning with </think> #}";
+        const QString model = dir_.filePath("thinker.gguf");
+        writeRandomLanguageModel(spec, model.toStdString());
+        auto r = run({"chat", "--model", model, "--temp", "0", "-n", "6", "--reasoning", "hide"}, QStringLiteral("hello\n/exit\n"));
+        QCOMPARE(r.status, 0);
+        QCOMPARE(r.out, QStringLiteral("\n"));  // the answer: empty
+        QVERIFY2(r.err.contains(" tokens/s"), qPrintable(r.err));
+        const QString hidden = r.err;
+        r = run({"chat", "--model", model, "--temp", "0", "-n", "6"}, QStringLiteral("hello\n/exit\n"));
+        QCOMPARE(r.status, 0);
+        QCOMPARE(r.out, QStringLiteral("\n"));
+        QVERIFY2(r.err.size() > hidden.size() + 3, qPrintable(r.err));  // the reasoning, on standard error
+        r = run({"chat", "--model", model, "--reasoning", "loud"}, QStringLiteral("/exit\n"));
+        QCOMPARE(r.status, 2);
+        QVERIFY2(r.err.contains("--reasoning takes show or hide"), qPrintable(r.err));
     }
 
     void inspectErrors() {

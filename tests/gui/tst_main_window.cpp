@@ -255,6 +255,61 @@ private slots:
         QCOMPARE(window.messageListModel().rowCount(), 2);
     }
 
+    // A reasoning model's thinking is stored apart from its answer and shown collapsed ("Thought
+    // for 0.1 s"), expanding on a click; switched off for the chat (Think Before Answering), the
+    // template's enable_thinking skips it. This template's generation prompt opens the reasoning,
+    // so all a random model writes is thinking, unless thinking is off.
+    void reasoningIsCollapsedAndStoredApart() {
+        const QString model = dir_.filePath("thinker.gguf");
+        inference::RandomModelSpec spec;
+        spec.dim = 64;
+        spec.ffnDim = 128;
+        spec.vocabSize = 512;
+        spec.chatTemplate = "{% for m in messages %}{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}"
+                            "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% else %}<think>\n{% endif %}{% endif %}";
+        inference::writeRandomLanguageModel(spec, model.toStdString());
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        window.openModel(model);
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        window.assistant().generationParams().maxTokens = 12;
+        window.assistant().generationParams().sampling.temperature = 0.0f;
+        auto* composer = window.findChild<ui::Composer*>("composer");
+        QTest::keyClicks(composer, "Why is the sky blue?");
+        QTest::keyClick(composer, Qt::Key_Return);
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        const std::int64_t chatId = window.currentChatId();
+        auto stored = library.chats().messages(chatId);
+        QCOMPARE(stored.size(), std::size_t(2));
+        QVERIFY(!stored[1].reasoning.empty());
+        QVERIFY2(stored[1].content.empty(), stored[1].content.c_str());
+        QVERIFY(stored[1].metrics.reasoningMs.has_value());
+        auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
+        const QString word = QString::fromStdString(stored[1].reasoning).simplified().section(QLatin1Char(' '), 0, 1);
+        QVERIFY(!word.isEmpty());
+        QTRY_VERIFY2(transcript->toPlainText().contains("Thought for"), qPrintable(transcript->toPlainText()));
+        QVERIFY2(!transcript->toPlainText().contains(word), qPrintable(transcript->toPlainText()));
+        const QUrl toggle(QStringLiteral("lumen-think:%1").arg(stored[1].id));
+        emit transcript->anchorClicked(toggle);
+        QVERIFY2(transcript->toPlainText().contains(word), qPrintable(transcript->toPlainText()));
+        saveScreenshot(window, "reasoning");
+        emit transcript->anchorClicked(toggle);
+        QVERIFY(!transcript->toPlainText().contains(word));
+
+        // Thinking off for this chat: the answer comes without reasoning.
+        auto* think = window.findChild<QAction*>("thinkAction");
+        QVERIFY(think->isEnabled() && think->isChecked());
+        think->trigger();
+        QVERIFY(!window.assistant().chatThinks(chatId));
+        window.findChild<QAction*>("regenerateAction")->trigger();
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        stored = library.chats().messages(chatId);
+        QCOMPARE(stored.size(), std::size_t(2));
+        QVERIFY(stored[1].reasoning.empty());
+        QVERIFY(!stored[1].content.empty());
+    }
+
     // The real TinyStories model (../shared) writes a reply into a chat.
     void realModelReplies() {
         const QString shared = test::sharedDataDir();

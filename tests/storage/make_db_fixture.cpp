@@ -1,5 +1,5 @@
 // Writes a database with one of everything, at this build's schema version, for the migration
-// tests of later versions: lumen_make_db_fixture tests/storage/fixtures/lumen-v1.db
+// tests of later versions: lumen_make_db_fixture tests/storage/fixtures/lumen-v2.db
 // Each released schema keeps its fixture; never regenerate an old one with a newer build.
 
 #include <cstdio>
@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
     NewMessage reply;
     reply.role = Role::Assistant;
     reply.content = "A very small image.";
-    reply.metrics = {12, 5, 81.5, 42.25, std::string("tiny-llama.gguf")};
+    reply.reasoning = "The picture is two pixels wide.";  // (schema v2)
+    reply.metrics = {12, 5, 81.5, 42.25, std::string("tiny-llama.gguf"), 850.0};
     chats.addMessage(chat.id, reply);
     NewMessage stopped;
     stopped.role = Role::Assistant;

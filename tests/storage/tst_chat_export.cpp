@@ -31,6 +31,8 @@ private slots:
         QVERIFY(imported != id);
         const std::string second = exportChatJson(*chats_, *images_, imported);
         QCOMPARE(QString::fromStdString(second), QString::fromStdString(first));
+        QVERIFY(first.find("\"reasoning\"") != std::string::npos && first.find("The user wants detail.\\nI will be brief.") != std::string::npos);
+        QCOMPARE(chats_->messages(imported)[2].metrics.reasoningMs.value_or(0), 1250.0);
 
         // And into a different, empty database.
         Database other = Database::open(str(dir_.filePath("other.db")));
@@ -51,6 +53,7 @@ private slots:
         QVERIFY(md.contains("*tiny.gguf · TTFT 120 ms · 33.3 tokens/s · 9 tokens*"));
         QVERIFY(md.contains("*[image: 3×2 image/png, sha256 "));
         QVERIFY(md.contains("stopped"));
+        QVERIFY2(md.contains("> *Reasoning*\n>\n> The user wants detail.\n> I will be brief.\n\nCut"), qPrintable(md));
     }
 
     void exportOfMissingChatFails() {
@@ -108,6 +111,8 @@ private:
         chats_->addMessage(chat.id, {Role::Assistant, "A beach with \"quotes\" and unicode: 海.", MessageStatus::Complete,
                                      {20, 9, 120.0, 33.3333, std::string("tiny.gguf")}});
         NewMessage stopped{Role::Assistant, "Cut", MessageStatus::Stopped};
+        stopped.reasoning = "The user wants detail.\nI will be brief.";
+        stopped.metrics.reasoningMs = 1250.0;
         chats_->addMessage(chat.id, stopped);
         NewMessage failed{Role::Assistant, "", MessageStatus::Error};
         failed.error = "the model ran out of context";

@@ -121,10 +121,13 @@ private slots:
         now += std::chrono::milliseconds(1500);
         writer.flushIfDue();
         QCOMPARE(QString::fromStdString(chats_->message(id)->content), QStringLiteral("Once upon a time"));
+        writer.appendReasoning("(a fairy tale)");  // a reasoning piece is written with the next flush
         writer.append(".");
-        writer.finish(MessageStatus::Complete, {5, 4, 120.0, 33.0, std::nullopt});
+        writer.finish(MessageStatus::Complete, {5, 4, 120.0, 33.0, std::nullopt, 250.0});
         const Message done = *chats_->message(id);
         QCOMPARE(QString::fromStdString(done.content), QStringLiteral("Once upon a time."));
+        QCOMPARE(QString::fromStdString(done.reasoning), QStringLiteral("(a fairy tale)"));
+        QCOMPARE(done.metrics.reasoningMs.value_or(0), 250.0);
         QVERIFY(done.status == MessageStatus::Complete);
         QCOMPARE(QString::fromStdString(done.metrics.model.value_or("")), QStringLiteral("model.gguf"));
         QCOMPARE(done.metrics.ttftMs.value_or(0), 120.0);

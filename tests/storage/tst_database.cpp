@@ -153,6 +153,7 @@ private slots:
         QCOMPARE(messages[0].images.size(), std::size_t(1));
         QCOMPARE(messages[1].metrics.tokensPerSecond.value_or(0), 42.25);
         QVERIFY(messages[2].status == MessageStatus::Stopped);
+        QVERIFY(messages[1].reasoning.empty() && !messages[1].metrics.reasoningMs);  // v2's columns, empty
         QCOMPARE(chats.search("picture").size(), std::size_t(1));
 
         TemplateStore templates(db);
@@ -163,6 +164,25 @@ private slots:
         QCOMPARE(labels.get(labels.list()[0].id)->labels[0].exampleImages.size(), std::size_t(1));
         QVERIFY(EmbeddingCache(db).get(EmbeddingKind::Image, messages[0].images[0], "clip-vit-b32"));
         QCOMPARE(QString::fromStdString(SettingsStore(db).value("sampling.temperature", "")), QStringLiteral("0.7"));
+    }
+
+    // The v2 fixture (reasoning beside the answer) opens and keeps it.
+    void opensVersion2Fixture() {
+        const QString fixture = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/lumen-v2.db");
+        QVERIFY2(QFile::exists(fixture), qPrintable(fixture));
+        const QString path = dir_.filePath("v2.db");
+        QVERIFY(QFile::copy(fixture, path));
+        QFile(path).setPermissions(QFile::ReadOwner | QFile::WriteOwner);
+        Database db = Database::open(str(path));
+        QCOMPARE(db.schemaVersion(), currentSchemaVersion());
+        QCOMPARE(db.backupPath().has_value(), currentSchemaVersion() > 2);
+        QCOMPARE(QString::fromStdString(db.integrityCheck()), QStringLiteral("ok"));
+        ChatStore chats(db);
+        const auto messages = chats.messages(chats.chats().at(0).id);
+        QCOMPARE(messages.size(), std::size_t(3));
+        QCOMPARE(QString::fromStdString(messages[1].reasoning), QStringLiteral("The picture is two pixels wide."));
+        QCOMPARE(messages[1].metrics.reasoningMs.value_or(0), 850.0);
+        QCOMPARE(QString::fromStdString(messages[1].content), QStringLiteral("A very small image."));
     }
 
     // A later schema: migrations run one version at a time after a backup copy is made.

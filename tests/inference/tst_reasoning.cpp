@@ -1,0 +1,67 @@
+// Splitting a streamed reply into reasoning and answer, whatever pieces the text comes in.
+
+#include <QtTest>
+
+#include "inference/llm/reasoning.h"
+
+using namespace lumen::inference;
+
+namespace {
+
+// The reply fed in pieces of `size` bytes (0: all at once).
+ReasoningSplitter::Pieces split(const std::string& reply, std::size_t size, bool startInside = false) {
+    ReasoningSplitter s(ReasoningMarkers{}, startInside);
+    ReasoningSplitter::Pieces all;
+    const auto add = [&](const ReasoningSplitter::Pieces& p) {
+        all.reasoning += p.reasoning;
+        all.answer += p.answer;
+    };
+    if (size == 0) add(s.feed(reply));
+    else
+        for (std::size_t i = 0; i < reply.size(); i += size) add(s.feed(std::string_view(reply).substr(i, size)));
+    add(s.finish());
+    return all;
+}
+
+}  // namespace
+
+class TestReasoning : public QObject {
+    Q_OBJECT
+private slots:
+    void splits_data() {
+        QTest::addColumn<QString>("reply");
+        QTest::addColumn<bool>("startInside");
+        QTest::addColumn<QString>("reasoning");
+        QTest::addColumn<QString>("answer");
+        QTest::newRow("qwen3") << "<think>\nThe user greets me.\n</think>\n\nHello!" << false << "The user greets me.\n" << "Hello!";
+        QTest::newRow("opened by the prompt (QwQ, R1)") << "Let me count: 2.\n</think>\n\nTwo." << true << "Let me count: 2.\n" << "Two.";
+        QTest::newRow("thinking disabled") << "<think>\n\n</think>\n\nSure." << false << "" << "Sure.";
+        QTest::newRow("no reasoning") << "Plain answer with </think> in it." << false << "" << "Plain answer with </think> in it.";
+        QTest::newRow("marker quoted in the answer") << "Use <think> tags." << false << "" << "Use <think> tags.";
+        QTest::newRow("never closed (stopped)") << "<think>still thinking <thi" << false << "still thinking <thi" << "";
+        QTest::newRow("lone angle brackets") << "<think>a < b and c <</think> <b>x</b> <" << false << "a < b and c <" << "<b>x</b> <";
+    }
+    void splits() {
+        QFETCH(QString, reply);
+        QFETCH(bool, startInside);
+        QFETCH(QString, reasoning);
+        QFETCH(QString, answer);
+        for (std::size_t size : {0, 1, 2, 3, 5, 7}) {
+            const auto p = split(reply.toStdString(), size, startInside);
+            QCOMPARE(QString::fromStdString(p.reasoning), reasoning);
+            QCOMPARE(QString::fromStdString(p.answer), answer);
+        }
+    }
+
+    void markersFromTemplate() {
+        QVERIFY(reasoningMarkers("{%- if '</think>' in content %}...").has_value());
+        QVERIFY(!reasoningMarkers("{{ '<|im_start|>' + message['role'] }}").has_value());
+        const ReasoningMarkers m;
+        QVERIFY(promptOpensReasoning("<|im_start|>assistant\n<think>\n", m));
+        QVERIFY(!promptOpensReasoning("<|im_start|>assistant\n<think>\n\n</think>\n\n", m));
+        QVERIFY(!promptOpensReasoning("<|im_start|>assistant\n", m));
+    }
+};
+
+QTEST_GUILESS_MAIN(TestReasoning)
+#include "tst_reasoning.moc"
