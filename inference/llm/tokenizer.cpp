@@ -199,6 +199,13 @@ Tokenizer Tokenizer::fromGguf(const GgufFile& file) {
 }
 
 std::vector<TokenId> Tokenizer::encode(std::string_view text, bool addSpecial, bool parseSpecial) const {
+    // SentencePiece escapes spaces as U+2581 before it looks for anything, so a U+2581 in the text
+    // is a space to it, also where user-defined pieces (Gemma's runs of spaces) are matched.
+    if (vocab_.model == Vocabulary::Model::Spm && text.find(kSpmSpace) != std::string_view::npos) {
+        std::string spaced(text);
+        for (std::size_t at; (at = spaced.find(kSpmSpace)) != std::string::npos;) spaced.replace(at, kSpmSpace.size(), " ");
+        return encode(spaced, addSpecial, parseSpecial);
+    }
     // Split the text at special-token occurrences: longest tokens first, as llama.cpp does.
     // User-defined tokens always match; control tokens only when parseSpecial.
     struct Fragment {

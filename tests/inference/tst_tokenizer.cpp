@@ -119,6 +119,31 @@ private slots:
         QCOMPARE(failures, 0);
     }
 
+    // A vocabulary configured as Gemma's (no dummy prefix, byte fallback, digits split, user-defined
+    // whitespace pieces and turn markers), trained by python3-sentencepiece, and 3000 strings it
+    // encoded (fixtures/make_gemma_tokenizer_fixtures.py): the same ids from ours.
+    void gemmaStyleSentencePiece() {
+        const GgufFile file = GgufFile::open(LUMEN_TEST_SOURCE_DIR "/fixtures/tokenizer/spm_gemma_style.gguf");
+        const Tokenizer tok = Tokenizer::fromGguf(file);
+        QVERIFY(!tok.vocabulary().addSpacePrefix);
+        const QByteArray table = lumen::test::readFile(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/tokenizer/spm_gemma_style.tsv"));
+        int cases = 0, failures = 0;
+        for (const QByteArray& line : table.split('\n')) {
+            if (line.isEmpty()) continue;
+            const qsizetype tab = line.indexOf('\t');
+            const std::string text = nlohmann::json::parse(line.left(tab).toStdString()).get<std::string>();
+            const auto want = parseIds(line.mid(tab + 1));
+            const auto got = tok.encode(text, false, false);
+            ++cases;
+            if (got != want && ++failures <= 5)
+                qWarning("%s\n  got  %s\n  want %s", line.left(tab).constData(), qPrintable(idsText(got)), qPrintable(idsText(want)));
+            else if (got == want && text.find("\xE2\x96\x81") == std::string::npos && tok.decode(got) != text && ++failures <= 5)
+                qWarning("%s does not decode back", line.left(tab).constData());
+        }
+        QCOMPARE(cases, 3000);
+        QCOMPARE(failures, 0);
+    }
+
     void specialTokensOnlyWhenAsked() {
         const GgufFile file = GgufFile::open((shared_ + "/tokenizers/ggml-vocab-llama-spm.gguf").toStdString());
         const Tokenizer tok = Tokenizer::fromGguf(file);
