@@ -1,4 +1,5 @@
-// The Jinja engine: every real chat template in ../shared/data/chat_templates x each
+// The Jinja engine: every real chat template in ../shared/data/chat_templates (and the newer
+// families' in fixtures/chat_templates/models) x each
 // conversation in fixtures/chat_templates/contexts.json renders byte-identical to Debian's
 // python3-jinja2 set up as Hugging Face does (goldens from make_chat_template_goldens.py),
 // plus language features and error handling on their own.
@@ -50,13 +51,16 @@ class TestJinja : public QObject {
 private slots:
     void realTemplatesMatchPythonJinja2() {
         const QString shared = lumen::test::sharedDataDir();
-        if (shared.isEmpty()) QSKIP("../shared/data is absent: skipping the real chat templates");
+        if (shared.isEmpty()) qInfo("../shared/data is absent: only the templates kept in fixtures/chat_templates/models");
         const QString dir = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/chat_templates/");
         const Json contexts = readJson(dir + "contexts.json");
         const Json goldens = readJson(dir + "goldens.json");
         int compared = 0, failures = 0;
         for (const auto& [file, cases] : goldens.items()) {
-            const QByteArray source = lumen::test::readFile(shared + "/chat_templates/" + QString::fromStdString(file));
+            // "models/<name>": this project's copies of the newer families' templates; others: ../shared's.
+            const bool own = QString::fromStdString(file).startsWith(QLatin1String("models/"));
+            if (!own && shared.isEmpty()) continue;
+            const QByteArray source = lumen::test::readFile((own ? dir : shared + "/chat_templates/") + QString::fromStdString(file));
             QVERIFY2(!source.isEmpty(), file.c_str());
             const Template t = Template::parse(source.toStdString());
             for (const auto& [name, expected] : cases.items()) {
@@ -78,7 +82,7 @@ private slots:
             }
         }
         qInfo("%d template renders compared, %d differ", compared, failures);
-        QVERIFY(compared >= 130);
+        QVERIFY(compared >= (shared.isEmpty() ? 30 : 200));
         QCOMPARE(failures, 0);
     }
 
