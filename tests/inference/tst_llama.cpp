@@ -49,6 +49,44 @@ double relativeRms(const std::vector<float>& a, const std::vector<float>& b) {
 
 const std::vector<TokenId> kPrompt{1, 300, 301, 17, 450, 302, 99, 311};
 
+struct Errors {
+    double maxDiff = 0, rel = 0;
+};
+
+// The logits of every prompt position against a golden file's (max |diff| and relative RMS).
+Errors compareLogits(const std::vector<std::vector<float>>& logits, const nlohmann::json& golden) {
+    double maxDiff = 0, err = 0, ref = 0;
+    for (std::size_t t = 0; t < logits.size(); ++t) {
+        const auto want = golden["logits"][t].get<std::vector<double>>();
+        if (logits[t].size() != want.size()) return {INFINITY, INFINITY};
+        for (std::size_t i = 0; i < want.size(); ++i) {
+            const double d = logits[t][i] - want[i];
+            maxDiff = std::max(maxDiff, std::fabs(d));
+            err += d * d;
+            ref += want[i] * want[i];
+        }
+    }
+    return {maxDiff, std::sqrt(err / ref)};
+}
+
+// Eight greedy tokens after the prompt, with the KV cache (the prompt decoded one by one, or
+// prefilled at once).
+std::vector<TokenId> greedyContinuation(const std::shared_ptr<const LanguageModel>& model, Backend& backend, const std::vector<TokenId>& prompt,
+                                        DType kvType, bool prefill) {
+    LanguageSession session(model, backend, 256, kvType);
+    const std::vector<float>* l = nullptr;
+    if (prefill) l = &session.prefill(prompt);
+    else
+        for (TokenId t : prompt) l = &session.decode(t);
+    std::vector<TokenId> greedy;
+    for (int i = 0; i < 8; ++i) {
+        const auto next = static_cast<TokenId>(std::max_element(l->begin(), l->end()) - l->begin());
+        greedy.push_back(next);
+        l = &session.decode(next);
+    }
+    return greedy;
+}
+
 }  // namespace
 
 class TestLlama : public QObject {
@@ -186,19 +224,7 @@ private slots:
         const Loaded m = load(base + ".gguf");
         auto backend = makeCpuBackend({.threads = reference ? 1 : 2, .simd = !reference});
         const auto prompt = golden["prompt"].get<std::vector<TokenId>>();
-        const auto logits = run(*m.model, *backend, prompt, f32Cache ? DType::F32 : DType::F16);
-        double maxDiff = 0, err = 0, ref = 0;
-        for (std::size_t t = 0; t < prompt.size(); ++t) {
-            const auto want = golden["logits"][t].get<std::vector<double>>();
-            QCOMPARE(logits[t].size(), want.size());
-            for (std::size_t i = 0; i < want.size(); ++i) {
-                const double d = logits[t][i] - want[i];
-                maxDiff = std::max(maxDiff, std::fabs(d));
-                err += d * d;
-                ref += want[i] * want[i];
-            }
-        }
-        const double rel = std::sqrt(err / ref);
+        const auto [maxDiff, rel] = compareLogits(run(*m.model, *backend, prompt, f32Cache ? DType::F32 : DType::F16), golden);
         qInfo("%s (%s%s): max |diff| %.6f, relative RMS %.7f", qPrintable(name), reference ? "scalar" : "fast", f32Cache ? ", F32 cache" : "", maxDiff, rel);
         if (f32Cache) QVERIFY2(maxDiff <= 1e-4, qPrintable(QStringLiteral("max %1").arg(maxDiff)));
         const bool eightBitActivations = !reference && (name.contains("q8_0") || name.contains("q4_") || name.contains("q6_k"));
@@ -208,17 +234,7 @@ private slots:
         QVERIFY2(maxDiff <= maxBound && rel <= relBound, qPrintable(QStringLiteral("max %1 rel %2").arg(maxDiff).arg(rel)));
 
         // Greedy with the KV cache equals the reference's from-scratch recomputation.
-        auto shared = std::const_pointer_cast<const LanguageModel>(m.model);
-        LanguageSession session(shared, *backend, 256);
-        std::vector<TokenId> greedy;
-        const std::vector<float>* l = nullptr;
-        for (TokenId t : prompt) l = &session.decode(t);
-        for (int i = 0; i < 8; ++i) {
-            const auto next = static_cast<TokenId>(std::max_element(l->begin(), l->end()) - l->begin());
-            greedy.push_back(next);
-            l = &session.decode(next);
-        }
-        QCOMPARE(greedy, golden["greedy"].get<std::vector<TokenId>>());
+        QCOMPARE(greedyContinuation(m.model, *backend, prompt, DType::F16, false), golden["greedy"].get<std::vector<TokenId>>());
     }
 
     // The families beyond llama against their float64 references (fixtures/make_family_goldens.py:
@@ -253,19 +269,7 @@ private slots:
         QCOMPARE(QString::fromStdString(m.model->config().architecture), name.section('-', 0, 0));
         auto backend = makeCpuBackend({.threads = reference ? 1 : 2, .simd = !reference, .minParallelWork = 0});
         const auto prompt = golden["prompt"].get<std::vector<TokenId>>();
-        const auto logits = run(*m.model, *backend, prompt, kvType);
-        double maxDiff = 0, err = 0, ref = 0;
-        for (std::size_t t = 0; t < prompt.size(); ++t) {
-            const auto want = golden["logits"][t].get<std::vector<double>>();
-            QCOMPARE(logits[t].size(), want.size());
-            for (std::size_t i = 0; i < want.size(); ++i) {
-                const double d = logits[t][i] - want[i];
-                maxDiff = std::max(maxDiff, std::fabs(d));
-                err += d * d;
-                ref += want[i] * want[i];
-            }
-        }
-        const double rel = std::sqrt(err / ref);
+        const auto [maxDiff, rel] = compareLogits(run(*m.model, *backend, prompt, kvType), golden);
         qInfo("%s (%s, %s cache): max |diff| %.6f, relative RMS %.7f", qPrintable(name), reference ? "scalar" : "fast",
               kvType == DType::F32 ? "F32" : "F16", maxDiff, rel);
         const bool eightBitActivations = !reference && name.contains("q8_0");
@@ -273,17 +277,8 @@ private slots:
         const double relBound = eightBitActivations ? 0.04 : kvType == DType::F32 ? 1e-5 : 0.001;
         QVERIFY2(maxDiff <= maxBound && rel <= relBound, qPrintable(QStringLiteral("max %1 rel %2").arg(maxDiff).arg(rel)));
 
-        // Greedy with the KV cache equals the reference's from-scratch recomputation.
-        auto shared = std::const_pointer_cast<const LanguageModel>(m.model);
-        LanguageSession session(shared, *backend, 256, kvType);
-        std::vector<TokenId> greedy;
-        const std::vector<float>* l = &session.prefill(prompt);
-        for (int i = 0; i < 8; ++i) {
-            const auto next = static_cast<TokenId>(std::max_element(l->begin(), l->end()) - l->begin());
-            greedy.push_back(next);
-            l = &session.decode(next);
-        }
-        QCOMPARE(greedy, golden["greedy"].get<std::vector<TokenId>>());
+        // Greedy with the KV cache (after a prefill) equals the reference's from-scratch recomputation.
+        QCOMPARE(greedyContinuation(m.model, *backend, prompt, kvType, true), golden["greedy"].get<std::vector<TokenId>>());
     }
 
     // Prefill (all prompt tokens per matrix) equals decoding them one by one, for every

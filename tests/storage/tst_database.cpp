@@ -134,12 +134,7 @@ private slots:
     // The committed v1 fixture (made by lumen_make_db_fixture at schema v1) opens with this
     // build and keeps its content; when the schema moves on, this is the upgrade path.
     void opensVersion1Fixture() {
-        const QString fixture = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/lumen-v1.db");
-        QVERIFY2(QFile::exists(fixture), qPrintable(fixture));
-        const QString path = dir_.filePath("v1.db");
-        QVERIFY(QFile::copy(fixture, path));
-        QFile(path).setPermissions(QFile::ReadOwner | QFile::WriteOwner);
-        Database db = Database::open(str(path));
+        Database db = openFixtureCopy(QStringLiteral("lumen-v1.db"));
         QCOMPARE(db.schemaVersion(), currentSchemaVersion());
         QCOMPARE(db.backupPath().has_value(), currentSchemaVersion() > 1);
         QCOMPARE(QString::fromStdString(db.integrityCheck()), QStringLiteral("ok"));
@@ -168,12 +163,7 @@ private slots:
 
     // The v2 fixture (reasoning beside the answer) opens and keeps it.
     void opensVersion2Fixture() {
-        const QString fixture = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/lumen-v2.db");
-        QVERIFY2(QFile::exists(fixture), qPrintable(fixture));
-        const QString path = dir_.filePath("v2.db");
-        QVERIFY(QFile::copy(fixture, path));
-        QFile(path).setPermissions(QFile::ReadOwner | QFile::WriteOwner);
-        Database db = Database::open(str(path));
+        Database db = openFixtureCopy(QStringLiteral("lumen-v2.db"));
         QCOMPARE(db.schemaVersion(), currentSchemaVersion());
         QCOMPARE(db.backupPath().has_value(), currentSchemaVersion() > 2);
         QCOMPARE(QString::fromStdString(db.integrityCheck()), QStringLiteral("ok"));
@@ -255,6 +245,17 @@ private slots:
     }
 
 private:
+    // A writable copy of a committed fixture database, opened (and so upgraded) by this build.
+    Database openFixtureCopy(const QString& name) {
+        const QString fixture = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/") + name;
+        if (!QFile::exists(fixture)) throw Error("missing fixture " + fixture.toStdString());
+        const QString path = dir_.filePath(name);
+        QFile::remove(path);
+        if (!QFile::copy(fixture, path)) throw Error("cannot copy " + fixture.toStdString());
+        QFile(path).setPermissions(QFile::ReadOwner | QFile::WriteOwner);
+        return Database::open(str(path));
+    }
+
     QTemporaryDir dir_;
 };
 
