@@ -739,7 +739,12 @@ int cmdGenerate(Context& ctx) {
         ctx.out << QString::fromStdString(tokenizer.decode(text));
         ctx.out.flush();
         inference::Generator generator(session, tokenizer);
-        const auto chatTemplate = inference::ChatTemplate::fromGguf(*loaded->file);
+        // Only the template's reasoning markers matter here: one that does not parse has none.
+        std::optional<inference::ChatTemplate> chatTemplate;
+        try {
+            chatTemplate = inference::ChatTemplate::fromGguf(*loaded->file);
+        } catch (const inference::jinja::TemplateError&) {
+        }
         const auto reasoning = reasoningOption(ctx, chatTemplate ? &*chatTemplate : nullptr);
         if (!reasoning) return kUsage;
         const std::string promptText = hasPrompt ? ctx.parser.value(QStringLiteral("prompt")).toStdString() : std::string();
