@@ -329,8 +329,7 @@ private:
         const bool headMajor = layer.capacity > 0;
         const std::int64_t stride = headMajor ? headDim : kvDim, headStride = headMajor ? layer.capacity * headDim : headDim;
         const bool f16 = layer.dtype == DType::F16;
-        // note: soft-capped scores (Gemma 2) take the reference path; the SIMD kernels have no tanh.
-        const bool fast = kernels_ && headDim % 8 == 0 && (f16 || layer.dtype == DType::F32) && spec.softcap <= 0.0f;
+        const bool fast = kernels_ && headDim % 8 == 0 && (f16 || layer.dtype == DType::F32);
         const std::int64_t perTask = fast && !uniform ? std::min<std::int64_t>(group, 4) : 1;  // heads per task
         const std::int64_t rowsPerTask = fast && uniform ? cpu::kMaxAttentionQueries : 1;
         const std::int64_t tasksPerKvHead = (group + perTask - 1) / perTask, tasksPerRow = spec.nKvHeads * tasksPerKvHead;
@@ -350,12 +349,12 @@ private:
                 const std::int64_t qStride = rowsPerTask > 1 ? spec.nHeads * headDim : headDim;
                 if (fast && f16) {
                     kernels_->attendF16(qh, queries, qStride, static_cast<const std::uint16_t*>(layer.keys) + offset,
-                                        static_cast<const std::uint16_t*>(layer.values) + offset, stride, count, headDim, scale, scores.data(), oh);
+                                        static_cast<const std::uint16_t*>(layer.values) + offset, stride, count, headDim, scale, cap, scores.data(), oh);
                     continue;
                 }
                 if (fast) {
                     kernels_->attendF32(qh, queries, qStride, static_cast<const float*>(layer.keys) + offset,
-                                        static_cast<const float*>(layer.values) + offset, stride, count, headDim, scale, scores.data(), oh);
+                                        static_cast<const float*>(layer.values) + offset, stride, count, headDim, scale, cap, scores.data(), oh);
                     continue;
                 }
                 // The reference: scores against every key so far, a softmax, the weighted values.

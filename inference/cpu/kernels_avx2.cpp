@@ -564,7 +564,7 @@ LUMEN_AVX2 void withChunks(int chunks, F f) {
 // the softmax's 1 / sum after the last. The blocking changes no sum's order.
 template <class Kv>
 LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, const typename Kv::Element* keys, const typename Kv::Element* values,
-                            std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float* scratch, float* out) {
+                            std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out) {
     constexpr std::int64_t kSlice = 64, kBlock = 64;  // 64 positions of 64 values: 16 KB of F32 keys
     const __m256 scaleV = _mm256_set1_ps(scale);
     const auto slices = [&](auto fn) LUMEN_AVX2 {
@@ -582,6 +582,13 @@ LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, c
     for (int i = 0; i < queries; ++i) {
         // Softmax numerators of the scaled scores: exp(scale * s - max).
         float* s = scratch + i * count;
+        if (softcap > 0.0f) {
+            // Soft-capped first (one tanh per score; the dot products above dominate).
+            float maxScore = -INFINITY;
+            for (std::int64_t t = 0; t < count; ++t) maxScore = std::max(maxScore, s[t] = softcap * std::tanh(s[t] * scale / softcap));
+            inverse[i] = 1.0f / expShifted(s, count, maxScore);
+            continue;
+        }
         __m256 maxV = _mm256_set1_ps(-INFINITY);
         std::int64_t t = 0;
         for (; t + 8 <= count; t += 8) {
