@@ -131,6 +131,14 @@ void printLlmSummary(const GgufFile& f, std::ostream& out) {
     out << "\n";
     if (f.contains(key("attention.layer_norm_rms_epsilon")))
         out << "  RMSNorm epsilon " << numberText(f.getFloat(key("attention.layer_norm_rms_epsilon"))) << "\n";
+    if (f.getInt(key("attention.sliding_window"), 0) > 0)
+        out << "  sliding window " << f.getInt(key("attention.sliding_window")) << " tokens on local layers\n";
+    if (f.contains(key("attn_logit_softcapping")) || f.contains(key("final_logit_softcapping"))) {
+        out << "  soft-capping:";
+        if (f.contains(key("attn_logit_softcapping"))) out << " attention " << numberText(f.getFloat(key("attn_logit_softcapping")));
+        if (f.contains(key("final_logit_softcapping"))) out << " logits " << numberText(f.getFloat(key("final_logit_softcapping")));
+        out << "\n";
+    }
     if (f.contains("tokenizer.ggml.tokens")) {
         out << "  vocabulary " << f.getArray("tokenizer.ggml.tokens").count << " tokens ("
             << f.getString("tokenizer.ggml.model", "unknown") << " tokenizer";

@@ -337,6 +337,15 @@ private slots:
         QVERIFY2(r.err.contains("--reasoning takes show or hide"), qPrintable(r.err));
     }
 
+    // A Gemma 2 file's summary names its window and soft-caps.
+    void inspectFamilyOptions() {
+        const auto r = run({"inspect", QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../inference/fixtures/families/gemma2-f32.gguf")});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("architecture: gemma2") && r.out.contains("sliding window 5 tokens on local layers") &&
+                     r.out.contains("soft-capping: attention 0.5 logits 1.5"),
+                 qPrintable(r.out));
+    }
+
     void inspectErrors() {
         auto r = run({"inspect"});
         QCOMPARE(r.status, 2);
