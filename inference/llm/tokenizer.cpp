@@ -393,8 +393,8 @@ std::string Tokenizer::tokenBytes(TokenId id, bool renderSpecial) const {
         case TokenType::Unknown:
             return vocab_.model == Vocabulary::Model::Spm ? std::string(" \xE2\x81\x87 ") : text;  // " ⁇ " as SentencePiece
         case TokenType::Byte:
-            if (vocab_.model == Vocabulary::Model::Spm && text.size() == 6 && text.rfind("<0x", 0) == 0)
-                return std::string(1, static_cast<char>(std::stoi(text.substr(3, 2), nullptr, 16)));
+            if (const auto byte = byteTokenValue(text); vocab_.model == Vocabulary::Model::Spm && byte)
+                return std::string(1, static_cast<char>(*byte));
             [[fallthrough]];
         default:
             break;

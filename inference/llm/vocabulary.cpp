@@ -4,6 +4,19 @@
 #include "inference/llm/unicode.h"
 
 namespace lumen::inference {
+
+std::optional<std::uint8_t> byteTokenValue(std::string_view text) {
+    if (text.size() != 6 || text.substr(0, 3) != "<0x" || text[5] != '>') return std::nullopt;
+    const auto digit = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        return -1;
+    };
+    const int hi = digit(text[3]), lo = digit(text[4]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    return static_cast<std::uint8_t>(hi * 16 + lo);
+}
 namespace {
 
 std::optional<TokenId> optionalId(const GgufFile& f, const char* key, std::size_t vocabSize) {
@@ -63,6 +76,11 @@ Vocabulary Vocabulary::fromGguf(const GgufFile& f) {
     }
     v.ids.reserve(n);
     for (std::size_t i = 0; i < n; ++i) v.ids.emplace(v.tokens[i], static_cast<TokenId>(i));  // first wins
+    // A SentencePiece byte token stands for the byte its text names: "<0xHH>", nothing else.
+    if (v.model == Model::Spm)
+        for (std::size_t i = 0; i < n; ++i)
+            if (v.types[i] == TokenType::Byte && !byteTokenValue(v.tokens[i]))
+                throw FormatError(f.displayName() + ": token " + std::to_string(i) + " is a byte token, but its text is not <0xHH>");
 
     v.byteTokens.fill(-1);
     if (v.model == Model::Spm) {

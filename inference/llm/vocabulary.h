@@ -57,4 +57,7 @@ struct Vocabulary {
     bool isEndOfGeneration(TokenId id) const;
 };
 
+// The byte a SentencePiece byte token's text "<0xHH>" names; nullopt for any other text.
+std::optional<std::uint8_t> byteTokenValue(std::string_view text);
+
 }  // namespace lumen::inference

@@ -150,6 +150,23 @@ private slots:
         QTest::newRow("huge center") << "{{ 'x'|center(9999999999) }}" << "grew past" << 1;
         QTest::newRow("huge range") << "{{ range(10000000)|length }}" << "range() is too long" << 1;
         QTest::newRow("list mutation") << "{% set l = [] %}{{ l.append(1) }}" << "cannot be changed" << 1;
+        // 64-bit integers: what would overflow (or trap, as the smallest integer // -1 does) is an error.
+        QTest::newRow("floor division overflow") << "{{ (-9223372036854775807 - 1) // -1 }}" << "integer overflow in //" << 1;
+        QTest::newRow("product overflow") << "{{ 9223372036854775807 * 2 }}" << "integer overflow in *" << 1;
+        QTest::newRow("sum overflow") << "{{ 9223372036854775807 + 1 }}" << "integer overflow in +" << 1;
+        QTest::newRow("power overflow") << "{{ 3 ** 64 }}" << "integer overflow in **" << 1;
+        QTest::newRow("negation overflow") << "{{ -(-9223372036854775807 - 1) }}" << "integer overflow in -" << 1;
+        QTest::newRow("int of nan") << "{{ (1e308 * 10 - 1e308 * 10)|int }}" << "NaN" << 1;
+        QTest::newRow("int of huge float") << "{{ 1e300|int }}" << "does not fit 64 bits" << 1;
+        QTest::newRow("abs overflow") << "{{ (-9223372036854775807 - 1)|abs }}" << "does not fit 64 bits" << 1;
+    }
+    void integerEdges() {
+        // Python's answers where 64 bits hold them.
+        QCOMPARE(QString::fromStdString(render("{{ (-9223372036854775807 - 1) % -1 }} {{ 7 % -1 }} {{ (-1) ** 9999999999 }} {{ 1 ** 9999999999 }}"
+                                               " {{ 0 ** 0 }} {{ 2 ** 62 }} {{ (-2) ** 63 }} {{ 1e18|int }}")),
+                 QStringLiteral("0 0 -1 1 1 4611686018427387904 -9223372036854775808 1000000000000000000"));
+        QCOMPARE(QString::fromStdString(render("{{ range(9223372036854775800, 9223372036854775807, 5)|list }}")),
+                 QStringLiteral("[9223372036854775800, 9223372036854775805]"));
     }
     void errorsCarryPositions() {
         QFETCH(QString, source);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "inference/formats/format_error.h"
 #include "inference/formats/gguf.h"
 #include "inference/llm/tokenizer.h"
 #include "test_util.h"
@@ -138,6 +139,28 @@ private slots:
         int cases = 0;
         QCOMPARE(referenceMismatches(tok, QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/tokenizer/spm_gemma_style.tsv"), cases, true), 0);
         QCOMPARE(cases, 3000);
+    }
+
+    // A byte token whose text is not <0xHH> is refused when the vocabulary loads (it used to
+    // abort on decoding); lowercase hex digits are a byte too.
+    void byteTokensAreValidated() {
+        for (const char* text : {"<0xZZ>", "<0x4>", "<0x41", "byte"}) {
+            GgufWriter w;
+            w.set("tokenizer.ggml.model", GgufWriteValue::string("llama"));
+            w.set("tokenizer.ggml.tokens", GgufWriteValue::stringArray({"<unk>", "<s>", text}));
+            w.set("tokenizer.ggml.token_type", GgufWriteValue::i32Array({2, 3, 6}));
+            const std::vector<std::uint8_t> bytes = w.toBytes();
+            const GgufFile file = GgufFile::parse(bytes, "bad-byte.gguf");
+            try {
+                (void)Tokenizer::fromGguf(file);
+                QFAIL(text);
+            } catch (const FormatError& e) {
+                QVERIFY2(QString::fromUtf8(e.what()).contains("token 2 is a byte token, but its text is not <0xHH>"), e.what());
+            }
+        }
+        QCOMPARE(byteTokenValue("<0x4a>").value_or(0), 0x4a);
+        QCOMPARE(byteTokenValue("<0xFF>").value_or(0), 0xff);
+        QVERIFY(!byteTokenValue("<0xG0>"));
     }
 
     void specialTokensOnlyWhenAsked() {

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <limits>
 #include <optional>
 #include <unordered_map>
 
@@ -401,7 +402,10 @@ public:
             }
             case NodeKind::Neg: {
                 const Value v = eval(*n.a);
-                if (v.kind() == Value::Kind::Int) return Value(-v.integer());
+                if (v.kind() == Value::Kind::Int) {
+                    if (v.integer() == std::numeric_limits<std::int64_t>::min()) fail(n, "integer overflow in - (the result does not fit 64 bits)");
+                    return Value(-v.integer());
+                }
                 if (v.isNumber()) return Value(-v.number());
                 fail(n, "bad operand type for unary -: '" + v.typeName() + "'");
             }
@@ -488,9 +492,15 @@ public:
         const std::int64_t ai = a.kind() == Value::Kind::Bool ? a.boolean() : a.integer();
         const std::int64_t bi = b.kind() == Value::Kind::Bool ? b.boolean() : b.integer();
         const double af = a.number(), bf = b.number();
-        if (op == "+") return ints ? Value(ai + bi) : Value(af + bf);
-        if (op == "-") return ints ? Value(ai - bi) : Value(af - bf);
-        if (op == "*") return ints ? Value(ai * bi) : Value(af * bf);
+        // Python's integers do not overflow; 64-bit ones here say so instead of wrapping.
+        const auto checked = [&](bool overflowed, const std::int64_t& r) {  // (r read after the check wrote it)
+            if (overflowed) fail(n, "integer overflow in " + op + " (the result does not fit 64 bits)");
+            return Value(r);
+        };
+        std::int64_t r = 0;
+        if (op == "+") return ints ? checked(__builtin_add_overflow(ai, bi, &r), r) : Value(af + bf);
+        if (op == "-") return ints ? checked(__builtin_sub_overflow(ai, bi, &r), r) : Value(af - bf);
+        if (op == "*") return ints ? checked(__builtin_mul_overflow(ai, bi, &r), r) : Value(af * bf);
         if (op == "/") {
             if (bf == 0) fail(n, "division by zero");
             return Value(af / bf);
@@ -498,6 +508,7 @@ public:
         if (op == "//") {
             if (bf == 0) fail(n, "integer division by zero");
             if (ints) {
+                if (ai == std::numeric_limits<std::int64_t>::min() && bi == -1) return checked(true, 0);
                 std::int64_t q = ai / bi;
                 if ((ai % bi != 0) && ((ai < 0) != (bi < 0))) --q;
                 return Value(q);
@@ -507,17 +518,24 @@ public:
         if (op == "%") {
             if (bf == 0) fail(n, "modulo by zero");
             if (ints) {
-                std::int64_t r = ai % bi;
-                if (r != 0 && ((r < 0) != (bi < 0))) r += bi;
-                return Value(r);
+                if (bi == -1) return Value(std::int64_t{0});  // (and no SIGFPE for the smallest integer)
+                std::int64_t m = ai % bi;
+                if (m != 0 && ((m < 0) != (bi < 0))) m += bi;
+                return Value(m);
             }
             return Value(af - std::floor(af / bf) * bf);
         }
         if (op == "**") {
             if (ints && bi >= 0) {
-                std::int64_t r = 1;
-                for (std::int64_t i = 0; i < bi && i < 64; ++i) r *= ai;
-                return Value(r);
+                // By squaring; 0, 1 and -1 take any exponent.
+                if (ai == 0 || ai == 1) return Value(bi == 0 ? std::int64_t{1} : ai);
+                if (ai == -1) return Value(bi % 2 == 0 ? std::int64_t{1} : std::int64_t{-1});
+                std::int64_t result = 1, base = ai;
+                for (std::int64_t e = bi; e > 0; e >>= 1) {
+                    if ((e & 1) && __builtin_mul_overflow(result, base, &result)) return checked(true, 0);
+                    if (e > 1 && __builtin_mul_overflow(base, base, &base)) return checked(true, 0);
+                }
+                return Value(result);
             }
             return Value(std::pow(af, bf));
         }
@@ -844,7 +862,13 @@ public:
         }
         if (name == "int") {
             if (v.kind() == Value::Kind::Int) return v;
-            if (v.isNumber()) return Value(static_cast<std::int64_t>(v.number()));
+            if (v.isNumber()) {
+                // Python's int() of a float: NaN and infinities raise; others truncate (here within 64 bits).
+                const double x = std::trunc(v.number());
+                if (std::isnan(x)) fail(n, "cannot convert float NaN to integer");
+                if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0)) fail(n, "the integer does not fit 64 bits");
+                return Value(static_cast<std::int64_t>(x));
+            }
             try {
                 std::size_t used = 0;
                 const std::string s = strip(v.str(), Value(), true, true);
@@ -865,7 +889,11 @@ public:
             }
             return a.get(0, "default", Value(0.0));
         }
-        if (name == "abs") return v.kind() == Value::Kind::Int ? Value(static_cast<std::int64_t>(std::llabs(v.integer()))) : Value(std::fabs(v.number()));
+        if (name == "abs") {
+            if (v.kind() != Value::Kind::Int) return Value(std::fabs(v.number()));
+            if (v.integer() == std::numeric_limits<std::int64_t>::min()) fail(n, "the integer does not fit 64 bits");
+            return Value(static_cast<std::int64_t>(std::llabs(v.integer())));
+        }
         if (name == "round") {
             const std::int64_t precision = a.get(0, "precision", Value(0)).integer();
             const std::string method = a.get(1, "method", Value("common")).str();
@@ -1101,10 +1129,11 @@ public:
             }
             if (stepBy == 0) throw std::invalid_argument("range() step must not be zero");
             ValueList out;
-            for (std::int64_t i = start; stepBy > 0 ? i < stop : i > stop; i += stepBy) {
+            for (std::int64_t i = start; stepBy > 0 ? i < stop : i > stop;) {
                 if (static_cast<std::int64_t>(out.size()) >= r.options_.limits.maxSteps || out.size() >= kMaxListElements)
                     throw std::invalid_argument("range() is too long");
                 out.emplace_back(i);
+                if (__builtin_add_overflow(i, stepBy, &i)) break;  // past the largest integer: past stop too
             }
             return Value(std::move(out));
         });
