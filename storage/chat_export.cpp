@@ -196,8 +196,14 @@ std::string exportChatJson(ChatStore& chats, ImageStore& images, std::int64_t ch
 
 std::int64_t importChatJson(Database& db, std::string_view text) {
     Json root;
+    // Deeper than any export: refused while parsing (the walks below recurse once per level).
+    constexpr int kMaxDepth = 64;
+    const Json::parser_callback_t depthLimit = [](int depth, Json::parse_event_t, Json&) {
+        if (depth > kMaxDepth) throw Error("not a valid Lumen chat export: it nests deeper than " + std::to_string(kMaxDepth) + " levels");
+        return true;
+    };
     try {
-        root = Json::parse(text.begin(), text.end());
+        root = Json::parse(text.begin(), text.end(), depthLimit);
     } catch (const Json::exception& e) {
         throw Error(std::string("not a valid Lumen chat export: the file is not JSON (") + e.what() + ")");
     }

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "inference/formats/format_error.h"
+#include "inference/formats/text.h"
 #include "inference/llm/unicode.h"
 
 namespace lumen::vision {
@@ -262,6 +263,8 @@ ClipTokenizer ClipTokenizer::fromMergesText(std::string_view text, std::string_v
 ClipTokenizer ClipTokenizer::fromVocabAndMerges(std::string_view vocabJson, std::string_view mergesText, std::string_view displayName) {
     ClipTokenizer t;
     nlohmann::json vocab;
+    if (inference::jsonNestingDepth(vocabJson) > inference::kMaxJsonDepth)
+        fail(displayName, "vocab.json nests deeper than " + std::to_string(inference::kMaxJsonDepth) + " levels");
     try {
         vocab = nlohmann::json::parse(vocabJson.begin(), vocabJson.end());
     } catch (const nlohmann::json::exception& e) {

@@ -8,6 +8,8 @@
 #include <numbers>
 #include <sstream>
 
+#include "inference/formats/text.h"
+
 namespace lumen::vision {
 namespace {
 
@@ -190,6 +192,8 @@ PreprocessConfig PreprocessConfig::dinov2() {
 
 PreprocessConfig PreprocessConfig::fromJson(std::string_view text, const std::string& file, const PreprocessConfig& defaults) {
     Json j;
+    if (inference::jsonNestingDepth(text) > inference::kMaxJsonDepth)
+        configError(file, "nests deeper than " + std::to_string(inference::kMaxJsonDepth) + " levels");
     try {
         j = Json::parse(text.begin(), text.end());
     } catch (const Json::exception& e) {

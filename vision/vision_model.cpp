@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "inference/formats/format_error.h"
+#include "inference/formats/text.h"
 #include "vision/clip_model.h"
 #include "vision/dinov2_model.h"
 
@@ -17,6 +18,8 @@ nlohmann::json readConfigJson(const std::filesystem::path& folder) {
     if (!in) throw FormatError(file.string() + ": cannot be read (a Hugging Face model folder has a config.json)");
     std::stringstream text;
     text << in.rdbuf();
+    if (inference::jsonNestingDepth(text.str()) > inference::kMaxJsonDepth)
+        throw FormatError(file.string() + ": nests deeper than " + std::to_string(inference::kMaxJsonDepth) + " levels");
     try {
         nlohmann::json j = nlohmann::json::parse(text.str());
         if (!j.is_object()) throw FormatError(file.string() + ": not a JSON object");

@@ -25,6 +25,7 @@
 #include "inference/formats/format_error.h"
 #include "inference/formats/gguf.h"
 #include "inference/formats/inspect.h"
+#include "inference/formats/text.h"
 #include "inference/llm/benchmark.h"
 #include "inference/llm/chat_template.h"
 #include "inference/llm/generator.h"
@@ -287,6 +288,10 @@ int cmdTemplate(Context& ctx) {
     }
     const QByteArray contextBytes = contextFile.readAll();
     nlohmann::ordered_json context;
+    if (inference::jsonNestingDepth(std::string_view(contextBytes.constData(), static_cast<std::size_t>(contextBytes.size()))) > inference::kMaxJsonDepth) {
+        ctx.err << "lumen-cli: " << contextPath << " nests deeper than " << inference::kMaxJsonDepth << " levels\n";
+        return kFailed;
+    }
     try {
         context = nlohmann::ordered_json::parse(contextBytes.constData(), contextBytes.constData() + contextBytes.size());
     } catch (const nlohmann::json::exception& e) {

@@ -17,6 +17,7 @@ constexpr std::uint64_t kMaxHeader = 100ull << 20;
 [[noreturn]] void fail(const std::string& file, const std::string& problem) { throw FormatError(file + ": " + problem); }
 
 Json parseJson(std::string_view text, const std::string& file, const char* what) {
+    if (jsonNestingDepth(text) > kMaxJsonDepth) fail(file, std::string(what) + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     try {
         return Json::parse(text.begin(), text.end());
     } catch (const Json::exception& e) {

@@ -1,5 +1,7 @@
 #include "inference/formats/text.h"
 
+#include <algorithm>
+
 #include <cstdint>
 
 namespace lumen::inference {
@@ -37,6 +39,25 @@ bool isValidUtf8(std::string_view s) {
         i += static_cast<std::size_t>(extra) + 1;
     }
     return true;
+}
+
+std::size_t jsonNestingDepth(std::string_view text) {
+    std::size_t depth = 0, deepest = 0;
+    bool inString = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (inString) {
+            if (c == '\\') ++i;  // the escaped character
+            else if (c == '"') inString = false;
+        } else if (c == '"') {
+            inString = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
 }
 
 }  // namespace lumen::inference

@@ -346,6 +346,15 @@ private slots:
                  qPrintable(r.out));
     }
 
+    // A context JSON nested 100,000 deep is refused before it is read (it used to overflow the stack).
+    void deepJsonContext() {
+        const QString context = dir_.filePath("deep.json");
+        QVERIFY(lumen::test::writeFile(context, "{\"messages\": " + QByteArray(100000, '[') + QByteArray(100000, ']') + "}"));
+        const auto r = run({"template", "--builtin", "chatml", "--context", context});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("nests deeper than 256 levels"), qPrintable(r.err));
+    }
+
     void inspectErrors() {
         auto r = run({"inspect"});
         QCOMPARE(r.status, 2);

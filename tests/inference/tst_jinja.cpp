@@ -150,6 +150,15 @@ private slots:
         QTest::newRow("huge center") << "{{ 'x'|center(9999999999) }}" << "grew past" << 1;
         QTest::newRow("huge range") << "{{ range(10000000)|length }}" << "range() is too long" << 1;
         QTest::newRow("list mutation") << "{% set l = [] %}{{ l.append(1) }}" << "cannot be changed" << 1;
+        // Chains of 20,000 links parse into trees that deep: evaluating them is refused (and tearing
+        // them down does not recurse).
+        QTest::newRow("attribute chain") << "{{ x" + QString(".a").repeated(20000) + " }}" << "nests too deeply" << 1;
+        QTest::newRow("sum chain") << "{{ 1" + QString("+1").repeated(20000) + " }}" << "nests too deeply" << 1;
+        QTest::newRow("filter chain") << "{{ 'x'" + QString("|trim").repeated(20000) + " }}" << "nests too deeply" << 1;
+        // Values nested at run time: refused when built, and a cycle stops printing.
+        QTest::newRow("nested value") << "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x|tojson }}"
+                                      << "nests more than 200" << 1;
+        QTest::newRow("cycle") << "{% set ns = namespace(x=1) %}{% set l = [ns] %}{% set ns.x = l %}{{ ns|tojson }}" << "holds itself" << 1;
         // 64-bit integers: what would overflow (or trap, as the smallest integer // -1 does) is an error.
         QTest::newRow("floor division overflow") << "{{ (-9223372036854775807 - 1) // -1 }}" << "integer overflow in //" << 1;
         QTest::newRow("product overflow") << "{{ 9223372036854775807 * 2 }}" << "integer overflow in *" << 1;
@@ -160,6 +169,17 @@ private slots:
         QTest::newRow("int of huge float") << "{{ 1e300|int }}" << "does not fit 64 bits" << 1;
         QTest::newRow("abs overflow") << "{{ (-9223372036854775807 - 1)|abs }}" << "does not fit 64 bits" << 1;
     }
+    void deepContextIsRefused() {
+        Json deep = Json::array();
+        for (int i = 0; i < 300; ++i) deep = Json::array({deep});
+        try {
+            render("{{ x|length }}", Json{{"x", deep}});
+            QFAIL("a context 300 levels deep rendered");
+        } catch (const TemplateError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("nests more than 200 levels"), e.what());
+        }
+    }
+
     void integerEdges() {
         // Python's answers where 64 bits hold them.
         QCOMPARE(QString::fromStdString(render("{{ (-9223372036854775807 - 1) % -1 }} {{ 7 % -1 }} {{ (-1) ** 9999999999 }} {{ 1 ** 9999999999 }}"

@@ -3,9 +3,11 @@
 #include <QtTest>
 #include <nlohmann/json.hpp>
 
+#include "inference/formats/format_error.h"
 #include "inference/formats/half.h"
 #include "inference/formats/inspect.h"
 #include "inference/formats/safetensors.h"
+#include "inference/formats/text.h"
 #include "test_util.h"
 
 using namespace lumen::inference;
@@ -55,6 +57,26 @@ class TestSafetensors : public QObject {
     Q_OBJECT
 private slots:
     void init() { QVERIFY(dir_.isValid()); }
+
+    // JSON nesting is measured on the text, brackets inside strings aside; a header nested
+    // deeper than 256 levels is refused before it is parsed.
+    void jsonDepthIsBounded() {
+        QCOMPARE(jsonNestingDepth("{\"a\": [1, {\"b\": \"[[[{{\"}], \"c\": \"\\\\\\\"[[\"}"), std::size_t(3));
+        QCOMPARE(jsonNestingDepth("[]"), std::size_t(1));
+        QCOMPARE(jsonNestingDepth("\"]]]\" 5"), std::size_t(0));
+        std::string header = "{\"x\": " + std::string(300, '[') + std::string(300, ']') + "}";
+        while (header.size() % 8) header += ' ';
+        std::vector<std::uint8_t> bytes(8);
+        const std::uint64_t n = header.size();
+        for (int i = 0; i < 8; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(n >> (8 * i));
+        bytes.insert(bytes.end(), header.begin(), header.end());
+        try {
+            (void)SafetensorsModel::parse(bytes, "deep.safetensors");
+            QFAIL("a header nested 300 deep was read");
+        } catch (const FormatError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("nests deeper than 256 levels"), e.what());
+        }
+    }
 
     void singleFile() {
         const QString path = dir_.filePath("model.safetensors");

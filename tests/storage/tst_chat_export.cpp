@@ -81,6 +81,8 @@ private slots:
                                        << "does not match";
         QTest::newRow("bad base64") << "{" + ok + R"(,"messages":[],"images":{"x":{"mime_type":"image/png","width":1,"height":1,"data":"!!!"}}})"
                                     << "base64";
+        QTest::newRow("nested 100000 deep") << "{" + ok + R"(,"images":{},"messages":)" + QString(100000, QLatin1Char('[')) + QString(100000, QLatin1Char(']')) + "}"
+                                            << "nests deeper than 64 levels";
         QTest::newRow("metrics type") << "{" + ok + R"(,"images":{},"messages":[{"role":"user","content":"x","status":"complete","created_at_ms":1,"metrics":{"ttft_ms":"fast"}}]})"
                                       << "must be a number";
     }

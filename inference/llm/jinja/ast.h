@@ -31,6 +31,12 @@ struct Node {
     NodePtr a, b, c;                 // operands (object, index, slice parts, condition, iterable, filter)
     bool negated = false;            // Test: "is not"
     bool hasElse = false;
+
+    Node() = default;
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+    // Takes its subtree apart without recursing: a chain of 20,000 ".a" is 20,000 nodes deep.
+    ~Node();
 };
 
 NodePtr parseTemplate(std::string_view source, bool trimBlocks, bool lstripBlocks);

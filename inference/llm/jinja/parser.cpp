@@ -844,6 +844,25 @@ private:
 
 }  // namespace
 
+Node::~Node() {
+    // The children this node alone holds go to a stack, and each is emptied the same way before
+    // it is released, so no destructor runs deeper than one level.
+    std::vector<NodePtr> pending;
+    const auto take = [&pending](Node& node) {
+        for (NodePtr* p : {&node.a, &node.b, &node.c})
+            if (*p && p->use_count() == 1) pending.push_back(std::move(*p));
+        for (auto* list : {&node.children, &node.extra})
+            for (NodePtr& p : *list)
+                if (p && p.use_count() == 1) pending.push_back(std::move(p));
+    };
+    take(*this);
+    while (!pending.empty()) {
+        NodePtr last = std::move(pending.back());
+        pending.pop_back();
+        take(*last);
+    }
+}
+
 NodePtr parseTemplate(std::string_view source, bool trimBlocks, bool lstripBlocks) {
     Lexer lexer(source, trimBlocks, lstripBlocks);
     Parser parser(lexer.run());

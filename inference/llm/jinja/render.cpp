@@ -42,6 +42,8 @@ struct TemplateRaised : TemplateError {
 enum class Flow { Normal, Break, Continue };
 
 constexpr std::size_t kMaxListElements = 100'000;  // no chat template needs longer lists
+constexpr int kMaxEvalDepth = 1000;                 // expression nesting; real templates stay under 30
+constexpr int kMaxValueDepth = 200;                 // lists and dicts within each other
 
 std::string lower(std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -153,7 +155,10 @@ public:
         scopes_.emplace_back();
         installGlobals();
         if (!context.is_object()) throw TemplateError("the template context must be a JSON object");
-        for (const auto& [k, v] : context.items()) scopes_.back()[k] = Value::fromJson(v);
+        for (const auto& [k, v] : context.items()) {
+            if (Value::jsonNestsDeeperThan(v, kMaxValueDepth)) throw TemplateError("the template context nests more than " + std::to_string(kMaxValueDepth) + " levels deep");
+            scopes_.back()[k] = Value::fromJson(v);
+        }
         scopes_.emplace_back();  // the template's own top-level variables
         renderBody(root.children);
         return std::move(out_);
@@ -358,7 +363,24 @@ public:
             fail(at, "a value grew past " + std::to_string(options_.limits.maxOutputBytes) + " bytes");
     }
 
+    // A value about to go inside a list or dict literal: refused when that would nest values more
+    // than kMaxValueDepth deep ({% set ns.x = [ns.x] %} in a loop), since printing, tojson,
+    // comparing and freeing them recurse once per level.
+    Value nestable(const Node& at, Value v) {
+        if (Value::nestsDeeperThan(v, kMaxValueDepth - 1))
+            fail(at, "a value nests more than " + std::to_string(kMaxValueDepth) + " lists or dicts deep");
+        return v;
+    }
+
     Value eval(const Node& n) {
+        // Long chains (x.a.a.a..., 1+1+1..., x|f|f...) parse into deep trees without recursing;
+        // evaluating one recurses, so its depth is bounded here.
+        if (evalDepth_ >= kMaxEvalDepth) fail(n, "the expression nests too deeply (more than " + std::to_string(kMaxEvalDepth) + " levels)");
+        ++evalDepth_;
+        struct Leave {
+            int& depth;
+            ~Leave() { --depth; }
+        } leave{evalDepth_};
         try {
             Value v = evalInner(n);
             if (v.isString()) checkSize(n, v.string().size());
@@ -377,14 +399,14 @@ public:
             case NodeKind::Name: return lookup(n.text);
             case NodeKind::ListLit: {
                 ValueList list;
-                for (const auto& c : n.children) list.push_back(eval(*c));
+                for (const auto& c : n.children) list.push_back(nestable(*c, eval(*c)));
                 return Value(std::move(list));
             }
             case NodeKind::DictLit: {
                 Value d = Value::dict();
                 for (std::size_t i = 0; i + 1 < n.children.size(); i += 2) {
                     const Value key = eval(*n.children[i]);
-                    d.dictionary().set(key.str(), eval(*n.children[i + 1]));
+                    d.dictionary().set(key.str(), nestable(*n.children[i + 1], eval(*n.children[i + 1])));
                 }
                 return d;
             }
@@ -459,8 +481,10 @@ public:
         }
     }
 
-    Value arithmetic(const Node& n, const Value& a, const Value& b) {
-        const std::string& op = n.text;
+    Value arithmetic(const Node& n, const Value& a, const Value& b) { return arithmetic(n, n.text, a, b); }
+
+    // `op` applied to a and b; errors name the node n.
+    Value arithmetic(const Node& n, const std::string& op, const Value& a, const Value& b) {
         if (op == "+") {
             if (a.isString() && b.isString()) {
                 checkSize(n, a.string().size() + b.string().size());
@@ -1069,11 +1093,7 @@ public:
         checkSize(at, s.size() + count * (to.size() - from.size()));
     }
 
-    Value arithmeticPlus(const Node& n, const Value& a, const Value& b) {
-        Node plus = n;
-        plus.text = "+";
-        return arithmetic(plus, a, b);
-    }
+    Value arithmeticPlus(const Node& n, const Value& a, const Value& b) { return arithmetic(n, "+", a, b); }
 
     // ---- tests ----
     bool applyTest(const Node& n, const Value& v) {
@@ -1170,6 +1190,7 @@ public:
     }
 
     const RenderOptions& options_;
+    int evalDepth_ = 0;
     Node dummyNode_{};  // position for errors raised inside bound methods
     std::vector<std::unordered_map<std::string, Value>> scopes_;
     std::string out_;

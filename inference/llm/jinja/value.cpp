@@ -74,6 +74,27 @@ Value Value::function(std::string name, NativeFunction f) {
     return v;
 }
 
+bool Value::nestsDeeperThan(const Value& v, int levels) {
+    if (v.kind_ == Kind::List && !v.generator_) {
+        if (levels <= 0) return true;
+        for (const Value& item : *v.list_)
+            if (nestsDeeperThan(item, levels - 1)) return true;
+    } else if (v.kind_ == Kind::Dict) {
+        if (levels <= 0) return true;
+        for (const auto& item : v.dict_->items)
+            if (nestsDeeperThan(*item.second, levels - 1)) return true;
+    }
+    return false;
+}
+
+bool Value::jsonNestsDeeperThan(const nlohmann::ordered_json& j, int levels) {
+    if (!j.is_structured()) return false;
+    if (levels <= 0) return true;
+    for (const auto& item : j)
+        if (jsonNestsDeeperThan(item, levels - 1)) return true;
+    return false;
+}
+
 Value Value::fromJson(const nlohmann::ordered_json& j) {
     switch (j.type()) {
         case nlohmann::ordered_json::value_t::null: return none();
@@ -209,6 +230,14 @@ void jsonString(std::string& out, const std::string& s) {
     out += '"';
 }
 
+// Printing, tojson and comparing recurse into lists and dicts: a namespace that holds a list that
+// holds it is a cycle, so the walks stop at this depth with an error.
+constexpr int kMaxWalkDepth = 1000;
+
+void checkWalkDepth(int depth) {
+    if (depth > kMaxWalkDepth) throw std::invalid_argument("a value nests too deeply (or holds itself) to be printed or compared");
+}
+
 }  // namespace
 
 std::string Value::str() const {
@@ -219,7 +248,8 @@ std::string Value::str() const {
     }
 }
 
-std::string Value::repr() const {
+std::string Value::repr(int depth) const {
+    checkWalkDepth(depth);
     switch (kind_) {
         case Kind::Undefined: return "";
         case Kind::None: return "None";
@@ -230,14 +260,14 @@ std::string Value::repr() const {
         case Kind::List: {
             if (generator_) return "<generator object>";
             std::string out = "[";
-            for (std::size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
+            for (std::size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr(depth + 1);
             return out + "]";
         }
         case Kind::Dict: {
             if (dict_->isNamespace) return "<Namespace>";
             std::string out = "{";
             for (std::size_t i = 0; i < dict_->items.size(); ++i)
-                out += (i ? ", " : "") + reprString(dict_->items[i].first) + ": " + dict_->items[i].second->repr();
+                out += (i ? ", " : "") + reprString(dict_->items[i].first) + ": " + dict_->items[i].second->repr(depth + 1);
             return out + "}";
         }
         case Kind::Function: return "<function " + *s_ + ">";
@@ -246,6 +276,7 @@ std::string Value::repr() const {
 }
 
 std::string Value::toJson(int indent, int depth, bool sortKeys) const {
+    checkWalkDepth(depth);
     const std::string newline = indent >= 0 ? "\n" + std::string(static_cast<std::size_t>(indent * (depth + 1)), ' ') : "";
     const std::string closing = indent >= 0 ? "\n" + std::string(static_cast<std::size_t>(indent * depth), ' ') : "";
     const std::string itemSep = indent >= 0 ? "," : ", ";
@@ -307,7 +338,8 @@ std::string Value::typeName() const {
     return "?";
 }
 
-bool Value::equals(const Value& o) const {
+bool Value::equals(const Value& o, int depth) const {
+    checkWalkDepth(depth);
     const bool numeric = (kind_ == Kind::Int || kind_ == Kind::Float || kind_ == Kind::Bool);
     const bool otherNumeric = (o.kind_ == Kind::Int || o.kind_ == Kind::Float || o.kind_ == Kind::Bool);
     if (numeric && otherNumeric) {
@@ -322,7 +354,7 @@ bool Value::equals(const Value& o) const {
         case Kind::List: {
             if (list_->size() != o.list_->size()) return false;
             for (std::size_t i = 0; i < list_->size(); ++i)
-                if (!(*list_)[i].equals((*o.list_)[i])) return false;
+                if (!(*list_)[i].equals((*o.list_)[i], depth + 1)) return false;
             return true;
         }
         case Kind::Dict: {
@@ -330,7 +362,7 @@ bool Value::equals(const Value& o) const {
             if (dict_->items.size() != o.dict_->items.size()) return false;
             for (const auto& [k, v] : dict_->items) {
                 const Value* other = o.dict_->find(k);
-                if (!other || !v->equals(*other)) return false;
+                if (!other || !v->equals(*other, depth + 1)) return false;
             }
             return true;
         }

@@ -51,6 +51,10 @@ public:
     bool isMarkup() const { return markup_; }
     static Value function(std::string name, NativeFunction f);
     static Value fromJson(const nlohmann::ordered_json& j);
+    // Whether v holds lists or dicts more than `levels` deep (walks at most that deep).
+    static bool nestsDeeperThan(const Value& v, int levels);
+    // The same for JSON (fromJson recurses once per level).
+    static bool jsonNestsDeeperThan(const nlohmann::ordered_json& j, int levels);
 
     Kind kind() const { return kind_; }
     bool isUndefined() const { return kind_ == Kind::Undefined; }
@@ -72,12 +76,12 @@ public:
 
     bool truthy() const;
     std::string str() const;   // Python str()
-    std::string repr() const;  // Python repr()
+    std::string repr(int depth = 0) const;  // Python repr(); depth: how deep inside another value (bounded)
     // tojson as Hugging Face defines it (json.dumps, ensure_ascii=False).
     std::string toJson(int indent = -1, int depth = 0, bool sortKeys = false) const;
     std::string typeName() const;
 
-    bool equals(const Value& other) const;
+    bool equals(const Value& other, int depth = 0) const;
     // -1, 0, 1; throws std::invalid_argument when the kinds cannot be ordered.
     int compare(const Value& other) const;
     std::size_t length() const;  // strings count code points
