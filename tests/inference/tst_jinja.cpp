@@ -158,7 +158,8 @@ private slots:
         // Values nested at run time: refused when built, and a cycle stops printing.
         QTest::newRow("nested value") << "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x|tojson }}"
                                       << "nests more than 200" << 1;
-        QTest::newRow("cycle") << "{% set ns = namespace(x=1) %}{% set l = [ns] %}{% set ns.x = l %}{{ ns|tojson }}" << "holds itself" << 1;
+        QTest::newRow("cycle") << "{% set ns = namespace(x=1) %}{% set l = [ns] %}{% set ns.x = l %}{{ ns|tojson }}" << "holds the namespace itself" << 1;
+        QTest::newRow("two-namespace cycle") << "{% set a = namespace() %}{% set b = namespace(y=a) %}{% set a.x = [b] %}" << "holds the namespace itself" << 1;
         // 64-bit integers: what would overflow (or trap, as the smallest integer // -1 does) is an error.
         QTest::newRow("floor division overflow") << "{{ (-9223372036854775807 - 1) // -1 }}" << "integer overflow in //" << 1;
         QTest::newRow("product overflow") << "{{ 9223372036854775807 * 2 }}" << "integer overflow in *" << 1;

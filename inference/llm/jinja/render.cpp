@@ -224,7 +224,11 @@ public:
                     Value target = lookup(n.names[0]);
                     if (!target.isDict() || !target.dictionary().isNamespace)
                         fail(n, "cannot assign attribute '" + n.text + "' of '" + n.names[0] + "': it is not a namespace()");
-                    target.dictionary().set(n.text, std::move(v));
+                    // A namespace holding itself (through lists or other namespaces) would be a
+                    // cycle: never freed, and endless to print.
+                    if (Value::holds(v, &target.dictionary(), kMaxValueDepth))
+                        fail(n, "cannot assign '" + n.names[0] + "." + n.text + "': the value holds the namespace itself");
+                    target.dictionary().set(n.text, nestable(n, std::move(v)));
                 } else if (n.names.size() == 1) {
                     assign(n.names[0], std::move(v));
                 } else {

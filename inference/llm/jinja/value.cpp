@@ -87,6 +87,19 @@ bool Value::nestsDeeperThan(const Value& v, int levels) {
     return false;
 }
 
+bool Value::holds(const Value& v, const ValueDict* target, int levels) {
+    if (levels < 0) return false;
+    if (v.kind_ == Kind::Dict) {
+        if (v.dict_.get() == target) return true;
+        for (const auto& item : v.dict_->items)
+            if (holds(*item.second, target, levels - 1)) return true;
+    } else if (v.kind_ == Kind::List && !v.generator_) {
+        for (const Value& item : *v.list_)
+            if (holds(item, target, levels - 1)) return true;
+    }
+    return false;
+}
+
 bool Value::jsonNestsDeeperThan(const nlohmann::ordered_json& j, int levels) {
     if (!j.is_structured()) return false;
     if (levels <= 0) return true;

@@ -53,6 +53,8 @@ public:
     static Value fromJson(const nlohmann::ordered_json& j);
     // Whether v holds lists or dicts more than `levels` deep (walks at most that deep).
     static bool nestsDeeperThan(const Value& v, int levels);
+    // Whether v is, or holds within `levels` levels, the dict `target` (a namespace that would hold itself).
+    static bool holds(const Value& v, const ValueDict* target, int levels);
     // The same for JSON (fromJson recurses once per level).
     static bool jsonNestsDeeperThan(const nlohmann::ordered_json& j, int levels);
 
