@@ -5,6 +5,7 @@
 #include <QFileInfo>
 #include <QImage>
 
+#include "app/read_file.h"
 #include "vision/image_decode.h"
 #include "vision/preprocess.h"
 
@@ -40,9 +41,10 @@ ImportedImage importImage(Library& library, const QByteArray& bytes, const QStri
 }
 
 ImportedImage importImageFile(Library& library, const QString& path) {
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly)) return {{}, QObject::tr("%1: %2").arg(QFileInfo(path).fileName(), f.errorString())};
-    return importImage(library, f.readAll(), QFileInfo(path).fileName());
+    QString error;
+    const auto bytes = readUserFile(path, kMaxImageFileBytes, error);
+    if (!bytes) return {{}, QObject::tr("%1: %2").arg(QFileInfo(path).fileName(), error)};
+    return importImage(library, *bytes, QFileInfo(path).fileName());
 }
 
 }  // namespace lumen::app

@@ -19,6 +19,7 @@
 #include "app/cli/cli_context.h"
 #include "app/cli/vision_commands.h"
 #include "app/library.h"
+#include "app/read_file.h"
 #include "inference/core/backend.h"
 #include "inference/core/compute_devices.h"
 #include "inference/core/cpu_features.h"
@@ -164,12 +165,13 @@ int cmdImport(Context& ctx) {
         ctx.err << "lumen-cli: import takes one file: lumen-cli import CHAT.json\n";
         return kUsage;
     }
-    QFile file(ctx.positional[0]);
-    if (!file.open(QIODevice::ReadOnly)) {
-        ctx.err << "lumen-cli: cannot read " << ctx.positional[0] << ": " << file.errorString() << "\n";
+    QString readError;
+    const auto read = readUserFile(ctx.positional[0], kMaxExportFileBytes, readError);
+    if (!read) {
+        ctx.err << "lumen-cli: cannot read " << ctx.positional[0] << ": " << readError << "\n";
         return kFailed;
     }
-    const QByteArray bytes = file.readAll();
+    const QByteArray& bytes = *read;
     auto library = openLibrary(ctx, true);
     if (!library) return kFailed;
     try {
@@ -281,12 +283,13 @@ int cmdTemplate(Context& ctx) {
         ctx.err << "\n";
         return kUsage;
     }
-    QFile contextFile(contextPath);
-    if (!contextFile.open(QIODevice::ReadOnly)) {
-        ctx.err << "lumen-cli: cannot read " << contextPath << ": " << contextFile.errorString() << "\n";
+    QString readError;
+    const auto contextRead = readUserFile(contextPath, kMaxTextFileBytes, readError);
+    if (!contextRead) {
+        ctx.err << "lumen-cli: cannot read " << contextPath << ": " << readError << "\n";
         return kFailed;
     }
-    const QByteArray contextBytes = contextFile.readAll();
+    const QByteArray& contextBytes = *contextRead;
     nlohmann::ordered_json context;
     if (inference::jsonNestingDepth(std::string_view(contextBytes.constData(), static_cast<std::size_t>(contextBytes.size()))) > inference::kMaxJsonDepth) {
         ctx.err << "lumen-cli: " << contextPath << " nests deeper than " << inference::kMaxJsonDepth << " levels\n";
@@ -318,12 +321,12 @@ int cmdTemplate(Context& ctx) {
                 if (!context.contains("eos_token") && vocab.eos) context["eos_token"] = vocab.tokens[static_cast<std::size_t>(*vocab.eos)];
             }
         } else if (!file.isEmpty()) {
-            QFile source(file);
-            if (!source.open(QIODevice::ReadOnly)) {
-                ctx.err << "lumen-cli: cannot read " << file << ": " << source.errorString() << "\n";
+            const auto source = readUserFile(file, kMaxTextFileBytes, readError);
+            if (!source) {
+                ctx.err << "lumen-cli: cannot read " << file << ": " << readError << "\n";
                 return kFailed;
             }
-            chatTemplate = inference::ChatTemplate::fromSource(source.readAll().toStdString(), file.toStdString());
+            chatTemplate = inference::ChatTemplate::fromSource(source->toStdString(), file.toStdString());
         } else {
             chatTemplate = inference::ChatTemplate::builtin(builtin.toStdString());
         }
@@ -520,12 +523,13 @@ struct ImageInput {
 // Reads, decodes and encodes an image through the mmproj, or takes its rows from the cache
 // (keyed by the file bytes' SHA-256). nullopt with the reason printed.
 std::optional<ImageInput> projectImage(Context& ctx, vision::Mmproj& mmproj, vision::EmbeddingCache& cache, const std::string& modelKey, const QString& path) {
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly)) {
-        ctx.err << "lumen-cli: " << path << ": " << f.errorString() << "\n";
+    QString readError;
+    const auto read = readUserFile(path, kMaxImageFileBytes, readError);
+    if (!read) {
+        ctx.err << "lumen-cli: " << path << ": " << readError << "\n";
         return std::nullopt;
     }
-    const QByteArray bytes = f.readAll();
+    const QByteArray& bytes = *read;
     const std::span<const std::uint8_t> data(reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size()));
     const std::string key = storage::sha256Hex(data);
     ImageInput in;

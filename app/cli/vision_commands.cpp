@@ -9,6 +9,7 @@
 #include <QJsonObject>
 #include <memory>
 
+#include "app/read_file.h"
 #include "inference/core/backend.h"
 #include "inference/formats/format_error.h"
 #include "vision/classifier.h"
@@ -76,11 +77,8 @@ std::optional<Encoder> openEncoder(Context& ctx, int& status) {
 // An image file decoded; nullopt with "lumen-cli: <what><path>: <reason>" printed when it cannot be.
 std::optional<vision::RgbImage> loadImage(Context& ctx, const QString& path, const char* what = "") {
     QString error;
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly)) {
-        error = f.errorString();
-    } else {
-        const QByteArray bytes = f.readAll();
+    if (const auto read = readUserFile(path, kMaxImageFileBytes, error)) {
+        const QByteArray& bytes = *read;
         try {
             return vision::decodeImage({reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())});
         } catch (const vision::ImageError& e) {

@@ -14,7 +14,8 @@
 namespace lumen::inference {
 
 MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw FormatError(path.string() + ": cannot open: " + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -25,6 +26,10 @@ MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
     if (S_ISDIR(st.st_mode)) {
         ::close(fd);
         throw FormatError(path.string() + ": is a folder, not a file");
+    }
+    if (!S_ISREG(st.st_mode)) {  // a FIFO, a device (/dev/zero), a socket: no size to map
+        ::close(fd);
+        throw FormatError(path.string() + ": is not a regular file");
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0) {

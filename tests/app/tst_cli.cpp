@@ -6,6 +6,7 @@
 #include <QJsonObject>
 #include <QRegularExpression>
 #include <QtTest>
+#include <sys/stat.h>
 
 #include "app/cli/cli.h"
 #include "app/library.h"
@@ -353,6 +354,24 @@ private slots:
         const auto r = run({"template", "--builtin", "chatml", "--context", context});
         QCOMPARE(r.status, 1);
         QVERIFY2(r.err.contains("nests deeper than 256 levels"), qPrintable(r.err));
+    }
+
+    // Files that are not regular files are refused at once: a FIFO named like a model or a
+    // template (opening it would wait for a writer), /dev/zero as an image (endless).
+    void onlyRegularFiles() {
+        const QString fifo = dir_.filePath("pipe.gguf");
+        QCOMPARE(::mkfifo(fifo.toLocal8Bit().constData(), 0600), 0);
+        auto r = run({"inspect", fifo});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("is not a regular file"), qPrintable(r.err));
+        r = run({"template", "--file", fifo, "--context", fifo});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("is not a regular file"), qPrintable(r.err));
+        r = run({"classify", "--model", kVision + "models/clip-tiny", "--device", "cpu", "--labels", "a,b", "/dev/zero"});
+        QVERIFY2(r.err.contains("/dev/zero: is not a regular file"), qPrintable(r.err));
+        r = run({"import", "/dev/zero"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("is not a regular file"), qPrintable(r.err));
     }
 
     void inspectErrors() {
