@@ -4,6 +4,7 @@
 #include <QCommandLineParser>
 #include <QStringList>
 #include <QTextStream>
+#include <cmath>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -34,10 +35,10 @@ template <typename T>
 std::optional<T> numberOption(Context& ctx, const char* name, T fallback, T low, T high) {
     if (!ctx.parser.isSet(QString::fromLatin1(name))) return fallback;
     bool ok = false;
-    const QString text = ctx.parser.value(QString::fromLatin1(name));
-    const double v = text.toDouble(&ok);
-    if (!ok || v < static_cast<double>(low) || v > static_cast<double>(high) ||
-        (std::is_integral_v<T> && v != static_cast<double>(static_cast<long long>(v)))) {
+    const QString text = ctx.parser.value(QString::fromLatin1(name)).trimmed();
+    // Whole numbers as digits ("1e3" is not one); numbers finite (NaN compares false with every bound).
+    const double v = std::is_integral_v<T> ? static_cast<double>(text.toLongLong(&ok)) : text.toDouble(&ok);
+    if (!ok || !std::isfinite(v) || v < static_cast<double>(low) || v > static_cast<double>(high)) {
         ctx.err << "lumen-cli: --" << name << " must be " << (std::is_integral_v<T> ? "a whole number" : "a number") << " from " << low
                 << " to " << high << ", not '" << text << "'\n";
         return std::nullopt;

@@ -358,6 +358,20 @@ private slots:
 
     // Files that are not regular files are refused at once: a FIFO named like a model or a
     // template (opening it would wait for a writer), /dev/zero as an image (endless).
+    // Options that are not finite numbers, or whole numbers written otherwise, are usage errors.
+    void numbersMustBeFinite() {
+        auto r = run({"generate", "--model", "x.gguf", "--prompt", "x", "--temp", "nan"});
+        QCOMPARE(r.status, 2);
+        QVERIFY2(r.err.contains("--temp must be a number"), qPrintable(r.err));
+        r = run({"generate", "--model", "x.gguf", "--prompt", "x", "--top-p", "inf"});
+        QCOMPARE(r.status, 2);
+        r = run({"generate", "--model", "x.gguf", "--prompt", "x", "-n", "1e3"});
+        QCOMPARE(r.status, 2);
+        QVERIFY2(r.err.contains("-n must be a whole number"), qPrintable(r.err));
+        r = run({"classify", "--model", kVision + "models/clip-tiny", "--device", "cpu", "--labels", "a,b", "--alpha", "nan", kVision + "preprocess/gradient_37x53.png"});
+        QCOMPARE(r.status, 2);
+    }
+
     void onlyRegularFiles() {
         const QString fifo = dir_.filePath("pipe.gguf");
         QCOMPARE(::mkfifo(fifo.toLocal8Bit().constData(), 0600), 0);
