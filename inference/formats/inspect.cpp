@@ -56,15 +56,27 @@ std::string shapeText(const std::vector<std::int64_t>& shape) {
     return s + "]";
 }
 
+// Text from the file made safe for a terminal: control characters (C0, DEL, and C1 such as
+// U+009B, which terminals read as the start of an escape sequence) as \xHH, newlines as \n.
+// A file's names and strings could otherwise retitle the window or rewrite the screen.
+std::string plainText(std::string_view s, std::size_t limit = std::string_view::npos) {
+    static const char* kHex = "0123456789abcdef";
+    const auto hex = [](unsigned v) { return std::string("\\x") + kHex[(v >> 4) & 0xF] + kHex[v & 0xF]; };
+    std::string out;
+    for (std::size_t i = 0; i < s.size() && i < limit; ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c == '\n') out += "\\n";
+        else if (c < 0x20 || c == 0x7f) out += hex(c);
+        else if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 && static_cast<unsigned char>(s[i + 1]) <= 0x9F)
+            out += hex(static_cast<unsigned char>(s[++i]));
+        else out += static_cast<char>(c);
+    }
+    return out;
+}
+
 std::string quotedText(std::string_view s, std::size_t limit = 80) {
     std::string out = "\"";
-    for (std::size_t i = 0; i < s.size() && i < limit; ++i) {
-        const char c = s[i];
-        if (c == '\n') out += "\\n";
-        else if (c == '"') out += "\\\"";
-        else if (static_cast<unsigned char>(c) < 0x20) out += "\\x" + std::string(1, "0123456789abcdef"[(c >> 4) & 0xF]) + "0123456789abcdef"[c & 0xF];
-        else out += c;
-    }
+    for (char c : plainText(s, limit)) out += c == '"' ? std::string("\\\"") : std::string(1, c);
     if (s.size() > limit) out += "…\" (" + std::to_string(s.size()) + " bytes)";
     else out += "\"";
     return out;
@@ -117,7 +129,7 @@ void printLlmSummary(const GgufFile& f, std::ostream& out) {
     const auto dim = f.getInt(key("embedding_length"), 0);
     const auto heads = f.getInt(key("attention.head_count"), 0);
     const auto kvHeads = f.getInt(key("attention.head_count_kv"), heads);
-    out << "architecture: " << arch << "\n";
+    out << "architecture: " << plainText(arch) << "\n";
     out << "  layers " << layers << ", embedding " << dim << ", feed-forward " << f.getInt(key("feed_forward_length"), 0)
         << "\n";
     out << "  attention heads " << heads << ", KV heads " << kvHeads;
@@ -127,7 +139,7 @@ void printLlmSummary(const GgufFile& f, std::ostream& out) {
     out << "  context " << f.getInt(key("context_length"), 0) << " tokens\n";
     out << "  RoPE: base " << numberText(f.getFloat(key("rope.freq_base"), 10000.0));
     if (f.contains(key("rope.dimension_count"))) out << ", dimensions " << f.getInt(key("rope.dimension_count"));
-    if (f.contains(key("rope.scaling.type"))) out << ", scaling " << f.getString(key("rope.scaling.type"));
+    if (f.contains(key("rope.scaling.type"))) out << ", scaling " << plainText(f.getString(key("rope.scaling.type")));
     out << "\n";
     if (f.contains(key("attention.layer_norm_rms_epsilon")))
         out << "  RMSNorm epsilon " << numberText(f.getFloat(key("attention.layer_norm_rms_epsilon"))) << "\n";
@@ -141,8 +153,8 @@ void printLlmSummary(const GgufFile& f, std::ostream& out) {
     }
     if (f.contains("tokenizer.ggml.tokens")) {
         out << "  vocabulary " << f.getArray("tokenizer.ggml.tokens").count << " tokens ("
-            << f.getString("tokenizer.ggml.model", "unknown") << " tokenizer";
-        if (f.contains("tokenizer.ggml.pre")) out << ", pre-tokenizer " << f.getString("tokenizer.ggml.pre");
+            << plainText(f.getString("tokenizer.ggml.model", "unknown")) << " tokenizer";
+        if (f.contains("tokenizer.ggml.pre")) out << ", pre-tokenizer " << plainText(f.getString("tokenizer.ggml.pre"));
         out << ")\n";
     }
     out << "  chat template: " << (f.contains("tokenizer.chat_template") ? "yes" : "none in the file") << "\n";
@@ -155,7 +167,7 @@ std::string mmprojSummary(const GgufFile& f) {
                        patch = f.getInt("clip.vision.patch_size", 0), layers = f.getInt("clip.vision.block_count", 0);
     const auto* mm2 = f.findTensor("mm.2.weight");
     std::string s = "mmproj: CLIP vision tower, " + std::to_string(layers) + " layers, " + std::to_string(dim) + " wide, " + std::to_string(size) +
-                    " px images in " + std::to_string(patch) + " px patches; projector \"" + f.getString("clip.projector_type", "mlp") + "\"";
+                    " px images in " + std::to_string(patch) + " px patches; projector \"" + plainText(f.getString("clip.projector_type", "mlp")) + "\"";
     if (mm2 && mm2->shape.size() >= 2) s += "; for LLMs " + std::to_string(mm2->shape[1]) + " wide (embedding_length)";
     if (size > 0 && patch > 0) s += "; " + std::to_string((size / patch) * (size / patch)) + " embeddings per image";
     return s;
@@ -169,10 +181,10 @@ void inspectGguf(const std::filesystem::path& path, std::ostream& out, const Ins
     out << "format: GGUF v" << f.version() << ", alignment " << f.alignment() << ", tensor data at offset "
         << f.dataOffset() << "\n";
     const std::string arch = f.getString("general.architecture", "");
-    if (!f.getString("general.name", "").empty()) out << "name: " << f.getString("general.name") << "\n";
+    if (!f.getString("general.name", "").empty()) out << "name: " << plainText(f.getString("general.name")) << "\n";
     if (f.tensors().empty()) out << "kind: vocabulary only (no tensors)\n";
     else if (arch == "clip") out << "kind: vision encoder (CLIP" << (f.getBool("clip.has_llava_projector", false) ? " + LLaVA projector, mmproj" : "") << ")\n";
-    else if (!arch.empty()) out << "kind: language model (" << arch << ")\n";
+    else if (!arch.empty()) out << "kind: language model (" << plainText(arch) << ")\n";
     printLlmSummary(f, out);
     if (arch == "clip") out << mmprojSummary(f) << "\n";
 
@@ -195,7 +207,7 @@ void inspectGguf(const std::filesystem::path& path, std::ostream& out, const Ins
     if (options.showMetadata) {
         out << "\nmetadata (" << f.metadata().size() << " keys):\n";
         for (const auto& [key, value] : f.metadata())
-            out << "  " << key << " (" << ggufTypeName(value.type) << ") = " << valueText(value, options.arrayPreview) << "\n";
+            out << "  " << plainText(key) << " (" << ggufTypeName(value.type) << ") = " << valueText(value, options.arrayPreview) << "\n";
     }
     if (options.showTensors && !f.tensors().empty()) {
         std::size_t width = 4;
@@ -203,7 +215,7 @@ void inspectGguf(const std::filesystem::path& path, std::ostream& out, const Ins
         out << "\ntensors:\n  " << std::left << std::setw(static_cast<int>(width)) << "name" << "  " << std::setw(6) << "type"
             << "  " << std::setw(22) << "shape (ne)" << "  bytes\n";
         for (const auto& t : f.tensors())
-            out << "  " << std::setw(static_cast<int>(width)) << t.name << "  " << std::setw(6) << name(t.dtype) << "  "
+            out << "  " << std::setw(static_cast<int>(width)) << plainText(t.name) << "  " << std::setw(6) << name(t.dtype) << "  "
                 << std::setw(22) << shapeText(t.shape) << "  " << t.bytes << "\n";
         out << std::right;
     }

@@ -388,6 +388,21 @@ private slots:
         QVERIFY2(r.err.contains("is not a regular file"), qPrintable(r.err));
     }
 
+    // Names and strings from a file reach the terminal escaped: no control sequences.
+    void inspectEscapesControlCharacters() {
+        using namespace lumen::inference;
+        GgufWriter w;
+        w.set("general.architecture", GgufWriteValue::string("llama\x1b]0;pwned\x07"));
+        w.set("general.name", GgufWriteValue::string("evil\x1b[2J\xC2\x9B" "31m"));
+        w.set("key\x1b[1m", GgufWriteValue::u32(1));
+        const QString path = dir_.filePath("escape.gguf");
+        w.write(path.toStdString());
+        const auto r = run({"inspect", path});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(!r.out.contains(QChar(0x1b)) && !r.out.contains(QChar(0x9b)) && !r.out.contains(QChar(0x07)), qPrintable(r.out));
+        QVERIFY2(r.out.contains("name: evil\\x1b[2J\\x9b31m") && r.out.contains("key\\x1b[1m (u32)"), qPrintable(r.out));
+    }
+
     void inspectErrors() {
         auto r = run({"inspect"});
         QCOMPARE(r.status, 2);
