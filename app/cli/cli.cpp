@@ -1146,7 +1146,17 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
     }
     QTextStream standardInput(stdin);
     Context ctx{parser, positional, out, err, in ? in : &standardInput};
-    const int status = it->second.run(ctx);
+    int status = kFailed;
+    try {
+        status = it->second.run(ctx);
+    } catch (const storage::Error& e) {
+        // A damaged database (corrupt pages, a dropped table, a row the schema does not allow)
+        // ends the command with its reason, not an abort.
+        err << "lumen-cli: the database cannot be read: " << QString::fromUtf8(e.what())
+            << "\n(restore lumen.db from a backup beside it, or point --database at another file)\n";
+    } catch (const std::exception& e) {
+        err << "lumen-cli: " << name << " failed: " << QString::fromUtf8(e.what()) << "\n";
+    }
     out.flush();
     err.flush();
     return status;

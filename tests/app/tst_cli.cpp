@@ -13,6 +13,7 @@
 #include "inference/core/backend.h"
 #include "inference/core/compute_devices.h"
 #include "inference/llm/model_writer.h"
+#include "storage/database.h"
 #include "inference/formats/gguf.h"
 #include "test_util.h"
 
@@ -84,6 +85,28 @@ private slots:
         QVERIFY2(r.out.contains("*knees*"), qPrintable(r.out));
         r = run({"search", "--database", db_, "walrus"});
         QVERIFY(r.out.contains("no matches"));
+    }
+
+    // A damaged database (a row the schema does not allow, a dropped search index) ends chats and
+    // search with one clear line, not an abort.
+    void damagedDatabase() {
+        const QString path = dir_.filePath("damaged.db");
+        QVERIFY(QFile::copy(db_, path));
+        QFile(path).setPermissions(QFile::ReadOwner | QFile::WriteOwner);
+        {
+            auto db = storage::Database::open(path.toStdString());
+            db.connection().exec("PRAGMA ignore_check_constraints = 1; UPDATE messages SET role = 'robot'");
+        }
+        auto r = run({"chats", "--database", path});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("the database cannot be read") && r.err.contains("unknown role 'robot'"), qPrintable(r.err));
+        {
+            auto db = storage::Database::open(path.toStdString());
+            db.connection().exec("DROP TABLE messages_fts");
+        }
+        r = run({"search", "--database", path, "knees"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("the database cannot be read") && r.err.contains("messages_fts"), qPrintable(r.err));
     }
 
     void exportImportRoundTrip() {
