@@ -100,6 +100,38 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> headerSize(std::span<cons
     return std::nullopt;
 }
 
+// The samples per pixel and bytes per sample a header declares (PNG's IHDR, JPEG's frame), or
+// the worst case of 4 channels of 16 bits when it does not say.
+std::pair<std::uint64_t, std::uint64_t> headerSamples(std::span<const std::uint8_t> b, const std::string& type) {
+    if (type == "image/png" && b.size() >= 26) {
+        const std::uint64_t depth = b[24] > 8 ? 2 : 1;
+        switch (b[25]) {
+            case 0: return {1, depth};
+            case 2: return {3, depth};
+            case 3: return {3, 1};
+            case 4: return {2, depth};
+            default: return {4, depth};
+        }
+    }
+    if (type == "image/jpeg") return {3, 1};
+    return {4, 2};
+}
+
+// What decoding w x h pixels of `channels` samples of `sampleBytes` costs: the decoded image, and
+// with alpha composited on white its four float planes, their products and the 8-bit result;
+// otherwise the colour decode and the RGB copy.
+std::uint64_t decodeBytes(std::uint64_t width, std::uint64_t height, std::uint64_t channels, std::uint64_t sampleBytes, bool flattenAlpha) {
+    const std::uint64_t pixels = width * height;
+    const std::uint64_t working = flattenAlpha && (channels == 2 || channels == 4) ? 4 * 4 * 3 + 3 : 3 * 3;
+    return pixels * (channels * sampleBytes + working);
+}
+
+void checkDecodeBytes(std::uint64_t bytes, std::uint64_t width, std::uint64_t height, const DecodeOptions& options) {
+    if (bytes > options.maxDecodeBytes)
+        throw ImageError("the image is " + std::to_string(width) + "x" + std::to_string(height) + " pixels and would take " +
+                         std::to_string(bytes >> 20) + " MB to decode, over the limit of " + std::to_string(options.maxDecodeBytes >> 20) + " MB");
+}
+
 void checkPixels(std::uint64_t width, std::uint64_t height, const DecodeOptions& options) {
     if (width == 0 || height == 0) throw ImageError("the image is empty (" + std::to_string(width) + "x" + std::to_string(height) + " pixels)");
     if (width > options.maxPixels || height > options.maxPixels || width * height > options.maxPixels)
@@ -123,7 +155,12 @@ std::string sniffImageType(std::span<const std::uint8_t> bytes) {
 RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& options) {
     const std::string type = sniffImageType(bytes);
     if (type.empty()) throw ImageError("not an image in a supported format (JPEG, PNG, WebP, BMP or TIFF)");
-    if (const auto size = headerSize(bytes, type)) checkPixels(size->first, size->second, options);
+    if (const auto size = headerSize(bytes, type)) {
+        checkPixels(size->first, size->second, options);
+        const auto [channels, sampleBytes] = headerSamples(bytes, type);
+        checkDecodeBytes(decodeBytes(size->first, size->second, channels, sampleBytes, options.alpha == AlphaMode::White), size->first,
+                         size->second, options);
+    }
     if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
         throw ImageError("image file is too large (over 2 GB)");
 
@@ -141,6 +178,9 @@ RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& o
     }
     if (decoded.empty()) throw ImageError("the image could not be decoded (damaged or truncated file)");
     checkPixels(static_cast<std::uint64_t>(decoded.cols), static_cast<std::uint64_t>(decoded.rows), options);
+    checkDecodeBytes(decodeBytes(static_cast<std::uint64_t>(decoded.cols), static_cast<std::uint64_t>(decoded.rows),
+                                 static_cast<std::uint64_t>(decoded.channels()), decoded.elemSize1(), options.alpha == AlphaMode::White),
+                     static_cast<std::uint64_t>(decoded.cols), static_cast<std::uint64_t>(decoded.rows), options);
 
     cv::Mat bgr;
     if (decoded.channels() == 4 && options.alpha == AlphaMode::White) {

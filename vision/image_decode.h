@@ -29,6 +29,10 @@ enum class AlphaMode {
 struct DecodeOptions {
     // Images with more pixels are refused before decoding (decompression bombs).
     std::uint64_t maxPixels = 200'000'000;
+    // And those whose decoding would take more memory than this (decoded samples, and the float
+    // planes of compositing alpha on white), judged from the header before decoding and from
+    // the decoded image after: a 762 KB PNG of 14000 x 14000 RGBA needs about 12 GB.
+    std::uint64_t maxDecodeBytes = 3ull << 30;
     AlphaMode alpha = AlphaMode::White;
 };
 

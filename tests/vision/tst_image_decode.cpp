@@ -91,6 +91,33 @@ private slots:
         }
     }
 
+    // Within the pixel limit but not the memory one: a 14000 x 14000 RGBA PNG (about 11 GB to
+    // composite on white) is refused from its header; a decoded image over a lower budget after.
+    void decodeMemoryLimit() {
+        std::vector<std::uint8_t> bytes = encode(cv::Mat(3, 5, CV_8UC4, cv::Scalar(1, 2, 3, 4)), ".png");
+        for (std::size_t at : {16u, 20u}) {
+            bytes[at] = 0;
+            bytes[at + 1] = 0;
+            bytes[at + 2] = 14000 >> 8;
+            bytes[at + 3] = 14000 & 0xFF;
+        }
+        try {
+            decodeImage(bytes);
+            QFAIL("a 14000 x 14000 RGBA image was decoded");
+        } catch (const ImageError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("14000x14000 pixels and would take") && QString::fromUtf8(e.what()).contains("over the limit of 3072 MB"),
+                     e.what());
+        }
+        const cv::Mat alpha(200, 300, CV_8UC4, cv::Scalar(10, 20, 30, 128));
+        try {
+            decodeImage(encode(alpha, ".png"), {.maxDecodeBytes = 1 << 20});
+            QFAIL("an image over the memory budget was decoded");
+        } catch (const ImageError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("300x200 pixels"), e.what());
+        }
+        QCOMPARE(decodeImage(encode(alpha, ".png"), {.maxDecodeBytes = 4 << 20}).width, 300);
+    }
+
     // Tiny files whose headers declare 100000 x 100000 pixels are refused before decoding.
     void decompressionBombHeaders_data() {
         QTest::addColumn<QString>("ext");
