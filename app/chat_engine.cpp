@@ -3,6 +3,7 @@
 #include <QElapsedTimer>
 #include <QFileInfo>
 #include <QMetaObject>
+#include <stdexcept>
 
 #include "app/logging.h"
 #include "inference/core/backend.h"
@@ -137,6 +138,16 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                 }
             }
             if (gpuLayers == 0) state->gpu.reset();
+            // The same check as lumen-cli's: weights are mapped, not copied, so on the CPU what
+            // must fit in free memory is the whole estimate (the KV cache above all).
+            if (const auto available = inference::availableMemory(); gpuLayers == 0 && available) {
+                const auto need = state->model->estimateMemory(context, options.kvType);
+                if (need.total() > *available)
+                    throw std::runtime_error("it needs about " + inference::formatBytes(need.total()) + " (weights " + inference::formatBytes(need.weights) +
+                                             ", KV cache " + inference::formatBytes(need.kvCache) + " for " + std::to_string(context) +
+                                             " tokens) but only " + inference::formatBytes(*available) +
+                                             " is free; lower the context length in Settings");
+            }
             state->session = std::make_unique<inference::LanguageSession>(state->model, inference::LayerSplit{state->backend.get(), state->gpu.get(), gpuLayers}, context,
                                                                           options.kvType);
             state->generator = std::make_unique<inference::Generator>(*state->session, *state->tokenizer);

@@ -730,6 +730,27 @@ private slots:
         QCOMPARE(window.findChild<QLabel*>("modelLabel")->text(), QString("No model loaded"));
     }
 
+    // A context whose KV cache cannot fit in free memory is refused with the same figures as
+    // lumen-cli's check, before any cache is allocated.
+    void contextThatDoesNotFitIsAnError() {
+        const QString model = dir_.filePath("long-context.gguf");
+        inference::RandomModelSpec spec;
+        spec.dim = 64;
+        spec.ffnDim = 128;
+        spec.vocabSize = 512;
+        spec.contextLength = 1 << 30;
+        inference::writeRandomLanguageModel(spec, model.toStdString());
+        app::ChatEngine engine;
+        QSignalSpy failed(&engine, &app::ChatEngine::loadFailed);
+        app::EngineOptions options;
+        options.contextSize = 1 << 30;  // 2^30 tokens: 256 GB of F16 cache for this model
+        options.gpuLayers = 0;
+        engine.loadModel(model, options);
+        QTRY_COMPARE_WITH_TIMEOUT(failed.size(), 1, 20000);
+        QVERIFY2(failed[0][0].toString().contains("is free; lower the context length"), qPrintable(failed[0][0].toString()));
+        QVERIFY(!engine.isLoaded());
+    }
+
 private:
     // A tiny random llama with a vocabulary, written once per run.
     QString tinyModel() {

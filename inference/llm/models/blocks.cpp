@@ -94,13 +94,14 @@ void ModelReader::readCommon() {
     c.nKvHeads = getInt("attention.head_count_kv", c.nHeads);
     c.ffnDim = getInt("feed_forward_length");
     c.contextLength = getInt("context_length", 2048);
+    if (c.contextLength <= 0) fail("the context length (" + key("context_length") + ") is " + std::to_string(c.contextLength));
     c.ropeFreqBase = getFloat("rope.freq_base", 10000.0);
     c.rmsEps = getFloat("attention.layer_norm_rms_epsilon", 1e-5);
-    positive(c.dim, "the embedding length");
-    positive(c.nLayers, "the block count");
-    positive(c.nHeads, "the head count");
-    positive(c.nKvHeads, "the KV head count");
-    positive(c.ffnDim, "the feed-forward length");
+    positive(c.dim, ("the embedding length (" + key("embedding_length") + ")").c_str());
+    positive(c.nLayers, ("the block count (" + key("block_count") + ")").c_str());
+    positive(c.nHeads, ("the head count (" + key("attention.head_count") + ")").c_str());
+    positive(c.nKvHeads, ("the KV head count (" + key("attention.head_count_kv") + ")").c_str());
+    positive(c.ffnDim, ("the feed-forward length (" + key("feed_forward_length") + ")").c_str());
     if (c.nHeads % c.nKvHeads != 0)
         fail(std::to_string(c.nHeads) + " heads cannot share " + std::to_string(c.nKvHeads) + " KV heads evenly");
     c.headDim = getInt("attention.key_length", c.dim / c.nHeads);
