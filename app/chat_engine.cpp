@@ -245,7 +245,7 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
             }
             nlohmann::ordered_json extras = nlohmann::ordered_json::object();
             if (!think) extras["enable_thinking"] = false;
-            const std::string prompt = state->renderer->render(conversation, extras);
+            const std::string prompt = state->renderer->render(conversation, extras, &cancel_);  // Stop also stops a long template
             emit promptRendered(id, QString::fromStdString(prompt));
             const std::string bos = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
             const bool templateHasBos = !bos.empty() && prompt.rfind(bos, 0) == 0;
@@ -280,8 +280,9 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
             result["tokensPerSecond"] = r.decodeTokensPerSecond;
             result["stopReason"] = QString::fromLatin1(inference::toString(r.stopReason).data());
         } catch (const std::exception& e) {
-            result["status"] = QStringLiteral("error");
-            result["error"] = QString::fromUtf8(e.what());
+            // Stopped while the template rendered: a stopped reply, not an error.
+            result["status"] = cancel_.load() ? QStringLiteral("stopped") : QStringLiteral("error");
+            if (!cancel_.load()) result["error"] = QString::fromUtf8(e.what());
         }
         busy_.store(false);
         emit replyFinished(id, result);

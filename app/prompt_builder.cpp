@@ -55,7 +55,10 @@ nlohmann::ordered_json buildConversation(const std::optional<TemplateSpec>& spec
     return conversation;
 }
 
-std::string PromptRenderer::render(const nlohmann::ordered_json& conversation, const nlohmann::ordered_json& extras) const {
+std::string PromptRenderer::render(const nlohmann::ordered_json& conversation, const nlohmann::ordered_json& extras,
+                                   const std::atomic<bool>* cancel) const {
+    inference::jinja::RenderOptions options;
+    options.cancel = cancel;
     // Messages with images: the images as parts before the text, which templates render as image
     // markers; a text-only template gets the markers written into the message text instead.
     nlohmann::ordered_json parts = nlohmann::ordered_json::array(), plain = nlohmann::ordered_json::array();
@@ -81,11 +84,11 @@ std::string PromptRenderer::render(const nlohmann::ordered_json& conversation, c
         plain.push_back(t);
     }
     const auto& vocab = tokenizer_->vocabulary();
-    if (images == 0) return template_.apply(plain, true, &vocab, extras);
-    std::string prompt = template_.apply(parts, true, &vocab, extras);
+    if (images == 0) return template_.apply(plain, true, &vocab, extras, options);
+    std::string prompt = template_.apply(parts, true, &vocab, extras, options);
     std::size_t found = 0;
     for (std::size_t at = prompt.find(inference::kImageMarker); at != std::string::npos; at = prompt.find(inference::kImageMarker, at + 1)) ++found;
-    return found == images ? prompt : template_.apply(plain, true, &vocab, extras);
+    return found == images ? prompt : template_.apply(plain, true, &vocab, extras, options);
 }
 
 std::vector<inference::TokenId> PromptRenderer::tokenize(const std::string& prompt) const {

@@ -48,8 +48,10 @@ public:
     // Messages may carry "images": [sha256...]: each becomes an image marker before their text;
     // and "reasoning_content", a reasoning reply's thinking, which the template keeps or drops.
     // `extras` are more template variables (enable_thinking).
+    // `cancel`, set from another thread, stops a template that runs long (TemplateError).
     std::string render(const nlohmann::ordered_json& conversation,
-                       const nlohmann::ordered_json& extras = nlohmann::ordered_json::object()) const;
+                       const nlohmann::ordered_json& extras = nlohmann::ordered_json::object(),
+                       const std::atomic<bool>* cancel = nullptr) const;
     // Its tokens (BOS added when the template does not write it).
     std::vector<inference::TokenId> tokenize(const std::string& prompt) const;
     const inference::ChatTemplate& chatTemplate() const { return template_; }

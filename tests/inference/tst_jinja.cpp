@@ -4,8 +4,11 @@
 // python3-jinja2 set up as Hugging Face does (goldens from make_chat_template_goldens.py),
 // plus language features and error handling on their own.
 
+#include <QElapsedTimer>
 #include <QtTest>
+#include <atomic>
 #include <fstream>
+#include <limits>
 
 #include "inference/llm/chat_template.h"
 #include "inference/llm/jinja/jinja.h"
@@ -170,6 +173,32 @@ private slots:
         QTest::newRow("int of huge float") << "{{ 1e300|int }}" << "does not fit 64 bits" << 1;
         QTest::newRow("abs overflow") << "{{ (-9223372036854775807 - 1)|abs }}" << "does not fit 64 bits" << 1;
     }
+    // A template that loops for long is stopped by the time budget, or at once by its cancel flag.
+    void longRendersStop() {
+        const Template t = Template::parse("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}");
+        RenderOptions options;
+        options.limits.maxSteps = std::numeric_limits<std::int64_t>::max();
+        options.limits.maxSeconds = 0.2;
+        QElapsedTimer timer;
+        timer.start();
+        try {
+            (void)t.render(Json::object(), options);
+            QFAIL("an endless render finished");
+        } catch (const TemplateError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("ran too long"), e.what());
+        }
+        QVERIFY(timer.elapsed() < 5000);
+        std::atomic<bool> cancel{true};
+        options.limits.maxSeconds = 1000;
+        options.cancel = &cancel;
+        try {
+            (void)t.render(Json::object(), options);
+            QFAIL("a cancelled render finished");
+        } catch (const TemplateError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("the render was stopped"), e.what());
+        }
+    }
+
     void deepContextIsRefused() {
         Json deep = Json::array();
         for (int i = 0; i < 300; ++i) deep = Json::array({deep});

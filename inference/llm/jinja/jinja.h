@@ -5,6 +5,7 @@
 // that does not escape HTML). No file or environment access; output size, loop steps and
 // call depth are bounded; errors carry the template's line and column.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,10 +38,14 @@ struct RenderLimits {
     std::size_t maxOutputBytes = 4u << 20;
     std::int64_t maxSteps = 10'000'000;  // loop iterations + calls + output writes
     int maxCallDepth = 100;              // macro recursion
+    double maxSeconds = 5.0;             // wall time (real templates render in milliseconds)
 };
 
 struct RenderOptions {
     RenderLimits limits;
+    // Set from another thread to stop a render (TemplateError "the render was stopped"); checked
+    // with the time budget, every few thousand steps.
+    const std::atomic<bool>* cancel = nullptr;
     // strftime_now(format): the current local time formatted; tests fix it.
     std::function<std::string(const std::string& format)> strftimeNow;
 };

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <ctime>
 #include <limits>
@@ -177,6 +178,11 @@ public:
     void step(const Node& at) {
         if (++steps_ > options_.limits.maxSteps)
             fail(at, "the template ran too long (over " + std::to_string(options_.limits.maxSteps) + " steps)");
+        if (steps_ % 4096 != 0) return;
+        if (options_.cancel && options_.cancel->load()) fail(at, "the render was stopped");
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+        if (seconds > options_.limits.maxSeconds)
+            fail(at, "the template ran too long (over " + std::to_string(static_cast<int>(options_.limits.maxSeconds)) + " s)");
     }
 
     [[noreturn]] void fail(const Node& at, const std::string& message) const { throw TemplateError(message, at.line, at.column); }
@@ -1199,6 +1205,7 @@ public:
     std::vector<std::unordered_map<std::string, Value>> scopes_;
     std::string out_;
     std::int64_t steps_ = 0;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     std::size_t callDepth_ = 0;
 };
 
