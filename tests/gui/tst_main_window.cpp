@@ -261,10 +261,7 @@ private slots:
     // so all a random model writes is thinking, unless thinking is off.
     void reasoningIsCollapsedAndStoredApart() {
         const QString model = dir_.filePath("thinker.gguf");
-        inference::RandomModelSpec spec;
-        spec.dim = 64;
-        spec.ffnDim = 128;
-        spec.vocabSize = 512;
+        inference::RandomModelSpec spec = tinySpec();
         spec.chatTemplate = "{% for m in messages %}{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}"
                             "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% else %}<think>\n{% endif %}{% endif %}";
         inference::writeRandomLanguageModel(spec, model.toStdString());
@@ -734,10 +731,7 @@ private slots:
     // lumen-cli's check, before any cache is allocated.
     void contextThatDoesNotFitIsAnError() {
         const QString model = dir_.filePath("long-context.gguf");
-        inference::RandomModelSpec spec;
-        spec.dim = 64;
-        spec.ffnDim = 128;
-        spec.vocabSize = 512;
+        inference::RandomModelSpec spec = tinySpec();
         spec.contextLength = 1 << 30;
         inference::writeRandomLanguageModel(spec, model.toStdString());
         app::ChatEngine engine;
@@ -755,17 +749,20 @@ private:
     // A tiny random llama with a vocabulary, written once per run.
     QString tinyModel() {
         const QString path = dir_.filePath("tiny.gguf");
-        if (!QFile::exists(path)) {
-            inference::RandomModelSpec spec;
-            spec.dim = 64;
-            spec.nHeads = 4;
-            spec.nKvHeads = 2;
-            spec.ffnDim = 128;
-            spec.vocabSize = 512;
-            spec.contextLength = 512;
-            inference::writeRandomLanguageModel(spec, path.toStdString());
-        }
+        if (!QFile::exists(path)) inference::writeRandomLanguageModel(tinySpec(), path.toStdString());
         return path;
+    }
+
+    // 64 wide, 4 heads sharing 2 KV heads, 512 tokens of vocabulary and context.
+    static inference::RandomModelSpec tinySpec() {
+        inference::RandomModelSpec spec;
+        spec.dim = 64;
+        spec.nHeads = 4;
+        spec.nKvHeads = 2;
+        spec.ffnDim = 128;
+        spec.vocabSize = 512;
+        spec.contextLength = 512;
+        return spec;
     }
 
     static void saveScreenshot(QWidget& window, const char* state) {

@@ -151,16 +151,6 @@ void ModelReader::readFfn(LayerWeights& L, std::int64_t layer) const {
     L.wDown = tensor(p + "ffn_down.weight", {c.ffnDim, c.dim});
 }
 
-std::vector<std::int64_t> ModelReader::perLayerInts(std::string_view name) const {
-    const GgufValue* v = f_.find(key(name));
-    if (!v) return {};
-    if (v->type != GgufType::Array) return std::vector<std::int64_t>(static_cast<std::size_t>(c_.nLayers), getInt(name));
-    std::vector<std::int64_t> values = f_.getIntArray(key(name));
-    if (static_cast<std::int64_t>(values.size()) != c_.nLayers)
-        fail("key '" + key(name) + "' has " + std::to_string(values.size()) + " values for " + std::to_string(c_.nLayers) + " layers");
-    return values;
-}
-
 namespace {
 const ModelFamily* const kFamilies[] = {&kLlamaFamily, &kQwen3Family, &kGemmaFamily, &kPhi3Family, &kSmolLm3Family};
 }

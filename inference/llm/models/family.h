@@ -71,8 +71,6 @@ public:
     void readAttention(LayerWeights& L, std::int64_t layer) const;
     // blk.N.ffn_gate/up/down.
     void readFfn(LayerWeights& L, std::int64_t layer) const;
-    // A float per-layer array key (or one value for every layer); empty when absent.
-    std::vector<std::int64_t> perLayerInts(std::string_view name) const;
 
 private:
     const GgufFile& f_;

@@ -44,7 +44,7 @@ void read(ModelReader& r, ModelConfig& c, ModelWeights& w) {
     c.finalSoftcap = r.getFloat("final_logit_softcapping", gemma3 ? 0.0 : 30.0);
     if (!(c.attentionSoftcap >= 0.0f) || !(c.finalSoftcap >= 0.0f)) r.fail("a soft-capping value is negative or not a number");
     float ropeScale = 1.0f;
-    if (gemma3 && r.file().getString("gemma3.rope.scaling.type", "linear") == "linear") {
+    if (gemma3 && r.file().getString(r.key("rope.scaling.type"), "linear") == "linear") {
         ropeScale = r.getFloat("rope.scaling.factor", 1.0);
         if (!std::isfinite(ropeScale) || ropeScale < 1.0f) ropeScale = 1.0f;  // 0 or absent: none
     }
