@@ -54,7 +54,8 @@ void writeRandomLanguageModel(const RandomModelSpec& spec, const std::filesystem
         w.set(a + "attention.key_length", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
         w.set(a + "attention.value_length", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
     }
-    if (spec.slidingWindow > 0 && (gemma || arch == "phi3"))
+    // The converter writes Phi-3's window always (0 for none: Phi-4), and llama.cpp requires it.
+    if ((spec.slidingWindow > 0 && gemma) || arch == "phi3")
         w.set(a + "attention.sliding_window", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.slidingWindow)));
 
     // Vocabulary: <unk> <s> </s>, the 256 byte tokens, then pieces "▁a", "▁b", ... to fill.
