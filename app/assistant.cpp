@@ -115,7 +115,7 @@ void Assistant::loadSettings() {
     engineOptions_.threads = engine("engine.threads", 0);
     engineOptions_.contextSize = engine("engine.context", 4096);
     engineOptions_.gpuLayers = engine("engine.gpu_layers", -1);
-    engineOptions_.kvType = engine("engine.kv_cache_bits", 16) == 32 ? inference::DType::F32 : inference::DType::F16;
+    engineOptions_.kvType = kvTypeOfBits(engine("engine.kv_cache_bits", 16));
 }
 
 inference::GenerationParams Assistant::paramsFor(std::int64_t chatId) {
@@ -155,7 +155,7 @@ void Assistant::saveSettings(const inference::GenerationParams& params, const En
         library_.settings().set("engine.threads", std::to_string(engine.threads));
         library_.settings().set("engine.context", std::to_string(engine.contextSize));
         library_.settings().set("engine.gpu_layers", std::to_string(engine.gpuLayers));
-        library_.settings().set("engine.kv_cache_bits", engine.kvType == inference::DType::F32 ? "32" : "16");
+        library_.settings().set("engine.kv_cache_bits", std::to_string(kvBitsOf(engine.kvType)));
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }

@@ -121,6 +121,8 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
             state->renderer = std::make_shared<const PromptRenderer>(tpl ? std::move(*tpl) : inference::ChatTemplate::builtin("chatml"), state->tokenizer);
             const auto& c = state->model->config();
             const std::int64_t context = std::min<std::int64_t>(options.contextSize > 0 ? options.contextSize : 4096, c.contextLength);
+            // Q8_0 keys and values go in blocks of 32: heads of other sizes keep F16.
+            const auto kvType = options.kvType == inference::DType::Q8_0 && c.headDim % 32 != 0 ? inference::DType::F16 : options.kvType;
             if (cancelled()) return;
             state->backend = inference::makeCpuBackend({.threads = options.threads});
             // The last layers on the GPU when one is usable: as many as fit, or as asked.
@@ -130,7 +132,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                     state->gpu = inference::makeCudaBackend();
                     const auto devices = inference::queryComputeDevices();
                     const std::uint64_t free = devices.gpus.empty() ? 0 : devices.gpus.front().freeMemory;
-                    gpuLayers = options.gpuLayers < 0 ? state->model->gpuLayersFitting(free * 9 / 10, context, options.kvType)
+                    gpuLayers = options.gpuLayers < 0 ? state->model->gpuLayersFitting(free * 9 / 10, context, kvType)
                                                       : std::min<std::int64_t>(options.gpuLayers, c.nLayers);
                 } catch (const std::exception& e) {
                     qCInfo(lcApp) << "computing on the CPU:" << e.what();
@@ -141,7 +143,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
             // The same check as lumen-cli's: weights are mapped, not copied, so on the CPU what
             // must fit in free memory is the whole estimate (the KV cache above all).
             if (const auto available = inference::availableMemory(); gpuLayers == 0 && available) {
-                const auto need = state->model->estimateMemory(context, options.kvType);
+                const auto need = state->model->estimateMemory(context, kvType);
                 if (need.total() > *available)
                     throw std::runtime_error("it needs about " + inference::formatBytes(need.total()) + " (weights " + inference::formatBytes(need.weights) +
                                              ", KV cache " + inference::formatBytes(need.kvCache) + " for " + std::to_string(context) +
@@ -149,7 +151,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                                              " is free; lower the context length in Settings");
             }
             state->session = std::make_unique<inference::LanguageSession>(state->model, inference::LayerSplit{state->backend.get(), state->gpu.get(), gpuLayers}, context,
-                                                                          options.kvType);
+                                                                          kvType);
             state->generator = std::make_unique<inference::Generator>(*state->session, *state->tokenizer);
             std::int64_t params = 0;
             for (const auto& t : state->file->tensors()) params += t.elements;

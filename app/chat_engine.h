@@ -22,8 +22,15 @@ struct EngineOptions {
     int threads = 0;          // 0: the physical cores
     int contextSize = 4096;   // at most the model's
     int gpuLayers = -1;       // layers on a CUDA GPU: -1 all that fit (when one is usable), 0 none
-    inference::DType kvType = inference::DType::F16;  // the KV cache: F16, or F32 (twice the memory, exact)
+    inference::DType kvType = inference::DType::F16;  // the KV cache: F16, F32 (twice the memory, exact) or Q8_0 (a little over half)
 };
+
+// The KV cache type as the settings store it: bits per value, 32, 16 or 8 (Q8_0); anything else
+// is the default, F16.
+inline inference::DType kvTypeOfBits(int bits) {
+    return bits == 32 ? inference::DType::F32 : bits == 8 ? inference::DType::Q8_0 : inference::DType::F16;
+}
+inline int kvBitsOf(inference::DType type) { return type == inference::DType::F32 ? 32 : type == inference::DType::Q8_0 ? 8 : 16; }
 
 // What a GGUF holds and what it will need, read without loading it (for the confirmation the
 // app shows before loading): architecture, size, quantization, context, memory estimate, and

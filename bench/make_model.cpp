@@ -1,8 +1,9 @@
 // Developer tool: writes a GGUF language model with random weights, for tests and benchmarks.
-//   lumen_make_model OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|gemma3-1b|phi4-mini]
-//                    [--arch llama|mistral|qwen2|qwen3|gemma2|gemma3|phi3|smollm3]
+//   lumen_make_model OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gemma3-1b|phi4-mini]
+//                    [--arch llama|mistral|qwen2|qwen3|qwen3moe|gemma2|gemma3|phi3|smollm3]
 //                    [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q6_K|Q4_K_M] [--tied] [--seed N]
 //                    [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N]
+//                    [--experts N --experts-used N [--expert-ffn N]]
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,7 +16,7 @@ using namespace lumen::inference;
 
 int main(int argc, char** argv) {
     if (argc < 2 || argv[1][0] == '-') {
-        std::fprintf(stderr, "usage: %s OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|gemma3-1b|phi4-mini] [--arch A] [--type T] [--tied] [--seed N] [--dim N] ...\n", argv[0]);
+        std::fprintf(stderr, "usage: %s OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gemma3-1b|phi4-mini] [--arch A] [--type T] [--tied] [--seed N] [--dim N] ...\n", argv[0]);
         return 2;
     }
     RandomModelSpec spec;
@@ -39,6 +40,14 @@ int main(int argc, char** argv) {
             else if (p == "qwen3-0.6b") {
                 spec = RandomModelSpec{.architecture = "qwen3", .dim = 1024, .nLayers = 28, .nHeads = 16, .nKvHeads = 8, .headDim = 128,
                                        .ffnDim = 3072, .vocabSize = 151936, .contextLength = 40960, .ropeFreqBase = 1000000.0f, .tiedEmbeddings = true};
+            } else if (p == "qwen3-30b-a3b" || p == "qwen3-30b-a3b-dense") {
+                // Qwen3-30B-A3B's layers (128 experts of 768, 8 per token), 8 of its 48 (5.6B
+                // parameters, 3.8B in experts; a token reads 0.44B). The dense twin has one FFN as
+                // wide as the 8 experts a token uses: the same bytes read per token.
+                spec = RandomModelSpec{.architecture = "qwen3moe", .dim = 2048, .nLayers = 8, .nHeads = 32, .nKvHeads = 4, .headDim = 128,
+                                       .ffnDim = 6144, .vocabSize = 151936, .contextLength = 40960, .ropeFreqBase = 1000000.0f,
+                                       .nExperts = 128, .nExpertsUsed = 8, .expertFfnDim = 768};
+                if (p.ends_with("dense")) spec.architecture = "qwen3", spec.nExperts = 0, spec.nExpertsUsed = 0;
             } else if (p == "gemma3-1b") {
                 spec = RandomModelSpec{.architecture = "gemma3", .dim = 1152, .nLayers = 26, .nHeads = 4, .nKvHeads = 1, .headDim = 256,
                                        .slidingWindow = 512, .ffnDim = 6912, .vocabSize = 262144, .contextLength = 32768,
@@ -63,6 +72,9 @@ int main(int argc, char** argv) {
         else if (arg == "--kv-heads") spec.nKvHeads = number();
         else if (arg == "--ffn") spec.ffnDim = number();
         else if (arg == "--vocab") spec.vocabSize = number();
+        else if (arg == "--experts") spec.nExperts = number();
+        else if (arg == "--experts-used") spec.nExpertsUsed = number();
+        else if (arg == "--expert-ffn") spec.expertFfnDim = number();
         else { std::fprintf(stderr, "unknown option %s\n", arg.c_str()); return 2; }
     }
     try {

@@ -54,9 +54,10 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     gpuLayers_->setObjectName(QStringLiteral("gpuLayers"));
     kvCache_ = new QComboBox;
     kvCache_->setObjectName(QStringLiteral("kvCache"));
-    kvCache_->addItem(tr("F16 (half the memory)"), 16);
+    kvCache_->addItem(tr("F16 (the default)"), 16);
     kvCache_->addItem(tr("F32 (exact, twice the memory)"), 32);
-    kvCache_->setCurrentIndex(engine.kvType == inference::DType::F32 ? 1 : 0);
+    kvCache_->addItem(tr("Q8_0 (about half the memory of F16, slightly less exact)"), 8);
+    kvCache_->setCurrentIndex(std::max(0, kvCache_->findData(app::kvBitsOf(engine.kvType))));
     auto* form = new QFormLayout;
     form->addRow(tr("&Temperature (0: always the likeliest word):"), temperature_);
     form->addRow(tr("Top-&k:"), topK_);
@@ -116,7 +117,7 @@ void SettingsDialog::accept() {
     p.maxTokens = maxTokens_->value();
     if (chatId_ == 0)
         assistant_.saveSettings(p, {threads_->value(), context_->value(), gpuLayers_->value(),
-                                    kvCache_->currentData().toInt() == 32 ? inference::DType::F32 : inference::DType::F16});
+                                    app::kvTypeOfBits(kvCache_->currentData().toInt())});
     else if (clearChat_) assistant_.clearChatParams(chatId_);
     else assistant_.saveChatParams(chatId_, p);
     QDialog::accept();

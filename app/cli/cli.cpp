@@ -420,12 +420,13 @@ struct LoadedModel {
     inference::DType kvType = inference::DType::F16;
 };
 
-// --cache-type: f16 (the default) or f32. nullopt, with the reason printed, for anything else.
+// --cache-type: f16 (the default), f32 or q8_0. nullopt, with the reason printed, for anything else.
 std::optional<inference::DType> cacheTypeOption(Context& ctx) {
     const QString option = ctx.parser.value(QStringLiteral("cache-type")).trimmed().toLower();
     if (option.isEmpty() || option == QLatin1String("f16")) return inference::DType::F16;
     if (option == QLatin1String("f32")) return inference::DType::F32;
-    ctx.err << "lumen-cli: --cache-type takes f16 or f32, not '" << option << "'\n";
+    if (option == QLatin1String("q8_0")) return inference::DType::Q8_0;
+    ctx.err << "lumen-cli: --cache-type takes f16, f32 or q8_0, not '" << option << "'\n";
     return std::nullopt;
 }
 
@@ -1106,7 +1107,7 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("reasoning"), QStringLiteral("generate, chat, describe: a reasoning model's thinking: show (on standard error; default) or hide."),
          QStringLiteral("MODE")},
         {QStringLiteral("no-think"), QStringLiteral("chat, describe: ask models whose template reads enable_thinking (Qwen3) not to reason.")},
-        {QStringLiteral("cache-type"), QStringLiteral("generate, chat, describe: KV cache precision, f16 (default) or f32."), QStringLiteral("TYPE")},
+        {QStringLiteral("cache-type"), QStringLiteral("generate, chat, describe: KV cache precision: f16 (default), f32 or q8_0."), QStringLiteral("TYPE")},
         {QStringLiteral("threads"), QStringLiteral("generate, chat, embed, classify, eval: CPU threads (default: the physical cores)."),
          QStringLiteral("N")},
         {QStringLiteral("gpu-layers"), QStringLiteral("generate, chat, bench: layers to run on the GPU: auto (default: all that fit), all, or N."),

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "inference/core/tensor.h"
 
@@ -20,9 +21,11 @@ enum class RopeStyle {
     NeoX,         // pairs (x[i], x[i + nRot/2]): qwen2 and Hugging Face layouts
 };
 
-// Keys and values of every position so far, for one layer, stored as F16 (the default) or F32 in
-// the backend's memory: (nCtx, nKvHeads * headDim) each, row t (every KV head) at
-// t * nKvHeads * headDim. A cache a session allocates for `capacity` positions may be kept in the
+// Keys and values of every position so far, for one layer, stored as F16 (the default), F32 or
+// Q8_0 in the backend's memory: (nCtx, nKvHeads * headDim) each, row t (every KV head) at
+// t * nKvHeads * headDim. A Q8_0 cache (headDim a multiple of 32) holds int8 values in that
+// layout and, apart, one F32 scale per 32 of them: value i is values[i] * valueScales[i / 32],
+// its 32 values quantized as Q8_0 does (scale = max |x| / 127, rounded to nearest). A cache a session allocates for `capacity` positions may be kept in the
 // storing backend's own order instead: the CPU backend keeps each KV head's rows together, head
 // h's row t at (h * capacity + t) * headDim, so one head's keys and values stream from memory in
 // order (long contexts). Other backends ignore capacity; a layer is stored and read by one backend.
@@ -32,7 +35,12 @@ struct KvLayer {
     void* values = nullptr;
     std::int64_t capacity = 0;  // positions of a cache in the backend's order; 0: rows as above
     std::int64_t headDim = 0;   // with capacity
+    float* keyScales = nullptr;    // Q8_0
+    float* valueScales = nullptr;  // Q8_0
 };
+
+// Bytes a cache of this type takes per key or value element (Q8_0: a byte and 1/32 of a scale).
+double kvBytesPerValue(DType dtype);
 
 // Rotary position embedding of rows of (nHeads * headDim) values: pair i of the first nRot
 // dimensions of each head turns by pos * freqScale * freqBase^(-2i/nRot), divided by
@@ -71,6 +79,40 @@ struct AttentionSpec {
     // The first cache position a query at `pos` sees.
     std::int64_t firstVisible(std::int64_t pos) const { return window > 0 && pos >= window ? pos - window + 1 : 0; }
 };
+
+// A mixture-of-experts feed-forward network (Mixtral, Qwen3-MoE): a router scores every expert
+// for each row; the row goes through its `used` best experts, each a SwiGLU FFN
+// down(silu(gate x) * up x), and their outputs are summed with the routing weights. Weights are
+// the softmax of the router logits over all experts, kept for the chosen ones (the largest;
+// ties to the lower index), divided by their sum when `normalize` (then the same as a softmax
+// over the chosen logits), times `scale`.
+struct MoeSpec {
+    const Tensor* router = nullptr;  // nExperts rows of dim (ffn_gate_inp)
+    std::span<const Tensor> gate;    // per expert: ffn rows of dim
+    std::span<const Tensor> up;      // per expert: ffn rows of dim
+    std::span<const Tensor> down;    // per expert: dim rows of ffn
+    std::int64_t used = 0;           // experts per row, 1..nExperts
+    bool normalize = true;
+    float scale = 1.0f;
+};
+
+// Backend memory a MoE op works in, for n rows: router n x nExperts floats, rows n x dim, gate and
+// up max(n, used) x ffn, out max(n, used) x dim.
+struct MoeBuffers {
+    float* router;
+    float* rows;
+    float* gate;
+    float* up;
+    float* out;
+};
+
+// The routing of n rows: for each row, `used` (expert, weight) pairs, best first.
+struct MoeRoute {
+    std::int64_t expert;
+    float weight;
+};
+// Routes rows of router logits (n x nExperts, host memory) as MoeSpec says, into n x used pairs.
+void routeExperts(const float* logits, std::int64_t n, std::int64_t nExperts, const MoeSpec& spec, std::vector<MoeRoute>& routes);
 
 class Backend {
 public:
@@ -162,6 +204,11 @@ public:
     virtual void add(float* x, const float* y, std::int64_t n) = 0;
     // Row i of out = row tokens[i] of an embedding table, dequantized (tokens are host memory).
     virtual void embedRows(const Tensor& table, std::span<const std::int32_t> tokens, float* out) = 0;
+    // out (n x dim) = the mixture of experts of each of n rows of x (see MoeSpec). Decoding one
+    // row reads only its experts' weights; for several rows each chosen expert's weights are read
+    // once, for all the rows routed to it. The default runs on the ops above, routing on the host
+    // (the router logits come back to host memory: not within a recorded step).
+    virtual void moe(const float* x, std::int64_t n, const MoeSpec& spec, const MoeBuffers& buffers, float* out);
 };
 
 struct CpuOptions {

@@ -54,9 +54,14 @@ const float* vectorValues(const Tensor& t, std::int64_t n, std::vector<float>& s
     return scratch.data();
 }
 
-float kvAt(const void* base, DType dtype, std::int64_t index) {
-    if (dtype == DType::F16) return halfToFloat(static_cast<const std::uint16_t*>(base)[index]);
-    return static_cast<const float*>(base)[index];
+// Element `index` of a layer's keys (or values), as a float.
+float kvAt(const KvLayer& layer, bool value, std::int64_t index) {
+    const void* base = value ? layer.values : layer.keys;
+    switch (layer.dtype) {
+        case DType::F16: return halfToFloat(static_cast<const std::uint16_t*>(base)[index]);
+        case DType::Q8_0: return static_cast<float>(static_cast<const std::int8_t*>(base)[index]) * (value ? layer.valueScales : layer.keyScales)[index / 32];
+        default: return static_cast<const float*>(base)[index];
+    }
 }
 
 // Zeroed memory for the backend's buffers. A large block is mapped fresh from the OS, which
@@ -188,11 +193,14 @@ public:
                  const float* v) override {
         // runs of `run` values: whole rows, or one head's part of a row in a head-major cache
         const std::int64_t run = layer.capacity > 0 ? layer.headDim : rows * kvDim;
-        const auto store = [&](const float* from, void* cache) {
+        const auto store = [&](const float* from, void* cache, float* scales) {
             for (std::int64_t i = 0; i < rows * kvDim; i += run) {
                 const std::int64_t r = i / kvDim, h = i % kvDim / run;
                 const std::int64_t at = layer.capacity > 0 ? (h * layer.capacity + pos0 + r) * layer.headDim : pos0 * kvDim;
-                if (layer.dtype == DType::F16) {
+                if (layer.dtype == DType::Q8_0) {
+                    // runs are whole 32-value blocks: the session asks for head sizes that are multiples of 32
+                    quantizeKv(from + i, run, static_cast<std::int8_t*>(cache) + at, scales + at / 32);
+                } else if (layer.dtype == DType::F16) {
                     auto* to = static_cast<std::uint16_t*>(cache) + at;
                     if (kernels_ && kernels_->toHalf) kernels_->toHalf(from + i, run, to);
                     else
@@ -202,8 +210,21 @@ public:
                 }
             }
         };
-        store(k, layer.keys);
-        store(v, layer.values);
+        store(k, layer.keys, layer.keyScales);
+        store(v, layer.values, layer.valueScales);
+    }
+
+    // n values (a multiple of 32) as Q8_0: the bytes and one scale per 32, rounded as Q8_0
+    // weights and activations are.
+    void quantizeKv(const float* x, std::int64_t n, std::int8_t* q, float* scales) {
+        thread_local std::vector<cpu::BlockQ8> blocks;
+        blocks.resize(static_cast<std::size_t>(n / 32));
+        if (kernels_) kernels_->quantizeQ8(x, n, blocks.data());
+        else cpu::quantizeActivations(x, n, blocks.data());
+        for (std::int64_t b = 0; b < n / 32; ++b) {
+            std::memcpy(q + 32 * b, blocks[static_cast<std::size_t>(b)].q, 32);
+            scales[b] = blocks[static_cast<std::size_t>(b)].d;
+        }
     }
 
     void attention(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec,
@@ -328,8 +349,8 @@ private:
         // one KV head's rows: `stride` values apart, from kvHead * headStride (see KvLayer)
         const bool headMajor = layer.capacity > 0;
         const std::int64_t stride = headMajor ? headDim : kvDim, headStride = headMajor ? layer.capacity * headDim : headDim;
-        const bool f16 = layer.dtype == DType::F16;
-        const bool fast = kernels_ && headDim % 8 == 0 && (f16 || layer.dtype == DType::F32);
+        const bool f16 = layer.dtype == DType::F16, q8 = layer.dtype == DType::Q8_0;
+        const bool fast = kernels_ && headDim % 8 == 0 && (f16 || q8 || layer.dtype == DType::F32);
         const std::int64_t perTask = fast && !uniform ? std::min<std::int64_t>(group, 4) : 1;  // heads per task
         const std::int64_t rowsPerTask = fast && uniform ? cpu::kMaxAttentionQueries : 1;
         const std::int64_t tasksPerKvHead = (group + perTask - 1) / perTask, tasksPerRow = spec.nKvHeads * tasksPerKvHead;
@@ -347,6 +368,12 @@ private:
                 // the task's queries: `heads` heads of row r, or rows r.. of head h0
                 const auto queries = static_cast<int>(rowsPerTask > 1 ? std::min(rowsPerTask, rows - r) : heads);
                 const std::int64_t qStride = rowsPerTask > 1 ? spec.nHeads * headDim : headDim;
+                if (fast && q8) {
+                    kernels_->attendQ8(qh, queries, qStride, static_cast<const std::int8_t*>(layer.keys) + offset,
+                                       static_cast<const std::int8_t*>(layer.values) + offset, layer.keyScales + offset / 32,
+                                       layer.valueScales + offset / 32, stride, count, headDim, scale, cap, scores.data(), oh);
+                    continue;
+                }
                 if (fast && f16) {
                     kernels_->attendF16(qh, queries, qStride, static_cast<const std::uint16_t*>(layer.keys) + offset,
                                         static_cast<const std::uint16_t*>(layer.values) + offset, stride, count, headDim, scale, cap, scores.data(), oh);
@@ -361,7 +388,7 @@ private:
                 float maxScore = -INFINITY;
                 for (std::int64_t t = 0; t < count; ++t) {
                     float s = 0.0f;
-                    for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer.keys, layer.dtype, t * stride + offset + d);
+                    for (std::int64_t d = 0; d < headDim; ++d) s += qh[d] * kvAt(layer, false, t * stride + offset + d);
                     s *= scale;
                     if (cap > 0.0f) s = cap * std::tanh(s / cap);
                     scores[static_cast<std::size_t>(t)] = s;
@@ -372,7 +399,7 @@ private:
                 std::fill(oh, oh + headDim, 0.0f);
                 for (std::int64_t t = 0; t < count; ++t) {
                     const float weight = scores[static_cast<std::size_t>(t)] / sum;
-                    for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer.values, layer.dtype, t * stride + offset + d);
+                    for (std::int64_t d = 0; d < headDim; ++d) oh[d] += weight * kvAt(layer, true, t * stride + offset + d);
                 }
             }
         };

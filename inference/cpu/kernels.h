@@ -81,6 +81,11 @@ struct Kernels {
                       std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out);
     void (*attendF16)(const float* q, int queries, std::int64_t qStride, const std::uint16_t* keys, const std::uint16_t* values,
                       std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out);
+    // The same over a Q8_0 cache: element i of keys is keys[i] * keyScales[i / 32] (headDim a
+    // multiple of 32), and so for values.
+    void (*attendQ8)(const float* q, int queries, std::int64_t qStride, const std::int8_t* keys, const std::int8_t* values, const float* keyScales,
+                     const float* valueScales, std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap,
+                     float* scratch, float* out);
     // gate[i] = silu(gate[i]) * up[i] (exp on 8 lanes). nullptr in the scalar set.
     void (*siluMul)(float* gate, const float* up, std::int64_t n);
     // quantizeActivations for BlockQ8, the same bits.

@@ -476,14 +476,22 @@ LUMEN_AVX2 float expShifted(float* x, std::int64_t n, float shift) {
     return sum;
 }
 
-// Key and value rows of a KV cache, 8 values at a time, as floats.
+// Key or value rows of a KV cache: the 8 values from element i on, as floats.
 struct KvF32 {
-    using Element = float;
-    LUMEN_AVX2 static __m256 at(const float* p) { return _mm256_loadu_ps(p); }
+    const float* p;
+    LUMEN_AVX2 __m256 at(std::int64_t i) const { return _mm256_loadu_ps(p + i); }
 };
 struct KvF16 {
-    using Element = std::uint16_t;
-    LUMEN_AVX2 static __m256 at(const std::uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+    const std::uint16_t* p;
+    LUMEN_AVX2 __m256 at(std::int64_t i) const { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))); }
+};
+struct KvQ8 {  // (8 values never straddle two 32-value blocks)
+    const std::int8_t* p;
+    const float* scales;
+    LUMEN_AVX2 __m256 at(std::int64_t i) const {
+        const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + i))));
+        return _mm256_mul_ps(q, _mm256_broadcast_ss(scales + i / 32));
+    }
 };
 
 LUMEN_AVX2 void siluMul(float* gate, const float* up, std::int64_t n) {
@@ -500,7 +508,7 @@ LUMEN_AVX2 void siluMul(float* gate, const float* up, std::int64_t n) {
 // One head's scores against `count` keys over the C * 8 values of q at `q` (s = the sums; add:
 // to what s holds). C is a constant so the accumulators live in registers.
 template <class Kv, int C>
-LUMEN_AVX2 void scoreSlice(const float* q, const typename Kv::Element* keys, std::int64_t stride, std::int64_t count, bool add, float* s) {
+LUMEN_AVX2 void scoreSlice(const float* q, const Kv& keys, std::int64_t at, std::int64_t stride, std::int64_t count, bool add, float* s) {
     __m256 qv[C];
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) qv[c] = _mm256_loadu_ps(q + 8 * c);
@@ -510,7 +518,7 @@ LUMEN_AVX2 void scoreSlice(const float* q, const typename Kv::Element* keys, std
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c)
 #pragma GCC unroll 4
-            for (int j = 0; j < 4; ++j) acc[j] = _mm256_fmadd_ps(Kv::at(keys + (t + j) * stride + 8 * c), qv[c], acc[j]);
+            for (int j = 0; j < 4; ++j) acc[j] = _mm256_fmadd_ps(keys.at(at + (t + j) * stride + 8 * c), qv[c], acc[j]);
         // four sums at once: pairwise adds within, then across the 128-bit halves
         const __m256 pairs = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
         __m128 sums = _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
@@ -520,7 +528,7 @@ LUMEN_AVX2 void scoreSlice(const float* q, const typename Kv::Element* keys, std
     for (; t < count; ++t) {
         __m256 acc = _mm256_setzero_ps();
 #pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) acc = _mm256_fmadd_ps(Kv::at(keys + t * stride + 8 * c), qv[c], acc);
+        for (int c = 0; c < C; ++c) acc = _mm256_fmadd_ps(keys.at(at + t * stride + 8 * c), qv[c], acc);
         s[t] = (add ? s[t] : 0.0f) + horizontalSum(acc);
     }
 }
@@ -528,7 +536,7 @@ LUMEN_AVX2 void scoreSlice(const float* q, const typename Kv::Element* keys, std
 // out[0 .. C * 8) (+)= sum over positions u of w[u] * value row u: set on the first block of
 // positions, added to on the others, times `inverse` after the last.
 template <class Kv, int C>
-LUMEN_AVX2 void valueSlice(const float* w, const typename Kv::Element* values, std::int64_t stride, std::int64_t count, bool first, bool last,
+LUMEN_AVX2 void valueSlice(const float* w, const Kv& values, std::int64_t at, std::int64_t stride, std::int64_t count, bool first, bool last,
                            float inverse, float* out) {
     __m256 acc[C];
 #pragma GCC unroll 8
@@ -536,7 +544,7 @@ LUMEN_AVX2 void valueSlice(const float* w, const typename Kv::Element* values, s
     for (std::int64_t u = 0; u < count; ++u) {
         const __m256 weight = _mm256_set1_ps(w[u]);
 #pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(weight, Kv::at(values + u * stride + 8 * c), acc[c]);
+        for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(weight, values.at(at + u * stride + 8 * c), acc[c]);
     }
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, last ? _mm256_mul_ps(acc[c], _mm256_set1_ps(inverse)) : acc[c]);
@@ -563,8 +571,8 @@ LUMEN_AVX2 void withChunks(int chunks, F f) {
 // numerators; the values' weighted sums with 64 outputs in registers over each block, scaled by
 // the softmax's 1 / sum after the last. The blocking changes no sum's order.
 template <class Kv>
-LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, const typename Kv::Element* keys, const typename Kv::Element* values,
-                            std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out) {
+LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, const Kv& keys, const Kv& values, std::int64_t stride, std::int64_t count,
+                            std::int64_t headDim, float scale, float softcap, float* scratch, float* out) {
     constexpr std::int64_t kSlice = 64, kBlock = 64;  // 64 positions of 64 values: 16 KB of F32 keys
     const __m256 scaleV = _mm256_set1_ps(scale);
     const auto slices = [&](auto fn) LUMEN_AVX2 {
@@ -575,7 +583,7 @@ LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, c
         const std::int64_t n = std::min(kBlock, count - b);
         for (int i = 0; i < queries; ++i)
             slices([&](std::int64_t c0, auto chunks) LUMEN_AVX2 {
-                scoreSlice<Kv, decltype(chunks)::value>(q + i * qStride + c0, keys + b * stride + c0, stride, n, c0 > 0, scratch + i * count + b);
+                scoreSlice<Kv, decltype(chunks)::value>(q + i * qStride + c0, keys, b * stride + c0, stride, n, c0 > 0, scratch + i * count + b);
             });
     }
     float inverse[kMaxAttentionQueries];
@@ -604,10 +612,26 @@ LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, c
         const std::int64_t n = std::min(kBlock, count - b);
         for (int i = 0; i < queries; ++i)
             slices([&](std::int64_t c0, auto chunks) LUMEN_AVX2 {
-                valueSlice<Kv, decltype(chunks)::value>(scratch + i * count + b, values + b * stride + c0, stride, n, b == 0, b + n == count, inverse[i],
+                valueSlice<Kv, decltype(chunks)::value>(scratch + i * count + b, values, b * stride + c0, stride, n, b == 0, b + n == count, inverse[i],
                                                         out + i * qStride + c0);
             });
     }
+}
+
+LUMEN_AVX2 void attendF32(const float* q, int queries, std::int64_t qStride, const float* keys, const float* values, std::int64_t stride,
+                          std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out) {
+    attendHeads(q, queries, qStride, KvF32{keys}, KvF32{values}, stride, count, headDim, scale, softcap, scratch, out);
+}
+
+LUMEN_AVX2 void attendF16(const float* q, int queries, std::int64_t qStride, const std::uint16_t* keys, const std::uint16_t* values,
+                          std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out) {
+    attendHeads(q, queries, qStride, KvF16{keys}, KvF16{values}, stride, count, headDim, scale, softcap, scratch, out);
+}
+
+LUMEN_AVX2 void attendQ8(const float* q, int queries, std::int64_t qStride, const std::int8_t* keys, const std::int8_t* values, const float* keyScales,
+                         const float* valueScales, std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap,
+                         float* scratch, float* out) {
+    attendHeads(q, queries, qStride, KvQ8{keys, keyScales}, KvQ8{values, valueScales}, stride, count, headDim, scale, softcap, scratch, out);
 }
 
 // quantizeActivations' arithmetic on 8 lanes: d = amax / 127, q = lround(x * (1 / d)) (halves
@@ -786,8 +810,9 @@ const Kernels kAvx2{"AVX2",
                     tile<LoadF32>,
                     tile<LoadF16>,
                     tile<LoadBF16>,
-                    attendHeads<KvF32>,
-                    attendHeads<KvF16>,
+                    attendF32,
+                    attendF16,
+                    attendQ8,
                     siluMul,
                     quantizeQ8,
                     quantizeQ8K,

@@ -197,7 +197,7 @@ float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
 
 const Kernels kScalar{"scalar", dotF32,  dotF16,          dotBF16,        dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0,
                       dotQ5_1,  dotQ2_K, dotQ3_K, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K, nullptr, nullptr, nullptr, nullptr,
-                      nullptr,  nullptr, nullptr, nullptr, nullptr, nullptr, quantizeActivations, quantizeActivations, nullptr, {}, {}, {}};
+                      nullptr,  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, quantizeActivations, quantizeActivations, nullptr, {}, {}, {}};
 
 }  // namespace
 

@@ -18,12 +18,20 @@ constexpr int kThreads = 128;
 constexpr int kKeysPerSplit = kThreads;
 constexpr int kMaxHeadDim = 256;
 
-template <class T>
-__device__ __forceinline__ float kvValue(const T* p, std::int64_t i);
-template <>
-__device__ __forceinline__ float kvValue<float>(const float* p, std::int64_t i) { return p[i]; }
-template <>
-__device__ __forceinline__ float kvValue<__half>(const __half* p, std::int64_t i) { return __half2float(p[i]); }
+// Element i of a cache's keys or values, as a float.
+struct KvF32 {
+    const float* p;
+    __device__ __forceinline__ float operator()(std::int64_t i) const { return p[i]; }
+};
+struct KvF16 {
+    const __half* p;
+    __device__ __forceinline__ float operator()(std::int64_t i) const { return __half2float(p[i]); }
+};
+struct KvQ8 {
+    const std::int8_t* p;
+    const float* scales;
+    __device__ __forceinline__ float operator()(std::int64_t i) const { return static_cast<float>(p[i]) * scales[i / 32]; }
+};
 
 struct Shape {
     Position position;
@@ -49,8 +57,8 @@ __device__ __forceinline__ float blockReduce(float v, float* scratch) {
     return r;
 }
 
-template <class T>
-__global__ void __launch_bounds__(kThreads) attentionKernel(const float* q, const T* keys, const T* values, Shape s, float* out, float* partials) {
+template <class Kv>
+__global__ void __launch_bounds__(kThreads) attentionKernel(const float* q, Kv keys, Kv values, Shape s, float* out, float* partials) {
     const std::int64_t head = blockIdx.x, row = blockIdx.y;
     const int split = static_cast<int>(blockIdx.z), tid = static_cast<int>(threadIdx.x);
     const std::int64_t seen = firstPosition(s.position) + row + 1;  // keys this query sees
@@ -76,9 +84,9 @@ __global__ void __launch_bounds__(kThreads) attentionKernel(const float* q, cons
     const std::int64_t t = begin + tid;
     float score = -INFINITY;
     if (t < end) {
-        const T* k = keys + t * s.kvDim + kvOffset;
+        const std::int64_t k = t * s.kvDim + kvOffset;
         float dot = 0.0f;
-        for (std::int64_t d = 0; d < s.headDim; ++d) dot += qs[d] * kvValue(k, d);
+        for (std::int64_t d = 0; d < s.headDim; ++d) dot += qs[d] * keys(k + d);
         score = s.softcap > 0.0f ? s.softcap * tanhf(dot / s.softcap) : dot;
     }
     const float m = blockReduce<true>(score, scratch);
@@ -87,17 +95,17 @@ __global__ void __launch_bounds__(kThreads) attentionKernel(const float* q, cons
     const float l = blockReduce<false>(e, scratch);  // (its barriers also publish `weights`)
     const int n = static_cast<int>(end - begin);
     for (std::int64_t d = tid; d < s.headDim; d += kThreads) {
-        const T* v = values + begin * s.kvDim + kvOffset + d;
+        const std::int64_t v = begin * s.kvDim + kvOffset + d;
         // Four independent sums keep several loads in flight.
         float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
         int j = 0;
         for (; j + 3 < n; j += 4) {
-            o0 += weights[j] * kvValue(v, j * s.kvDim);
-            o1 += weights[j + 1] * kvValue(v, (j + 1) * s.kvDim);
-            o2 += weights[j + 2] * kvValue(v, (j + 2) * s.kvDim);
-            o3 += weights[j + 3] * kvValue(v, (j + 3) * s.kvDim);
+            o0 += weights[j] * values(v + j * s.kvDim);
+            o1 += weights[j + 1] * values(v + (j + 1) * s.kvDim);
+            o2 += weights[j + 2] * values(v + (j + 2) * s.kvDim);
+            o3 += weights[j + 3] * values(v + (j + 3) * s.kvDim);
         }
-        for (; j < n; ++j) o0 += weights[j] * kvValue(v, j * s.kvDim);
+        for (; j < n; ++j) o0 += weights[j] * values(v + j * s.kvDim);
         const float o = (o0 + o1) + (o2 + o3);
         if (s.splits == 1) out[(row * s.nHeads + head) * s.headDim + d] = o / l;
         else partial[2 + d] = o;
@@ -145,6 +153,27 @@ __global__ void storeKvKernel(T* keys, T* values, Position position, std::int64_
     }
 }
 
+// One warp per 32 values of k and of v: Q8_0 as the CPU stores it (scale = max |x| / 127,
+// values rounded half away from zero).
+__global__ void storeKvQ8Kernel(std::int8_t* keys, std::int8_t* values, float* keyScales, float* valueScales, Position position, std::int64_t kvDim,
+                                const float* k, const float* v, std::int64_t blocks) {
+    const std::int64_t warp = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = static_cast<int>(threadIdx.x % 32);
+    if (warp >= 2 * blocks) return;  // (whole warps leave together)
+    const bool value = warp >= blocks;
+    const std::int64_t b = value ? warp - blocks : warp, at = firstPosition(position) * kvDim + 32 * b;
+    const float x = (value ? v : k)[32 * b + lane];
+    const float d = warpMax(fabsf(x)) / 127.0f;
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    (value ? values : keys)[at + lane] = static_cast<std::int8_t>(roundf(x * id));
+    if (lane == 0) (value ? valueScales : keyScales)[at / 32] = d;
+}
+
+__global__ void q8ToHalfKernel(const std::int8_t* q, const float* scales, __half* out, std::int64_t n) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = __float2half(static_cast<float>(q[i]) * scales[i / 32]);
+}
+
 __device__ __forceinline__ float capped(float score, float softcap) { return softcap > 0.0f ? softcap * tanhf(score / softcap) : score; }
 
 __global__ void causalSoftmaxKernel(const float* scores, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, std::int64_t window,
@@ -175,10 +204,10 @@ int splitsFor(const Position& pos, std::int64_t rows) {
     return static_cast<int>(std::max<std::int64_t>(1, (keys + kKeysPerSplit - 1) / kKeysPerSplit));
 }
 
-template <class T>
-void launchAttention(const float* q, const KvLayer& layer, const Shape& s, std::int64_t rows, float* out, float* partials, cudaStream_t stream) {
+template <class Kv>
+void launchAttention(const float* q, Kv keys, Kv values, const Shape& s, std::int64_t rows, float* out, float* partials, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(s.nHeads), static_cast<unsigned>(rows), static_cast<unsigned>(s.splits));
-    attentionKernel<T><<<grid, kThreads, 0, stream>>>(q, static_cast<const T*>(layer.keys), static_cast<const T*>(layer.values), s, out, partials);
+    attentionKernel<Kv><<<grid, kThreads, 0, stream>>>(q, keys, values, s, out, partials);
     if (s.splits > 1) mergeSplitsKernel<<<dim3(static_cast<unsigned>(s.nHeads), static_cast<unsigned>(rows)), 128, 0, stream>>>(partials, s, out);
 }
 
@@ -205,8 +234,19 @@ void attention(const float* q, const KvLayer& layer, const Position& pos0, std::
     s.scale = spec.queryScale();
     s.window = spec.window;
     s.softcap = spec.softcap;
-    if (layer.dtype == DType::F16) launchAttention<__half>(q, layer, s, rows, out, partials, stream);
-    else launchAttention<float>(q, layer, s, rows, out, partials, stream);
+    switch (layer.dtype) {
+        case DType::F16:
+            launchAttention(q, KvF16{static_cast<const __half*>(layer.keys)}, KvF16{static_cast<const __half*>(layer.values)}, s, rows, out, partials,
+                            stream);
+            break;
+        case DType::Q8_0:
+            launchAttention(q, KvQ8{static_cast<const std::int8_t*>(layer.keys), layer.keyScales},
+                            KvQ8{static_cast<const std::int8_t*>(layer.values), layer.valueScales}, s, rows, out, partials, stream);
+            break;
+        default:
+            launchAttention(q, KvF32{static_cast<const float*>(layer.keys)}, KvF32{static_cast<const float*>(layer.values)}, s, rows, out, partials,
+                            stream);
+    }
 }
 
 void causalSoftmax(const float* scores, std::int64_t heads, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition,
@@ -220,10 +260,21 @@ void storeKv(const KvLayer& layer, const Position& pos0, std::int64_t rows, std:
              cudaStream_t stream) {
     const std::int64_t n = rows * kvDim;
     if (n <= 0) return;
-    if (layer.dtype == DType::F16)
+    if (layer.dtype == DType::Q8_0) {
+        const std::int64_t blocks = n / 32;  // (heads of a multiple of 32 dimensions)
+        storeKvQ8Kernel<<<blocksFor(2 * blocks * 32, 256), 256, 0, stream>>>(static_cast<std::int8_t*>(layer.keys), static_cast<std::int8_t*>(layer.values),
+                                                                            layer.keyScales, layer.valueScales, pos0, kvDim, k, v, blocks);
+    } else if (layer.dtype == DType::F16)
         storeKvKernel<<<blocksFor(n, 256), 256, 0, stream>>>(static_cast<__half*>(layer.keys), static_cast<__half*>(layer.values), pos0, kvDim, k, v, n);
     else
         storeKvKernel<<<blocksFor(n, 256), 256, 0, stream>>>(static_cast<float*>(layer.keys), static_cast<float*>(layer.values), pos0, kvDim, k, v, n);
+}
+
+void q8CacheToHalf(const KvLayer& layer, std::int64_t n, void* keys, void* values, cudaStream_t stream) {
+    if (n <= 0) return;
+    q8ToHalfKernel<<<blocksFor(n, 256), 256, 0, stream>>>(static_cast<const std::int8_t*>(layer.keys), layer.keyScales, static_cast<__half*>(keys), n);
+    q8ToHalfKernel<<<blocksFor(n, 256), 256, 0, stream>>>(static_cast<const std::int8_t*>(layer.values), layer.valueScales, static_cast<__half*>(values),
+                                                          n);
 }
 
 }  // namespace lumen::inference::cuda

@@ -357,7 +357,7 @@ private:
         std::int64_t bytes = 0;
     };
     struct Scratch {
-        Buffer partials, tokens, weightsHalf, activationsHalf, activationsQ8, scores, probabilities;
+        Buffer partials, tokens, weightsHalf, activationsHalf, activationsQ8, scores, probabilities, cacheHalf;
     };
     // Activations quantized to int8 per block of 32, for the quantized matvec kernels.
     struct Activations {
@@ -460,6 +460,14 @@ private:
     // causal == false: every row sees all keys (pos0 is then 0 and the keys are the rows).
     void attentionByGemm(const float* q, const KvLayer& layer, std::int64_t pos0, std::int64_t rows, const AttentionSpec& spec, float* out,
                          bool causal = true) {
+        if (layer.dtype == DType::Q8_0) {
+            // cuBLAS takes no int8-with-scales operands: the positions so far as F16 first.
+            const std::int64_t n = (pos0 + rows) * spec.nKvHeads * spec.headDim;
+            auto* halves = static_cast<std::uint8_t*>(scratch(scratch_.cacheHalf, 4 * n, "the KV cache as F16"));
+            cuda::q8CacheToHalf(layer, n, halves, halves + 2 * n, stream_);
+            launched("q8CacheToHalf");
+            return attentionByGemm(q, KvLayer{DType::F16, halves, halves + 2 * n}, pos0, rows, spec, out, causal);
+        }
         const bool half = layer.dtype == DType::F16;
         const cudaDataType type = half ? CUDA_R_16F : CUDA_R_32F;
         const std::int64_t hd = spec.headDim, qDim = spec.nHeads * hd, kvDim = spec.nKvHeads * hd, group = spec.nHeads / spec.nKvHeads;

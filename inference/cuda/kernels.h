@@ -74,6 +74,8 @@ struct Position {
 void rope(float* x, std::int64_t rows, const Position& pos, const RopeSpec& spec, const float* freqFactors, cudaStream_t stream);
 void storeKv(const KvLayer& layer, const Position& pos, std::int64_t rows, std::int64_t kvDim, const float* k, const float* v,
              cudaStream_t stream);
+// The first n values of a Q8_0 cache's keys and values as F16 (for attention by GEMM).
+void q8CacheToHalf(const KvLayer& layer, std::int64_t n, void* keys, void* values, cudaStream_t stream);
 // partials: scratch of attentionScratchFloats(...) floats.
 std::int64_t attentionScratchFloats(const Position& pos, std::int64_t rows, const AttentionSpec& spec, int multiprocessors);
 void attention(const float* q, const KvLayer& layer, const Position& pos, std::int64_t rows, const AttentionSpec& spec, float* out,

@@ -145,6 +145,11 @@ void printLlmSummary(const GgufFile& f, std::ostream& out) {
         out << "  RMSNorm epsilon " << numberText(f.getFloat(key("attention.layer_norm_rms_epsilon"))) << "\n";
     if (f.getInt(key("attention.sliding_window"), 0) > 0)
         out << "  sliding window " << f.getInt(key("attention.sliding_window")) << " tokens on local layers\n";
+    if (const auto experts = f.getInt(key("expert_count"), 0); experts > 0) {
+        out << "  experts " << experts << ", " << f.getInt(key("expert_used_count"), 0) << " used per token";
+        if (f.contains(key("expert_feed_forward_length"))) out << ", each " << f.getInt(key("expert_feed_forward_length")) << " wide";
+        out << "\n";
+    }
     if (f.contains(key("attn_logit_softcapping")) || f.contains(key("final_logit_softcapping"))) {
         out << "  soft-capping:";
         if (f.contains(key("attn_logit_softcapping"))) out << " attention " << numberText(f.getFloat(key("attn_logit_softcapping")));
@@ -188,17 +193,23 @@ void inspectGguf(const std::filesystem::path& path, std::ostream& out, const Ins
     printLlmSummary(f, out);
     if (arch == "clip") out << mmprojSummary(f) << "\n";
 
-    std::int64_t params = 0, bytes = 0;
+    std::int64_t params = 0, bytes = 0, expertParams = 0;
     std::map<std::string, int> byType;
     for (const auto& t : f.tensors()) {
         params += t.elements;
         bytes += t.bytes;
         ++byType[std::string(name(t.dtype))];
+        if (t.name.ends_with("_exps.weight")) expertParams += t.elements;
     }
     out << "parameters: " << withCommas(params) << " in " << f.tensors().size() << " tensors, "
         << humanSize(static_cast<double>(bytes));
     if (params > 0) out << " (" << std::setprecision(3) << 8.0 * static_cast<double>(bytes) / static_cast<double>(params) << " bits per weight)";
     out << "\n";
+    // A mixture of experts: what one token goes through (the experts it uses, all the rest).
+    const std::int64_t experts = arch.empty() ? 0 : f.getInt(arch + ".expert_count", 0), used = arch.empty() ? 0 : f.getInt(arch + ".expert_used_count", 0);
+    if (experts > 0 && used > 0 && used <= experts && expertParams > 0)
+        out << "active parameters per token: " << withCommas(params - expertParams + expertParams / experts * used) << " (" << used << " of "
+            << experts << " experts)\n";
     if (!byType.empty()) {
         out << "tensor types:";
         for (const auto& [type, count] : byType) out << " " << type << "×" << count;

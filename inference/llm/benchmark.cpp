@@ -23,6 +23,14 @@ std::uint64_t weightBytesPerToken(const LanguageModel& model) {
     for (const auto& t : model.file().tensors()) bytes += static_cast<std::uint64_t>(t.bytes);
     const auto tableBytes = static_cast<std::uint64_t>(w.tokenEmbedding.rowBytes() * w.tokenEmbedding.rows());
     if (w.output.data != w.tokenEmbedding.data) bytes -= tableBytes;  // only one row is read
+    // A mixture of experts reads only the experts a token uses: nExpertsUsed of nExperts.
+    const auto& c = model.config();
+    for (const LayerWeights& L : w.layers)
+        for (const auto* experts : {&L.expertGate, &L.expertUp, &L.expertDown})
+            for (const Tensor& t : *experts) {
+                const auto expert = static_cast<std::uint64_t>(t.rowBytes() * t.rows());
+                bytes -= expert - expert * static_cast<std::uint64_t>(c.nExpertsUsed) / static_cast<std::uint64_t>(c.nExperts);
+            }
     return bytes + static_cast<std::uint64_t>(w.tokenEmbedding.rowBytes());
 }
 

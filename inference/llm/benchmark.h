@@ -21,7 +21,8 @@ struct BenchRun {
     double weightBytesPerSecond = 0;  // while decoding
 };
 
-// Bytes of weights one decode step reads: every matrix once, one row of the embedding table.
+// Bytes of weights one decode step reads: every matrix once (of a mixture of experts, the share
+// of each expert tensor that a token uses), one row of the embedding table.
 std::uint64_t weightBytesPerToken(const LanguageModel& model);
 
 // Runs `prefill` random prompt tokens, then `decode` greedy steps, in a fresh session with the

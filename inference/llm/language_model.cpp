@@ -30,8 +30,10 @@ MemoryEstimate LanguageModel::estimateMemory(std::int64_t contextSize, DType kvT
     for (const auto& t : file_->tensors()) m.weights += static_cast<std::uint64_t>(t.bytes);
     const auto& c = config_;
     const std::uint64_t kvDim = static_cast<std::uint64_t>(c.nKvHeads * c.headDim);
-    m.kvCache = 2ull * static_cast<std::uint64_t>(c.nLayers) * static_cast<std::uint64_t>(contextSize) * kvDim * (kvType == DType::F16 ? 2 : 4);
-    m.scratch = 4ull * static_cast<std::uint64_t>(6 * c.dim + 3 * c.nHeads * c.headDim + 2 * c.ffnDim + 2 * c.vocabSize + contextSize);
+    m.kvCache = static_cast<std::uint64_t>(2.0 * static_cast<double>(c.nLayers) * static_cast<double>(contextSize) * static_cast<double>(kvDim) *
+                                           kvBytesPerValue(kvType));
+    m.scratch = 4ull * static_cast<std::uint64_t>(8 * c.dim + 3 * c.nHeads * c.headDim + 2 * std::max(c.ffnDim, c.expertFfnDim) + c.nExperts +
+                                                  2 * c.vocabSize + contextSize);
     return m;
 }
 
@@ -39,7 +41,7 @@ std::int64_t LanguageModel::gpuLayersFitting(std::uint64_t bytes, std::int64_t c
     const auto& c = config_;
     const auto& w = weights_;
     const auto size = [](const Tensor& t) { return t.data ? static_cast<std::uint64_t>(t.rowBytes() * t.rows()) : 0ull; };
-    const std::uint64_t kvPerLayer = 2ull * static_cast<std::uint64_t>(contextSize * c.nKvHeads * c.headDim) * (kvType == DType::F16 ? 2 : 4);
+    const auto kvPerLayer = static_cast<std::uint64_t>(2.0 * static_cast<double>(contextSize * c.nKvHeads * c.headDim) * kvBytesPerValue(kvType));
     // Activations for a 512-token prompt batch and the GEMM scratch, roughly.
     const std::uint64_t scratch = 4ull * 512 * static_cast<std::uint64_t>(4 * c.dim + 2 * c.ffnDim + c.vocabSize) + (256ull << 20);
     std::uint64_t used = size(w.output) + size(w.outputNorm) + size(w.ropeFreqs) + size(w.ropeFreqsLong) + scratch;
@@ -87,7 +89,10 @@ void LanguageSession::init(const std::vector<Backend*>& layerBackends, DType kvT
     const ModelConfig& c = model_->config();
     const ModelWeights& w = model_->weights();
     if (nCtx_ <= 0) throw std::invalid_argument("the context size must be positive");
-    if (kvType != DType::F16 && kvType != DType::F32) throw std::invalid_argument("the KV cache must be F16 or F32");
+    if (kvType != DType::F16 && kvType != DType::F32 && kvType != DType::Q8_0) throw std::invalid_argument("the KV cache must be F16, F32 or Q8_0");
+    if (kvType == DType::Q8_0 && c.headDim % 32 != 0)
+        throw std::invalid_argument("a q8_0 KV cache needs heads of a multiple of 32 dimensions (this model's have " + std::to_string(c.headDim) +
+                                    "): use f16");
     // LongRoPE (Phi-3): the long factors for sessions past the trained context, as llama.cpp picks them.
     const bool longContext = w.ropeFreqsLong.data && c.ropeOriginalContext > 0 && nCtx_ > c.ropeOriginalContext;
     ropeFactors_ = longContext ? &w.ropeFreqsLong : w.ropeFreqs.data ? &w.ropeFreqs : nullptr;
@@ -109,12 +114,22 @@ void LanguageSession::init(const std::vector<Backend*>& layerBackends, DType kvT
         stages_[s].backend->prepareWeights(tensors);
     }
     const std::int64_t kvDim = c.nKvHeads * c.headDim;
-    const std::int64_t kvBytes = nCtx_ * kvDim * (kvType == DType::F16 ? 2 : 4);
+    const bool q8 = kvType == DType::Q8_0;
+    const std::int64_t kvBytes = nCtx_ * kvDim * (q8 ? 1 : kvType == DType::F16 ? 2 : 4);
     for (std::int64_t l = 0; l < c.nLayers; ++l) {
         Backend* b = layerBackends[static_cast<std::size_t>(l)];
-        kvMemory_.push_back(b->allocBytes(kvBytes));
-        kvMemory_.push_back(b->allocBytes(kvBytes));
-        kv_.push_back({kvType, kvMemory_[kvMemory_.size() - 2].get(), kvMemory_.back().get(), nCtx_, c.headDim});
+        KvLayer layer{kvType, nullptr, nullptr, nCtx_, c.headDim};
+        const auto take = [&](std::int64_t bytes) {
+            kvMemory_.push_back(b->allocBytes(bytes));
+            return kvMemory_.back().get();
+        };
+        layer.keys = take(kvBytes);
+        layer.values = take(kvBytes);
+        if (q8) {  // one F32 scale per 32 values
+            layer.keyScales = static_cast<float*>(take(nCtx_ * kvDim / 32 * 4));
+            layer.valueScales = static_cast<float*>(take(nCtx_ * kvDim / 32 * 4));
+        }
+        kv_.push_back(layer);
     }
     for (auto& stage : stages_) reserve(stage, 1, false);
     logits_.resize(static_cast<std::size_t>(c.vocabSize));
@@ -133,9 +148,17 @@ void LanguageSession::reserve(Stage& stage, std::int64_t n, bool allLogits) {
         b.v = be.alloc(n * kvDim);
         b.attOut = be.alloc(n * qDim);
         b.att = be.alloc(n * c.dim);
-        b.gate = be.alloc(n * c.ffnDim);
-        b.up = be.alloc(n * c.ffnDim);
+        // (a mixture of experts decodes a token through all its experts at once: MoeBuffers)
+        const std::int64_t expertRows = std::max(n, c.nExpertsUsed);
+        const std::int64_t ffn = std::max(n * c.ffnDim, expertRows * c.expertFfnDim);
+        b.gate = be.alloc(ffn);
+        b.up = be.alloc(ffn);
         b.ffn = be.alloc(n * c.dim);
+        if (c.nExperts > 0) {
+            b.router = be.alloc(n * c.nExperts);
+            b.expertRows = be.alloc(n * c.dim);
+            b.expertOut = be.alloc(expertRows * c.dim);
+        }
         b.capacity = n;
         b.logits.reset();
         ++generation_;
@@ -193,7 +216,8 @@ void LanguageSession::forward(std::span<const std::int32_t> tokens, const float*
             be.upload(handOver_.data(), stage.buffers.x.get(), n * c.dim);
         }
         const bool last = s + 1 == stages_.size();
-        if (n > 1 || embeddings) {
+        // (a mixture of experts routes on the host: its steps are not the same ops every token)
+        if (n > 1 || embeddings || c.nExperts > 0) {
             runLayers(stage, last, n, allLogits, embeddings == nullptr);
             continue;
         }

@@ -22,6 +22,12 @@
 //   output.weight              (dim, vocab)   absent when tied to token_embd
 //   rope_freqs.weight          (ropeDims / 2) F32, Llama 3.1+: divisors of each RoPE frequency
 //
+// Mixtures of experts (llama files with experts: Mixtral; qwen3moe) replace ffn_gate/up/down by
+//   blk.N.ffn_gate_inp.weight  (dim, nExperts)              the router
+//   blk.N.ffn_gate_exps.weight (dim, expertFfn, nExperts)   each expert's gate, one 2-D slice each
+//   blk.N.ffn_up_exps.weight   (dim, expertFfn, nExperts)
+//   blk.N.ffn_down_exps.weight (expertFfn, dim, nExperts)
+//
 // Phi-3 stores q, k and v as one attn_qkv.weight and gate and up as one ffn_up.weight; its
 // loader takes row views of them, so the layer sees the same fields.
 
@@ -67,6 +73,13 @@ struct ModelConfig {
     float ropeAttnFactor = 1.0f;    // phi3 LongRoPE: cosine and sine scaled by it
     std::int64_t ropeOriginalContext = 0;  // phi3 LongRoPE: sessions longer than this use the long factors
     std::vector<LayerAttention> layers;    // nLayers entries
+    // Mixtures of experts (nExperts 0: a dense FFN): each token through nExpertsUsed experts of
+    // expertFfnDim, their routing weights renormalised over the chosen ones when expertWeightsNorm.
+    std::int64_t nExperts = 0;
+    std::int64_t nExpertsUsed = 0;
+    std::int64_t expertFfnDim = 0;
+    bool expertWeightsNorm = true;
+    float expertWeightsScale = 1.0f;
 };
 
 struct LayerWeights {
@@ -74,10 +87,16 @@ struct LayerWeights {
     Tensor bq, bk, bv;                 // qwen2 (data == nullptr when absent)
     Tensor qNorm, kNorm;               // qwen3, gemma3
     Tensor postAttnNorm, postFfnNorm;  // gemma2, gemma3
+    Tensor router;                                          // mixtures of experts: ffn_gate_inp
+    std::vector<Tensor> expertGate, expertUp, expertDown;  // one slice of the *_exps tensors per expert
 
     // Every tensor, present or not, for the loops that place or count them.
     std::vector<const Tensor*> all() const {
-        return {&attnNorm, &wq, &wk, &wv, &wo, &ffnNorm, &wGate, &wUp, &wDown, &bq, &bk, &bv, &qNorm, &kNorm, &postAttnNorm, &postFfnNorm};
+        std::vector<const Tensor*> out{&attnNorm, &wq, &wk, &wv, &wo, &ffnNorm, &wGate, &wUp, &wDown, &bq, &bk, &bv, &qNorm, &kNorm, &postAttnNorm, &postFfnNorm,
+                                       &router};
+        for (const auto* experts : {&expertGate, &expertUp, &expertDown})
+            for (const Tensor& t : *experts) out.push_back(&t);
+        return out;
     }
 };
 
@@ -130,6 +149,7 @@ struct LayerSplit {
 struct ActivationBuffers {
     std::int64_t capacity = 0;
     std::shared_ptr<float[]> x, xb, q, k, v, attOut, att, gate, up, ffn, logits;
+    std::shared_ptr<float[]> router, expertRows, expertOut;  // mixtures of experts (MoeBuffers)
 };
 
 // One sequence's state: the KV cache and scratch activations, on the backends that run it.

@@ -50,7 +50,17 @@ void writeRandomLanguageModel(const RandomModelSpec& spec, const std::filesystem
     w.set(a + "rope.dimension_count", GgufWriteValue::u32(static_cast<std::uint32_t>(ropeDims)));
     w.set(a + "rope.freq_base", GgufWriteValue::f32(spec.ropeFreqBase));
     w.set(a + "attention.layer_norm_rms_epsilon", GgufWriteValue::f32(gemma ? 1e-6f : 1e-5f));
-    if (headDim * spec.nHeads != spec.dim || arch == "qwen3" || gemma) {
+    const bool qwen3 = arch == "qwen3" || arch == "qwen3moe", moe = spec.nExperts > 0;
+    if (arch == "qwen3moe" && !moe) throw std::invalid_argument("a qwen3moe model needs experts");
+    const std::int64_t expertFfn = arch == "qwen3moe" ? spec.expertFfnDim : spec.ffnDim;
+    if (moe) {
+        if (spec.nExpertsUsed < 1 || spec.nExpertsUsed > spec.nExperts || expertFfn <= 0)
+            throw std::invalid_argument("experts need 1 to nExperts used per token and a positive width");
+        w.set(a + "expert_count", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.nExperts)));
+        w.set(a + "expert_used_count", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.nExpertsUsed)));
+        if (arch == "qwen3moe") w.set(a + "expert_feed_forward_length", GgufWriteValue::u32(static_cast<std::uint32_t>(expertFfn)));
+    }
+    if (headDim * spec.nHeads != spec.dim || qwen3 || gemma) {
         w.set(a + "attention.key_length", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
         w.set(a + "attention.value_length", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
     }
@@ -132,13 +142,21 @@ void writeRandomLanguageModel(const RandomModelSpec& spec, const std::filesystem
             add(p + "attn_k.bias", {kvDim}, DType::F32, false);
             add(p + "attn_v.bias", {kvDim}, DType::F32, false);
         }
-        if (arch == "qwen3" || arch == "gemma3") {
+        if (qwen3 || arch == "gemma3") {
             add(p + "attn_q_norm.weight", {headDim}, DType::F32, true);
             add(p + "attn_k_norm.weight", {headDim}, DType::F32, true);
         }
         matrix(p + "attn_output.weight", qDim, spec.dim);
         if (gemma) add(p + "post_attention_norm.weight", {spec.dim}, DType::F32, true);
         add(p + "ffn_norm.weight", {spec.dim}, DType::F32, true);
+        if (moe) {
+            // The router stays F32, as llama.cpp's quantizer leaves it; the experts stacked in 3-D.
+            add(p + "ffn_gate_inp.weight", {spec.dim, spec.nExperts}, DType::F32, false);
+            add(p + "ffn_gate_exps.weight", {spec.dim, expertFfn, spec.nExperts}, typeFor(spec, "ffn_gate_exps"), false);
+            add(p + "ffn_up_exps.weight", {spec.dim, expertFfn, spec.nExperts}, typeFor(spec, "ffn_up_exps"), false);
+            add(p + "ffn_down_exps.weight", {expertFfn, spec.dim, spec.nExperts}, typeFor(spec, "ffn_down_exps"), false);
+            continue;
+        }
         if (arch == "phi3") {
             matrix(p + "ffn_up.weight", spec.dim, 2 * spec.ffnDim);
         } else {

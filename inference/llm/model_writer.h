@@ -1,7 +1,7 @@
 #pragma once
 // Writes GGUF language models with random weights, of any shape and dtype mix, laid out as
 // llama.cpp's converter writes each family: the tiny models of the tests and the TinyLlama-,
-// Llama-3-, Qwen3-, Gemma 3- and Phi-4-mini-shaped models of the benchmarks. The vocabulary
+// Llama-3-, Qwen3-, Qwen3-MoE-, Gemma 3- and Phi-4-mini-shaped models of the benchmarks. The vocabulary
 // is a SentencePiece-style one (control tokens, 256 byte tokens, then short pieces) so the file
 // loads like a real model.
 
@@ -19,8 +19,8 @@ enum class WeightMix {
 };
 
 struct RandomModelSpec {
-    // llama, mistral, qwen2 (Q/K/V biases), qwen3 (q/k norms), gemma2, gemma3 (post norms,
-    // windows; always tied), phi3 (fused qkv and gate/up) or smollm3
+    // llama, mistral, qwen2 (Q/K/V biases), qwen3 (q/k norms), qwen3moe, gemma2, gemma3 (post
+    // norms, windows; always tied), phi3 (fused qkv and gate/up) or smollm3
     std::string architecture = "llama";
     std::int64_t dim = 256;
     std::int64_t nLayers = 2;
@@ -39,6 +39,11 @@ struct RandomModelSpec {
     std::uint64_t seed = 1;
     float weightScale = 0.05f;  // standard deviation of the random weights
     std::string chatTemplate;   // tokenizer.chat_template, when not empty
+    // A mixture of experts in place of the FFN (llama: Mixtral's layout; qwen3moe): nExperts > 0
+    // experts of expertFfnDim (qwen3moe; llama's are ffnDim wide), nExpertsUsed per token.
+    std::int64_t nExperts = 0;
+    std::int64_t nExpertsUsed = 0;
+    std::int64_t expertFfnDim = 0;
 };
 
 // Throws std::invalid_argument when a row length does not fit the chosen block formats.

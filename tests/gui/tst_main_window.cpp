@@ -578,13 +578,17 @@ private slots:
                 QVERIFY(dialog);
                 dialog->findChild<QDoubleSpinBox*>("temperature")->setValue(0.3);
                 dialog->findChild<QSpinBox*>("maxTokens")->setValue(77);
+                auto* kvCache = dialog->findChild<QComboBox*>("kvCache");
+                kvCache->setCurrentIndex(kvCache->findText("Q8_0", Qt::MatchStartsWith));
                 dialog->accept();
             });
             window.findChild<QAction*>("settingsAction")->trigger();
             QCOMPARE(window.assistant().generationParams().maxTokens, 77);
             QCOMPARE(window.assistant().generationParams().sampling.temperature, 0.3f);
+            QCOMPARE(window.assistant().engineOptions().kvType, inference::DType::Q8_0);
         }
         ui::MainWindow again(library);  // the next start reads them back
+        QCOMPARE(again.assistant().engineOptions().kvType, inference::DType::Q8_0);
         QCOMPARE(again.assistant().generationParams().maxTokens, 77);
         QCOMPARE(again.assistant().generationParams().sampling.temperature, 0.3f);
         // One chat's own settings; the others keep the general ones.

@@ -1,5 +1,6 @@
 // GGUF: writer <-> reader round trips, real files from ../shared, the broken-file corpus.
 
+#include <QLocale>
 #include <QtTest>
 #include <fstream>
 #include <random>
@@ -236,6 +237,23 @@ private slots:
         std::ostringstream report;
         inspectModel(path, report);
         QVERIFY(report.str().find("vocabulary only") != std::string::npos);
+    }
+
+    // A mixture of experts: inspect names the experts and what one token goes through. The
+    // qwen3moe golden file: 8 experts of 32 (of 64 inputs), 2 per token, on 2 layers, so each
+    // token skips 6/8 of the 2 x 3 x 8 x 32 x 64 expert weights.
+    void inspectShowsExperts() {
+        const std::string path = LUMEN_TEST_SOURCE_DIR "/fixtures/families/qwen3moe-f32.gguf";
+        std::ostringstream report;
+        inspectModel(path, report);
+        const QString text = QString::fromStdString(report.str());
+        QVERIFY2(text.contains("experts 8, 2 used per token, each 32 wide"), qPrintable(text));
+        const auto file = GgufFile::open(path);
+        std::int64_t params = 0;
+        for (const auto& t : file.tensors()) params += t.elements;
+        const std::int64_t active = params - 2 * 3 * 6 * 32 * 64;
+        QVERIFY2(text.contains(QStringLiteral("active parameters per token: %1 (2 of 8 experts)").arg(QLocale(QLocale::English).toString(active))),
+                 qPrintable(text));
     }
 
     // Every file in fixtures/broken (made by make_broken_files.py) gives its expected error.

@@ -52,6 +52,12 @@ void gatedFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, f
     be.matmul(L.wDown, b.gate.get(), p.n, out);
 }
 
+void moeFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out) {
+    ActivationBuffers& b = p.b;
+    const MoeSpec spec{&L.router, L.expertGate, L.expertUp, L.expertDown, p.c.nExpertsUsed, p.c.expertWeightsNorm, p.c.expertWeightsScale};
+    p.be.moe(in, p.n, spec, MoeBuffers{b.router.get(), b.expertRows.get(), b.gate.get(), b.up.get(), b.expertOut.get()}, out);
+}
+
 void preNormLayer(const LayerPass& p, const LayerWeights& L) {
     ActivationBuffers& b = p.b;
     // Attention block: normalise, attend, add to the stream.
@@ -60,7 +66,8 @@ void preNormLayer(const LayerPass& p, const LayerWeights& L) {
     p.residual(b.att.get());
     // Feed-forward block: SwiGLU.
     p.norm(L.ffnNorm, p.x(), b.xb.get());
-    gatedFfnBlock(p, L, b.xb.get(), b.ffn.get(), GatedActivation::Silu);
+    if (L.router.data) moeFfnBlock(p, L, b.xb.get(), b.ffn.get());
+    else gatedFfnBlock(p, L, b.xb.get(), b.ffn.get(), GatedActivation::Silu);
     p.residual(b.ffn.get());
 }
 
@@ -149,6 +156,46 @@ void ModelReader::readFfn(LayerWeights& L, std::int64_t layer) const {
     L.wGate = tensor(p + "ffn_gate.weight", {c.dim, c.ffnDim});
     L.wUp = tensor(p + "ffn_up.weight", {c.dim, c.ffnDim});
     L.wDown = tensor(p + "ffn_down.weight", {c.ffnDim, c.dim});
+}
+
+bool ModelReader::readExpertCounts(std::int64_t ffnFallback) {
+    ModelConfig& c = c_;
+    c.nExperts = getInt("expert_count", 0);
+    if (c.nExperts == 0) return false;
+    c.nExpertsUsed = getInt("expert_used_count", 0);
+    c.expertFfnDim = getInt("expert_feed_forward_length", ffnFallback);
+    positive(c.nExperts, ("the expert count (" + key("expert_count") + ")").c_str());
+    positive(c.expertFfnDim, ("the expert feed-forward length (" + key("expert_feed_forward_length") + ")").c_str());
+    if (c.nExpertsUsed < 1 || c.nExpertsUsed > c.nExperts)
+        fail("each token uses " + std::to_string(c.nExpertsUsed) + " experts (" + key("expert_used_count") + ") of " + std::to_string(c.nExperts) +
+             ": it must be 1 to " + std::to_string(c.nExperts));
+    c.expertWeightsNorm = f_.getBool(key("expert_weights_norm"), true);
+    c.expertWeightsScale = getFloat("expert_weights_scale", 0.0);
+    if (!std::isfinite(c.expertWeightsScale) || c.expertWeightsScale < 0.0f) fail("the expert weights scale is not a positive number");
+    if (c.expertWeightsScale == 0.0f) c.expertWeightsScale = 1.0f;  // (the converter's "none")
+    return true;
+}
+
+void ModelReader::readExperts(LayerWeights& L, std::int64_t layer) const {
+    const ModelConfig& c = c_;
+    const std::string p = "blk." + std::to_string(layer) + ".";
+    const std::int64_t experts = c.nExperts, ffn = c.expertFfnDim;
+    // A shape as the file lists it: trailing 1s dropped (a single expert).
+    const auto shape = [](std::vector<std::int64_t> s) {
+        while (s.size() > 1 && s.back() == 1) s.pop_back();
+        return s;
+    };
+    L.ffnNorm = tensor(p + "ffn_norm.weight", {c.dim});
+    L.router = tensor(p + "ffn_gate_inp.weight", shape({c.dim, experts}));
+    const Tensor gate = tensor(p + "ffn_gate_exps.weight", shape({c.dim, ffn, experts}));
+    const Tensor up = tensor(p + "ffn_up_exps.weight", shape({c.dim, ffn, experts}));
+    const Tensor down = tensor(p + "ffn_down_exps.weight", shape({ffn, c.dim, experts}));
+    for (std::int64_t e = 0; e < experts; ++e) {
+        const std::string n = "[" + std::to_string(e) + "]";
+        L.expertGate.push_back(rows(gate, e * ffn, ffn, gate.name + n));
+        L.expertUp.push_back(rows(up, e * ffn, ffn, up.name + n));
+        L.expertDown.push_back(rows(down, e * c.dim, c.dim, down.name + n));
+    }
 }
 
 namespace {

@@ -41,8 +41,11 @@ enum class GatedActivation { Silu, GeluTanh };
 void attentionBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out);
 // The gated feed-forward network: down(act(gate(in)) * up(in)), into out (n x dim).
 void gatedFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out, GatedActivation act);
+// The mixture of experts (Backend::moe) of the normalised rows `in`, into out (n x dim).
+void moeFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out);
 // The pre-norm block of llama and most of its descendants:
-//   x += attention(norm(x)); x += ffn(norm(x)) with SwiGLU.
+//   x += attention(norm(x)); x += ffn(norm(x)) with SwiGLU, or a mixture of SwiGLU experts
+//   when the layer has a router.
 void preNormLayer(const LayerPass& p, const LayerWeights& L);
 
 // Reading a family's config and tensors from the file.
@@ -71,6 +74,11 @@ public:
     void readAttention(LayerWeights& L, std::int64_t layer) const;
     // blk.N.ffn_gate/up/down.
     void readFfn(LayerWeights& L, std::int64_t layer) const;
+    // The expert counts (expert_count, expert_used_count, expert_feed_forward_length, else
+    // `ffnFallback`) into the config; false when the file has no experts.
+    bool readExpertCounts(std::int64_t ffnFallback);
+    // blk.N.ffn_norm, the router and the experts' slices of ffn_gate/up/down_exps.
+    void readExperts(LayerWeights& L, std::int64_t layer) const;
 
 private:
     const GgufFile& f_;
