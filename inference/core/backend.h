@@ -118,6 +118,8 @@ class Backend {
 public:
     virtual ~Backend() = default;
     virtual std::string_view name() const = 0;
+    // Its memory is the host's (the CPU backend): a caller may read and move it directly.
+    virtual bool hostMemory() const { return false; }
 
     // Backend memory for n floats (zeroed), freed with the returned handle.
     virtual std::shared_ptr<float[]> alloc(std::int64_t n) = 0;

@@ -101,6 +101,7 @@ public:
                 (pool_.size() == 1 ? " thread)" : " threads)")) {}
 
     std::string_view name() const override { return name_; }
+    bool hostMemory() const override { return true; }
 
     std::shared_ptr<float[]> alloc(std::int64_t n) override {
         auto block = zeroed(n * static_cast<std::int64_t>(sizeof(float)));

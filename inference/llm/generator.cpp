@@ -74,6 +74,7 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
     if (common == prompt.size()) --common;
     if (static_cast<std::int64_t>(common) > session_.position()) common = static_cast<std::size_t>(session_.position());
     session_.truncate(static_cast<std::int64_t>(common));
+    common = static_cast<std::size_t>(session_.position());  // (less when a sliding window was lost)
     cached_.resize(common);
     result.reusedPromptTokens = static_cast<int>(common);
 

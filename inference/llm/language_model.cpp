@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "inference/formats/format_error.h"
@@ -30,8 +31,10 @@ MemoryEstimate LanguageModel::estimateMemory(std::int64_t contextSize, DType kvT
     for (const auto& t : file_->tensors()) m.weights += static_cast<std::uint64_t>(t.bytes);
     const auto& c = config_;
     const std::uint64_t kvDim = static_cast<std::uint64_t>(c.nKvHeads * c.headDim);
-    m.kvCache = static_cast<std::uint64_t>(2.0 * static_cast<double>(c.nLayers) * static_cast<double>(contextSize) * static_cast<double>(kvDim) *
-                                           kvBytesPerValue(kvType));
+    // (on the CPU, which this estimate is for, sliding-window layers keep only their window)
+    double positions = 0;
+    for (const LayerAttention& la : c.layers) positions += static_cast<double>(windowedCachePositions(la.window, contextSize));
+    m.kvCache = static_cast<std::uint64_t>(2.0 * positions * static_cast<double>(kvDim) * kvBytesPerValue(kvType));
     m.scratch = 4ull * static_cast<std::uint64_t>(8 * c.dim + 3 * c.nHeads * c.headDim + 2 * std::max(c.ffnDim, c.expertFfnDim) + c.nExperts +
                                                   2 * c.vocabSize + contextSize);
     return m;
@@ -64,13 +67,19 @@ namespace {
 std::atomic<std::uint32_t> nextSessionId{1};
 }
 
-LanguageSession::LanguageSession(std::shared_ptr<const LanguageModel> model, Backend& backend, std::int64_t contextSize, DType kvType)
-    : model_(std::move(model)), nCtx_(contextSize), id_(nextSessionId.fetch_add(1)) {
+std::int64_t windowedCachePositions(std::int64_t window, std::int64_t contextSize, std::int64_t chunk) {
+    return window > 0 && chunk > 0 ? std::min(contextSize, window - 1 + chunk) : contextSize;
+}
+
+LanguageSession::LanguageSession(std::shared_ptr<const LanguageModel> model, Backend& backend, std::int64_t contextSize, DType kvType,
+                                 std::int64_t windowChunk)
+    : model_(std::move(model)), nCtx_(contextSize), windowChunk_(std::max<std::int64_t>(0, windowChunk)), id_(nextSessionId.fetch_add(1)) {
     init(std::vector<Backend*>(static_cast<std::size_t>(model_->config().nLayers), &backend), kvType);
 }
 
-LanguageSession::LanguageSession(std::shared_ptr<const LanguageModel> model, const LayerSplit& split, std::int64_t contextSize, DType kvType)
-    : model_(std::move(model)), nCtx_(contextSize), id_(nextSessionId.fetch_add(1)) {
+LanguageSession::LanguageSession(std::shared_ptr<const LanguageModel> model, const LayerSplit& split, std::int64_t contextSize, DType kvType,
+                                 std::int64_t windowChunk)
+    : model_(std::move(model)), nCtx_(contextSize), windowChunk_(std::max<std::int64_t>(0, windowChunk)), id_(nextSessionId.fetch_add(1)) {
     const std::int64_t nLayers = model_->config().nLayers;
     if (split.gpuLayers < 0 || split.gpuLayers > nLayers)
         throw std::invalid_argument("gpu layers must be from 0 to " + std::to_string(nLayers) + ", not " + std::to_string(split.gpuLayers));
@@ -115,10 +124,15 @@ void LanguageSession::init(const std::vector<Backend*>& layerBackends, DType kvT
     }
     const std::int64_t kvDim = c.nKvHeads * c.headDim;
     const bool q8 = kvType == DType::Q8_0;
-    const std::int64_t kvBytes = nCtx_ * kvDim * (q8 ? 1 : kvType == DType::F16 ? 2 : 4);
     for (std::int64_t l = 0; l < c.nLayers; ++l) {
         Backend* b = layerBackends[static_cast<std::size_t>(l)];
-        KvLayer layer{kvType, nullptr, nullptr, nCtx_, c.headDim};
+        // A sliding-window layer on the CPU keeps its window and room for a piece of new rows
+        // (see makeRoom); other backends record decode steps at fixed positions: the whole context.
+        const std::int64_t window = c.layers[static_cast<std::size_t>(l)].window;
+        const std::int64_t positions = b->hostMemory() ? windowedCachePositions(window, nCtx_, windowChunk_) : nCtx_;
+        windowed_ = windowed_ || positions < nCtx_;
+        const std::int64_t kvBytes = positions * kvDim * (q8 ? 1 : kvType == DType::F16 ? 2 : 4);
+        KvLayer layer{kvType, nullptr, nullptr, positions, c.headDim};
         const auto take = [&](std::int64_t bytes) {
             kvMemory_.push_back(b->allocBytes(bytes));
             return kvMemory_.back().get();
@@ -126,10 +140,11 @@ void LanguageSession::init(const std::vector<Backend*>& layerBackends, DType kvT
         layer.keys = take(kvBytes);
         layer.values = take(kvBytes);
         if (q8) {  // one F32 scale per 32 values
-            layer.keyScales = static_cast<float*>(take(nCtx_ * kvDim / 32 * 4));
-            layer.valueScales = static_cast<float*>(take(nCtx_ * kvDim / 32 * 4));
+            layer.keyScales = static_cast<float*>(take(positions * kvDim / 32 * 4));
+            layer.valueScales = static_cast<float*>(take(positions * kvDim / 32 * 4));
         }
         kv_.push_back(layer);
+        kvBase_.push_back(0);
     }
     for (auto& stage : stages_) reserve(stage, 1, false);
     logits_.resize(static_cast<std::size_t>(c.vocabSize));
@@ -175,7 +190,56 @@ void LanguageSession::reserve(Stage& stage, std::int64_t n, bool allLogits) {
     }
 }
 
-void LanguageSession::truncate(std::int64_t pos) { pos_ = std::clamp<std::int64_t>(pos, 0, pos_); }
+void LanguageSession::truncate(std::int64_t pos) {
+    pos_ = std::clamp<std::int64_t>(pos, 0, pos_);
+    // The next row at pos_ sees pos_ - window + 1 on: a cache that dropped some of those cannot go on.
+    const ModelConfig& c = model_->config();
+    for (std::size_t l = 0; l < kv_.size(); ++l)
+        if (kvBase_[l] > 0 && kvBase_[l] > pos_ - c.layers[l].window + 1) {
+            pos_ = 0;
+            std::fill(kvBase_.begin(), kvBase_.end(), std::int64_t{0});
+            return;
+        }
+}
+
+void LanguageSession::makeRoom(std::int64_t n) {
+    const ModelConfig& c = model_->config();
+    for (std::size_t l = 0; l < kv_.size(); ++l) {
+        KvLayer& kv = kv_[l];
+        const std::int64_t keep = c.layers[l].window - 1, drop = pos_ - keep - kvBase_[l];
+        if (kv.capacity >= nCtx_ || pos_ + n - kvBase_[l] <= kv.capacity || drop <= 0) continue;
+        // The window the rows need (pos_ - window + 1 .. pos_ - 1) to the start, head by head (the
+        // CPU keeps each KV head's rows together), keys, values and their Q8_0 scales alike.
+        const auto move = [&](void* data, std::int64_t rowBytes) {
+            auto* bytes = static_cast<std::uint8_t*>(data);
+            for (std::int64_t h = 0; h < c.nKvHeads; ++h) {
+                std::uint8_t* head = bytes + h * kv.capacity * rowBytes;
+                std::memmove(head, head + drop * rowBytes, static_cast<std::size_t>(keep * rowBytes));
+            }
+        };
+        const std::int64_t valueBytes = kv.dtype == DType::F32 ? 4 : kv.dtype == DType::F16 ? 2 : 1;
+        move(kv.keys, c.headDim * valueBytes);
+        move(kv.values, c.headDim * valueBytes);
+        if (kv.keyScales) {
+            move(kv.keyScales, c.headDim / 32 * 4);
+            move(kv.valueScales, c.headDim / 32 * 4);
+        }
+        kvBase_[l] += drop;
+    }
+}
+
+void LanguageSession::forwardInPieces(std::span<const std::int32_t> tokens, const float* embeddings, std::int64_t n, bool allLogits) {
+    if (!windowed_ || n <= windowChunk_) return forward(tokens, embeddings, n, allLogits);
+    const std::int64_t vocab = model_->config().vocabSize, dim = model_->config().dim;
+    if (allLogits) pieceLogits_.clear();
+    for (std::int64_t i = 0; i < n; i += windowChunk_) {
+        const std::int64_t m = std::min(windowChunk_, n - i);
+        forward(embeddings ? tokens : tokens.subspan(static_cast<std::size_t>(i), static_cast<std::size_t>(m)), embeddings ? embeddings + i * dim : nullptr,
+                m, allLogits);
+        if (allLogits) pieceLogits_.insert(pieceLogits_.end(), batchLogits_.begin(), batchLogits_.begin() + m * vocab);
+    }
+    if (allLogits) batchLogits_.swap(pieceLogits_);
+}
 
 const std::vector<float>& LanguageSession::decode(std::int32_t token) {
     forward(std::span<const std::int32_t>(&token, 1), nullptr, 1, false);
@@ -184,7 +248,7 @@ const std::vector<float>& LanguageSession::decode(std::int32_t token) {
 
 const std::vector<float>& LanguageSession::prefill(std::span<const std::int32_t> tokens, bool allLogits) {
     if (tokens.empty()) throw std::invalid_argument("prefill needs at least one token");
-    forward(tokens, nullptr, static_cast<std::int64_t>(tokens.size()), allLogits);
+    forwardInPieces(tokens, nullptr, static_cast<std::int64_t>(tokens.size()), allLogits);
     return allLogits ? batchLogits_ : logits_;
 }
 
@@ -192,7 +256,7 @@ const std::vector<float>& LanguageSession::prefillEmbeddings(std::span<const flo
     const std::int64_t dim = model_->config().dim;
     if (rows.empty() || static_cast<std::int64_t>(rows.size()) % dim != 0)
         throw std::invalid_argument("input embeddings come in rows of " + std::to_string(dim) + " values");
-    forward({}, rows.data(), static_cast<std::int64_t>(rows.size()) / dim, allLogits);
+    forwardInPieces({}, rows.data(), static_cast<std::int64_t>(rows.size()) / dim, allLogits);
     return allLogits ? batchLogits_ : logits_;
 }
 
@@ -202,6 +266,7 @@ void LanguageSession::forward(std::span<const std::int32_t> tokens, const float*
     for (auto t : tokens)
         if (t < 0 || t >= c.vocabSize) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
     for (auto& stage : stages_) reserve(stage, n, allLogits);
+    if (windowed_) makeRoom(n);
     for (std::size_t s = 0; s < stages_.size(); ++s) {
         Stage& stage = stages_[s];
         Backend& be = *stage.backend;
@@ -264,7 +329,7 @@ void LanguageSession::runLayers(Stage& stage, bool last, std::int64_t n, bool al
     if (tokens && stage.first == 0 && c.embeddingScale != 1.0f) be.scale(b.x.get(), c.embeddingScale, n * c.dim);
     for (std::int64_t l = stage.first; l < stage.end; ++l) {
         const auto i = static_cast<std::size_t>(l);
-        const LayerPass pass{be, c, c.layers[i], kv_[i], ropeFactors_, pos_, n, b};
+        const LayerPass pass{be, c, c.layers[i], kv_[i], ropeFactors_, pos_, pos_ - kvBase_[i], n, b};
         family.layer(pass, w.layers[i]);
     }
     if (!last) return;

@@ -152,14 +152,23 @@ struct ActivationBuffers {
     std::shared_ptr<float[]> router, expertRows, expertOut;  // mixtures of experts (MoeBuffers)
 };
 
+// A sliding-window layer's cache on the CPU keeps its window and room for this many new rows
+// (window - 1 + kWindowChunk positions) instead of the whole context; a session runs prompts in
+// pieces of at most this many rows, and moves the window back to the start when the room is used.
+constexpr std::int64_t kWindowChunk = 256;
+// Positions such a layer's cache holds in a session of contextSize (chunk 0: every position).
+std::int64_t windowedCachePositions(std::int64_t window, std::int64_t contextSize, std::int64_t chunk = kWindowChunk);
+
 // One sequence's state: the KV cache and scratch activations, on the backends that run it.
 class LanguageSession {
 public:
-    // Every layer on one backend.
-    LanguageSession(std::shared_ptr<const LanguageModel> model, Backend& backend, std::int64_t contextSize, DType kvType = DType::F16);
+    // Every layer on one backend. windowChunk: see kWindowChunk (0: every layer keeps every
+    // position; tests compare the two).
+    LanguageSession(std::shared_ptr<const LanguageModel> model, Backend& backend, std::int64_t contextSize, DType kvType = DType::F16,
+                    std::int64_t windowChunk = kWindowChunk);
     // Layers split between two backends (gpuLayers 0: all on split.cpu; nLayers: all on split.gpu).
     LanguageSession(std::shared_ptr<const LanguageModel> model, const LayerSplit& split, std::int64_t contextSize,
-                    DType kvType = DType::F16);
+                    DType kvType = DType::F16, std::int64_t windowChunk = kWindowChunk);
     ~LanguageSession();
     LanguageSession(const LanguageSession&) = delete;
     LanguageSession& operator=(const LanguageSession&) = delete;
@@ -169,8 +178,12 @@ public:
     const LanguageModel& model() const { return *model_; }
     // The logits of the last token run (vocabSize floats).
     const std::vector<float>& lastLogits() const { return logits_; }
-    // Drops cached positions from `pos` on (a follow-up turn reuses the common prefix).
+    // Drops cached positions from `pos` on (a follow-up turn reuses the common prefix). When a
+    // sliding-window layer no longer holds the window the position after them needs, everything
+    // goes: position() then says 0, and the caller runs the prompt from the start.
     void truncate(std::int64_t pos);
+    // Positions held by each layer's cache (the memory it takes).
+    std::int64_t cachePositions(std::int64_t layer) const { return kv_[static_cast<std::size_t>(layer)].capacity; }
 
     // Runs token `token` at the next position and returns the logits (vocabSize floats, host
     // memory, valid until the next call). Throws std::out_of_range when the context is full.
@@ -192,6 +205,10 @@ private:
     };
 
     void init(const std::vector<Backend*>& layerBackends, DType kvType);
+    // Before n rows at pos_: windowed caches whose room is used move their window to the start.
+    void makeRoom(std::int64_t n);
+    // n rows in pieces of at most windowChunk_ when some cache keeps only its window.
+    void forwardInPieces(std::span<const std::int32_t> tokens, const float* embeddings, std::int64_t n, bool allLogits);
     void reserve(Stage& stage, std::int64_t n, bool allLogits);
     void runLayers(Stage& stage, bool last, std::int64_t n, bool allLogits, bool tokens);
     // n tokens, or n rows of `embeddings` when it is given.
@@ -203,6 +220,10 @@ private:
     std::vector<Stage> stages_;
     std::vector<std::shared_ptr<void>> kvMemory_;
     std::vector<KvLayer> kv_;
+    std::vector<std::int64_t> kvBase_;  // per layer: the position in its cache's first slot (windowed caches move on)
+    std::int64_t windowChunk_;
+    bool windowed_ = false;             // some layer's cache keeps only its window
+    std::vector<float> pieceLogits_;    // all-logits prefill in pieces
     const Tensor* ropeFactors_ = nullptr;  // the frequency divisors this session's length calls for
     std::vector<float> logits_;
     std::vector<float> batchLogits_;

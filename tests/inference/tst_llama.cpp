@@ -290,6 +290,65 @@ private slots:
         QCOMPARE(greedyContinuation(m.model, *backend, prompt, kvType, true), golden["greedy"].get<std::vector<TokenId>>());
     }
 
+    // Sliding-window layers on the CPU keep only their window plus room for a piece of new rows
+    // (here 3: a 5-position window in 7 slots, moved back to the start every 3 rows): the logits
+    // equal a session keeping every position (|diff| <= 1e-4) through a prompt run in pieces and
+    // a long decode, for every cache type; global layers keep the whole context; the memory
+    // estimate counts the windows; and a truncation that lost the window it needs starts over.
+    void windowedCacheMatchesFullCache_data() {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<int>("kv");
+        for (const char* n : {"gemma3-f32", "gemma2-f32", "phi3-f32"})
+            for (DType t : {DType::F32, DType::F16}) QTest::newRow(qPrintable(QStringLiteral("%1 %2").arg(n, name(t).data()))) << n << static_cast<int>(t);
+    }
+    void windowedCacheMatchesFullCache() {
+        QFETCH(QString, name);
+        QFETCH(int, kv);
+        const auto kvType = static_cast<DType>(kv);
+        const Loaded m = load(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/families/") + name + ".gguf");
+        auto shared = std::const_pointer_cast<const LanguageModel>(m.model);
+        const ModelConfig& c = m.model->config();
+        auto backend = makeCpuBackend({.threads = 2, .minParallelWork = 0});
+        const std::int64_t ctx = 100, chunk = 3;
+        LanguageSession full(shared, *backend, ctx, kvType, 0), windowed(shared, *backend, ctx, kvType, chunk);
+        for (std::int64_t l = 0; l < c.nLayers; ++l) {
+            const std::int64_t window = c.layers[static_cast<std::size_t>(l)].window;
+            QCOMPARE(full.cachePositions(l), ctx);
+            QCOMPARE(windowed.cachePositions(l), window > 0 ? window - 1 + chunk : ctx);
+        }
+        const auto same = [&](const std::vector<float>& a, const std::vector<float>& b, const QString& where) {
+            QCOMPARE(a.size(), b.size());
+            for (std::size_t i = 0; i < a.size(); ++i)
+                if (std::fabs(a[i] - b[i]) > 1e-4f) QFAIL(qPrintable(QStringLiteral("%1, logit %2: %3 vs %4").arg(where).arg(i).arg(a[i]).arg(b[i])));
+        };
+        std::vector<TokenId> tokens;
+        for (int i = 0; i < 20; ++i) tokens.push_back(static_cast<TokenId>((i * 37 + 11) % c.vocabSize));
+        same(full.prefill(tokens, true), windowed.prefill(tokens, true), "prompt");
+        TokenId next = 1;
+        for (int step = 0; step < 50; ++step) {
+            const auto& a = full.decode(next);
+            same(a, windowed.decode(next), QStringLiteral("step %1").arg(step));
+            tokens.push_back(next);
+            next = static_cast<TokenId>(std::max_element(a.begin(), a.end()) - a.begin());
+        }
+        // Back 2 positions: within the window it keeps, or everything goes.
+        const std::int64_t back = full.position() - 2;
+        full.truncate(back);
+        windowed.truncate(back);
+        QVERIFY(windowed.position() == back || windowed.position() == 0);
+        if (windowed.position() < back)
+            windowed.prefill(std::span<const TokenId>(tokens).subspan(static_cast<std::size_t>(windowed.position()), static_cast<std::size_t>(back)));
+        same(full.decode(tokens[static_cast<std::size_t>(back)]), windowed.decode(tokens[static_cast<std::size_t>(back)]), "after truncation");
+        // Far back: the windowed layers no longer hold what position 30 needs.
+        windowed.truncate(30);
+        QCOMPARE(windowed.position(), std::int64_t{0});
+        // The estimate counts each layer's positions.
+        double positions = 0;
+        for (std::int64_t l = 0; l < c.nLayers; ++l) positions += static_cast<double>(windowedCachePositions(c.layers[static_cast<std::size_t>(l)].window, 4096));
+        QCOMPARE(m.model->estimateMemory(4096, DType::F32).kvCache, static_cast<std::uint64_t>(2 * positions * static_cast<double>(c.nKvHeads * c.headDim) * 4));
+        QVERIFY(m.model->estimateMemory(4096, DType::F32).kvCache < 2ull * 4096 * static_cast<std::uint64_t>(c.nLayers * c.nKvHeads * c.headDim) * 4);
+    }
+
     // A Q8_0 cache needs heads of a multiple of 32 dimensions (the llama fixture's have 16):
     // a clear error that says what to use instead, not a wrong answer.
     void q8CacheNeedsWholeBlocks() {

@@ -31,9 +31,11 @@ void attentionBlock(const LayerPass& p, const LayerWeights& L, const float* in, 
         be.rope(b.k.get(), n, p.pos, rope);
     }
     // Remember k and v, attend causally (within the window), project back.
-    be.storeKv(p.kv, p.pos, n, kvDim, b.k.get(), b.v.get());
+    // (A sliding-window layer may keep only its window: the cache then starts later, and the
+    // rows go in at kvPos. The window's first position falls on the same key either way.)
+    be.storeKv(p.kv, p.kvPos, n, kvDim, b.k.get(), b.v.get());
     const AttentionSpec spec{c.nHeads, c.nKvHeads, c.headDim, c.attentionScale, la.window, c.attentionSoftcap};
-    be.attention(b.q.get(), p.kv, p.pos, n, spec, b.attOut.get());
+    be.attention(b.q.get(), p.kv, p.kvPos, n, spec, b.attOut.get());
     be.matmul(L.wo, b.attOut.get(), n, out);
 }
 

@@ -22,6 +22,8 @@ struct LayerPass {
     const KvLayer& kv;
     const Tensor* ropeFactors;  // may be nullptr
     std::int64_t pos;           // position of the first row
+    std::int64_t kvPos;         // where the first row goes in this layer's cache: pos, less the positions a
+                                // sliding-window layer's cache has dropped (LanguageSession)
     std::int64_t n;             // rows
     ActivationBuffers& b;
 
