@@ -419,6 +419,9 @@ private:
             case DType::Q4_1: return kernels_->dotQ4_1;
             case DType::Q5_0: return kernels_->dotQ5_0;
             case DType::Q5_1: return kernels_->dotQ5_1;
+            case DType::IQ4_NL: return kernels_->dotIQ4_NL;
+            case DType::IQ4_XS: return kernels_->dotIQ4_XS;
+            case DType::MXFP4: return kernels_->dotMXFP4;
             default: return nullptr;
         }
     }

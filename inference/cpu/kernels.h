@@ -100,6 +100,11 @@ struct Kernels {
     PackedKernel<BlockQ8> packedQ8_0;
     PackedKernel<BlockQ8> packedQ4_0;
     PackedKernel<BlockQ8K> packedQ4_K;
+    // The 4-bit codebook formats against quantized activations, nBlocks blocks of 32 (IQ4_XS:
+    // a multiple of 8, its super-blocks' sub-blocks).
+    float (*dotIQ4_NL)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
+    float (*dotIQ4_XS)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
+    float (*dotMXFP4)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
 };
 
 constexpr int kMaxDotRows = 4;

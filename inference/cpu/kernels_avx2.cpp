@@ -125,6 +125,54 @@ LUMEN_DEFINE_DOT_ROWS_Q40Q80(dotRowsQ40Q80Vnni, LUMEN_AVX2_VNNI, _mm256_dpbusd_e
 #define LUMEN_AVX2_AVX_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 LUMEN_DEFINE_DOT_ROWS_Q40Q80(dotRowsQ40Q80AvxVnni, LUMEN_AVX2_AVX_VNNI, _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), magnitude, aq))
 
+// The codebook formats (IQ4_NL, IQ4_XS, MXFP4): a block's 32 nibbles (elements 0-15 low,
+// 16-31 high) looked up in a 16-entry table of signed bytes by one shuffle, then multiplied
+// with the activation bytes as Q8_0's are (|entries| <= 127: maddubs cannot saturate).
+LUMEN_AVX2 inline __m256i codebookBytes(const std::uint8_t* qs, __m256i table) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    return _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F)));
+}
+
+LUMEN_AVX2 inline __m256 signedByteSums(__m256i w, const BlockQ8& a) {
+    const __m256i aq = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)), w);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), aq), _mm256_set1_epi16(1)));
+}
+
+LUMEN_AVX2 inline __m256i codebookTable(const std::int8_t (&values)[16]) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values)));
+}
+
+LUMEN_AVX2 float dotIQ4_NL(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    const __m256i table = codebookTable(kIq4nlValues);
+    __m256 acc = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 18)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(halfAt(w) * x[b].d), signedByteSums(codebookBytes(w + 2, table), x[b]), acc);
+    return horizontalSum(acc);
+}
+
+LUMEN_AVX2 float dotIQ4_XS(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    const __m256i table = codebookTable(kIq4nlValues);
+    __m256 acc = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < nBlocks; b += 8, w += 136) {
+        const float d = halfAt(w);
+        const int high = w[2] | (w[3] << 8);
+        for (int ib = 0; ib < 8; ++ib) {
+            const int ls = (((w[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((high >> (2 * ib)) & 3) << 4)) - 32;
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * static_cast<float>(ls) * x[b + ib].d), signedByteSums(codebookBytes(w + 8 + 16 * ib, table), x[b + ib]),
+                                  acc);
+        }
+    }
+    return horizontalSum(acc);
+}
+
+LUMEN_AVX2 float dotMXFP4(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    const __m256i table = codebookTable(kMxfp4Values);
+    __m256 acc = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 17)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(std::ldexp(1.0f, w[0] - 128) * x[b].d), signedByteSums(codebookBytes(w + 1, table), x[b]), acc);
+    return horizontalSum(acc);
+}
+
 // Byte e of the result is 0xFF where bit e of x is set (the fifth bits of Q5 blocks).
 LUMEN_AVX2 inline __m256i bytesFromBits(std::uint32_t x) {
     const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(x)),
@@ -819,7 +867,10 @@ const Kernels kAvx2{"AVX2",
                     toHalf,
                     {},
                     {packedBytesQ4, packQ4, packedRows<PackedQ4Dot>},
-                    {}};
+                    {},
+                    dotIQ4_NL,
+                    dotIQ4_XS,
+                    dotMXFP4};
 
 // The AVX2 set with the Q8_0 and Q4_0 kernels on VNNI (bit-identical results).
 const Kernels kAvx2Vnni = [] {

@@ -195,9 +195,43 @@ float dotQ6_K(const std::uint8_t* w, const BlockQ8K* x, std::int64_t nBlocks) {
     return sum;
 }
 
+// The codebook formats: each nibble's table entry times the activation byte, per block of 32.
+std::int32_t codebookBlock(const std::int8_t (&table)[16], const std::uint8_t* qs, const BlockQ8& x) {
+    std::int32_t acc = 0;
+    for (int j = 0; j < 16; ++j) acc += table[qs[j] & 0xF] * x.q[j] + table[qs[j] >> 4] * x.q[j + 16];
+    return acc;
+}
+
+float dotIQ4_NL(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 18) sum += static_cast<float>(codebookBlock(kIq4nlValues, w + 2, x[b])) * (halfAt(w) * x[b].d);
+    return sum;
+}
+
+float dotIQ4_XS(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; b += 8, w += 136) {
+        const float d = halfAt(w);
+        const int high = w[2] | (w[3] << 8);
+        for (int ib = 0; ib < 8; ++ib) {
+            const int ls = (((w[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((high >> (2 * ib)) & 3) << 4)) - 32;
+            sum += static_cast<float>(codebookBlock(kIq4nlValues, w + 8 + 16 * ib, x[b + ib])) * (d * static_cast<float>(ls) * x[b + ib].d);
+        }
+    }
+    return sum;
+}
+
+float dotMXFP4(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nBlocks; ++b, w += 17)
+        sum += static_cast<float>(codebookBlock(kMxfp4Values, w + 1, x[b])) * (std::ldexp(1.0f, w[0] - 128) * x[b].d);
+    return sum;
+}
+
 const Kernels kScalar{"scalar", dotF32,  dotF16,          dotBF16,        dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0,
                       dotQ5_1,  dotQ2_K, dotQ3_K, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K, nullptr, nullptr, nullptr, nullptr,
-                      nullptr,  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, quantizeActivations, quantizeActivations, nullptr, {}, {}, {}};
+                      nullptr,  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, quantizeActivations, quantizeActivations, nullptr, {}, {}, {},
+                      dotIQ4_NL, dotIQ4_XS, dotMXFP4};
 
 }  // namespace
 

@@ -37,6 +37,15 @@ __device__ __forceinline__ std::uint32_t u32At(const std::uint8_t* p) {
 
 // Element `col` of row `row` of a weight, dequantized. Slow (byte loads, a switch) but complete:
 // the fallback for every type and shape the vectorised kernels do not cover.
+__device__ inline int iq4nlValue(int i) {
+    constexpr std::int8_t kValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    return kValues[i];
+}
+__device__ inline int mxfp4Value(int i) {
+    constexpr std::int8_t kValues[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+    return kValues[i];
+}
+
 __device__ inline float weightAt(const DeviceWeight& w, std::int64_t row, std::int64_t col) {
     const std::uint8_t* r = w.data + row * w.rowBytes;
     switch (w.dtype) {
@@ -118,6 +127,26 @@ __device__ inline float weightAt(const DeviceWeight& w, std::int64_t row, std::i
             const int hi = (p[128 + 32 * half + l] >> (2 * quarter)) & 3;
             const auto sc = static_cast<std::int8_t>(p[192 + 8 * half + l / 16 + 2 * quarter]);
             return halfBits(w.scales[row * (w.cols / 256) + b]) * static_cast<float>(sc) * static_cast<float>((lo | (hi << 4)) - 32);
+        }
+        // The 4-bit codebook formats (dtype.h): element j of a block of 32 is nibble j % 16 of
+        // its 16 bytes (low for j < 16) looked up in the table.
+        case DType::IQ4_NL: {
+            const std::uint8_t* p = r + 18 * (col / 32);
+            const int j = static_cast<int>(col % 32), q = j < 16 ? (p[2 + j] & 0xF) : (p[2 + j - 16] >> 4);
+            return static_cast<float>(iq4nlValue(q)) * halfAt(p);
+        }
+        case DType::IQ4_XS: {
+            const std::uint8_t* p = r + 136 * (col / 256);
+            const int e = static_cast<int>(col % 256), ib = e / 32, j = e % 32;
+            const int ls = (((p[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) | ((((p[2] | (p[3] << 8)) >> (2 * ib)) & 3) << 4)) - 32;
+            const std::uint8_t* qs = p + 8 + 16 * ib;
+            const int q = j < 16 ? (qs[j] & 0xF) : (qs[j - 16] >> 4);
+            return halfAt(p) * static_cast<float>(ls) * static_cast<float>(iq4nlValue(q));
+        }
+        case DType::MXFP4: {
+            const std::uint8_t* p = r + 17 * (col / 32);
+            const int j = static_cast<int>(col % 32), q = j < 16 ? (p[1 + j] & 0xF) : (p[1 + j - 16] >> 4);
+            return static_cast<float>(mxfp4Value(q)) * ldexpf(1.0f, static_cast<int>(p[0]) - 128);
         }
         default: return 0.0f;
     }

@@ -20,6 +20,9 @@ constexpr DTypeTraits kQ3_K{"Q3_K", 256, 110, true};
 constexpr DTypeTraits kQ4_K{"Q4_K", 256, 144, true};
 constexpr DTypeTraits kQ5_K{"Q5_K", 256, 176, true};
 constexpr DTypeTraits kQ6_K{"Q6_K", 256, 210, true};
+constexpr DTypeTraits kIQ4_NL{"IQ4_NL", 32, 18, true};
+constexpr DTypeTraits kIQ4_XS{"IQ4_XS", 256, 136, true};
+constexpr DTypeTraits kMXFP4{"MXFP4", 32, 17, true};
 
 }  // namespace
 
@@ -38,6 +41,9 @@ const DTypeTraits& traits(DType type) {
         case DType::Q4_K: return kQ4_K;
         case DType::Q5_K: return kQ5_K;
         case DType::Q6_K: return kQ6_K;
+        case DType::IQ4_NL: return kIQ4_NL;
+        case DType::IQ4_XS: return kIQ4_XS;
+        case DType::MXFP4: return kMXFP4;
     }
     throw std::logic_error("traits: DType value outside the enum");
 }

@@ -15,7 +15,15 @@
 //   Q4_K   12      256           144        half d, dmin; u8 scales[12]; u8 qs[128]
 //   Q5_K   13      256           176        half d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]
 //   Q6_K   14      256           210        u8 ql[128]; u8 qh[64]; i8 scales[16]; half d
+//   IQ4_NL 20       32            18        half d; u8 qs[16]            x = kIq4nl[q] * d
+//   IQ4_XS 23      256           136        half d; u16 scales_h; u8 scales_l[4]; u8 qs[128]
+//                                             32 at a time: x = d * (ls - 32) * kIq4nl[q],
+//                                             ls = 4 bits of scales_l | 2 of scales_h << 4
 //   BF16   30        1             2
+//   MXFP4  39       32            17        u8 e; u8 qs[16]              x = kMxfp4[q] * 2^(e - 128)
+// kIq4nl = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+// kMxfp4 = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12} (FP4 E2M1, doubled; the
+// E8M0 scale halved).
 // In the 32-element formats, byte j of qs holds element j (low nibble) and j + 16 (high
 // nibble). quants.cpp documents the K-quant sub-block layouts where it decodes them.
 
@@ -38,7 +46,10 @@ enum class DType : std::uint32_t {
     Q4_K = 12,
     Q5_K = 13,
     Q6_K = 14,
+    IQ4_NL = 20,
+    IQ4_XS = 23,
     BF16 = 30,
+    MXFP4 = 39,
 };
 
 struct DTypeTraits {
@@ -59,8 +70,12 @@ inline std::string_view name(DType type) { return traits(type).name; }
 std::optional<std::int64_t> byteSize(DType type, std::int64_t elements);
 
 // Every supported type, for tests and tools.
-inline constexpr DType kAllDTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
-                                       DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
-                                       DType::Q4_K, DType::Q5_K, DType::Q6_K};
+inline constexpr DType kAllDTypes[] = {DType::F32,  DType::F16,  DType::BF16,   DType::Q4_0,   DType::Q4_1,  DType::Q5_0,
+                                       DType::Q5_1, DType::Q8_0, DType::Q2_K,   DType::Q3_K,   DType::Q4_K,  DType::Q5_K,
+                                       DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4};
+
+// The 4-bit codebooks of IQ4_NL / IQ4_XS and MXFP4 (above).
+inline constexpr std::int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+inline constexpr std::int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 }  // namespace lumen::inference

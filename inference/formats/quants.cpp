@@ -78,6 +78,49 @@ void dequantQ8_0(const std::uint8_t* b, float* y) {
     for (int j = 0; j < QK; ++j) y[j] = static_cast<float>(static_cast<std::int8_t>(b[2 + j])) * d;
 }
 
+// ---- 4-bit codebook formats: each nibble indexes a table of 16 integers ----
+
+void dequantIQ4_NL(const std::uint8_t* b, float* y) {
+    const float d = loadHalf(b);
+    const std::uint8_t* qs = b + 2;
+    for (int j = 0; j < 16; ++j) {
+        y[j] = static_cast<float>(kIq4nlValues[qs[j] & 0xF]) * d;
+        y[j + 16] = static_cast<float>(kIq4nlValues[qs[j] >> 4]) * d;
+    }
+}
+
+// IQ4_XS: 8 blocks of 32 (as IQ4_NL's, 16 bytes of nibbles each), block ib's 6-bit scale from
+// the nibble ib % 2 of scales_l[ib / 2] and bits 2ib, 2ib+1 of scales_h above it, less 32.
+int iq4xsScale(const std::uint8_t* b, int ib) {
+    const int low = (b[4 + ib / 2] >> (4 * (ib % 2))) & 0xF, high = (loadU16(b + 2) >> (2 * ib)) & 3;
+    return (low | (high << 4)) - 32;
+}
+
+void dequantIQ4_XS(const std::uint8_t* b, float* y) {
+    const float d = loadHalf(b);
+    const std::uint8_t* qs = b + 8;
+    for (int ib = 0; ib < 8; ++ib, qs += 16, y += 32) {
+        const float dl = d * static_cast<float>(iq4xsScale(b, ib));
+        for (int j = 0; j < 16; ++j) {
+            y[j] = dl * static_cast<float>(kIq4nlValues[qs[j] & 0xF]);
+            y[j + 16] = dl * static_cast<float>(kIq4nlValues[qs[j] >> 4]);
+        }
+    }
+}
+
+// MXFP4's E8M0 scale, halved (the table holds the E2M1 values doubled): 2^(e - 128), exact
+// (subnormal for e < 2).
+float mxfp4Scale(std::uint8_t e) { return std::ldexp(1.0f, static_cast<int>(e) - 128); }
+
+void dequantMXFP4(const std::uint8_t* b, float* y) {
+    const float d = mxfp4Scale(b[0]);
+    const std::uint8_t* qs = b + 1;
+    for (int j = 0; j < 16; ++j) {
+        y[j] = static_cast<float>(kMxfp4Values[qs[j] & 0xF]) * d;
+        y[j + 16] = static_cast<float>(kMxfp4Values[qs[j] >> 4]) * d;
+    }
+}
+
 // ---- K-quants: 256-element super-blocks of 16 or 32-element sub-blocks ----
 
 // Q2_K: 16 sub-blocks of 16. scales[i]: low nibble = scale, high nibble = min (4 bits each).
@@ -197,6 +240,9 @@ BlockDequant blockDequant(DType type) {
         case DType::Q4_K: return dequantQ4_K;
         case DType::Q5_K: return dequantQ5_K;
         case DType::Q6_K: return dequantQ6_K;
+        case DType::IQ4_NL: return dequantIQ4_NL;
+        case DType::IQ4_XS: return dequantIQ4_XS;
+        case DType::MXFP4: return dequantMXFP4;
         default: return nullptr;
     }
 }
@@ -217,6 +263,69 @@ float signedAbsMax(const float* x, int n) {
     for (int i = 0; i < n; ++i)
         if (std::fabs(x[i]) > std::fabs(best)) best = x[i];
     return best;
+}
+
+// The index of the table entry nearest v (the first of equals).
+int nearestIndex(const std::int8_t (&table)[16], float v) {
+    int best = 0;
+    for (int i = 1; i < 16; ++i)
+        if (std::fabs(static_cast<float>(table[i]) - v) < std::fabs(static_cast<float>(table[best]) - v)) best = i;
+    return best;
+}
+
+// 32 values as nibbles of `table` times scale (0: every value 0).
+void codebookNibbles(const std::int8_t (&table)[16], const float* x, float scale, std::uint8_t* qs) {
+    const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
+    for (int j = 0; j < 16; ++j)
+        qs[j] = static_cast<std::uint8_t>(nearestIndex(table, x[j] * inverse) | (nearestIndex(table, x[j + 16] * inverse) << 4));
+}
+
+// IQ4_NL: the value of largest magnitude on the table's -127 end, then the scale refitted by
+// least squares to the chosen entries and the entries chosen again.
+void quantIQ4_NL(const float* x, std::uint8_t* b) {
+    float d = signedAbsMax(x, QK) / -127.0f;
+    codebookNibbles(kIq4nlValues, x, d, b + 2);
+    double xv = 0, vv = 0;
+    for (int j = 0; j < QK; ++j) {
+        const float v = kIq4nlValues[(b[2 + j % 16] >> (4 * (j / 16))) & 0xF];
+        xv += static_cast<double>(x[j]) * v;
+        vv += static_cast<double>(v) * v;
+    }
+    if (vv > 0 && xv != 0) d = static_cast<float>(xv / vv);
+    storeHalf(b, d);
+    codebookNibbles(kIq4nlValues, x, loadHalf(b), b + 2);
+}
+
+// IQ4_XS: each block of 32's own scale (as IQ4_NL's first guess) in 6 signed bits of d.
+void quantIQ4_XS(const float* x, std::uint8_t* b) {
+    float scales[8], largest = 0.0f;
+    for (int ib = 0; ib < 8; ++ib) largest = std::max(largest, std::fabs(scales[ib] = signedAbsMax(x + 32 * ib, 32) / -127.0f));
+    storeHalf(b, largest / 31.0f);
+    const float d = loadHalf(b);
+    std::uint16_t high = 0;
+    std::memset(b + 4, 0, 4);
+    for (int ib = 0; ib < 8; ++ib) {
+        const int ls = d > 0.0f ? std::clamp(nearest(scales[ib] / d) + 32, 0, 63) : 32;
+        b[4 + ib / 2] = static_cast<std::uint8_t>(b[4 + ib / 2] | ((ls & 0xF) << (4 * (ib % 2))));
+        high = static_cast<std::uint16_t>(high | ((ls >> 4) << (2 * ib)));
+        codebookNibbles(kIq4nlValues, x + 32 * ib, d * static_cast<float>(ls - 32), b + 8 + 16 * ib);
+    }
+    b[2] = static_cast<std::uint8_t>(high);
+    b[3] = static_cast<std::uint8_t>(high >> 8);
+}
+
+// MXFP4: the smallest power of two that brings the largest magnitude within the table's 12.
+void quantMXFP4(const float* x, std::uint8_t* b) {
+    float amax = 0.0f;
+    for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(x[j]));
+    int e = 0;
+    if (amax > 0.0f) {
+        int exponent = 0;
+        std::frexp(amax / 12.0f, &exponent);  // amax / 12 < 2^exponent
+        e = std::clamp(exponent + 128, 0, 255);
+    }
+    b[0] = static_cast<std::uint8_t>(e);
+    codebookNibbles(kMxfp4Values, x, amax > 0.0f ? mxfp4Scale(b[0]) : 0.0f, b + 1);
 }
 
 void quantQ8_0(const float* x, std::uint8_t* b) {
@@ -423,6 +532,9 @@ void quantize(DType type, const float* src, void* dst, std::int64_t n) {
             case DType::Q8_0: quantQ8_0(x, b); break;
             case DType::Q4_K: quantQ4_K(x, b); break;
             case DType::Q6_K: quantQ6_K(x, b); break;
+            case DType::IQ4_NL: quantIQ4_NL(x, b); break;
+            case DType::IQ4_XS: quantIQ4_XS(x, b); break;
+            case DType::MXFP4: quantMXFP4(x, b); break;
             default: throw std::invalid_argument("quantize: no quantizer for " + std::string(name(type)));
         }
     }

@@ -114,7 +114,8 @@ private slots:
         for (int r = 0; r < rows; ++r) {
             double absProducts = 0, bound = 0;
             for (int c = 0; c < cols; ++c) absProducts += std::fabs(static_cast<double>(m.values[static_cast<std::size_t>(r * cols + c)]) * x[static_cast<std::size_t>(c)]);
-            const int actBlock = (t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1) ? 32
+            const int actBlock = (t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1 ||
+                                  t == DType::IQ4_NL || t == DType::IQ4_XS || t == DType::MXFP4) ? 32
                                  : (t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K) ? 256
                                                                                                                                       : 0;
             if (actBlock > 0) {
@@ -366,7 +367,7 @@ private slots:
     void avx2MatchesScalarKernels_data() {
         QTest::addColumn<int>("type");
         for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
-                        DType::Q6_K})
+                        DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4})
             QTest::newRow(std::string(name(t)).c_str()) << static_cast<int>(t);
     }
     void avx2MatchesScalarKernels() {
@@ -377,7 +378,7 @@ private slots:
         const cpu::Kernels& scalar = cpu::scalarKernels();
         const DType t = static_cast<DType>(type);
         const bool kQuant = t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
-        const int blocks = 7, n = blocks * (kQuant ? 256 : 32);
+        const int blocks = 7, n = blocks * (kQuant || t == DType::IQ4_XS ? 256 : 32);
         const Matrix m = randomMatrix(t, n, 1, 11);
         std::vector<float> x(static_cast<std::size_t>(n));
         std::mt19937 rng(5);
@@ -399,10 +400,13 @@ private slots:
             fast = pick(*avx2)(m.bytes.data(), a.data(), blocks);
             slow = pick(scalar)(m.bytes.data(), a.data(), blocks);
         } else {
-            std::vector<cpu::BlockQ8> a(blocks);
+            std::vector<cpu::BlockQ8> a(static_cast<std::size_t>(n / 32));
             cpu::quantizeActivations(x.data(), n, a.data());
             const auto pick = [t](const cpu::Kernels& k) {
                 switch (t) {
+                    case DType::IQ4_NL: return k.dotIQ4_NL;
+                    case DType::IQ4_XS: return k.dotIQ4_XS;
+                    case DType::MXFP4: return k.dotMXFP4;
                     case DType::Q8_0: return k.dotQ8_0;
                     case DType::Q4_0: return k.dotQ4_0;
                     case DType::Q4_1: return k.dotQ4_1;
@@ -410,8 +414,8 @@ private slots:
                     default: return k.dotQ5_1;
                 }
             };
-            fast = pick(*avx2)(m.bytes.data(), a.data(), blocks);
-            slow = pick(scalar)(m.bytes.data(), a.data(), blocks);
+            fast = pick(*avx2)(m.bytes.data(), a.data(), n / 32);
+            slow = pick(scalar)(m.bytes.data(), a.data(), n / 32);
         }
         QVERIFY2(std::fabs(fast - slow) <= 1e-5f * (std::fabs(slow) + 1.0f), qPrintable(QStringLiteral("%1 vs %2").arg(fast).arg(slow)));
     }

@@ -93,6 +93,9 @@ private slots:
         QTest::newRow("Q4_K") << static_cast<int>(DType::Q4_K) << 0.12;
         QTest::newRow("Q4_0") << static_cast<int>(DType::Q4_0) << 0.13;
         QTest::newRow("Q4_1") << static_cast<int>(DType::Q4_1) << 0.12;
+        QTest::newRow("IQ4_NL") << static_cast<int>(DType::IQ4_NL) << 0.115;
+        QTest::newRow("IQ4_XS") << static_cast<int>(DType::IQ4_XS) << 0.12;
+        QTest::newRow("MXFP4") << static_cast<int>(DType::MXFP4) << 0.17;
     }
     void quantizeErrorBounds() {
         QFETCH(int, type);
