@@ -513,6 +513,9 @@ private:
             return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ8_0, activations_.data(), cols / 32);
         if (w.dtype == DType::Q4_0 && kernels_->dotRowsQ4_0)
             return quantizeRows(x, n, cols, activations_), rowsKernel(kernels_->dotRowsQ4_0, activations_.data(), cols / 32);
+        const auto codebookRows = w.dtype == DType::IQ4_NL ? kernels_->dotRowsIQ4_NL : w.dtype == DType::IQ4_XS ? kernels_->dotRowsIQ4_XS
+                                  : w.dtype == DType::MXFP4 ? kernels_->dotRowsMXFP4 : nullptr;
+        if (codebookRows) return quantizeRows(x, n, cols, activations_), rowsKernel(codebookRows, activations_.data(), cols / 32);
         if (w.dtype == DType::Q4_K && kernels_->dotRowsQ4_K)
             return quantizeRows(x, n, cols, activationsK_), rowsKernel(kernels_->dotRowsQ4_K, activationsK_.data(), cols / 256);
         if (w.dtype == DType::Q6_K && kernels_->dotRowsQ6_K)

@@ -6,6 +6,7 @@
 // scale per block pair.
 
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace lumen::inference::cpu {
@@ -105,7 +106,20 @@ struct Kernels {
     float (*dotIQ4_NL)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
     float (*dotIQ4_XS)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
     float (*dotMXFP4)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks);
+    // Their row kernels (see dotRowsQ8_0); nullptr in the scalar set.
+    void (*dotRowsIQ4_NL)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
+    void (*dotRowsIQ4_XS)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
+    void (*dotRowsMXFP4)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
 };
+
+// MXFP4's E8M0 scale e, halved (its table holds the E2M1 values doubled): 2^(e - 128), exactly
+// (subnormal below e = 2), built from its bits.
+inline float e8m0Half(std::uint8_t e) {
+    const std::uint32_t bits = e < 2 ? std::uint32_t{0x00200000} << e : static_cast<std::uint32_t>(e - 1) << 23;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
 
 constexpr int kMaxDotRows = 4;
 constexpr int kMaxTileWeightRows = 2;

@@ -133,45 +133,71 @@ LUMEN_AVX2 inline __m256i codebookBytes(const std::uint8_t* qs, __m256i table) {
     return _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F)));
 }
 
-LUMEN_AVX2 inline __m256 signedByteSums(__m256i w, const BlockQ8& a) {
-    const __m256i aq = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)), w);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), aq), _mm256_set1_epi16(1)));
-}
-
 LUMEN_AVX2 inline __m256i codebookTable(const std::int8_t (&values)[16]) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values)));
 }
 
-LUMEN_AVX2 float dotIQ4_NL(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
-    const __m256i table = codebookTable(kIq4nlValues);
-    __m256 acc = _mm256_setzero_ps();
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 18)
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(halfAt(w) * x[b].d), signedByteSums(codebookBytes(w + 2, table), x[b]), acc);
-    return horizontalSum(acc);
-}
-
-LUMEN_AVX2 float dotIQ4_XS(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
-    const __m256i table = codebookTable(kIq4nlValues);
-    __m256 acc = _mm256_setzero_ps();
-    for (std::int64_t b = 0; b < nBlocks; b += 8, w += 136) {
-        const float d = halfAt(w);
-        const int high = w[2] | (w[3] << 8);
-        for (int ib = 0; ib < 8; ++ib) {
-            const int ls = (((w[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((high >> (2 * ib)) & 3) << 4)) - 32;
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * static_cast<float>(ls) * x[b + ib].d), signedByteSums(codebookBytes(w + 8 + 16 * ib, table), x[b + ib]),
-                                  acc);
-        }
+// Where each format keeps a block of 32's nibbles and scale: IQ4_NL and MXFP4 one block per
+// unit, IQ4_XS eight sub-blocks of a 256-element super-block.
+struct IQ4NLBlocks {
+    static constexpr int kBytes = 18, kSub = 1;
+    static constexpr const std::int8_t (&kTable)[16] = kIq4nlValues;
+    LUMEN_AVX2 static float scale(const std::uint8_t* p, int) { return halfAt(p); }
+    static const std::uint8_t* nibbles(const std::uint8_t* p, int) { return p + 2; }
+};
+struct IQ4XSBlocks {
+    static constexpr int kBytes = 136, kSub = 8;
+    static constexpr const std::int8_t (&kTable)[16] = kIq4nlValues;
+    LUMEN_AVX2 static float scale(const std::uint8_t* p, int ib) {
+        const int ls = ((p[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) | ((((p[2] | (p[3] << 8)) >> (2 * ib)) & 3) << 4);
+        return halfAt(p) * static_cast<float>(ls - 32);
     }
-    return horizontalSum(acc);
+    static const std::uint8_t* nibbles(const std::uint8_t* p, int ib) { return p + 8 + 16 * ib; }
+};
+struct MXFP4Blocks {
+    static constexpr int kBytes = 17, kSub = 1;
+    static constexpr const std::int8_t (&kTable)[16] = kMxfp4Values;
+    static float scale(const std::uint8_t* p, int) { return e8m0Half(p[0]); }
+    static const std::uint8_t* nibbles(const std::uint8_t* p, int) { return p + 1; }
+};
+
+// R activation rows (row k at x + k * nBlocks) against one weight row of a codebook format:
+// per block, the looked-up bytes against each row's bytes (Q8_0's signed-byte products), times
+// the weight's and the row's scales.
+template <class C, int R>
+LUMEN_AVX2 void codebookRows(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, float* out) {
+    const __m256i table = codebookTable(C::kTable), ones = _mm256_set1_epi16(1);
+    __m256 even[R], odd[R];  // (even and odd blocks: two FMA chains, as Q8_0's kernel)
+    for (int r = 0; r < R; ++r) even[r] = odd[r] = _mm256_setzero_ps();
+    const auto step = [&](const std::uint8_t* unit, std::int64_t block, int ib, __m256* acc) LUMEN_AVX2 {
+        const __m256i wq = codebookBytes(C::nibbles(unit, ib), table), magnitude = _mm256_sign_epi8(wq, wq);
+        const float d = C::scale(unit, ib);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+            const BlockQ8& a = x[r * nBlocks + block];
+            const __m256i aq = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)), wq);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, aq), ones)), acc[r]);
+        }
+    };
+    if constexpr (C::kSub == 1) {
+        std::int64_t b = 0;
+        for (; b + 2 <= nBlocks; b += 2, w += 2 * C::kBytes) {
+            step(w, b, 0, even);
+            step(w + C::kBytes, b + 1, 0, odd);
+        }
+        if (b < nBlocks) step(w, b, 0, even);
+    } else {
+        for (std::int64_t b = 0; b < nBlocks; b += C::kSub, w += C::kBytes)
+            for (int ib = 0; ib < C::kSub; ib += 2) {
+                step(w, b + ib, ib, even);
+                step(w, b + ib + 1, ib + 1, odd);
+            }
+    }
+    for (int r = 0; r < R; ++r) out[r] = horizontalSum(_mm256_add_ps(even[r], odd[r]));
 }
 
-LUMEN_AVX2 float dotMXFP4(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
-    const __m256i table = codebookTable(kMxfp4Values);
-    __m256 acc = _mm256_setzero_ps();
-    for (std::int64_t b = 0; b < nBlocks; ++b, w += 17)
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(std::ldexp(1.0f, w[0] - 128) * x[b].d), signedByteSums(codebookBytes(w + 1, table), x[b]), acc);
-    return horizontalSum(acc);
-}
+template <class C>
+constexpr auto kCodebookRows = someRows<BlockQ8, codebookRows<C, 1>, codebookRows<C, 2>, codebookRows<C, 3>, codebookRows<C, 4>>;
 
 // Byte e of the result is 0xFF where bit e of x is set (the fifth bits of Q5 blocks).
 LUMEN_AVX2 inline __m256i bytesFromBits(std::uint32_t x) {
@@ -868,9 +894,12 @@ const Kernels kAvx2{"AVX2",
                     {},
                     {packedBytesQ4, packQ4, packedRows<PackedQ4Dot>},
                     {},
-                    dotIQ4_NL,
-                    dotIQ4_XS,
-                    dotMXFP4};
+                    oneRow<BlockQ8, codebookRows<IQ4NLBlocks, 1>>,
+                    oneRow<BlockQ8, codebookRows<IQ4XSBlocks, 1>>,
+                    oneRow<BlockQ8, codebookRows<MXFP4Blocks, 1>>,
+                    kCodebookRows<IQ4NLBlocks>,
+                    kCodebookRows<IQ4XSBlocks>,
+                    kCodebookRows<MXFP4Blocks>};
 
 // The AVX2 set with the Q8_0 and Q4_0 kernels on VNNI (bit-identical results).
 const Kernels kAvx2Vnni = [] {

@@ -224,14 +224,14 @@ float dotIQ4_XS(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
 float dotMXFP4(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
     float sum = 0.0f;
     for (std::int64_t b = 0; b < nBlocks; ++b, w += 17)
-        sum += static_cast<float>(codebookBlock(kMxfp4Values, w + 1, x[b])) * (std::ldexp(1.0f, w[0] - 128) * x[b].d);
+        sum += static_cast<float>(codebookBlock(kMxfp4Values, w + 1, x[b])) * (e8m0Half(w[0]) * x[b].d);
     return sum;
 }
 
 const Kernels kScalar{"scalar", dotF32,  dotF16,          dotBF16,        dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0,
                       dotQ5_1,  dotQ2_K, dotQ3_K, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K, nullptr, nullptr, nullptr, nullptr,
                       nullptr,  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, quantizeActivations, quantizeActivations, nullptr, {}, {}, {},
-                      dotIQ4_NL, dotIQ4_XS, dotMXFP4};
+                      dotIQ4_NL, dotIQ4_XS, dotMXFP4, nullptr, nullptr, nullptr};
 
 }  // namespace
 
