@@ -4,9 +4,9 @@
 
 namespace lumen::app {
 
-Library::Library(const QString& databasePath, Recovery recovery)
+Library::Library(const QString& databasePath, Recovery recovery, bool readOnly)
     : path_(databasePath),
-      db_(std::make_unique<storage::Database>(storage::Database::open(databasePath.toStdString()))),
+      db_(std::make_unique<storage::Database>(storage::Database::open(databasePath.toStdString(), storage::OpenOptions{.readOnly = readOnly}))),
       chats_(*db_),
       images_(*db_),
       templates_(*db_),
@@ -16,7 +16,7 @@ Library::Library(const QString& databasePath, Recovery recovery)
     if (db_->backupPath())
         qCInfo(lcStorage) << "upgraded the database; the previous version is kept at"
                           << QString::fromStdString(db_->backupPath()->string());
-    if (recovery == Recovery::None) return;
+    if (recovery == Recovery::None || readOnly) return;
     recovered_ = chats_.closeInterruptedMessages();
     if (recovered_ > 0)
         qCInfo(lcStorage) << recovered_ << "reply(ies) interrupted by an earlier crash were marked stopped";

@@ -19,10 +19,13 @@ namespace lumen::app {
 class Library {
 public:
     enum class Recovery { None, CloseInterrupted };
-    // Opens (creating or upgrading) the database; throws storage::Error with a user-facing message.
+    // Opens (creating or upgrading) the database; throws storage::Error with a user-facing message
+    // (storage::DamagedDatabase for a file that fails the check on open).
     // The desktop app passes CloseInterrupted: replies left `partial` by a crash become `stopped`.
     // Short-lived readers (lumen-cli) pass None so they never touch a reply another process streams.
-    explicit Library(const QString& databasePath, Recovery recovery = Recovery::None);
+    // readOnly: a damaged file the user chose to read anyway; every write fails.
+    explicit Library(const QString& databasePath, Recovery recovery = Recovery::None, bool readOnly = false);
+    bool readOnly() const { return db_->readOnly(); }
 
     storage::Database& database() { return *db_; }
     storage::ChatStore& chats() { return chats_; }

@@ -1,6 +1,7 @@
 #include "storage/database.h"
 
 #include <chrono>
+#include <ctime>
 #include <system_error>
 
 namespace lumen::storage {
@@ -22,7 +23,67 @@ std::filesystem::path backupName(const std::filesystem::path& path, std::int64_t
     return candidate;
 }
 
+// "<file>.last-good.bak": the copy made after a good open.
+std::filesystem::path dailyBackupName(const std::filesystem::path& path) { return path.string() + ".last-good.bak"; }
+
+constexpr std::uintmax_t kDailyBackupLimit = std::uintmax_t{1} << 30;
+
+// A copy of the (good, open) database as <file>.last-good.bak when there is none from the last
+// day: VACUUM INTO a temporary name, then a rename, so a crash never leaves half a backup.
+void keepDailyBackup(Connection& c, const std::filesystem::path& path) {
+    std::error_code ec;
+    const std::filesystem::path backup = dailyBackupName(path), partial = backup.string() + ".partial";
+    const auto written = std::filesystem::last_write_time(backup, ec);
+    if (!ec && std::filesystem::file_time_type::clock::now() - written < std::chrono::hours(24)) return;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec || size > kDailyBackupLimit) return;
+    std::filesystem::remove(partial, ec);
+    try {
+        Statement vacuum = c.prepare("VACUUM INTO ?");
+        vacuum.bind(1, partial.string()).run();
+        std::filesystem::rename(partial, backup, ec);
+    } catch (const Error&) {
+        std::filesystem::remove(partial, ec);  // (a full disk or a read-only folder: no backup this time)
+    }
+}
+
 }  // namespace
+
+std::optional<std::filesystem::path> Database::newestBackup(const std::filesystem::path& path) {
+    std::error_code ec;
+    std::optional<std::filesystem::path> best;
+    std::filesystem::file_time_type bestTime{};
+    const std::string prefix = path.filename().string() + ".";
+    const std::filesystem::path folder = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+    for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (!name.starts_with(prefix) || !name.ends_with(".bak") || !entry.is_regular_file(ec)) continue;
+        const auto time = entry.last_write_time(ec);
+        if (!ec && (!best || time > bestTime)) best = entry.path(), bestTime = time;
+    }
+    return best;
+}
+
+std::filesystem::path Database::restoreBackup(const std::filesystem::path& path, const std::filesystem::path& backup) {
+    std::error_code ec;
+    const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+    const std::filesystem::path aside = path.string() + ".damaged-" + stamp;
+    std::filesystem::rename(path, aside, ec);
+    if (ec) throw Error(path.string() + ": could not move the damaged file aside (" + ec.message() + ")", SQLITE_CANTOPEN);
+    for (const char* suffix : {"-wal", "-shm"}) {
+        const std::filesystem::path side = path.string() + suffix;
+        if (std::filesystem::exists(side, ec)) std::filesystem::rename(side, aside.string() + suffix, ec);
+    }
+    std::filesystem::copy_file(backup, path, ec);
+    if (ec) {
+        std::error_code ignored;
+        std::filesystem::rename(aside, path, ignored);  // put it back: nothing changed
+        throw Error(backup.string() + ": could not be copied into place (" + ec.message() + ")", SQLITE_CANTOPEN);
+    }
+    return aside;
+}
 
 Database Database::open(const std::filesystem::path& path, const OpenOptions& options) {
     const std::span<const Migration> migrations =
@@ -34,7 +95,9 @@ Database Database::open(const std::filesystem::path& path, const OpenOptions& op
     if (std::filesystem::is_directory(path, ec))
         throw Error(path.string() + ": is a folder, not a database file", SQLITE_CANTOPEN);
 
-    Database db(Connection::open(path));
+    if (options.readOnly && !existed) throw Error(path.string() + ": there is no database to open read-only", SQLITE_CANTOPEN);
+    Database db(Connection::open(path, options.readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+    db.readOnly_ = options.readOnly;
     Connection& c = db.connection_;
     sqlite3_busy_timeout(c.handle(), options.busyTimeoutMs);
 
@@ -60,6 +123,30 @@ Database Database::open(const std::filesystem::path& path, const OpenOptions& op
                             std::to_string(version) + "; this version reads up to v" +
                             std::to_string(latest) + "). It was left unchanged: update Lumen to open it.",
                         SQLITE_CANTOPEN);
+        }
+    }
+
+    if (options.readOnly) {
+        if (version < latest)
+            throw Error(path.string() + " has schema v" + std::to_string(version) + " and cannot be upgraded while read-only", SQLITE_READONLY);
+        db.schemaVersion_ = static_cast<int>(version);
+        return db;
+    }
+    // Pages and indexes that do not read back: refused before anything is written, so the
+    // user can restore a backup or read what is left (read-only).
+    if (existed && objects > 0) {
+        std::string problems;
+        try {
+            Statement check = c.prepare("PRAGMA quick_check(3)");
+            while (check.step()) problems += (problems.empty() ? "" : "; ") + check.getText(0);
+        } catch (const Error& e) {
+            problems = e.what();
+        }
+        if (problems != "ok") {
+            const auto backup = newestBackup(path);
+            throw DamagedDatabase(path.string() + ": the database file is damaged (" + problems + "); it was left unchanged. " +
+                                      (backup ? "The newest backup is " + backup->string() + "." : std::string("There is no backup of it.")),
+                                  backup);
         }
     }
 
@@ -97,6 +184,7 @@ Database Database::open(const std::filesystem::path& path, const OpenOptions& op
         }
     }
     db.schemaVersion_ = static_cast<int>(version);
+    if (existed) keepDailyBackup(c, path);
     return db;
 }
 

@@ -61,6 +61,13 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     buildActions();
     buildLayout();
     reloadTemplateChoices();
+    if (library.readOnly()) {
+        // A damaged database the user chose to read: say so for as long as the window is open.
+        setWindowTitle(tr("Lumen (read-only)"));
+        auto* banner = new QLabel(tr("The database is damaged and open read-only: you can read and copy your chats, but nothing new is saved."));
+        banner->setObjectName(QStringLiteral("readOnlyBanner"));
+        statusBar()->addPermanentWidget(banner, 1);
+    }
 
     connect(chatList_, &app::ChatListModel::errorOccurred, this, &MainWindow::showError);
     connect(messages_, &app::MessageListModel::errorOccurred, this, &MainWindow::showError);

@@ -88,7 +88,8 @@ private slots:
     }
 
     // A damaged database (a row the schema does not allow, a dropped search index) ends chats and
-    // search with one clear line, not an abort.
+    // search with one clear line, not an abort; the first fails the check on open (naming the
+    // problem and the backup), and nothing is written to it.
     void damagedDatabase() {
         const QString path = dir_.filePath("damaged.db");
         QVERIFY(QFile::copy(db_, path));
@@ -97,9 +98,17 @@ private slots:
             auto db = storage::Database::open(path.toStdString());
             db.connection().exec("PRAGMA ignore_check_constraints = 1; UPDATE messages SET role = 'robot'");
         }
+        const QByteArray before = lumen::test::readFile(path);
         auto r = run({"chats", "--database", path});
         QCOMPARE(r.status, 1);
-        QVERIFY2(r.err.contains("the database cannot be read") && r.err.contains("unknown role 'robot'"), qPrintable(r.err));
+        QVERIFY2(r.err.contains("is damaged") && r.err.contains("CHECK constraint failed in messages") && r.err.contains("left unchanged") &&
+                     r.err.contains("last-good.bak"),
+                 qPrintable(r.err));
+        r = run({"import", dir_.filePath("nothing.json"), "--database", path});
+        QCOMPARE(r.status, 1);
+        QCOMPARE(lumen::test::readFile(path), before);
+        QVERIFY(QFile::remove(path));
+        QVERIFY(QFile::copy(db_, path));
         {
             auto db = storage::Database::open(path.toStdString());
             db.connection().exec("DROP TABLE messages_fts");

@@ -568,6 +568,19 @@ private slots:
         QCOMPARE(stored[0].content, std::string("Write to Ada in French: thanks for the notes"));
     }
 
+    // A damaged database opened read-only (the user's choice at start): the window says so.
+    void readOnlyLibraryIsShown() {
+        const QString path = dir_.filePath("read-only.db");
+        { app::Library created(path); created.chats().createChat("Kept"); }
+        app::Library library(path, app::Library::Recovery::None, true);
+        QVERIFY(library.readOnly());
+        ui::MainWindow window(library);
+        QVERIFY(window.windowTitle().contains("read-only"));
+        auto* banner = window.findChild<QLabel*>("readOnlyBanner");
+        QVERIFY(banner && banner->text().contains("nothing new is saved"));
+        QCOMPARE(window.chatListModel().rowCount(), 1);
+    }
+
     void settingsAreUsedAndRemembered() {
         app::Library library(path_);
         {

@@ -127,6 +127,58 @@ private slots:
         QCOMPARE(fileHash(path), before);
     }
 
+    // Damaged data pages (the schema page intact, so it would open as an empty chat list): the
+    // quick check on open refuses the file unchanged, naming the newest backup (the copy kept
+    // after the previous good open); read-only opening still works and refuses writes; restoring
+    // the backup brings the chats back and keeps the damaged file aside.
+    void damagedDataPagesOfferBackupAndReadOnly() {
+        const QString path = dir_.filePath("pages.db");
+        const std::string text(600, 'x');
+        {
+            Database db = Database::open(str(path));
+            ChatStore chats(db);
+            for (int i = 0; i < 40; ++i) chats.addMessage(chats.createChat("chat " + std::to_string(i)).id, NewMessage{.content = text});
+            db.connection().exec("PRAGMA journal_mode = DELETE");
+        }
+        QVERIFY(!Database::newestBackup(str(path)));  // (a new file has none yet)
+        { Database again = Database::open(str(path)); }  // a good open of an existing file: the daily copy
+        const auto backup = Database::newestBackup(str(path));
+        QVERIFY(backup && QFile::exists(QString::fromStdString(backup->string())));
+        QVERIFY(QString::fromStdString(backup->string()).endsWith(".last-good.bak"));
+        {
+            Database db = Database::open(str(path));
+            db.connection().exec("PRAGMA journal_mode = DELETE");
+        }
+        QByteArray bytes = readFile(path);
+        QVERIFY(bytes.size() >= 12 * 4096);
+        for (int i = 5 * 4096; i < 9 * 4096; ++i) bytes[i] = static_cast<char>((i * 131) & 0xFF);
+        QVERIFY(writeFile(path, bytes));
+        const QByteArray before = fileHash(path);
+        try {
+            Database::open(str(path));
+            QFAIL("opened a database with damaged pages");
+        } catch (const DamagedDatabase& e) {
+            const QString message = QString::fromUtf8(e.what());
+            QVERIFY2(message.contains("damaged") && message.contains("left unchanged") && message.contains(path), qPrintable(message));
+            QVERIFY2(message.contains(QString::fromStdString(backup->string())), qPrintable(message));
+            QCOMPARE(e.backup(), backup);
+        }
+        QCOMPARE(fileHash(path), before);
+        {
+            Database db = Database::open(str(path), OpenOptions{.readOnly = true});
+            QVERIFY(db.readOnly());
+            SettingsStore settings(db);
+            QVERIFY_THROWS_EXCEPTION(Error, settings.set("k", "v"));
+        }
+        QCOMPARE(fileHash(path), before);
+        const auto aside = Database::restoreBackup(str(path), *backup);
+        QVERIFY(QFile::exists(QString::fromStdString(aside.string())));
+        QCOMPARE(fileHash(QString::fromStdString(aside.string())), before);
+        Database restored = Database::open(str(path));
+        ChatStore chats(restored);
+        QCOMPARE(chats.chats().size(), std::size_t(40));
+    }
+
     void refusesFolder() {
         QVERIFY_THROWS_EXCEPTION(Error, Database::open(str(dir_.path())));
     }
