@@ -18,6 +18,13 @@ double kvBytesPerValue(DType dtype) {
     }
 }
 
+void requireFinite(std::span<const float> values, const std::string& what) {
+    for (const float v : values)
+        if (!std::isfinite(v))
+            throw BrokenModelError(what + " came out as " + (std::isnan(v) ? "NaN" : "infinity") +
+                                     ": the model's weights or settings (a norm epsilon, an image scale) are broken");
+}
+
 void routeExperts(const float* logits, std::int64_t n, std::int64_t nExperts, const MoeSpec& spec, std::vector<MoeRoute>& routes) {
     const std::int64_t used = spec.used;
     if (used < 1 || used > nExperts) throw std::invalid_argument("a row must use 1 to " + std::to_string(nExperts) + " experts, not " + std::to_string(used));

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -41,6 +43,15 @@ struct KvLayer {
 
 // Bytes a cache of this type takes per key or value element (Q8_0: a byte and 1/32 of a scale).
 double kvBytesPerValue(DType dtype);
+
+// A model's output came out as NaN or infinity: its weights or settings are broken.
+class BrokenModelError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+// Throws BrokenModelError when any value is NaN or infinite (a model's output: logits,
+// embeddings). `what` names the output ("the logits").
+void requireFinite(std::span<const float> values, const std::string& what);
 
 // Rotary position embedding of rows of (nHeads * headDim) values: pair i of the first nRot
 // dimensions of each head turns by pos * freqScale * freqBase^(-2i/nRot), divided by

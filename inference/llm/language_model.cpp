@@ -315,6 +315,8 @@ void LanguageSession::forward(std::span<const std::int32_t> tokens, const float*
         last.backend->download(last.buffers.logits.get(), logits_.data(), c.vocabSize);
         softcap(logits_);
     }
+    // (NaN goes through every later position: the last row tells)
+    requireFinite(logits_, "the logits at position " + std::to_string(pos_ - 1));
 }
 
 // The stage's layers over n rows at positions pos_.., and on the last stage the final norm and

@@ -3,6 +3,8 @@
 // close to the F32 model built from the same random values (bounds per type below).
 
 #include <QtTest>
+#include <limits>
+#include <fstream>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -347,6 +349,33 @@ private slots:
         for (std::int64_t l = 0; l < c.nLayers; ++l) positions += static_cast<double>(windowedCachePositions(c.layers[static_cast<std::size_t>(l)].window, 4096));
         QCOMPARE(m.model->estimateMemory(4096, DType::F32).kvCache, static_cast<std::uint64_t>(2 * positions * static_cast<double>(c.nKvHeads * c.headDim) * 4));
         QVERIFY(m.model->estimateMemory(4096, DType::F32).kvCache < 2ull * 4096 * static_cast<std::uint64_t>(c.nLayers * c.nKvHeads * c.headDim) * 4);
+    }
+
+    // A model whose weights hold NaN (a broken download, a bad conversion) does not print "nan"
+    // logits: the session says the model is broken.
+    void nanWeightsAreReported() {
+        const std::string path = dir_.filePath("nan.gguf").toStdString();
+        writeRandomLanguageModel(RandomModelSpec{.dim = 64, .nLayers = 1, .nHeads = 2, .nKvHeads = 1, .ffnDim = 64, .vocabSize = 300}, path);
+        std::uint64_t at = 0;
+        {
+            const GgufFile file = GgufFile::open(path);
+            at = file.dataOffset() + file.tensor("blk.0.attn_norm.weight").offset;
+        }
+        {
+            std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+            f.seekp(static_cast<std::streamoff>(at));
+            const float nan = std::numeric_limits<float>::quiet_NaN();
+            f.write(reinterpret_cast<const char*>(&nan), 4);
+        }
+        const Loaded m = load(QString::fromStdString(path));
+        auto backend = makeCpuBackend({.threads = 1});
+        LanguageSession session(std::const_pointer_cast<const LanguageModel>(m.model), *backend, 32);
+        try {
+            session.decode(1);
+            QFAIL("NaN logits were returned");
+        } catch (const std::runtime_error& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("NaN") && QString::fromUtf8(e.what()).contains("broken"), e.what());
+        }
     }
 
     // A Q8_0 cache needs heads of a multiple of 32 dimensions (the llama fixture's have 16):
