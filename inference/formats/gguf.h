@@ -107,6 +107,8 @@ public:
 
     const std::vector<GgufTensor>& tensors() const { return tensors_; }
     const GgufTensor* findTensor(std::string_view name) const;
+    // The mapped file was truncated or written over since it was opened (MappedFile).
+    bool changedOnDisk() const { return file_ && file_->changedOnDisk(); }
     const GgufTensor& tensor(std::string_view name) const;  // FormatError when absent
 
 private:

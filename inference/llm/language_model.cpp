@@ -315,6 +315,9 @@ void LanguageSession::forward(std::span<const std::int32_t> tokens, const float*
         last.backend->download(last.buffers.logits.get(), logits_.data(), c.vocabSize);
         softcap(logits_);
     }
+    // Another program wrote over the mapped weights (their reads then gave zeros, not a crash).
+    if (model_->file().changedOnDisk())
+        throw std::runtime_error(model_->file().displayName() + " changed on disk while in use (another program wrote over it): load the model again");
     // (NaN goes through every later position: the last row tells)
     requireFinite(logits_, "the logits at position " + std::to_string(pos_ - 1));
 }

@@ -3,6 +3,7 @@
 // close to the F32 model built from the same random values (bounds per type below).
 
 #include <QtTest>
+#include <cstdio>
 #include <limits>
 #include <fstream>
 #include <cmath>
@@ -376,6 +377,53 @@ private slots:
         } catch (const std::runtime_error& e) {
             QVERIFY2(QString::fromUtf8(e.what()).contains("NaN") && QString::fromUtf8(e.what()).contains("broken"), e.what());
         }
+    }
+
+    // A model file truncated or written over in place while mapped (`cp new.gguf model.gguf`):
+    // reads past its new end are caught (no SIGBUS) and the step ends with a clear error; the same
+    // bytes rewritten in place (a new modification time) are reported too. Replacing the file
+    // by a rename leaves the session running.
+    void modelFileChangedOnDisk_data() {
+        QTest::addColumn<QString>("change");
+        QTest::newRow("truncated") << "truncated";
+        QTest::newRow("rewritten") << "rewritten";
+        QTest::newRow("renamed over") << "renamed over";
+    }
+    void modelFileChangedOnDisk() {
+        QFETCH(QString, change);
+        const QString path = dir_.filePath("changing-" + QString(change).replace(' ', '-') + ".gguf");
+        writeRandomLanguageModel(RandomModelSpec{.dim = 256, .nLayers = 2, .ffnDim = 512, .vocabSize = 4096, .weightType = DType::Q8_0},
+                                 path.toStdString());
+        const Loaded m = load(path);
+        auto backend = makeCpuBackend({.threads = 1});
+        LanguageSession session(std::const_pointer_cast<const LanguageModel>(m.model), *backend, 32);
+        const auto first = session.decode(1);
+        QVERIFY(!m.file->changedOnDisk());
+        const QByteArray bytes = lumen::test::readFile(path);
+        if (change == "truncated") {
+            QVERIFY(QFile::resize(path, 4096));  // the weights' pages are gone
+        } else if (change == "rewritten") {
+            QTest::qWait(20);
+            QFile f(path);
+            QVERIFY(f.open(QIODevice::ReadWrite));
+            f.write(bytes);  // the same bytes: only the modification time moves
+        } else {
+            const QString other = path + ".new";
+            QVERIFY(lumen::test::writeFile(other, bytes));
+            QVERIFY(std::rename(other.toLocal8Bit().constData(), path.toLocal8Bit().constData()) == 0);
+        }
+        session.truncate(0);
+        if (change == "renamed over") {
+            QCOMPARE(session.decode(1), first);
+            return;
+        }
+        try {
+            session.decode(1);
+            QFAIL("a step over a changed file went through");
+        } catch (const std::runtime_error& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("changed on disk"), e.what());
+        }
+        QVERIFY(m.file->changedOnDisk());
     }
 
     // A Q8_0 cache needs heads of a multiple of 32 dimensions (the llama fixture's have 16):
