@@ -9,22 +9,17 @@ Assistant::Assistant(Library& library, QObject* parent) : QObject(parent), libra
     connect(engine_.get(), &ChatEngine::replyPiece, this, [this](int id, const QString& piece) {
         if (id != replyId_ || !writer_) return;
         const std::string text = piece.toStdString();
-        try {
-            writer_->append(text);
-        } catch (const storage::Error& e) {
-            qCWarning(lcApp) << "storing a reply failed:" << e.what();
-        }
+        storeReply([&] { writer_->append(text); });
         emit replyPiece(replyChat_, writer_->messageId(), piece);
     });
     connect(engine_.get(), &ChatEngine::replyReasoning, this, [this](int id, const QString& piece) {
         if (id != replyId_ || !writer_) return;
-        try {
-            writer_->appendReasoning(piece.toStdString());
-        } catch (const storage::Error& e) {
-            qCWarning(lcApp) << "storing a reply failed:" << e.what();
-        }
+        storeReply([&] { writer_->appendReasoning(piece.toStdString()); });
         emit replyReasoning(replyChat_, writer_->messageId(), piece);
     });
+    retryTimer_ = new QTimer(this);
+    retryTimer_->setInterval(5000);
+    connect(retryTimer_, &QTimer::timeout, this, &Assistant::retryUnsaved);
     connect(engine_.get(), &ChatEngine::replyFinished, this, &Assistant::finishReply);
     connect(engine_.get(), &ChatEngine::modelLoaded, this, [this](const QString& name) {
         try {
@@ -46,7 +41,41 @@ Assistant::~Assistant() {
             // The next start repairs replies left partial.
         }
     }
+    retryUnsaved();  // a last try for replies a full disk held back
+    for (const Unsaved& u : unsaved_)
+        qCWarning(lcStorage) << "a reply could not be saved before closing:" << u.writer->text().size() << "bytes of text lost";
     engine_.reset();  // joins the engine's thread
+}
+
+void Assistant::storeReply(const std::function<void()>& write) {
+    try {
+        write();
+        if (writeFailing_ && !writer_->hasUnsaved()) {
+            writeFailing_ = false;
+            emit replySaving(replyChat_, writer_->messageId(), true, tr("The reply is saved again."));
+        }
+    } catch (const storage::Error& e) {
+        if (writeFailing_) return;  // told once; the writer retries each second
+        writeFailing_ = true;
+        qCWarning(lcStorage) << "storing a reply failed:" << e.what();
+        emit replySaving(replyChat_, writer_->messageId(), false,
+                         tr("The reply cannot be saved (%1). It is kept in memory and saving is retried; free some disk space.")
+                             .arg(QString::fromUtf8(e.what())));
+    }
+}
+
+void Assistant::retryUnsaved() {
+    for (auto it = unsaved_.begin(); it != unsaved_.end();) {
+        try {
+            it->writer->finish(it->status, it->metrics, it->error);
+            emit replySaving(it->chatId, it->writer->messageId(), true, tr("The reply is saved."));
+            emit messageStored(it->chatId, it->writer->messageId());
+            it = unsaved_.erase(it);
+        } catch (const storage::Error&) {
+            ++it;
+        }
+    }
+    if (unsaved_.empty()) retryTimer_->stop();
 }
 
 QString Assistant::titleFromMessage(const QString& text, int maxLength) {
@@ -211,6 +240,7 @@ bool Assistant::startReply(std::int64_t chatId) {
             for (const auto& sha : m["images"])
                 if (const auto bytes = library_.images().bytes(sha.get<std::string>()))
                     images[sha.get<std::string>()] = QByteArray(reinterpret_cast<const char*>(bytes->data()), static_cast<qsizetype>(bytes->size()));
+    writeFailing_ = false;
     writer_ = std::make_unique<storage::StreamingMessageWriter>(library_.chats(), chatId, engine_->modelName().toStdString(),
                                                                 std::chrono::milliseconds(250));
     replyChat_ = chatId;
@@ -239,16 +269,23 @@ void Assistant::finishReply(int replyId, const QVariantMap& result) {
     if (result.contains("reasoningMs")) metrics.reasoningMs = result["reasoningMs"].toDouble();
     const QString status = result["status"].toString();
     const std::int64_t chatId = replyChat_, messageId = writer_->messageId();
+    const bool failed = status == QLatin1String("error");
+    const auto final = failed ? storage::MessageStatus::Error : status == QLatin1String("stopped") ? storage::MessageStatus::Stopped : storage::MessageStatus::Complete;
+    const std::optional<std::string> error = failed ? std::optional(result["error"].toString().toStdString()) : std::nullopt;
+    if (failed) emit errorOccurred(tr("The reply failed: %1").arg(result["error"].toString()));
     try {
-        if (status == QLatin1String("error")) {
-            writer_->finish(storage::MessageStatus::Error, metrics, result["error"].toString().toStdString());
-            emit errorOccurred(tr("The reply failed: %1").arg(result["error"].toString()));
-        } else {
-            writer_->finish(status == QLatin1String("stopped") ? storage::MessageStatus::Stopped : storage::MessageStatus::Complete, metrics);
-        }
+        writer_->finish(final, metrics, error);
+        if (writeFailing_) emit replySaving(chatId, messageId, true, tr("The reply is saved."));
     } catch (const storage::Error& e) {
-        emit errorOccurred(QString::fromUtf8(e.what()));
+        // A full disk: the text stays in memory and is retried every few seconds.
+        if (!writeFailing_)
+            emit replySaving(chatId, messageId, false,
+                             tr("The reply cannot be saved (%1). It is kept in memory and saving is retried; free some disk space.")
+                                 .arg(QString::fromUtf8(e.what())));
+        unsaved_.push_back({std::move(writer_), chatId, final, metrics, error});
+        retryTimer_->start();
     }
+    writeFailing_ = false;
     writer_.reset();
     replyChat_ = 0;
     emit replyFinished(chatId, messageId);

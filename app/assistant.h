@@ -5,7 +5,10 @@
 
 #include <QObject>
 #include <QString>
+#include <QTimer>
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "app/chat_engine.h"
 #include "app/prompt_builder.h"
@@ -77,6 +80,9 @@ signals:
     void replyReasoning(qint64 chatId, qint64 messageId, const QString& piece);
     void replyFinished(qint64 chatId, qint64 messageId);
     void modelLoaded(const QString& name);
+    // A reply could not be saved (a full disk): once when it starts failing, and again when
+    // the text kept in memory is saved after all (saved true).
+    void replySaving(qint64 chatId, qint64 messageId, bool saved, const QString& message);
 
 private:
     bool startReply(std::int64_t chatId);
@@ -93,6 +99,21 @@ private:
     std::unique_ptr<storage::StreamingMessageWriter> writer_;
     std::int64_t replyChat_ = 0;
     int replyId_ = 0;
+    bool writeFailing_ = false;  // the current reply's writes fail; the user has been told once
+    // Writes through the reply's writer (append, reasoning, finish): the first failure is
+    // announced, a success after failures too.
+    void storeReply(const std::function<void()>& write);
+    // Replies whose last write failed, kept with their final status until a retry stores them.
+    struct Unsaved {
+        std::unique_ptr<storage::StreamingMessageWriter> writer;
+        std::int64_t chatId;
+        storage::MessageStatus status;
+        storage::GenerationMetrics metrics;
+        std::optional<std::string> error;
+    };
+    std::vector<Unsaved> unsaved_;
+    QTimer* retryTimer_ = nullptr;
+    void retryUnsaved();
 };
 
 }  // namespace lumen::app

@@ -44,10 +44,10 @@ void StreamingMessageWriter::flushIfDue() {
 }
 
 void StreamingMessageWriter::flush() {
+    lastFlush_ = now();  // (also after a failed try: the next one waits an interval)
     if (!pending_.empty() || !pendingReasoning_.empty()) store_.appendContent(messageId_, pending_, pendingReasoning_);
     pending_.clear();
     pendingReasoning_.clear();
-    lastFlush_ = now();
 }
 
 void StreamingMessageWriter::finish(MessageStatus status, const GenerationMetrics& metrics,

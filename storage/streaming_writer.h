@@ -26,16 +26,22 @@ public:
     StreamingMessageWriter& operator=(const StreamingMessageWriter&) = delete;
 
     std::int64_t messageId() const { return messageId_; }
-    // Buffers the piece; writes the buffer when the flush interval has passed since the last write.
+    // Buffers the piece; writes the buffer when the flush interval has passed since the last write
+    // (or the last failed try: a full disk is retried once per interval, not once per piece).
+    // A failed write keeps the text buffered and throws Error; the next due flush tries again.
     void append(std::string_view piece);
     // The same for a piece of the reply's reasoning.
     void appendReasoning(std::string_view piece);
     // For callers with a timer: writes the buffer if it is due.
     void flushIfDue();
     void flush();
+    // Stores what is buffered and the final status. When that fails (Error), the text stays
+    // buffered and finish can be called again later with the same arguments.
     void finish(MessageStatus status, const GenerationMetrics& metrics,
                 std::optional<std::string_view> error = std::nullopt);
     bool finished() const { return finished_; }
+    // Text not yet written (a write failed, or the interval has not passed).
+    bool hasUnsaved() const { return !pending_.empty() || !pendingReasoning_.empty(); }
     // Text appended so far, flushed or not.
     const std::string& text() const { return text_; }
     const std::string& reasoning() const { return reasoning_; }

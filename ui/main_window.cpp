@@ -72,6 +72,11 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     connect(chatList_, &app::ChatListModel::errorOccurred, this, &MainWindow::showError);
     connect(messages_, &app::MessageListModel::errorOccurred, this, &MainWindow::showError);
     connect(assistant_, &app::Assistant::errorOccurred, this, &MainWindow::showError);
+    // A full disk while a reply streams: one warning; the status bar says when it is saved.
+    connect(assistant_, &app::Assistant::replySaving, this, [this](qint64, qint64, bool saved, const QString& message) {
+        if (saved) statusBar()->showMessage(message, 10000);
+        else showError(message);
+    });
     connect(assistant_, &app::Assistant::replyStarted, this, [this](qint64 chatId, qint64 messageId) {
         if (chatId == currentChatId()) messages_->appendStored(messageId);
         updateActions();

@@ -568,6 +568,36 @@ private slots:
         QCOMPARE(stored[0].content, std::string("Write to Ada in French: thanks for the notes"));
     }
 
+    // The database refuses writes while a reply streams (a full disk; here query_only): one
+    // warning however many pieces, the reply kept in memory and stored complete once writes
+    // work again (the retry every 5 s), with a second notice saying so.
+    void replyKeptWhenTheDatabaseCannotBeWritten() {
+        app::Library library(path_);
+        ui::MainWindow window(library);  // (not shown: the warning goes to the status bar, not a dialog)
+        window.openModel(tinyModel());
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        window.assistant().generationParams().maxTokens = 24;
+        window.assistant().generationParams().sampling.temperature = 0.0f;
+        QSignalSpy saving(&window.assistant(), &app::Assistant::replySaving);
+        connect(&window.assistant(), &app::Assistant::replyStarted, &window,
+                [&library] { library.database().connection().exec("PRAGMA query_only = 1"); });
+        window.findChild<ui::Composer*>("composer")->setPlainText("Tell me a story");
+        window.sendMessage();
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        QCOMPARE(saving.size(), 1);
+        QCOMPARE(saving[0][2].toBool(), false);
+        QVERIFY2(saving[0][3].toString().contains("kept in memory"), qPrintable(saving[0][3].toString()));
+        const auto messageId = saving[0][1].toLongLong();
+        QVERIFY(library.chats().message(messageId)->status == storage::MessageStatus::Partial);
+        library.database().connection().exec("PRAGMA query_only = 0");
+        QTRY_COMPARE_WITH_TIMEOUT(saving.size(), 2, 10000);
+        QCOMPARE(saving[1][2].toBool(), true);
+        const storage::Message stored = *library.chats().message(messageId);
+        QVERIFY(stored.status == storage::MessageStatus::Complete);
+        QVERIFY(!stored.content.empty());
+        QVERIFY(stored.metrics.generatedTokens.value_or(0) > 0);
+    }
+
     // A damaged database opened read-only (the user's choice at start): the window says so.
     void readOnlyLibraryIsShown() {
         const QString path = dir_.filePath("read-only.db");

@@ -133,6 +133,32 @@ private slots:
         QCOMPARE(done.metrics.ttftMs.value_or(0), 120.0);
     }
 
+    // A full disk while a reply streams (SQLite's max_page_count reached): the write fails once
+    // (Error), the text stays buffered, the next tries wait an interval (pieces in between do
+    // not touch the disk), and when space comes back the whole reply is stored.
+    void streamingWriterKeepsTextWhenTheDiskIsFull() {
+        const Chat chat = chats_->createChat("full disk");
+        auto now = std::chrono::steady_clock::time_point{};
+        StreamingMessageWriter writer(*chats_, chat.id, std::nullopt, std::chrono::seconds(1), [&] { return now; });
+        const std::string piece(20000, 'z');  // (more than the free space of the pages it has)
+        const std::int64_t pages = db_->connection().pragmaInt("page_count");
+        db_->connection().exec("PRAGMA max_page_count = " + std::to_string(pages));
+        now += std::chrono::seconds(2);
+        QVERIFY_THROWS_EXCEPTION(Error, writer.append(piece));
+        QVERIFY(writer.hasUnsaved());
+        for (int i = 0; i < 5; ++i) writer.append(piece);  // within the interval: buffered, no write tried
+        now += std::chrono::seconds(2);
+        QVERIFY_THROWS_EXCEPTION(Error, writer.append("!"));
+        QVERIFY_THROWS_EXCEPTION(Error, writer.finish(MessageStatus::Complete, {}));
+        QVERIFY(!writer.finished());
+        db_->connection().exec("PRAGMA max_page_count = 1000000");
+        writer.finish(MessageStatus::Complete, {});
+        QVERIFY(writer.finished() && !writer.hasUnsaved());
+        const Message m = *chats_->message(writer.messageId());
+        QVERIFY(m.status == MessageStatus::Complete);
+        QCOMPARE(m.content.size(), 6 * piece.size() + 1);
+    }
+
     void unfinishedWriterMarksStopped() {
         const Chat chat = chats_->createChat("abandoned");
         std::int64_t id = 0;
