@@ -130,7 +130,7 @@ std::unique_ptr<Dinov2Model> Dinov2Model::load(const std::filesystem::path& fold
     const std::int64_t dim = patch->shape[0];
     m->patchSize_ = patch->shape[2];
     if (configInt(config, "patch_size", m->patchSize_, 1, 1024, file) != m->patchSize_) throw FormatError(file + ": patch_size disagrees with the weights");
-    if (config.value("use_swiglu_ffn", false)) throw FormatError(file + ": the SwiGLU MLP (ViT-g) is not supported");
+    if (configBool(config, "use_swiglu_ffn", false, file)) throw FormatError(file + ": the SwiGLU MLP (ViT-g) is not supported");
     m->patchWeight_ = weightView(f, patch->name, 3 * m->patchSize_ * m->patchSize_);
     m->patchBias_ = weightView(f, p + "embeddings.patch_embeddings.projection.bias", 0, dim);
     m->clsToken_ = weightView(f, p + "embeddings.cls_token", 0, dim);
@@ -140,7 +140,7 @@ std::unique_ptr<Dinov2Model> Dinov2Model::load(const std::filesystem::path& fold
         throw FormatError(m->positionTable_.name + ": " + std::to_string(m->positionTable_.rows()) + " positions is not a square grid plus the class token");
     m->registers_ = configInt(config, "num_register_tokens", 0, 0, 1024, file);
     if (m->registers_ > 0) m->registerTokens_ = weightView(f, p + "embeddings.register_tokens", dim, m->registers_ * dim);
-    m->antialias_ = config.value("model_type", "") == "dinov2_with_registers";
+    m->antialias_ = configString(config, "model_type", "", file) == "dinov2_with_registers";
     m->norm_ = weightView(f, p + "layernorm.weight", 0, dim);
     m->normBias_ = weightView(f, p + "layernorm.bias", 0, dim);
 

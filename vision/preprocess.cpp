@@ -240,8 +240,11 @@ PreprocessConfig PreprocessConfig::fromJson(std::string_view text, const std::st
     }
     c.mean = triple(j, "image_mean", c.mean, file);
     c.std = triple(j, "image_std", c.std, file);
-    for (float s : c.std)
-        if (!(s > 0.0f)) configError(file, "\"image_std\" must be positive");
+    // (pixels are divided by it: a tiny or negative deviation makes infinities, not an image)
+    for (const float v : c.std)
+        if (!(v >= 1e-6f) || !std::isfinite(v)) configError(file, "\"image_std\" must be positive numbers (at least 1e-6)");
+    for (const float v : c.mean)
+        if (!std::isfinite(v)) configError(file, "\"image_mean\" must be finite numbers");
     return c;
 }
 

@@ -44,6 +44,20 @@ double configNumber(const nlohmann::json& j, const char* key, double fallback, c
     return it->get<double>();
 }
 
+std::string configString(const nlohmann::json& j, const char* key, const std::string& fallback, const std::string& file) {
+    const auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return fallback;
+    if (!it->is_string()) throw FormatError(file + ": \"" + key + "\" must be a string");
+    return it->get<std::string>();
+}
+
+bool configBool(const nlohmann::json& j, const char* key, bool fallback, const std::string& file) {
+    const auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return fallback;
+    if (!it->is_boolean()) throw FormatError(file + ": \"" + key + "\" must be true or false");
+    return it->get<bool>();
+}
+
 inference::GeluKind activation(const nlohmann::json& j, const char* key, const char* fallback, const std::string& file) {
     const auto it = j.find(key);
     const std::string name = it == j.end() || it->is_null() ? fallback : it->is_string() ? it->get<std::string>() : "";
@@ -55,7 +69,7 @@ inference::GeluKind activation(const nlohmann::json& j, const char* key, const c
 
 std::unique_ptr<ImageEncoder> openImageEncoder(const std::filesystem::path& folder, inference::Backend& backend) {
     const nlohmann::json config = readConfigJson(folder);
-    const std::string type = config.value("model_type", "");
+    const std::string type = configString(config, "model_type", "", (folder / "config.json").string());
     if (type == "clip" || type == "clip_vision_model") return ClipModel::load(folder, backend);
     if (type == "dinov2" || type == "dinov2_with_registers") return Dinov2Model::load(folder, backend);
     throw FormatError((folder / "config.json").string() + ": model_type \"" + type +

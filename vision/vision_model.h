@@ -42,6 +42,9 @@ std::unique_ptr<ImageEncoder> openImageEncoder(const std::filesystem::path& fold
 // but not a number in [low, high].
 std::int64_t configInt(const nlohmann::json& j, const char* key, std::int64_t fallback, std::int64_t low, std::int64_t high, const std::string& file);
 double configNumber(const nlohmann::json& j, const char* key, double fallback, const std::string& file);
+// The same for a string and a true/false value (not nlohmann's raw type errors).
+std::string configString(const nlohmann::json& j, const char* key, const std::string& fallback, const std::string& file);
+bool configBool(const nlohmann::json& j, const char* key, bool fallback, const std::string& file);
 inference::GeluKind activation(const nlohmann::json& j, const char* key, const char* fallback, const std::string& file);
 
 }  // namespace lumen::vision

@@ -112,6 +112,8 @@ private slots:
         QTest::newRow("bad filter") << R"({"resample": 9})" << "resample";
         QTest::newRow("two means") << R"({"image_mean": [0.1, 0.2]})" << "image_mean";
         QTest::newRow("zero std") << R"({"image_std": [0, 1, 1]})" << "image_std";
+        QTest::newRow("tiny std") << R"({"image_std": [1e-45, 1, 1]})" << "must be positive numbers (at least 1e-6)";
+        QTest::newRow("negative std") << R"({"image_std": -0.5})" << "image_std";
         QTest::newRow("flag") << R"({"do_resize": "yes"})" << "do_resize";
     }
     void badConfigs() {

@@ -132,6 +132,9 @@ private slots:
         expectError("is not an image encoder");
         QVERIFY(lumen::test::writeFile(dir.filePath("config.json"), "{\"model_type\": \"clip\""));
         expectError("not valid JSON");
+        // Values of the wrong JSON type: the file and key, not nlohmann's type_error.302.
+        QVERIFY(lumen::test::writeFile(dir.filePath("config.json"), "{\"model_type\": 5}"));
+        expectError("config.json: \"model_type\" must be a string");
         // A real config with weights missing a tensor.
         for (const char* f : {"config.json", "preprocessor_config.json", "vocab.json", "merges.txt"})
             QVERIFY(QFile::copy(kModels + "clip-tiny/" + f, dir.filePath(f)) || QFile::exists(dir.filePath(f)));
