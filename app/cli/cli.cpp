@@ -201,6 +201,52 @@ int cmdSearch(Context& ctx) {
     return kOk;
 }
 
+// Layer numbers as ranges: "0-4, 6-10, 12".
+QString layerRanges(const std::vector<std::int64_t>& layers) {
+    QStringList parts;
+    for (std::size_t i = 0; i < layers.size();) {
+        std::size_t j = i;
+        while (j + 1 < layers.size() && layers[j + 1] == layers[j] + 1) ++j;
+        parts << (i == j ? QString::number(layers[i]) : QStringLiteral("%1-%2").arg(layers[i]).arg(layers[j]));
+        i = j + 1;
+    }
+    return parts.join(QStringLiteral(", "));
+}
+
+// For a GGUF language model, what this version of the engine makes of it: whether it runs it
+// (or why not), and how its layers differ (sliding-window and global attention, layers without
+// RoPE).
+void describeEngineView(Context& ctx, const std::string& path) {
+    std::shared_ptr<const inference::GgufFile> file;
+    try {
+        file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path));
+    } catch (const inference::FormatError&) {
+        return;  // (a safetensors folder, or a file inspect already described)
+    }
+    const std::string arch = file->getString("general.architecture", "");
+    if (arch.empty() || arch == "clip" || file->tensors().empty()) return;
+    std::shared_ptr<inference::LanguageModel> model;
+    try {
+        model = inference::LanguageModel::load(file);
+    } catch (const std::exception& e) {
+        ctx.out << "\nthis version of Lumen cannot run it: " << QString::fromUtf8(e.what()) << "\n";
+        return;
+    }
+    const auto& c = model->config();
+    ctx.out << "\nthis version of Lumen runs it (as " << QString::fromStdString(c.architecture) << ")\n";
+    std::vector<std::int64_t> local, global, noRope;
+    for (std::int64_t l = 0; l < c.nLayers; ++l) {
+        const auto& la = c.layers[static_cast<std::size_t>(l)];
+        (la.window > 0 ? local : global).push_back(l);
+        if (!la.rope) noRope.push_back(l);
+    }
+    if (!local.empty())
+        ctx.out << "  sliding-window layers (" << local.size() << ", " << c.layers[static_cast<std::size_t>(local[0])].window
+                << " positions, cache kept to the window on the CPU): " << layerRanges(local) << "\n"
+                << "  global layers (" << global.size() << "): " << (global.empty() ? QStringLiteral("none") : layerRanges(global)) << "\n";
+    if (!noRope.empty()) ctx.out << "  layers without RoPE (" << noRope.size() << "): " << layerRanges(noRope) << "\n";
+}
+
 int cmdInspect(Context& ctx) {
     if (ctx.positional.size() != 1) {
         ctx.err << "lumen-cli: inspect takes one model file or folder: lumen-cli inspect MODEL [--tensor NAME --dump OUT.f32]\n";
@@ -225,6 +271,7 @@ int cmdInspect(Context& ctx) {
         std::ostringstream report;
         inference::inspectModel(path, report, options);
         ctx.out << QString::fromStdString(report.str());
+        describeEngineView(ctx, path);
     } catch (const inference::FormatError& e) {
         return fail(ctx, e);
     }

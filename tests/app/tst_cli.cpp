@@ -377,6 +377,18 @@ private slots:
         QVERIFY2(r.out.contains("architecture: gemma2") && r.out.contains("sliding window 5 tokens on local layers") &&
                      r.out.contains("soft-capping: attention 0.5 logits 1.5"),
                  qPrintable(r.out));
+        // What the engine makes of it: which layers are local and global (Gemma 3: five of six).
+        const QString families = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../inference/fixtures/families/");
+        auto g = run({"inspect", families + "gemma3-f32.gguf", "--no-metadata", "--no-tensors"});
+        QCOMPARE(g.status, 0);
+        QVERIFY2(g.out.contains("this version of Lumen runs it (as gemma3)") && g.out.contains("sliding-window layers (5, 5 positions") &&
+                     g.out.contains("): 0-4") && g.out.contains("global layers (1): 5"),
+                 qPrintable(g.out));
+        g = run({"inspect", families + "smollm3-f32.gguf", "--no-metadata", "--no-tensors"});
+        QVERIFY2(g.out.contains("layers without RoPE (1): 3"), qPrintable(g.out));
+        g = run({"inspect", families + "broken/phi3-no-qkv.gguf", "--no-metadata", "--no-tensors"});
+        QCOMPARE(g.status, 0);  // (the file itself reads; the engine says why it cannot run it)
+        QVERIFY2(g.out.contains("cannot run it") && g.out.contains("tensor 'blk.0.attn_q.weight' is missing"), qPrintable(g.out));
     }
 
     // A context JSON nested 100,000 deep is refused before it is read (it used to overflow the stack).
