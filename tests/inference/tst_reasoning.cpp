@@ -3,6 +3,7 @@
 #include <QtTest>
 
 #include "inference/llm/reasoning.h"
+#include "test_util.h"
 
 using namespace lumen::inference;
 
@@ -60,6 +61,12 @@ private slots:
         QVERIFY(promptOpensReasoning("<|im_start|>assistant\n<think>\n", m));
         QVERIFY(!promptOpensReasoning("<|im_start|>assistant\n<think>\n\n</think>\n\n", m));
         QVERIFY(!promptOpensReasoning("<|im_start|>assistant\n", m));
+        // The real thinking templates name the markers: Qwen3's and QwQ's (whose generation
+        // prompt opens the thinking itself).
+        for (const char* name : {"Qwen-Qwen3-0.6B.jinja", "Qwen-QwQ-32B.jinja"}) {
+            const QByteArray text = lumen::test::readFile(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/chat_templates/models/") + name);
+            QVERIFY2(!text.isEmpty() && reasoningMarkers(text.toStdString()).has_value(), name);
+        }
     }
 };
 
