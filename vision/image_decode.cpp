@@ -52,15 +52,25 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> headerSize(std::span<cons
         return std::make_pair(static_cast<std::uint64_t>(std::abs(static_cast<std::int64_t>(w))), static_cast<std::uint64_t>(std::abs(static_cast<std::int64_t>(h))));
     }
     if (type == "image/jpeg") {
-        // Walk the markers to the first start-of-frame (SOF0..SOF15 but DHT, JPG, DAC).
+        // Walk the markers to the first start-of-frame (SOF0..SOF15 but DHT, JPG, DAC). Bytes
+        // that are not a marker are skipped, as libjpeg skips them ("extraneous bytes before
+        // marker"): two stray bytes must not hide the frame's declared size.
         for (std::size_t i = 2; i + 9 < b.size();) {
-            if (b[i] != 0xFF) return std::nullopt;
+            if (b[i] != 0xFF) {
+                ++i;
+                continue;
+            }
             const std::uint8_t m = b[i + 1];
             if (m == 0xFF) {
                 ++i;
                 continue;
             }
+            if (m == 0x00) {  // a stuffed 0xFF, not a marker
+                i += 2;
+                continue;
+            }
             if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) return std::make_pair(std::uint64_t{be16(b, i + 7)}, std::uint64_t{be16(b, i + 5)});
+            if (m == 0xDA || m == 0xD9) return std::nullopt;  // image data (or the end) before any frame header
             if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {
                 i += 2;
                 continue;
@@ -160,6 +170,10 @@ RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& o
         const auto [channels, sampleBytes] = headerSamples(bytes, type);
         checkDecodeBytes(decodeBytes(size->first, size->second, channels, sampleBytes, options.alpha == AlphaMode::White), size->first,
                          size->second, options);
+    } else if (type == "image/jpeg") {
+        // No frame header before the image data: the decoder would have nothing to size it by
+        // either, and it is not checked blind.
+        throw ImageError("the JPEG has no frame header (its size) before its image data: the file is damaged");
     }
     if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
         throw ImageError("image file is too large (over 2 GB)");

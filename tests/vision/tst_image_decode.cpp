@@ -173,6 +173,28 @@ private slots:
         } catch (const ImageError& e) {
             QVERIFY2(QString::fromUtf8(e.what()).contains("over the limit"), e.what());
         }
+        if (ext != ".jpg") return;
+        // Two stray bytes before the frame header (libjpeg skips them and decodes the frame):
+        // the declared size is still found and refused. A JPEG with no frame header at all is
+        // refused too, not decoded blind.
+        std::size_t sof = 2;
+        while (!(bytes[sof] == 0xFF && bytes[sof + 1] == 0xC0)) ++sof;
+        std::vector<std::uint8_t> stray = bytes;
+        stray.insert(stray.begin() + static_cast<std::ptrdiff_t>(sof), {0x12, 0x34});
+        try {
+            decodeImage(stray);
+            QFAIL("a bomb header behind stray bytes was decoded");
+        } catch (const ImageError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("over the limit"), e.what());
+        }
+        std::vector<std::uint8_t> frameless = bytes;
+        frameless[sof + 1] = 0xEE;  // the frame header becomes an application segment
+        try {
+            decodeImage(frameless);
+            QFAIL("a JPEG without a frame header was decoded");
+        } catch (const ImageError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("no frame header"), e.what());
+        }
     }
 
     void unsupportedAndEmpty() {
