@@ -152,6 +152,7 @@ std::vector<float> ClipModel::embedImage(const PixelTensor& pixels) {
     backend_.matvec(visualProjection_, pooled_.get(), out_.get());
     std::vector<float> result(static_cast<std::size_t>(projectionDim_));
     backend_.download(out_.get(), result.data(), projectionDim_);
+    requireUnchanged(file_);
     inference::requireFinite(result, "the image embedding");
     return result;
 }
@@ -197,6 +198,7 @@ std::vector<float> ClipModel::embedTokens(std::span<const std::int32_t> ids) {
     backend_.matvec(textProjection_, pooled_.get(), out_.get());
     std::vector<float> result(static_cast<std::size_t>(textProjection_.rows()));
     backend_.download(out_.get(), result.data(), textProjection_.rows());
+    requireUnchanged(file_);
     inference::requireFinite(result, "the text embedding");
     return result;
 }

@@ -251,6 +251,7 @@ Dinov2Output Dinov2Model::run(const PixelTensor& pixels) {
 std::vector<float> Dinov2Model::embedImage(const PixelTensor& pixels) {
     Dinov2Output out = run(pixels);
     out.cls.insert(out.cls.end(), out.patchMean.begin(), out.patchMean.end());
+    requireUnchanged(file_);
     inference::requireFinite(out.cls, "the image embedding");
     return out.cls;
 }

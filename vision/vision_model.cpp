@@ -44,6 +44,12 @@ double configNumber(const nlohmann::json& j, const char* key, double fallback, c
     return it->get<double>();
 }
 
+void requireUnchanged(const inference::SafetensorsModel& weights) {
+    if (weights.changedOnDisk())
+        throw std::runtime_error((weights.files().empty() ? std::string("the model's weights") : weights.files().front()) +
+                                 " changed on disk while in use (another program wrote over it): load the model again");
+}
+
 std::string configString(const nlohmann::json& j, const char* key, const std::string& fallback, const std::string& file) {
     const auto it = j.find(key);
     if (it == j.end() || it->is_null()) return fallback;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "inference/core/backend.h"
+#include "inference/formats/safetensors.h"
 #include "vision/preprocess.h"
 
 namespace lumen::vision {
@@ -42,6 +43,9 @@ std::unique_ptr<ImageEncoder> openImageEncoder(const std::filesystem::path& fold
 // but not a number in [low, high].
 std::int64_t configInt(const nlohmann::json& j, const char* key, std::int64_t fallback, std::int64_t low, std::int64_t high, const std::string& file);
 double configNumber(const nlohmann::json& j, const char* key, double fallback, const std::string& file);
+// Throws std::runtime_error when the model's weight files changed on disk while mapped (their
+// reads then gave zeros: the result is garbage), asking for the model to be loaded again.
+void requireUnchanged(const inference::SafetensorsModel& weights);
 // The same for a string and a true/false value (not nlohmann's raw type errors).
 std::string configString(const nlohmann::json& j, const char* key, const std::string& fallback, const std::string& file);
 bool configBool(const nlohmann::json& j, const char* key, bool fallback, const std::string& file);

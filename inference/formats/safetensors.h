@@ -49,6 +49,12 @@ public:
     const SafetensorsTensor& tensor(std::string_view name) const;  // FormatError when absent
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
     const std::vector<std::string>& files() const { return files_; }
+    // A mapped file was truncated or written over since it was opened (MappedFile).
+    bool changedOnDisk() const {
+        for (const auto& m : maps_)
+            if (m->changedOnDisk()) return true;
+        return false;
+    }
 
 private:
     void addFile(std::span<const std::uint8_t> bytes, const std::string& displayName);

@@ -107,6 +107,25 @@ private slots:
         }
     }
 
+    // Weights written over in place while loaded (a truncated model.safetensors): no SIGBUS; the
+    // next embedding says the file changed and asks for a reload.
+    void weightsChangedOnDisk() {
+        QTemporaryDir dir;
+        for (const char* f : {"config.json", "preprocessor_config.json", "vocab.json", "merges.txt", "model.safetensors"})
+            QVERIFY(QFile::copy(kModels + "clip-tiny/" + f, dir.filePath(f)));
+        auto backend = lumen::inference::makeCpuBackend({.threads = 1});
+        auto model = ClipModel::load(dir.path().toStdString(), *backend);
+        const RgbImage picture = image("gradient_37x53.png");
+        QVERIFY(!model->embedImage(picture).empty());
+        QVERIFY(QFile::resize(dir.filePath("model.safetensors"), 64));
+        try {
+            model->embedImage(picture);
+            QFAIL("an embedding from a changed file was returned");
+        } catch (const std::runtime_error& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("changed on disk"), e.what());
+        }
+    }
+
     void bicubicResizeIsIdentityAtSameSize() {
         std::vector<float> grid(2 * 5 * 5);
         for (std::size_t i = 0; i < grid.size(); ++i) grid[i] = static_cast<float>(i % 7) - 3.0f;
