@@ -256,8 +256,11 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
             // A reasoning model's thinking goes apart from its answer; how long it took is measured
             // from the start to the first answer text.
             std::optional<inference::ReasoningSplitter> splitter;
-            if (const auto markers = inference::reasoningMarkers(state->renderer->chatTemplate().source()))
+            inference::GenerationParams run = params;
+            if (const auto markers = inference::reasoningMarkers(state->renderer->chatTemplate().source())) {
                 splitter.emplace(*markers, inference::promptOpensReasoning(prompt, *markers));
+                run.renderSpecial = markers->harmony;  // (harmony's message markers are special tokens)
+            }
             QElapsedTimer clock;
             clock.start();
             double reasoningMs = -1;
@@ -267,7 +270,7 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
                 if (reasoningMs < 0 && splitter && splitter->reasoned()) reasoningMs = static_cast<double>(clock.nsecsElapsed()) / 1e6;
                 emit replyPiece(id, QString::fromUtf8(p.answer.data(), static_cast<qsizetype>(p.answer.size())));
             };
-            const auto r = state->generator->generate(tokens, params, [&](std::string_view piece) {
+            const auto r = state->generator->generate(tokens, run, [&](std::string_view piece) {
                 if (splitter) send(splitter->feed(piece));
                 else send({{}, std::string(piece)});
                 return true;

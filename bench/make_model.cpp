@@ -1,7 +1,7 @@
 // Developer tool: writes a GGUF language model with random weights, for tests and benchmarks.
-//   lumen_make_model OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gemma3-1b|phi4-mini]
-//                    [--arch llama|mistral|qwen2|qwen3|qwen3moe|gemma2|gemma3|phi3|smollm3]
-//                    [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q6_K|Q4_K_M] [--tied] [--seed N]
+//   lumen_make_model OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gpt-oss-20b|gpt-oss-20b-dense|gemma3-1b|phi4-mini]
+//                    [--arch llama|mistral|qwen2|qwen3|qwen3moe|gemma2|gemma3|phi3|smollm3|gpt-oss]
+//                    [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q6_K|IQ4_NL|IQ4_XS|MXFP4|Q4_K_M|MXFP4_MOE] [--tied] [--seed N]
 //                    [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N]
 //                    [--experts N --experts-used N [--expert-ffn N]]
 
@@ -16,7 +16,7 @@ using namespace lumen::inference;
 
 int main(int argc, char** argv) {
     if (argc < 2 || argv[1][0] == '-') {
-        std::fprintf(stderr, "usage: %s OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gemma3-1b|phi4-mini] [--arch A] [--type T] [--tied] [--seed N] [--dim N] ...\n", argv[0]);
+        std::fprintf(stderr, "usage: %s OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gpt-oss-20b|gpt-oss-20b-dense|gemma3-1b|phi4-mini] [--arch A] [--type T] [--tied] [--seed N] [--dim N] ...\n", argv[0]);
         return 2;
     }
     RandomModelSpec spec;
@@ -48,6 +48,15 @@ int main(int argc, char** argv) {
                                        .ffnDim = 6144, .vocabSize = 151936, .contextLength = 40960, .ropeFreqBase = 1000000.0f,
                                        .nExperts = 128, .nExpertsUsed = 8, .expertFfnDim = 768};
                 if (p.ends_with("dense")) spec.architecture = "qwen3", spec.nExperts = 0, spec.nExpertsUsed = 0;
+            } else if (p == "gpt-oss-20b" || p == "gpt-oss-20b-dense") {
+                // gpt-oss-20b's layers (32 experts of 2880, 4 per token; sinks, biases, YaRN), 6 of its
+                // 24, experts in MXFP4 and the rest in Q8_0 as OpenAI's release is converted. The dense
+                // twin (a llama file of the same attention shape) has one FFN as wide as the 4
+                // experts a token uses.
+                spec = RandomModelSpec{.architecture = "gpt-oss", .dim = 2880, .nLayers = 6, .nHeads = 64, .nKvHeads = 8, .headDim = 64,
+                                       .ffnDim = 2880, .vocabSize = 201088, .contextLength = 131072, .ropeFreqBase = 150000.0f,
+                                       .mix = WeightMix::Mxfp4Experts, .nExperts = 32, .nExpertsUsed = 4, .expertFfnDim = 2880};
+                if (p.ends_with("dense")) spec.architecture = "llama", spec.ffnDim = 4 * 2880, spec.nExperts = 0, spec.nExpertsUsed = 0;
             } else if (p == "gemma3-1b") {
                 spec = RandomModelSpec{.architecture = "gemma3", .dim = 1152, .nLayers = 26, .nHeads = 4, .nKvHeads = 1, .headDim = 256,
                                        .slidingWindow = 512, .ffnDim = 6912, .vocabSize = 262144, .contextLength = 32768,
@@ -61,6 +70,7 @@ int main(int argc, char** argv) {
         else if (arg == "--type") {
             const std::string t = value();
             if (t == "Q4_K_M") spec.mix = WeightMix::Q4_K_M;
+            else if (t == "MXFP4_MOE") spec.mix = WeightMix::Mxfp4Experts;
             else if (const auto d = dtypeFromName(t)) spec.weightType = *d;
             else { std::fprintf(stderr, "unknown type %s\n", t.c_str()); return 2; }
         }

@@ -245,6 +245,11 @@ void describeEngineView(Context& ctx, const std::string& path) {
                 << " positions, cache kept to the window on the CPU): " << layerRanges(local) << "\n"
                 << "  global layers (" << global.size() << "): " << (global.empty() ? QStringLiteral("none") : layerRanges(global)) << "\n";
     if (!noRope.empty()) ctx.out << "  layers without RoPE (" << noRope.size() << "): " << layerRanges(noRope) << "\n";
+    if (model->weights().computedRopeFreqs.size() > 0)
+        ctx.out << "  YaRN RoPE scaling: cosine and sine times " << c.ropeAttnFactor << "\n";
+    const auto& first = model->weights().layers.front();
+    if (first.sinks.data) ctx.out << "  attention sinks: one learned logit per head joins each softmax\n";
+    if (c.swigluLimit > 0.0f) ctx.out << "  experts' SwiGLU clamped at " << c.swigluLimit << ", with biases\n";
 }
 
 int cmdInspect(Context& ctx) {
@@ -687,7 +692,11 @@ Reply streamReply(Context& ctx, inference::Generator& generator, std::span<const
                   const LogitsOut& logits, const inference::EmbeddingRows* rows, const ReasoningOutput& reasoning, std::string_view promptText) {
     Reply reply;
     std::optional<inference::ReasoningSplitter> splitter;
-    if (reasoning.markers) splitter.emplace(*reasoning.markers, inference::promptOpensReasoning(promptText, *reasoning.markers));
+    inference::GenerationParams run = params;
+    if (reasoning.markers) {
+        splitter.emplace(*reasoning.markers, inference::promptOpensReasoning(promptText, *reasoning.markers));
+        run.renderSpecial = reasoning.markers->harmony;  // (harmony's message markers are special tokens)
+    }
     const bool dim = reasoning.show && isatty(STDERR_FILENO);
     bool thinking = false;  // reasoning printed since the last answer text
     const auto print = [&](const inference::ReasoningSplitter::Pieces& p) {
@@ -709,7 +718,7 @@ Reply streamReply(Context& ctx, inference::Generator& generator, std::span<const
     };
     gInterrupted.store(false);
     const auto previous = std::signal(SIGINT, onInterrupt);
-    reply.result = generator.generate(prompt, params, [&](std::string_view piece) {
+    reply.result = generator.generate(prompt, run, [&](std::string_view piece) {
         if (splitter) print(splitter->feed(piece));
         else print({{}, std::string(piece)});
         return true;

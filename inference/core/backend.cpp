@@ -61,9 +61,24 @@ void Backend::moe(const float* x, std::int64_t n, const MoeSpec& spec, const Moe
     thread_local std::vector<MoeRoute> routes;
     logits.resize(static_cast<std::size_t>(n * nExperts));
     matmul(*spec.router, x, n, buffers.router);
+    if (spec.routerBias) addBias(buffers.router, *spec.routerBias, nExperts, n);
     download(buffers.router, logits.data(), n * nExperts);
     routeExperts(logits.data(), n, nExperts, spec, routes);
     const std::int64_t used = spec.used;
+    // Expert e's gate and up products of m rows (biased) into its activations; its down
+    // product of them into `to` (biased).
+    const auto activate = [&](std::size_t e, float* gate, float* up, std::int64_t m, std::int64_t ffn) {
+        if (!spec.gateBias.empty()) {
+            addBias(gate, spec.gateBias[e], ffn, m);
+            addBias(up, spec.upBias[e], ffn, m);
+        }
+        if (spec.clamped) clampedSwiglu(gate, up, m * ffn, *spec.clamped);
+        else siluMul(gate, up, m * ffn);
+    };
+    const auto down = [&](std::size_t e, const float* from, std::int64_t m, float* to) {
+        matmul(spec.down[e], from, m, to);
+        if (!spec.downBias.empty()) addBias(to, spec.downBias[e], dim, m);
+    };
     if (n == 1) {
         // Decoding: the row's experts in one pass over their gates and ups (one quantization
         // of the row), then each one's down projection of its own activations.
@@ -75,9 +90,14 @@ void Backend::moe(const float* x, std::int64_t n, const MoeSpec& spec, const Moe
             gateUp.push_back({&spec.up[e], buffers.up + k * ffn});
         }
         matmuls(gateUp, x, 1);
-        siluMul(buffers.gate, buffers.up, used * ffn);
+        if (spec.gateBias.empty() && !spec.clamped) {
+            siluMul(buffers.gate, buffers.up, used * ffn);  // all of them at once
+        } else {
+            for (std::int64_t k = 0; k < used; ++k)
+                activate(static_cast<std::size_t>(routes[static_cast<std::size_t>(k)].expert), buffers.gate + k * ffn, buffers.up + k * ffn, 1, ffn);
+        }
         for (std::int64_t k = 0; k < used; ++k)
-            matmul(spec.down[static_cast<std::size_t>(routes[static_cast<std::size_t>(k)].expert)], buffers.gate + k * ffn, 1, buffers.out + k * dim);
+            down(static_cast<std::size_t>(routes[static_cast<std::size_t>(k)].expert), buffers.gate + k * ffn, 1, buffers.out + k * dim);
         part.resize(static_cast<std::size_t>(used * dim));
         download(buffers.out, part.data(), used * dim);
         sum.assign(static_cast<std::size_t>(dim), 0.0f);
@@ -114,8 +134,8 @@ void Backend::moe(const float* x, std::int64_t n, const MoeSpec& spec, const Moe
         }
         const Product gateUp[] = {{&spec.gate[ue], buffers.gate}, {&spec.up[ue], buffers.up}};
         matmuls(gateUp, input, m);
-        siluMul(buffers.gate, buffers.up, m * ffn);
-        matmul(spec.down[ue], buffers.gate, m, buffers.out);
+        activate(ue, buffers.gate, buffers.up, m, ffn);
+        down(ue, buffers.gate, m, buffers.out);
         part.resize(static_cast<std::size_t>(m * dim));
         download(buffers.out, part.data(), m * dim);
         for (std::int64_t j = 0; j < m; ++j) {

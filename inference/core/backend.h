@@ -77,7 +77,9 @@ enum class GeluKind { Erf, Tanh, Quick };
 // Grouped-query attention: query head h reads KV head h / (nHeads / nKvHeads). Scores are
 // q.k * scale (0: 1 / sqrt(headDim)), then softcap * tanh(score / softcap) when softcap > 0
 // (Gemma 2). With window > 0 a query at position p sees only positions p - window + 1..p
-// (sliding-window layers); 0 sees all of them.
+// (sliding-window layers); 0 sees all of them. With sinks (gpt-oss: one F32 logit per query
+// head), head h's softmax also counts a position of logit sinks[h] that has no value: the
+// weights then sum to less than 1.
 struct AttentionSpec {
     std::int64_t nHeads = 0;
     std::int64_t nKvHeads = 0;
@@ -85,18 +87,28 @@ struct AttentionSpec {
     float scale = 0.0f;
     std::int64_t window = 0;
     float softcap = 0.0f;
+    const Tensor* sinks = nullptr;  // nHeads F32 values (a weight: prepareWeights), or nullptr
 
     float queryScale() const { return scale > 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(headDim)); }
     // The first cache position a query at `pos` sees.
     std::int64_t firstVisible(std::int64_t pos) const { return window > 0 && pos >= window ? pos - window + 1 : 0; }
 };
 
-// A mixture-of-experts feed-forward network (Mixtral, Qwen3-MoE): a router scores every expert
-// for each row; the row goes through its `used` best experts, each a SwiGLU FFN
-// down(silu(gate x) * up x), and their outputs are summed with the routing weights. Weights are
-// the softmax of the router logits over all experts, kept for the chosen ones (the largest;
-// ties to the lower index), divided by their sum when `normalize` (then the same as a softmax
-// over the chosen logits), times `scale`.
+// gpt-oss's clamped SwiGLU of n values: g = min(gate, limit), u = clamp(up, -limit, limit),
+// gate = g * sigmoid(alpha * g) * (u + 1).
+struct ClampedSwiglu {
+    float alpha = 1.702f;
+    float limit = 7.0f;
+};
+
+// A mixture-of-experts feed-forward network (Mixtral, Qwen3-MoE, gpt-oss): a router scores every
+// expert for each row (logits = router x + routerBias); the row goes through its `used` best
+// experts, each a SwiGLU FFN down(act(gate x + gateBias) * (up x + upBias)) + downBias, and
+// their outputs are summed with the routing weights. Weights are the softmax of the router
+// logits over all experts, kept for the chosen ones (the largest; ties to the lower index),
+// divided by their sum when `normalize` (then the same as a softmax over the chosen logits, as
+// gpt-oss weights them), times `scale`. act is silu, or gpt-oss's clamped variant (the up
+// factor then comes in as u + 1: see ClampedSwiglu).
 struct MoeSpec {
     const Tensor* router = nullptr;  // nExperts rows of dim (ffn_gate_inp)
     std::span<const Tensor> gate;    // per expert: ffn rows of dim
@@ -105,6 +117,12 @@ struct MoeSpec {
     std::int64_t used = 0;           // experts per row, 1..nExperts
     bool normalize = true;
     float scale = 1.0f;
+    // gpt-oss: biases (empty spans and nullptr when the model has none) and the clamped SwiGLU.
+    const Tensor* routerBias = nullptr;  // nExperts values
+    std::span<const Tensor> gateBias;    // per expert: ffn values
+    std::span<const Tensor> upBias;      // per expert: ffn values
+    std::span<const Tensor> downBias;    // per expert: dim values
+    const ClampedSwiglu* clamped = nullptr;  // nullptr: plain silu
 };
 
 // Backend memory a MoE op works in, for n rows: router n x nExperts floats, rows n x dim, gate and
@@ -213,6 +231,8 @@ public:
     virtual void selfAttention(const float* q, const float* k, const float* v, std::int64_t rows, const AttentionSpec& spec, float* out) = 0;
     // gate[i] = silu(gate[i]) * up[i]
     virtual void siluMul(float* gate, const float* up, std::int64_t n) = 0;
+    // gpt-oss's gated activation (see ClampedSwiglu) of n values.
+    virtual void clampedSwiglu(float* gate, const float* up, std::int64_t n, const ClampedSwiglu& spec) = 0;
     // x[i] += y[i]
     virtual void add(float* x, const float* y, std::int64_t n) = 0;
     // Row i of out = row tokens[i] of an embedding table, dequantized (tokens are host memory).

@@ -328,6 +328,14 @@ public:
         for (std::int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
     }
 
+    void clampedSwiglu(float* gate, const float* up, std::int64_t n, const ClampedSwiglu& spec) override {
+        // (an expert's few thousand values per token: one exp each is not worth a kernel set)
+        for (std::int64_t i = 0; i < n; ++i) {
+            const float g = std::min(gate[i], spec.limit), u = std::clamp(up[i], -spec.limit, spec.limit);
+            gate[i] = g / (1.0f + std::exp(-spec.alpha * g)) * (u + 1.0f);
+        }
+    }
+
     void add(float* x, const float* y, std::int64_t n) override {
         for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
     }
@@ -356,6 +364,12 @@ private:
         const std::int64_t rowsPerTask = fast && uniform ? cpu::kMaxAttentionQueries : 1;
         const std::int64_t tasksPerKvHead = (group + perTask - 1) / perTask, tasksPerRow = spec.nKvHeads * tasksPerKvHead;
         const float scale = spec.queryScale(), cap = spec.softcap;
+        const float* sinks = nullptr;
+        if (spec.sinks && spec.sinks->data) {
+            if (spec.sinks->dtype != DType::F32 || spec.sinks->elements() < spec.nHeads || uniform)
+                throw std::invalid_argument(spec.sinks->name + ": attention sinks are one F32 value per head, for causal attention");
+            sinks = reinterpret_cast<const float*>(spec.sinks->data);
+        }
         const auto body = [&](std::int64_t begin, std::int64_t end) {
             thread_local std::vector<float> scores;  // kept: attention runs every layer of every token
             scores.resize(static_cast<std::size_t>(std::max(perTask, rowsPerTask) * visible(rows - 1)));
@@ -372,17 +386,17 @@ private:
                 if (fast && q8) {
                     kernels_->attendQ8(qh, queries, qStride, static_cast<const std::int8_t*>(layer.keys) + offset,
                                        static_cast<const std::int8_t*>(layer.values) + offset, layer.keyScales + offset / 32,
-                                       layer.valueScales + offset / 32, stride, count, headDim, scale, cap, scores.data(), oh);
+                                       layer.valueScales + offset / 32, stride, count, headDim, scale, cap, sinks ? sinks + h0 : nullptr, scores.data(), oh);
                     continue;
                 }
                 if (fast && f16) {
                     kernels_->attendF16(qh, queries, qStride, static_cast<const std::uint16_t*>(layer.keys) + offset,
-                                        static_cast<const std::uint16_t*>(layer.values) + offset, stride, count, headDim, scale, cap, scores.data(), oh);
+                                        static_cast<const std::uint16_t*>(layer.values) + offset, stride, count, headDim, scale, cap, sinks ? sinks + h0 : nullptr, scores.data(), oh);
                     continue;
                 }
                 if (fast) {
                     kernels_->attendF32(qh, queries, qStride, static_cast<const float*>(layer.keys) + offset,
-                                        static_cast<const float*>(layer.values) + offset, stride, count, headDim, scale, cap, scores.data(), oh);
+                                        static_cast<const float*>(layer.values) + offset, stride, count, headDim, scale, cap, sinks ? sinks + h0 : nullptr, scores.data(), oh);
                     continue;
                 }
                 // The reference: scores against every key so far, a softmax, the weighted values.
@@ -395,7 +409,10 @@ private:
                     scores[static_cast<std::size_t>(t)] = s;
                     maxScore = std::max(maxScore, s);
                 }
-                float sum = 0.0f;
+                // (a sink counts as one more score, with no value)
+                const float sink = sinks ? sinks[h0] : -INFINITY;
+                maxScore = std::max(maxScore, sink);
+                float sum = sinks ? std::exp(sink - maxScore) : 0.0f;
                 for (std::int64_t t = 0; t < count; ++t) sum += (scores[static_cast<std::size_t>(t)] = std::exp(scores[static_cast<std::size_t>(t)] - maxScore));
                 std::fill(oh, oh + headDim, 0.0f);
                 for (std::int64_t t = 0; t < count; ++t) {

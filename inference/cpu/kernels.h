@@ -76,17 +76,18 @@ struct Kernels {
     // Attention of `queries` (1 to kMaxAttentionQueries) query vectors, qStride apart (headDim a
     // multiple of 8), that share one KV head over `count` positions, key and value rows `stride`
     // elements apart: out (laid out like q) = softmax(cap(q k^T * scale)) v, cap(s) = softcap *
-    // tanh(s / softcap) when softcap > 0 (Gemma 2), else s. scratch holds queries * count floats.
+    // tanh(s / softcap) when softcap > 0 (Gemma 2), else s. sinks (or nullptr): one logit per query
+    // that joins its softmax with no value (gpt-oss). scratch holds queries * count floats.
     // Each query's result is the same whichever others come with it. nullptr in the scalar set.
     void (*attendF32)(const float* q, int queries, std::int64_t qStride, const float* keys, const float* values, std::int64_t stride,
-                      std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out);
+                      std::int64_t count, std::int64_t headDim, float scale, float softcap, const float* sinks, float* scratch, float* out);
     void (*attendF16)(const float* q, int queries, std::int64_t qStride, const std::uint16_t* keys, const std::uint16_t* values,
-                      std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out);
+                      std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap, const float* sinks, float* scratch, float* out);
     // The same over a Q8_0 cache: element i of keys is keys[i] * keyScales[i / 32] (headDim a
     // multiple of 32), and so for values.
     void (*attendQ8)(const float* q, int queries, std::int64_t qStride, const std::int8_t* keys, const std::int8_t* values, const float* keyScales,
                      const float* valueScales, std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap,
-                     float* scratch, float* out);
+                     const float* sinks, float* scratch, float* out);
     // gate[i] = silu(gate[i]) * up[i] (exp on 8 lanes). nullptr in the scalar set.
     void (*siluMul)(float* gate, const float* up, std::int64_t n);
     // quantizeActivations for BlockQ8, the same bits.

@@ -644,9 +644,16 @@ LUMEN_AVX2 void withChunks(int chunks, F f) {
 // slice of q in registers and keys four at a time, their sums reduced together; the softmax
 // numerators; the values' weighted sums with 64 outputs in registers over each block, scaled by
 // the softmax's 1 / sum after the last. The blocking changes no sum's order.
+// The softmax's denominator over s[0..count) (maximum maxScore) and a sink logit (-inf: none):
+// the numerators exp(s - max) replace s, the sink's has no place.
+LUMEN_AVX2 inline float withSink(float* s, std::int64_t count, float maxScore, float sink) {
+    const float top = std::max(maxScore, sink);
+    return expShifted(s, count, top) + (sink == -INFINITY ? 0.0f : std::exp(sink - top));
+}
+
 template <class Kv>
 LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, const Kv& keys, const Kv& values, std::int64_t stride, std::int64_t count,
-                            std::int64_t headDim, float scale, float softcap, float* scratch, float* out) {
+                            std::int64_t headDim, float scale, float softcap, const float* sinks, float* scratch, float* out) {
     constexpr std::int64_t kSlice = 64, kBlock = 64;  // 64 positions of 64 values: 16 KB of F32 keys
     const __m256 scaleV = _mm256_set1_ps(scale);
     const auto slices = [&](auto fn) LUMEN_AVX2 {
@@ -668,7 +675,7 @@ LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, c
             // Soft-capped first (one tanh per score; the dot products above dominate).
             float maxScore = -INFINITY;
             for (std::int64_t t = 0; t < count; ++t) maxScore = std::max(maxScore, s[t] = softcap * std::tanh(s[t] * scale / softcap));
-            inverse[i] = 1.0f / expShifted(s, count, maxScore);
+            inverse[i] = 1.0f / withSink(s, count, maxScore, sinks ? sinks[i] : -INFINITY);
             continue;
         }
         __m256 maxV = _mm256_set1_ps(-INFINITY);
@@ -680,7 +687,7 @@ LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, c
         }
         float maxScore = horizontalMax(maxV);
         for (; t < count; ++t) maxScore = std::max(maxScore, s[t] *= scale);
-        inverse[i] = 1.0f / expShifted(s, count, maxScore);
+        inverse[i] = 1.0f / withSink(s, count, maxScore, sinks ? sinks[i] : -INFINITY);
     }
     for (std::int64_t b = 0; b < count; b += kBlock) {
         const std::int64_t n = std::min(kBlock, count - b);
@@ -693,19 +700,19 @@ LUMEN_AVX2 void attendHeads(const float* q, int queries, std::int64_t qStride, c
 }
 
 LUMEN_AVX2 void attendF32(const float* q, int queries, std::int64_t qStride, const float* keys, const float* values, std::int64_t stride,
-                          std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out) {
-    attendHeads(q, queries, qStride, KvF32{keys}, KvF32{values}, stride, count, headDim, scale, softcap, scratch, out);
+                          std::int64_t count, std::int64_t headDim, float scale, float softcap, const float* sinks, float* scratch, float* out) {
+    attendHeads(q, queries, qStride, KvF32{keys}, KvF32{values}, stride, count, headDim, scale, softcap, sinks, scratch, out);
 }
 
 LUMEN_AVX2 void attendF16(const float* q, int queries, std::int64_t qStride, const std::uint16_t* keys, const std::uint16_t* values,
-                          std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap, float* scratch, float* out) {
-    attendHeads(q, queries, qStride, KvF16{keys}, KvF16{values}, stride, count, headDim, scale, softcap, scratch, out);
+                          std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap, const float* sinks, float* scratch, float* out) {
+    attendHeads(q, queries, qStride, KvF16{keys}, KvF16{values}, stride, count, headDim, scale, softcap, sinks, scratch, out);
 }
 
 LUMEN_AVX2 void attendQ8(const float* q, int queries, std::int64_t qStride, const std::int8_t* keys, const std::int8_t* values, const float* keyScales,
                          const float* valueScales, std::int64_t stride, std::int64_t count, std::int64_t headDim, float scale, float softcap,
-                         float* scratch, float* out) {
-    attendHeads(q, queries, qStride, KvQ8{keys, keyScales}, KvQ8{values, valueScales}, stride, count, headDim, scale, softcap, scratch, out);
+                         const float* sinks, float* scratch, float* out) {
+    attendHeads(q, queries, qStride, KvQ8{keys, keyScales}, KvQ8{values, valueScales}, stride, count, headDim, scale, softcap, sinks, scratch, out);
 }
 
 // quantizeActivations' arithmetic on 8 lanes: d = amax / 127, q = lround(x * (1 / d)) (halves

@@ -40,6 +40,7 @@ struct Shape {
     float scale;
     std::int64_t window;  // 0: every earlier position
     float softcap;        // 0: none
+    const float* sinks;   // per head, or nullptr (AttentionSpec::sinks)
 };
 
 __device__ __forceinline__ std::int64_t firstPosition(const Position& p) { return p.device ? *p.device : p.value; }
@@ -107,8 +108,18 @@ __global__ void __launch_bounds__(kThreads) attentionKernel(const float* q, Kv k
         }
         for (; j < n; ++j) o0 += weights[j] * values(v + j * s.kvDim);
         const float o = (o0 + o1) + (o2 + o3);
-        if (s.splits == 1) out[(row * s.nHeads + head) * s.headDim + d] = o / l;
-        else partial[2 + d] = o;
+        if (s.splits == 1) {
+            // A sink joins the softmax with no value: o and l rescaled to the larger maximum.
+            float scaleBy = 1.0f, total = l;
+            if (s.sinks) {
+                const float sink = s.sinks[head], top = fmaxf(m, sink);
+                scaleBy = __expf(m - top);
+                total = l * scaleBy + __expf(sink - top);
+            }
+            out[(row * s.nHeads + head) * s.headDim + d] = o * scaleBy / total;
+        } else {
+            partial[2 + d] = o;
+        }
     }
     if (s.splits > 1 && tid == 0) {
         partial[0] = m;
@@ -119,10 +130,11 @@ __global__ void __launch_bounds__(kThreads) attentionKernel(const float* q, Kv k
 __global__ void mergeSplitsKernel(const float* partials, Shape s, float* out) {
     const std::int64_t head = blockIdx.x, row = blockIdx.y;
     const float* p = partials + (row * s.nHeads + head) * s.splits * (s.headDim + 2);
-    float mAll = -INFINITY;
+    const float sink = s.sinks ? s.sinks[head] : -INFINITY;
+    float mAll = sink;
     for (int i = 0; i < s.splits; ++i)
         if (p[i * (s.headDim + 2) + 1] > 0.0f) mAll = fmaxf(mAll, p[i * (s.headDim + 2)]);
-    float lAll = 0.0f;
+    float lAll = s.sinks ? __expf(sink - mAll) : 0.0f;
     for (int i = 0; i < s.splits; ++i) {
         const float* pi = p + i * (s.headDim + 2);
         if (pi[1] > 0.0f) lAll += pi[1] * __expf(pi[0] - mAll);
@@ -177,18 +189,20 @@ __global__ void q8ToHalfKernel(const std::int8_t* q, const float* scales, __half
 __device__ __forceinline__ float capped(float score, float softcap) { return softcap > 0.0f ? softcap * tanhf(score / softcap) : score; }
 
 __global__ void causalSoftmaxKernel(const float* scores, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition, std::int64_t window,
-                                    float softcap, void* weights, bool half) {
+                                    float softcap, const float* sinks, void* weights, bool half) {
     const std::int64_t r = blockIdx.x;  // (head, row) pairs, row-major
     const std::int64_t seen = min(keys, firstPosition + r % rows + 1);  // (all of them without a mask)
     const std::int64_t first = window > 0 && seen > window ? seen - window : 0;
     const float* s = scores + r * keys;
     __shared__ float scratch[kThreads / 32];
-    float m = -INFINITY;
+    const float sink = sinks ? sinks[r / rows] : -INFINITY;  // (a score with no value)
+    float m = sink;
     for (std::int64_t j = first + threadIdx.x; j < seen; j += kThreads) m = fmaxf(m, capped(s[j], softcap));
     m = blockReduce<true>(m, scratch);
     float sum = 0.0f;
     for (std::int64_t j = first + threadIdx.x; j < seen; j += kThreads) sum += __expf(capped(s[j], softcap) - m);
     sum = blockReduce<false>(sum, scratch);
+    if (sinks) sum += __expf(sink - m);
     const float inv = 1.0f / sum;
     for (std::int64_t j = threadIdx.x; j < keys; j += kThreads) {
         const float p = j >= first && j < seen ? __expf(capped(s[j], softcap) - m) * inv : 0.0f;
@@ -219,8 +233,8 @@ std::int64_t attentionScratchFloats(const Position& pos0, std::int64_t rows, con
     return splits > 1 ? rows * spec.nHeads * splits * (spec.headDim + 2) : 0;
 }
 
-void attention(const float* q, const KvLayer& layer, const Position& pos0, std::int64_t rows, const AttentionSpec& spec, float* out,
-               float* partials, int multiprocessors, cudaStream_t stream) {
+void attention(const float* q, const KvLayer& layer, const Position& pos0, std::int64_t rows, const AttentionSpec& spec, const float* sinks,
+               float* out, float* partials, int multiprocessors, cudaStream_t stream) {
     (void)multiprocessors;
     if (rows <= 0) return;
     if (spec.headDim > kMaxHeadDim) throw std::invalid_argument("the CUDA attention kernel takes heads of at most 256 dimensions");
@@ -234,6 +248,7 @@ void attention(const float* q, const KvLayer& layer, const Position& pos0, std::
     s.scale = spec.queryScale();
     s.window = spec.window;
     s.softcap = spec.softcap;
+    s.sinks = sinks;
     switch (layer.dtype) {
         case DType::F16:
             launchAttention(q, KvF16{static_cast<const __half*>(layer.keys)}, KvF16{static_cast<const __half*>(layer.values)}, s, rows, out, partials,
@@ -250,10 +265,10 @@ void attention(const float* q, const KvLayer& layer, const Position& pos0, std::
 }
 
 void causalSoftmax(const float* scores, std::int64_t heads, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition,
-                   const AttentionSpec& spec, void* weights, bool half, cudaStream_t stream) {
+                   const AttentionSpec& spec, const float* sinks, void* weights, bool half, cudaStream_t stream) {
     if (heads * rows > 0)
         causalSoftmaxKernel<<<static_cast<unsigned>(heads * rows), kThreads, 0, stream>>>(scores, rows, keys, firstPosition, spec.window,
-                                                                                             spec.softcap, weights, half);
+                                                                                             spec.softcap, sinks, weights, half);
 }
 
 void storeKv(const KvLayer& layer, const Position& pos0, std::int64_t rows, std::int64_t kvDim, const float* k, const float* v,

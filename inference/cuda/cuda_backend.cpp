@@ -268,7 +268,7 @@ public:
         const cuda::Position p = position(pos0);
         const std::int64_t floats = cuda::attentionScratchFloats(p, rows, spec, multiprocessors_);
         float* partials = static_cast<float*>(scratch(scratch_.partials, floats * 4, "attention"));
-        cuda::attention(q, layer, p, rows, spec, out, partials, multiprocessors_, stream_);
+        cuda::attention(q, layer, p, rows, spec, sinks(spec), out, partials, multiprocessors_, stream_);
         launched("attention");
     }
     void selfAttention(const float* q, const float* k, const float* v, std::int64_t rows, const AttentionSpec& spec, float* out) override {
@@ -325,6 +325,11 @@ public:
         }
         cuda::siluMul(gate, up, n, stream_);
         launched("siluMul");
+    }
+    void clampedSwiglu(float* gate, const float* up, std::int64_t n, const ClampedSwiglu& spec) override {
+        select();
+        cuda::clampedSwiglu(gate, up, n, spec, stream_);
+        launched("clampedSwiglu");
     }
     void add(float* x, const float* y, std::int64_t n) override {
         select();
@@ -453,6 +458,14 @@ private:
         return weights_.emplace(key, std::move(e)).first->second.weight;
     }
 
+    // The attention sinks' device copy, or nullptr.
+    const float* sinks(const AttentionSpec& spec) {
+        if (!spec.sinks || !spec.sinks->data) return nullptr;
+        if (spec.sinks->dtype != DType::F32 || spec.sinks->elements() < spec.nHeads)
+            throw std::invalid_argument(spec.sinks->name + ": attention sinks are one F32 value per head");
+        return reinterpret_cast<const float*>(weight(*spec.sinks).data);
+    }
+
     // Attention of a prompt's rows on tensor cores: per query head h (KV head g = h / group),
     // S = Q_h K_g^T / sqrt(d) by cuBLAS, a causal softmax, then O_h = P V_g by cuBLAS; the
     // query rows go in tiles so S stays within 256 MB. Heads sharing a KV head are batched with
@@ -497,7 +510,7 @@ private:
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                           "attention scores");
             }
-            cuda::causalSoftmax(scores, spec.nHeads, n, keys, causal ? pos0 + r0 : keys, spec, probabilities, half, stream_);
+            cuda::causalSoftmax(scores, spec.nHeads, n, keys, causal ? pos0 + r0 : keys, spec, sinks(spec), probabilities, half, stream_);
             launched("causalSoftmax");
             const auto* pBytes = static_cast<const std::uint8_t*>(probabilities);
             for (std::int64_t j = 0; j < group; ++j) {

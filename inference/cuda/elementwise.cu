@@ -12,6 +12,13 @@ __global__ void siluMulKernel(float* gate, const float* up, std::int64_t n) {
     if (i < n) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+__global__ void clampedSwigluKernel(float* gate, const float* up, std::int64_t n, ClampedSwiglu spec) {
+    const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float g = fminf(gate[i], spec.limit), u = fminf(fmaxf(up[i], -spec.limit), spec.limit);
+    gate[i] = g / (1.0f + expf(-spec.alpha * g)) * (u + 1.0f);
+}
+
 __global__ void geluKernel(float* x, std::int64_t n, GeluKind kind) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
@@ -73,6 +80,10 @@ void siluMulQuantize(float* gate, const float* up, std::int64_t n, std::int8_t* 
 
 void siluMul(float* gate, const float* up, std::int64_t n, cudaStream_t stream) {
     if (n > 0) siluMulKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(gate, up, n);
+}
+
+void clampedSwiglu(float* gate, const float* up, std::int64_t n, const ClampedSwiglu& spec, cudaStream_t stream) {
+    if (n > 0) clampedSwigluKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(gate, up, n, spec);
 }
 
 void gelu(float* x, std::int64_t n, GeluKind kind, cudaStream_t stream) {

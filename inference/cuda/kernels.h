@@ -78,14 +78,16 @@ void storeKv(const KvLayer& layer, const Position& pos, std::int64_t rows, std::
 void q8CacheToHalf(const KvLayer& layer, std::int64_t n, void* keys, void* values, cudaStream_t stream);
 // partials: scratch of attentionScratchFloats(...) floats.
 std::int64_t attentionScratchFloats(const Position& pos, std::int64_t rows, const AttentionSpec& spec, int multiprocessors);
-void attention(const float* q, const KvLayer& layer, const Position& pos, std::int64_t rows, const AttentionSpec& spec, float* out,
-               float* partials, int multiprocessors, cudaStream_t stream);
+// sinks: spec.sinks in device memory, or nullptr.
+void attention(const float* q, const KvLayer& layer, const Position& pos, std::int64_t rows, const AttentionSpec& spec, const float* sinks,
+               float* out, float* partials, int multiprocessors, cudaStream_t stream);
 // Prefill attention by matrix products: scores S (heads x rows x keys, F32) come from cuBLAS;
 // this turns each row of S into causal softmax weights P (F16 when half is set, else F32):
 // row i of a tile starting at query row r0 sees keys spec.firstVisible(p)..p, p = pos0 + r0 + i,
-// its scores soft-capped first when spec.softcap > 0.
+// its scores soft-capped first when spec.softcap > 0, a head's sink (device memory, or nullptr)
+// joining its softmax.
 void causalSoftmax(const float* scores, std::int64_t heads, std::int64_t rows, std::int64_t keys, std::int64_t firstPosition,
-                   const AttentionSpec& spec, void* weights, bool half, cudaStream_t stream);
+                   const AttentionSpec& spec, const float* sinks, void* weights, bool half, cudaStream_t stream);
 void layerNorm(const float* x, const DeviceWeight& weight, const DeviceWeight* bias, float eps, std::int64_t n, std::int64_t rows, float* y,
                cudaStream_t stream);
 void gelu(float* x, std::int64_t n, GeluKind kind, cudaStream_t stream);
@@ -96,6 +98,7 @@ void softmax(float* x, std::int64_t n, std::int64_t rows, cudaStream_t stream);
 void im2col(const float* image, std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t patch, float* rows,
             cudaStream_t stream);
 void siluMul(float* gate, const float* up, std::int64_t n, cudaStream_t stream);
+void clampedSwiglu(float* gate, const float* up, std::int64_t n, const ClampedSwiglu& spec, cudaStream_t stream);
 // siluMul and the quantization of the result (n % 32 == 0).
 void siluMulQuantize(float* gate, const float* up, std::int64_t n, std::int8_t* q, float* d, float* s, cudaStream_t stream);
 void add(float* x, const float* y, std::int64_t n, cudaStream_t stream);

@@ -119,7 +119,7 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
     Sampler sampler(params.sampling);
     // The reply continues the prompt's text, if the prompt has any (not just BOS).
     const bool promptHasText = std::any_of(prompt.begin(), prompt.end(), [&](TokenId t) { return t >= 0 && !tokenizer_.tokenBytes(t).empty(); });
-    Detokenizer detokenizer(tokenizer_, false, !promptHasText);
+    Detokenizer detokenizer(tokenizer_, params.renderSpecial, !promptHasText);
     // The repetition penalties look at tokens only, not image rows.
     std::vector<TokenId> history;
     std::copy_if(prompt.begin(), prompt.end(), std::back_inserter(history), [](TokenId t) { return t >= 0; });

@@ -21,6 +21,7 @@ struct GenerationParams {
     int maxTokens = 256;
     std::vector<std::string> stopStrings;
     SamplingParams sampling;
+    bool renderSpecial = false;  // special tokens in the text (a harmony reply's message markers)
 };
 
 enum class StopReason { EndOfGeneration, StopString, MaxTokens, ContextFull, Cancelled };

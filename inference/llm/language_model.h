@@ -70,7 +70,7 @@ struct ModelConfig {
     float attentionSoftcap = 0.0f;  // gemma2: scores = cap * tanh(scores / cap)
     float finalSoftcap = 0.0f;      // gemma2: the logits likewise
     float embeddingScale = 1.0f;    // gemma: token embeddings times sqrt(dim) (not input rows given in their place)
-    float ropeAttnFactor = 1.0f;    // phi3 LongRoPE: cosine and sine scaled by it
+    float ropeAttnFactor = 1.0f;    // phi3 LongRoPE, YaRN: cosine and sine scaled by it
     std::int64_t ropeOriginalContext = 0;  // phi3 LongRoPE: sessions longer than this use the long factors
     std::vector<LayerAttention> layers;    // nLayers entries
     // Mixtures of experts (nExperts 0: a dense FFN): each token through nExpertsUsed experts of
@@ -80,21 +80,27 @@ struct ModelConfig {
     std::int64_t expertFfnDim = 0;
     bool expertWeightsNorm = true;
     float expertWeightsScale = 1.0f;
+    float swigluLimit = 0.0f;  // gpt-oss: > 0, its experts' clamped SwiGLU (ClampedSwiglu)
 };
 
 struct LayerWeights {
     Tensor attnNorm, wq, wk, wv, wo, ffnNorm, wGate, wUp, wDown;
-    Tensor bq, bk, bv;                 // qwen2 (data == nullptr when absent)
+    Tensor bq, bk, bv;                 // qwen2, gpt-oss (data == nullptr when absent)
+    Tensor bo;                         // gpt-oss: attn_output.bias
+    Tensor sinks;                      // gpt-oss: attn_sinks.weight, one F32 logit per query head
     Tensor qNorm, kNorm;               // qwen3, gemma3
     Tensor postAttnNorm, postFfnNorm;  // gemma2, gemma3
     Tensor router;                                          // mixtures of experts: ffn_gate_inp
     std::vector<Tensor> expertGate, expertUp, expertDown;  // one slice of the *_exps tensors per expert
+    Tensor routerBias;                                                // gpt-oss: ffn_gate_inp.bias
+    std::vector<Tensor> expertGateBias, expertUpBias, expertDownBias;  // gpt-oss: rows of ffn_*_exps.bias
 
     // Every tensor, present or not, for the loops that place or count them.
     std::vector<const Tensor*> all() const {
-        std::vector<const Tensor*> out{&attnNorm, &wq, &wk, &wv, &wo, &ffnNorm, &wGate, &wUp, &wDown, &bq, &bk, &bv, &qNorm, &kNorm, &postAttnNorm, &postFfnNorm,
-                                       &router};
-        for (const auto* experts : {&expertGate, &expertUp, &expertDown})
+        std::vector<const Tensor*> out{&attnNorm, &wq,    &wk,    &wv,           &wo,          &ffnNorm, &wGate,     &wUp, &wDown,
+                                       &bq,       &bk,    &bv,    &bo,           &sinks,       &qNorm,   &kNorm,     &postAttnNorm,
+                                       &postFfnNorm, &router, &routerBias};
+        for (const auto* experts : {&expertGate, &expertUp, &expertDown, &expertGateBias, &expertUpBias, &expertDownBias})
             for (const Tensor& t : *experts) out.push_back(&t);
         return out;
     }
@@ -104,6 +110,7 @@ struct ModelWeights {
     Tensor tokenEmbedding, outputNorm, output;
     Tensor ropeFreqs;      // RoPE frequency divisors (ropeDims / 2, F32): Llama 3's, Phi-3's short ones; absent otherwise
     Tensor ropeFreqsLong;  // Phi-3's long ones, for sessions past ropeOriginalContext
+    std::vector<float> computedRopeFreqs;  // what ropeFreqs points to when the loader computed it (YaRN)
     std::vector<LayerWeights> layers;
 };
 

@@ -19,6 +19,8 @@ DType typeFor(const RandomModelSpec& spec, const std::string& name) {
             return DType::Q6_K;
         return DType::Q4_K;
     }
+    if (spec.mix == WeightMix::Mxfp4Experts)  // (a dense FFN too: a dense twin reads what the experts read)
+        return name.find("ffn_") != std::string::npos ? DType::MXFP4 : DType::Q8_0;
     return spec.weightType;
 }
 
@@ -50,17 +52,25 @@ void writeRandomLanguageModel(const RandomModelSpec& spec, const std::filesystem
     w.set(a + "rope.dimension_count", GgufWriteValue::u32(static_cast<std::uint32_t>(ropeDims)));
     w.set(a + "rope.freq_base", GgufWriteValue::f32(spec.ropeFreqBase));
     w.set(a + "attention.layer_norm_rms_epsilon", GgufWriteValue::f32(gemma ? 1e-6f : 1e-5f));
-    const bool qwen3 = arch == "qwen3" || arch == "qwen3moe", moe = spec.nExperts > 0;
-    if (arch == "qwen3moe" && !moe) throw std::invalid_argument("a qwen3moe model needs experts");
-    const std::int64_t expertFfn = arch == "qwen3moe" ? spec.expertFfnDim : spec.ffnDim;
+    const bool qwen3 = arch == "qwen3" || arch == "qwen3moe", moe = spec.nExperts > 0, gptOss = arch == "gpt-oss";
+    if ((arch == "qwen3moe" || gptOss) && !moe) throw std::invalid_argument("a " + arch + " model needs experts");
+    const bool ownExpertWidth = arch == "qwen3moe" || gptOss;  // (llama's experts are feed_forward_length wide)
+    const std::int64_t expertFfn = ownExpertWidth ? spec.expertFfnDim : spec.ffnDim;
     if (moe) {
         if (spec.nExpertsUsed < 1 || spec.nExpertsUsed > spec.nExperts || expertFfn <= 0)
             throw std::invalid_argument("experts need 1 to nExperts used per token and a positive width");
         w.set(a + "expert_count", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.nExperts)));
         w.set(a + "expert_used_count", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.nExpertsUsed)));
-        if (arch == "qwen3moe") w.set(a + "expert_feed_forward_length", GgufWriteValue::u32(static_cast<std::uint32_t>(expertFfn)));
+        if (ownExpertWidth) w.set(a + "expert_feed_forward_length", GgufWriteValue::u32(static_cast<std::uint32_t>(expertFfn)));
     }
-    if (headDim * spec.nHeads != spec.dim || qwen3 || gemma) {
+    if (gptOss) {
+        // gpt-oss-20b's settings: a 128-position window on even layers, YaRN from 4096 positions.
+        w.set(a + "attention.sliding_window", GgufWriteValue::u32(static_cast<std::uint32_t>(spec.slidingWindow > 0 ? spec.slidingWindow : 128)));
+        w.set(a + "rope.scaling.type", GgufWriteValue::string("yarn"));
+        w.set(a + "rope.scaling.factor", GgufWriteValue::f32(32.0f));
+        w.set(a + "rope.scaling.original_context_length", GgufWriteValue::u32(4096));
+    }
+    if (headDim * spec.nHeads != spec.dim || qwen3 || gemma || gptOss) {
         w.set(a + "attention.key_length", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
         w.set(a + "attention.value_length", GgufWriteValue::u32(static_cast<std::uint32_t>(headDim)));
     }
@@ -137,7 +147,7 @@ void writeRandomLanguageModel(const RandomModelSpec& spec, const std::filesystem
             matrix(p + "attn_k.weight", spec.dim, kvDim);
             matrix(p + "attn_v.weight", spec.dim, kvDim);
         }
-        if (arch == "qwen2") {
+        if (arch == "qwen2" || gptOss) {
             add(p + "attn_q.bias", {qDim}, DType::F32, false);
             add(p + "attn_k.bias", {kvDim}, DType::F32, false);
             add(p + "attn_v.bias", {kvDim}, DType::F32, false);
@@ -147,14 +157,24 @@ void writeRandomLanguageModel(const RandomModelSpec& spec, const std::filesystem
             add(p + "attn_k_norm.weight", {headDim}, DType::F32, true);
         }
         matrix(p + "attn_output.weight", qDim, spec.dim);
+        if (gptOss) {
+            add(p + "attn_output.bias", {spec.dim}, DType::F32, false);
+            add(p + "attn_sinks.weight", {spec.nHeads}, DType::F32, false);
+        }
         if (gemma) add(p + "post_attention_norm.weight", {spec.dim}, DType::F32, true);
-        add(p + "ffn_norm.weight", {spec.dim}, DType::F32, true);
+        add(p + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), {spec.dim}, DType::F32, true);
         if (moe) {
             // The router stays F32, as llama.cpp's quantizer leaves it; the experts stacked in 3-D.
             add(p + "ffn_gate_inp.weight", {spec.dim, spec.nExperts}, DType::F32, false);
             add(p + "ffn_gate_exps.weight", {spec.dim, expertFfn, spec.nExperts}, typeFor(spec, "ffn_gate_exps"), false);
             add(p + "ffn_up_exps.weight", {spec.dim, expertFfn, spec.nExperts}, typeFor(spec, "ffn_up_exps"), false);
             add(p + "ffn_down_exps.weight", {expertFfn, spec.dim, spec.nExperts}, typeFor(spec, "ffn_down_exps"), false);
+            if (gptOss) {  // biases, F32 as the converter keeps them
+                add(p + "ffn_gate_inp.bias", {spec.nExperts}, DType::F32, false);
+                add(p + "ffn_gate_exps.bias", {expertFfn, spec.nExperts}, DType::F32, false);
+                add(p + "ffn_up_exps.bias", {expertFfn, spec.nExperts}, DType::F32, false);
+                add(p + "ffn_down_exps.bias", {spec.dim, spec.nExperts}, DType::F32, false);
+            }
             continue;
         }
         if (arch == "phi3") {

@@ -1,7 +1,7 @@
 #pragma once
 // Writes GGUF language models with random weights, of any shape and dtype mix, laid out as
 // llama.cpp's converter writes each family: the tiny models of the tests and the TinyLlama-,
-// Llama-3-, Qwen3-, Qwen3-MoE-, Gemma 3- and Phi-4-mini-shaped models of the benchmarks. The vocabulary
+// Llama-3-, Qwen3-, Qwen3-MoE-, gpt-oss-, Gemma 3- and Phi-4-mini-shaped models of the benchmarks. The vocabulary
 // is a SentencePiece-style one (control tokens, 256 byte tokens, then short pieces) so the file
 // loads like a real model.
 
@@ -16,11 +16,13 @@ namespace lumen::inference {
 enum class WeightMix {
     Uniform,  // every matrix in `weightType`
     Q4_K_M,   // like llama.cpp's Q4_K_M: Q4_K, with attn_v, ffn_down and output in Q6_K
+    Mxfp4Experts,  // as gpt-oss is published: experts (a dense FFN too) in MXFP4, the other matrices in Q8_0
 };
 
 struct RandomModelSpec {
     // llama, mistral, qwen2 (Q/K/V biases), qwen3 (q/k norms), qwen3moe, gemma2, gemma3 (post
-    // norms, windows; always tied), phi3 (fused qkv and gate/up) or smollm3
+    // norms, windows; always tied), phi3 (fused qkv and gate/up), smollm3 or gpt-oss (biases,
+    // sinks, YaRN, experts with biases)
     std::string architecture = "llama";
     std::int64_t dim = 256;
     std::int64_t nLayers = 2;
@@ -39,8 +41,8 @@ struct RandomModelSpec {
     std::uint64_t seed = 1;
     float weightScale = 0.05f;  // standard deviation of the random weights
     std::string chatTemplate;   // tokenizer.chat_template, when not empty
-    // A mixture of experts in place of the FFN (llama: Mixtral's layout; qwen3moe): nExperts > 0
-    // experts of expertFfnDim (qwen3moe; llama's are ffnDim wide), nExpertsUsed per token.
+    // A mixture of experts in place of the FFN (llama: Mixtral's layout; qwen3moe, gpt-oss):
+    // nExperts > 0 experts of expertFfnDim (llama's are ffnDim wide), nExpertsUsed per token.
     std::int64_t nExperts = 0;
     std::int64_t nExpertsUsed = 0;
     std::int64_t expertFfnDim = 0;

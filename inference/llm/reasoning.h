@@ -3,6 +3,12 @@
 // reasoning between markers before the answer, "<think>...</think>". The markers come from the
 // model's chat template; a template whose generation prompt already opens them (QwQ,
 // DeepSeek-R1 distills) leaves the model inside its reasoning from the first token.
+//
+// gpt-oss writes OpenAI's "harmony" format instead: a reply is a run of messages, each a header
+// ("<|channel|>analysis", "<|start|>assistant<|channel|>final") then "<|message|>", its text, and
+// an end ("<|end|>", or "<|return|>" / "<|call|>" which end generation). Messages of the analysis
+// channel are the reasoning, the others the answer. The markers are special tokens, so such a
+// reply is detokenized with them rendered (GenerationParams::renderSpecial).
 
 #include <optional>
 #include <string>
@@ -13,10 +19,12 @@ namespace lumen::inference {
 struct ReasoningMarkers {
     std::string open = "<think>";
     std::string close = "</think>";
+    bool harmony = false;  // the harmony format (open and close unused)
 };
 
 // The markers a chat template's model reasons between: <think>...</think> when the template
-// source names the closing marker; nullopt for models that do not reason.
+// source names the closing marker, harmony when it writes "<|channel|>" and "<|message|>";
+// nullopt for models that do not reason.
 std::optional<ReasoningMarkers> reasoningMarkers(std::string_view templateSource);
 // Whether a rendered prompt ends inside an open reasoning block (its last marker is the open
 // one, followed by nothing but whitespace), so the reply starts with reasoning.
@@ -28,6 +36,7 @@ bool promptOpensReasoning(std::string_view prompt, const ReasoningMarkers& marke
 // is text.
 class ReasoningSplitter {
 public:
+    // (A harmony reply starts before its first header whatever startInReasoning says.)
     struct Pieces {
         std::string reasoning;
         std::string answer;
@@ -43,13 +52,15 @@ public:
 
 private:
     void append(std::string_view text, Pieces& out);
+    Pieces feedHarmony();
 
     ReasoningMarkers markers_;
     bool inside_;
     bool reasoned_;
     bool answerStarted_ = false;
     bool reasoningStarted_ = false;
-    std::string pending_;          // a possible marker prefix, held back
+    std::string pending_;          // a possible marker prefix, held back (harmony: a header too)
+    bool inMessage_ = false;       // harmony: between a message's "<|message|>" and its end
 };
 
 }  // namespace lumen::inference

@@ -1,5 +1,7 @@
 #include "inference/llm/vocabulary.h"
 
+#include <algorithm>
+
 #include "inference/formats/gguf.h"
 #include "inference/llm/unicode.h"
 
@@ -39,7 +41,7 @@ std::optional<TokenId> Vocabulary::find(std::string_view text) const {
 }
 
 bool Vocabulary::isEndOfGeneration(TokenId id) const {
-    return (eos && id == *eos) || (eot && id == *eot) || (eom && id == *eom);
+    return (eos && id == *eos) || (eot && id == *eot) || (eom && id == *eom) || std::find(moreEnds.begin(), moreEnds.end(), id) != moreEnds.end();
 }
 
 Vocabulary Vocabulary::fromGguf(const GgufFile& f) {
@@ -111,8 +113,19 @@ Vocabulary Vocabulary::fromGguf(const GgufFile& f) {
     v.eom = optionalId(f, "tokenizer.ggml.eom_token_id", n);
     v.unk = optionalId(f, "tokenizer.ggml.unknown_token_id", n);
     v.pad = optionalId(f, "tokenizer.ggml.padding_token_id", n);
+    // OpenAI's harmony vocabulary (gpt-oss): "<|end|>" ends each message of a reply, and the
+    // reply goes on (the analysis message, then the final one); "<|return|>" ends it, and so do
+    // "<|call|>" (a tool call) and "<|endoftext|>", as llama.cpp and the model's generation
+    // config count them.
+    const auto returnId = v.find("<|return|>"), callId = v.find("<|call|>");
+    if (returnId && callId && v.find("<|channel|>")) {
+        if (!v.eos) v.eos = returnId;
+        if (v.eot && *v.eot == v.find("<|end|>")) v.eot.reset();
+        for (const auto id : {returnId, callId, v.find("<|endoftext|>")})
+            if (id && !v.isEndOfGeneration(*id)) v.moreEnds.push_back(*id);
+    }
     // Models that predate eot_token_id mark their end-of-turn token only by its text.
-    if (!v.eot)
+    else if (!v.eot)
         for (const char* text : {"<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "<｜end▁of▁sentence｜>"})
             if (const auto id = v.find(text); id && v.type(*id) == TokenType::Control && (!v.eos || *id != *v.eos)) {
                 v.eot = *id;

@@ -42,6 +42,7 @@ struct Vocabulary {
     std::array<TokenId, 256> byteTokens{};            // the token for each raw byte, -1 if none
 
     std::optional<TokenId> bos, eos, eot, eom, unk, pad;
+    std::vector<TokenId> moreEnds;  // other tokens that end a reply (harmony: <|call|>, <|endoftext|>)
     bool addBos = false;
     bool addEos = false;
     bool addSpacePrefix = true;
@@ -53,7 +54,7 @@ struct Vocabulary {
     bool valid(TokenId id) const { return id >= 0 && static_cast<std::size_t>(id) < tokens.size(); }
     TokenType type(TokenId id) const { return types[static_cast<std::size_t>(id)]; }
     std::optional<TokenId> find(std::string_view text) const;
-    // True for tokens that end a reply: EOS, EOT, EOM.
+    // True for tokens that end a reply: EOS, EOT, EOM and moreEnds.
     bool isEndOfGeneration(TokenId id) const;
 };
 

@@ -175,6 +175,14 @@ void elementwiseParity(Backend& gpu, Backend& ref) {
         gpu.siluMul(dx.get(), dy.get(), rows * n);
         auto got = toHost(gpu, dx.get(), rows * n);
         for (std::size_t i = 0; i < x.size(); ++i) expectClose("siluMul", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
+        // gpt-oss's clamped SwiGLU (x and y of scale 3 pass the limit of 2 both ways)
+        const ClampedSwiglu clamp{1.702f, 2.0f};
+        want = x;
+        ref.clampedSwiglu(want.data(), y.data(), rows * n, clamp);
+        dx = onDevice(gpu, x);
+        gpu.clampedSwiglu(dx.get(), dy.get(), rows * n, clamp);
+        got = toHost(gpu, dx.get(), rows * n);
+        for (std::size_t i = 0; i < x.size(); ++i) expectClose("clampedSwiglu", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
         want = x;
         ref.add(want.data(), y.data(), rows * n);
         dx = onDevice(gpu, x);
@@ -322,14 +330,16 @@ void attentionParity(Backend& gpu, Backend& ref) {
                 auto dk = onDevice(gpu, k), dv = onDevice(gpu, v);
                 gpu.storeKv(devKv, 0, positions, kvDim, dk.get(), dv.get());
                 // Plain; a sliding window with another query scale (Gemma); soft-capped scores
-                // (Gemma 2) in a window and without one.
-                for (int variant : {0, 1, 2, 3})
+                // (Gemma 2) in a window and without one; gpt-oss's sinks, in a window and without.
+                const auto sinks = randomMatrix(DType::F32, c.nHeads, 1, 34);
+                for (int variant : {0, 1, 2, 3, 4, 5})
                 for (std::int64_t rows : {std::int64_t{1}, std::min<std::int64_t>(17, positions)}) {
                     // The last query alone (decode), then up to 17 trailing queries at once (prefill).
                     AttentionSpec spec{c.nHeads, c.nKvHeads, c.headDim};
                     if (variant == 1) spec.scale = 0.3f / std::sqrt(static_cast<float>(c.headDim)), spec.window = 5;
                     if (variant == 2) spec.softcap = 0.7f, spec.window = 200;
                     if (variant == 3) spec.softcap = 30.0f;
+                    if (variant >= 4) spec.sinks = &sinks.tensor, spec.window = variant == 4 ? 128 : 0;
                     const std::int64_t pos0 = positions - rows;
                     const auto q = randomVector(static_cast<std::size_t>(rows * qDim), 33);
                     std::vector<float> want(q.size());
@@ -370,7 +380,8 @@ void modelGoldens(Backend& gpu, Backend& cpu) {
                           "families/qwen3-q8_0", "families/gemma2-f32", "families/gemma2-q8_0", "families/gemma3-f32", "families/gemma3-q8_0",
                           "families/phi3-f32", "families/phi3-q8_0", "families/smollm3-f32", "families/smollm3-q8_0",
                           // mixtures of experts: Backend::moe on the GPU's ops, routed on the host
-                          "families/qwen3moe-f32", "families/qwen3moe-q8_0", "families/mixtral-f32", "families/mixtral-q8_0"}) {
+                          "families/qwen3moe-f32", "families/qwen3moe-q8_0", "families/mixtral-f32", "families/mixtral-q8_0",
+                          "families/gpt-oss-f32", "families/gpt-oss-q8_0"}) {
         std::ifstream in(dir + n + ".json");
         if (!in) {
             std::cerr << "FAIL: cannot read " << dir << n << ".json\n";

@@ -493,6 +493,8 @@ private slots:
             QTest::newRow(qPrintable(QStringLiteral("8/2x64 window %1").arg(kind))) << 8 << 2 << 64 << f16 << 1;
             QTest::newRow(qPrintable(QStringLiteral("8/2x64 softcap %1").arg(kind))) << 8 << 2 << 64 << f16 << 2;
             QTest::newRow(qPrintable(QStringLiteral("6/2x80 window softcap %1").arg(kind))) << 6 << 2 << 80 << f16 << 3;
+            QTest::newRow(qPrintable(QStringLiteral("8/2x64 sinks %1").arg(kind))) << 8 << 2 << 64 << f16 << 4;
+            QTest::newRow(qPrintable(QStringLiteral("6/3x64 window sinks %1").arg(kind))) << 6 << 3 << 64 << f16 << 5;
         }
     }
     void attentionMatchesReference() {
@@ -518,11 +520,40 @@ private slots:
         AttentionSpec spec{heads, kvHeads, headDim};
         if (variant & 1) spec.window = 9, spec.scale = 0.05f;
         if (variant & 2) spec.softcap = 1.5f;
+        // gpt-oss's sinks: one logit per head, about as large as the scores
+        std::vector<float> sinkValues(static_cast<std::size_t>(heads));
+        for (auto& v : sinkValues) v = 2.0f * normal(rng);
+        Tensor sinks{"sinks", DType::F32, {heads, 1, 1, 1}, reinterpret_cast<const std::uint8_t*>(sinkValues.data())};
+        if (variant & 4) spec.sinks = &sinks;
         auto reference = makeCpuBackend({.threads = 1, .simd = false});
         auto fast = makeCpuBackend({.threads = 2, .simd = true, .minParallelWork = 0});
         const std::int64_t pos0 = positions - rows;  // the rows see pos0 + 1 .. positions keys
         std::vector<float> want(q.size()), got(q.size()), single(static_cast<std::size_t>(heads * headDim));
         reference->attention(q.data(), layer, pos0, rows, spec, want.data());
+        if (spec.sinks && !f16) {
+            // A sink takes its share of the softmax and gives no value: the output is plain
+            // attention's times Z / (Z + e^sink), Z the sum of e^score over the visible keys.
+            AttentionSpec plain = spec;
+            plain.sinks = nullptr;
+            std::vector<float> without(q.size());
+            reference->attention(q.data(), layer, pos0, rows, plain, without.data());
+            for (std::int64_t r = 0; r < rows; ++r)
+                for (std::int64_t h = 0; h < heads; ++h) {
+                    double z = 0.0;
+                    const float* qh = q.data() + (r * heads + h) * headDim;
+                    for (std::int64_t t = spec.firstVisible(pos0 + r); t <= pos0 + r; ++t) {
+                        double dot = 0.0;
+                        for (std::int64_t d = 0; d < headDim; ++d) dot += double{qh[d]} * keys[static_cast<std::size_t>(t * kvDim + h / (heads / kvHeads) * headDim + d)];
+                        z += std::exp(dot * spec.queryScale());
+                    }
+                    const double share = z / (z + std::exp(double{sinkValues[static_cast<std::size_t>(h)]}));
+                    for (std::int64_t d = 0; d < headDim; ++d) {
+                        const std::size_t i = static_cast<std::size_t>((r * heads + h) * headDim + d);
+                        QVERIFY2(std::fabs(want[i] - without[i] * share) <= 1e-5 + 1e-4 * std::fabs(want[i]),
+                                 qPrintable(QStringLiteral("row %1 head %2: %3 vs %4").arg(r).arg(h).arg(want[i]).arg(without[i] * share)));
+                    }
+                }
+        }
         if (spec.window > 0) {
             // Row r sees the window's positions only: plain causal attention over a cache that
             // starts at its first one.

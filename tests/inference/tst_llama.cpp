@@ -255,7 +255,7 @@ private slots:
         QTest::addColumn<QString>("name");
         QTest::addColumn<bool>("reference");
         QTest::addColumn<int>("kv");
-        for (const char* family : {"qwen3", "gemma2", "gemma3", "phi3", "smollm3", "qwen3moe", "mixtral"})
+        for (const char* family : {"qwen3", "gemma2", "gemma3", "phi3", "smollm3", "qwen3moe", "mixtral", "gpt-oss"})
             for (const char* type : {"f32", "q8_0"}) {
                 const QString n = QStringLiteral("%1-%2").arg(QLatin1String(family), QLatin1String(type));
                 QTest::newRow(qPrintable(n + " scalar f32-kv")) << n << true << static_cast<int>(DType::F32);
@@ -276,7 +276,7 @@ private slots:
         const QByteArray text = lumen::test::readFile(base + ".json");
         const auto golden = nlohmann::json::parse(text.constData(), text.constData() + text.size());
         const Loaded m = load(base + ".gguf");
-        const QString family = name.section('-', 0, 0);
+        const QString family = name.section('-', 0, -2);
         QCOMPARE(QString::fromStdString(m.model->config().architecture), family == "mixtral" ? QStringLiteral("llama") : family);
         auto backend = makeCpuBackend({.threads = reference ? 1 : 2, .simd = !reference, .minParallelWork = 0});
         const auto prompt = golden["prompt"].get<std::vector<TokenId>>();
@@ -301,7 +301,7 @@ private slots:
     void windowedCacheMatchesFullCache_data() {
         QTest::addColumn<QString>("name");
         QTest::addColumn<int>("kv");
-        for (const char* n : {"gemma3-f32", "gemma2-f32", "phi3-f32"})
+        for (const char* n : {"gemma3-f32", "gemma2-f32", "phi3-f32", "gpt-oss-f32"})
             for (DType t : {DType::F32, DType::F16}) QTest::newRow(qPrintable(QStringLiteral("%1 %2").arg(n, name(t).data()))) << n << static_cast<int>(t);
     }
     void windowedCacheMatchesFullCache() {
@@ -445,7 +445,7 @@ private slots:
         QTest::addColumn<QString>("name");
         for (const char* n : {"llama/llama-f32", "llama/llama-q8_0", "llama/qwen2-f32", "llama/llama3-rope-scaling", "families/qwen3-f32",
                               "families/gemma2-f32", "families/gemma3-q8_0", "families/phi3-f32", "families/smollm3-f32", "families/qwen3moe-f32",
-                              "families/mixtral-q8_0"})
+                              "families/mixtral-q8_0", "families/gpt-oss-f32", "families/gpt-oss-q8_0"})
             QTest::newRow(n) << QString::fromLatin1(n);
     }
     void prefillEqualsDecode() {

@@ -10,8 +10,8 @@ using namespace lumen::inference;
 namespace {
 
 // The reply fed in pieces of `size` bytes (0: all at once).
-ReasoningSplitter::Pieces split(const std::string& reply, std::size_t size, bool startInside = false) {
-    ReasoningSplitter s(ReasoningMarkers{}, startInside);
+ReasoningSplitter::Pieces split(const std::string& reply, std::size_t size, bool startInside = false, bool harmony = false) {
+    ReasoningSplitter s(ReasoningMarkers{.harmony = harmony}, startInside);
     ReasoningSplitter::Pieces all;
     const auto add = [&](const ReasoningSplitter::Pieces& p) {
         all.reasoning += p.reasoning;
@@ -66,6 +66,42 @@ private slots:
         for (const char* name : {"Qwen-Qwen3-0.6B.jinja", "Qwen-QwQ-32B.jinja"}) {
             const QByteArray text = lumen::test::readFile(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/chat_templates/models/") + name);
             QVERIFY2(!text.isEmpty() && reasoningMarkers(text.toStdString()).has_value(), name);
+        }
+        // gpt-oss's template writes the harmony format.
+        const QByteArray gptOss = lumen::test::readFile(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/chat_templates/models/openai-gpt-oss-20b.jinja"));
+        const auto harmony = reasoningMarkers(gptOss.toStdString());
+        QVERIFY(harmony && harmony->harmony);
+        QVERIFY(!promptOpensReasoning("<|start|>assistant", *harmony));
+    }
+
+    // gpt-oss's replies, as the model writes them (special tokens rendered): the analysis channel
+    // is the reasoning, the final channel the answer, headers and message ends are neither.
+    void harmony_data() {
+        QTest::addColumn<QString>("reply");
+        QTest::addColumn<QString>("reasoning");
+        QTest::addColumn<QString>("answer");
+        QTest::newRow("analysis then final")
+            << "<|channel|>analysis<|message|>User asks 2+2. Answer 4.<|end|><|start|>assistant<|channel|>final<|message|>2 + 2 = 4."
+            << "User asks 2+2. Answer 4." << "2 + 2 = 4.";
+        QTest::newRow("final only") << "<|channel|>final<|message|>Hi <there>!" << "" << "Hi <there>!";
+        QTest::newRow("two analysis messages")
+            << "<|channel|>analysis<|message|>First.<|end|><|start|>assistant<|channel|>analysis<|message|>Second.<|end|><|start|>assistant<|channel|>final<|message|>Done."
+            << "First.\n\nSecond." << "Done.";
+        QTest::newRow("stopped in the analysis") << "<|channel|>analysis<|message|>Thinking about <|en" << "Thinking about <|en" << "";
+        QTest::newRow("final with a constraint") << "<|channel|>final <|constrain|>json<|message|>{\"a\": 1}" << "" << "{\"a\": 1}";
+        QTest::newRow("no header at all (a broken reply)") << "Just text." << "" << "Just text.";
+        QTest::newRow("tool call ends with call")
+            << "<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{}"
+            << "Need the weather." << "{}";
+    }
+    void harmony() {
+        QFETCH(QString, reply);
+        QFETCH(QString, reasoning);
+        QFETCH(QString, answer);
+        for (std::size_t size : {0, 1, 2, 3, 5, 7, 11}) {
+            const auto p = split(reply.toStdString(), size, false, true);
+            QCOMPARE(QString::fromStdString(p.reasoning), reasoning);
+            QCOMPARE(QString::fromStdString(p.answer), answer);
         }
     }
 };

@@ -163,6 +163,29 @@ private slots:
         QVERIFY(!byteTokenValue("<0xG0>"));
     }
 
+    // OpenAI's harmony vocabulary (gpt-oss): "<|end|>" closes each message of a reply (the
+    // analysis, then the final one) and must not end generation; "<|return|>" (the file's EOS),
+    // "<|call|>" and "<|endoftext|>" do, as llama.cpp and the model's generation config have it.
+    // The message markers render when asked (the reply's reasoning is split on them).
+    void harmonyEndsOfGeneration() {
+        GgufWriter w;
+        w.set("tokenizer.ggml.model", GgufWriteValue::string("gpt2"));
+        w.set("tokenizer.ggml.pre", GgufWriteValue::string("gpt-4o"));
+        const std::vector<std::string> tokens{"a", "b", "ab", "<|endoftext|>", "<|return|>", "<|channel|>", "<|end|>", "<|message|>", "<|call|>"};
+        w.set("tokenizer.ggml.tokens", GgufWriteValue::stringArray(tokens));
+        w.set("tokenizer.ggml.token_type", GgufWriteValue::i32Array({1, 1, 1, 3, 3, 3, 3, 3, 3}));
+        w.set("tokenizer.ggml.merges", GgufWriteValue::stringArray({"a b"}));
+        w.set("tokenizer.ggml.eos_token_id", GgufWriteValue::u32(4));
+        const std::vector<std::uint8_t> bytes = w.toBytes();
+        const GgufFile file = GgufFile::parse(bytes, "harmony.gguf");
+        const Tokenizer tok = Tokenizer::fromGguf(file);
+        const Vocabulary& v = tok.vocabulary();
+        QVERIFY(!v.isEndOfGeneration(6));  // <|end|>
+        for (TokenId id : {3, 4, 8}) QVERIFY2(v.isEndOfGeneration(id), qPrintable(QString::number(id)));
+        const std::vector<TokenId> reply{5, 0, 7, 2, 6};
+        QCOMPARE(QString::fromStdString(tok.decode(reply, true)), QStringLiteral("<|channel|>a<|message|>ab<|end|>"));
+    }
+
     void specialTokensOnlyWhenAsked() {
         const GgufFile file = GgufFile::open((shared_ + "/tokenizers/ggml-vocab-llama-spm.gguf").toStdString());
         const Tokenizer tok = Tokenizer::fromGguf(file);

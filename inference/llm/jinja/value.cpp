@@ -294,7 +294,8 @@ std::string Value::toJson(int indent, int depth, bool sortKeys) const {
     const std::string closing = indent >= 0 ? "\n" + std::string(static_cast<std::size_t>(indent * depth), ' ') : "";
     const std::string itemSep = indent >= 0 ? "," : ", ";
     switch (kind_) {
-        case Kind::Undefined:
+        // (json.dumps, which Hugging Face's tojson is, fails on Jinja2's Undefined)
+        case Kind::Undefined: throw std::invalid_argument("Object of type Undefined is not JSON serializable");
         case Kind::None: return "null";
         case Kind::Bool: return b_ ? "true" : "false";
         case Kind::Int: return std::to_string(i_);

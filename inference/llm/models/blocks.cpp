@@ -2,6 +2,7 @@
 // list of families.
 
 #include <algorithm>
+#include <cmath>
 
 #include "inference/formats/format_error.h"
 #include "inference/llm/models/family.h"
@@ -34,9 +35,10 @@ void attentionBlock(const LayerPass& p, const LayerWeights& L, const float* in, 
     // (A sliding-window layer may keep only its window: the cache then starts later, and the
     // rows go in at kvPos. The window's first position falls on the same key either way.)
     be.storeKv(p.kv, p.kvPos, n, kvDim, b.k.get(), b.v.get());
-    const AttentionSpec spec{c.nHeads, c.nKvHeads, c.headDim, c.attentionScale, la.window, c.attentionSoftcap};
+    const AttentionSpec spec{c.nHeads, c.nKvHeads, c.headDim, c.attentionScale, la.window, c.attentionSoftcap, L.sinks.data ? &L.sinks : nullptr};
     be.attention(b.q.get(), p.kv, p.kvPos, n, spec, b.attOut.get());
     be.matmul(L.wo, b.attOut.get(), n, out);
+    if (L.bo.data) be.addBias(out, L.bo, c.dim, n);
 }
 
 void gatedFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out, GatedActivation act) {
@@ -56,7 +58,10 @@ void gatedFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, f
 
 void moeFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out) {
     ActivationBuffers& b = p.b;
-    const MoeSpec spec{&L.router, L.expertGate, L.expertUp, L.expertDown, p.c.nExpertsUsed, p.c.expertWeightsNorm, p.c.expertWeightsScale};
+    const ClampedSwiglu clamped{1.702f, p.c.swigluLimit};
+    const MoeSpec spec{&L.router,          L.expertGate,     L.expertUp,     L.expertDown,    p.c.nExpertsUsed,  p.c.expertWeightsNorm, p.c.expertWeightsScale,
+                       L.routerBias.data ? &L.routerBias : nullptr, L.expertGateBias, L.expertUpBias, L.expertDownBias,
+                       p.c.swigluLimit > 0.0f ? &clamped : nullptr};
     p.be.moe(in, p.n, spec, MoeBuffers{b.router.get(), b.expertRows.get(), b.gate.get(), b.up.get(), b.expertOut.get()}, out);
 }
 
@@ -135,6 +140,45 @@ void ModelReader::readCommon() {
     w.output = tensor("output.weight", {c.dim, c.vocabSize}, true);
     if (!w.output.data) w.output = w.tokenEmbedding;  // tied embeddings
     w.layers.assign(static_cast<std::size_t>(c.nLayers), LayerWeights{});
+    readYarn(c.architecture != "gpt-oss");
+}
+
+void ModelReader::readYarn(bool truncate) {
+    ModelConfig& c = c_;
+    if (f_.getString(key("rope.scaling.type"), "") != "yarn") return;
+    const double factor = getFloat("rope.scaling.factor", 1.0);
+    const double original = static_cast<double>(getInt("rope.scaling.original_context_length", c.contextLength));
+    const double betaFast = getFloat("rope.scaling.yarn_beta_fast", 32.0), betaSlow = getFloat("rope.scaling.yarn_beta_slow", 1.0);
+    const double ext = getFloat("rope.scaling.yarn_ext_factor", 1.0), attn = getFloat("rope.scaling.yarn_attn_factor", 1.0);
+    for (const double v : {factor, original, betaFast, betaSlow, attn})
+        if (!std::isfinite(v) || v <= 0.0) fail("the YaRN settings (" + key("rope.scaling.*") + ") are not positive numbers");
+    if (!std::isfinite(ext) || ext < 0.0) fail("the YaRN extrapolation factor is not a number from 0 up");
+    if (factor <= 1.0) return;  // no scaling
+    // Dimension pair i turns at base^(-2i/d). Pairs that turn more than betaFast times over the
+    // original context keep their frequency, those turning fewer than betaSlow times are
+    // interpolated (divided by the factor), with a linear ramp between.
+    const double d = static_cast<double>(c.ropeDims), base = c.ropeFreqBase;
+    const auto correction = [&](double turns) { return d * std::log(original / (turns * 2.0 * M_PI)) / (2.0 * std::log(base)); };
+    double low = correction(betaFast), high = correction(betaSlow);
+    if (truncate) low = std::floor(low), high = std::ceil(high);
+    low = std::max(low, 0.0);
+    high = std::min(high, d - 1.0);
+    if (high == low) high += 0.001;
+    std::vector<float>& divisors = w_.computedRopeFreqs;
+    divisors.resize(static_cast<std::size_t>(c.ropeDims / 2));
+    for (std::size_t i = 0; i < divisors.size(); ++i) {
+        const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
+        const double keep = (1.0 - ramp) * ext;  // the share of the original frequency
+        divisors[i] = static_cast<float>(1.0 / (keep + (1.0 - keep) / factor));
+    }
+    Tensor& t = w_.ropeFreqs;
+    t.name = "YaRN frequency divisors";
+    t.dtype = DType::F32;
+    t.ne = {static_cast<std::int64_t>(divisors.size()), 1, 1, 1};
+    t.data = reinterpret_cast<const std::uint8_t*>(divisors.data());
+    // Cosine and sine grow with the factor, so attention sharpens as Hugging Face's and
+    // llama.cpp's YaRN make it (0.1 ln(factor) + 1).
+    c.ropeAttnFactor = static_cast<float>((0.1 * std::log(factor) + 1.0) * attn);
 }
 
 void ModelReader::readAttention(LayerWeights& L, std::int64_t layer) const {
@@ -178,7 +222,7 @@ bool ModelReader::readExpertCounts(std::int64_t ffnFallback) {
     return true;
 }
 
-void ModelReader::readExperts(LayerWeights& L, std::int64_t layer) const {
+void ModelReader::readExperts(LayerWeights& L, std::int64_t layer, const char* norm) const {
     const ModelConfig& c = c_;
     const std::string p = "blk." + std::to_string(layer) + ".";
     const std::int64_t experts = c.nExperts, ffn = c.expertFfnDim;
@@ -187,7 +231,7 @@ void ModelReader::readExperts(LayerWeights& L, std::int64_t layer) const {
         while (s.size() > 1 && s.back() == 1) s.pop_back();
         return s;
     };
-    L.ffnNorm = tensor(p + "ffn_norm.weight", {c.dim});
+    L.ffnNorm = tensor(p + norm, {c.dim});
     L.router = tensor(p + "ffn_gate_inp.weight", shape({c.dim, experts}));
     const Tensor gate = tensor(p + "ffn_gate_exps.weight", shape({c.dim, ffn, experts}));
     const Tensor up = tensor(p + "ffn_up_exps.weight", shape({c.dim, ffn, experts}));
@@ -201,7 +245,7 @@ void ModelReader::readExperts(LayerWeights& L, std::int64_t layer) const {
 }
 
 namespace {
-const ModelFamily* const kFamilies[] = {&kLlamaFamily, &kQwen3Family, &kGemmaFamily, &kPhi3Family, &kSmolLm3Family};
+const ModelFamily* const kFamilies[] = {&kLlamaFamily, &kQwen3Family, &kGemmaFamily, &kPhi3Family, &kSmolLm3Family, &kGptOssFamily};
 }
 
 const ModelFamily* findFamily(std::string_view architecture) {

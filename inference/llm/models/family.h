@@ -79,8 +79,13 @@ public:
     // The expert counts (expert_count, expert_used_count, expert_feed_forward_length, else
     // `ffnFallback`) into the config; false when the file has no experts.
     bool readExpertCounts(std::int64_t ffnFallback);
-    // blk.N.ffn_norm, the router and the experts' slices of ffn_gate/up/down_exps.
-    void readExperts(LayerWeights& L, std::int64_t layer) const;
+    // The FFN's norm (blk.N.<norm>), the router and the experts' slices of ffn_gate/up/down_exps.
+    void readExperts(LayerWeights& L, std::int64_t layer, const char* norm = "ffn_norm.weight") const;
+    // YaRN RoPE scaling when rope.scaling.type is "yarn": the frequency divisors and the
+    // cosine and sine factor it implies (ModelWeights::computedRopeFreqs, ropeAttnFactor).
+    // `truncate`: the correction range rounded out to whole dimensions, as llama.cpp and Hugging
+    // Face by default compute it; gpt-oss's config turns that off.
+    void readYarn(bool truncate);
 
 private:
     const GgufFile& f_;
@@ -101,6 +106,7 @@ extern const ModelFamily kQwen3Family;    // qwen3
 extern const ModelFamily kGemmaFamily;    // gemma2, gemma3
 extern const ModelFamily kPhi3Family;     // phi3
 extern const ModelFamily kSmolLm3Family;  // smollm3
+extern const ModelFamily kGptOssFamily;   // gpt-oss
 
 // The family that reads `architecture`, or nullptr.
 const ModelFamily* findFamily(std::string_view architecture);
