@@ -233,7 +233,8 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
                             const QByteArray& bytes = images.at(key);
                             state->imageRows.insert(state->mmprojKey, key,
                                                     state->mmproj->encode(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(bytes.constData()),
-                                                                                               static_cast<std::size_t>(bytes.size())})));
+                                                                                               static_cast<std::size_t>(bytes.size())},
+                                                                                              {.neededSide = vision::kLargestModelSide})));
                             encoded = state->imageRows.find(state->mmprojKey, key);
                         }
                         const std::int64_t width = state->mmproj->outputWidth(), n = static_cast<std::int64_t>(encoded->size()) / width;

@@ -15,7 +15,7 @@ ImportedImage importImage(Library& library, const QByteArray& bytes, const QStri
     ImportedImage out;
     const std::span<const std::uint8_t> data(reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size()));
     try {
-        const vision::RgbImage image = vision::decodeImage(data);
+        const vision::RgbImage image = vision::decodeImage(data, {.neededSide = kThumbnailSize});  // (only the thumbnail is made here)
         // The thumbnail: the longest side to kThumbnailSize at most, as PNG.
         const double scale = std::min(1.0, static_cast<double>(kThumbnailSize) / std::max(image.width, image.height));
         const int tw = std::max(1, static_cast<int>(image.width * scale)), th = std::max(1, static_cast<int>(image.height * scale));

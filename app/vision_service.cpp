@@ -45,7 +45,8 @@ Outcome run(Job job) {
         const auto image = [&](const std::string& sha) -> Vector {
             if (auto it = job.imageEmbeddings.find(sha); it != job.imageEmbeddings.end()) return it->second;
             const QByteArray& b = job.imageBytes.at(sha);
-            Vector e = job.features->embedImage(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(b.constData()), static_cast<std::size_t>(b.size())}));
+            Vector e = job.features->embedImage(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(b.constData()), static_cast<std::size_t>(b.size())},
+                                                                    {.neededSide = vision::kLargestModelSide}));
             out.newImages[sha] = e;
             job.imageEmbeddings[sha] = e;
             return e;

@@ -165,11 +165,16 @@ std::string sniffImageType(std::span<const std::uint8_t> bytes) {
 RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& options) {
     const std::string type = sniffImageType(bytes);
     if (type.empty()) throw ImageError("not an image in a supported format (JPEG, PNG, WebP, BMP or TIFF)");
+    int reduce = 1;  // a large JPEG decoded at 1/2, 1/4 or 1/8 (DecodeOptions::neededSide)
     if (const auto size = headerSize(bytes, type)) {
         checkPixels(size->first, size->second, options);
+        if (type == "image/jpeg" && options.neededSide > 0)
+            while (reduce < 8 && std::min(size->first, size->second) / static_cast<std::uint64_t>(2 * reduce) >= 2ull * static_cast<std::uint64_t>(options.neededSide))
+                reduce *= 2;
         const auto [channels, sampleBytes] = headerSamples(bytes, type);
-        checkDecodeBytes(decodeBytes(size->first, size->second, channels, sampleBytes, options.alpha == AlphaMode::White), size->first,
-                         size->second, options);
+        const auto reduced = [reduce](std::uint64_t side) { return (side + static_cast<std::uint64_t>(reduce) - 1) / static_cast<std::uint64_t>(reduce); };
+        checkDecodeBytes(decodeBytes(reduced(size->first), reduced(size->second), channels, sampleBytes, options.alpha == AlphaMode::White),
+                         size->first, size->second, options);
     } else if (type == "image/jpeg") {
         // No frame header before the image data: the decoder would have nothing to size it by
         // either, and it is not checked blind.
@@ -186,7 +191,9 @@ RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& o
     try {
         // IMREAD_UNCHANGED keeps alpha and 16-bit samples but skips EXIF rotation; decode the
         // colour path separately only when the file has no alpha, to keep the orientation.
-        decoded = cv::imdecode(buffer, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH);
+        // (A reduced JPEG goes through the colour path once, reduced: JPEGs have no alpha.)
+        const int reducedFlags[] = {0, cv::IMREAD_REDUCED_COLOR_2, cv::IMREAD_REDUCED_COLOR_4, 0, cv::IMREAD_REDUCED_COLOR_8};
+        decoded = reduce > 1 ? cv::imdecode(buffer, reducedFlags[reduce / 2]) : cv::imdecode(buffer, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH);
     } catch (const cv::Exception& e) {
         throw ImageError(std::string("the image could not be decoded: ") + e.what());
     }
@@ -202,6 +209,8 @@ RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& o
     } else if (decoded.channels() == 4) {
         cv::cvtColor(decoded, bgr, cv::COLOR_BGRA2BGR);
         if (bgr.depth() != CV_8U) bgr.convertTo(bgr, CV_8U, 1.0 / 257.0);
+    } else if (reduce > 1) {
+        bgr = decoded;  // (the colour path already, oriented)
     } else {
         // Decode again through the colour path, which applies the EXIF orientation and
         // converts grayscale and 16-bit samples to 8-bit BGR.

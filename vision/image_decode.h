@@ -34,7 +34,16 @@ struct DecodeOptions {
     // the decoded image after: a 762 KB PNG of 14000 x 14000 RGBA needs about 12 GB.
     std::uint64_t maxDecodeBytes = 3ull << 30;
     AlphaMode alpha = AlphaMode::White;
+    // The most pixels a side of the image will be looked at with (0: the whole image). A JPEG
+    // with a short side of at least 4x this is decoded reduced by 2, 4 or 8 (libjpeg scales
+    // while it decodes: a 14000 x 14000 photo then takes 1/64 of the memory), keeping at least
+    // twice this on its short side, so the resize that follows loses nothing the model sees.
+    int neededSide = 0;
 };
+
+// No model Lumen runs looks at more than this many pixels a side (CLIP and SigLIP 224-512,
+// LLaVA 336-672, Qwen-VL and Gemma 3 up to about 1000): what the app and CLI pass as neededSide.
+constexpr int kLargestModelSide = 1024;
 
 struct RgbImage {
     int width = 0;

@@ -592,7 +592,7 @@ std::optional<ImageInput> projectImage(Context& ctx, vision::Mmproj& mmproj, vis
         QElapsedTimer timer;
         timer.start();
         try {
-            cache.insert(modelKey, key, mmproj.encode(vision::decodeImage(data)));
+            cache.insert(modelKey, key, mmproj.encode(vision::decodeImage(data, {.neededSide = vision::kLargestModelSide})));
         } catch (const vision::ImageError& e) {
             ctx.err << "lumen-cli: " << path << ": " << QString::fromUtf8(e.what()) << "\n";
             return std::nullopt;

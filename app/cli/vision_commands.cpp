@@ -80,7 +80,8 @@ std::optional<vision::RgbImage> loadImage(Context& ctx, const QString& path, con
     if (const auto read = readUserFile(path, kMaxImageFileBytes, error)) {
         const QByteArray& bytes = *read;
         try {
-            return vision::decodeImage({reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())});
+            return vision::decodeImage({reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())},
+                                       {.neededSide = vision::kLargestModelSide});
         } catch (const vision::ImageError& e) {
             error = QString::fromUtf8(e.what());
         }

@@ -118,6 +118,37 @@ private slots:
         QCOMPARE(decodeImage(encode(alpha, ".png"), {.maxDecodeBytes = 4 << 20}).width, 300);
     }
 
+    // A JPEG far larger than a model looks at is decoded reduced (1/2, 1/4, 1/8 while libjpeg
+    // decodes), keeping at least twice the needed side: a 4400 x 4200 photo for a model of 512
+    // pixels comes out 1100 x 1050, within a memory budget its full size is over, with the same
+    // picture (each quadrant's colour within 3 levels). Smaller JPEGs and other formats decode whole.
+    void largeJpegDecodedReduced() {
+        cv::Mat bgr(4200, 4400, CV_8UC3);
+        const cv::Vec3b colours[] = {{200, 30, 40}, {20, 180, 60}, {10, 20, 230}, {120, 120, 120}};
+        for (int y = 0; y < bgr.rows; ++y)
+            for (int x = 0; x < bgr.cols; ++x) bgr.at<cv::Vec3b>(y, x) = colours[(y >= 2100) * 2 + (x >= 2200)];
+        const auto bytes = encode(bgr, ".jpg");
+        try {
+            decodeImage(bytes, {.maxDecodeBytes = 64 << 20});
+            QFAIL("the full-size decode fit a budget it is over");
+        } catch (const ImageError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("4400x4200 pixels"), e.what());
+        }
+        const RgbImage small = decodeImage(bytes, {.maxDecodeBytes = 64 << 20, .neededSide = 512});
+        QCOMPARE(small.width, 1100);
+        QCOMPARE(small.height, 1050);
+        for (int q = 0; q < 4; ++q) {
+            const int x = q % 2 ? 825 : 275, y = q / 2 ? 787 : 262;
+            const std::uint8_t* p = small.pixels.data() + (static_cast<std::size_t>(y) * small.width + x) * 3;
+            for (int c = 0; c < 3; ++c)  // (RGB out, BGR in)
+                QVERIFY2(std::abs(int{p[c]} - int{colours[q][2 - c]}) <= 3, qPrintable(QStringLiteral("quadrant %1 channel %2: %3").arg(q).arg(c).arg(p[c])));
+        }
+        QCOMPARE(decodeImage(bytes, {.neededSide = 1000}).width, 2200);  // 4200 / 4 < 2 x 1000: only halved
+        QCOMPARE(decodeImage(bytes, {.neededSide = 2000}).width, 4400);  // not even halved
+        const cv::Mat png(300, 300, CV_8UC3, cv::Scalar(1, 2, 3));
+        QCOMPARE(decodeImage(encode(png, ".png"), {.neededSide = 16}).width, 300);  // (only JPEGs are reduced)
+    }
+
     // Tiny files whose headers declare 100000 x 100000 pixels are refused before decoding.
     void decompressionBombHeaders_data() {
         QTest::addColumn<QString>("ext");
