@@ -33,6 +33,7 @@
 #include "inference/llm/reasoning.h"
 #include "inference/llm/tokenizer.h"
 #include "storage/chat_export.h"
+#include "storage/database.h"
 #include "storage/sha256.h"
 #include "inference/llm/multimodal.h"
 #include "vision/embedding_cache.h"
@@ -60,10 +61,50 @@ std::unique_ptr<Library> openLibrary(Context& ctx, bool create) {
     }
     try {
         return std::make_unique<Library>(path);
+    } catch (const storage::DamagedDatabase& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        if (e.backup()) ctx.err << "lumen-cli: `lumen-cli restore` puts the backup in its place (the damaged file is kept beside it)\n";
+        return nullptr;
     } catch (const storage::Error& e) {
         ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
         return nullptr;
     }
+}
+
+// Puts the newest backup in place of a damaged database (the app's "Restore the Backup"). A
+// database that passes its check is not replaced without --force: the backup may be a day old.
+int cmdRestore(Context& ctx) {
+    const QString path = databasePath(ctx.parser);
+    const std::filesystem::path file = path.toStdString();
+    if (!QFile::exists(path)) {
+        ctx.err << "lumen-cli: no database at " << path << "\n";
+        return kFailed;
+    }
+    const auto backup = storage::Database::newestBackup(file);
+    if (!backup) {
+        ctx.err << "lumen-cli: there is no backup of " << path << " to restore\n";
+        return kFailed;
+    }
+    bool damaged = false;
+    try {
+        (void)storage::Database::open(file);  // (the check every open runs)
+    } catch (const storage::Error&) {
+        damaged = true;
+    }
+    if (!damaged && !ctx.parser.isSet(QStringLiteral("force"))) {
+        ctx.err << "lumen-cli: " << path << " passes its integrity check; restoring " << QString::fromStdString(backup->string())
+                << " would lose what was stored since it was made. Add --force to restore it anyway.\n";
+        return kFailed;
+    }
+    try {
+        const auto aside = storage::Database::restoreBackup(file, *backup);
+        ctx.out << "restored " << path << " from " << QString::fromStdString(backup->string()) << "; the replaced file is kept as "
+                << QString::fromStdString(aside.string()) << "\n";
+    } catch (const storage::Error& e) {
+        ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+        return kFailed;
+    }
+    return kOk;
 }
 
 std::optional<std::int64_t> parseId(Context& ctx, const QString& text, const char* what) {
@@ -1102,6 +1143,7 @@ const std::map<QString, Command>& commands() {
         {QStringLiteral("export"), {"export a chat as Markdown or JSON: export CHAT_ID [--format md|json] [--output FILE]", cmdExport}},
         {QStringLiteral("import"), {"import a chat exported as JSON: import FILE", cmdImport}},
         {QStringLiteral("search"), {"full-text search over chats: search WORDS...", cmdSearch}},
+        {QStringLiteral("restore"), {"put the newest backup in place of a damaged database: restore [--force]", cmdRestore}},
         {QStringLiteral("embed"), {"image and text embeddings: embed --model DIR (--image FILE | --text TEXT)... [--normalize] [--json]", cmdEmbed}},
         {QStringLiteral("classify"),
          {"classify images: classify --model DIR [--labels \"a,b\"] [--template T]... [--examples DIR] [--top-k K] IMAGE...", cmdClassify}},
@@ -1179,6 +1221,7 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("dump"), QStringLiteral("inspect: write the tensor as raw float32 to FILE."), QStringLiteral("FILE")},
         {QStringLiteral("no-metadata"), QStringLiteral("inspect: leave out the metadata listing.")},
         {QStringLiteral("no-tensors"), QStringLiteral("inspect: leave out the tensor table.")},
+        {QStringLiteral("force"), QStringLiteral("restore: replace a database that passes its check too.")},
         {{QStringLiteral("o"), QStringLiteral("output")}, QStringLiteral("Write to FILE instead of standard output."),
          QStringLiteral("FILE")},
     });

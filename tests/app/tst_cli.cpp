@@ -107,6 +107,20 @@ private slots:
         r = run({"import", dir_.filePath("nothing.json"), "--database", path});
         QCOMPARE(r.status, 1);
         QCOMPARE(lumen::test::readFile(path), before);
+        // `restore` puts the backup in place (the damaged file kept aside); the chats read again.
+        r = run({"chats", "--database", path});
+        QVERIFY2(r.err.contains("`lumen-cli restore`"), qPrintable(r.err));
+        r = run({"restore", "--database", path});
+        QVERIFY2(r.status == 0, qPrintable(r.err));
+        QVERIFY2(r.out.contains("restored") && r.out.contains(".damaged-"), qPrintable(r.out));
+        r = run({"chats", "--database", path});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("Penguin facts"), qPrintable(r.out));
+        // A database that passes its check is not replaced by a day-old backup unless asked.
+        r = run({"restore", "--database", path});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("passes its integrity check") && r.err.contains("--force"), qPrintable(r.err));
+        QCOMPARE(run({"restore", "--force", "--database", path}).status, 0);
         QVERIFY(QFile::remove(path));
         QVERIFY(QFile::copy(db_, path));
         {
