@@ -6,18 +6,29 @@
 namespace lumen::storage {
 namespace {
 
-// What a result code means to someone who can only act on the file.
-std::string explain(int code) {
+// What a result code means to someone who can only act on the file: which file, and what to do.
+std::string explain(int code, const std::filesystem::path& path) {
+    switch (code) {  // (extended result codes)
+        case SQLITE_READONLY_CANTLOCK:
+        case SQLITE_READONLY_CANTINIT:
+            return "its shared-memory file " + path.string() + "-shm cannot be written: make it writable, or delete it while no Lumen is running";
+        case SQLITE_READONLY_DIRECTORY:
+            return "its folder " + path.parent_path().string() + " is read-only, and SQLite needs to create files beside the database: make the folder writable";
+        case SQLITE_READONLY_DBMOVED: return "the file was moved or deleted while in use: start Lumen again";
+        case SQLITE_READONLY_RECOVERY:
+        case SQLITE_READONLY_ROLLBACK: return "the database needs recovery, which needs write access to it and its folder";
+        default: break;
+    }
     switch (code & 0xFF) {
         case SQLITE_CORRUPT: return "the database file is damaged";
         case SQLITE_NOTADB: return "the file is not a database";
         case SQLITE_FULL: return "the disk is full";
-        case SQLITE_READONLY: return "the database is read-only";
+        case SQLITE_READONLY: return "the database is read-only: make the file (and its folder) writable, or choose another with --database";
         case SQLITE_BUSY:
         case SQLITE_LOCKED: return "the database is in use by another program";
-        case SQLITE_CANTOPEN: return "the file could not be opened";
+        case SQLITE_CANTOPEN: return "the file could not be opened: check that its folder exists and that you may read and write there";
         case SQLITE_IOERR: return "a disk read or write failed";
-        case SQLITE_PERM: return "permission denied";
+        case SQLITE_PERM: return "permission denied: make the file and its folder writable for you";
         default: return {};
     }
 }
@@ -51,7 +62,7 @@ Connection::~Connection() {
 
 void Connection::fail(int code, std::string_view what) const {
     std::string message = path_.string() + ": ";
-    const std::string meaning = explain(code);
+    const std::string meaning = explain(code, path_);
     if (!meaning.empty()) message += meaning + " (";
     message += std::string(what) + ": ";
     message += db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(code);
@@ -67,7 +78,7 @@ void Connection::exec(std::string_view sql) {
         const std::string detail = err ? err : sqlite3_errstr(rc);
         sqlite3_free(err);
         std::string message = path_.string() + ": ";
-        const std::string meaning = explain(rc);
+        const std::string meaning = explain(rc, path_);
         message += meaning.empty() ? detail : meaning + " (" + detail + ")";
         throw Error(message, rc);
     }
