@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <string_view>
 #include <utility>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -182,6 +183,15 @@ RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& o
     }
     if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
         throw ImageError("image file is too large (over 2 GB)");
+    // OpenCV picks its decoder from the bytes again, trying each in turn. A WebP whose header its
+    // WebP decoder rejects goes on to the decoders that look further in: DICOM ("DICM" at 128)
+    // and GDAL ("DTED" at 140), whose libraries abort on such bytes. The other formats' decoders
+    // claim their files by the magic sniffImageType checked, before those two are asked.
+    const auto at = [&](std::size_t offset, std::string_view magic) {
+        return bytes.size() >= offset + magic.size() && std::memcmp(bytes.data() + offset, magic.data(), magic.size()) == 0;
+    };
+    if (type == "image/webp" && (at(128, "DICM") || at(140, "DTED")))
+        throw ImageError("the WebP file is damaged (its header is not one a WebP decoder reads)");
 
     const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U,
                          const_cast<std::uint8_t*>(bytes.data()));

@@ -149,6 +149,24 @@ private slots:
         QCOMPARE(decodeImage(encode(png, ".png"), {.neededSide = 16}).width, 300);  // (only JPEGs are reduced)
     }
 
+    // A WebP whose header OpenCV's WebP decoder rejects must not reach the decoders that look
+    // further into the bytes (DICOM's "DICM" at 128, GDAL's "DTED" at 140): libgdcm aborts on
+    // them (found by fuzzing; tests/fuzz/corpus/image_decode/regress-webp-dicom.webp).
+    void damagedWebPNeverReachesOtherDecoders() {
+        for (const auto& [offset, magic] : {std::pair<std::size_t, std::string>{128, "DICM"}, {140, "DTED"}}) {
+            std::vector<std::uint8_t> bytes(200, 0);
+            const std::vector<std::uint8_t> head{'R', 'I', 'F', 'F', 0xC0, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', 0, 0x10};
+            std::copy(head.begin(), head.end(), bytes.begin());
+            std::copy(magic.begin(), magic.end(), bytes.begin() + static_cast<std::ptrdiff_t>(offset));
+            try {
+                decodeImage(bytes);
+                QFAIL("a damaged WebP was decoded");
+            } catch (const ImageError& e) {
+                QVERIFY2(QString::fromUtf8(e.what()).contains("WebP file is damaged"), e.what());
+            }
+        }
+    }
+
     // Tiny files whose headers declare 100000 x 100000 pixels are refused before decoding.
     void decompressionBombHeaders_data() {
         QTest::addColumn<QString>("ext");
