@@ -511,6 +511,8 @@ private:
         if (w.dtype == DType::Q8_0 && kernels_->packedQ8_0.dotRows) return packedPass(kernels_->packedQ8_0, activations_);
         if (w.dtype == DType::Q4_0 && kernels_->packedQ4_0.dotRows) return packedPass(kernels_->packedQ4_0, activations_);
         if (w.dtype == DType::Q4_K && kernels_->packedQ4_K.dotRows) return packedPass(kernels_->packedQ4_K, activationsK_);
+        if (w.dtype == DType::IQ4_NL && kernels_->packedIQ4_NL.dotRows) return packedPass(kernels_->packedIQ4_NL, activations_);
+        if (w.dtype == DType::MXFP4 && kernels_->packedMXFP4.dotRows) return packedPass(kernels_->packedMXFP4, activations_);
         // Row kernels: for a prompt, each weight block unpacked once for up to 4 tokens.
         const auto rowsKernel = [&](auto kernel, const auto* acts, std::int64_t blocksPerRow) {
             multiplyRows(rows, n, blocksPerRow * static_cast<std::int64_t>(sizeof(*acts)),

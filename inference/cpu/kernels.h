@@ -111,6 +111,9 @@ struct Kernels {
     void (*dotRowsIQ4_NL)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
     void (*dotRowsIQ4_XS)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
     void (*dotRowsMXFP4)(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks, int rows, float* out);
+    // Packed-activation kernels of the codebook formats (AVX-512 only), as packedQ4_0.
+    PackedKernel<BlockQ8> packedIQ4_NL;
+    PackedKernel<BlockQ8> packedMXFP4;
 };
 
 // MXFP4's E8M0 scale e, halved (its table holds the E2M1 values doubled): 2^(e - 128), exactly

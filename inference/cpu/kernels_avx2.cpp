@@ -906,7 +906,9 @@ const Kernels kAvx2{"AVX2",
                     oneRow<BlockQ8, codebookRows<MXFP4Blocks, 1>>,
                     kCodebookRows<IQ4NLBlocks>,
                     kCodebookRows<IQ4XSBlocks>,
-                    kCodebookRows<MXFP4Blocks>};
+                    kCodebookRows<MXFP4Blocks>,
+                    {},
+                    {}};
 
 // The AVX2 set with the Q8_0 and Q4_0 kernels on VNNI (bit-identical results).
 const Kernels kAvx2Vnni = [] {

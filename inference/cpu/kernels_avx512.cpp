@@ -1,4 +1,4 @@
-// AVX-512 kernels: the AVX2+VNNI set with 512-bit Q4_0, Q8_0 and Q4_K (against activations
+// AVX-512 kernels: the AVX2+VNNI set with 512-bit Q4_0, Q8_0, Q4_K, IQ4_NL and MXFP4 (against activations
 // packed per matmul into the order the weight bytes land in), Q6_K and float dots and tiles.
 // Compiled with per-function target attributes like the AVX2 file; chosen only on CPUs with
 // AVX512 F, BW, VL, VNNI and VBMI.
@@ -17,6 +17,7 @@
 #include "inference/cpu/kernels.h"
 #include "inference/cpu/x86_common.h"
 #include "inference/cpu/row_kernels.h"
+#include "inference/formats/dtype.h"
 #include "inference/formats/half.h"
 
 #if defined(__x86_64__)
@@ -42,11 +43,13 @@ namespace {
 //  - one more 64-byte line: per lane a 16-bit start value (Q4_0: c itself, -8 * the lane's
 //    byte sum; Q8_0: minus the byte sum, times 128 in the kernel, as c would not fit 16 bits),
 //    then the blocks' scales (d[k] for block k). One load brings both, where two did.
-template <bool kFour>
+//  - IQ4_NL and MXFP4 (kCodebook): Q4_0's layout, each nibble standing for its format's table
+//    value, which the kernel takes as value + 128 (unsigned); start values as Q8_0's.
+template <bool kFour, bool kCodebook = false>
 struct alignas(64) Group {
     static constexpr int kBlocks = kFour ? 4 : 2;
-    static constexpr int kOffset = kFour ? 8 : 128;  // what the kernel's unsigned weights add to q
-    static constexpr int kStored = kFour ? 8 : 1;    // what the stored start values hold of it
+    static constexpr int kOffset = kFour && !kCodebook ? 8 : 128;  // what the kernel's unsigned weights add to q
+    static constexpr int kStored = kFour && !kCodebook ? 8 : 1;    // what the stored start values hold of it
     std::int8_t bytes[kFour ? 128 : 64];
     std::int16_t c[16];
     float d[4];  // Q8_0: d[0], d[1]
@@ -55,18 +58,18 @@ struct alignas(64) Group {
     static int byteOf(int k, int e) { return kFour ? (e < 16 ? 16 * k + e : 64 + 16 * k + e - 16) : 32 * k + e; }
     static int laneOf(int k, int e) { return kFour ? 4 * k + e % 16 / 4 : 8 * k + e / 4; }
 };
-static_assert(sizeof(Group<true>) == 192 && sizeof(Group<false>) == 128);
+static_assert(sizeof(Group<true>) == 192 && sizeof(Group<false>) == 128 && sizeof(Group<true, true>) == 192);
 
-template <bool kFour>
+template <bool kFour, bool kCodebook = false>
 std::int64_t packedBytes(std::int64_t nBlocks) {
-    using G = Group<kFour>;
+    using G = Group<kFour, kCodebook>;
     return (nBlocks + G::kBlocks - 1) / G::kBlocks * static_cast<std::int64_t>(sizeof(G));
 }
 
 // Missing blocks of a last, partial group are zero: they add nothing whatever the weights are.
-template <bool kFour>
-void packPartial(const BlockQ8* x, int count, Group<kFour>& o) {
-    using G = Group<kFour>;
+template <bool kFour, bool kCodebook>
+void packPartial(const BlockQ8* x, int count, Group<kFour, kCodebook>& o) {
+    using G = Group<kFour, kCodebook>;
     std::memset(&o, 0, sizeof o);
     for (int k = 0; k < count; ++k) {
         for (int e = 0; e < 32; ++e) {
@@ -79,9 +82,9 @@ void packPartial(const BlockQ8* x, int count, Group<kFour>& o) {
 
 
 // Full groups with vector moves (the layout above, as packPartial writes it element by element).
-template <bool kFour>
+template <bool kFour, bool kCodebook = false>
 LUMEN_AVX512 void pack(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out) {
-    using G = Group<kFour>;
+    using G = Group<kFour, kCodebook>;
     auto* groups = reinterpret_cast<G*>(out);
     const std::int64_t full = nBlocks / G::kBlocks;
     for (std::int64_t g = 0; g < full; ++g) {
@@ -108,7 +111,7 @@ LUMEN_AVX512 void pack(const BlockQ8* x, std::int64_t nBlocks, std::uint8_t* out
         if constexpr (!kFour) o.d[2] = o.d[3] = 0.0f;
         std::memset(o.unused, 0, sizeof o.unused);
     }
-    if (full * G::kBlocks < nBlocks) packPartial<kFour>(x + full * G::kBlocks, static_cast<int>(nBlocks - full * G::kBlocks), groups[full]);
+    if (full * G::kBlocks < nBlocks) packPartial<kFour, kCodebook>(x + full * G::kBlocks, static_cast<int>(nBlocks - full * G::kBlocks), groups[full]);
 }
 
 // Byte i of a Q4_0 group's permuted nibbles: block i / 16, byte i % 16 of its 16 (at 18k + 2).
@@ -222,6 +225,94 @@ struct PackedQ8Dot {
         }
     };
 };
+
+// IQ4_NL (18-byte blocks: an F16 scale, then 16 nibble bytes, as Q4_0's) and MXFP4 (17-byte
+// blocks: an E8M0 exponent, then 16 nibble bytes) against packed activations (Group<true, true>):
+// four blocks' nibbles by one byte permute, as Q4_0's, then looked up (value + 128) by a byte
+// shuffle of the format's table; the scales by a word permute (F16) or from the exponent bytes'
+// bits (MXFP4: 2^(e - 128), the half of E8M0 that the doubled table values call for).
+struct Iq4nlCodes {
+    static constexpr std::int64_t kBlockBytes = 18, kQs = 2;
+    static constexpr const std::int8_t (&kTable)[16] = kIq4nlValues;
+};
+struct Mxfp4Codes {
+    static constexpr std::int64_t kBlockBytes = 17, kQs = 1;
+    static constexpr const std::int8_t (&kTable)[16] = kMxfp4Values;
+};
+
+template <class C>
+struct CodebookIndices {
+    alignas(64) std::uint8_t q[64];        // byte i: block i / 16's nibble byte i % 16
+    alignas(64) std::uint8_t scale[64];    // dword i's low byte: block i / 4's first byte (MXFP4)
+    alignas(64) std::uint16_t half[32];    // word i: block i / 4's F16 scale (IQ4_NL)
+    alignas(64) std::uint8_t table[16];    // the table's values + 128
+};
+template <class C>
+constexpr CodebookIndices<C> kCodebookIndices = [] {
+    CodebookIndices<C> t{};
+    for (int i = 0; i < 64; ++i) t.q[i] = static_cast<std::uint8_t>(C::kBlockBytes * (i / 16) + C::kQs + i % 16);
+    for (int i = 0; i < 16; ++i) {
+        t.scale[4 * i] = static_cast<std::uint8_t>(C::kBlockBytes * (i / 4));
+        t.half[i] = static_cast<std::uint16_t>(C::kBlockBytes / 2 * (i / 4));
+        t.table[i] = static_cast<std::uint8_t>(C::kTable[i] + 128);
+    }
+    return t;
+}();
+
+template <class C, int R>
+struct PackedCodebookDot {
+    LUMEN_AVX512 static void run(const std::uint8_t* w, const std::uint8_t* packed, std::int64_t nBlocks, float* out) {
+        using G = Group<true, true>;
+        constexpr std::int64_t kGroupBytes = 4 * C::kBlockBytes;
+        const CodebookIndices<C>& ix = kCodebookIndices<C>;
+        const std::int64_t groups = (nBlocks + 3) / 4, full = nBlocks / 4;
+        const auto* a = reinterpret_cast<const G*>(packed);
+        const __m512i lanes = _mm512_load_si512(kIndices.lanes4), mask = _mm512_set1_epi8(0x0F);
+        const __m512i table = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(ix.table)));
+        __m512 acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+        const auto step = [&](const std::uint8_t* wg, std::int64_t g) LUMEN_AVX512 {
+            const __m512i head = inRegister(_mm512_loadu_si512(wg));
+            std::uint64_t tailBytes = 0;
+            std::memcpy(&tailBytes, wg + 64, static_cast<std::size_t>(kGroupBytes - 64));
+            const __m512i tail = _mm512_castsi128_si512(_mm_cvtsi64_si128(static_cast<long long>(tailBytes)));
+            const __m512i bytes = _mm512_permutex2var_epi8(head, _mm512_load_si512(ix.q), tail);
+            const __m512i low = _mm512_shuffle_epi8(table, _mm512_and_si512(bytes, mask));
+            const __m512i high = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(bytes, 4), mask));
+            __m512 d;
+            if constexpr (C::kBlockBytes == 17) {
+                // 2^(e - 128): exponent field e - 1 from e = 2 on; 0x200000 << e (subnormal) below
+                const __m512i e = _mm512_and_si512(_mm512_permutexvar_epi8(_mm512_load_si512(ix.scale), head), _mm512_set1_epi32(0xFF));
+                const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+                const __m512i tiny = _mm512_sllv_epi32(_mm512_set1_epi32(0x200000), e);
+                d = _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(e, _mm512_set1_epi32(2)), tiny, normal));
+            } else {
+                d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_load_si512(ix.half), head)));
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) {
+                const G& x = a[r * groups + g];
+                const __m512i line = inRegister(_mm512_load_si512(x.c));  // start values (-sum) and scales
+                __m512i sums = _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(line)), 7);
+                sums = _mm512_dpbusd_epi32(sums, low, _mm512_load_si512(x.bytes));
+                sums = _mm512_dpbusd_epi32(sums, high, _mm512_load_si512(x.bytes + 64));
+                const __m512 scales = _mm512_mul_ps(d, _mm512_permutexvar_ps(lanes, _mm512_castsi512_ps(line)));
+                acc[r] = _mm512_fmadd_ps(scales, _mm512_cvtepi32_ps(sums), acc[r]);
+            }
+        };
+        for (std::int64_t g = 0; g < full; ++g) step(w + g * kGroupBytes, g);
+        if (full < groups) {  // a partial last group, from a zero-padded copy
+            alignas(64) std::uint8_t last[2 * 64] = {};
+            std::memcpy(last, w + full * kGroupBytes, static_cast<std::size_t>((nBlocks - full * 4) * C::kBlockBytes));
+            step(last, full);
+        }
+        for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+    }
+};
+template <int R>
+using PackedIq4nlDot = PackedCodebookDot<Iq4nlCodes, R>;
+template <int R>
+using PackedMxfp4Dot = PackedCodebookDot<Mxfp4Codes, R>;
 
 LUMEN_AVX512 inline float halfAt(const std::uint8_t* p) {
     std::uint16_t h;
@@ -472,6 +563,8 @@ const Kernels* avx512Kernels() {
         set.packedQ8_0 = {packedBytes<false>, pack<false>, packedRows<PackedQ8Dot<false>::Rows>};
         set.packedQ4_0 = {packedBytes<true>, pack<true>, packedRows<PackedQ8Dot<true>::Rows>};
         set.packedQ4_K = {packedBytesQ4K, packQ4K, packedRows<PackedQ4KDot>};
+        set.packedIQ4_NL = {packedBytes<true, true>, pack<true, true>, packedRows<PackedIq4nlDot>};
+        set.packedMXFP4 = {packedBytes<true, true>, pack<true, true>, packedRows<PackedMxfp4Dot>};
         set.dotF32 = dotWide<Wide32, float>;
         set.dotF16 = dotWide<Wide16, std::uint16_t>;
         set.dotBF16 = dotWide<WideBf16, std::uint16_t>;

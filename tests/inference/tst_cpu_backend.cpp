@@ -348,7 +348,7 @@ private slots:
         checkPacked(DType::Q4_0, cpu::avx2VnniKernels()->packedQ4_0, cpu::scalarKernels().dotQ4_0, {1, 2, 3, 4, 5, 7, 64});
     }
 
-    // The AVX-512 set's packed kernels (Q8_0, Q4_0, Q4_K): the scalar kernels' value within float
+    // The AVX-512 set's packed kernels (Q8_0, Q4_0, Q4_K, IQ4_NL, MXFP4): the scalar kernels' value within float
     // rounding (the integer sums are exact; the float sums go in another order), for block counts
     // that leave partial groups; and the same bits for any number of weight and activation rows,
     // so a prompt's logits equal one token at a time.
@@ -362,6 +362,29 @@ private slots:
         checkPacked(DType::Q4_0, k->packedQ4_0, scalar.dotQ4_0, {1, 2, 3, 4, 5, 7, 11, 64});
         if (QTest::currentTestFailed()) return;
         checkPacked(DType::Q4_K, k->packedQ4_K, scalar.dotQ4_K, {1, 2, 3, 8});
+        if (QTest::currentTestFailed()) return;
+        // the codebook formats
+        checkPacked(DType::IQ4_NL, k->packedIQ4_NL, scalar.dotIQ4_NL, {1, 2, 3, 4, 5, 7, 11, 64});
+        if (QTest::currentTestFailed()) return;
+        checkPacked(DType::MXFP4, k->packedMXFP4, scalar.dotMXFP4, {1, 2, 3, 4, 5, 7, 11, 64});
+        if (QTest::currentTestFailed()) return;
+        // MXFP4 scales at the edges (exponents 0 and 1 give subnormal floats; 150 a large one),
+        // one per block of a row of 8 blocks, built from the exponent's bits as the scalar kernel does
+        const std::uint8_t exponents[8] = {0, 1, 2, 100, 127, 128, 150, 90};
+        std::vector<std::uint8_t> row(8 * 17);
+        std::mt19937 rng(5);
+        for (int b = 0; b < 8; ++b) {
+            row[static_cast<std::size_t>(17 * b)] = exponents[b];
+            for (int i = 1; i < 17; ++i) row[static_cast<std::size_t>(17 * b + i)] = static_cast<std::uint8_t>(rng());
+        }
+        const auto a = randomActivations<cpu::BlockQ8>(8, 9);
+        std::vector<std::uint8_t> storage(static_cast<std::size_t>(k->packedMXFP4.bytes(8) + 64));
+        auto* packed = reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(storage.data()) + 63) & ~std::uintptr_t{63});
+        k->packedMXFP4.pack(a.data(), 8, packed);
+        float got = 0.0f;
+        k->packedMXFP4.dotRows(row.data(), 17 * 8, 1, packed, 8, 1, &got, 1);
+        const float want = scalar.dotMXFP4(row.data(), a.data(), 8);
+        QVERIFY2(std::isfinite(want) && std::fabs(got - want) <= 1e-5f * std::fabs(want), qPrintable(QStringLiteral("%1 vs %2").arg(got).arg(want)));
     }
 
     void avx2MatchesScalarKernels_data() {
