@@ -86,8 +86,10 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> headerSize(std::span<cons
             const std::uint32_t bits = le32(b, 21);
             return std::make_pair(std::uint64_t{(bits & 0x3FFF) + 1}, std::uint64_t{((bits >> 14) & 0x3FFF) + 1});
         }
-        if (startsWith(b, {'V', 'P', '8', 'X'}, 12))
-            return std::make_pair(std::uint64_t{(le32(b, 24) & 0xFFFFFF) + 1}, std::uint64_t{(le32(b, 27) & 0xFFFFFF) + 1});
+        // (VP8X: two 24-bit sizes minus one at 24 and 27, the last byte at 29; found by fuzzing:
+        // reading them 32 bits wide overran a 30-byte file)
+        const auto le24 = [&](std::size_t i) { return std::uint64_t{b[i]} | std::uint64_t{b[i + 1]} << 8 | std::uint64_t{b[i + 2]} << 16; };
+        if (startsWith(b, {'V', 'P', '8', 'X'}, 12)) return std::make_pair(le24(24) + 1, le24(27) + 1);
         return std::nullopt;
     }
     if (type == "image/tiff" && b.size() >= 8) {

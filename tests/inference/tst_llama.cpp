@@ -266,6 +266,9 @@ private slots:
                     QTest::newRow(qPrintable(n + " fast q8_0-kv")) << n << false << static_cast<int>(DType::Q8_0);
                 }
             }
+        // YaRN RoPE scaling read from a qwen3 file (rope.scaling.type = yarn)
+        QTest::newRow("qwen3-yarn-f32 scalar f32-kv") << QStringLiteral("qwen3-yarn-f32") << true << static_cast<int>(DType::F32);
+        QTest::newRow("qwen3-yarn-f32 fast f32-kv") << QStringLiteral("qwen3-yarn-f32") << false << static_cast<int>(DType::F32);
     }
     void familyGoldens() {
         QFETCH(QString, name);
@@ -277,7 +280,7 @@ private slots:
         const auto golden = nlohmann::json::parse(text.constData(), text.constData() + text.size());
         const Loaded m = load(base + ".gguf");
         const QString family = name.section('-', 0, -2);
-        QCOMPARE(QString::fromStdString(m.model->config().architecture), family == "mixtral" ? QStringLiteral("llama") : family);
+        QCOMPARE(QString::fromStdString(m.model->config().architecture), family == "mixtral" ? QStringLiteral("llama") : family.section('-', 0, 0) == "qwen3" ? QStringLiteral("qwen3") : family);
         auto backend = makeCpuBackend({.threads = reference ? 1 : 2, .simd = !reference, .minParallelWork = 0});
         const auto prompt = golden["prompt"].get<std::vector<TokenId>>();
         const auto [maxDiff, rel] = compareLogits(run(*m.model, *backend, prompt, kvType), golden);

@@ -167,6 +167,21 @@ private slots:
         }
     }
 
+    // An extended WebP (VP8X) header's 24-bit sizes, read within a 30-byte file (reading them 32
+    // bits wide ran one byte past it: tests/fuzz/corpus/image_decode/regress-vp8x-short.webp).
+    void extendedWebPHeaderSize() {
+        std::vector<std::uint8_t> bytes{'R', 'I', 'F', 'F', 22, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'X', 10, 0, 0, 0, 0, 0, 0, 0};
+        for (const std::uint32_t side : {99999u, 199999u})  // width - 1, height - 1, 24 bits each
+            for (int i = 0; i < 3; ++i) bytes.push_back(static_cast<std::uint8_t>(side >> (8 * i)));
+        QCOMPARE(bytes.size(), std::size_t{30});
+        try {
+            decodeImage(bytes);
+            QFAIL("a 100000 x 200000 WebP was decoded");
+        } catch (const ImageError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("100000x200000"), e.what());
+        }
+    }
+
     // Tiny files whose headers declare 100000 x 100000 pixels are refused before decoding.
     void decompressionBombHeaders_data() {
         QTest::addColumn<QString>("ext");
