@@ -65,6 +65,25 @@ void Backend::moe(const float* x, std::int64_t n, const MoeSpec& spec, const Moe
     download(buffers.router, logits.data(), n * nExperts);
     routeExperts(logits.data(), n, nExperts, spec, routes);
     const std::int64_t used = spec.used;
+    // The shared expert's part of each row, weighted by the sigmoid of its gate, added to the
+    // routed experts' sum (host memory).
+    const auto addShared = [&](float* rowsSum) {
+        if (!spec.sharedGate) return;
+        thread_local std::vector<float> gateLogits, shared;
+        matmul(*spec.sharedGateInp, x, n, buffers.router);
+        gateLogits.resize(static_cast<std::size_t>(n));
+        download(buffers.router, gateLogits.data(), n);
+        const Product gateUp[] = {{spec.sharedGate, buffers.gate}, {spec.sharedUp, buffers.up}};
+        matmuls(gateUp, x, n);
+        siluMul(buffers.gate, buffers.up, n * spec.sharedGate->rows());
+        matmul(*spec.sharedDown, buffers.gate, n, buffers.out);
+        shared.resize(static_cast<std::size_t>(n * dim));
+        download(buffers.out, shared.data(), n * dim);
+        for (std::int64_t r = 0; r < n; ++r) {
+            const float w = 1.0f / (1.0f + std::exp(-gateLogits[static_cast<std::size_t>(r)]));
+            for (std::int64_t d = 0; d < dim; ++d) rowsSum[r * dim + d] += w * shared[static_cast<std::size_t>(r * dim + d)];
+        }
+    };
     // Expert e's gate and up products of m rows (biased) into its activations; its down
     // product of them into `to` (biased).
     const auto activate = [&](std::size_t e, float* gate, float* up, std::int64_t m, std::int64_t ffn) {
@@ -103,6 +122,7 @@ void Backend::moe(const float* x, std::int64_t n, const MoeSpec& spec, const Moe
         sum.assign(static_cast<std::size_t>(dim), 0.0f);
         for (std::int64_t k = 0; k < used; ++k)
             for (std::int64_t d = 0; d < dim; ++d) sum[static_cast<std::size_t>(d)] += routes[static_cast<std::size_t>(k)].weight * part[static_cast<std::size_t>(k * dim + d)];
+        addShared(sum.data());
         upload(sum.data(), out, dim);
         return;
     }
@@ -145,6 +165,7 @@ void Backend::moe(const float* x, std::int64_t n, const MoeSpec& spec, const Moe
             for (std::int64_t d = 0; d < dim; ++d) to[d] += w * from[d];
         }
     }
+    addShared(sum.data());
     upload(sum.data(), out, n * dim);
 }
 

@@ -123,10 +123,16 @@ struct MoeSpec {
     std::span<const Tensor> upBias;      // per expert: ffn values
     std::span<const Tensor> downBias;    // per expert: dim values
     const ClampedSwiglu* clamped = nullptr;  // nullptr: plain silu
+    // A shared expert every row goes through besides its chosen ones (Qwen2-MoE, Qwen3-Next):
+    // its SwiGLU output, weighted by sigmoid(sharedGateInp x), is added (absent: nullptr).
+    const Tensor* sharedGateInp = nullptr;  // one row of dim
+    const Tensor* sharedGate = nullptr;     // sharedFfn rows of dim
+    const Tensor* sharedUp = nullptr;
+    const Tensor* sharedDown = nullptr;     // dim rows of sharedFfn
 };
 
 // Backend memory a MoE op works in, for n rows: router n x nExperts floats, rows n x dim, gate and
-// up max(n, used) x ffn, out max(n, used) x dim.
+// up max(n, used) x ffn (ffn: the wider of the experts and the shared expert), out max(n, used) x dim.
 struct MoeBuffers {
     float* router;
     float* rows;

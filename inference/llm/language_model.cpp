@@ -35,7 +35,7 @@ MemoryEstimate LanguageModel::estimateMemory(std::int64_t contextSize, DType kvT
     double positions = 0;
     for (const LayerAttention& la : c.layers) positions += static_cast<double>(windowedCachePositions(la.window, contextSize));
     m.kvCache = static_cast<std::uint64_t>(2.0 * positions * static_cast<double>(kvDim) * kvBytesPerValue(kvType));
-    m.scratch = 4ull * static_cast<std::uint64_t>(8 * c.dim + 3 * c.nHeads * c.headDim + 2 * std::max(c.ffnDim, c.expertFfnDim) + c.nExperts +
+    m.scratch = 4ull * static_cast<std::uint64_t>(8 * c.dim + 3 * c.nHeads * c.headDim + 2 * std::max({c.ffnDim, c.expertFfnDim, c.sharedExpertFfnDim}) + c.nExperts +
                                                   2 * c.vocabSize + contextSize);
     return m;
 }
@@ -165,7 +165,7 @@ void LanguageSession::reserve(Stage& stage, std::int64_t n, bool allLogits) {
         b.att = be.alloc(n * c.dim);
         // (a mixture of experts decodes a token through all its experts at once: MoeBuffers)
         const std::int64_t expertRows = std::max(n, c.nExpertsUsed);
-        const std::int64_t ffn = std::max(n * c.ffnDim, expertRows * c.expertFfnDim);
+        const std::int64_t ffn = std::max({n * c.ffnDim, expertRows * c.expertFfnDim, n * c.sharedExpertFfnDim});
         b.gate = be.alloc(ffn);
         b.up = be.alloc(ffn);
         b.ffn = be.alloc(n * c.dim);

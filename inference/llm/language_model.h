@@ -27,6 +27,8 @@
 //   blk.N.ffn_gate_exps.weight (dim, expertFfn, nExperts)   each expert's gate, one 2-D slice each
 //   blk.N.ffn_up_exps.weight   (dim, expertFfn, nExperts)
 //   blk.N.ffn_down_exps.weight (expertFfn, dim, nExperts)
+//   blk.N.ffn_gate_inp_shexp.weight (dim), ffn_gate/up_shexp.weight (dim, sharedFfn),
+//   ffn_down_shexp.weight (sharedFfn, dim)             qwen2moe: a shared expert, sigmoid-gated
 //
 // Phi-3 stores q, k and v as one attn_qkv.weight and gate and up as one ffn_up.weight; its
 // loader takes row views of them, so the layer sees the same fields.
@@ -81,6 +83,7 @@ struct ModelConfig {
     bool expertWeightsNorm = true;
     float expertWeightsScale = 1.0f;
     float swigluLimit = 0.0f;  // gpt-oss: > 0, its experts' clamped SwiGLU (ClampedSwiglu)
+    std::int64_t sharedExpertFfnDim = 0;  // qwen2moe: the shared expert's width (0: none)
 };
 
 struct LayerWeights {
@@ -94,12 +97,13 @@ struct LayerWeights {
     std::vector<Tensor> expertGate, expertUp, expertDown;  // one slice of the *_exps tensors per expert
     Tensor routerBias;                                                // gpt-oss: ffn_gate_inp.bias
     std::vector<Tensor> expertGateBias, expertUpBias, expertDownBias;  // gpt-oss: rows of ffn_*_exps.bias
+    Tensor sharedGateInp, sharedGate, sharedUp, sharedDown;           // qwen2moe: ffn_gate_inp_shexp, ffn_*_shexp
 
     // Every tensor, present or not, for the loops that place or count them.
     std::vector<const Tensor*> all() const {
         std::vector<const Tensor*> out{&attnNorm, &wq,    &wk,    &wv,           &wo,          &ffnNorm, &wGate,     &wUp, &wDown,
                                        &bq,       &bk,    &bv,    &bo,           &sinks,       &qNorm,   &kNorm,     &postAttnNorm,
-                                       &postFfnNorm, &router, &routerBias};
+                                       &postFfnNorm, &router, &routerBias, &sharedGateInp, &sharedGate, &sharedUp, &sharedDown};
         for (const auto* experts : {&expertGate, &expertUp, &expertDown, &expertGateBias, &expertUpBias, &expertDownBias})
             for (const Tensor& t : *experts) out.push_back(&t);
         return out;

@@ -381,7 +381,7 @@ void modelGoldens(Backend& gpu, Backend& cpu) {
                           "families/phi3-f32", "families/phi3-q8_0", "families/smollm3-f32", "families/smollm3-q8_0",
                           // mixtures of experts: Backend::moe on the GPU's ops, routed on the host
                           "families/qwen3moe-f32", "families/qwen3moe-q8_0", "families/mixtral-f32", "families/mixtral-q8_0",
-                          "families/gpt-oss-f32", "families/gpt-oss-q8_0"}) {
+                          "families/gpt-oss-f32", "families/gpt-oss-q8_0", "families/qwen2moe-f32", "families/qwen2moe-q8_0"}) {
         std::ifstream in(dir + n + ".json");
         if (!in) {
             std::cerr << "FAIL: cannot read " << dir << n << ".json\n";

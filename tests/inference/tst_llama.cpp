@@ -255,7 +255,7 @@ private slots:
         QTest::addColumn<QString>("name");
         QTest::addColumn<bool>("reference");
         QTest::addColumn<int>("kv");
-        for (const char* family : {"qwen3", "gemma2", "gemma3", "phi3", "smollm3", "qwen3moe", "mixtral", "gpt-oss"})
+        for (const char* family : {"qwen3", "gemma2", "gemma3", "phi3", "smollm3", "qwen3moe", "mixtral", "gpt-oss", "qwen2moe"})
             for (const char* type : {"f32", "q8_0"}) {
                 const QString n = QStringLiteral("%1-%2").arg(QLatin1String(family), QLatin1String(type));
                 QTest::newRow(qPrintable(n + " scalar f32-kv")) << n << true << static_cast<int>(DType::F32);
@@ -448,7 +448,7 @@ private slots:
         QTest::addColumn<QString>("name");
         for (const char* n : {"llama/llama-f32", "llama/llama-q8_0", "llama/qwen2-f32", "llama/llama3-rope-scaling", "families/qwen3-f32",
                               "families/gemma2-f32", "families/gemma3-q8_0", "families/phi3-f32", "families/smollm3-f32", "families/qwen3moe-f32",
-                              "families/mixtral-q8_0", "families/gpt-oss-f32", "families/gpt-oss-q8_0"})
+                              "families/mixtral-q8_0", "families/gpt-oss-f32", "families/gpt-oss-q8_0", "families/qwen2moe-q8_0"})
             QTest::newRow(n) << QString::fromLatin1(n);
     }
     void prefillEqualsDecode() {

@@ -62,7 +62,14 @@ void moeFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, flo
     const MoeSpec spec{&L.router,          L.expertGate,     L.expertUp,     L.expertDown,    p.c.nExpertsUsed,  p.c.expertWeightsNorm, p.c.expertWeightsScale,
                        L.routerBias.data ? &L.routerBias : nullptr, L.expertGateBias, L.expertUpBias, L.expertDownBias,
                        p.c.swigluLimit > 0.0f ? &clamped : nullptr};
-    p.be.moe(in, p.n, spec, MoeBuffers{b.router.get(), b.expertRows.get(), b.gate.get(), b.up.get(), b.expertOut.get()}, out);
+    MoeSpec withShared = spec;
+    if (L.sharedGate.data) {
+        withShared.sharedGateInp = &L.sharedGateInp;
+        withShared.sharedGate = &L.sharedGate;
+        withShared.sharedUp = &L.sharedUp;
+        withShared.sharedDown = &L.sharedDown;
+    }
+    p.be.moe(in, p.n, withShared, MoeBuffers{b.router.get(), b.expertRows.get(), b.gate.get(), b.up.get(), b.expertOut.get()}, out);
 }
 
 void preNormLayer(const LayerPass& p, const LayerWeights& L) {
@@ -215,7 +222,11 @@ bool ModelReader::readExpertCounts(std::int64_t ffnFallback) {
     if (c.nExpertsUsed < 1 || c.nExpertsUsed > c.nExperts)
         fail("each token uses " + std::to_string(c.nExpertsUsed) + " experts (" + key("expert_used_count") + ") of " + std::to_string(c.nExperts) +
              ": it must be 1 to " + std::to_string(c.nExperts));
-    c.expertWeightsNorm = f_.getBool(key("expert_weights_norm"), true);
+    // (Qwen2-MoE's weights are not renormalised: norm_topk_prob false, as llama.cpp runs it)
+    c.expertWeightsNorm = f_.getBool(key("expert_weights_norm"), c.architecture != "qwen2moe");
+    c.sharedExpertFfnDim = getInt("expert_shared_feed_forward_length", 0);
+    if (c.sharedExpertFfnDim < 0 || c.sharedExpertFfnDim > (1 << 20))
+        fail("the shared expert's feed-forward length (" + key("expert_shared_feed_forward_length") + ") is " + std::to_string(c.sharedExpertFfnDim));
     c.expertWeightsScale = getFloat("expert_weights_scale", 0.0);
     if (!std::isfinite(c.expertWeightsScale) || c.expertWeightsScale < 0.0f) fail("the expert weights scale is not a positive number");
     if (c.expertWeightsScale == 0.0f) c.expertWeightsScale = 1.0f;  // (the converter's "none")
@@ -236,6 +247,12 @@ void ModelReader::readExperts(LayerWeights& L, std::int64_t layer, const char* n
     const Tensor gate = tensor(p + "ffn_gate_exps.weight", shape({c.dim, ffn, experts}));
     const Tensor up = tensor(p + "ffn_up_exps.weight", shape({c.dim, ffn, experts}));
     const Tensor down = tensor(p + "ffn_down_exps.weight", shape({ffn, c.dim, experts}));
+    if (c.sharedExpertFfnDim > 0) {  // a shared expert (qwen2moe)
+        L.sharedGateInp = tensor(p + "ffn_gate_inp_shexp.weight", {c.dim});
+        L.sharedGate = tensor(p + "ffn_gate_shexp.weight", {c.dim, c.sharedExpertFfnDim});
+        L.sharedUp = tensor(p + "ffn_up_shexp.weight", {c.dim, c.sharedExpertFfnDim});
+        L.sharedDown = tensor(p + "ffn_down_shexp.weight", {c.sharedExpertFfnDim, c.dim});
+    }
     for (std::int64_t e = 0; e < experts; ++e) {
         const std::string n = "[" + std::to_string(e) + "]";
         L.expertGate.push_back(rows(gate, e * ffn, ffn, gate.name + n));
