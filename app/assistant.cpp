@@ -1,5 +1,7 @@
 #include "app/assistant.h"
 
+#include <random>
+
 #include "app/logging.h"
 
 namespace lumen::app {
@@ -95,6 +97,7 @@ void Assistant::loadModel(const QString& path) { engine_->loadModel(path, engine
 inference::GenerationParams Assistant::defaultParams() {
     inference::GenerationParams p;
     p.maxTokens = 1024;
+    p.sampling.seed = kFreshSeed;
     return p;
 }
 
@@ -116,7 +119,8 @@ inference::GenerationParams Assistant::readParams(const std::string& prefix, inf
     p.sampling.topP = static_cast<float>(number("top_p", p.sampling.topP));
     p.sampling.minP = static_cast<float>(number("min_p", p.sampling.minP));
     p.sampling.repeatPenalty = static_cast<float>(number("repeat_penalty", p.sampling.repeatPenalty));
-    p.sampling.seed = static_cast<std::uint64_t>(number("seed", static_cast<double>(p.sampling.seed)));
+    const double seed = number("seed", p.sampling.seed == kFreshSeed ? -1.0 : static_cast<double>(p.sampling.seed));
+    p.sampling.seed = seed < 0 ? kFreshSeed : static_cast<std::uint64_t>(seed);
     p.maxTokens = static_cast<int>(number("max_tokens", p.maxTokens));
     return p;
 }
@@ -128,7 +132,7 @@ void Assistant::writeParams(const std::string& prefix, const inference::Generati
     put("top_p", p.sampling.topP);
     put("min_p", p.sampling.minP);
     put("repeat_penalty", p.sampling.repeatPenalty);
-    put("seed", static_cast<double>(p.sampling.seed));
+    put("seed", p.sampling.seed == kFreshSeed ? -1.0 : static_cast<double>(p.sampling.seed));
     put("max_tokens", p.maxTokens);
 }
 
@@ -244,7 +248,9 @@ bool Assistant::startReply(std::int64_t chatId) {
     writer_ = std::make_unique<storage::StreamingMessageWriter>(library_.chats(), chatId, engine_->modelName().toStdString(),
                                                                 std::chrono::milliseconds(250));
     replyChat_ = chatId;
-    replyId_ = engine_->startReply(conversation, paramsFor(chatId), images, chatThinks(chatId));
+    inference::GenerationParams params = paramsFor(chatId);
+    if (params.sampling.seed == kFreshSeed) params.sampling.seed = std::random_device{}();  // (Regenerate: another reply)
+    replyId_ = engine_->startReply(conversation, params, images, chatThinks(chatId));
     if (replyId_ == 0) {
         writer_->finish(storage::MessageStatus::Error, {}, "the model is busy or not loaded");
         writer_.reset();

@@ -47,6 +47,9 @@ public:
     // Stores sampling and engine settings (they survive restarts) and uses them from now on.
     void saveSettings(const inference::GenerationParams& params, const EngineOptions& engine);
     static inference::GenerationParams defaultParams();
+    // The sampling seed that means "a new one for each reply" (the default, so Regenerate gives
+    // another reply); any other seed is used as it is (stored as -1 in the settings).
+    static constexpr std::uint64_t kFreshSeed = ~std::uint64_t{0};
     // A chat's own sampling settings over the general ones (what its replies use).
     inference::GenerationParams paramsFor(std::int64_t chatId);
     void saveChatParams(std::int64_t chatId, const inference::GenerationParams& params);

@@ -45,7 +45,10 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     topP_ = number(0.0, 1.0, 0.01, 2, p.sampling.topP);
     minP_ = number(0.0, 1.0, 0.01, 2, p.sampling.minP);
     repeat_ = number(0.5, 2.0, 0.01, 2, p.sampling.repeatPenalty);
-    seed_ = whole(0, 2147483647, static_cast<int>(p.sampling.seed));
+    // -1: a new seed for each reply (Regenerate gives another one); 0 and up: this seed every time
+    const auto seedValue = [](std::uint64_t seed) { return seed == app::Assistant::kFreshSeed ? -1 : static_cast<int>(seed & 0x7FFFFFFF); };
+    seed_ = whole(-1, 2147483647, seedValue(p.sampling.seed), tr("a new one for each reply"));
+    seed_->setObjectName(QStringLiteral("seed"));
     maxTokens_ = whole(1, 32768, p.maxTokens);
     maxTokens_->setObjectName(QStringLiteral("maxTokens"));
     context_ = whole(256, 131072, engine.contextSize);
@@ -91,7 +94,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         topP_->setValue(d.sampling.topP);
         minP_->setValue(d.sampling.minP);
         repeat_->setValue(d.sampling.repeatPenalty);
-        seed_->setValue(static_cast<int>(d.sampling.seed));
+        seed_->setValue(d.sampling.seed == app::Assistant::kFreshSeed ? -1 : static_cast<int>(d.sampling.seed & 0x7FFFFFFF));
         maxTokens_->setValue(d.maxTokens);
         context_->setValue(4096);
         threads_->setValue(0);
@@ -113,7 +116,7 @@ void SettingsDialog::accept() {
     p.sampling.topP = static_cast<float>(topP_->value());
     p.sampling.minP = static_cast<float>(minP_->value());
     p.sampling.repeatPenalty = static_cast<float>(repeat_->value());
-    p.sampling.seed = static_cast<std::uint64_t>(seed_->value());
+    p.sampling.seed = seed_->value() < 0 ? app::Assistant::kFreshSeed : static_cast<std::uint64_t>(seed_->value());
     p.maxTokens = maxTokens_->value();
     if (chatId_ == 0)
         assistant_.saveSettings(p, {threads_->value(), context_->value(), gpuLayers_->value(),

@@ -27,6 +27,8 @@
 #include <QTimer>
 #include <QtTest>
 
+#include <set>
+
 #include "app/assistant.h"
 #include "app/chat_list_model.h"
 #include "app/vision_service.h"
@@ -305,6 +307,47 @@ private slots:
         QCOMPARE(stored.size(), std::size_t(2));
         QVERIFY(stored[1].reasoning.empty());
         QVERIFY(!stored[1].content.empty());
+    }
+
+    // Regenerate gives another reply: by default each reply draws a fresh seed (Settings shows
+    // "a new one for each reply"); with a fixed seed in Settings it gives the same reply again.
+    void regenerateDrawsAFreshSeed() {
+        const QString model = dir_.filePath("seeds.gguf");
+        inference::RandomModelSpec spec = tinySpec();
+        spec.weightScale = 0.5f;  // (sharp enough logits to be random, not all ties)
+        spec.chatTemplate = "{% for m in messages %}{{ m.content }}\n{% endfor %}";
+        inference::writeRandomLanguageModel(spec, model.toStdString());
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        window.openModel(model);
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        QCOMPARE(window.assistant().generationParams().sampling.seed, app::Assistant::kFreshSeed);
+        window.assistant().generationParams().maxTokens = 24;
+        window.assistant().generationParams().sampling.temperature = 1.5f;
+        window.assistant().generationParams().sampling.topK = 0;
+        window.assistant().generationParams().sampling.minP = 0.0f;
+        auto* composer = window.findChild<ui::Composer*>("composer");
+        QTest::keyClicks(composer, "Tell me a story.");
+        QTest::keyClick(composer, Qt::Key_Return);
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        const std::int64_t chatId = window.currentChatId();
+        const auto reply = [&] { return library.chats().messages(chatId).back().content; };
+        std::set<std::string> replies{reply()};
+        for (int i = 0; i < 3; ++i) {
+            window.findChild<QAction*>("regenerateAction")->trigger();
+            QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+            replies.insert(reply());
+        }
+        QVERIFY2(replies.size() >= 3, qPrintable(QStringLiteral("%1 different replies in 4").arg(replies.size())));
+        // A fixed seed: the same reply every time.
+        window.assistant().generationParams().sampling.seed = 7;
+        window.findChild<QAction*>("regenerateAction")->trigger();
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        const std::string first = reply();
+        window.findChild<QAction*>("regenerateAction")->trigger();
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        QCOMPARE(reply(), first);
     }
 
     // The real TinyStories model (../shared) writes a reply into a chat.
