@@ -201,9 +201,15 @@ std::int64_t Assistant::submitUserMessage(std::int64_t chatId, const QString& te
         return 0;
     }
     try {
+        const QString title = text.trimmed().isEmpty() ? tr("Image") : titleFromMessage(text);
         if (chatId == 0) {
-            chatId = library_.chats().createChat((text.trimmed().isEmpty() ? tr("Image") : titleFromMessage(text)).toStdString()).id;
+            chatId = library_.chats().createChat(title.toStdString()).id;
             emit chatCreated(chatId);
+        } else if (const auto chat = library_.chats().chat(chatId);
+                   chat && (chat->title.empty() || QString::fromStdString(chat->title) == tr("New chat")) && library_.chats().messages(chatId).empty()) {
+            // A chat made empty (New Chat, Ctrl+N) is named after its first message, as one made
+            // by sending is; a name the user gave it stays.
+            library_.chats().renameChat(chatId, title.toStdString());
         }
         if (templateId >= 0) setChatTemplate(chatId, templateId);
         storage::NewMessage message;

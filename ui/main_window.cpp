@@ -590,6 +590,11 @@ void MainWindow::sendMessage() {
     } else {
         chatView_->setCurrentIndex(chatList_->index(chatList_->rowOf(chatId)));
         messages_->reload();
+        try {
+            if (const auto chat = library_.chats().chat(chatId)) chatTitle_->setText(QString::fromStdString(chat->title));  // (named by its first message)
+        } catch (const storage::Error& e) {
+            showError(QString::fromUtf8(e.what()));
+        }
     }
 }
 

@@ -109,6 +109,20 @@ private slots:
             QVERIFY(stored[0].role == storage::Role::User);
             auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
             QVERIFY(transcript->toPlainText().contains("Hello Lumen"));
+            // The chat made by New Chat is named after its first message, in the list and the
+            // header, as a chat made by sending is; a chat the user named keeps its name.
+            const QModelIndex row = window.chatListModel().index(0, 0);
+            QCOMPARE(row.data(app::ChatListModel::TitleRole).toString(), app::Assistant::titleFromMessage("Hello Lumen\nsecond line"));
+            QCOMPARE(window.findChild<QLabel*>("chatTitle")->text(), row.data(app::ChatListModel::TitleRole).toString());
+            newChat->trigger();
+            const auto named = window.currentChatId();
+            QVERIFY(named != chatId);
+            library.chats().renameChat(named, "Travel plans");
+            QTest::keyClicks(composer, "Where should I go in May?");
+            QTest::keyClick(composer, Qt::Key_Return);
+            QCOMPARE(library.chats().chat(named)->title, std::string("Travel plans"));
+            library.chats().deleteChat(named);
+            window.chatListModel().reload();
             window.close();
         }
         // Restart: the chat and its message are shown again.
