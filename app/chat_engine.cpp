@@ -47,6 +47,21 @@ struct ChatEngine::State {
     }
 };
 
+namespace {
+
+// Throws (saying what it needs and what is free) when a CPU session of `context` tokens of
+// `model` needs more than `available` bytes: weights are mapped, not copied, so what must fit
+// is the whole estimate (the KV cache above all).
+void requireFits(const inference::LanguageModel& model, std::int64_t context, inference::DType kvType, std::uint64_t available) {
+    const auto need = model.estimateMemory(context, kvType);
+    if (need.total() > available)
+        throw std::runtime_error("it needs about " + inference::formatBytes(need.total()) + " (weights " + inference::formatBytes(need.weights) +
+                                 ", KV cache " + inference::formatBytes(need.kvCache) + " for " + std::to_string(context) + " tokens) but only " +
+                                 inference::formatBytes(available) + " is free; lower the context length in Settings");
+}
+
+}  // namespace
+
 ModelSummary summarizeModelFile(const QString& path, int contextSize) {
     auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
     const auto model = inference::LanguageModel::load(file);
@@ -98,32 +113,53 @@ ChatEngine::~ChatEngine() {
 
 void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     cancel_.store(true);  // a running reply ends first (queued calls run in order)
+    // What is loaded now comes back if the new file turns out unreadable.
+    const bool wasLoaded = loaded_, hadProjector = projectorLoaded_;
+    auto previousRenderer = renderer_;
     loaded_ = false;
     projectorLoaded_ = false;
     renderer_.reset();
     cancelLoad_.store(false);
-    QMetaObject::invokeMethod(worker_, [this, path, options, state = state_] {
-        // Between steps, a cancelled load drops what it has.
+    QMetaObject::invokeMethod(worker_, [this, path, options, state = state_, wasLoaded, hadProjector, previousRenderer] {
+        bool kept = static_cast<bool>(state->model);  // the old model is still in place
+        // Between steps, a cancelled load drops what it has (the old model stays if still there).
         const auto cancelled = [&] {
             if (!cancelLoad_.load()) return false;
-            state->reset();
-            QMetaObject::invokeMethod(this, [this] { emit loadCancelled(); });
+            if (!kept) state->reset();
+            QMetaObject::invokeMethod(this, [this, kept, wasLoaded, hadProjector, previousRenderer] {
+                if (kept) loaded_ = wasLoaded, projectorLoaded_ = hadProjector, renderer_ = previousRenderer;
+                emit loadCancelled();
+            });
             return true;
         };
         try {
-            state->reset();
-            state->file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
+            // The file is read and checked (format, family, vocabulary, template, memory) before
+            // the loaded model is let go: a file that cannot run leaves the working one in place.
+            auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
             if (cancelled()) return;
-            state->model = inference::LanguageModel::load(state->file);
+            auto model = inference::LanguageModel::load(file);
             if (cancelled()) return;
-            state->tokenizer = std::make_shared<const inference::Tokenizer>(inference::Tokenizer::fromGguf(*state->file));
-            auto tpl = inference::ChatTemplate::fromGguf(*state->file);
-            state->renderer = std::make_shared<const PromptRenderer>(tpl ? std::move(*tpl) : inference::ChatTemplate::builtin("chatml"), state->tokenizer);
-            const auto& c = state->model->config();
+            auto tokenizer = std::make_shared<const inference::Tokenizer>(inference::Tokenizer::fromGguf(*file));
+            auto tpl = inference::ChatTemplate::fromGguf(*file);
+            auto renderer = std::make_shared<const PromptRenderer>(tpl ? std::move(*tpl) : inference::ChatTemplate::builtin("chatml"), tokenizer);
+            const auto& c = model->config();
             const std::int64_t context = std::min<std::int64_t>(options.contextSize > 0 ? options.contextSize : 4096, c.contextLength);
             // Q8_0 keys and values go in blocks of 32: heads of other sizes keep F16.
             const auto kvType = options.kvType == inference::DType::Q8_0 && c.headDim % 32 != 0 ? inference::DType::F16 : options.kvType;
             if (cancelled()) return;
+            // On the CPU the whole estimate must fit in free memory, with what the loaded model
+            // frees counted as free (the same check as lumen-cli's, whose weights are mapped).
+            const bool mayUseGpu = options.gpuLayers != 0 && !inference::queryComputeDevices().gpus.empty();
+            if (const auto available = inference::availableMemory(); !mayUseGpu && available) {
+                const std::uint64_t freed = state->session ? state->model->estimateMemory(state->session->contextSize(), kvType).total() : 0;
+                requireFits(*model, context, kvType, *available + freed);
+            }
+            state->reset();
+            kept = false;
+            state->file = std::move(file);
+            state->model = std::move(model);
+            state->tokenizer = std::move(tokenizer);
+            state->renderer = std::move(renderer);
             state->backend = inference::makeCpuBackend({.threads = options.threads});
             // The last layers on the GPU when one is usable: as many as fit, or as asked.
             std::int64_t gpuLayers = 0;
@@ -142,14 +178,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
             if (gpuLayers == 0) state->gpu.reset();
             // The same check as lumen-cli's: weights are mapped, not copied, so on the CPU what
             // must fit in free memory is the whole estimate (the KV cache above all).
-            if (const auto available = inference::availableMemory(); gpuLayers == 0 && available) {
-                const auto need = state->model->estimateMemory(context, kvType);
-                if (need.total() > *available)
-                    throw std::runtime_error("it needs about " + inference::formatBytes(need.total()) + " (weights " + inference::formatBytes(need.weights) +
-                                             ", KV cache " + inference::formatBytes(need.kvCache) + " for " + std::to_string(context) +
-                                             " tokens) but only " + inference::formatBytes(*available) +
-                                             " is free; lower the context length in Settings");
-            }
+            if (const auto available = inference::availableMemory(); gpuLayers == 0 && available) requireFits(*state->model, context, kvType, *available);
             state->session = std::make_unique<inference::LanguageSession>(state->model, inference::LayerSplit{state->backend.get(), state->gpu.get(), gpuLayers}, context,
                                                                           kvType);
             state->generator = std::make_unique<inference::Generator>(*state->session, *state->tokenizer);
@@ -169,11 +198,14 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                 emit modelLoaded(name);
             });
         } catch (const std::exception& e) {
-            state->reset();
-            const QString message = tr("%1 could not be loaded: %2").arg(QFileInfo(path).fileName(), QString::fromUtf8(e.what()));
+            if (!kept) state->reset();
+            const QString message = kept ? tr("%1 could not be loaded: %2. %3 stays loaded.")
+                                               .arg(QFileInfo(path).fileName(), QString::fromUtf8(e.what()), QFileInfo(QString::fromStdString(state->file->displayName())).fileName())
+                                         : tr("%1 could not be loaded: %2").arg(QFileInfo(path).fileName(), QString::fromUtf8(e.what()));
             qCWarning(lcApp) << message;
-            QMetaObject::invokeMethod(this, [this, message] {
-                loaded_ = false;
+            QMetaObject::invokeMethod(this, [this, message, kept, wasLoaded, hadProjector, previousRenderer] {
+                loaded_ = kept && wasLoaded;
+                if (kept) projectorLoaded_ = hadProjector, renderer_ = previousRenderer;
                 emit loadFailed(message);
             });
         }

@@ -128,7 +128,8 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     connect(&assistant_->engine(), &app::ChatEngine::loadFailed, this, [this] {
         loadingBar_->hide();
         cancelLoadButton_->hide();
-        modelLabel_->setText(tr("No model loaded"));
+        // (a file that cannot run leaves the model that was loaded in place)
+        modelLabel_->setText(assistant_->engine().isLoaded() ? assistant_->engine().modelName() : tr("No model loaded"));
         updateActions();
     });
 
@@ -158,8 +159,9 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     connect(&assistant_->engine(), &app::ChatEngine::loadCancelled, this, [this] {
         loadingBar_->hide();
         cancelLoadButton_->hide();
-        modelLabel_->setText(tr("No model loaded"));
-        statusBar()->showMessage(tr("Loading was cancelled."), 5000);
+        const bool kept = assistant_->engine().isLoaded();  // (cancelled before the loaded model was let go)
+        modelLabel_->setText(kept ? assistant_->engine().modelName() : tr("No model loaded"));
+        statusBar()->showMessage(kept ? tr("Loading was cancelled; %1 stays loaded.").arg(assistant_->engine().modelName()) : tr("Loading was cancelled."), 5000);
         updateActions();
     });
     statusBar()->addPermanentWidget(loadingBar_);
