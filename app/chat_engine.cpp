@@ -233,7 +233,7 @@ void ChatEngine::loadImageProjector(const QString& path) {
             });
         } catch (const std::exception& e) {
             const QString message = tr("%1 could not be loaded: %2").arg(QFileInfo(path).fileName(), QString::fromUtf8(e.what()));
-            QMetaObject::invokeMethod(this, [this, message] { emit loadFailed(message); });
+            QMetaObject::invokeMethod(this, [this, message] { emit imageProjectorFailed(message); });
         }
     });
 }

@@ -80,6 +80,8 @@ signals:
     void modelLoaded(const QString& name);
     void imageProjectorLoaded(const QString& description);
     void loadFailed(const QString& message);
+    // The image projector could not be loaded or does not fit the model (which stays loaded).
+    void imageProjectorFailed(const QString& message);
     void loadCancelled();
     void replyPiece(int replyId, const QString& piece);
     void replyReasoning(int replyId, const QString& piece);

@@ -120,10 +120,26 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     connect(assistant_, &app::Assistant::modelLoaded, this, [this] {
         // The projector of the last session goes with its LLM.
         try {
-            if (const auto path = library_.settings().get(kProjectorKey); path && QFileInfo::exists(QString::fromStdString(*path)))
+            if (const auto path = library_.settings().get(kProjectorKey); path && QFileInfo::exists(QString::fromStdString(*path))) {
+                restoringProjector_ = true;
                 assistant_->engine().loadImageProjector(QString::fromStdString(*path));
+            }
         } catch (const storage::Error&) {
         }
+    });
+    connect(&assistant_->engine(), &app::ChatEngine::imageProjectorLoaded, this, [this] { restoringProjector_ = false; });
+    connect(&assistant_->engine(), &app::ChatEngine::imageProjectorFailed, this, [this](const QString& message) {
+        if (!restoringProjector_) return showError(message);  // one the user chose: say why
+        // The projector remembered from last time does not fit this model: set aside quietly,
+        // with a note, instead of an error at every start and every model load.
+        restoringProjector_ = false;
+        try {
+            library_.settings().remove(kProjectorKey);
+        } catch (const storage::Error&) {
+        }
+        statusBar()->showMessage(tr("The image projector from last time was set aside (%1). File ▸ Open Image Projector… chooses one for this model.")
+                                     .arg(message),
+                                 15000);
     });
     connect(&assistant_->engine(), &app::ChatEngine::loadFailed, this, [this] {
         loadingBar_->hide();

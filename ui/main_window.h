@@ -98,6 +98,7 @@ private:
     QComboBox* templateChoice_ = nullptr;
     std::vector<std::string> attachments_;  // images for the next message (SHA-256)
     std::int64_t editing_ = 0;              // the user message being edited, 0: none
+    bool restoringProjector_ = false;       // the remembered image projector is loading (its failure is a note, not an error)
     QHash<QString, QString> templateValues_;  // the last values given to template variables
     QLabel* modelLabel_ = nullptr;
     QProgressBar* loadingBar_ = nullptr;

@@ -25,6 +25,7 @@
 #include <QMessageBox>
 #include <QPushButton>
 #include <QTimer>
+#include <QStatusBar>
 #include <QtTest>
 
 #include <set>
@@ -852,6 +853,34 @@ private slots:
         const auto stored = library.chats().messages(window.currentChatId());
         QCOMPARE(stored.size(), std::size_t(2));
         QVERIFY(stored[1].status == storage::MessageStatus::Complete);
+    }
+
+    // The image projector remembered from the last session, failing with a new model (issue 24,
+    // defect 4), is set aside with a note in the status bar: the model stays loaded and named, the
+    // projector is forgotten (no error at the next start); one the user opens still says why.
+    void unfitProjectorIsSetAsideQuietly() {
+        const QString notMmproj = dir_.filePath("old-mmproj.gguf");
+        QVERIFY(test::writeFile(notMmproj, "GGUF, but no projector"));
+        app::Library library(path_);
+        library.settings().set("model.mmproj.path", notMmproj.toStdString());
+        ui::MainWindow window(library);
+        QSignalSpy projectorFailed(&window.assistant().engine(), &app::ChatEngine::imageProjectorFailed);
+        QSignalSpy modelFailed(&window.assistant().engine(), &app::ChatEngine::loadFailed);
+        window.openModel(tinyModel());
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        QTRY_COMPARE_WITH_TIMEOUT(projectorFailed.size(), 1, 20000);
+        QCOMPARE(modelFailed.size(), 0);
+        QVERIFY(window.assistant().engine().isLoaded());
+        QCOMPARE(window.findChild<QLabel*>("modelLabel")->text(), window.assistant().engine().modelName());
+        QVERIFY2(window.statusBar()->currentMessage().contains("set aside"), qPrintable(window.statusBar()->currentMessage()));
+        QVERIFY(!library.settings().get("model.mmproj.path").has_value());
+        // One the user opens: an error that says why (in the status bar here: the window is hidden).
+        window.openImageProjector(notMmproj);
+        QTRY_COMPARE_WITH_TIMEOUT(projectorFailed.size(), 2, 20000);
+        QVERIFY2(window.statusBar()->currentMessage().contains("old-mmproj.gguf could not be loaded") &&
+                     !window.statusBar()->currentMessage().contains("set aside"),
+                 qPrintable(window.statusBar()->currentMessage()));
+        QVERIFY(window.assistant().engine().isLoaded());
     }
 
     // A context whose KV cache cannot fit in free memory is refused with the same figures as
