@@ -733,25 +733,41 @@ void MainWindow::attachImage(const app::ImportedImage& image) {
 void MainWindow::rebuildAttachmentBar() {
     auto* layout = static_cast<QHBoxLayout*>(attachmentBar_->layout());
     while (QLayoutItem* item = layout->takeAt(0)) {
-        delete item->widget();
+        if (QWidget* w = item->widget()) {  // (later: this may run in a chip's own ✕ click)
+            w->hide();
+            w->setParent(nullptr);
+            w->deleteLater();
+        }
         delete item;
     }
     for (const std::string& sha : attachments_) {
-        auto* chip = new QToolButton;
+        // A chip: the thumbnail (clicking it does nothing), and its own ✕ that removes it.
+        auto* chip = new QWidget;
         chip->setObjectName(QStringLiteral("attachment"));
+        auto* chipLayout = new QHBoxLayout(chip);
+        chipLayout->setContentsMargins(0, 0, 0, 0);
+        chipLayout->setSpacing(2);
+        auto* thumbLabel = new QLabel;
         QPixmap thumb;
         try {
             if (const auto bytes = library_.images().thumbnail(sha)) thumb.loadFromData(bytes->data(), static_cast<uint>(bytes->size()));
         } catch (const storage::Error&) {
         }
-        chip->setIcon(QIcon(thumb));
-        chip->setIconSize(QSize(48, 48));
-        chip->setToolTip(tr("Click to remove this image from the message"));
-        connect(chip, &QToolButton::clicked, this, [this, sha] {
+        thumbLabel->setPixmap(thumb.scaled(48, 48, Qt::KeepAspectRatio, Qt::SmoothTransformation));
+        thumbLabel->setToolTip(tr("This image goes with the message"));
+        auto* remove = new QToolButton;
+        remove->setObjectName(QStringLiteral("removeAttachment"));
+        remove->setText(QStringLiteral("✕"));
+        remove->setAutoRaise(true);
+        remove->setToolTip(tr("Remove this image from the message"));
+        remove->setAccessibleName(tr("Remove image"));
+        connect(remove, &QToolButton::clicked, this, [this, sha] {
             attachments_.erase(std::remove(attachments_.begin(), attachments_.end(), sha), attachments_.end());
             rebuildAttachmentBar();
             updateActions();
         });
+        chipLayout->addWidget(thumbLabel);
+        chipLayout->addWidget(remove, 0, Qt::AlignTop);
         layout->addWidget(chip);
     }
     layout->addStretch(1);

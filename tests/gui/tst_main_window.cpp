@@ -444,7 +444,16 @@ private slots:
         QApplication::sendEvent(composer->viewport(), &drop);
         QVERIFY(composer->toPlainText().isEmpty());  // not pasted as a path
         QVERIFY(window.findChild<QWidget*>("attachmentBar")->isVisible());
-        QCOMPARE(window.findChildren<QToolButton*>("attachment").size(), 1);
+        QCOMPARE(window.findChildren<QWidget*>("attachment").size(), 1);
+        // Clicking the thumbnail keeps it (issue 24, defect 9); its own ✕ removes it.
+        QTest::mouseClick(window.findChild<QWidget*>("attachment")->findChild<QLabel*>(), Qt::LeftButton);
+        QCOMPARE(window.findChildren<QWidget*>("attachment").size(), 1);
+        window.findChild<QToolButton*>("removeAttachment")->click();
+        QVERIFY(window.findChildren<QWidget*>("attachment").isEmpty());
+        QVERIFY(!window.findChild<QWidget*>("attachmentBar")->isVisible());
+        QApplication::sendEvent(composer->viewport(), &enter);
+        QApplication::sendEvent(composer->viewport(), &drop);
+        QCOMPARE(window.findChildren<QWidget*>("attachment").size(), 1);
         composer->setFocus();
         QTest::keyClicks(composer, "What is this?");
         QTest::keyClick(composer, Qt::Key_Return);
