@@ -60,6 +60,14 @@ void requireFits(const inference::LanguageModel& model, std::int64_t context, in
                                  inference::formatBytes(available) + " is free; lower the context length in Settings");
 }
 
+// "0.27 million", "1.10 billion": a parameter count as people say it.
+QString parameterCount(std::int64_t params) {
+    const double n = static_cast<double>(params);
+    if (n >= 1e9) return QObject::tr("%1 billion").arg(n / 1e9, 0, 'f', 2);
+    if (n >= 1e6) return QObject::tr("%1 million").arg(n / 1e6, 0, 'f', n >= 1e8 ? 0 : 2);
+    return QObject::tr("%1 thousand").arg(n / 1e3, 0, 'f', 1);
+}
+
 }  // namespace
 
 ModelSummary summarizeModelFile(const QString& path, int contextSize) {
@@ -78,14 +86,14 @@ ModelSummary summarizeModelFile(const QString& path, int contextSize) {
     const auto available = inference::availableMemory();
     ModelSummary s;
     s.fits = !available || need.total() <= *available;
-    s.text = QObject::tr("%1\n\nArchitecture: %2, %3 layers, %4 wide, %5 heads (%6 KV)\nParameters: %7 billion, mostly %8 (%9 on disk)\n"
+    s.text = QObject::tr("%1\n\nArchitecture: %2, %3 layers, %4 wide, %5 heads (%6 KV)\nParameters: %7, mostly %8 (%9 on disk)\n"
                          "Context: %10 tokens (trained for %11)\nMemory: about %12 (weights %13 mapped from the file, KV cache %14)%15")
                  .arg(QFileInfo(path).fileName(), QString::fromStdString(c.architecture))
                  .arg(c.nLayers)
                  .arg(c.dim)
                  .arg(c.nHeads)
                  .arg(c.nKvHeads)
-                 .arg(static_cast<double>(params) / 1e9, 0, 'f', 2)
+                 .arg(parameterCount(params))
                  .arg(QString::fromStdString(dominant != byType.end() ? dominant->first : std::string("?")),
                       QString::fromStdString(inference::formatBytes(file->fileSize())))
                  .arg(context)

@@ -341,6 +341,15 @@ void MainWindow::buildLayout() {
     search_->setObjectName(QStringLiteral("chatSearch"));
     search_->setPlaceholderText(tr("Search chats and messages"));
     search_->setClearButtonEnabled(true);
+    // Esc in the search box clears it (and goes back to the message box when it is empty).
+    auto* clearSearch = new QAction(search_);
+    clearSearch->setShortcut(Qt::Key_Escape);
+    clearSearch->setShortcutContext(Qt::WidgetShortcut);
+    connect(clearSearch, &QAction::triggered, this, [this] {
+        if (search_->text().isEmpty()) composer_->setFocus();
+        else search_->clear();
+    });
+    search_->addAction(clearSearch);
     connect(search_, &QLineEdit::textChanged, this, [this](const QString& text) {
         const std::int64_t current = currentChatId();
         chatList_->setFilter(text);

@@ -210,6 +210,15 @@ private slots:
         QCOMPARE(window.chatListModel().chatId(0), a);
         search->clear();
         QCOMPARE(window.chatListModel().rowCount(), 2);
+        // Esc clears the search (issue 24), then a second Esc goes back to the message box.
+        search->setFocus();
+        QTest::keyClicks(search, "tax");
+        QCOMPARE(window.chatListModel().rowCount(), 1);
+        QTest::keyClick(search, Qt::Key_Escape);
+        QVERIFY(search->text().isEmpty());
+        QCOMPARE(window.chatListModel().rowCount(), 2);
+        QTest::keyClick(search, Qt::Key_Escape);
+        QTRY_VERIFY(window.findChild<ui::Composer*>("composer")->hasFocus());
     }
 
     // A reply streams into the transcript and the store, with its metrics, while the event loop
@@ -740,6 +749,7 @@ private slots:
         window.confirmAndOpenModel(tinyModel());
         gaps.start();
         QVERIFY2(shown.contains("Architecture: llama, 2 layers, 64 wide") && shown.contains("Memory: about"), qPrintable(shown));
+        QVERIFY2(shown.contains("Parameters: 139.6 thousand, mostly F32"), qPrintable(shown));  // (not "0.00 billion")
         QVERIFY(window.findChild<QProgressBar*>("loadingBar")->isVisible() || window.assistant().engine().isLoaded());
         QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
         const qint64 longest = gaps.stop();
