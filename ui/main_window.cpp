@@ -7,6 +7,7 @@
 #include <QDialog>
 #include <QDialogButtonBox>
 #include <QFormLayout>
+#include <QTextCursor>
 #include <QToolButton>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -485,6 +486,22 @@ void MainWindow::selectChat(std::int64_t chatId) {
 
 void MainWindow::showChat(std::int64_t chatId) {
     if (chatId == messages_->chatId() && chatId != 0) return;
+    // The draft stays with its chat: kept for the chat left, brought back for the one shown. (An
+    // edit in progress belongs to the chat left: it is cancelled.)
+    if (editing_ != 0) {
+        cancelEdit();
+    } else if (const std::int64_t left = messages_->chatId(); !composer_->toPlainText().isEmpty() || !attachments_.empty()) {
+        drafts_[left] = {composer_->toPlainText(), attachments_};
+    }
+    Draft draft;
+    if (const auto it = drafts_.find(chatId); it != drafts_.end()) {
+        draft = std::move(it->second);
+        drafts_.erase(it);
+    }
+    composer_->setPlainText(draft.text);
+    composer_->moveCursor(QTextCursor::End);
+    attachments_ = std::move(draft.attachments);
+    rebuildAttachmentBar();
     messages_->setChat(chatId);
     QString title;
     if (chatId != 0) {

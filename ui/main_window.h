@@ -6,6 +6,7 @@
 
 #include "app/library.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,12 @@ private:
     QWidget* attachmentBar_ = nullptr;
     QComboBox* templateChoice_ = nullptr;
     std::vector<std::string> attachments_;  // images for the next message (SHA-256)
+    // What was typed (and attached) in chats left before sending, by chat: each chat keeps its draft.
+    struct Draft {
+        QString text;
+        std::vector<std::string> attachments;
+    };
+    std::map<std::int64_t, Draft> drafts_;
     std::int64_t editing_ = 0;              // the user message being edited, 0: none
     bool restoringProjector_ = false;       // the remembered image projector is loading (its failure is a note, not an error)
     QHash<QString, QString> templateValues_;  // the last values given to template variables

@@ -210,6 +210,20 @@ private slots:
         QCOMPARE(window.chatListModel().chatId(0), a);
         search->clear();
         QCOMPARE(window.chatListModel().rowCount(), 2);
+        // A draft stays with its chat (issue 24, defect 10): typed in one chat, it is not in
+        // another, and it is back when its chat is.
+        auto* composer = window.findChild<ui::Composer*>("composer");
+        const auto b = window.chatListModel().chatId(0) == a ? window.chatListModel().chatId(1) : window.chatListModel().chatId(0);
+        window.selectChat(a);
+        QTest::keyClicks(composer, "a draft about rye");
+        window.selectChat(b);
+        QVERIFY(composer->toPlainText().isEmpty());
+        QTest::keyClicks(composer, "receipts?");
+        window.selectChat(a);
+        QCOMPARE(composer->toPlainText(), QStringLiteral("a draft about rye"));
+        window.selectChat(b);
+        QCOMPARE(composer->toPlainText(), QStringLiteral("receipts?"));
+        composer->clear();
         // Esc clears the search (issue 24), then a second Esc goes back to the message box.
         search->setFocus();
         QTest::keyClicks(search, "tax");
