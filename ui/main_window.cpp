@@ -577,6 +577,10 @@ void MainWindow::undoDelete() {
 void MainWindow::sendMessage() {
     QString text = composer_->toPlainText();
     if (text.trimmed().isEmpty() && attachments_.empty()) return;
+    if (assistant_->isReplying()) {  // one note, no dialog; the message waits in the box
+        statusBar()->showMessage(tr("A reply is still being written: Stop (Esc) ends it, and your message stays here to send."), 8000);
+        return;
+    }
     const std::int64_t before = currentChatId();
     // Through the chosen template: its body with {{input}} = what was typed, other variables asked.
     const std::int64_t templateId = templateChoice_->currentData().toLongLong();

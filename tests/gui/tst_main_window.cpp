@@ -251,7 +251,7 @@ private slots:
             QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
             QVERIFY(!window.findChild<QWidget*>("noModelBar")->isVisible());
             QVERIFY(window.findChild<QLabel*>("modelLabel")->text().contains("tiny.gguf"));
-            window.assistant().generationParams().maxTokens = 48;
+            window.assistant().generationParams().maxTokens = 200;  // (long enough to send again while it streams)
             window.assistant().generationParams().sampling.temperature = 0.0f;
 
             // The longest wait between event-loop turns while the reply is written.
@@ -264,6 +264,18 @@ private slots:
             QTest::keyClick(composer, Qt::Key_Return);
             QVERIFY(window.assistant().isReplying());
             QVERIFY(window.findChild<QPushButton*>("stopButton")->isVisible());
+            // Enter again while it replies: one status note, no dialog, the text kept (issue 24).
+            QTest::keyClicks(composer, "and another");
+            bool dialog = false;
+            QTimer::singleShot(0, this, [&dialog] {
+                if (auto* box = QApplication::activeModalWidget()) dialog = true, box->close();
+            });
+            QTest::keyClick(composer, Qt::Key_Return);
+            QCoreApplication::processEvents();
+            QVERIFY(!dialog);
+            QCOMPARE(composer->toPlainText(), QStringLiteral("and another"));
+            QVERIFY2(window.statusBar()->currentMessage().contains("still being written"), qPrintable(window.statusBar()->currentMessage()));
+            composer->clear();
             QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 60000);
             const qint64 longest = gaps.stop();
             qInfo("longest event-loop gap while replying: %lld ms (%lld pieces streamed)", longest, static_cast<long long>(pieces.size()));
