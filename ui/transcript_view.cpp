@@ -70,7 +70,9 @@ TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thu
 }
 
 // Markdown (replies): fenced code blocks as preformatted text with a Copy link, the rest
-// through Qt's CommonMark reader.
+// through Qt's CommonMark reader, with each line break the model wrote kept (as chat apps
+// show replies: CommonMark alone would join the lines of a paragraph, and a classification's
+// bars, into one line).
 QString TranscriptView::renderMarkdown(const QString& text) const {
     QString html;
     const QStringList lines = text.split(QLatin1Char('\n'));
@@ -81,8 +83,12 @@ QString TranscriptView::renderMarkdown(const QString& text) const {
             prose.clear();
             return;
         }
+        QStringList proseLines = prose.split(QLatin1Char('\n'));
+        for (qsizetype i = 0; i + 1 < proseLines.size(); ++i)  // two trailing spaces: a hard break
+            if (!proseLines[i].trimmed().isEmpty() && !proseLines[i + 1].trimmed().isEmpty() && !proseLines[i].endsWith(QStringLiteral("  ")))
+                proseLines[i] += QStringLiteral("  ");
         QTextDocument doc;
-        doc.setMarkdown(prose);
+        doc.setMarkdown(proseLines.join(QLatin1Char('\n')));
         QString body = doc.toHtml();
         const int start = body.indexOf(QStringLiteral("<body")), open = body.indexOf(QLatin1Char('>'), start), end = body.lastIndexOf(QStringLiteral("</body>"));
         if (start >= 0 && open >= 0 && end > open) body = body.mid(open + 1, end - open - 1);

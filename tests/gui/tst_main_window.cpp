@@ -550,6 +550,15 @@ private slots:
         QVERIFY(html.contains("a loop *please*"));  // the user's text stays as typed
         emit transcript->anchorClicked(QUrl("lumen-copy:0"));
         QCOMPARE(QGuiApplication::clipboard()->text(), QString("for i in range(3):\n    print(i)"));
+        // The model's line breaks stay (issue 24, defect 6): a poem's lines, and list items and
+        // paragraphs as Markdown makes them.
+        library.chats().addMessage(chat, {storage::Role::User, "a poem"});
+        library.chats().addMessage(chat, {storage::Role::Assistant, "Roses are red,\nviolets are blue.\n\n- one\n- two"});
+        window.messageListModel().reload();
+        const QString text = transcript->toPlainText();
+        QVERIFY2(text.contains(QStringLiteral("Roses are red,\nviolets are blue.")), qPrintable(text));
+        QVERIFY2(!text.contains(QStringLiteral("red, violets")), qPrintable(text));
+        QVERIFY2(text.contains(QStringLiteral("one")) && text.contains(QStringLiteral("two")), qPrintable(text));
     }
 
     // The template editor's preview is exactly what the engine renders when a message is sent
