@@ -234,10 +234,11 @@ void MainWindow::buildActions() {
     });
     openModelAction->setObjectName(QStringLiteral("openModelAction"));
     openModelAction->setShortcut(QKeySequence::Open);
-    fileMenu->addAction(tr("Open Image &Projector…"), this, [this] {
+    auto* openProjectorAction = fileMenu->addAction(tr("Open Image &Projector…"), this, [this] {
         const QString path = QFileDialog::getOpenFileName(this, tr("Open Image Projector (mmproj)"), {}, tr("mmproj GGUF (*.gguf)"));
         if (!path.isEmpty()) openImageProjector(path);
     });
+    openProjectorAction->setObjectName(QStringLiteral("openProjectorAction"));
     fileMenu->addAction(tr("Open &CLIP Folder…"), this, [this] {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("Open CLIP Folder"));
         if (!dir.isEmpty()) openClipFolder(dir);
@@ -580,6 +581,23 @@ void MainWindow::sendMessage() {
     if (assistant_->isReplying()) {  // one note, no dialog; the message waits in the box
         statusBar()->showMessage(tr("A reply is still being written: Stop (Esc) ends it, and your message stays here to send."), 8000);
         return;
+    }
+    if (!attachments_.empty() && assistant_->engine().isLoaded() && !assistant_->engine().hasImageProjector()) {
+        // The loaded model cannot see: say so, and offer its image projector (or the text alone).
+        QMessageBox box(QMessageBox::Question, tr("This Model Cannot See Images"),
+                        tr("%1 reads text only: the image would stay in the chat (to classify or describe later) but not reach the model. "
+                           "An image projector (an mmproj GGUF made for this model) lets it see images.")
+                            .arg(assistant_->engine().modelName()),
+                        QMessageBox::Cancel, this);
+        box.setObjectName(QStringLiteral("cannotSeeImages"));
+        QPushButton* projector = box.addButton(tr("Open Image Projector…"), QMessageBox::AcceptRole);
+        QPushButton* anyway = box.addButton(tr("Send Anyway"), QMessageBox::DestructiveRole);
+        box.exec();
+        if (box.clickedButton() == projector) {
+            findChild<QAction*>(QStringLiteral("openProjectorAction"))->trigger();
+            return;  // (the message waits in the box, its images with it)
+        }
+        if (box.clickedButton() != anyway) return;
     }
     const std::int64_t before = currentChatId();
     // Through the chosen template: its body with {{input}} = what was typed, other variables asked.

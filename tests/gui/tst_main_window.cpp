@@ -491,6 +491,24 @@ private slots:
         QCOMPARE(window.findChildren<QWidget*>("attachment").size(), 1);
         composer->setFocus();
         QTest::keyClicks(composer, "What is this?");
+        // The model has no image projector: it says so and offers one (issue 24, defect 7); Cancel
+        // keeps the message in the box, Send Anyway sends it (the image stays in the chat).
+        QString asked;
+        const auto answer = [&asked](const QString& button) {
+            QTimer::singleShot(0, [&asked, button] {
+                auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
+                if (!box) return;
+                asked = box->text();
+                for (QAbstractButton* b : box->buttons())
+                    if (b->text() == button) b->click();
+            });
+        };
+        answer("Cancel");
+        QTest::keyClick(composer, Qt::Key_Return);
+        QVERIFY2(asked.contains("reads text only") && asked.contains("image projector"), qPrintable(asked));
+        QCOMPARE(composer->toPlainText(), QStringLiteral("What is this?"));
+        QCOMPARE(window.findChildren<QWidget*>("attachment").size(), 1);
+        answer("Send Anyway");
         QTest::keyClick(composer, Qt::Key_Return);
         QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
         const std::int64_t chatId = window.currentChatId();
