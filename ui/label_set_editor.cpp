@@ -127,6 +127,7 @@ LabelSetEditor::LabelSetEditor(app::Library& library, QWidget* parent) : QDialog
     connect(labels_, &QListWidget::currentRowChanged, this, [this] {
         if (!loading_) loadExamples();
     });
+    connect(examples_, &QListWidget::currentRowChanged, this, [this] { updateButtons(); });
     connect(addExamplesButton, &QPushButton::clicked, this, [this] {
         addExampleFiles(QFileDialog::getOpenFileNames(this, tr("Example Images"), {}, tr("Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)")));
     });
@@ -191,9 +192,23 @@ std::int64_t LabelSetEditor::currentLabel() const {
     return item ? item->data(Qt::UserRole).toLongLong() : 0;
 }
 
+void LabelSetEditor::updateButtons() {
+    const bool set = set_ != 0, label = set && currentLabel() != 0;
+    const auto enable = [this](const char* name, bool on) {
+        if (auto* b = findChild<QPushButton*>(QString::fromLatin1(name))) b->setEnabled(on);
+    };
+    enable("renameLabelSet", set);
+    enable("deleteLabelSet", set);
+    enable("addLabel", set);
+    enable("removeLabel", label);
+    enable("addExamples", label);
+    enable("removeExample", label && examples_->currentItem());
+}
+
 void LabelSetEditor::loadExamples() {
     examples_->clear();
     const std::int64_t label = currentLabel();
+    updateButtons();
     if (label == 0 || set_ == 0) return;
     warnOnStorageError(this, tr("Label Sets"), [&] {
         const auto set = library_.labelSets().get(set_);
@@ -207,6 +222,7 @@ void LabelSetEditor::loadExamples() {
                     examples_->addItem(item);
                 }
     });
+    updateButtons();
 }
 
 std::int64_t LabelSetEditor::createSet(const QString& name) {

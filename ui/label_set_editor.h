@@ -34,6 +34,8 @@ private:
     void reloadSets();
     void loadSet(std::int64_t id);
     void loadExamples();
+    // Each button enabled only when it has something to act on (a set, a label, an image).
+    void updateButtons();
     std::int64_t currentLabel() const;
 
     app::Library& library_;

@@ -448,6 +448,7 @@ void MainWindow::buildLayout() {
     rightLayout->addWidget(attachmentBar_);
     templateChoice_ = new QComboBox;
     templateChoice_->setObjectName(QStringLiteral("templateChoice"));
+    templateChoice_->setSizeAdjustPolicy(QComboBox::AdjustToContents);  // (whole names, not cut)
     templateChoice_->setToolTip(tr("A prompt template for this chat: its system prompt and examples go before your messages, and what you type fills its {{input}}"));
     connect(templateChoice_, &QComboBox::activated, this, [this] {
         if (currentChatId() != 0) assistant_->setChatTemplate(currentChatId(), templateChoice_->currentData().toLongLong());

@@ -64,6 +64,9 @@ public slots:
     void openImageProjector(const QString& path);
     void openClipFolder(const QString& folder);
 
+    // Refills the Template box from the store (after the templates were edited elsewhere).
+    void reloadTemplateChoices();
+
 protected:
     void closeEvent(QCloseEvent* event) override;
 
@@ -77,7 +80,6 @@ private:
     void rebuildAttachmentBar();
     void onImageAction(const QString& action, const QString& sha256);
     void classifyImage(const QString& sha256);
-    void reloadTemplateChoices();
     void editMessage(qint64 messageId);
     void cancelEdit();
 

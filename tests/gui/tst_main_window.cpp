@@ -614,6 +614,12 @@ private slots:
         // The same message sent through the template in a chat: the engine renders the preview.
         auto* choice = window.findChild<QComboBox*>("templateChoice");
         choice->setCurrentIndex(choice->findData(static_cast<qlonglong>(id)));
+        // The box is as wide as its longest name (issue 24, defect 10: names were cut).
+        library.templates().rename(id, "Translator into French, formal register");
+        window.reloadTemplateChoices();
+        choice->setCurrentIndex(choice->findData(static_cast<qlonglong>(id)));
+        QTRY_VERIFY2(choice->width() >= choice->fontMetrics().horizontalAdvance(choice->currentText()),
+                     qPrintable(QStringLiteral("%1 px for %2").arg(choice->width()).arg(choice->currentText())));
         QSignalSpy rendered(&window.assistant().engine(), &app::ChatEngine::promptRendered);
         auto* composer = window.findChild<ui::Composer*>("composer");
         composer->setPlainText(ui::TemplateEditor::kSampleInput);
@@ -845,9 +851,16 @@ private slots:
         ui::LabelSetEditor editor(library, &window);
         editor.show();
         QVERIFY(QTest::qWaitForWindowExposed(&editor));
+        // With nothing to act on, the buttons are off (issue 24, defect 10): no set, no label.
+        const auto enabled = [&editor](const char* name) { return editor.findChild<QPushButton*>(QString::fromLatin1(name))->isEnabled(); };
+        QVERIFY(enabled("newLabelSet"));
+        for (const char* name : {"renameLabelSet", "deleteLabelSet", "addLabel", "removeLabel", "addExamples", "removeExample"}) QVERIFY2(!enabled(name), name);
         const std::int64_t set = editor.createSet("Textures");
         QVERIFY(set > 0);
+        QVERIFY(enabled("renameLabelSet") && enabled("addLabel"));
+        QVERIFY(!enabled("removeLabel") && !enabled("addExamples"));
         QVERIFY(editor.addLabel("smooth") > 0);
+        QVERIFY(enabled("removeLabel") && enabled("addExamples") && !enabled("removeExample"));
         QVERIFY(editor.addLabel("blocky") > 0);
         editor.selectLabel(0);
         auto* examples = editor.findChild<QListWidget*>("labelExamples");
