@@ -442,9 +442,25 @@ void MainWindow::buildLayout() {
     });
     noModelLayout->addWidget(noModelText, 1);
     noModelLayout->addWidget(noModelButton, 0, Qt::AlignVCenter);
+    // A message sent while no model was loaded waits for its answer: once a model is, offer it.
+    answerBar_ = new QWidget;
+    answerBar_->setObjectName(QStringLiteral("answerWaitingBar"));
+    auto* answerLayout = new QHBoxLayout(answerBar_);
+    answerLayout->setContentsMargins(0, 0, 0, 0);
+    auto* answerText = new QLabel(tr("Your last message in this chat has no answer yet."));
+    auto* answerButton = new QPushButton(tr("Answer It Now"));
+    answerButton->setObjectName(QStringLiteral("answerNowButton"));
+    connect(answerButton, &QPushButton::clicked, this, [this] {
+        if (assistant_->regenerate(currentChatId())) messages_->reload();
+        updateActions();
+    });
+    answerLayout->addWidget(answerText, 1);
+    answerLayout->addWidget(answerButton, 0, Qt::AlignVCenter);
+    answerBar_->hide();
     rightLayout->addWidget(chatTitle_);
     rightLayout->addWidget(transcript_, 1);
     rightLayout->addWidget(noModelBar_);
+    rightLayout->addWidget(answerBar_);
     rightLayout->addWidget(attachmentBar_);
     templateChoice_ = new QComboBox;
     templateChoice_->setObjectName(QStringLiteral("templateChoice"));
@@ -722,6 +738,9 @@ void MainWindow::updateActions() {
     stopButton_->setVisible(replying);
     stopAction_->setEnabled(replying || editing_ != 0);
     regenerateAction_->setEnabled(haveChat && !replying && assistant_->engine().isLoaded());
+    const int rows = messages_->rowCount();
+    const bool unanswered = rows > 0 && messages_->index(rows - 1).data(app::MessageListModel::RoleNameRole).toString() == QLatin1String("user");
+    if (answerBar_) answerBar_->setVisible(haveChat && unanswered && !replying && editing_ == 0 && assistant_->engine().isLoaded());
     chatSettingsAction_->setEnabled(haveChat);
     thinkAction_->setEnabled(haveChat);
     thinkAction_->setChecked(!haveChat || assistant_->chatThinks(currentChatId()));

@@ -107,7 +107,8 @@ private:
     };
     std::map<std::int64_t, Draft> drafts_;
     std::int64_t editing_ = 0;              // the user message being edited, 0: none
-    bool restoringProjector_ = false;       // the remembered image projector is loading (its failure is a note, not an error)
+    bool restoringProjector_ = false;
+    QWidget* answerBar_ = nullptr;          // "your last message has no answer yet": answer it now       // the remembered image projector is loading (its failure is a note, not an error)
     QHash<QString, QString> templateValues_;  // the last values given to template variables
     QLabel* modelLabel_ = nullptr;
     QProgressBar* loadingBar_ = nullptr;

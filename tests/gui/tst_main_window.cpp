@@ -940,6 +940,32 @@ private slots:
         QVERIFY(stored[1].status == storage::MessageStatus::Complete);
     }
 
+    // A message sent while no model was loaded is offered an answer once one is (issue 24,
+    // defect 10): "Answer It Now" writes the reply, and the offer goes.
+    void unansweredMessageIsOfferedAnAnswer() {
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        auto* composer = window.findChild<ui::Composer*>("composer");
+        QTest::keyClicks(composer, "Anyone there?");
+        QTest::keyClick(composer, Qt::Key_Return);
+        const std::int64_t chatId = window.currentChatId();
+        QCOMPARE(library.chats().messages(chatId).size(), std::size_t(1));
+        auto* bar = window.findChild<QWidget*>("answerWaitingBar");
+        QVERIFY(!bar->isVisible());  // (no model: the no-model bar says what to do)
+        window.openModel(tinyModel());
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        window.assistant().generationParams().maxTokens = 4;
+        QTRY_VERIFY(bar->isVisible());
+        window.findChild<QPushButton*>("answerNowButton")->click();
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 20000);
+        const auto stored = library.chats().messages(chatId);
+        QCOMPARE(stored.size(), std::size_t(2));
+        QVERIFY(stored[1].role == storage::Role::Assistant);
+        QTRY_VERIFY(!bar->isVisible());
+    }
+
     // The image projector remembered from the last session, failing with a new model (issue 24,
     // defect 4), is set aside with a note in the status bar: the model stays loaded and named, the
     // projector is forgotten (no error at the next start); one the user opens still says why.
