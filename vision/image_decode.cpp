@@ -4,7 +4,6 @@
 #include <cstring>
 #include <limits>
 #include <optional>
-#include <string_view>
 #include <utility>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -189,10 +188,7 @@ RgbImage decodeImage(std::span<const std::uint8_t> bytes, const DecodeOptions& o
     // WebP decoder rejects goes on to the decoders that look further in: DICOM ("DICM" at 128)
     // and GDAL ("DTED" at 140), whose libraries abort on such bytes. The other formats' decoders
     // claim their files by the magic sniffImageType checked, before those two are asked.
-    const auto at = [&](std::size_t offset, std::string_view magic) {
-        return bytes.size() >= offset + magic.size() && std::memcmp(bytes.data() + offset, magic.data(), magic.size()) == 0;
-    };
-    if (type == "image/webp" && (at(128, "DICM") || at(140, "DTED")))
+    if (type == "image/webp" && (startsWith(bytes, {'D', 'I', 'C', 'M'}, 128) || startsWith(bytes, {'D', 'T', 'E', 'D'}, 140)))
         throw ImageError("the WebP file is damaged (its header is not one a WebP decoder reads)");
 
     const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U,

@@ -59,17 +59,12 @@ void gatedFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, f
 void moeFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out) {
     ActivationBuffers& b = p.b;
     const ClampedSwiglu clamped{1.702f, p.c.swigluLimit};
-    const MoeSpec spec{&L.router,          L.expertGate,     L.expertUp,     L.expertDown,    p.c.nExpertsUsed,  p.c.expertWeightsNorm, p.c.expertWeightsScale,
-                       L.routerBias.data ? &L.routerBias : nullptr, L.expertGateBias, L.expertUpBias, L.expertDownBias,
-                       p.c.swigluLimit > 0.0f ? &clamped : nullptr};
-    MoeSpec withShared = spec;
-    if (L.sharedGate.data) {
-        withShared.sharedGateInp = &L.sharedGateInp;
-        withShared.sharedGate = &L.sharedGate;
-        withShared.sharedUp = &L.sharedUp;
-        withShared.sharedDown = &L.sharedDown;
-    }
-    p.be.moe(in, p.n, withShared, MoeBuffers{b.router.get(), b.expertRows.get(), b.gate.get(), b.up.get(), b.expertOut.get()}, out);
+    const auto present = [](const Tensor& t) { return t.data ? &t : nullptr; };  // (absent tensors: nullptr)
+    const MoeSpec spec{&L.router,          L.expertGate,       L.expertUp,       L.expertDown,       p.c.nExpertsUsed,
+                       p.c.expertWeightsNorm, p.c.expertWeightsScale, present(L.routerBias), L.expertGateBias, L.expertUpBias,
+                       L.expertDownBias,   p.c.swigluLimit > 0.0f ? &clamped : nullptr, present(L.sharedGateInp), present(L.sharedGate),
+                       present(L.sharedUp), present(L.sharedDown)};
+    p.be.moe(in, p.n, spec, MoeBuffers{b.router.get(), b.expertRows.get(), b.gate.get(), b.up.get(), b.expertOut.get()}, out);
 }
 
 void preNormLayer(const LayerPass& p, const LayerWeights& L) {
