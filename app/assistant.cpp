@@ -149,6 +149,7 @@ void Assistant::loadSettings() {
     engineOptions_.contextSize = engine("engine.context", 4096);
     engineOptions_.gpuLayers = engine("engine.gpu_layers", -1);
     engineOptions_.kvType = kvTypeOfBits(engine("engine.kv_cache_bits", 16));
+    engineOptions_.snapshotMiB = std::max(0, engine("engine.snapshot_mib", EngineOptions{}.snapshotMiB));
 }
 
 inference::GenerationParams Assistant::paramsFor(std::int64_t chatId) {
@@ -189,6 +190,7 @@ void Assistant::saveSettings(const inference::GenerationParams& params, const En
         library_.settings().set("engine.context", std::to_string(engine.contextSize));
         library_.settings().set("engine.gpu_layers", std::to_string(engine.gpuLayers));
         library_.settings().set("engine.kv_cache_bits", std::to_string(kvBitsOf(engine.kvType)));
+        library_.settings().set("engine.snapshot_mib", std::to_string(engine.snapshotMiB));
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }

@@ -52,8 +52,9 @@ namespace {
 // Throws (saying what it needs and what is free) when a CPU session of `context` tokens of
 // `model` needs more than `available` bytes: weights are mapped, not copied, so what must fit
 // is the whole estimate (the KV cache above all).
-void requireFits(const inference::LanguageModel& model, std::int64_t context, inference::DType kvType, std::uint64_t available) {
-    const auto need = model.estimateMemory(context, kvType);
+void requireFits(const inference::LanguageModel& model, std::int64_t context, inference::DType kvType, std::uint64_t snapshotBytes,
+                 std::uint64_t available) {
+    const auto need = model.estimateMemory(context, kvType, snapshotBytes);
     if (need.total() > available)
         throw std::runtime_error("it needs about " + inference::formatBytes(need.total()) + " (weights " + inference::formatBytes(need.weights) +
                                  ", KV cache " + inference::formatBytes(need.kvCache) + " for " + std::to_string(context) + " tokens) but only " +
@@ -158,9 +159,10 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
             // On the CPU the whole estimate must fit in free memory, with what the loaded model
             // frees counted as free (the same check as lumen-cli's, whose weights are mapped).
             const bool mayUseGpu = options.gpuLayers != 0 && !inference::queryComputeDevices().gpus.empty();
+            const auto snapshotBytes = static_cast<std::uint64_t>(std::max(0, options.snapshotMiB)) << 20;
             if (const auto available = inference::availableMemory(); !mayUseGpu && available) {
-                const std::uint64_t freed = state->session ? state->model->estimateMemory(state->session->contextSize(), kvType).total() : 0;
-                requireFits(*model, context, kvType, *available + freed);
+                const std::uint64_t freed = state->session ? state->model->estimateMemory(state->session->contextSize(), kvType, snapshotBytes).total() : 0;
+                requireFits(*model, context, kvType, snapshotBytes, *available + freed);
             }
             state->reset();
             kept = false;
@@ -186,9 +188,11 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
             if (gpuLayers == 0) state->gpu.reset();
             // The same check as lumen-cli's: weights are mapped, not copied, so on the CPU what
             // must fit in free memory is the whole estimate (the KV cache above all).
-            if (const auto available = inference::availableMemory(); gpuLayers == 0 && available) requireFits(*state->model, context, kvType, *available);
+            if (const auto available = inference::availableMemory(); gpuLayers == 0 && available)
+                requireFits(*state->model, context, kvType, snapshotBytes, *available);
             state->session = std::make_unique<inference::LanguageSession>(state->model, inference::LayerSplit{state->backend.get(), state->gpu.get(), gpuLayers}, context,
                                                                           kvType);
+            state->session->setSnapshotLimit(snapshotBytes);
             state->generator = std::make_unique<inference::Generator>(*state->session, *state->tokenizer);
             std::int64_t params = 0;
             for (const auto& t : state->file->tensors()) params += t.elements;

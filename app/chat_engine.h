@@ -23,6 +23,9 @@ struct EngineOptions {
     int contextSize = 4096;   // at most the model's
     int gpuLayers = -1;       // layers on a CUDA GPU: -1 all that fit (when one is usable), 0 none
     inference::DType kvType = inference::DType::F16;  // the KV cache: F16, F32 (twice the memory, exact) or Q8_0 (a little over half)
+    // Models with recurrent layers (Qwen3.5): memory for saved states, so regenerating and editing
+    // a recent message do not re-read the whole chat (LanguageSession::snapshot), in MiB.
+    int snapshotMiB = static_cast<int>(inference::kSnapshotBytes >> 20);
 };
 
 // The KV cache type as the settings store it: bits per value, 32, 16 or 8 (Q8_0); anything else

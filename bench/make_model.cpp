@@ -1,5 +1,5 @@
 // Developer tool: writes a GGUF language model with random weights, for tests and benchmarks.
-//   lumen_make_model OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gpt-oss-20b|gpt-oss-20b-dense|gemma3-1b|phi4-mini]
+//   lumen_make_model OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gpt-oss-20b|gpt-oss-20b-dense|gemma3-1b|phi4-mini|qwen3.5-0.8b|qwen3.6-35b-a3b]
 //                    [--arch llama|mistral|qwen2|qwen3|qwen3moe|gemma2|gemma3|phi3|smollm3|gpt-oss]
 //                    [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q6_K|IQ4_NL|IQ4_XS|MXFP4|Q4_K_M|MXFP4_MOE] [--tied] [--seed N]
 //                    [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N]
@@ -16,7 +16,7 @@ using namespace lumen::inference;
 
 int main(int argc, char** argv) {
     if (argc < 2 || argv[1][0] == '-') {
-        std::fprintf(stderr, "usage: %s OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gpt-oss-20b|gpt-oss-20b-dense|gemma3-1b|phi4-mini] [--arch A] [--type T] [--tied] [--seed N] [--dim N] ...\n", argv[0]);
+        std::fprintf(stderr, "usage: %s OUT.gguf [--preset tiny|stories|tinyllama|llama3-8b|qwen3-0.6b|qwen3-30b-a3b|qwen3-30b-a3b-dense|gpt-oss-20b|gpt-oss-20b-dense|gemma3-1b|phi4-mini|qwen3.5-0.8b|qwen3.6-35b-a3b] [--arch A] [--type T] [--tied] [--seed N] [--dim N] ...\n", argv[0]);
         return 2;
     }
     RandomModelSpec spec;
@@ -57,6 +57,18 @@ int main(int argc, char** argv) {
                                        .ffnDim = 2880, .vocabSize = 201088, .contextLength = 131072, .ropeFreqBase = 150000.0f,
                                        .mix = WeightMix::Mxfp4Experts, .nExperts = 32, .nExpertsUsed = 4, .expertFfnDim = 2880};
                 if (p.ends_with("dense")) spec.architecture = "llama", spec.ffnDim = 4 * 2880, spec.nExperts = 0, spec.nExpertsUsed = 0;
+            } else if (p == "qwen3.5-0.8b") {
+                // Qwen3.5-0.8B: 18 Gated DeltaNet layers (16 key and 16 value heads of 128) and 6
+                // gated attention layers (8 heads, 2 KV heads, of 256).
+                spec = RandomModelSpec{.architecture = "qwen35", .dim = 1024, .nLayers = 24, .nHeads = 8, .nKvHeads = 2, .headDim = 256,
+                                       .ffnDim = 3584, .vocabSize = 248320, .contextLength = 262144, .ropeFreqBase = 10000000.0f,
+                                       .tiedEmbeddings = true};
+            } else if (p == "qwen3.6-35b-a3b") {
+                // Qwen3.5/3.6-35B-A3B's layers (256 experts of 512, 8 per token, a shared expert of
+                // 512; 16 key and 32 value heads of 128), 8 of its 40 (6 DeltaNet, 2 attention).
+                spec = RandomModelSpec{.architecture = "qwen35moe", .dim = 2048, .nLayers = 8, .nHeads = 16, .nKvHeads = 2, .headDim = 256,
+                                       .ffnDim = 512, .vocabSize = 248320, .contextLength = 262144, .ropeFreqBase = 10000000.0f,
+                                       .nExperts = 256, .nExpertsUsed = 8, .expertFfnDim = 512, .sharedExpertFfnDim = 512, .deltaVHeads = 32};
             } else if (p == "gemma3-1b") {
                 spec = RandomModelSpec{.architecture = "gemma3", .dim = 1152, .nLayers = 26, .nHeads = 4, .nKvHeads = 1, .headDim = 256,
                                        .slidingWindow = 512, .ffnDim = 6912, .vocabSize = 262144, .contextLength = 32768,
@@ -85,6 +97,10 @@ int main(int argc, char** argv) {
         else if (arg == "--experts") spec.nExperts = number();
         else if (arg == "--experts-used") spec.nExpertsUsed = number();
         else if (arg == "--expert-ffn") spec.expertFfnDim = number();
+        else if (arg == "--shared-expert-ffn") spec.sharedExpertFfnDim = number();
+        else if (arg == "--delta-heads") spec.deltaKHeads = number();
+        else if (arg == "--delta-value-heads") spec.deltaVHeads = number();
+        else if (arg == "--delta-head-dim") spec.deltaHeadDim = number();
         else { std::fprintf(stderr, "unknown option %s\n", arg.c_str()); return 2; }
     }
     try {

@@ -55,6 +55,11 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     threads_ = whole(0, 256, engine.threads, tr("all cores"));
     gpuLayers_ = whole(-1, 1000, engine.gpuLayers, tr("all that fit"));
     gpuLayers_->setObjectName(QStringLiteral("gpuLayers"));
+    snapshots_ = whole(0, 1 << 20, engine.snapshotMiB, tr("none"));
+    snapshots_->setObjectName(QStringLiteral("snapshots"));
+    snapshots_->setSuffix(tr(" MiB"));
+    snapshots_->setToolTip(tr("Models with recurrent layers (Qwen3.5, Qwen3.6) cannot step back in a chat: Lumen keeps copies of their "
+                              "state so that regenerating a reply or editing a recent message does not read the whole chat again."));
     kvCache_ = new QComboBox;
     kvCache_->setObjectName(QStringLiteral("kvCache"));
     kvCache_->addItem(tr("F16 (the default)"), 16);
@@ -73,6 +78,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         form->addRow(tr("&Context length (next model load):"), context_);
         form->addRow(tr("CPU t&hreads (next model load):"), threads_);
         form->addRow(tr("&KV cache precision (next model load):"), kvCache_);
+        form->addRow(tr("Saved &states of recurrent models (next model load):"), snapshots_);
         // Only where this build has the CUDA backend.
         if (inference::queryComputeDevices().cudaBuilt) form->addRow(tr("&GPU layers (0: CPU only; next model load):"), gpuLayers_);
         else gpuLayers_->hide();
@@ -81,6 +87,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         threads_->hide();
         gpuLayers_->hide();
         kvCache_->hide();
+        snapshots_->hide();
     }
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel | QDialogButtonBox::RestoreDefaults);
     connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
@@ -100,9 +107,10 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         threads_->setValue(0);
         gpuLayers_->setValue(-1);
         kvCache_->setCurrentIndex(0);
+        snapshots_->setValue(app::EngineOptions{}.snapshotMiB);
     });
     // Fields this mode does not show still belong to the dialog.
-    for (QWidget* w : std::initializer_list<QWidget*>{context_, threads_, gpuLayers_, kvCache_})
+    for (QWidget* w : std::initializer_list<QWidget*>{context_, threads_, gpuLayers_, kvCache_, snapshots_})
         if (!w->parent()) w->setParent(this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
@@ -120,7 +128,7 @@ void SettingsDialog::accept() {
     p.maxTokens = maxTokens_->value();
     if (chatId_ == 0)
         assistant_.saveSettings(p, {threads_->value(), context_->value(), gpuLayers_->value(),
-                                    app::kvTypeOfBits(kvCache_->currentData().toInt())});
+                                    app::kvTypeOfBits(kvCache_->currentData().toInt()), snapshots_->value()});
     else if (clearChat_) assistant_.clearChatParams(chatId_);
     else assistant_.saveChatParams(chatId_, p);
     QDialog::accept();

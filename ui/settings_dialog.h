@@ -27,7 +27,7 @@ private:
     std::int64_t chatId_;
     bool clearChat_ = false;
     QDoubleSpinBox *temperature_, *topP_, *minP_, *repeat_;
-    QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_, *gpuLayers_;
+    QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_, *gpuLayers_, *snapshots_;
     QComboBox* kvCache_;
 };
 

@@ -131,6 +131,33 @@ struct MoeSpec {
     const Tensor* sharedDown = nullptr;     // dim rows of sharedFfn
 };
 
+// Gated DeltaNet's recurrence (Qwen3-Next, Qwen3.5): a linear attention whose state is a
+// kDim x vDim matrix S per value head. Row t of the input holds, in order, nKHeads query heads and
+// nKHeads key heads of kDim values and nVHeads value heads of vDim (the short convolution's
+// output), and `alpha` and `beta` hold nVHeads raw values each. Per row and value head h, reading
+// query and key head kHead(h):
+//   q = l2norm(q) / sqrt(kDim), k = l2norm(k)        (l2norm(x) = x / sqrt(sum x^2 + eps))
+//   g = a[h] * softplus(alpha + dtBias[h])           (a = -exp(A_log) < 0: the log of the decay)
+//   b = sigmoid(beta)
+//   S = exp(g) S;  S += k (b (v - S^T k))^T;  out = S^T q
+// out is rows x (nVHeads * vDim). Prompts may run in chunks (the WY form), equal to the
+// token-by-token recurrence within float rounding.
+struct DeltaNetSpec {
+    std::int64_t nKHeads = 0;
+    std::int64_t nVHeads = 0;  // a multiple of nKHeads
+    std::int64_t kDim = 0;
+    std::int64_t vDim = 0;
+    const Tensor* a = nullptr;       // nVHeads F32 values (ssm_a)
+    const Tensor* dtBias = nullptr;  // nVHeads values (ssm_dt.bias)
+    float eps = 1e-6f;
+
+    std::int64_t inputWidth() const { return 2 * nKHeads * kDim + nVHeads * vDim; }
+    std::int64_t stateFloats() const { return nVHeads * kDim * vDim; }
+    // Value heads take their query and key heads in turn: head h reads key head h % nKHeads (the
+    // order llama.cpp's converter writes the value heads in).
+    std::int64_t kHead(std::int64_t h) const { return h % nKHeads; }
+};
+
 // Backend memory a MoE op works in, for n rows: router n x nExperts floats, rows n x dim, gate and
 // up max(n, used) x ffn (ffn: the wider of the experts and the shared expert), out max(n, used) x dim.
 struct MoeBuffers {
@@ -243,6 +270,21 @@ public:
     virtual void add(float* x, const float* y, std::int64_t n) = 0;
     // Row i of out = row tokens[i] of an embedding table, dequantized (tokens are host memory).
     virtual void embedRows(const Tensor& table, std::span<const std::int32_t> tokens, float* out) = 0;
+    // A causal depthwise convolution along the rows, then silu (Gated DeltaNet's and Mamba's short
+    // convolution): out[t][c] = silu(sum_j weight[c][j] x[t - K + 1 + j][c]) for `rows` rows of
+    // `channels`, K = weight.rowLength() taps per channel (weight: channels rows). The rows before
+    // the first come from `state` ((K - 1) x channels, oldest first), which then holds the last
+    // K - 1 rows of x. out must not overlap x.
+    virtual void shortConv(const float* x, std::int64_t rows, std::int64_t channels, const Tensor& weight, float* state, float* out) = 0;
+    // Gated DeltaNet's recurrence over `rows` rows (see DeltaNetSpec): qkv is rows x
+    // spec.inputWidth(), alpha and beta rows x nVHeads, state spec.stateFloats() (nVHeads states
+    // of kDim x vDim, row-major), updated in place; out is rows x (nVHeads * vDim).
+    virtual void deltaNet(const float* qkv, const float* alpha, const float* beta, std::int64_t rows, const DeltaNetSpec& spec, float* state,
+                          float* out) = 0;
+    // Copies `rows` rows of `cols` values from src (rows srcStride apart) to dst (dstStride apart).
+    virtual void copyRows(const float* src, std::int64_t srcStride, float* dst, std::int64_t dstStride, std::int64_t cols, std::int64_t rows) = 0;
+    // x[i] *= sigmoid(gate[i])
+    virtual void sigmoidMul(float* x, const float* gate, std::int64_t n) = 0;
     // out (n x dim) = the mixture of experts of each of n rows of x (see MoeSpec). Decoding one
     // row reads only its experts' weights; for several rows each chosen expert's weights are read
     // once, for all the rows routed to it. The default runs on the ops above, routing on the host

@@ -17,6 +17,7 @@
 
 #include "inference/core/backend.h"
 #include "inference/core/thread_pool.h"
+#include "inference/cpu/delta_net.h"
 #include "inference/cpu/kernels.h"
 #include "inference/formats/half.h"
 #include "inference/formats/quants.h"
@@ -345,7 +346,120 @@ public:
             dequantize(table.dtype, table.row(tokens[i]), out + static_cast<std::int64_t>(i) * table.rowLength(), table.rowLength());
     }
 
+    void shortConv(const float* x, std::int64_t rows, std::int64_t channels, const Tensor& weight, float* state, float* out) override {
+        const std::int64_t K = weight.rowLength(), held = K - 1;
+        if (K < 1 || weight.rows() != channels)
+            throw std::invalid_argument(weight.name + ": a short convolution has one row of taps per channel (" + std::to_string(channels) + ")");
+        // The taps by position (K x channels), so each row's sum runs along the channels.
+        const float* w = vectorValues(weight, K * channels, vectorScratch_[0]);
+        std::vector<float>& taps = vectorScratch_[1];
+        taps.resize(static_cast<std::size_t>(K * channels));
+        for (std::int64_t c = 0; c < channels; ++c)
+            for (std::int64_t j = 0; j < K; ++j) taps[static_cast<std::size_t>(j * channels + c)] = w[c * K + j];
+        for (std::int64_t t = 0; t < rows; ++t) {
+            float* o = out + t * channels;
+            std::fill(o, o + channels, 0.0f);
+            for (std::int64_t j = 0; j < K; ++j) {
+                // input row t - held + j: from the state before the first row
+                const std::int64_t r = t - held + j;
+                const float* in = r < 0 ? state + (held + r) * channels : x + r * channels;
+                const float* tap = taps.data() + j * channels;
+                for (std::int64_t c = 0; c < channels; ++c) o[c] += tap[c] * in[c];
+            }
+            for (std::int64_t c = 0; c < channels; ++c) o[c] = o[c] / (1.0f + std::exp(-o[c]));
+        }
+        // The state keeps the last K - 1 input rows.
+        if (held == 0) return;
+        if (rows >= held) {
+            std::memcpy(state, x + (rows - held) * channels, static_cast<std::size_t>(held * channels) * 4);
+        } else {
+            std::memmove(state, state + rows * channels, static_cast<std::size_t>((held - rows) * channels) * 4);
+            std::memcpy(state + (held - rows) * channels, x, static_cast<std::size_t>(rows * channels) * 4);
+        }
+    }
+
+    void deltaNet(const float* qkv, const float* alpha, const float* beta, std::int64_t rows, const DeltaNetSpec& spec, float* state,
+                  float* out) override {
+        const std::int64_t nK = spec.nKHeads, nV = spec.nVHeads, kd = spec.kDim, vd = spec.vDim, width = spec.inputWidth();
+        if (nK <= 0 || nV <= 0 || nV % nK != 0 || kd <= 0 || vd <= 0 || !spec.a || !spec.dtBias || spec.a->elements() < nV ||
+            spec.dtBias->elements() < nV)
+            throw std::invalid_argument("a DeltaNet layer needs value heads in a multiple of its key heads and a decay rate and bias per value head");
+        const float* a = vectorValues(*spec.a, nV, vectorScratch_[0]);
+        const float* dt = vectorValues(*spec.dtBias, nV, vectorScratch_[1]);
+        // Normalised queries and keys (each key head once for the value heads that share it),
+        // and each row's decay and write strength per value head.
+        std::vector<float>& qk = deltaQk_;
+        std::vector<float>& gb = deltaGb_;
+        qk.resize(static_cast<std::size_t>(rows * 2 * nK * kd));
+        gb.resize(static_cast<std::size_t>(rows * 2 * nV));
+        const float qScale = 1.0f / std::sqrt(static_cast<float>(kd));
+        for (std::int64_t t = 0; t < rows; ++t) {
+            for (std::int64_t i = 0; i < 2 * nK; ++i) {  // nK query heads, then nK key heads
+                const float* in = qkv + t * width + i * kd;
+                float* o = qk.data() + (t * 2 * nK + i) * kd;
+                float sum = 0.0f;
+                for (std::int64_t d = 0; d < kd; ++d) sum += in[d] * in[d];
+                const float s = (i < nK ? qScale : 1.0f) / std::sqrt(sum + spec.eps);
+                for (std::int64_t d = 0; d < kd; ++d) o[d] = in[d] * s;
+            }
+            for (std::int64_t h = 0; h < nV; ++h) {
+                const float x = alpha[t * nV + h] + dt[h];
+                const float softplus = x > 20.0f ? x : std::log1p(std::exp(x));
+                gb[static_cast<std::size_t>(t * 2 * nV + h)] = a[h] * softplus;
+                gb[static_cast<std::size_t>(t * 2 * nV + nV + h)] = 1.0f / (1.0f + std::exp(-beta[t * nV + h]));
+            }
+        }
+        const bool fast = kernels_ && kernels_->deltaNetChunked && kd % 16 == 0 && vd % 16 == 0;
+        const auto body = [&](std::int64_t begin, std::int64_t end) {
+            for (std::int64_t h = begin; h < end; ++h) {
+                const std::int64_t kh = spec.kHead(h);
+                const cpu::DeltaHead head{qk.data() + kh * kd,  qk.data() + (nK + kh) * kd, 2 * nK * kd,      qkv + 2 * nK * kd + h * vd, width,
+                                          gb.data() + h,       gb.data() + nV + h,         2 * nV,           out + h * vd,               nV * vd,
+                                          state + h * kd * vd, rows,                       kd,               vd};
+                if (!fast) deltaHeadReference(head);
+                else if (rows >= kDeltaChunkRows) kernels_->deltaNetChunked(head);
+                else kernels_->deltaNetRecurrent(head);
+            }
+        };
+        if (fast && rows * nV * kd * vd >= parallelWork_) pool_.parallelFor(nV, body);
+        else body(0, nV);
+    }
+
+    void copyRows(const float* src, std::int64_t srcStride, float* dst, std::int64_t dstStride, std::int64_t cols, std::int64_t rows) override {
+        for (std::int64_t r = 0; r < rows; ++r) std::memmove(dst + r * dstStride, src + r * srcStride, static_cast<std::size_t>(cols) * 4);
+    }
+
+    void sigmoidMul(float* x, const float* gate, std::int64_t n) override {
+        for (std::int64_t i = 0; i < n; ++i) x[i] /= 1.0f + std::exp(-gate[i]);
+    }
+
 private:
+    // Prompts of this many rows or more run Gated DeltaNet in chunks.
+    static constexpr std::int64_t kDeltaChunkRows = 16;
+
+    // Gated DeltaNet's recurrence for one value head, token by token in plain arithmetic: the
+    // spec the chunked and SIMD kernels are checked against.
+    static void deltaHeadReference(const cpu::DeltaHead& h) {
+        std::vector<float> kv(static_cast<std::size_t>(h.vDim));
+        for (std::int64_t t = 0; t < h.rows; ++t) {
+            const float* q = h.q + t * h.qkStride;
+            const float* k = h.k + t * h.qkStride;
+            const float* v = h.v + t * h.vStride;
+            float* o = h.out + t * h.outStride;
+            const float decay = std::exp(h.g[t * h.gStride]), b = h.beta[t * h.gStride];
+            for (std::int64_t j = 0; j < h.vDim; ++j) {
+                float sum = 0.0f;
+                for (std::int64_t i = 0; i < h.kDim; ++i) sum += (h.state[i * h.vDim + j] *= decay) * k[i];
+                kv[static_cast<std::size_t>(j)] = (v[j] - sum) * b;
+            }
+            for (std::int64_t j = 0; j < h.vDim; ++j) {
+                float sum = 0.0f;
+                for (std::int64_t i = 0; i < h.kDim; ++i) sum += (h.state[i * h.vDim + j] += k[i] * kv[static_cast<std::size_t>(j)]) * q[i];
+                o[j] = sum;
+            }
+        }
+    }
+
     // Query row r attends to cache positions first(r)..visible(r) - 1 (the same for every row
     // when `uniform`).
     // note: with SIMD kernels one task takes several queries that share a KV head, so each block
@@ -658,7 +772,8 @@ private:
     std::string name_;
     std::vector<cpu::BlockQ8> activations_;
     std::vector<cpu::BlockQ8K> activationsK_;
-    std::vector<float> vectorScratch_[2];  // norm, bias and scale vectors converted to floats
+    std::vector<float> vectorScratch_[2];
+    std::vector<float> deltaQk_, deltaGb_;  // DeltaNet's normalised queries and keys, decays and strengths  // norm, bias and scale vectors converted to floats
     struct RopeKey {
         std::int64_t pos = -1, nRot = 0;
         float freqBase = 0, freqScale = 0, attnFactor = 0;

@@ -11,6 +11,8 @@
 
 namespace lumen::inference::cpu {
 
+struct DeltaHead;
+
 // An activation block: 32 values as round(x / d), |q| <= 127, and s = d * sum(q) (the
 // offset formats Q4_1/Q5_1 multiply their minimum by it).
 struct BlockQ8 {
@@ -114,6 +116,10 @@ struct Kernels {
     // Packed-activation kernels of the codebook formats (AVX-512 only), as packedQ4_0.
     PackedKernel<BlockQ8> packedIQ4_NL;
     PackedKernel<BlockQ8> packedMXFP4;
+    // One value head of Gated DeltaNet (delta_net.h; kDim and vDim multiples of 16): token by
+    // token, and in chunks (prompts). nullptr in the scalar set.
+    void (*deltaNetRecurrent)(const DeltaHead& head);
+    void (*deltaNetChunked)(const DeltaHead& head);
 };
 
 // MXFP4's E8M0 scale e, halved (its table holds the E2M1 values doubled): 2^(e - 128), exactly

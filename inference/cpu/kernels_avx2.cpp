@@ -4,6 +4,7 @@
 #include "inference/cpu/kernels.h"
 #include "inference/cpu/x86_common.h"
 #include "inference/cpu/row_kernels.h"
+#include "inference/cpu/delta_net.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -870,6 +871,10 @@ template <bool FiveBits>
 constexpr auto kRowsQ45_K = someRows<BlockQ8K, dotRowsQ45_K<FiveBits, 1>, dotRowsQ45_K<FiveBits, 2>, dotRowsQ45_K<FiveBits, 3>, dotRowsQ45_K<FiveBits, 4>>;
 constexpr auto kRowsQ6_K = someRows<BlockQ8K, dotRowsQ6_K<1>, dotRowsQ6_K<2>, dotRowsQ6_K<3>, dotRowsQ6_K<4>>;
 
+typedef float Float8 __attribute__((vector_size(32)));
+LUMEN_AVX2 void deltaNetRecurrent8(const DeltaHead& head) { deltaNetRecurrent<Float8>(head); }
+LUMEN_AVX2 void deltaNetChunked8(const DeltaHead& head) { deltaNetChunked<Float8>(head); }
+
 const Kernels kAvx2{"AVX2",
                     dotF32,
                     dotF16,
@@ -908,7 +913,9 @@ const Kernels kAvx2{"AVX2",
                     kCodebookRows<IQ4XSBlocks>,
                     kCodebookRows<MXFP4Blocks>,
                     {},
-                    {}};
+                    {},
+                    deltaNetRecurrent8,
+                    deltaNetChunked8};
 
 // The AVX2 set with the Q8_0 and Q4_0 kernels on VNNI (bit-identical results).
 const Kernels kAvx2Vnni = [] {

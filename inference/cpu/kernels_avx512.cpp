@@ -17,6 +17,7 @@
 #include "inference/cpu/kernels.h"
 #include "inference/cpu/x86_common.h"
 #include "inference/cpu/row_kernels.h"
+#include "inference/cpu/delta_net.h"
 #include "inference/formats/dtype.h"
 #include "inference/formats/half.h"
 
@@ -553,6 +554,10 @@ LUMEN_AVX512 float dotWide(const Element* w, const float* x, std::int64_t n) {
     return out[0];
 }
 
+typedef float Float16 __attribute__((vector_size(64)));
+LUMEN_AVX512 void deltaNetRecurrent16(const DeltaHead& head) { deltaNetRecurrent<Float16>(head); }
+LUMEN_AVX512 void deltaNetChunked16(const DeltaHead& head) { deltaNetChunked<Float16>(head); }
+
 }  // namespace
 
 const Kernels* avx512Kernels() {
@@ -573,6 +578,8 @@ const Kernels* avx512Kernels() {
         set.tileBF16 = tileWideAny<WideBf16>;
         set.dotQ6_K = oneRow<BlockQ8K, dotRowsQ6_K<1>>;
         set.dotRowsQ6_K = someRows<BlockQ8K, dotRowsQ6_K<1>, dotRowsQ6_K<2>, dotRowsQ6_K<3>, dotRowsQ6_K<4>>;
+        set.deltaNetRecurrent = deltaNetRecurrent16;
+        set.deltaNetChunked = deltaNetChunked16;
         return set;
     }();
     return &k;

@@ -231,7 +231,7 @@ float dotMXFP4(const std::uint8_t* w, const BlockQ8* x, std::int64_t nBlocks) {
 const Kernels kScalar{"scalar", dotF32,  dotF16,          dotBF16,        dotQ8_0, dotQ4_0, dotQ4_1, dotQ5_0,
                       dotQ5_1,  dotQ2_K, dotQ3_K, dotQ45_K<false>, dotQ45_K<true>, dotQ6_K, nullptr, nullptr, nullptr, nullptr,
                       nullptr,  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, quantizeActivations, quantizeActivations, nullptr, {}, {}, {},
-                      dotIQ4_NL, dotIQ4_XS, dotMXFP4, nullptr, nullptr, nullptr, {}, {}};
+                      dotIQ4_NL, dotIQ4_XS, dotMXFP4, nullptr, nullptr, nullptr, {}, {}, nullptr, nullptr};
 
 }  // namespace
 

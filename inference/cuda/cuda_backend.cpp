@@ -350,6 +350,39 @@ public:
         cuda::gatherRows(dw, ids, n, out, stream_);
         launched("embedRows");
     }
+    void shortConv(const float* x, std::int64_t rows, std::int64_t channels, const Tensor& w, float* state, float* out) override {
+        select();
+        if (w.rows() != channels)
+            throw std::invalid_argument(w.name + ": a short convolution has one row of taps per channel (" + std::to_string(channels) + ")");
+        cuda::shortConv(x, rows, channels, weight(w), state, out, stream_);
+        launched("shortConv");
+    }
+    void deltaNet(const float* qkv, const float* alpha, const float* beta, std::int64_t rows, const DeltaNetSpec& spec, float* state,
+                  float* out) override {
+        select();
+        const auto f32 = [&](const Tensor* t) {
+            if (!t || !t->data || t->dtype != DType::F32 || t->elements() < spec.nVHeads)
+                throw std::invalid_argument("a DeltaNet layer's decay rates and biases are one F32 value per value head");
+            return reinterpret_cast<const float*>(weight(*t).data);
+        };
+        if (spec.nKHeads <= 0 || spec.nVHeads % spec.nKHeads != 0 || !cuda::deltaNetSupports(spec))
+            throw std::invalid_argument("DeltaNet heads of " + std::to_string(spec.kDim) + " x " + std::to_string(spec.vDim) +
+                                        " (the CUDA backend runs key heads of 16 to 256, powers of 2, and value heads up to 1024)");
+        cuda::deltaNet(qkv, alpha, beta, rows, spec, f32(spec.a), f32(spec.dtBias), state, out, stream_);
+        launched("deltaNet");
+    }
+    void copyRows(const float* src, std::int64_t srcStride, float* dst, std::int64_t dstStride, std::int64_t cols, std::int64_t rows) override {
+        select();
+        if (rows > 0 && cols > 0)
+            check(cudaMemcpy2DAsync(dst, static_cast<std::size_t>(dstStride) * 4, src, static_cast<std::size_t>(srcStride) * 4, static_cast<std::size_t>(cols) * 4,
+                                    static_cast<std::size_t>(rows), cudaMemcpyDeviceToDevice, stream_),
+                  "copyRows");
+    }
+    void sigmoidMul(float* x, const float* gate, std::int64_t n) override {
+        select();
+        cuda::sigmoidMul(x, gate, n, stream_);
+        launched("sigmoidMul");
+    }
 
 private:
     struct Entry {

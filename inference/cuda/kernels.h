@@ -98,6 +98,15 @@ void softmax(float* x, std::int64_t n, std::int64_t rows, cudaStream_t stream);
 void im2col(const float* image, std::int64_t channels, std::int64_t height, std::int64_t width, std::int64_t patch, float* rows,
             cudaStream_t stream);
 void siluMul(float* gate, const float* up, std::int64_t n, cudaStream_t stream);
+// x[i] *= sigmoid(gate[i])
+void sigmoidMul(float* x, const float* gate, std::int64_t n, cudaStream_t stream);
+// Backend::shortConv (weight: channels rows of 1 to 8 taps).
+void shortConv(const float* x, std::int64_t rows, std::int64_t channels, const DeviceWeight& weight, float* state, float* out, cudaStream_t stream);
+// Backend::deltaNet, with the spec's a and dtBias as device F32 arrays. deltaNetSupports: the
+// head sizes it runs (kDim 16, 32, 64, 128 or 256; vDim up to 1024).
+bool deltaNetSupports(const DeltaNetSpec& spec);
+void deltaNet(const float* qkv, const float* alpha, const float* beta, std::int64_t rows, const DeltaNetSpec& spec, const float* a, const float* dtBias,
+              float* state, float* out, cudaStream_t stream);
 void clampedSwiglu(float* gate, const float* up, std::int64_t n, const ClampedSwiglu& spec, cudaStream_t stream);
 // siluMul and the quantization of the result (n % 32 == 0).
 void siluMulQuantize(float* gate, const float* up, std::int64_t n, std::int8_t* q, float* d, float* s, cudaStream_t stream);

@@ -88,7 +88,10 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
         // A run of tokens, or of image rows, at most kChunk long.
         const bool image = prompt[i] < 0;
         std::size_t end = i + 1;
-        while (end < prompt.size() && end - i < kChunk && (prompt[end] < 0) == image) ++end;
+        // (a recurrent model stops before the last token, to keep its state there: regenerating
+        // the reply then runs one token)
+        const std::size_t stop = session_.recurrent() && i + 1 < prompt.size() ? prompt.size() - 1 : prompt.size();
+        while (end < stop && end - i < kChunk && (prompt[end] < 0) == image) ++end;
         const auto chunk = prompt.subspan(i, end - i);
         i = end;
         const std::vector<float>* out = nullptr;
@@ -101,6 +104,7 @@ GenerationResult Generator::generate(std::span<const TokenId> prompt, const Gene
             out = &session_.prefill(chunk, static_cast<bool>(onLogits));
         }
         cached_.insert(cached_.end(), chunk.begin(), chunk.end());
+        if (end + 1 == prompt.size()) session_.snapshot();
         if (onLogits) {
             for (std::size_t t = 0; t < chunk.size(); ++t) onLogits(std::span<const float>(*out).subspan(t * vocab, vocab));
             logits = &session_.lastLogits();

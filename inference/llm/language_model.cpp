@@ -26,17 +26,28 @@ std::shared_ptr<LanguageModel> LanguageModel::load(std::shared_ptr<const GgufFil
     return model;
 }
 
-MemoryEstimate LanguageModel::estimateMemory(std::int64_t contextSize, DType kvType) const {
+MemoryEstimate LanguageModel::estimateMemory(std::int64_t contextSize, DType kvType, std::uint64_t snapshotBytes) const {
     MemoryEstimate m;
     for (const auto& t : file_->tensors()) m.weights += static_cast<std::uint64_t>(t.bytes);
     const auto& c = config_;
     const std::uint64_t kvDim = static_cast<std::uint64_t>(c.nKvHeads * c.headDim);
     // (on the CPU, which this estimate is for, sliding-window layers keep only their window)
     double positions = 0;
-    for (const LayerAttention& la : c.layers) positions += static_cast<double>(windowedCachePositions(la.window, contextSize));
+    std::int64_t recurrent = 0;
+    for (const LayerAttention& la : c.layers) {
+        if (la.recurrent) ++recurrent;
+        else positions += static_cast<double>(windowedCachePositions(la.window, contextSize));
+    }
     m.kvCache = static_cast<std::uint64_t>(2.0 * positions * static_cast<double>(kvDim) * kvBytesPerValue(kvType));
-    m.scratch = 4ull * static_cast<std::uint64_t>(8 * c.dim + 3 * c.nHeads * c.headDim + 2 * std::max({c.ffnDim, c.expertFfnDim, c.sharedExpertFfnDim}) + c.nExperts +
-                                                  2 * c.vocabSize + contextSize);
+    // Recurrent layers keep a state instead, and the session its snapshots (LanguageSession::snapshot).
+    const auto stateBytes = static_cast<std::uint64_t>(recurrent * c.deltaNet.stateFloats() * 4);
+    if (stateBytes > 0) {
+        // (at most one per interval of the context and one at the prompt's end, and the limit)
+        const std::uint64_t snapshots = static_cast<std::uint64_t>(contextSize / kSnapshotInterval + 1);
+        m.kvCache += stateBytes + std::min(snapshotBytes / stateBytes, snapshots) * stateBytes;
+    }
+    m.scratch = 4ull * static_cast<std::uint64_t>(8 * c.dim + 5 * c.nHeads * c.headDim + 2 * std::max({c.ffnDim, c.expertFfnDim, c.sharedExpertFfnDim}) + c.nExperts +
+                                                  2 * c.vocabSize + contextSize + 3 * c.deltaNet.convChannels() + 2 * c.deltaNet.valueWidth());
     return m;
 }
 
@@ -52,7 +63,7 @@ std::int64_t LanguageModel::gpuLayersFitting(std::uint64_t bytes, std::int64_t c
     std::int64_t fitting = 0;
     for (std::int64_t l = c.nLayers - 1; l >= 0; --l) {
         const LayerWeights& L = w.layers[static_cast<std::size_t>(l)];
-        std::uint64_t layer = kvPerLayer;
+        std::uint64_t layer = c.layers[static_cast<std::size_t>(l)].recurrent ? static_cast<std::uint64_t>(c.deltaNet.stateFloats() * 4) : kvPerLayer;
         for (const Tensor* t : L.all()) layer += size(*t);
         if (used + layer > bytes) break;
         used += layer;
@@ -128,6 +139,17 @@ void LanguageSession::init(const std::vector<Backend*>& layerBackends, DType kvT
         Backend* b = layerBackends[static_cast<std::size_t>(l)];
         // A sliding-window layer on the CPU keeps its window and room for a piece of new rows
         // (see makeRoom); other backends record decode steps at fixed positions: the whole context.
+        recurrent_.push_back({});
+        if (c.layers[static_cast<std::size_t>(l)].recurrent) {
+            // A recurrent layer keeps its state (zeros: nothing seen yet), no keys and values.
+            const std::int64_t convFloats = (c.deltaNet.convTaps - 1) * c.deltaNet.convChannels();
+            kvMemory_.push_back(b->allocBytes(c.deltaNet.stateFloats() * 4));
+            recurrent_.back().conv = static_cast<float*>(kvMemory_.back().get());
+            recurrent_.back().matrices = recurrent_.back().conv + convFloats;
+            kv_.push_back(KvLayer{kvType, nullptr, nullptr, 0, c.headDim});
+            kvBase_.push_back(0);
+            continue;
+        }
         const std::int64_t window = c.layers[static_cast<std::size_t>(l)].window;
         const std::int64_t positions = b->hostMemory() ? windowedCachePositions(window, nCtx_, windowChunk_) : nCtx_;
         windowed_ = windowed_ || positions < nCtx_;
@@ -146,6 +168,8 @@ void LanguageSession::init(const std::vector<Backend*>& layerBackends, DType kvT
         kv_.push_back(layer);
         kvBase_.push_back(0);
     }
+    for (const LayerAttention& la : c.layers)
+        if (la.recurrent) recurrentFloats_ += c.deltaNet.stateFloats();
     for (auto& stage : stages_) reserve(stage, 1, false);
     logits_.resize(static_cast<std::size_t>(c.vocabSize));
 }
@@ -174,6 +198,19 @@ void LanguageSession::reserve(Stage& stage, std::int64_t n, bool allLogits) {
             b.expertRows = be.alloc(n * c.dim);
             b.expertOut = be.alloc(expertRows * c.dim);
         }
+        if (c.gatedAttention) {
+            b.queryGate = be.alloc(n * 2 * qDim);
+            b.attGate = be.alloc(n * qDim);
+        }
+        if (c.hasRecurrentLayers()) {
+            const DeltaNetConfig& d = c.deltaNet;
+            b.deltaIn = be.alloc(n * d.convChannels());
+            b.deltaConv = be.alloc(n * d.convChannels());
+            b.deltaZ = be.alloc(n * d.valueWidth());
+            b.deltaAlpha = be.alloc(n * d.nVHeads);
+            b.deltaBeta = be.alloc(n * d.nVHeads);
+            b.deltaY = be.alloc(n * d.valueWidth());
+        }
         b.capacity = n;
         b.logits.reset();
         ++generation_;
@@ -191,21 +228,83 @@ void LanguageSession::reserve(Stage& stage, std::int64_t n, bool allLogits) {
 }
 
 void LanguageSession::truncate(std::int64_t pos) {
-    pos_ = std::clamp<std::int64_t>(pos, 0, pos_);
+    pos = std::clamp<std::int64_t>(pos, 0, pos_);
+    if (recurrent() && pos < pos_) {
+        // Back to the latest state at or before pos (later ones belong to the rows that go).
+        while (!snapshots_.empty() && snapshots_.back().position > pos) snapshots_.pop_back();
+        loadRecurrent(snapshots_.empty() ? nullptr : snapshots_.back().state.data());
+        pos = snapshots_.empty() ? 0 : snapshots_.back().position;
+    }
+    pos_ = pos;
     // The next row at pos_ sees pos_ - window + 1 on: a cache that dropped some of those cannot go on.
     const ModelConfig& c = model_->config();
     for (std::size_t l = 0; l < kv_.size(); ++l)
         if (kvBase_[l] > 0 && kvBase_[l] > pos_ - c.layers[l].window + 1) {
             pos_ = 0;
             std::fill(kvBase_.begin(), kvBase_.end(), std::int64_t{0});
+            if (recurrent()) {
+                snapshots_.clear();
+                loadRecurrent(nullptr);
+            }
             return;
         }
+}
+
+Backend& LanguageSession::layerBackend(std::int64_t layer) const {
+    for (const Stage& s : stages_)
+        if (layer >= s.first && layer < s.end) return *s.backend;
+    throw std::logic_error("a layer outside the session's stages");
+}
+
+void LanguageSession::loadRecurrent(const float* floats) {
+    const ModelConfig& c = model_->config();
+    const std::int64_t each = c.deltaNet.stateFloats();
+    std::vector<float> zeros;
+    if (!floats) zeros.assign(static_cast<std::size_t>(each), 0.0f);
+    for (std::int64_t l = 0; l < c.nLayers; ++l) {
+        if (!c.layers[static_cast<std::size_t>(l)].recurrent) continue;
+        layerBackend(l).upload(floats ? floats : zeros.data(), recurrent_[static_cast<std::size_t>(l)].conv, each);
+        if (floats) floats += each;
+    }
+}
+
+void LanguageSession::snapshot() {
+    if (!recurrent() || (!snapshots_.empty() && snapshots_.back().position == pos_)) return;
+    const auto bytes = static_cast<std::uint64_t>(recurrentFloats_) * 4;
+    if (bytes > snapshotLimit_) return;
+    const ModelConfig& c = model_->config();
+    const std::int64_t each = c.deltaNet.stateFloats();
+    Snapshot s{pos_, std::vector<float>(static_cast<std::size_t>(recurrentFloats_))};
+    float* out = s.state.data();
+    for (std::int64_t l = 0; l < c.nLayers; ++l) {
+        if (!c.layers[static_cast<std::size_t>(l)].recurrent) continue;
+        layerBackend(l).download(recurrent_[static_cast<std::size_t>(l)].conv, out, each);
+        out += each;
+    }
+    snapshots_.push_back(std::move(s));
+    while (snapshotBytes() > snapshotLimit_) snapshots_.pop_front();
+}
+
+void LanguageSession::setSnapshotLimit(std::uint64_t bytes) {
+    snapshotLimit_ = bytes;
+    while (!snapshots_.empty() && snapshotBytes() > snapshotLimit_) snapshots_.pop_front();
+}
+
+std::vector<std::int64_t> LanguageSession::snapshotPositions() const {
+    std::vector<std::int64_t> out;
+    for (const Snapshot& s : snapshots_) out.push_back(s.position);
+    return out;
+}
+
+void LanguageSession::snapshotOnInterval() {
+    if (recurrent() && snapshotInterval_ > 0 && pos_ % snapshotInterval_ == 0) snapshot();
 }
 
 void LanguageSession::makeRoom(std::int64_t n) {
     const ModelConfig& c = model_->config();
     for (std::size_t l = 0; l < kv_.size(); ++l) {
         KvLayer& kv = kv_[l];
+        if (c.layers[l].recurrent) continue;
         const std::int64_t keep = c.layers[l].window - 1, drop = pos_ - keep - kvBase_[l];
         if (kv.capacity >= nCtx_ || pos_ + n - kvBase_[l] <= kv.capacity || drop <= 0) continue;
         // The window the rows need (pos_ - window + 1 .. pos_ - 1) to the start, head by head (the
@@ -229,13 +328,26 @@ void LanguageSession::makeRoom(std::int64_t n) {
 }
 
 void LanguageSession::forwardInPieces(std::span<const std::int32_t> tokens, const float* embeddings, std::int64_t n, bool allLogits) {
-    if (!windowed_ || n <= windowChunk_) return forward(tokens, embeddings, n, allLogits);
+    // Pieces end where a windowed cache needs room made, and where a snapshot is due.
+    const bool snapshots = recurrent() && snapshotInterval_ > 0;
+    const auto piece = [&](std::int64_t left) {
+        std::int64_t m = left;
+        if (windowed_) m = std::min(m, windowChunk_);
+        if (snapshots) m = std::min(m, (pos_ / snapshotInterval_ + 1) * snapshotInterval_ - pos_);
+        return m;
+    };
+    if (piece(n) == n) {
+        forward(tokens, embeddings, n, allLogits);
+        snapshotOnInterval();
+        return;
+    }
     const std::int64_t vocab = model_->config().vocabSize, dim = model_->config().dim;
     if (allLogits) pieceLogits_.clear();
-    for (std::int64_t i = 0; i < n; i += windowChunk_) {
-        const std::int64_t m = std::min(windowChunk_, n - i);
+    for (std::int64_t i = 0, m = 0; i < n; i += m) {
+        m = piece(n - i);
         forward(embeddings ? tokens : tokens.subspan(static_cast<std::size_t>(i), static_cast<std::size_t>(m)), embeddings ? embeddings + i * dim : nullptr,
                 m, allLogits);
+        snapshotOnInterval();
         if (allLogits) pieceLogits_.insert(pieceLogits_.end(), batchLogits_.begin(), batchLogits_.begin() + m * vocab);
     }
     if (allLogits) batchLogits_.swap(pieceLogits_);
@@ -243,6 +355,7 @@ void LanguageSession::forwardInPieces(std::span<const std::int32_t> tokens, cons
 
 const std::vector<float>& LanguageSession::decode(std::int32_t token) {
     forward(std::span<const std::int32_t>(&token, 1), nullptr, 1, false);
+    snapshotOnInterval();
     return logits_;
 }
 
@@ -334,7 +447,7 @@ void LanguageSession::runLayers(Stage& stage, bool last, std::int64_t n, bool al
     if (tokens && stage.first == 0 && c.embeddingScale != 1.0f) be.scale(b.x.get(), c.embeddingScale, n * c.dim);
     for (std::int64_t l = stage.first; l < stage.end; ++l) {
         const auto i = static_cast<std::size_t>(l);
-        const LayerPass pass{be, c, c.layers[i], kv_[i], ropeFactors_, pos_, pos_ - kvBase_[i], n, b};
+        const LayerPass pass{be, c, c.layers[i], kv_[i], ropeFactors_, pos_, pos_ - kvBase_[i], n, b, recurrent_[i]};
         family.layer(pass, w.layers[i]);
     }
     if (!last) return;

@@ -30,10 +30,17 @@
 //   blk.N.ffn_gate_inp_shexp.weight (dim), ffn_gate/up_shexp.weight (dim, sharedFfn),
 //   ffn_down_shexp.weight (sharedFfn, dim)             qwen2moe: a shared expert, sigmoid-gated
 //
+// Qwen3.5 (qwen35, qwen35moe) mixes Gated DeltaNet layers (a recurrence with a fixed-size state
+// instead of a KV cache; see models/qwen35.cpp for their tensors) with gated attention layers,
+// whose attn_q.weight (dim, 2 * nHeads * headDim) gives each head's query and then its output
+// gate.
+//
 // Phi-3 stores q, k and v as one attn_qkv.weight and gate and up as one ffn_up.weight; its
 // loader takes row views of them, so the layer sees the same fields.
 
+#include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -52,6 +59,23 @@ struct LayerAttention {
     bool rope = true;         // false: no rotation by position
     float ropeBase = 10000.0f;
     float ropeScale = 1.0f;   // linear RoPE scaling: positions are divided by it
+    bool recurrent = false;   // a Gated DeltaNet layer (qwen35): a recurrent state, no attention or KV cache
+};
+
+// The Gated DeltaNet layers' sizes (see DeltaNetSpec): the short convolution's taps, the key and
+// value heads and their dimensions.
+struct DeltaNetConfig {
+    std::int64_t convTaps = 0;
+    std::int64_t nKHeads = 0;
+    std::int64_t nVHeads = 0;
+    std::int64_t kDim = 0;
+    std::int64_t vDim = 0;
+
+    std::int64_t convChannels() const { return 2 * nKHeads * kDim + nVHeads * vDim; }
+    std::int64_t valueWidth() const { return nVHeads * vDim; }
+    // Floats of one layer's recurrent state: the convolution's last convTaps - 1 input rows and
+    // the heads' kDim x vDim matrices.
+    std::int64_t stateFloats() const { return (convTaps - 1) * convChannels() + nVHeads * kDim * vDim; }
 };
 
 struct ModelConfig {
@@ -84,6 +108,10 @@ struct ModelConfig {
     float expertWeightsScale = 1.0f;
     float swigluLimit = 0.0f;  // gpt-oss: > 0, its experts' clamped SwiGLU (ClampedSwiglu)
     std::int64_t sharedExpertFfnDim = 0;  // qwen2moe: the shared expert's width (0: none)
+    bool gatedAttention = false;  // qwen35: attn_q gives each head a query and an output gate (sigmoid)
+    DeltaNetConfig deltaNet;      // qwen35: the recurrent layers' sizes (LayerAttention::recurrent)
+
+    bool hasRecurrentLayers() const { return deltaNet.nVHeads > 0; }
 };
 
 struct LayerWeights {
@@ -98,12 +126,17 @@ struct LayerWeights {
     Tensor routerBias;                                                // gpt-oss: ffn_gate_inp.bias
     std::vector<Tensor> expertGateBias, expertUpBias, expertDownBias;  // gpt-oss: rows of ffn_*_exps.bias
     Tensor sharedGateInp, sharedGate, sharedUp, sharedDown;           // qwen2moe: ffn_gate_inp_shexp, ffn_*_shexp
+    // Gated DeltaNet (qwen35): attn_qkv, attn_gate (z), ssm_alpha, ssm_beta, ssm_conv1d, ssm_a,
+    // ssm_dt.bias, ssm_norm, ssm_out.
+    Tensor deltaQkv, deltaZ, deltaAlpha, deltaBeta, deltaConv, deltaA, deltaDtBias, deltaNorm, deltaOut;
 
     // Every tensor, present or not, for the loops that place or count them.
     std::vector<const Tensor*> all() const {
         std::vector<const Tensor*> out{&attnNorm, &wq,    &wk,    &wv,           &wo,          &ffnNorm, &wGate,     &wUp, &wDown,
                                        &bq,       &bk,    &bv,    &bo,           &sinks,       &qNorm,   &kNorm,     &postAttnNorm,
-                                       &postFfnNorm, &router, &routerBias, &sharedGateInp, &sharedGate, &sharedUp, &sharedDown};
+                                       &postFfnNorm, &router, &routerBias, &sharedGateInp, &sharedGate, &sharedUp, &sharedDown,
+                                       &deltaQkv,    &deltaZ, &deltaAlpha, &deltaBeta,     &deltaConv,  &deltaA,   &deltaDtBias,
+                                       &deltaNorm,   &deltaOut};
         for (const auto* experts : {&expertGate, &expertUp, &expertDown, &expertGateBias, &expertUpBias, &expertDownBias})
             for (const Tensor& t : *experts) out.push_back(&t);
         return out;
@@ -120,6 +153,12 @@ struct ModelWeights {
 
 struct ModelFamily;
 
+// A model with recurrent layers (qwen35) cannot cut its state back like a KV cache, so a session
+// keeps copies of it (snapshots) to go back to: every kSnapshotInterval positions, and where its
+// owner asks (the end of a prompt). This bounds their memory unless the session is told otherwise.
+constexpr std::uint64_t kSnapshotBytes = 256ull << 20;
+constexpr std::int64_t kSnapshotInterval = 256;
+
 // The model: config and weight views over a memory-mapped GGUF file (kept open here).
 class LanguageModel {
 public:
@@ -130,7 +169,9 @@ public:
     const ModelConfig& config() const { return config_; }
     const ModelFamily& family() const { return *family_; }
     // Weights + KV cache + activations for a session of `contextSize` tokens.
-    MemoryEstimate estimateMemory(std::int64_t contextSize, DType kvType = DType::F16) const;
+    // (Recurrent layers: their state, and as many snapshots of it as fit in snapshotBytes and
+    // the context holds.)
+    MemoryEstimate estimateMemory(std::int64_t contextSize, DType kvType = DType::F16, std::uint64_t snapshotBytes = kSnapshotBytes) const;
     // How many of the last layers (with their KV cache, and the output head) fit in `bytes` of
     // GPU memory: nLayers when the whole model does (the embedding table then goes too).
     std::int64_t gpuLayersFitting(std::uint64_t bytes, std::int64_t contextSize, DType kvType = DType::F16) const;
@@ -161,6 +202,15 @@ struct ActivationBuffers {
     std::int64_t capacity = 0;
     std::shared_ptr<float[]> x, xb, q, k, v, attOut, att, gate, up, ffn, logits;
     std::shared_ptr<float[]> router, expertRows, expertOut;  // mixtures of experts (MoeBuffers)
+    std::shared_ptr<float[]> queryGate, attGate;             // gated attention: q and gate as projected, the gate
+    std::shared_ptr<float[]> deltaIn, deltaConv, deltaZ, deltaAlpha, deltaBeta, deltaY;  // Gated DeltaNet
+};
+
+// A Gated DeltaNet layer's state in a session (backend memory): the convolution's last input
+// rows and the heads' matrices (DeltaNetConfig::stateFloats() floats from conv on).
+struct RecurrentState {
+    float* conv = nullptr;
+    float* matrices = nullptr;
 };
 
 // A sliding-window layer's cache on the CPU keeps its window and room for this many new rows
@@ -191,8 +241,19 @@ public:
     const std::vector<float>& lastLogits() const { return logits_; }
     // Drops cached positions from `pos` on (a follow-up turn reuses the common prefix). When a
     // sliding-window layer no longer holds the window the position after them needs, everything
-    // goes: position() then says 0, and the caller runs the prompt from the start.
+    // goes: position() then says 0, and the caller runs the prompt from the start. A model with
+    // recurrent layers goes back to its latest snapshot at or before `pos` (or the start), and
+    // position() says which.
     void truncate(std::int64_t pos);
+    // Recurrent layers' snapshots (see kSnapshotBytes): snapshot() keeps one at position();
+    // the oldest go when they would take more than the limit. No-ops for other models.
+    bool recurrent() const { return recurrentFloats_ > 0; }
+    void snapshot();
+    void setSnapshotLimit(std::uint64_t bytes);
+    // Positions apart of the snapshots taken while running (0: only where snapshot() is called).
+    void setSnapshotInterval(std::int64_t positions) { snapshotInterval_ = std::max<std::int64_t>(0, positions); }
+    std::vector<std::int64_t> snapshotPositions() const;
+    std::uint64_t snapshotBytes() const { return static_cast<std::uint64_t>(snapshots_.size()) * static_cast<std::uint64_t>(recurrentFloats_) * 4; }
     // Positions held by each layer's cache (the memory it takes).
     std::int64_t cachePositions(std::int64_t layer) const { return kv_[static_cast<std::size_t>(layer)].capacity; }
 
@@ -216,6 +277,11 @@ private:
     };
 
     void init(const std::vector<Backend*>& layerBackends, DType kvType);
+    Backend& layerBackend(std::int64_t layer) const;
+    // Every recurrent layer's state from `floats` (recurrentFloats_ of them), or zeros (nullptr).
+    void loadRecurrent(const float* floats);
+    // After n rows at pos_: a snapshot where the interval says.
+    void snapshotOnInterval();
     // Before n rows at pos_: windowed caches whose room is used move their window to the start.
     void makeRoom(std::int64_t n);
     // n rows in pieces of at most windowChunk_ when some cache keeps only its window.
@@ -231,6 +297,15 @@ private:
     std::vector<Stage> stages_;
     std::vector<std::shared_ptr<void>> kvMemory_;
     std::vector<KvLayer> kv_;
+    std::vector<RecurrentState> recurrent_;  // per layer (recurrent layers only)
+    struct Snapshot {
+        std::int64_t position;
+        std::vector<float> state;  // every recurrent layer's, in layer order
+    };
+    std::deque<Snapshot> snapshots_;  // by position
+    std::int64_t recurrentFloats_ = 0;
+    std::uint64_t snapshotLimit_ = kSnapshotBytes;
+    std::int64_t snapshotInterval_ = kSnapshotInterval;
     std::vector<std::int64_t> kvBase_;  // per layer: the position in its cache's first slot (windowed caches move on)
     std::int64_t windowChunk_;
     bool windowed_ = false;             // some layer's cache keeps only its window

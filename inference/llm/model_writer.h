@@ -1,7 +1,7 @@
 #pragma once
 // Writes GGUF language models with random weights, of any shape and dtype mix, laid out as
 // llama.cpp's converter writes each family: the tiny models of the tests and the TinyLlama-,
-// Llama-3-, Qwen3-, Qwen3-MoE-, gpt-oss-, Gemma 3- and Phi-4-mini-shaped models of the benchmarks. The vocabulary
+// Llama-3-, Qwen3-, Qwen3-MoE-, gpt-oss-, Gemma 3-, Phi-4-mini- and Qwen3.5-shaped models of the benchmarks. The vocabulary
 // is a SentencePiece-style one (control tokens, 256 byte tokens, then short pieces) so the file
 // loads like a real model.
 
@@ -21,8 +21,8 @@ enum class WeightMix {
 
 struct RandomModelSpec {
     // llama, mistral, qwen2 (Q/K/V biases), qwen3 (q/k norms), qwen3moe, gemma2, gemma3 (post
-    // norms, windows; always tied), phi3 (fused qkv and gate/up), smollm3 or gpt-oss (biases,
-    // sinks, YaRN, experts with biases)
+    // norms, windows; always tied), phi3 (fused qkv and gate/up), smollm3, gpt-oss (biases,
+    // sinks, YaRN, experts with biases), qwen35 or qwen35moe (Gated DeltaNet, gated attention)
     std::string architecture = "llama";
     std::int64_t dim = 256;
     std::int64_t nLayers = 2;
@@ -46,6 +46,13 @@ struct RandomModelSpec {
     std::int64_t nExperts = 0;
     std::int64_t nExpertsUsed = 0;
     std::int64_t expertFfnDim = 0;
+    std::int64_t sharedExpertFfnDim = 0;  // qwen35moe: the shared expert's width (required there)
+    // qwen35 / qwen35moe: Gated DeltaNet on three of every four layers, gated attention on the
+    // fourth (ropeDims 0 there: a quarter of the head rotates, as Qwen3.5's config says).
+    std::int64_t deltaKHeads = 16;
+    std::int64_t deltaVHeads = 16;
+    std::int64_t deltaHeadDim = 128;  // key and value heads alike
+    std::int64_t deltaConvTaps = 4;
 };
 
 // Throws std::invalid_argument when a row length does not fit the chosen block formats.

@@ -30,6 +30,9 @@ const std::vector<PreTokenizerSpec>& preTokenizerSpecs() {
         R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
     static const std::string_view kQwen2 =
         R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    // Qwen3.5's: Qwen2's with combining marks in words.
+    static const std::string_view kQwen35 =
+        R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
     static const std::string_view kTekken =
         R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
     // o200k, GPT-4o's: letters split at case changes, English contractions in either case.
@@ -53,6 +56,7 @@ const std::vector<PreTokenizerSpec>& preTokenizerSpecs() {
          {kGpt2}},
         {{"llama-bpe", "llama3", "llama-v3", "falcon3", "smaug-bpe", "dbrx", "exaone", "pixtral", "minerva-7b"}, {kLlama3}, true},
         {{"qwen2", "deepseek-r1-qwen", "stablelm2", "megrez", "hunyuan"}, {kQwen2}},
+        {{"qwen35"}, {kQwen35}},
         {{"tekken"}, {kTekken}},
         {{"gpt-4o"}, {kGpt4o}},
         {{"deepseek-llm"},

@@ -17,6 +17,8 @@
 //  - patch embedding (an F16 GEMM, as matmul): 2e-3 e + 1e-5
 //  - RoPE: 2e-6 * (pos + 1) relative to the pair length (the angle's float rounding grows with pos)
 //  - self-attention (F32 throughout): 2e-4 absolute
+//  - Gated DeltaNet's recurrence (both token by token, F32): 1e-5 (1 + |want|); the short
+//    convolution, sigmoidMul 1e-5 relative + 1e-6; copyRows exact
 //  - attention (same F16 or Q8_0 cache values, different summation order, fast exp): 2e-4
 //    absolute for one query (our kernel); several queries go through cuBLAS with F16 queries and
 //    softmax weights when the cache is F16 or Q8_0 (dequantized to F16): 2e-3 absolute (F32
@@ -373,6 +375,66 @@ Errors compare(const std::vector<std::vector<float>>& got, const nlohmann::json&
     return {maxDiff, std::sqrt(err / ref)};
 }
 
+// Gated DeltaNet's ops (the GPU's token-by-token recurrence against the CPU reference's), the
+// short convolution with its state carried between calls, and gated attention's helpers.
+void deltaNetParity(Backend& gpu, Backend& ref) {
+    struct Shape {
+        std::int64_t nK, nV, kd, vd, rows;
+    };
+    for (const Shape s : {Shape{2, 4, 128, 128, 1}, Shape{2, 4, 128, 128, 37}, Shape{1, 2, 64, 96, 20}, Shape{2, 2, 16, 16, 9}}) {
+        auto aValues = randomVector(static_cast<std::size_t>(s.nV), 61), dtValues = randomVector(static_cast<std::size_t>(s.nV), 62, 0.5f);
+        for (auto& v : aValues) v = -0.1f - std::fabs(v);
+        const auto vectorTensor = [](std::vector<float>& values, const char* name) {
+            Tensor t;
+            t.name = name;
+            t.dtype = DType::F32;
+            t.ne = {static_cast<std::int64_t>(values.size()), 1, 1, 1};
+            t.data = reinterpret_cast<const std::uint8_t*>(values.data());
+            return t;
+        };
+        const Tensor a = vectorTensor(aValues, "ssm_a"), dt = vectorTensor(dtValues, "ssm_dt.bias");
+        const DeltaNetSpec spec{s.nK, s.nV, s.kd, s.vd, &a, &dt, 1e-6f};
+        const std::int64_t width = spec.inputWidth(), outWidth = s.nV * s.vd;
+        const auto qkv = randomVector(static_cast<std::size_t>(s.rows * width), 63), alpha = randomVector(static_cast<std::size_t>(s.rows * s.nV), 64),
+                   beta = randomVector(static_cast<std::size_t>(s.rows * s.nV), 65), state = randomVector(static_cast<std::size_t>(spec.stateFloats()), 66, 0.3f);
+        std::vector<float> wantState = state, want(static_cast<std::size_t>(s.rows * outWidth));
+        ref.deltaNet(qkv.data(), alpha.data(), beta.data(), s.rows, spec, wantState.data(), want.data());
+        auto dqkv = onDevice(gpu, qkv), dalpha = onDevice(gpu, alpha), dbeta = onDevice(gpu, beta), dstate = onDevice(gpu, state);
+        auto dout = gpu.alloc(s.rows * outWidth);
+        gpu.deltaNet(dqkv.get(), dalpha.get(), dbeta.get(), s.rows, spec, dstate.get(), dout.get());
+        const auto got = toHost(gpu, dout.get(), s.rows * outWidth), gotState = toHost(gpu, dstate.get(), spec.stateFloats());
+        const std::string shape = std::to_string(s.kd) + "x" + std::to_string(s.vd) + ", " + std::to_string(s.rows) + " rows";
+        for (std::size_t i = 0; i < want.size(); ++i) expectClose("deltaNet", shape + " " + std::to_string(i), got[i], want[i], 1e-5 * (1 + std::fabs(want[i])));
+        for (std::size_t i = 0; i < wantState.size(); ++i)
+            expectClose("deltaNet state", shape + " " + std::to_string(i), gotState[i], wantState[i], 1e-5 * (1 + std::fabs(wantState[i])));
+    }
+    const std::int64_t channels = 300, taps = 4, rows = 11;
+    const auto w = randomMatrix(DType::F32, taps, channels, 67);
+    const auto x = randomVector(static_cast<std::size_t>(rows * channels), 68);
+    std::vector<float> state(static_cast<std::size_t>((taps - 1) * channels), 0.0f), want(x.size());
+    ref.shortConv(x.data(), rows, channels, w.tensor, state.data(), want.data());
+    auto dx = onDevice(gpu, x), dstate = onDevice(gpu, std::vector<float>(static_cast<std::size_t>((taps - 1) * channels), 0.0f));
+    auto dy = gpu.alloc(rows * channels);
+    gpu.shortConv(dx.get(), 4, channels, w.tensor, dstate.get(), dy.get());  // 4 rows, then the other 7 from the state
+    gpu.shortConv(dx.get() + 4 * channels, rows - 4, channels, w.tensor, dstate.get(), dy.get() + 4 * channels);
+    auto got = toHost(gpu, dy.get(), rows * channels);
+    for (std::size_t i = 0; i < want.size(); ++i) expectClose("shortConv", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
+    const auto gotState = toHost(gpu, dstate.get(), (taps - 1) * channels);
+    for (std::size_t i = 0; i < state.size(); ++i) expectClose("shortConv state", std::to_string(i), gotState[i], state[i], 0.0);
+    // sigmoidMul and copyRows
+    const auto gate = randomVector(x.size(), 69, 4.0f);
+    want = x;
+    ref.sigmoidMul(want.data(), gate.data(), rows * channels);
+    auto dgate = onDevice(gpu, gate);
+    gpu.sigmoidMul(dx.get(), dgate.get(), rows * channels);
+    got = toHost(gpu, dx.get(), rows * channels);
+    for (std::size_t i = 0; i < want.size(); ++i) expectClose("sigmoidMul", std::to_string(i), got[i], want[i], 1e-5 * std::fabs(want[i]) + 1e-6);
+    gpu.copyRows(dx.get() + 3, channels, dy.get(), 50, 50, rows);
+    got = toHost(gpu, dy.get(), 50 * rows);
+    for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t c = 0; c < 50; ++c) expectClose("copyRows", std::to_string(r), got[static_cast<std::size_t>(r * 50 + c)], want[static_cast<std::size_t>(r * channels + 3 + c)], 0.0);
+}
+
 void modelGoldens(Backend& gpu, Backend& cpu) {
     const std::string dir = env("LUMEN_TEST_SOURCE_DIR", LUMEN_TEST_SOURCE_DIR) + "/fixtures/";
     for (const char* n : {"llama/llama-f32", "llama/llama-f16", "llama/llama-q8_0", "llama/mistral-f32-mha", "llama/qwen2-f32", "llama/qwen2-q8_0",
@@ -381,7 +443,9 @@ void modelGoldens(Backend& gpu, Backend& cpu) {
                           "families/phi3-f32", "families/phi3-q8_0", "families/smollm3-f32", "families/smollm3-q8_0",
                           // mixtures of experts: Backend::moe on the GPU's ops, routed on the host
                           "families/qwen3moe-f32", "families/qwen3moe-q8_0", "families/mixtral-f32", "families/mixtral-q8_0",
-                          "families/gpt-oss-f32", "families/gpt-oss-q8_0", "families/qwen2moe-f32", "families/qwen2moe-q8_0"}) {
+                          "families/gpt-oss-f32", "families/gpt-oss-q8_0", "families/qwen2moe-f32", "families/qwen2moe-q8_0",
+                          // Gated DeltaNet and gated attention (qwen35), with experts (qwen35moe)
+                          "families/qwen35-f32", "families/qwen35-q8_0", "families/qwen35moe-f32", "families/qwen35moe-q8_0"}) {
         std::ifstream in(dir + n + ".json");
         if (!in) {
             std::cerr << "FAIL: cannot read " << dir << n << ".json\n";
@@ -505,6 +569,7 @@ int main() {
         elementwiseParity(*gpu, *ref);
         ropeParity(*gpu, *ref);
         attentionParity(*gpu, *ref);
+        deltaNetParity(*gpu, *ref);
         std::cout << "ops (worst |diff| / bound, must be <= 1):\n";
         for (const auto& [op, ratio] : worst) std::cout << "  " << op << ": " << ratio << "\n";
         std::cout << "models:\n";

@@ -758,15 +758,20 @@ private slots:
                 dialog->findChild<QSpinBox*>("maxTokens")->setValue(77);
                 auto* kvCache = dialog->findChild<QComboBox*>("kvCache");
                 kvCache->setCurrentIndex(kvCache->findText("Q8_0", Qt::MatchStartsWith));
+                auto* snapshots = dialog->findChild<QSpinBox*>("snapshots");
+                QCOMPARE(snapshots->value(), 256);  // the default
+                snapshots->setValue(64);
                 dialog->accept();
             });
             window.findChild<QAction*>("settingsAction")->trigger();
+            QCOMPARE(window.assistant().engineOptions().snapshotMiB, 64);
             QCOMPARE(window.assistant().generationParams().maxTokens, 77);
             QCOMPARE(window.assistant().generationParams().sampling.temperature, 0.3f);
             QCOMPARE(window.assistant().engineOptions().kvType, inference::DType::Q8_0);
         }
         ui::MainWindow again(library);  // the next start reads them back
         QCOMPARE(again.assistant().engineOptions().kvType, inference::DType::Q8_0);
+        QCOMPARE(again.assistant().engineOptions().snapshotMiB, 64);
         QCOMPARE(again.assistant().generationParams().maxTokens, 77);
         QCOMPARE(again.assistant().generationParams().sampling.temperature, 0.3f);
         // One chat's own settings; the others keep the general ones.

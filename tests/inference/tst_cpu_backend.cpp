@@ -10,11 +10,13 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <array>
 #include <random>
 
 #include "inference/core/backend.h"
 #include "inference/core/cpu_features.h"
 #include "inference/core/thread_pool.h"
+#include "inference/cpu/delta_net.h"
 #include "inference/cpu/kernels.h"
 #include "inference/formats/half.h"
 #include "inference/formats/quants.h"
@@ -748,6 +750,180 @@ private slots:
         fast->siluMul(quick.data(), up.data(), 1003);
         for (std::size_t i = 0; i < slow.size(); ++i)
             QVERIFY2(std::fabs(quick[i] - slow[i]) <= 2e-6f * std::fabs(slow[i]) + 1e-30f, qPrintable(QStringLiteral("%1: %2 vs %3").arg(i).arg(quick[i]).arg(slow[i])));
+    }
+
+    // Gated DeltaNet's recurrence: every kernel set's token-by-token and chunked kernels, and the
+    // fast backend (threads, chunks from 16 rows), against a double-precision recurrence written
+    // here from the spec (DeltaNetSpec), on a few head shapes (value heads sharing key heads in
+    // turn), prompts shorter and longer than a chunk, and a call continuing another's state.
+    // Tolerance: 1e-6 * (1 + |want|) for the outputs and the state (measured up to 5e-8 token by
+    // token and 2e-7 in chunks).
+    void deltaNetMatchesReference_data() {
+        QTest::addColumn<int>("nK");
+        QTest::addColumn<int>("nV");
+        QTest::addColumn<int>("kDim");
+        QTest::addColumn<int>("vDim");
+        QTest::addColumn<int>("rows");
+        for (const auto& [nK, nV, kd, vd] : {std::array{2, 4, 16, 16}, std::array{1, 3, 32, 48}, std::array{2, 4, 128, 128}, std::array{1, 1, 24, 8}})
+            for (int rows : {1, 7, 16, 64, 150})
+                QTest::newRow(qPrintable(QStringLiteral("%1x%2 heads %3x%4, %5 rows").arg(nK).arg(nV).arg(kd).arg(vd).arg(rows))) << nK << nV << kd << vd << rows;
+    }
+    void deltaNetMatchesReference() {
+        QFETCH(int, nK);
+        QFETCH(int, nV);
+        QFETCH(int, kDim);
+        QFETCH(int, vDim);
+        QFETCH(int, rows);
+        std::mt19937 rng(static_cast<unsigned>(nK * 1000 + kDim + rows));
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        std::uniform_real_distribution<float> uniform(0.1f, 2.0f);
+        std::vector<float> aValues(static_cast<std::size_t>(nV)), dtValues(static_cast<std::size_t>(nV));
+        for (auto& v : aValues) v = -uniform(rng);
+        for (auto& v : dtValues) v = 0.5f * normal(rng);
+        const auto vectorTensor = [](std::vector<float>& values) {
+            Tensor t;
+            t.name = "vector";
+            t.dtype = DType::F32;
+            t.ne = {static_cast<std::int64_t>(values.size()), 1, 1, 1};
+            t.data = reinterpret_cast<const std::uint8_t*>(values.data());
+            return t;
+        };
+        const Tensor a = vectorTensor(aValues), dt = vectorTensor(dtValues);
+        const DeltaNetSpec spec{nK, nV, kDim, vDim, &a, &dt, 1e-6f};
+        const std::int64_t width = spec.inputWidth();
+        std::vector<float> qkv(static_cast<std::size_t>(rows * width)), alpha(static_cast<std::size_t>(rows * nV)), beta(alpha.size());
+        for (auto& v : qkv) v = normal(rng);
+        for (auto& v : alpha) v = normal(rng);
+        for (auto& v : beta) v = normal(rng);
+        std::vector<float> state0(static_cast<std::size_t>(spec.stateFloats()));
+        for (auto& v : state0) v = 0.3f * normal(rng);
+
+        // The spec in double precision.
+        std::vector<double> S(state0.begin(), state0.end()), want(static_cast<std::size_t>(rows * nV * vDim));
+        for (int t = 0; t < rows; ++t)
+            for (int h = 0; h < nV; ++h) {
+                const float* row = qkv.data() + t * width;
+                const float* qh = row + spec.kHead(h) * kDim;
+                const float* kh = row + (nK + spec.kHead(h)) * kDim;
+                const float* vh = row + 2 * nK * kDim + h * vDim;
+                double qq = 0, kk = 0;
+                for (int i = 0; i < kDim; ++i) qq += double(qh[i]) * qh[i], kk += double(kh[i]) * kh[i];
+                const double qs = 1.0 / std::sqrt(qq + 1e-6) / std::sqrt(double(kDim)), ks = 1.0 / std::sqrt(kk + 1e-6);
+                const double x = double(alpha[static_cast<std::size_t>(t * nV + h)]) + dtValues[static_cast<std::size_t>(h)];
+                const double decay = std::exp(aValues[static_cast<std::size_t>(h)] * std::log1p(std::exp(x)));
+                const double b = 1.0 / (1.0 + std::exp(-double(beta[static_cast<std::size_t>(t * nV + h)])));
+                double* s = S.data() + static_cast<std::size_t>(h) * kDim * vDim;
+                for (int j = 0; j < vDim; ++j) {
+                    double kv = 0;
+                    for (int i = 0; i < kDim; ++i) kv += (s[i * vDim + j] *= decay) * kh[i] * ks;
+                    const double delta = (vh[j] - kv) * b;
+                    double o = 0;
+                    for (int i = 0; i < kDim; ++i) o += (s[i * vDim + j] += kh[i] * ks * delta) * qh[i] * qs;
+                    want[static_cast<std::size_t>((t * nV + h) * vDim + j)] = o;
+                }
+            }
+        const auto close = [&](const std::vector<float>& got, const auto& expected, const QString& what) {
+            QCOMPARE(got.size(), expected.size());
+            for (std::size_t i = 0; i < got.size(); ++i)
+                if (!(std::fabs(got[i] - expected[i]) <= 1e-6 * (1.0 + std::fabs(expected[i]))))
+                    QFAIL(qPrintable(QStringLiteral("%1, value %2: %3 vs %4").arg(what).arg(i).arg(got[i]).arg(double(expected[i]))));
+        };
+        // Each backend, in one call and in two (the second continuing the first's state).
+        auto reference = makeCpuBackend({.threads = 1, .simd = false});
+        auto fast = makeCpuBackend({.threads = 2, .minParallelWork = 0});
+        for (Backend* be : {reference.get(), fast.get()}) {
+            const QString name = QString::fromUtf8(be->name().data(), static_cast<int>(be->name().size()));
+            std::vector<float> state = state0, out(want.size());
+            be->deltaNet(qkv.data(), alpha.data(), beta.data(), rows, spec, state.data(), out.data());
+            close(out, want, name);
+            close(state, S, name + " state");
+            const int first = rows / 3;
+            state = state0;
+            std::fill(out.begin(), out.end(), 0.0f);
+            if (first > 0) be->deltaNet(qkv.data(), alpha.data(), beta.data(), first, spec, state.data(), out.data());
+            be->deltaNet(qkv.data() + first * width, alpha.data() + first * nV, beta.data() + first * nV, rows - first, spec, state.data(),
+                         out.data() + first * nV * vDim);
+            close(out, want, name + " in two calls");
+        }
+        // Every kernel set's two kernels on prepared heads (queries and keys normalised here).
+        if (kDim % 16 != 0 || vDim % 16 != 0) return;
+        std::vector<float> qk(static_cast<std::size_t>(rows * 2 * nK * kDim)), gb(static_cast<std::size_t>(rows * 2 * nV));
+        for (int t = 0; t < rows; ++t) {
+            for (int i = 0; i < 2 * nK; ++i) {
+                const float* in = qkv.data() + t * width + i * kDim;
+                double sum = 0;
+                for (int d = 0; d < kDim; ++d) sum += double(in[d]) * in[d];
+                const double s = (i < nK ? 1.0 / std::sqrt(double(kDim)) : 1.0) / std::sqrt(sum + 1e-6);
+                for (int d = 0; d < kDim; ++d) qk[static_cast<std::size_t>((t * 2 * nK + i) * kDim + d)] = static_cast<float>(in[d] * s);
+            }
+            for (int h = 0; h < nV; ++h) {
+                const double x = double(alpha[static_cast<std::size_t>(t * nV + h)]) + dtValues[static_cast<std::size_t>(h)];
+                gb[static_cast<std::size_t>(t * 2 * nV + h)] = static_cast<float>(aValues[static_cast<std::size_t>(h)] * std::log1p(std::exp(x)));
+                gb[static_cast<std::size_t>(t * 2 * nV + nV + h)] = static_cast<float>(1.0 / (1.0 + std::exp(-double(beta[static_cast<std::size_t>(t * nV + h)]))));
+            }
+        }
+        for (const char* set : {"avx2", "avx-512"}) {
+            const cpu::Kernels* k = cpu::runnableKernels(set);
+            if (!k) continue;
+            QVERIFY(k->deltaNetRecurrent && k->deltaNetChunked);
+            for (auto kernel : {k->deltaNetRecurrent, k->deltaNetChunked}) {
+                std::vector<float> state = state0, out(want.size());
+                for (int h = 0; h < nV; ++h) {
+                    const std::int64_t kh = spec.kHead(h);
+                    kernel({qk.data() + kh * kDim, qk.data() + (nK + kh) * kDim, 2 * nK * kDim, qkv.data() + 2 * nK * kDim + h * vDim, width,
+                            gb.data() + h, gb.data() + nV + h, 2 * nV, out.data() + h * vDim, nV * vDim,
+                            state.data() + static_cast<std::size_t>(h) * kDim * vDim, rows, kDim, vDim});
+                }
+                const QString what = QStringLiteral("%1 %2").arg(QLatin1String(set), kernel == k->deltaNetChunked ? "chunked" : "token by token");
+                close(out, want, what);
+                close(state, S, what + " state");
+            }
+        }
+    }
+
+    // The short convolution against its definition, with the state carried between calls; the
+    // gated attention's helpers.
+    void shortConvAndGates() {
+        const std::int64_t channels = 37, taps = 4, rows = 9;
+        std::mt19937 rng(5);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        std::vector<float> w(static_cast<std::size_t>(channels * taps)), x(static_cast<std::size_t>(rows * channels));
+        for (auto& v : w) v = normal(rng);
+        for (auto& v : x) v = normal(rng);
+        Tensor weight;
+        weight.name = "conv";
+        weight.dtype = DType::F32;
+        weight.ne = {taps, channels, 1, 1};
+        weight.data = reinterpret_cast<const std::uint8_t*>(w.data());
+        std::vector<float> want(x.size());
+        for (std::int64_t t = 0; t < rows; ++t)
+            for (std::int64_t c = 0; c < channels; ++c) {
+                double sum = 0;
+                for (std::int64_t j = 0; j < taps; ++j) {
+                    const std::int64_t r = t - (taps - 1) + j;
+                    if (r >= 0) sum += double(w[static_cast<std::size_t>(c * taps + j)]) * x[static_cast<std::size_t>(r * channels + c)];
+                }
+                want[static_cast<std::size_t>(t * channels + c)] = static_cast<float>(sum / (1.0 + std::exp(-sum)));
+            }
+        for (bool simd : {false, true}) {
+            auto be = makeCpuBackend({.threads = 1, .simd = simd});
+            for (std::int64_t split : {rows, std::int64_t{1}, std::int64_t{2}}) {  // all at once, one by one, in pairs
+                std::vector<float> state(static_cast<std::size_t>((taps - 1) * channels)), out(x.size());
+                for (std::int64_t t = 0; t < rows; t += split) {
+                    const std::int64_t n = std::min(split, rows - t);
+                    be->shortConv(x.data() + t * channels, n, channels, weight, state.data(), out.data() + t * channels);
+                }
+                for (std::size_t i = 0; i < out.size(); ++i) QVERIFY2(std::fabs(out[i] - want[i]) <= 1e-5f * (1.0f + std::fabs(want[i])), qPrintable(QString::number(i)));
+                // The state holds the last taps - 1 input rows.
+                for (std::int64_t i = 0; i < (taps - 1) * channels; ++i) QCOMPARE(state[static_cast<std::size_t>(i)], x[static_cast<std::size_t>((rows - taps + 1) * channels + i)]);
+            }
+            std::vector<float> src{1, 2, 3, 4, 5, 6, 7, 8}, dst(4, 0.0f);
+            be->copyRows(src.data() + 1, 4, dst.data(), 2, 2, 2);
+            QCOMPARE(dst, (std::vector<float>{2, 3, 6, 7}));
+            std::vector<float> y{2.0f, -1.0f}, gate{0.0f, 100.0f};
+            be->sigmoidMul(y.data(), gate.data(), 2);
+            QCOMPARE(y, (std::vector<float>{1.0f, -1.0f}));
+        }
     }
 
     // The backend keeps one position's rotations for the next call: a call with another base,

@@ -27,7 +27,7 @@ private slots:
             if (got != want && ++failures <= 5)
                 qWarning("%s %s: got %s", pre.c_str(), f[1].constData(), nlohmann::json(got).dump().c_str());
         }
-        QCOMPARE(cases, 2800);
+        QCOMPARE(cases, 3200);
         QCOMPARE(failures, 0);
     }
 

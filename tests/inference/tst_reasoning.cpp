@@ -1,6 +1,7 @@
 // Splitting a streamed reply into reasoning and answer, whatever pieces the text comes in.
 
 #include <QtTest>
+#include <nlohmann/json.hpp>
 
 #include "inference/llm/reasoning.h"
 #include "test_util.h"
@@ -63,10 +64,16 @@ private slots:
         QVERIFY(!promptOpensReasoning("<|im_start|>assistant\n", m));
         // The real thinking templates name the markers: Qwen3's and QwQ's (whose generation
         // prompt opens the thinking itself).
-        for (const char* name : {"Qwen-Qwen3-0.6B.jinja", "Qwen-QwQ-32B.jinja"}) {
+        for (const char* name : {"Qwen-Qwen3-0.6B.jinja", "Qwen-QwQ-32B.jinja", "Qwen-Qwen3.5-4B.jinja"}) {
             const QByteArray text = lumen::test::readFile(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/chat_templates/models/") + name);
             QVERIFY2(!text.isEmpty() && reasoningMarkers(text.toStdString()).has_value(), name);
         }
+        // Qwen3.5's generation prompt opens the thinking unless enable_thinking is false (its
+        // renders in chat_templates/goldens.json).
+        const QByteArray goldens = lumen::test::readFile(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/chat_templates/goldens.json"));
+        const auto qwen35 = nlohmann::json::parse(goldens.constData(), goldens.constData() + goldens.size())["models/Qwen-Qwen3.5-4B.jinja"];
+        QVERIFY(promptOpensReasoning(qwen35["system_user_generation"]["output"].get<std::string>(), m));
+        QVERIFY(!promptOpensReasoning(qwen35["thinking_off"]["output"].get<std::string>(), m));
         // gpt-oss's template writes the harmony format.
         const QByteArray gptOss = lumen::test::readFile(QStringLiteral(LUMEN_TEST_SOURCE_DIR "/fixtures/chat_templates/models/openai-gpt-oss-20b.jinja"));
         const auto harmony = reasoningMarkers(gptOss.toStdString());

@@ -9,15 +9,23 @@
 
 namespace lumen::inference {
 
+// Gated DeltaNet's l2 norm of queries and keys: x / sqrt(sum x^2 + eps), Hugging Face's eps.
+constexpr float kDeltaNetL2Eps = 1e-6f;
+
 void attentionBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out) {
     const ModelConfig& c = p.c;
     const LayerAttention& la = p.attention;
     Backend& be = p.be;
     ActivationBuffers& b = p.b;
     const std::int64_t n = p.n, qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
-    // Project to queries, keys and values.
-    const Backend::Product qkv[] = {{&L.wq, b.q.get()}, {&L.wk, b.k.get()}, {&L.wv, b.v.get()}};
+    // Project to queries, keys and values. Gated attention's query rows hold each head's query
+    // and then its output gate.
+    const Backend::Product qkv[] = {{&L.wq, c.gatedAttention ? b.queryGate.get() : b.q.get()}, {&L.wk, b.k.get()}, {&L.wv, b.v.get()}};
     be.matmuls(qkv, in, n);
+    if (c.gatedAttention) {
+        be.copyRows(b.queryGate.get(), 2 * c.headDim, b.q.get(), c.headDim, c.headDim, n * c.nHeads);
+        be.copyRows(b.queryGate.get() + c.headDim, 2 * c.headDim, b.attGate.get(), c.headDim, c.headDim, n * c.nHeads);
+    }
     if (L.bq.data) be.addBias(b.q.get(), L.bq, qDim, n);
     if (L.bk.data) be.addBias(b.k.get(), L.bk, kvDim, n);
     if (L.bv.data) be.addBias(b.v.get(), L.bv, kvDim, n);
@@ -37,8 +45,29 @@ void attentionBlock(const LayerPass& p, const LayerWeights& L, const float* in, 
     be.storeKv(p.kv, p.kvPos, n, kvDim, b.k.get(), b.v.get());
     const AttentionSpec spec{c.nHeads, c.nKvHeads, c.headDim, c.attentionScale, la.window, c.attentionSoftcap, L.sinks.data ? &L.sinks : nullptr};
     be.attention(b.q.get(), p.kv, p.kvPos, n, spec, b.attOut.get());
+    if (c.gatedAttention) be.sigmoidMul(b.attOut.get(), b.attGate.get(), n * qDim);
     be.matmul(L.wo, b.attOut.get(), n, out);
     if (L.bo.data) be.addBias(out, L.bo, c.dim, n);
+}
+
+void deltaNetBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out) {
+    const ModelConfig& c = p.c;
+    const DeltaNetConfig& d = c.deltaNet;
+    Backend& be = p.be;
+    ActivationBuffers& b = p.b;
+    const std::int64_t n = p.n;
+    const Backend::Product inputs[] = {{&L.deltaQkv, b.deltaIn.get()},
+                                       {&L.deltaZ, b.deltaZ.get()},
+                                       {&L.deltaAlpha, b.deltaAlpha.get()},
+                                       {&L.deltaBeta, b.deltaBeta.get()}};
+    be.matmuls(inputs, in, n);
+    be.shortConv(b.deltaIn.get(), n, d.convChannels(), L.deltaConv, p.state.conv, b.deltaConv.get());
+    const DeltaNetSpec spec{d.nKHeads, d.nVHeads, d.kDim, d.vDim, &L.deltaA, &L.deltaDtBias, kDeltaNetL2Eps};
+    be.deltaNet(b.deltaConv.get(), b.deltaAlpha.get(), b.deltaBeta.get(), n, spec, p.state.matrices, b.deltaY.get());
+    // Each head's output normalised (one weight for every head), then gated: z = silu(z) * y.
+    be.rmsNorm(b.deltaY.get(), L.deltaNorm, c.rmsEps, d.vDim, n * d.nVHeads, b.deltaY.get());
+    be.siluMul(b.deltaZ.get(), b.deltaY.get(), n * d.valueWidth());
+    be.matmul(L.deltaOut, b.deltaZ.get(), n, out);
 }
 
 void gatedFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out, GatedActivation act) {
@@ -71,7 +100,8 @@ void preNormLayer(const LayerPass& p, const LayerWeights& L) {
     ActivationBuffers& b = p.b;
     // Attention block: normalise, attend, add to the stream.
     p.norm(L.attnNorm, p.x(), b.xb.get());
-    attentionBlock(p, L, b.xb.get(), b.att.get());
+    if (p.attention.recurrent) deltaNetBlock(p, L, b.xb.get(), b.att.get());
+    else attentionBlock(p, L, b.xb.get(), b.att.get());
     p.residual(b.att.get());
     // Feed-forward block: SwiGLU.
     p.norm(L.ffnNorm, p.x(), b.xb.get());
@@ -108,7 +138,8 @@ void ModelReader::readCommon() {
     c.nLayers = getInt("block_count");
     c.nHeads = getInt("attention.head_count");
     c.nKvHeads = getInt("attention.head_count_kv", c.nHeads);
-    c.ffnDim = getInt("feed_forward_length");
+    // (a mixture of experts may give only its experts' width)
+    c.ffnDim = getInt("feed_forward_length", getInt("expert_feed_forward_length", 0));
     c.contextLength = getInt("context_length", 2048);
     if (c.contextLength <= 0) fail("the context length (" + key("context_length") + ") is " + std::to_string(c.contextLength));
     c.ropeFreqBase = getFloat("rope.freq_base", 10000.0);
@@ -188,7 +219,7 @@ void ModelReader::readAttention(LayerWeights& L, std::int64_t layer) const {
     const std::string p = "blk." + std::to_string(layer) + ".";
     const std::int64_t qDim = c.nHeads * c.headDim, kvDim = c.nKvHeads * c.headDim;
     L.attnNorm = tensor(p + "attn_norm.weight", {c.dim});
-    L.wq = tensor(p + "attn_q.weight", {c.dim, qDim});
+    L.wq = tensor(p + "attn_q.weight", {c.dim, c.gatedAttention ? 2 * qDim : qDim});
     L.wk = tensor(p + "attn_k.weight", {c.dim, kvDim});
     L.wv = tensor(p + "attn_v.weight", {c.dim, kvDim});
     L.wo = tensor(p + "attn_output.weight", {qDim, c.dim});
@@ -197,10 +228,10 @@ void ModelReader::readAttention(LayerWeights& L, std::int64_t layer) const {
     L.bv = tensor(p + "attn_v.bias", {kvDim}, true);
 }
 
-void ModelReader::readFfn(LayerWeights& L, std::int64_t layer) const {
+void ModelReader::readFfn(LayerWeights& L, std::int64_t layer, const char* norm) const {
     const ModelConfig& c = c_;
     const std::string p = "blk." + std::to_string(layer) + ".";
-    L.ffnNorm = tensor(p + "ffn_norm.weight", {c.dim});
+    L.ffnNorm = tensor(p + norm, {c.dim});
     L.wGate = tensor(p + "ffn_gate.weight", {c.dim, c.ffnDim});
     L.wUp = tensor(p + "ffn_up.weight", {c.dim, c.ffnDim});
     L.wDown = tensor(p + "ffn_down.weight", {c.ffnDim, c.dim});
@@ -239,8 +270,11 @@ void ModelReader::readExperts(LayerWeights& L, std::int64_t layer, const char* n
     };
     L.ffnNorm = tensor(p + norm, {c.dim});
     L.router = tensor(p + "ffn_gate_inp.weight", shape({c.dim, experts}));
-    const Tensor gate = tensor(p + "ffn_gate_exps.weight", shape({c.dim, ffn, experts}));
-    const Tensor up = tensor(p + "ffn_up_exps.weight", shape({c.dim, ffn, experts}));
+    // Gate and up as one tensor (the converter's --fuse-gate-up-exps): each expert's gate rows, then its up rows.
+    const Tensor gateUp = tensor(p + "ffn_gate_up_exps.weight", shape({c.dim, 2 * ffn, experts}), true);
+    const Tensor gate = gateUp.data ? gateUp : tensor(p + "ffn_gate_exps.weight", shape({c.dim, ffn, experts}));
+    const Tensor up = gateUp.data ? gateUp : tensor(p + "ffn_up_exps.weight", shape({c.dim, ffn, experts}));
+    const std::int64_t step = gateUp.data ? 2 * ffn : ffn, upFirst = gateUp.data ? ffn : 0;
     const Tensor down = tensor(p + "ffn_down_exps.weight", shape({ffn, c.dim, experts}));
     if (c.sharedExpertFfnDim > 0) {  // a shared expert (qwen2moe)
         L.sharedGateInp = tensor(p + "ffn_gate_inp_shexp.weight", {c.dim});
@@ -250,14 +284,14 @@ void ModelReader::readExperts(LayerWeights& L, std::int64_t layer, const char* n
     }
     for (std::int64_t e = 0; e < experts; ++e) {
         const std::string n = "[" + std::to_string(e) + "]";
-        L.expertGate.push_back(rows(gate, e * ffn, ffn, gate.name + n));
-        L.expertUp.push_back(rows(up, e * ffn, ffn, up.name + n));
+        L.expertGate.push_back(rows(gate, e * step, ffn, gate.name + n));
+        L.expertUp.push_back(rows(up, e * step + upFirst, ffn, up.name + n));
         L.expertDown.push_back(rows(down, e * c.dim, c.dim, down.name + n));
     }
 }
 
 namespace {
-const ModelFamily* const kFamilies[] = {&kLlamaFamily, &kQwen3Family, &kGemmaFamily, &kPhi3Family, &kSmolLm3Family, &kGptOssFamily};
+const ModelFamily* const kFamilies[] = {&kLlamaFamily, &kQwen3Family, &kGemmaFamily, &kPhi3Family, &kSmolLm3Family, &kGptOssFamily, &kQwen35Family};
 }
 
 const ModelFamily* findFamily(std::string_view architecture) {

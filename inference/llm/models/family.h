@@ -26,6 +26,7 @@ struct LayerPass {
                                 // sliding-window layer's cache has dropped (LanguageSession)
     std::int64_t n;             // rows
     ActivationBuffers& b;
+    const RecurrentState& state;  // a recurrent layer's (LayerAttention::recurrent)
 
     float* x() const { return b.x.get(); }
     // out = RMSNorm(in) * weight, row by row (in == out allowed).
@@ -41,13 +42,18 @@ enum class GatedActivation { Silu, GeluTanh };
 // cache, grouped-query attention with the model's scale, window and soft-cap, the output
 // projection.
 void attentionBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out);
+// A Gated DeltaNet layer's mixing of the normalised rows `in` into out (n x dim): q/k/v, the
+// output gate z and the decay and strength inputs projected, the short convolution, the
+// recurrence (Backend::deltaNet), each head's output RMS-normalised and times silu(z), the
+// output projection.
+void deltaNetBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out);
 // The gated feed-forward network: down(act(gate(in)) * up(in)), into out (n x dim).
 void gatedFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out, GatedActivation act);
 // The mixture of experts (Backend::moe) of the normalised rows `in`, into out (n x dim).
 void moeFfnBlock(const LayerPass& p, const LayerWeights& L, const float* in, float* out);
 // The pre-norm block of llama and most of its descendants:
 //   x += attention(norm(x)); x += ffn(norm(x)) with SwiGLU, or a mixture of SwiGLU experts
-//   when the layer has a router.
+//   when the layer has a router. A recurrent layer mixes with deltaNetBlock instead of attention.
 void preNormLayer(const LayerPass& p, const LayerWeights& L);
 
 // Reading a family's config and tensors from the file.
@@ -72,10 +78,11 @@ public:
     Tensor tensor(const std::string& name, std::vector<std::int64_t> shape, bool optional = false) const;
     // Rows [first, first + count) of a 2-D tensor, as a tensor of its own (a fused weight's part).
     static Tensor rows(const Tensor& t, std::int64_t first, std::int64_t count, const std::string& name);
-    // blk.N.attn_q/k/v/output (+ biases when present) and the norms before each block.
+    // blk.N.attn_q/k/v/output (+ biases when present) and the norm before the block; attn_q
+    // twice as tall when the config's attention is gated.
     void readAttention(LayerWeights& L, std::int64_t layer) const;
-    // blk.N.ffn_gate/up/down.
-    void readFfn(LayerWeights& L, std::int64_t layer) const;
+    // The FFN's norm (blk.N.<norm>) and blk.N.ffn_gate/up/down.
+    void readFfn(LayerWeights& L, std::int64_t layer, const char* norm = "ffn_norm.weight") const;
     // The expert counts (expert_count, expert_used_count, expert_feed_forward_length, else
     // `ffnFallback`) into the config; false when the file has no experts.
     bool readExpertCounts(std::int64_t ffnFallback);
@@ -107,6 +114,7 @@ extern const ModelFamily kGemmaFamily;    // gemma2, gemma3
 extern const ModelFamily kPhi3Family;     // phi3
 extern const ModelFamily kSmolLm3Family;  // smollm3
 extern const ModelFamily kGptOssFamily;   // gpt-oss
+extern const ModelFamily kQwen35Family;   // qwen35, qwen35moe
 
 // The family that reads `architecture`, or nullptr.
 const ModelFamily* findFamily(std::string_view architecture);
