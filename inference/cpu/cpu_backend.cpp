@@ -366,7 +366,12 @@ public:
                 const float* tap = taps.data() + j * channels;
                 for (std::int64_t c = 0; c < channels; ++c) o[c] += tap[c] * in[c];
             }
-            for (std::int64_t c = 0; c < channels; ++c) o[c] = o[c] / (1.0f + std::exp(-o[c]));
+            if (!kernels_)
+                for (std::int64_t c = 0; c < channels; ++c) o[c] = o[c] / (1.0f + std::exp(-o[c]));
+        }
+        if (kernels_) {  // silu on 8 lanes: siluMul with ones
+            ones_.resize(static_cast<std::size_t>(channels), 1.0f);
+            for (std::int64_t t = 0; t < rows; ++t) kernels_->siluMul(out + t * channels, ones_.data(), channels);
         }
         // The state keeps the last K - 1 input rows.
         if (held == 0) return;
@@ -773,6 +778,7 @@ private:
     std::vector<cpu::BlockQ8> activations_;
     std::vector<cpu::BlockQ8K> activationsK_;
     std::vector<float> vectorScratch_[2];
+    std::vector<float> ones_;               // (shortConv's silu through siluMul)
     std::vector<float> deltaQk_, deltaGb_;  // DeltaNet's normalised queries and keys, decays and strengths  // norm, bias and scale vectors converted to floats
     struct RopeKey {
         std::int64_t pos = -1, nRot = 0;

@@ -123,86 +123,119 @@ template <class V>
     }
 }
 
-// In chunks of kDeltaChunk rows (kDim and vDim multiples of the lanes). Within a chunk of L rows, with G
-// the running sum of g from its first row and S the state before it:
+namespace delta_detail {
+
+// C (m x n) = beta C + A B, A m x k (row r at a + r * lda), B k x n (row at b + i * ldb), n a
+// multiple of the lanes; with `lower`, A's row r has nothing past column r (it is lower
+// triangular) and the sum stops there. Four rows of C at a time, two vectors of each in registers.
+template <class V>
+[[gnu::always_inline]] inline void multiply(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
+                                            std::int64_t ldb, float* c, std::int64_t ldc, bool accumulate, bool lower) {
+    constexpr int W = lanes<V>();
+    for (std::int64_t r0 = 0; r0 < m; r0 += 4) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(4, m - r0));
+        const std::int64_t kEnd = lower ? std::min(k, r0 + rows) : k;
+        for (std::int64_t j = 0; j < n; j += 2 * W) {
+            const bool two = j + W < n;
+            V acc[4][2];
+            for (int r = 0; r < 4; ++r) {
+                acc[r][0] = r < rows && accumulate ? load<V>(c + (r0 + r) * ldc + j) : splat<V>(0.0f);
+                acc[r][1] = r < rows && accumulate && two ? load<V>(c + (r0 + r) * ldc + j + W) : splat<V>(0.0f);
+            }
+            for (std::int64_t i = 0; i < kEnd; ++i) {
+                const V b0 = load<V>(b + i * ldb + j), b1 = two ? load<V>(b + i * ldb + j + W) : b0;
+                for (int r = 0; r < 4; ++r) {
+                    if (r >= rows) break;
+                    const V x = splat<V>(a[(r0 + r) * lda + i]);
+                    acc[r][0] += x * b0;
+                    acc[r][1] += x * b1;
+                }
+            }
+            for (int r = 0; r < rows; ++r) {
+                store(c + (r0 + r) * ldc + j, acc[r][0]);
+                if (two) store(c + (r0 + r) * ldc + j + W, acc[r][1]);
+            }
+        }
+    }
+}
+
+}  // namespace delta_detail
+
+// In chunks of kDeltaChunk rows (kDim and vDim multiples of the lanes). Within a chunk of L rows,
+// with G the running sum of g from its first row and S the state before it:
 //   A[t][s] = -b_t (k_t . k_s) exp(G_t - G_s) for s < t, and T = (I - A)^-1 (forward substitution)
 //   U = T (b v), W = T (b exp(G) k)                 the chunk's corrections, L x vDim and L x kDim
 //   N_t = U_t - W_t S                               the new values the rows write
 //   out_t = exp(G_t) q_t S + sum_{s <= t} (q_t . k_s) exp(G_t - G_s) N_s
 //   S = exp(G_L) S + sum_s exp(G_L - G_s) k_s N_s^T
+// Each line is a small matrix product (delta_detail::multiply).
 template <class V>
 [[gnu::always_inline]] inline void deltaNetChunked(const DeltaHead& h) {
     using namespace delta_detail;
     constexpr std::int64_t C = kDeltaChunk;
     const std::int64_t kd = h.kDim, vd = h.vDim;
     thread_local std::vector<float> scratch;
-    scratch.resize(static_cast<std::size_t>(C * C + 2 * C + C * vd + C * kd + C * vd));
-    float* T = scratch.data();  // C x C
-    float* G = T + C * C;
+    scratch.resize(static_cast<std::size_t>(3 * C * C + 2 * C + 2 * C * vd + 3 * C * kd + kd * C));
+    float* T = scratch.data();   // C x C: T, then T times b (columns)
+    float* Te = T + C * C;       // C x C: T times b exp(G) (columns)
+    float* Aqk = Te + C * C;     // C x C: (q_t . k_s) exp(G_t - G_s), s <= t
+    float* G = Aqk + C * C;
     float* beta = G + C;
-    float* U = beta + C;  // C x vd: U, then the new values N
-    float* Wk = U + C * vd;  // C x kd
-    float* tmp = Wk + C * kd;  // C x vd
+    float* U = beta + C;         // C x vd: U, then the new values N
+    float* O = U + C * vd;       // C x vd
+    float* Wk = O + C * vd;      // C x kd, negated
+    float* Q = Wk + C * kd;      // C x kd: q_t exp(G_t)
+    float* K = Q + C * kd;       // C x kd: the chunk's keys, together
+    float* Kt = K + C * kd;      // kd x C: k_s exp(G_L - G_s), transposed
     for (std::int64_t t0 = 0; t0 < h.rows; t0 += C) {
         const std::int64_t L = std::min(C, h.rows - t0);
-        const auto q = [&](std::int64_t t) { return h.q + (t0 + t) * h.qkStride; };
-        const auto k = [&](std::int64_t t) { return h.k + (t0 + t) * h.qkStride; };
-        const auto v = [&](std::int64_t t) { return h.v + (t0 + t) * h.vStride; };
         float running = 0.0f;
         for (std::int64_t t = 0; t < L; ++t) {
             running += h.g[(t0 + t) * h.gStride];
             G[t] = running;
             beta[t] = h.beta[(t0 + t) * h.gStride];
+            std::copy(h.k + (t0 + t) * h.qkStride, h.k + (t0 + t) * h.qkStride + kd, K + t * kd);
         }
-        // T = (I - A)^-1, lower triangular with a unit diagonal, built row by row: row i of it is
-        // A's row i plus A's row i times the rows above (already inverted).
+        // T = (I - A)^-1, lower triangular with a unit diagonal, row by row: row i is A's row i
+        // plus A's row i times the rows above it (already inverted), summed along the row.
         for (std::int64_t i = 0; i < L; ++i) {
             float* Ti = T + i * C;
-            for (std::int64_t s = 0; s < i; ++s) Ti[s] = -beta[i] * dot<V>(k(i), k(s), kd) * std::exp(G[i] - G[s]);
-            for (std::int64_t s = 0; s < i; ++s) {
-                float sum = Ti[s];
-                for (std::int64_t m = s + 1; m < i; ++m) sum += Ti[m] * T[m * C + s];
-                tmp[s] = sum;
-            }
-            std::copy(tmp, tmp + i, Ti);
+            float* row = Te + i * C;  // (A's row, kept while Ti fills)
+            for (std::int64_t s = 0; s < i; ++s) row[s] = -beta[i] * dot<V>(K + i * kd, K + s * kd, kd) * std::exp(G[i] - G[s]);
+            std::copy(row, row + i, Ti);
+            for (std::int64_t m = 1; m < i; ++m)
+                for (std::int64_t s = 0; s < m; ++s) Ti[s] += row[m] * T[m * C + s];
             Ti[i] = 1.0f;
+            std::fill(Ti + i + 1, Ti + C, 0.0f);
         }
-        // U = T (b v), W = T (b exp(G) k).
-        std::fill(U, U + L * vd, 0.0f);
-        std::fill(Wk, Wk + L * kd, 0.0f);
-        for (std::int64_t t = 0; t < L; ++t)
+        // The columns scaled: T b (for U) and T b exp(G) (for W); the query-key decays.
+        for (std::int64_t t = 0; t < L; ++t) {
             for (std::int64_t s = 0; s <= t; ++s) {
-                const float w = T[t * C + s] * beta[s];
-                axpy<V>(U + t * vd, w, v(s), vd);
-                axpy<V>(Wk + t * kd, w * std::exp(G[s]), k(s), kd);
+                T[t * C + s] *= beta[s];
+                Te[t * C + s] = T[t * C + s] * std::exp(G[s]);
             }
-        // N = U - W S (into U), and out = exp(G) q S (into tmp first).
-        for (std::int64_t t = 0; t < L; ++t) {
-            float* n = U + t * vd;
-            float* o = tmp + t * vd;
-            std::fill(o, o + vd, 0.0f);
-            const float* wt = Wk + t * kd;
-            const float* qt = q(t);
-            const float eg = std::exp(G[t]);
-            for (std::int64_t i = 0; i < kd; ++i) {
-                axpy<V>(n, -wt[i], h.state + i * vd, vd);
-                axpy<V>(o, eg * qt[i], h.state + i * vd, vd);
-            }
+            const float* q = h.q + (t0 + t) * h.qkStride;
+            for (std::int64_t s = 0; s <= t; ++s) Aqk[t * C + s] = dot<V>(q, K + s * kd, kd) * std::exp(G[t] - G[s]);
+            for (std::int64_t i = 0; i < kd; ++i) Q[t * kd + i] = q[i] * std::exp(G[t]);
         }
-        // out += the rows' own writes, each seen through its decay.
-        for (std::int64_t t = 0; t < L; ++t) {
-            float* o = tmp + t * vd;
-            for (std::int64_t s = 0; s <= t; ++s) axpy<V>(o, dot<V>(q(t), k(s), kd) * std::exp(G[t] - G[s]), U + s * vd, vd);
-            std::copy(o, o + vd, h.out + (t0 + t) * h.outStride);
-        }
-        // S = exp(G_L) S + sum_s exp(G_L - G_s) k_s N_s^T.
+        // U = (T b) v, and -W = -(T b exp(G)) k.
+        multiply<V>(L, vd, L, T, C, h.v + t0 * h.vStride, h.vStride, U, vd, false, true);
+        multiply<V>(L, kd, L, Te, C, K, kd, Wk, kd, false, true);
+        for (std::int64_t i = 0; i < L * kd; ++i) Wk[i] = -Wk[i];
+        // N = U - W S; out = exp(G) q S + Aqk N.
+        multiply<V>(L, vd, kd, Wk, kd, h.state, vd, U, vd, true, false);
+        multiply<V>(L, vd, kd, Q, kd, h.state, vd, O, vd, false, false);
+        multiply<V>(L, vd, L, Aqk, C, U, vd, O, vd, true, true);
+        for (std::int64_t t = 0; t < L; ++t) std::copy(O + t * vd, O + (t + 1) * vd, h.out + (t0 + t) * h.outStride);
+        // S = exp(G_L) S + (k exp(G_L - G))^T N.
         const float last = G[L - 1];
-        const V decay = splat<V>(std::exp(last));
-        for (std::int64_t i = 0; i < kd; ++i) {
-            float* si = h.state + i * vd;
-            for (std::int64_t j = 0; j < vd; j += lanes<V>()) store(si + j, load<V>(si + j) * decay);
-            for (std::int64_t s = 0; s < L; ++s) axpy<V>(si, k(s)[i] * std::exp(last - G[s]), U + s * vd, vd);
+        for (std::int64_t s = 0; s < L; ++s) {
+            const float e = std::exp(last - G[s]);
+            for (std::int64_t i = 0; i < kd; ++i) Kt[i * C + s] = K[s * kd + i] * e;
         }
+        const V decay = splat<V>(std::exp(last));
+        for (std::int64_t i = 0; i < kd * vd; i += lanes<V>()) store(h.state + i, load<V>(h.state + i) * decay);
+        multiply<V>(kd, vd, L, Kt, C, U, vd, h.state, vd, true, false);
     }
 }
 

@@ -145,6 +145,13 @@ void printLlmSummary(const GgufFile& f, std::ostream& out) {
         out << "  RMSNorm epsilon " << numberText(f.getFloat(key("attention.layer_norm_rms_epsilon"))) << "\n";
     if (f.getInt(key("attention.sliding_window"), 0) > 0)
         out << "  sliding window " << f.getInt(key("attention.sliding_window")) << " tokens on local layers\n";
+    if (f.contains(key("ssm.time_step_rank"))) {  // Gated DeltaNet (qwen35)
+        out << "  Gated DeltaNet on every layer but each " << f.getInt(key("full_attention_interval"), 4) << "th: " << f.getInt(key("ssm.group_count"), 0)
+            << " key and " << f.getInt(key("ssm.time_step_rank")) << " value heads, key heads of " << f.getInt(key("ssm.state_size"), 0)
+            << ", a convolution of " << f.getInt(key("ssm.conv_kernel"), 0) << " taps\n";
+        if (const auto mtp = f.getInt(key("nextn_predict_layers"), 0); mtp > 0)
+            out << "  " << mtp << " multi-token-prediction layer" << (mtp == 1 ? "" : "s") << " (counted in the layers, not run)\n";
+    }
     if (const auto experts = f.getInt(key("expert_count"), 0); experts > 0) {
         out << "  experts " << experts << ", " << f.getInt(key("expert_used_count"), 0) << " used per token";
         if (f.contains(key("expert_feed_forward_length"))) out << ", each " << f.getInt(key("expert_feed_forward_length")) << " wide";
