@@ -282,9 +282,7 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
                             encoded = state->imageRows.find(state->mmprojKey, key);
                         }
                         const std::int64_t width = state->mmproj->outputWidth(), n = static_cast<std::int64_t>(encoded->size()) / width;
-                        std::uint64_t h = 1469598103934665603ull;
-                        for (char c : key) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-                        placeholders.push_back(inference::imagePlaceholders(h, n));
+                        placeholders.push_back(inference::imagePlaceholders(inference::imageRowsKey(state->mmprojKey, key), n));
                         for (std::int64_t r = 0; r < n; ++r) rows[placeholders.back()[static_cast<std::size_t>(r)]] = encoded->data() + r * width;
                         keep.push_back(encoded);
                     }

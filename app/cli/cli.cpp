@@ -641,9 +641,7 @@ std::optional<ImageInput> projectImage(Context& ctx, vision::Mmproj& mmproj, vis
         in.rows = cache.find(modelKey, key);
         in.encodeMs = static_cast<double>(timer.nsecsElapsed()) / 1e6;
     }
-    std::uint64_t h = 1469598103934665603ull;  // the placeholders' key: FNV-1a of the hash text
-    for (char c : key) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-    in.placeholders = inference::imagePlaceholders(h, static_cast<std::int64_t>(in.rows->size()) / mmproj.outputWidth());
+    in.placeholders = inference::imagePlaceholders(inference::imageRowsKey(modelKey, key), static_cast<std::int64_t>(in.rows->size()) / mmproj.outputWidth());
     return in;
 }
 

@@ -74,6 +74,12 @@ void ThreadPool::parallelFor(std::int64_t n, const std::function<void(std::int64
     wake_.notify_all();
     runChunks();
     while (pending_.load(std::memory_order_acquire) > 0) cpuRelax();
+    std::exception_ptr error;
+    {
+        std::lock_guard lock(mutex_);
+        std::swap(error, error_);
+    }
+    if (error) std::rethrow_exception(error);
 }
 
 void ThreadPool::runChunks() {
@@ -82,7 +88,14 @@ void ThreadPool::runChunks() {
     while (begin < n) {
         const std::int64_t end = std::min(n, begin + std::max(minChunk_, (n - begin) / (2 * parts)));
         if (next_.compare_exchange_weak(begin, end, std::memory_order_relaxed)) {
-            (*job_)(begin, end);
+            try {
+                (*job_)(begin, end);
+            } catch (...) {
+                // Keep the first; hand out nothing more (the others finish what they hold).
+                std::lock_guard lock(mutex_);
+                if (!error_) error_ = std::current_exception();
+                next_.store(n, std::memory_order_relaxed);
+            }
             begin = next_.load(std::memory_order_relaxed);
         }
     }

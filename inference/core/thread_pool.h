@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -24,7 +25,9 @@ public:
 
     int size() const { return static_cast<int>(workers_.size()) + 1; }  // the caller works too
 
-    // Calls fn(begin, end) on disjoint ranges covering [0, n), in parallel; returns when all are done.
+    // Calls fn(begin, end) on disjoint ranges covering [0, n), in parallel; returns when all are
+    // done. When a call throws, no further ranges start, and once the calls under way have
+    // returned, the first exception is rethrown here (the pool stays usable).
     void parallelFor(std::int64_t n, const std::function<void(std::int64_t begin, std::int64_t end)>& fn);
 
 private:
@@ -41,6 +44,7 @@ private:
     std::int64_t jobSize_ = 0;
     std::int64_t minChunk_ = 1;
     std::atomic<std::int64_t> next_{0};
+    std::exception_ptr error_;  // the current job's first exception (under mutex_)
 };
 
 }  // namespace lumen::inference

@@ -38,6 +38,17 @@ std::string_view toString(StopReason reason) {
     return "?";
 }
 
+std::uint64_t imageRowsKey(std::string_view projectorKey, std::string_view imageHash) {
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a over both, a zero byte between
+    const auto mix = [&h](std::string_view text) {
+        for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    };
+    mix(projectorKey);
+    h = h * 1099511628211ull;
+    mix(imageHash);
+    return h;
+}
+
 std::vector<TokenId> imagePlaceholders(std::uint64_t imageKey, std::int64_t rows) {
     std::vector<TokenId> ids;
     for (std::int64_t r = 0; r < rows; ++r) {

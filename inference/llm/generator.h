@@ -46,9 +46,13 @@ using LogitsCallback = std::function<void(std::span<const float> logits)>;
 // Input-embedding rows that stand in a prompt where its ids are negative (an image's projected
 // features): placeholder id -> the row's `dim` floats (host memory, alive during generate()).
 using EmbeddingRows = std::unordered_map<TokenId, const float*>;
-// `rows` placeholder ids for an image: derived from its key (a content hash), so asking about the
+// `rows` placeholder ids for an image: derived from its key (imageRowsKey), so asking about the
 // same image again at the same place reuses the KV cache as repeated text does.
 std::vector<TokenId> imagePlaceholders(std::uint64_t imageKey, std::int64_t rows);
+// The key of an image's rows as one projector computes them: the projector's key (what its row
+// cache is keyed by) and the image's content hash, so another projector's rows of the same image
+// never pass for these in the KV cache.
+std::uint64_t imageRowsKey(std::string_view projectorKey, std::string_view imageHash);
 
 class Generator {
 public:

@@ -8,10 +8,12 @@
 
 #include <QtTest>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <array>
 #include <random>
+#include <thread>
 
 #include "inference/core/backend.h"
 #include "inference/core/cpu_features.h"
@@ -708,6 +710,33 @@ private slots:
         }
         qInfo("Q8_0 cache against F32: max |diff| %.5f", static_cast<double>(worst));
         QVERIFY(worst <= 0.06f);
+    }
+
+    // A call that throws, on a worker or on the caller's thread: parallelFor rethrows the first
+    // exception only once every call under way has returned (none runs on after it, on a
+    // function that is gone), and the pool works on.
+    void threadPoolPassesExceptionsOn() {
+        ThreadPool pool(3);
+        for (int round = 0; round < 50; ++round) {
+            std::atomic<int> running{0};
+            try {
+                pool.parallelFor(1000, [&](std::int64_t b, std::int64_t e) {
+                    running.fetch_add(1);
+                    std::this_thread::sleep_for(std::chrono::microseconds(20));
+                    running.fetch_sub(1);
+                    if (b <= 500 + round && 500 + round < e) throw std::runtime_error("range " + std::to_string(b));
+                });
+                QFAIL("no exception");
+            } catch (const std::runtime_error& e) {
+                QVERIFY(QString::fromUtf8(e.what()).startsWith("range "));
+            }
+            QCOMPARE(running.load(), 0);
+            std::atomic<std::int64_t> sum{0};
+            pool.parallelFor(100, [&](std::int64_t b, std::int64_t e) {
+                for (std::int64_t i = b; i < e; ++i) sum.fetch_add(i);
+            });
+            QCOMPARE(sum.load(), std::int64_t{4950});
+        }
     }
 
     void threadPoolCoversEveryIndexOnce() {

@@ -126,6 +126,24 @@ private slots:
         QTest::newRow("raw") << "{% raw %}{{ not rendered }}{% endraw %}" << "{{ not rendered }}";
         QTest::newRow("comments") << "a{# hidden #}b" << "ab";
         QTest::newRow("markup") << "{{ '<b>'|safe + '<i>' }} {{ '<x>'|e }} {{ '<b>' ~ '<i>'|safe }}" << "<b>&lt;i&gt; &lt;x&gt; <b><i>";
+        // Python's str.format and comparisons across types, rendered by Jinja2 (sandboxed, as the goldens)
+        QTest::newRow("str.format 0") << QStringLiteral("{{ '{} and {}'.format('a', 1) }}") << QStringLiteral("a and 1");
+        QTest::newRow("str.format 1") << QStringLiteral("{{ '{1}-{0}'.format('a', 'b') }}") << QStringLiteral("b-a");
+        QTest::newRow("str.format 2") << QStringLiteral("{{ '{name}!'.format(name='Ann') }}") << QStringLiteral("Ann!");
+        QTest::newRow("str.format 3") << QStringLiteral("{{ '{{literal}} {}'.format(3) }}") << QStringLiteral("{literal} 3");
+        QTest::newRow("str.format 4") << QStringLiteral("{{ '{:>6}|{:<6}|{:^7}|'.format('ab', 'cd', 'ef') }}") << QStringLiteral("    ab|cd    |  ef   |");
+        QTest::newRow("str.format 5") << QStringLiteral("{{ '{:*^9}'.format('mid') }}") << QStringLiteral("***mid***");
+        QTest::newRow("str.format 6") << QStringLiteral("{{ '{:05d}|{:+d}|{: d}|{:,}'.format(42, 7, 3, 1234567) }}") << QStringLiteral("00042|+7| 3|1,234,567");
+        QTest::newRow("str.format 7") << QStringLiteral("{{ '{:x} {:X} {:#x} {:o} {:b} {:#b}'.format(255, 255, 255, 8, 5, 5) }}") << QStringLiteral("ff FF 0xff 10 101 0b101");
+        QTest::newRow("str.format 8") << QStringLiteral("{{ '{:.2f}|{:8.3f}|{:e}|{:.1%}'.format(3.14159, 2.5, 12345.678, 0.256) }}") << QStringLiteral("3.14|   2.500|1.234568e+04|25.6%");
+        QTest::newRow("str.format 9") << QStringLiteral("{{ '{:g}|{:.3g}|{}|{}'.format(0.0001, 1234.5, 1.5, 2.0) }}") << QStringLiteral("0.0001|1.23e+03|1.5|2.0");
+        QTest::newRow("str.format 10") << QStringLiteral("{{ '{:.3}'.format('abcdef') }}") << QStringLiteral("abc");
+        QTest::newRow("str.format 11") << QStringLiteral("{{ '{!r} {!s}'.format('x', 'y') }}") << QStringLiteral("'x' y");
+        QTest::newRow("str.format 12") << QStringLiteral("{{ '{0[a]} {0[b][1]}'.format({'a': 1, 'b': [5, 6]}) }}") << QStringLiteral("1 6");
+        QTest::newRow("str.format 13") << QStringLiteral("{{ '{:d}'.format(true) }}|{{ '{}'.format(true) }}|{{ '{}'.format(none) }}|{{ '{}'.format([1, 'a']) }}") << QStringLiteral("1|True|None|[1, 'a']");
+        QTest::newRow("str.format 14") << QStringLiteral("{{ '{:>5}'.format(-3) }}|{{ '{:=6}'.format(-3) }}|{{ '{:06.2f}'.format(-1.5) }}") << QStringLiteral("   -3|-    3|-01.50");
+        QTest::newRow("str.format 15") << QStringLiteral("{{ '{:.2f}'.format(3) }}|{{ '{:5}'.format(1.25) }}|{{ '{:,.2f}'.format(1234567.891) }}") << QStringLiteral("3.00| 1.25|1,234,567.89");
+        QTest::newRow("str.format 16") << QStringLiteral("{{ 1 == '1' }}|{{ 1 == 1.0 }}|{{ true == 1 }}|{{ none == none }}|{{ [1] == [1.0] }}|{{ 'a' != 1 }}") << QStringLiteral("False|True|True|True|True|True");
     }
     void expressions() {
         QFETCH(QString, source);
@@ -172,6 +190,20 @@ private slots:
         QTest::newRow("int of nan") << "{{ (1e308 * 10 - 1e308 * 10)|int }}" << "NaN" << 1;
         QTest::newRow("int of huge float") << "{{ 1e300|int }}" << "does not fit 64 bits" << 1;
         QTest::newRow("abs overflow") << "{{ (-9223372036854775807 - 1)|abs }}" << "does not fit 64 bits" << 1;
+        // Python's errors as Jinja2 raises them: ordering across types names the operator; str.format's mistakes.
+        QTest::newRow("python error 0") << QStringLiteral("{{ 1 < 'a' }}") << QStringLiteral("'<' not supported between instances of 'int' and 'str'") << 1;
+        QTest::newRow("python error 1") << QStringLiteral("{{ 'a' > 2 }}") << QStringLiteral("'>' not supported between instances of 'str' and 'int'") << 1;
+        QTest::newRow("python error 2") << QStringLiteral("{{ [1] <= ['a'] }}") << QStringLiteral("'<=' not supported between instances of 'int' and 'str'") << 1;
+        QTest::newRow("python error 3") << QStringLiteral("{{ none >= 1 }}") << QStringLiteral("'>=' not supported between instances of 'NoneType' and 'int'") << 1;
+        QTest::newRow("python error 4") << QStringLiteral("{{ '{} {}'.format(1) }}") << QStringLiteral("tuple index out of range") << 1;
+        QTest::newRow("python error 5") << QStringLiteral("{{ '{0} {}'.format(1, 2) }}") << QStringLiteral("cannot switch from manual field specification to automatic field numbering") << 1;
+        QTest::newRow("python error 6") << QStringLiteral("{{ '{x}'.format(y=1) }}") << QStringLiteral("'x'") << 1;
+        QTest::newRow("python error 7") << QStringLiteral("{{ '{:d}'.format('a') }}") << QStringLiteral("Unknown format code 'd' for object of type 'str'") << 1;
+        QTest::newRow("python error 8") << QStringLiteral("{{ '{:5}'.format([1]) }}") << QStringLiteral("unsupported format string passed to list.__format__") << 1;
+        QTest::newRow("python error 9") << QStringLiteral("{{ '}'.format() }}") << QStringLiteral("Single '}' encountered in format string") << 1;
+        QTest::newRow("python error 10") << QStringLiteral("{{ '{'.format() }}") << QStringLiteral("Single '{' encountered in format string") << 1;
+        QTest::newRow("python error 11") << QStringLiteral("{{ '{:.2d}'.format(3) }}") << QStringLiteral("Precision not allowed in integer format specifier") << 1;
+        QTest::newRow("python error 12") << QStringLiteral("{{ '{:+}'.format('a') }}") << QStringLiteral("Sign not allowed in string format specifier") << 1;
     }
     // A template that loops for long is stopped by the time budget, or at once by its cancel flag.
     void longRendersStop() {

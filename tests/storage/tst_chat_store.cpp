@@ -1,6 +1,7 @@
 // Chats and messages: CRUD, ordering, cascades, streaming writes, full-text search.
 
 #include <QtTest>
+#include <algorithm>
 #include <thread>
 
 #include "storage/chat_store.h"
@@ -224,22 +225,33 @@ private slots:
         QCOMPARE(chats_->search("lifetimes").size(), std::size_t(0));
     }
 
+    // What the user types is words, never FTS5 syntax: no query throws, and each finds the
+    // message exactly when its words (the last as a prefix) are in it.
     void searchTreatsUserTextAsWords_data() {
         QTest::addColumn<QString>("query");
-        QTest::newRow("quote") << "\"unbalanced";
-        QTest::newRow("operators") << "AND OR NOT";
-        QTest::newRow("column filter") << "content: x";
-        QTest::newRow("parentheses") << "(a";
-        QTest::newRow("star") << "*";
-        QTest::newRow("only punctuation") << "?! --";
-        QTest::newRow("caret") << "^start";
-        QTest::newRow("empty") << "   ";
+        QTest::addColumn<int>("hits");
+        QTest::newRow("quote") << "\"unbalanced" << 1;
+        QTest::newRow("operators") << "AND OR NOT" << 1;
+        QTest::newRow("operators not in it") << "AND NEAR" << 0;
+        QTest::newRow("column filter") << "content: x" << 1;
+        QTest::newRow("parentheses") << "(a" << 1;
+        QTest::newRow("star") << "*" << 0;
+        QTest::newRow("only punctuation") << "?! --" << 0;
+        QTest::newRow("caret") << "^start" << 1;
+        QTest::newRow("caret, another word") << "^stop" << 0;
+        QTest::newRow("empty") << "   " << 0;
     }
     void searchTreatsUserTextAsWords() {
         QFETCH(QString, query);
+        QFETCH(int, hits);
         const Chat chat = chats_->createChat("syntax");
         chats_->addMessage(chat.id, {Role::User, "a content x unbalanced start AND OR NOT"});
-        chats_->search(str(query));  // must not throw an FTS5 syntax error
+        const auto found = chats_->search(str(query));  // must not throw an FTS5 syntax error
+        // (the rows share one database: count this row's chat)
+        const auto mine = std::count_if(found.begin(), found.end(), [&](const SearchHit& h) { return h.chatId == chat.id; });
+        QCOMPARE(static_cast<int>(mine), hits);
+        for (const SearchHit& h : found)
+            if (h.chatId == chat.id) QVERIFY(h.messageId.has_value());
     }
 
     void ftsQueryQuotesWords() {

@@ -103,6 +103,13 @@ private slots:
         QCOMPARE(a, b);
         QVERIFY(a != c);
         for (auto id : a) QVERIFY(id < 0);
+        // An image's rows are keyed by the projector that computed them too: after a switch of
+        // projectors the same image gets other ids, so the KV cache cannot serve the old rows.
+        const std::string sha(64, 'a');
+        QCOMPARE(inference::imageRowsKey("/models/mmproj-a.gguf", sha), inference::imageRowsKey("/models/mmproj-a.gguf", sha));
+        QVERIFY(inference::imageRowsKey("/models/mmproj-a.gguf", sha) != inference::imageRowsKey("/models/mmproj-b.gguf", sha));
+        QVERIFY(inference::imageRowsKey("ab", "c") != inference::imageRowsKey("a", "bc"));
+        QVERIFY(inference::imagePlaceholders(inference::imageRowsKey("a", sha), 5) != inference::imagePlaceholders(inference::imageRowsKey("b", sha), 5));
         const std::vector<inference::TokenId> ids = {1, 7, 32000, 9};
         const auto spliced = inference::spliceImages(ids, 32000, {a});
         QCOMPARE(spliced.size(), std::size_t(8));

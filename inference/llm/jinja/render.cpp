@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <limits>
 #include <optional>
@@ -8,6 +10,7 @@
 
 #include "inference/llm/jinja/ast.h"
 #include "inference/llm/jinja/jinja.h"
+#include "inference/llm/unicode.h"
 
 namespace lumen::inference::jinja {
 
@@ -144,6 +147,215 @@ ValueList toList(const Value& v) {
         case Value::Kind::Undefined: return {};
         default: throw std::invalid_argument("'" + v.typeName() + "' object is not iterable");
     }
+}
+
+
+// Python's format() of one value with a format spec (the mini-language: [[fill]align][sign][#][0]
+// [width][,|_][.precision][type]), for str.format. Strings take s, integers d x X o b c and the
+// float types, floats e E f F g G %; other values only an empty spec.
+std::string formatField(const Value& v, const std::string& spec) {
+    const auto unsupported = [&] {
+        return std::invalid_argument("unsupported format string passed to " + v.typeName() + ".__format__");
+    };
+    if (spec.empty()) return v.str();
+    std::size_t i = 0;
+    char fill = ' ', align = 0, sign = '-', type = 0, grouping = 0;
+    bool alternate = false;
+    const auto isAlign = [](char c) { return c == '<' || c == '>' || c == '^' || c == '='; };
+    if (spec.size() >= 2 && isAlign(spec[1]) && static_cast<unsigned char>(spec[0]) < 0x80) fill = spec[0], align = spec[1], i = 2;
+    else if (isAlign(spec[0])) align = spec[0], i = 1;
+    if (i < spec.size() && (spec[i] == '+' || spec[i] == '-' || spec[i] == ' ')) sign = spec[i++];
+    if (i < spec.size() && spec[i] == '#') alternate = true, ++i;
+    if (i < spec.size() && spec[i] == '0') {
+        if (!align) fill = '0', align = '=';
+        ++i;
+    }
+    std::int64_t width = 0, precision = -1;
+    while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i])) && width < 100000) width = width * 10 + (spec[i++] - '0');
+    if (i < spec.size() && (spec[i] == ',' || spec[i] == '_')) grouping = spec[i++];
+    if (i < spec.size() && spec[i] == '.') {
+        ++i;
+        if (i >= spec.size() || !std::isdigit(static_cast<unsigned char>(spec[i]))) throw std::invalid_argument("Format specifier missing precision");
+        precision = 0;
+        while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i])) && precision < 100000) precision = precision * 10 + (spec[i++] - '0');
+    }
+    if (i < spec.size()) type = spec[i++];
+    if (i < spec.size() || width >= 100000 || precision >= 100000) throw std::invalid_argument("Invalid format specifier");
+    std::string body, prefix;
+    const bool isInt = v.kind() == Value::Kind::Int || v.kind() == Value::Kind::Bool;
+    if (v.isString()) {
+        if (type && type != 's') throw std::invalid_argument("Unknown format code '" + std::string(1, type) + "' for object of type 'str'");
+        if (sign != '-' || align == '=') throw std::invalid_argument(sign != '-' ? "Sign not allowed in string format specifier" : "'=' alignment not allowed in string format specifier");
+        body = v.string();
+        if (precision >= 0) {  // (code points)
+            std::size_t at = 0;
+            for (std::int64_t k = 0; k < precision && at < body.size(); ++k) at += static_cast<std::size_t>(std::max(1, utf8SequenceLength(static_cast<std::uint8_t>(body[at]))));
+            body.resize(std::min(at, body.size()));
+        }
+        if (!align) align = '<';
+    } else if (isInt && (!type || std::strchr("dxXobcn", type))) {
+        if (precision >= 0) throw std::invalid_argument("Precision not allowed in integer format specifier");
+        if (v.kind() == Value::Kind::Bool && !type) return v.str();
+        const std::int64_t n = v.kind() == Value::Kind::Bool ? (v.truthy() ? 1 : 0) : v.integer();
+        const std::uint64_t magnitude = n < 0 ? 0 - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+        if (type == 'c') {
+            if (magnitude > 0x10FFFF) throw std::invalid_argument("%c arg not in range(0x110000)");
+            appendUtf8(body, static_cast<std::uint32_t>(magnitude));
+        } else {
+            const int base = type == 'x' || type == 'X' ? 16 : type == 'o' ? 8 : type == 'b' ? 2 : 10;
+            const char* digits = type == 'X' ? "0123456789ABCDEF" : "0123456789abcdef";
+            for (std::uint64_t m = magnitude; ; m /= static_cast<std::uint64_t>(base)) {
+                body.insert(body.begin(), digits[m % static_cast<std::uint64_t>(base)]);
+                if (m < static_cast<std::uint64_t>(base)) break;
+            }
+            if (grouping) {
+                const std::size_t every = base == 10 ? 3 : 4;
+                for (std::size_t at = body.size(); at > every; at -= every) body.insert(at - every, 1, grouping);
+            }
+            if (alternate && base != 10) prefix = type == 'x' ? "0x" : type == 'X' ? "0X" : type == 'o' ? "0o" : "0b";
+            prefix.insert(0, n < 0 ? "-" : sign == '+' ? "+" : sign == ' ' ? " " : "");
+        }
+    } else if (isInt || v.kind() == Value::Kind::Float) {
+        if (type && !std::strchr("eEfFgG%", type)) throw std::invalid_argument("Unknown format code '" + std::string(1, type) + "' for object of type '" + v.typeName() + "'");
+        double x = v.number();
+        if (!type && precision < 0) {
+            body = isInt ? std::to_string(v.integer()) : formatFloat(x);
+            if (!body.empty() && body[0] == '-') body.erase(0, 1);
+        } else {
+            const char t = type == '%' ? 'f' : !type ? 'g' : type;
+            if (type == '%') x *= 100.0;
+            const int digits = static_cast<int>(precision < 0 ? 6 : precision);
+            const auto print = [&](char* to, std::size_t size) {
+                const double a = std::fabs(x);
+                switch (t) {  // (literal formats, one per type)
+                    case 'e': return alternate ? std::snprintf(to, size, "%#.*e", digits, a) : std::snprintf(to, size, "%.*e", digits, a);
+                    case 'E': return alternate ? std::snprintf(to, size, "%#.*E", digits, a) : std::snprintf(to, size, "%.*E", digits, a);
+                    case 'g': return alternate ? std::snprintf(to, size, "%#.*g", digits, a) : std::snprintf(to, size, "%.*g", digits, a);
+                    case 'G': return alternate ? std::snprintf(to, size, "%#.*G", digits, a) : std::snprintf(to, size, "%.*G", digits, a);
+                    case 'F': return alternate ? std::snprintf(to, size, "%#.*F", digits, a) : std::snprintf(to, size, "%.*F", digits, a);
+                    default: return alternate ? std::snprintf(to, size, "%#.*f", digits, a) : std::snprintf(to, size, "%.*f", digits, a);
+                }
+            };
+            std::string text(static_cast<std::size_t>(print(nullptr, 0)) + 1, '\0');
+            print(text.data(), text.size());
+            text.pop_back();
+            body = text;
+            if (type == '%') body += '%';
+        }
+        if (grouping) {
+            const std::size_t end = std::min(body.find_first_not_of("0123456789"), body.size());
+            for (std::size_t at = end; at > 3; at -= 3) body.insert(at - 3, 1, grouping);
+        }
+        prefix = std::signbit(x) && !std::isnan(x) ? "-" : sign == '+' ? "+" : sign == ' ' ? " " : "";
+    } else {
+        throw unsupported();
+    }
+    if (!align) align = '>';
+    const std::int64_t length = static_cast<std::int64_t>(codePointCount(prefix + body));
+    if (width <= length) return prefix + body;
+    const auto pad = static_cast<std::size_t>(width - length);
+    const std::string fillText(1, fill);
+    const auto repeat = [&](std::size_t k) {
+        std::string out;
+        for (std::size_t j = 0; j < k; ++j) out += fillText;
+        return out;
+    };
+    switch (align) {
+        case '<': return prefix + body + repeat(pad);
+        case '^': return repeat(pad / 2) + prefix + body + repeat(pad - pad / 2);
+        case '=': return prefix + repeat(pad) + body;
+        default: return repeat(pad) + prefix + body;
+    }
+}
+
+// Python's str.format: {} {0} {name} fields with attribute (.x) and index ([k]) steps, !s / !r
+// conversions and format specs; {{ and }} are braces.
+std::string formatString(const std::string& s, Arguments& args) {
+    std::string out;
+    std::int64_t automatic = 0;
+    bool manual = false, autoNumbered = false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (c == '}') {
+            if (i + 1 < s.size() && s[i + 1] == '}') {
+                out += '}';
+                ++i;
+                continue;
+            }
+            throw std::invalid_argument("Single '}' encountered in format string");
+        }
+        if (c != '{') {
+            out += c;
+            continue;
+        }
+        if (i + 1 < s.size() && s[i + 1] == '{') {
+            out += '{';
+            ++i;
+            continue;
+        }
+        const std::size_t close = s.find('}', i + 1);
+        if (close == std::string::npos) throw std::invalid_argument("Single '{' encountered in format string");
+        std::string field = s.substr(i + 1, close - i - 1), spec;
+        i = close;
+        if (field.find('{') != std::string::npos) throw std::invalid_argument("nested replacement fields are not supported here");
+        if (const auto colon = field.find(':'); colon != std::string::npos) spec = field.substr(colon + 1), field.resize(colon);
+        char conversion = 0;
+        if (const auto bang = field.find('!'); bang != std::string::npos) {
+            if (bang + 2 != field.size() || (field[bang + 1] != 's' && field[bang + 1] != 'r' && field[bang + 1] != 'a'))
+                throw std::invalid_argument("Unknown conversion specifier " + field.substr(bang + 1));
+            conversion = field[bang + 1];
+            field.resize(bang);
+        }
+        const std::size_t firstEnd = std::min(field.find_first_of(".["), field.size());
+        const std::string head = field.substr(0, firstEnd);
+        Value value;
+        if (head.empty()) {
+            if (manual) throw std::invalid_argument("cannot switch from manual field specification to automatic field numbering");
+            autoNumbered = true;
+            if (automatic >= static_cast<std::int64_t>(args.positional.size()))
+                throw std::invalid_argument("tuple index out of range");
+            value = args.positional[static_cast<std::size_t>(automatic++)];
+        } else if (std::all_of(head.begin(), head.end(), [](char d) { return std::isdigit(static_cast<unsigned char>(d)); })) {
+            if (autoNumbered) throw std::invalid_argument("cannot switch from automatic field numbering to manual field specification");
+            manual = true;
+            const std::size_t index = head.size() > 9 ? SIZE_MAX : static_cast<std::size_t>(std::stoull(head));
+            if (index >= args.positional.size()) throw std::invalid_argument("tuple index out of range");
+            value = args.positional[index];
+        } else {
+            const auto it = std::find_if(args.keywords.begin(), args.keywords.end(), [&](const auto& kw) { return kw.first == head; });
+            if (it == args.keywords.end()) throw std::invalid_argument("'" + head + "'");
+            value = it->second;
+        }
+        for (std::size_t at = firstEnd; at < field.size();) {
+            if (field[at] == '.') {
+                const std::size_t end = std::min(field.find_first_of(".[", at + 1), field.size());
+                const std::string name = field.substr(at + 1, end - at - 1);
+                const Value* found = value.isDict() ? value.dictionary().find(name) : nullptr;
+                if (!found) throw std::invalid_argument("'" + value.typeName() + "' object has no attribute '" + name + "'");
+                value = *found;
+                at = end;
+            } else {
+                const std::size_t end = field.find(']', at);
+                if (end == std::string::npos) throw std::invalid_argument("Missing ']' in format string");
+                const std::string key = field.substr(at + 1, end - at - 1);
+                const bool number = !key.empty() && std::all_of(key.begin(), key.end(), [](char d) { return std::isdigit(static_cast<unsigned char>(d)); });
+                if (value.isList() && number) {
+                    const std::size_t index = key.size() > 9 ? SIZE_MAX : static_cast<std::size_t>(std::stoull(key));
+                    if (index >= value.list().size()) throw std::invalid_argument("list index out of range");
+                    value = value.list()[index];
+                } else {
+                    const Value* found = value.isDict() ? value.dictionary().find(key) : nullptr;
+                    if (!found) throw std::invalid_argument("'" + key + "'");
+                    value = *found;
+                }
+                at = end + 1;
+            }
+        }
+        if (conversion == 'r' || conversion == 'a') value = Value(value.repr());
+        else if (conversion == 's') value = Value(value.str());
+        out += formatField(value, spec);
+    }
+    return out;
 }
 
 }  // namespace
@@ -465,7 +677,7 @@ public:
                 const Value a = eval(*n.a), b = eval(*n.b);
                 if (n.text == "==") return Value(a.equals(b));
                 if (n.text == "!=") return Value(!a.equals(b));
-                const int c = a.compare(b);
+                const int c = a.compare(b, n.text);
                 if (n.text == "<") return Value(c < 0);
                 if (n.text == "<=") return Value(c <= 0);
                 if (n.text == ">") return Value(c > 0);
@@ -729,6 +941,12 @@ public:
                     std::int64_t c = 0;
                     for (std::size_t at = s.find(x); at != std::string::npos; at = s.find(x, at + x.size())) ++c;
                     return Value(c);
+                });
+            if (name == "format")
+                return m([s](Renderer& r, Arguments& a) {
+                    std::string out = formatString(s, a);
+                    r.checkSize(r.dummyNode_, out.size());
+                    return Value(std::move(out));
                 });
             if (name == "join")
                 return m([s](Renderer& r, Arguments& a) {
@@ -1133,10 +1351,10 @@ public:
         if (name == "callable") return v.isFunction();
         if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") return v.equals(arg(0));
         if (name == "ne" || name == "!=") return !v.equals(arg(0));
-        if (name == "lt" || name == "lessthan" || name == "<") return v.compare(arg(0)) < 0;
-        if (name == "le" || name == "<=") return v.compare(arg(0)) <= 0;
-        if (name == "gt" || name == "greaterthan" || name == ">") return v.compare(arg(0)) > 0;
-        if (name == "ge" || name == ">=") return v.compare(arg(0)) >= 0;
+        if (name == "lt" || name == "lessthan" || name == "<") return v.compare(arg(0), "<") < 0;
+        if (name == "le" || name == "<=") return v.compare(arg(0), "<=") <= 0;
+        if (name == "gt" || name == "greaterthan" || name == ">") return v.compare(arg(0), ">") > 0;
+        if (name == "ge" || name == ">=") return v.compare(arg(0), ">=") >= 0;
         if (name == "in") return contains(n, arg(0), v);
         if (name == "odd") return v.kind() == Value::Kind::Int && (v.integer() % 2) != 0;
         if (name == "even") return v.kind() == Value::Kind::Int && (v.integer() % 2) == 0;

@@ -385,7 +385,7 @@ bool Value::equals(const Value& o, int depth) const {
     }
 }
 
-int Value::compare(const Value& o) const {
+int Value::compare(const Value& o, std::string_view op) const {
     const auto isNum = [](Kind k) { return k == Kind::Int || k == Kind::Float || k == Kind::Bool; };
     if (isNum(kind_) && isNum(o.kind_)) {
         if (kind_ == Kind::Int && o.kind_ == Kind::Int) return i_ < o.i_ ? -1 : (i_ > o.i_ ? 1 : 0);
@@ -395,12 +395,12 @@ int Value::compare(const Value& o) const {
     if (kind_ == Kind::String && o.kind_ == Kind::String) return s_->compare(*o.s_) < 0 ? -1 : (*s_ == *o.s_ ? 0 : 1);
     if (kind_ == Kind::List && o.kind_ == Kind::List) {
         for (std::size_t i = 0; i < list_->size() && i < o.list_->size(); ++i) {
-            const int c = (*list_)[i].compare((*o.list_)[i]);
+            const int c = (*list_)[i].compare((*o.list_)[i], op);
             if (c != 0) return c;
         }
         return list_->size() < o.list_->size() ? -1 : (list_->size() > o.list_->size() ? 1 : 0);
     }
-    throw std::invalid_argument("'<' not supported between instances of '" + typeName() + "' and '" + o.typeName() + "'");
+    throw std::invalid_argument("'" + std::string(op) + "' not supported between instances of '" + typeName() + "' and '" + o.typeName() + "'");
 }
 
 std::size_t Value::length() const {

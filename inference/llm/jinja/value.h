@@ -85,7 +85,7 @@ public:
 
     bool equals(const Value& other, int depth = 0) const;
     // -1, 0, 1; throws std::invalid_argument when the kinds cannot be ordered.
-    int compare(const Value& other) const;
+    int compare(const Value& other, std::string_view op = "<") const;  // op: the operator an error names
     std::size_t length() const;  // strings count code points
 
 private:
