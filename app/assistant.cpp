@@ -101,10 +101,12 @@ inference::GenerationParams Assistant::defaultParams() {
     return p;
 }
 
-inference::GenerationParams Assistant::readParams(const std::string& prefix, inference::GenerationParams p) {
-    const auto number = [&](const char* key, double fallback) {
+inference::GenerationParams Assistant::readParams(std::int64_t chatId, inference::GenerationParams p) {
+    // (general settings under "generation.<name>", a chat's own in its chat settings)
+    const auto number = [&](const char* name, double fallback) {
         try {
-            if (const auto v = library_.settings().get(prefix + key)) {
+            const std::string key = std::string("generation.") + name;
+            if (const auto v = chatId ? library_.chats().setting(chatId, key) : library_.settings().get(key)) {
                 bool ok = false;
                 const double d = QString::fromStdString(*v).toDouble(&ok);
                 if (ok) return d;
@@ -125,8 +127,12 @@ inference::GenerationParams Assistant::readParams(const std::string& prefix, inf
     return p;
 }
 
-void Assistant::writeParams(const std::string& prefix, const inference::GenerationParams& p) {
-    const auto put = [&](const char* key, double v) { library_.settings().set(prefix + key, QString::number(v, 'g', 10).toStdString()); };
+void Assistant::writeParams(std::int64_t chatId, const inference::GenerationParams& p) {
+    const auto put = [&](const char* name, double v) {
+        const std::string key = std::string("generation.") + name, value = QString::number(v, 'g', 10).toStdString();
+        if (chatId) library_.chats().setSetting(chatId, key, value);
+        else library_.settings().set(key, value);
+    };
     put("temperature", p.sampling.temperature);
     put("top_k", p.sampling.topK);
     put("top_p", p.sampling.topP);
@@ -137,7 +143,7 @@ void Assistant::writeParams(const std::string& prefix, const inference::Generati
 }
 
 void Assistant::loadSettings() {
-    params_ = readParams("generation.", defaultParams());
+    params_ = readParams(0, defaultParams());
     const auto engine = [this](const char* key, int fallback) {
         try {
             if (const auto v = library_.settings().get(key)) return QString::fromStdString(*v).toInt();
@@ -153,12 +159,12 @@ void Assistant::loadSettings() {
 }
 
 inference::GenerationParams Assistant::paramsFor(std::int64_t chatId) {
-    return chatId ? readParams("chat." + std::to_string(chatId) + ".generation.", params_) : params_;
+    return chatId ? readParams(chatId, params_) : params_;
 }
 
 bool Assistant::chatHasOwnParams(std::int64_t chatId) {
     try {
-        return library_.settings().get("chat." + std::to_string(chatId) + ".generation.temperature").has_value();
+        return library_.chats().setting(chatId, "generation.temperature").has_value();
     } catch (const storage::Error&) {
         return false;
     }
@@ -166,7 +172,7 @@ bool Assistant::chatHasOwnParams(std::int64_t chatId) {
 
 void Assistant::saveChatParams(std::int64_t chatId, const inference::GenerationParams& params) {
     try {
-        writeParams("chat." + std::to_string(chatId) + ".generation.", params);
+        writeParams(chatId, params);
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }
@@ -175,7 +181,7 @@ void Assistant::saveChatParams(std::int64_t chatId, const inference::GenerationP
 void Assistant::clearChatParams(std::int64_t chatId) {
     try {
         for (const char* key : {"temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "max_tokens"})
-            library_.settings().remove("chat." + std::to_string(chatId) + ".generation." + key);
+            library_.chats().removeSetting(chatId, std::string("generation.") + key);
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }
@@ -185,7 +191,7 @@ void Assistant::saveSettings(const inference::GenerationParams& params, const En
     params_ = params;
     engineOptions_ = engine;
     try {
-        writeParams("generation.", params);
+        writeParams(0, params);
         library_.settings().set("engine.threads", std::to_string(engine.threads));
         library_.settings().set("engine.context", std::to_string(engine.contextSize));
         library_.settings().set("engine.gpu_layers", std::to_string(engine.gpuLayers));
@@ -321,7 +327,7 @@ nlohmann::ordered_json Assistant::conversationFor(std::int64_t chatId) {
 
 std::int64_t Assistant::chatTemplate(std::int64_t chatId) {
     try {
-        if (const auto v = library_.settings().get("chat." + std::to_string(chatId) + ".template")) {
+        if (const auto v = chatId > 0 ? library_.chats().setting(chatId, "template") : std::nullopt) {
             const std::int64_t id = QString::fromStdString(*v).toLongLong();
             if (id > 0 && library_.templates().get(id)) return id;
         }
@@ -333,7 +339,7 @@ std::int64_t Assistant::chatTemplate(std::int64_t chatId) {
 
 void Assistant::setChatTemplate(std::int64_t chatId, std::int64_t templateId) {
     try {
-        library_.settings().set("chat." + std::to_string(chatId) + ".template", std::to_string(templateId));
+        if (chatId > 0) library_.chats().setSetting(chatId, "template", std::to_string(templateId));
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }
@@ -341,7 +347,7 @@ void Assistant::setChatTemplate(std::int64_t chatId, std::int64_t templateId) {
 
 bool Assistant::chatThinks(std::int64_t chatId) {
     try {
-        if (const auto v = library_.settings().get("chat." + std::to_string(chatId) + ".think")) return *v != "0";
+        if (const auto v = chatId > 0 ? library_.chats().setting(chatId, "think") : std::nullopt) return *v != "0";
     } catch (const storage::Error& e) {
         qCWarning(lcApp) << "reading the chat's think switch failed:" << e.what();
     }
@@ -350,7 +356,7 @@ bool Assistant::chatThinks(std::int64_t chatId) {
 
 void Assistant::setChatThinks(std::int64_t chatId, bool think) {
     try {
-        library_.settings().set("chat." + std::to_string(chatId) + ".think", think ? "1" : "0");
+        if (chatId > 0) library_.chats().setSetting(chatId, "think", think ? "1" : "0");
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }

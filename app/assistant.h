@@ -95,8 +95,9 @@ private:
     std::unique_ptr<ChatEngine> engine_;
     void loadSettings();
     // Reads sampling settings stored under `prefix` ("generation." or "chat.7.generation.") over `base`.
-    inference::GenerationParams readParams(const std::string& prefix, inference::GenerationParams base);
-    void writeParams(const std::string& prefix, const inference::GenerationParams& params);
+    // The general generation settings (chatId 0) or a chat's own, over `base`.
+    inference::GenerationParams readParams(std::int64_t chatId, inference::GenerationParams base);
+    void writeParams(std::int64_t chatId, const inference::GenerationParams& params);
     inference::GenerationParams params_;
     EngineOptions engineOptions_;
     std::unique_ptr<storage::StreamingMessageWriter> writer_;

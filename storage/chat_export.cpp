@@ -177,6 +177,7 @@ std::string exportChatJson(ChatStore& chats, ImageStore& images, std::int64_t ch
         messages.push_back(std::move(jm));
     }
     root["messages"] = std::move(messages);
+    if (const auto own = chats.settings(chatId); !own.empty()) root["settings"] = own;  // (the chat's own generation settings)
     Json jimages = Json::object();
     for (const auto& [sha, used] : imageHashes) {
         const auto info = images.info(sha);
@@ -238,6 +239,13 @@ std::int64_t importChatJson(Database& db, std::string_view text) {
     }
 
     const Chat chat = chats.createChat(title);
+    if (const auto it = root.find("settings"); it != root.end()) {
+        if (!it->is_object()) bad("top level", "\"settings\" must be an object");
+        for (const auto& [key, value] : it->items()) {
+            if (!value.is_string()) bad("setting \"" + key + "\"", "must be a string");
+            chats.setSetting(chat.id, key, value.get<std::string>());
+        }
+    }
     for (std::size_t i = 0; i < jmessages.size(); ++i) {
         const Json& jm = jmessages[i];
         const std::string where = "message " + std::to_string(i + 1);

@@ -119,6 +119,31 @@ void ChatStore::deleteChat(std::int64_t id) {
     c_.prepare("DELETE FROM chats WHERE id = ?").bind(1, id).run();
 }
 
+std::optional<std::string> ChatStore::setting(std::int64_t chatId, std::string_view key) {
+    Statement s = c_.prepare("SELECT value FROM chat_settings WHERE chat_id = ? AND key = ?");
+    s.bindAll(chatId, key);
+    if (!s.step()) return std::nullopt;
+    return s.getText(0);
+}
+
+std::map<std::string, std::string> ChatStore::settings(std::int64_t chatId) {
+    Statement s = c_.prepare("SELECT key, value FROM chat_settings WHERE chat_id = ? ORDER BY key");
+    s.bind(1, chatId);
+    std::map<std::string, std::string> result;
+    while (s.step()) result.emplace(s.getText(0), s.getText(1));
+    return result;
+}
+
+void ChatStore::setSetting(std::int64_t chatId, std::string_view key, std::string_view value) {
+    c_.prepare("INSERT INTO chat_settings(chat_id, key, value) VALUES (?, ?, ?) ON CONFLICT(chat_id, key) DO UPDATE SET value = excluded.value")
+        .bindAll(chatId, key, value)
+        .run();
+}
+
+void ChatStore::removeSetting(std::int64_t chatId, std::string_view key) {
+    c_.prepare("DELETE FROM chat_settings WHERE chat_id = ? AND key = ?").bindAll(chatId, key).run();
+}
+
 void ChatStore::touchChat(std::int64_t chatId, std::int64_t now) {
     c_.prepare("UPDATE chats SET updated_at = max(updated_at, ?) WHERE id = ?").bindAll(now, chatId).run();
 }

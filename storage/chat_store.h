@@ -4,6 +4,7 @@
 // or error (see StreamingMessageWriter).
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -92,6 +93,13 @@ public:
     // Deletes the chat with its messages and their attachments (the images themselves stay
     // until ImageStore::pruneUnreferenced).
     void deleteChat(std::int64_t id);
+
+    // A chat's own settings (generation parameters that differ from the general ones): they go
+    // when the chat does, and chat exports carry them.
+    std::optional<std::string> setting(std::int64_t chatId, std::string_view key);
+    std::map<std::string, std::string> settings(std::int64_t chatId);
+    void setSetting(std::int64_t chatId, std::string_view key, std::string_view value);
+    void removeSetting(std::int64_t chatId, std::string_view key);
 
     std::int64_t addMessage(std::int64_t chatId, const NewMessage& message);
     std::optional<Message> message(std::int64_t id);

@@ -155,10 +155,28 @@ ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';
 ALTER TABLE messages ADD COLUMN reasoning_ms REAL;
 )sql";
 
+// A chat's own settings go with it: a deleted chat's can no longer pass to a new chat that gets
+// its id. The ones version 2 kept as settings "chat.<id>.<key>" move over (those of chats that
+// are gone are dropped).
+constexpr std::string_view kSchemaV3 = R"sql(
+CREATE TABLE chat_settings (
+    chat_id  INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+    key      TEXT    NOT NULL,
+    value    TEXT    NOT NULL,
+    PRIMARY KEY (chat_id, key)
+) WITHOUT ROWID;
+INSERT INTO chat_settings(chat_id, key, value)
+    SELECT CAST(substr(key, 6, instr(substr(key, 6), '.') - 1) AS INTEGER), substr(key, 6 + instr(substr(key, 6), '.')), value
+    FROM settings
+    WHERE key GLOB 'chat.[0-9]*.?*' AND CAST(substr(key, 6, instr(substr(key, 6), '.') - 1) AS INTEGER) IN (SELECT id FROM chats);
+DELETE FROM settings WHERE key GLOB 'chat.[0-9]*.?*';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema: chats, messages, images, templates, label sets, embeddings, settings",
      kSchemaV1},
     {2, "messages: reasoning and reasoning_ms", kSchemaV2},
+    {3, "chat_settings: a chat's own settings, deleted with it", kSchemaV3},
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Writes a database with one of everything, at this build's schema version, for the migration
-// tests of later versions: lumen_make_db_fixture tests/storage/fixtures/lumen-v2.db
+// tests of later versions: lumen_make_db_fixture tests/storage/fixtures/lumen-v3.db
 // Each released schema keeps its fixture; never regenerate an old one with a newer build.
 
 #include <cstdio>
@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     stopped.content = "Half a repl";
     stopped.status = MessageStatus::Stopped;
     chats.addMessage(chat.id, stopped);
+    chats.setSetting(chat.id, "generation.temperature", "0.2");  // (schema v3)
 
     TemplateStore templates(db);
     const auto t = templates.create({0, "Summarise", "chat", "You are terse.", "Summarise: {{text}}", 0, 0});

@@ -43,6 +43,25 @@ private slots:
         QVERIFY(*otherImages.bytes(otherChats.messages(there)[0].images[0]) == imageBytes_);
     }
 
+    // A chat's own settings travel with it: what Undo Delete brings back (an export, then an
+    // import) has them; a chat without any exports none.
+    void ownSettingsTravelWithTheChat() {
+        const std::int64_t id = makeChat();
+        QVERIFY(exportChatJson(*chats_, *images_, id).find("\"settings\"") == std::string::npos);
+        chats_->setSetting(id, "generation.temperature", "0.25");
+        chats_->setSetting(id, "generation.max_tokens", "64");
+        const std::string json = exportChatJson(*chats_, *images_, id);
+        chats_->deleteChat(id);
+        QVERIFY(chats_->settings(id).empty());
+        const std::int64_t back = importChatJson(*db_, json);
+        QCOMPARE(chats_->settings(back), (std::map<std::string, std::string>{{"generation.max_tokens", "64"}, {"generation.temperature", "0.25"}}));
+        for (const auto& bad : {nlohmann::json::array({1}), nlohmann::json{{"a", 1}}}) {
+            nlohmann::json broken = nlohmann::json::parse(json);
+            broken["settings"] = bad;
+            QVERIFY_THROWS_EXCEPTION(Error, importChatJson(*db_, broken.dump()));
+        }
+    }
+
     void markdownReadsWell() {
         const std::int64_t id = makeChat();
         const QString md = QString::fromStdString(exportChatMarkdown(*chats_, *images_, id));

@@ -225,6 +225,21 @@ private slots:
         QCOMPARE(chats_->search("lifetimes").size(), std::size_t(0));
     }
 
+    // A chat's own settings go when it does: a new chat that gets the deleted one's id (SQLite
+    // hands out the largest id plus one) starts with none.
+    void ownSettingsGoWithTheChat() {
+        const Chat a = chats_->createChat("first");
+        chats_->setSetting(a.id, "generation.temperature", "0.1");
+        chats_->setSetting(a.id, "generation.temperature", "0.2");
+        QCOMPARE(chats_->setting(a.id, "generation.temperature").value_or(""), std::string("0.2"));
+        chats_->removeSetting(a.id, "generation.top_k");
+        chats_->deleteChat(a.id);
+        const Chat b = chats_->createChat("second");
+        QCOMPARE(b.id, a.id);
+        QVERIFY(chats_->settings(b.id).empty());
+        QVERIFY(!chats_->setting(b.id, "generation.temperature"));
+    }
+
     // What the user types is words, never FTS5 syntax: no query throws, and each finds the
     // message exactly when its words (the last as a prefix) are in it.
     void searchTreatsUserTextAsWords_data() {

@@ -233,6 +233,16 @@ private slots:
         QCOMPARE(QString::fromStdString(messages[1].content), QStringLiteral("A very small image."));
     }
 
+    // The v3 fixture (a chat's own settings in chat_settings) opens and keeps them.
+    void opensVersion3Fixture() {
+        Database db = openFixtureCopy(QStringLiteral("lumen-v3.db"));
+        QCOMPARE(db.schemaVersion(), currentSchemaVersion());
+        QCOMPARE(db.backupPath().has_value(), currentSchemaVersion() > 3);
+        QCOMPARE(QString::fromStdString(db.integrityCheck()), QStringLiteral("ok"));
+        ChatStore chats(db);
+        QCOMPARE(QString::fromStdString(chats.setting(chats.chats().at(0).id, "generation.temperature").value_or("")), QStringLiteral("0.2"));
+    }
+
     // A later schema: migrations run one version at a time after a backup copy is made.
     void migratesWithBackup() {
         const QString path = dir_.filePath("migrate.db");
@@ -257,6 +267,36 @@ private slots:
         Database old = Database::open(backup.toStdString());
         QCOMPARE(old.schemaVersion(), base);
         QCOMPARE(ChatStore(old).chats().size(), std::size_t(1));
+    }
+
+    // Version 3 moves each chat's own settings ("chat.<id>.<key>" in settings) into
+    // chat_settings, where they go with the chat; those of chats already gone are dropped.
+    void migratesChatSettings() {
+        const QString path = dir_.filePath("chat-settings.db");
+        std::int64_t kept = 0;
+        {
+            const std::vector<Migration> v2(schemaMigrations().begin(), schemaMigrations().begin() + 2);
+            Database db = Database::open(str(path), {v2});
+            QCOMPARE(db.schemaVersion(), 2);
+            ChatStore chats(db);
+            kept = chats.createChat("kept").id;
+            const std::int64_t gone = chats.createChat("gone").id;
+            chats.deleteChat(gone);
+            SettingsStore settings(db);
+            settings.set("chat." + std::to_string(kept) + ".generation.temperature", "0.3");
+            settings.set("chat." + std::to_string(kept) + ".generation.max_tokens", "12");
+            settings.set("chat." + std::to_string(gone) + ".generation.top_k", "5");
+            settings.set("generation.temperature", "0.9");
+        }
+        Database db = Database::open(str(path));
+        QCOMPARE(db.schemaVersion(), currentSchemaVersion());
+        QVERIFY(db.backupPath());
+        ChatStore chats(db);
+        QCOMPARE(chats.settings(kept), (std::map<std::string, std::string>{{"generation.max_tokens", "12"}, {"generation.temperature", "0.3"}}));
+        QCOMPARE(SettingsStore(db).all(), (std::map<std::string, std::string>{{"generation.temperature", "0.9"}}));
+        Statement rows = db.connection().prepare("SELECT count(*) FROM chat_settings");
+        QVERIFY(rows.step());
+        QCOMPARE(rows.getInt(0), std::int64_t{2});
     }
 
     void failedMigrationLeavesPreviousVersion() {
