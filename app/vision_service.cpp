@@ -1,9 +1,12 @@
 #include "app/vision_service.h"
 
+#include <QDir>
+#include <QFile>
 #include <QFileInfo>
 #include <QtConcurrent>
 
 #include "app/logging.h"
+#include "storage/sha256.h"
 #include "inference/core/backend.h"
 #include "vision/classifier.h"
 #include "vision/clip_model.h"
@@ -99,6 +102,24 @@ Outcome run(Job job) {
 
 }  // namespace
 
+std::string weightsId(const QString& folder) {
+    QDir dir(folder);
+    const QStringList files = dir.entryList({QStringLiteral("*.safetensors")}, QDir::Files, QDir::Name);
+    storage::Sha256 all;
+    std::vector<std::uint8_t> buffer(std::size_t{1} << 20);
+    for (const QString& name : files) {
+        QFile f(dir.filePath(name));
+        if (!f.open(QIODevice::ReadOnly)) throw std::runtime_error("cannot read " + dir.filePath(name).toStdString() + ": " + f.errorString().toStdString());
+        all.update(name.toStdString() + '\0' + std::to_string(f.size()) + '\0');
+        for (qint64 got; (got = f.read(reinterpret_cast<char*>(buffer.data()), static_cast<qint64>(buffer.size()))) > 0;)
+            all.update(std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(got)));
+    }
+    static const char* kHex = "0123456789abcdef";
+    std::string id = "sha256:";
+    for (std::uint8_t b : all.finish()) id += kHex[b >> 4], id += kHex[b & 15];
+    return id;
+}
+
 VisionService::VisionService(Library& library, QObject* parent) : QObject(parent), library_(library) {}
 
 VisionService::~VisionService() { QThreadPool::globalInstance()->waitForDone(); }
@@ -115,7 +136,8 @@ void VisionService::load(const QString& folder, bool dinov2) {
     auto* watcher = new QFutureWatcher<QString>(this);
     auto backend = std::shared_ptr<inference::Backend>(inference::makeCpuBackend());
     auto result = std::make_shared<std::shared_ptr<vision::ImageEncoder>>();
-    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher, backend, result, folder, dinov2] {
+    auto id = std::make_shared<std::string>();
+    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher, backend, result, id, folder, dinov2] {
         watcher->deleteLater();
         busy_ = false;
         const QString error = watcher->result();
@@ -128,11 +150,13 @@ void VisionService::load(const QString& folder, bool dinov2) {
             dinov2_ = *result;          // the old model goes first,
             dinov2Backend_ = backend;   // then its backend
             dinov2Path_ = folder;
+            dinov2Id_ = *id;
             dinov2Description_ = description;
         } else {
             clip_ = std::static_pointer_cast<vision::ClipModel>(*result);
             backend_ = backend;
             clipPath_ = folder;
+            clipId_ = *id;
             clipDescription_ = description;
         }
         try {
@@ -142,8 +166,9 @@ void VisionService::load(const QString& folder, bool dinov2) {
         }
         emit dinov2 ? dinov2Loaded(description) : clipLoaded(description);
     });
-    watcher->setFuture(QtConcurrent::run([folder, backend, result, dinov2]() -> QString {
+    watcher->setFuture(QtConcurrent::run([folder, backend, result, id, dinov2]() -> QString {
         try {
+            *id = weightsId(folder);  // (read here, off the window's thread)
             if (dinov2) {
                 auto model = vision::openImageEncoder(folder.toStdString(), *backend);
                 if (!dynamic_cast<vision::Dinov2Model*>(model.get())) return tr("%1 is not a DINOv2 model").arg(folder);
@@ -183,7 +208,7 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
         }
         job.clip = clip_;
         job.features = useDinov2 ? dinov2_ : std::static_pointer_cast<vision::ImageEncoder>(clip_);
-        job.modelId = (useDinov2 ? dinov2Path_ : clipPath_).toStdString();
+        job.modelId = useDinov2 ? dinov2Id_ : clipId_;
         job.scale = useDinov2 ? 20.0f : clip_->logitScale();
         modelName = useDinov2 ? dinov2Description_ : clipDescription_;
         std::vector<std::string> shas{sha256};
@@ -198,15 +223,16 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
         const auto& tpls = set->promptTemplates.empty() ? vision::defaultTemplates() : set->promptTemplates;
         for (const auto& l : set->labels)
             for (const auto& tpl : tpls)
-                if (auto e = library_.embeddings().get(storage::EmbeddingKind::Text, fill(tpl, l.name), clipPath_.toStdString())) job.textEmbeddings[fill(tpl, l.name)] = *e;
+                if (auto e = library_.embeddings().get(storage::EmbeddingKind::Text, fill(tpl, l.name), clipId_)) job.textEmbeddings[fill(tpl, l.name)] = *e;
     } catch (const storage::Error& e) {
         emit failed(QString::fromUtf8(e.what()));
         return false;
     }
     busy_ = true;
-    const QString heading = tr("Classified with “%1” (%2, %3):")
+    // (the result refers to the image above it rather than posting it again: issue 24)
+    const QString heading = tr("The image above, classified with “%1” (%2, %3):")
                                 .arg(QString::fromStdString(job.set.name), QString::fromLatin1(storage::toString(job.set.mode).data()), modelName);
-    const std::string modelId = job.modelId, textModelId = clipPath_.toStdString();
+    const std::string modelId = job.modelId, textModelId = clipId_;
     auto* watcher = new QFutureWatcher<Outcome>(this);
     connect(watcher, &QFutureWatcher<Outcome>::finished, this, [this, watcher, chatId, sha256, heading, modelId, textModelId, modelName] {
         watcher->deleteLater();
@@ -222,7 +248,6 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
             storage::NewMessage m;
             m.role = storage::Role::Assistant;
             m.content = formatScores(heading, out.scores).toStdString();
-            m.images = {sha256};
             m.metrics.model = modelName.toStdString();
             const std::int64_t id = library_.chats().addMessage(chatId, m);
             emit classified(chatId, id);

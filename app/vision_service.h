@@ -10,6 +10,7 @@
 #include <QObject>
 #include <QString>
 #include <memory>
+#include <string>
 
 #include "app/library.h"
 
@@ -22,6 +23,12 @@ class ImageEncoder;
 }
 
 namespace lumen::app {
+
+// What the embedding cache keys a model folder's vectors by: "sha256:" and the hex SHA-256 over
+// its weight files (*.safetensors, by name: each name, size and content). Replaced weights get
+// a new id, so their vectors are computed afresh; the same weights anywhere share theirs.
+// Throws std::runtime_error when a file cannot be read.
+std::string weightsId(const QString& folder);
 
 class VisionService : public QObject {
     Q_OBJECT
@@ -62,6 +69,7 @@ private:
     std::shared_ptr<vision::ImageEncoder> dinov2_;
     std::shared_ptr<inference::Backend> dinov2Backend_;
     QString clipPath_, clipDescription_, dinov2Path_, dinov2Description_;
+    std::string clipId_, dinov2Id_;  // the embedding cache's keys (weightsId)
     bool busy_ = false;
 };
 

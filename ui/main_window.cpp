@@ -873,7 +873,17 @@ void MainWindow::onImageAction(const QString& action, const QString& sha) {
             showError(tr("Describing images needs an image projector: File ▸ Open Image Projector… (an mmproj GGUF made for the loaded model)."));
             return;
         }
-        assistant_->submitUserMessage(currentChatId(), tr("Describe this image."), {sha.toStdString()});
+        // An image the chat already holds in one of its messages is in the prompt already: the
+        // request refers to it instead of posting it again (issue 24, defect 8).
+        bool above = false;
+        try {
+            for (const storage::Message& m : library_.chats().messages(currentChatId()))
+                above = above || (m.role == storage::Role::User && std::find(m.images.begin(), m.images.end(), sha.toStdString()) != m.images.end());
+        } catch (const storage::Error&) {
+            above = false;  // (then the image goes with the request)
+        }
+        if (above) assistant_->submitUserMessage(currentChatId(), tr("Describe the image above."), {});
+        else assistant_->submitUserMessage(currentChatId(), tr("Describe this image."), {sha.toStdString()});
         messages_->reload();
     } else if (action == QLatin1String("classify")) {
         classifyImage(sha);

@@ -4,6 +4,7 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <cctype>
 #include <queue>
 
 #include "inference/formats/format_error.h"
@@ -240,14 +241,20 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool addSpecial, b
     std::vector<TokenId> out;
     if (addSpecial && vocab_.addBos && vocab_.bos) out.push_back(*vocab_.bos);
     bool previousSpecial = true;  // the start of the prompt counts as "after a special token"
+    bool strip = false;           // the token before has the rstrip attribute
     for (const Fragment& f : fragments) {
         if (f.token >= 0) {
             out.push_back(f.token);
             previousSpecial = true;
+            strip = std::binary_search(vocab_.rstrip.begin(), vocab_.rstrip.end(), f.token);
             continue;
         }
-        if (f.text.empty()) continue;  // an empty prompt is no text at all (no space prefix)
-        encodeText(f.text, previousSpecial, out);
+        std::string_view piece = f.text;
+        if (strip)
+            while (!piece.empty() && std::isspace(static_cast<unsigned char>(piece.front()))) piece.remove_prefix(1);
+        strip = false;
+        if (piece.empty()) continue;  // an empty prompt is no text at all (no space prefix)
+        encodeText(piece, previousSpecial, out);
         previousSpecial = false;
     }
     if (addSpecial && vocab_.addEos && vocab_.eos) out.push_back(*vocab_.eos);

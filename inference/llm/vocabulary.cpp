@@ -1,6 +1,7 @@
 #include "inference/llm/vocabulary.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "inference/formats/gguf.h"
 #include "inference/llm/unicode.h"
@@ -131,6 +132,18 @@ Vocabulary Vocabulary::fromGguf(const GgufFile& f) {
                 v.eot = *id;
                 break;
             }
+    // Phi-3's special tokens strip the whitespace after them (llama.cpp: llama_vocab::load, by the
+    // model's name).
+    std::string name = f.getString("general.name", "");
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const TokenType t = v.types[i];
+            const std::string& text = v.tokens[i];
+            const bool special = t == TokenType::Control || t == TokenType::UserDefined || t == TokenType::Unknown;
+            if ((special || text == "</s>") && text != "<unk>" && text != "<s>" && text != "<|endoftext|>") v.rstrip.push_back(static_cast<TokenId>(i));
+        }
+    }
     v.addBos = f.getBool("tokenizer.ggml.add_bos_token", v.model == Model::Spm);
     v.addEos = f.getBool("tokenizer.ggml.add_eos_token", false);
     v.addSpacePrefix = f.getBool("tokenizer.ggml.add_space_prefix", v.model == Model::Spm);

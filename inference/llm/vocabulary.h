@@ -46,6 +46,10 @@ struct Vocabulary {
     bool addBos = false;
     bool addEos = false;
     bool addSpacePrefix = true;
+    // Special tokens after which whitespace in the text is dropped when the text is tokenized (the
+    // "rstrip" attribute, which GGUF files do not carry): llama.cpp gives it to Phi-3's control
+    // and user-defined tokens and "</s>" (not "<unk>", "<s>" or "<|endoftext|>"), by the name.
+    std::vector<TokenId> rstrip;  // sorted
 
     // Reads tokenizer.ggml.* from the file; FormatError when missing or inconsistent.
     static Vocabulary fromGguf(const GgufFile& file);

@@ -17,7 +17,10 @@
 #include <QDropEvent>
 #include <QMimeData>
 #include <QToolButton>
+#include <QDir>
 #include <QElapsedTimer>
+#include <QFile>
+#include <QTemporaryDir>
 #include <QLabel>
 #include <QSignalSpy>
 #include <QLineEdit>
@@ -534,9 +537,44 @@ private slots:
         QVERIFY2(QString::fromStdString(result).contains("Colours") && QString::fromStdString(result).contains("%") &&
                      QString::fromStdString(result).contains(QChar(0x2588)),
                  result.c_str());
-        QCOMPARE(stored.back().images, std::vector<std::string>{sha.toStdString()});
+        // The result refers to the image above it, not a second copy (issue 24, defect 8).
+        QVERIFY(stored.back().images.empty());
+        QVERIFY2(QString::fromStdString(result).startsWith("The image above"), result.c_str());
         QVERIFY(library.embeddings().count() >= 4);  // the image and the three prompts, cached
         QTRY_VERIFY(transcript->toPlainText().contains("Colours"));
+        // The cache keys vectors by the weights, not the folder (issue 23): a copy of the folder
+        // reuses them; the same folder with other weights computes them again.
+        const std::string clipId = app::weightsId(fixtures + "models/clip-tiny");
+        QVERIFY(library.embeddings().get(storage::EmbeddingKind::Image, sha.toStdString(), clipId));
+        {
+            // (in a chat of their own: the results would crowd the first chat's context)
+            const std::int64_t other = library.chats().createChat("Weights").id;
+            QTemporaryDir copy;
+            for (const QString& name : QDir(fixtures + "models/clip-tiny").entryList(QDir::Files))
+                QVERIFY(QFile::copy(fixtures + "models/clip-tiny/" + name, copy.filePath(name)));
+            const std::int64_t before = library.embeddings().count();
+            window.openClipFolder(copy.path());
+            QTRY_COMPARE_WITH_TIMEOUT(clipLoaded.size(), 2, 20000);
+            QVERIFY(window.vision().classify(other, sha.toStdString(), setId));
+            QTRY_COMPARE_WITH_TIMEOUT(classified.size(), 2, 20000);
+            QCOMPARE(library.embeddings().count(), before);
+            // Other weights in the same folder: the last weight one unit in the last place off.
+            QFile weights(copy.filePath("model.safetensors"));
+            QVERIFY(weights.open(QIODevice::ReadWrite));
+            QVERIFY(weights.seek(weights.size() - 4));
+            char low = 0;
+            QVERIFY(weights.getChar(&low));
+            QVERIFY(weights.seek(weights.size() - 4) && weights.putChar(static_cast<char>(low ^ 0x01)));
+            weights.close();
+            QVERIFY(app::weightsId(copy.path()) != clipId);
+            window.openClipFolder(copy.path());
+            QTRY_COMPARE_WITH_TIMEOUT(clipLoaded.size(), 3, 20000);
+            QVERIFY(window.vision().classify(other, sha.toStdString(), setId));
+            QTRY_COMPARE_WITH_TIMEOUT(classified.size(), 3, 20000);
+            QCOMPARE(library.embeddings().count(), before + 4);
+            window.openClipFolder(fixtures + "models/clip-tiny");  // (back to the fixture for what follows)
+            QTRY_COMPARE_WITH_TIMEOUT(clipLoaded.size(), 4, 20000);
+        }
         saveScreenshot(window, "image_classified");
 
         // Describe with the LLM's image projector.
@@ -548,7 +586,10 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
         stored = library.chats().messages(chatId);
         QCOMPARE(stored.size(), before + 2);
-        QCOMPARE(stored[before].images, std::vector<std::string>{sha.toStdString()});
+        // The chat holds the image already: the request refers to it (issue 24, defect 8), and
+        // the image's rows are in the prompt from the message that holds it.
+        QVERIFY(stored[before].images.empty());
+        QCOMPARE(QString::fromStdString(stored[before].content), QStringLiteral("Describe the image above."));
         QVERIFY(stored[before + 1].role == storage::Role::Assistant);
         QVERIFY(stored[before + 1].status == storage::MessageStatus::Complete);
         QVERIFY(stored[before + 1].metrics.promptTokens.value_or(0) > 4);  // the image's 4 rows are in the prompt

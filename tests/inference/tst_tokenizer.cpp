@@ -101,6 +101,20 @@ private slots:
         Q_UNUSED(cases);
     }
 
+    // Phi-3's special tokens drop the whitespace after them (llama.cpp's rstrip attribute, given
+    // by the model's name; not to <unk>, <s>, <|endoftext|>). Ids from llama.cpp's llama-tokenize
+    // (commit c392e509) on the same vocabulary, special tokens parsed, no BOS.
+    void phi3SpecialTokensStripWhitespaceAfter() {
+        const GgufFile file = GgufFile::open((shared_ + "/tokenizers/ggml-vocab-phi-3.gguf").toStdString());
+        const Tokenizer tok = Tokenizer::fromGguf(file);
+        QCOMPARE(tok.encode("<|user|>\nHi<|end|>\n<|assistant|>", false, true), (std::vector<TokenId>{32010, 6324, 32007, 32001}));
+        QCOMPARE(tok.encode("</s>  x <s> y<|endoftext|>  z", false, true), (std::vector<TokenId>{2, 921, 29871, 1, 29871, 343, 32000, 259, 503}));
+        QCOMPARE(tok.encode("<unk> \t<|system|>\n\n You are<|end|>  \n", false, true), (std::vector<TokenId>{0, 259, 12, 32006, 887, 526, 32007}));
+        // Other vocabularies keep the whitespace.
+        const GgufFile llama = GgufFile::open((shared_ + "/tokenizers/ggml-vocab-llama-spm.gguf").toStdString());
+        QVERIFY(Tokenizer::fromGguf(llama).vocabulary().rstrip.empty());
+    }
+
     void llama2Cases() {
         const GgufFile file = GgufFile::open((shared_ + "/tokenizers/ggml-vocab-llama-spm.gguf").toStdString());
         const Tokenizer tok = Tokenizer::fromGguf(file);
