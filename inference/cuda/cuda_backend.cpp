@@ -367,7 +367,7 @@ public:
         };
         if (spec.nKHeads <= 0 || spec.nVHeads % spec.nKHeads != 0 || !cuda::deltaNetSupports(spec))
             throw std::invalid_argument("DeltaNet heads of " + std::to_string(spec.kDim) + " x " + std::to_string(spec.vDim) +
-                                        " (the CUDA backend runs key heads of 16 to 256, powers of 2, and value heads up to 1024)");
+                                        " (the CUDA backend runs key heads of 16 to 256, powers of 2, value heads up to 1024, and key x value up to 32768)");
         cuda::deltaNet(qkv, alpha, beta, rows, spec, f32(spec.a), f32(spec.dtBias), state, out, stream_);
         launched("deltaNet");
     }

@@ -109,7 +109,10 @@ void shortConv(const float* x, std::int64_t rows, std::int64_t channels, const D
 }
 
 bool deltaNetSupports(const DeltaNetSpec& spec) {
-    return (spec.kDim == 16 || spec.kDim == 32 || spec.kDim == 64 || spec.kDim == 128 || spec.kDim == 256) && spec.vDim <= 1024;
+    // (a thread per value column holds its kDim state values in registers: a block's share of
+    // them bounds kDim x vDim)
+    return (spec.kDim == 16 || spec.kDim == 32 || spec.kDim == 64 || spec.kDim == 128 || spec.kDim == 256) && spec.vDim <= 1024 &&
+           spec.kDim * spec.vDim <= 32768;
 }
 
 void deltaNet(const float* qkv, const float* alpha, const float* beta, std::int64_t rows, const DeltaNetSpec& spec, const float* a, const float* dtBias,

@@ -103,7 +103,7 @@ void sigmoidMul(float* x, const float* gate, std::int64_t n, cudaStream_t stream
 // Backend::shortConv (weight: channels rows of 1 to 8 taps).
 void shortConv(const float* x, std::int64_t rows, std::int64_t channels, const DeviceWeight& weight, float* state, float* out, cudaStream_t stream);
 // Backend::deltaNet, with the spec's a and dtBias as device F32 arrays. deltaNetSupports: the
-// head sizes it runs (kDim 16, 32, 64, 128 or 256; vDim up to 1024).
+// head sizes it runs (kDim 16, 32, 64, 128 or 256; vDim up to 1024; kDim x vDim up to 32768).
 bool deltaNetSupports(const DeltaNetSpec& spec);
 void deltaNet(const float* qkv, const float* alpha, const float* beta, std::int64_t rows, const DeltaNetSpec& spec, const float* a, const float* dtBias,
               float* state, float* out, cudaStream_t stream);

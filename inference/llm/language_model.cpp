@@ -46,7 +46,7 @@ MemoryEstimate LanguageModel::estimateMemory(std::int64_t contextSize, DType kvT
         const std::uint64_t snapshots = static_cast<std::uint64_t>(contextSize / kSnapshotInterval + 1);
         m.kvCache += stateBytes + std::min(snapshotBytes / stateBytes, snapshots) * stateBytes;
     }
-    m.scratch = 4ull * static_cast<std::uint64_t>(8 * c.dim + 5 * c.nHeads * c.headDim + 2 * std::max({c.ffnDim, c.expertFfnDim, c.sharedExpertFfnDim}) + c.nExperts +
+    m.scratch = 4ull * static_cast<std::uint64_t>(8 * c.dim + 6 * c.nHeads * c.headDim + 2 * std::max({c.ffnDim, c.expertFfnDim, c.sharedExpertFfnDim}) + c.nExperts +
                                                   2 * c.vocabSize + contextSize + 3 * c.deltaNet.convChannels() + 2 * c.deltaNet.valueWidth());
     return m;
 }
@@ -229,13 +229,11 @@ void LanguageSession::reserve(Stage& stage, std::int64_t n, bool allLogits) {
 
 void LanguageSession::truncate(std::int64_t pos) {
     pos = std::clamp<std::int64_t>(pos, 0, pos_);
-    if (recurrent() && pos < pos_) {
-        // Back to the latest state at or before pos (later ones belong to the rows that go).
-        while (!snapshots_.empty() && snapshots_.back().position > pos) snapshots_.pop_back();
-        loadRecurrent(snapshots_.empty() ? nullptr : snapshots_.back().state.data());
-        pos = snapshots_.empty() ? 0 : snapshots_.back().position;
-    }
+    const bool back = pos < pos_;
     pos_ = pos;
+    // A recurrent state goes back to the latest snapshot at or before pos (later ones belong to
+    // the rows that go).
+    if (recurrent() && back) rewindRecurrent();
     // The next row at pos_ sees pos_ - window + 1 on: a cache that dropped some of those cannot go on.
     const ModelConfig& c = model_->config();
     for (std::size_t l = 0; l < kv_.size(); ++l)
@@ -268,13 +266,17 @@ void LanguageSession::loadRecurrent(const float* floats) {
     }
 }
 
-void LanguageSession::snapshot() {
-    if (!recurrent() || (!snapshots_.empty() && snapshots_.back().position == pos_)) return;
+void LanguageSession::takeSnapshot(bool pinned) {
+    if (!recurrent()) return;
+    if (!snapshots_.empty() && snapshots_.back().position == pos_) {
+        snapshots_.back().pinned = snapshots_.back().pinned || pinned;
+        return;
+    }
     const auto bytes = static_cast<std::uint64_t>(recurrentFloats_) * 4;
     if (bytes > snapshotLimit_) return;
     const ModelConfig& c = model_->config();
     const std::int64_t each = c.deltaNet.stateFloats();
-    Snapshot s{pos_, std::vector<float>(static_cast<std::size_t>(recurrentFloats_))};
+    Snapshot s{pos_, std::vector<float>(static_cast<std::size_t>(recurrentFloats_)), pinned};
     float* out = s.state.data();
     for (std::int64_t l = 0; l < c.nLayers; ++l) {
         if (!c.layers[static_cast<std::size_t>(l)].recurrent) continue;
@@ -282,12 +284,30 @@ void LanguageSession::snapshot() {
         out += each;
     }
     snapshots_.push_back(std::move(s));
-    while (snapshotBytes() > snapshotLimit_) snapshots_.pop_front();
+    evictSnapshots();
+}
+
+void LanguageSession::evictSnapshots() {
+    // The oldest first, but the latest pinned one (regenerate's) last.
+    while (!snapshots_.empty() && snapshotBytes() > snapshotLimit_) {
+        auto keep = snapshots_.end();
+        for (auto it = snapshots_.begin(); it != snapshots_.end(); ++it)
+            if (it->pinned) keep = it;
+        auto drop = snapshots_.begin();
+        if (drop == keep && snapshots_.size() > 1) ++drop;
+        snapshots_.erase(drop);
+    }
 }
 
 void LanguageSession::setSnapshotLimit(std::uint64_t bytes) {
     snapshotLimit_ = bytes;
-    while (!snapshots_.empty() && snapshotBytes() > snapshotLimit_) snapshots_.pop_front();
+    evictSnapshots();
+}
+
+void LanguageSession::rewindRecurrent() {
+    while (!snapshots_.empty() && snapshots_.back().position > pos_) snapshots_.pop_back();
+    loadRecurrent(snapshots_.empty() ? nullptr : snapshots_.back().state.data());
+    pos_ = snapshots_.empty() ? 0 : snapshots_.back().position;
 }
 
 std::vector<std::int64_t> LanguageSession::snapshotPositions() const {
@@ -297,7 +317,7 @@ std::vector<std::int64_t> LanguageSession::snapshotPositions() const {
 }
 
 void LanguageSession::snapshotOnInterval() {
-    if (recurrent() && snapshotInterval_ > 0 && pos_ % snapshotInterval_ == 0) snapshot();
+    if (recurrent() && snapshotInterval_ > 0 && pos_ % snapshotInterval_ == 0) takeSnapshot(false);
 }
 
 void LanguageSession::makeRoom(std::int64_t n) {
@@ -380,37 +400,43 @@ void LanguageSession::forward(std::span<const std::int32_t> tokens, const float*
         if (t < 0 || t >= c.vocabSize) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
     for (auto& stage : stages_) reserve(stage, n, allLogits);
     if (windowed_) makeRoom(n);
-    for (std::size_t s = 0; s < stages_.size(); ++s) {
-        Stage& stage = stages_[s];
-        Backend& be = *stage.backend;
-        if (s == 0) {
-            // The tokens' embeddings (or the rows given in their place) start the residual stream.
-            if (embeddings) be.upload(embeddings, stage.buffers.x.get(), n * c.dim);
-            else be.embedRows(model_->weights().tokenEmbedding, tokens, stage.buffers.x.get());
-        } else {
-            // The stream moves over from the previous stage's backend.
-            handOver_.resize(static_cast<std::size_t>(n * c.dim));
-            stages_[s - 1].backend->download(stages_[s - 1].buffers.x.get(), handOver_.data(), n * c.dim);
-            be.upload(handOver_.data(), stage.buffers.x.get(), n * c.dim);
+    // (a pass that fails part-way may have moved recurrent states on: they go back with pos_)
+    try {
+        for (std::size_t s = 0; s < stages_.size(); ++s) {
+            Stage& stage = stages_[s];
+            Backend& be = *stage.backend;
+            if (s == 0) {
+                // The tokens' embeddings (or the rows given in their place) start the residual stream.
+                if (embeddings) be.upload(embeddings, stage.buffers.x.get(), n * c.dim);
+                else be.embedRows(model_->weights().tokenEmbedding, tokens, stage.buffers.x.get());
+            } else {
+                // The stream moves over from the previous stage's backend.
+                handOver_.resize(static_cast<std::size_t>(n * c.dim));
+                stages_[s - 1].backend->download(stages_[s - 1].buffers.x.get(), handOver_.data(), n * c.dim);
+                be.upload(handOver_.data(), stage.buffers.x.get(), n * c.dim);
+            }
+            const bool last = s + 1 == stages_.size();
+            // (a mixture of experts routes on the host: its steps are not the same ops every token)
+            if (n > 1 || embeddings || c.nExperts > 0) {
+                runLayers(stage, last, n, allLogits, embeddings == nullptr);
+                continue;
+            }
+            // A decode step: the same ops on the same buffers every token, which a backend may
+            // record once and replay.
+            const std::uint64_t key = (std::uint64_t{id_} << 32) | (std::uint64_t{generation_} << 16) | s;
+            if (be.replayStep(key, pos_, nCtx_)) continue;
+            be.beginStep(key, pos_, nCtx_);
+            try {
+                runLayers(stage, last, n, allLogits, embeddings == nullptr);
+            } catch (...) {
+                be.endStep(false);
+                throw;
+            }
+            be.endStep(true);
         }
-        const bool last = s + 1 == stages_.size();
-        // (a mixture of experts routes on the host: its steps are not the same ops every token)
-        if (n > 1 || embeddings || c.nExperts > 0) {
-            runLayers(stage, last, n, allLogits, embeddings == nullptr);
-            continue;
-        }
-        // A decode step: the same ops on the same buffers every token, which a backend may
-        // record once and replay.
-        const std::uint64_t key = (std::uint64_t{id_} << 32) | (std::uint64_t{generation_} << 16) | s;
-        if (be.replayStep(key, pos_, nCtx_)) continue;
-        be.beginStep(key, pos_, nCtx_);
-        try {
-            runLayers(stage, last, n, allLogits, embeddings == nullptr);
-        } catch (...) {
-            be.endStep(false);
-            throw;
-        }
-        be.endStep(true);
+    } catch (...) {
+        if (recurrent()) rewindRecurrent();
+        throw;
     }
     pos_ += n;
     Stage& last = stages_.back();

@@ -245,10 +245,11 @@ public:
     // recurrent layers goes back to its latest snapshot at or before `pos` (or the start), and
     // position() says which.
     void truncate(std::int64_t pos);
-    // Recurrent layers' snapshots (see kSnapshotBytes): snapshot() keeps one at position();
-    // the oldest go when they would take more than the limit. No-ops for other models.
+    // Recurrent layers' snapshots (see kSnapshotBytes): snapshot() keeps one at position() (the
+    // end of a prompt: the latest of these is the last to go); past the limit the oldest others
+    // go first. No-ops for other models.
     bool recurrent() const { return recurrentFloats_ > 0; }
-    void snapshot();
+    void snapshot() { takeSnapshot(true); }
     void setSnapshotLimit(std::uint64_t bytes);
     // Positions apart of the snapshots taken while running (0: only where snapshot() is called).
     void setSnapshotInterval(std::int64_t positions) { snapshotInterval_ = std::max<std::int64_t>(0, positions); }
@@ -282,6 +283,11 @@ private:
     void loadRecurrent(const float* floats);
     // After n rows at pos_: a snapshot where the interval says.
     void snapshotOnInterval();
+    void takeSnapshot(bool pinned);
+    void evictSnapshots();
+    // After a forward pass failed part-way, recurrent layers may have moved on: back to the
+    // latest snapshot at or before position() (or the start).
+    void rewindRecurrent();
     // Before n rows at pos_: windowed caches whose room is used move their window to the start.
     void makeRoom(std::int64_t n);
     // n rows in pieces of at most windowChunk_ when some cache keeps only its window.
@@ -301,6 +307,7 @@ private:
     struct Snapshot {
         std::int64_t position;
         std::vector<float> state;  // every recurrent layer's, in layer order
+        bool pinned = false;       // taken by snapshot(): a prompt's end
     };
     std::deque<Snapshot> snapshots_;  // by position
     std::int64_t recurrentFloats_ = 0;

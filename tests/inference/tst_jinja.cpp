@@ -190,6 +190,10 @@ private slots:
         QTest::newRow("int of nan") << "{{ (1e308 * 10 - 1e308 * 10)|int }}" << "NaN" << 1;
         QTest::newRow("int of huge float") << "{{ 1e300|int }}" << "does not fit 64 bits" << 1;
         QTest::newRow("abs overflow") << "{{ (-9223372036854775807 - 1)|abs }}" << "does not fit 64 bits" << 1;
+        // str.format cannot make more than the output limit, however its fields pad; a field's
+        // steps after ']' are '.' or '['.
+        QTest::newRow("format padding") << QStringLiteral("{{ ('{0:99999}' * 1000).format(1) }}") << QStringLiteral("grew past") << 1;
+        QTest::newRow("format after ]") << QStringLiteral("{{ '{0[a]x}'.format({'a': 1}) }}") << QStringLiteral("Only '.' or '[' may follow ']'") << 1;
         // Python's errors as Jinja2 raises them: ordering across types names the operator; str.format's mistakes.
         QTest::newRow("python error 0") << QStringLiteral("{{ 1 < 'a' }}") << QStringLiteral("'<' not supported between instances of 'int' and 'str'") << 1;
         QTest::newRow("python error 1") << QStringLiteral("{{ 'a' > 2 }}") << QStringLiteral("'>' not supported between instances of 'str' and 'int'") << 1;

@@ -355,6 +355,16 @@ private slots:
             session.setSnapshotLimit(2 * static_cast<std::uint64_t>(6 * c.deltaNet.stateFloats() * 4));
             session.prefill(std::span(tokens).first(130));
             QCOMPARE(session.snapshotPositions(), (std::vector<std::int64_t>{96, 128}));
+            // The latest prompt-end snapshot (regenerate's) goes last: two fit, the interval ones
+            // come and go, the one at 100 stays.
+            session.truncate(0);
+            session.setSnapshotLimit(2 * static_cast<std::uint64_t>(6 * c.deltaNet.stateFloats() * 4));
+            session.prefill(std::span(tokens).first(100));
+            session.snapshot();
+            for (std::size_t t = 100; t < 140; ++t) session.decode(tokens[t]);
+            QCOMPARE(session.snapshotPositions(), (std::vector<std::int64_t>{100, 128}));
+            session.truncate(100);
+            QCOMPARE(session.position(), std::int64_t{100});
             session.setSnapshotLimit(0);
             QVERIFY(session.snapshotPositions().empty());
         }

@@ -254,12 +254,7 @@ std::string formatField(const Value& v, const std::string& spec) {
     const std::int64_t length = static_cast<std::int64_t>(codePointCount(prefix + body));
     if (width <= length) return prefix + body;
     const auto pad = static_cast<std::size_t>(width - length);
-    const std::string fillText(1, fill);
-    const auto repeat = [&](std::size_t k) {
-        std::string out;
-        for (std::size_t j = 0; j < k; ++j) out += fillText;
-        return out;
-    };
+    const auto repeat = [fill](std::size_t k) { return std::string(k, fill); };
     switch (align) {
         case '<': return prefix + body + repeat(pad);
         case '^': return repeat(pad / 2) + prefix + body + repeat(pad - pad / 2);
@@ -269,8 +264,9 @@ std::string formatField(const Value& v, const std::string& spec) {
 }
 
 // Python's str.format: {} {0} {name} fields with attribute (.x) and index ([k]) steps, !s / !r
-// conversions and format specs; {{ and }} are braces.
-std::string formatString(const std::string& s, Arguments& args) {
+// conversions and format specs; {{ and }} are braces. std::length_error once the result would
+// pass maxBytes (each field may pad or print up to 100,000 characters).
+std::string formatString(const std::string& s, Arguments& args, std::size_t maxBytes) {
     std::string out;
     std::int64_t automatic = 0;
     bool manual = false, autoNumbered = false;
@@ -349,11 +345,14 @@ std::string formatString(const std::string& s, Arguments& args) {
                     value = *found;
                 }
                 at = end + 1;
+                if (at < field.size() && field[at] != '.' && field[at] != '[')
+                    throw std::invalid_argument("Only '.' or '[' may follow ']' in format field specifier");
             }
         }
         if (conversion == 'r' || conversion == 'a') value = Value(value.repr());
         else if (conversion == 's') value = Value(value.str());
         out += formatField(value, spec);
+        if (out.size() > maxBytes) throw std::length_error("a value grew past " + std::to_string(maxBytes) + " bytes");
     }
     return out;
 }
@@ -944,8 +943,7 @@ public:
                 });
             if (name == "format")
                 return m([s](Renderer& r, Arguments& a) {
-                    std::string out = formatString(s, a);
-                    r.checkSize(r.dummyNode_, out.size());
+                    std::string out = formatString(s, a, r.options_.limits.maxOutputBytes);
                     return Value(std::move(out));
                 });
             if (name == "join")
