@@ -1,5 +1,7 @@
 #include "storage/database.h"
 
+#include <sqlite3.h>
+
 #include <chrono>
 #include <ctime>
 #include <system_error>
@@ -96,7 +98,7 @@ Database Database::open(const std::filesystem::path& path, const OpenOptions& op
         throw Error(path.string() + ": is a folder, not a database file", SQLITE_CANTOPEN);
 
     if (options.readOnly && !existed) throw Error(path.string() + ": there is no database to open read-only", SQLITE_CANTOPEN);
-    Database db(Connection::open(path, options.readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+    Database db(Connection::open(path, options.readOnly ? Connection::Mode::ReadOnly : Connection::Mode::ReadWriteCreate));
     db.readOnly_ = options.readOnly;
     Connection& c = db.connection_;
     sqlite3_busy_timeout(c.handle(), options.busyTimeoutMs);

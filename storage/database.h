@@ -27,7 +27,7 @@ struct OpenOptions {
 class DamagedDatabase : public Error {
 public:
     DamagedDatabase(const std::string& message, std::optional<std::filesystem::path> backup)
-        : Error(message, SQLITE_CORRUPT), backup_(std::move(backup)) {}
+        : Error(message, kSqliteCorrupt), backup_(std::move(backup)) {}
     const std::optional<std::filesystem::path>& backup() const { return backup_; }
 
 private:

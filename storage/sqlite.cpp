@@ -1,5 +1,7 @@
 #include "storage/sqlite.h"
 
+#include <sqlite3.h>
+
 #include <limits>
 #include <utility>
 
@@ -35,7 +37,10 @@ std::string explain(int code, const std::filesystem::path& path) {
 
 }  // namespace
 
-Connection Connection::open(const std::filesystem::path& path, int flags) {
+static_assert(kSqliteError == SQLITE_ERROR && kSqliteCorrupt == SQLITE_CORRUPT && kSqliteConstraint == SQLITE_CONSTRAINT);
+
+Connection Connection::open(const std::filesystem::path& path, Mode mode) {
+    const int flags = mode == Mode::ReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     sqlite3* db = nullptr;
     const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
     Connection connection(db, path);  // owns db even when opening failed

@@ -3,8 +3,6 @@
 // that rolls back unless committed. Every failure throws storage::Error with SQLite's message
 // and, where it matters to a user, what it means ("the database file is damaged").
 
-#include <sqlite3.h>
-
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -14,17 +12,27 @@
 #include <string_view>
 #include <vector>
 
+// (SQLite's handles, declared here so that includers do not get <sqlite3.h>)
+struct sqlite3;
+struct sqlite3_stmt;
+
 namespace lumen::storage {
+
+// SQLite's result codes SQLITE_ERROR, SQLITE_CORRUPT and SQLITE_CONSTRAINT (checked against
+// <sqlite3.h> in sqlite.cpp).
+constexpr int kSqliteError = 1;
+constexpr int kSqliteCorrupt = 11;
+constexpr int kSqliteConstraint = 19;
 
 using Bytes = std::vector<std::uint8_t>;
 
 class Error : public std::runtime_error {
 public:
-    Error(const std::string& message, int sqliteCode = SQLITE_ERROR)
+    Error(const std::string& message, int sqliteCode = kSqliteError)
         : std::runtime_error(message), code_(sqliteCode) {}
     int sqliteCode() const { return code_; }
     // A UNIQUE, FOREIGN KEY, CHECK or NOT NULL constraint refused the write.
-    bool isConstraint() const { return (code_ & 0xFF) == SQLITE_CONSTRAINT; }
+    bool isConstraint() const { return (code_ & 0xFF) == kSqliteConstraint; }
 
 private:
     int code_;
@@ -34,10 +42,10 @@ class Statement;
 
 class Connection {
 public:
-    // flags: SQLITE_OPEN_* (READWRITE|CREATE by default). Throws Error when the file cannot be
-    // opened. Extended result codes are on.
-    static Connection open(const std::filesystem::path& path,
-                           int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    enum class Mode { ReadWriteCreate, ReadOnly };
+    // Throws Error when the file cannot be opened (read-only: nothing may be written, and a
+    // missing file is not created). Extended result codes are on.
+    static Connection open(const std::filesystem::path& path, Mode mode = Mode::ReadWriteCreate);
 
     Connection(Connection&& other) noexcept;
     Connection& operator=(Connection&& other) noexcept;
