@@ -34,6 +34,7 @@
 #include "app/vision_service.h"
 #include "app/message_list_model.h"
 #include "storage/chat_export.h"
+#include "ui/chat_list_delegate.h"
 #include "ui/composer.h"
 #include "ui/settings_dialog.h"
 #include "ui/template_editor.h"
@@ -360,6 +361,7 @@ void MainWindow::buildLayout() {
     chatView_ = new QListView;
     chatView_->setObjectName(QStringLiteral("chatList"));
     chatView_->setModel(chatList_);
+    chatView_->setItemDelegate(new ChatListDelegate(chatView_));  // (search hits show the words around them)
     chatView_->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed);
     chatView_->setContextMenuPolicy(Qt::ActionsContextMenu);
     chatView_->addAction(renameAction_);

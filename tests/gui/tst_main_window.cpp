@@ -211,7 +211,17 @@ private slots:
         QTest::keyClicks(search, "sourd");
         QCOMPARE(window.chatListModel().rowCount(), 1);
         QCOMPARE(window.chatListModel().chatId(0), a);
+        // A hit shows the words around it under the title (issue 24, defect 10): a row of two lines.
+        auto* list = window.findChild<QListView*>("chatList");
+        const QModelIndex hit = list->model()->index(0, 0);
+        QCOMPARE(hit.data(app::ChatListModel::SnippetRole).toString(), QStringLiteral("sourdough starter"));
+        QStyleOptionViewItem option;
+        option.initFrom(list);
+        const int twoLines = list->itemDelegate()->sizeHint(option, hit).height();
+        QVERIFY(!list->grab().isNull());  // (painted with the snippet)
+        saveScreenshot(window, "search_hit");
         search->clear();
+        QVERIFY2(list->itemDelegate()->sizeHint(option, list->model()->index(0, 0)).height() < twoLines, "a row without a hit has one line");
         QCOMPARE(window.chatListModel().rowCount(), 2);
         // A draft stays with its chat (issue 24, defect 10): typed in one chat, it is not in
         // another, and it is back when its chat is.

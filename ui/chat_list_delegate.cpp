@@ -1,0 +1,55 @@
+#include "ui/chat_list_delegate.h"
+
+#include <QApplication>
+#include <QPainter>
+
+#include "app/chat_list_model.h"
+
+namespace lumen::ui {
+namespace {
+
+QString snippetOf(const QModelIndex& index) { return index.data(app::ChatListModel::SnippetRole).toString().simplified(); }
+
+QFont smaller(QFont font) {
+    font.setPointSizeF(font.pointSizeF() * 0.88);
+    return font;
+}
+
+}  // namespace
+
+void ChatListDelegate::paint(QPainter* painter, const QStyleOptionViewItem& option, const QModelIndex& index) const {
+    const QString snippet = snippetOf(index);
+    if (snippet.isEmpty()) return QStyledItemDelegate::paint(painter, option, index);
+    // The row's background, selection and focus as usual, with no text; then the two lines.
+    QStyleOptionViewItem opt = option;
+    initStyleOption(&opt, index);
+    const QString title = opt.text;
+    opt.text.clear();
+    const QWidget* widget = opt.widget;
+    QStyle* style = widget ? widget->style() : QApplication::style();
+    style->drawControl(QStyle::CE_ItemViewItem, &opt, painter, widget);
+    const QRect text = style->subElementRect(QStyle::SE_ItemViewItemText, &opt, widget).adjusted(2, 1, -2, -1);
+    const bool selected = opt.state & QStyle::State_Selected;
+    const QPalette::ColorGroup group = opt.state & QStyle::State_Enabled ? QPalette::Normal : QPalette::Disabled;
+    painter->save();
+    const QFontMetrics titleMetrics(opt.font);
+    painter->setFont(opt.font);
+    painter->setPen(opt.palette.color(group, selected ? QPalette::HighlightedText : QPalette::Text));
+    painter->drawText(QRect(text.left(), text.top(), text.width(), titleMetrics.height()), Qt::AlignLeft | Qt::AlignVCenter,
+                      titleMetrics.elidedText(title, Qt::ElideRight, text.width()));
+    const QFont small = smaller(opt.font);
+    const QFontMetrics smallMetrics(small);
+    painter->setFont(small);
+    painter->setPen(opt.palette.color(group, selected ? QPalette::HighlightedText : QPalette::PlaceholderText));
+    painter->drawText(QRect(text.left(), text.top() + titleMetrics.height(), text.width(), smallMetrics.height()), Qt::AlignLeft | Qt::AlignVCenter,
+                      smallMetrics.elidedText(snippet, Qt::ElideRight, text.width()));
+    painter->restore();
+}
+
+QSize ChatListDelegate::sizeHint(const QStyleOptionViewItem& option, const QModelIndex& index) const {
+    QSize size = QStyledItemDelegate::sizeHint(option, index);
+    if (!snippetOf(index).isEmpty()) size.setHeight(size.height() + QFontMetrics(smaller(option.font)).height() + 2);
+    return size;
+}
+
+}  // namespace lumen::ui
