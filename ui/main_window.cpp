@@ -16,7 +16,9 @@
 #include <QItemSelectionModel>
 #include <QLabel>
 #include <QLineEdit>
+#include <QGuiApplication>
 #include <QListView>
+#include <QScreen>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QProgressBar>
@@ -155,6 +157,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         const auto geometry = library_.settings().get(kGeometryKey);
         if (geometry) restoreGeometry(QByteArray::fromBase64(QByteArray::fromStdString(*geometry)));
         else resize(1100, 720);
+        fitOnScreen();
         const auto last = library_.settings().get(kLastChatKey);
         const std::int64_t lastChat = last ? QString::fromStdString(*last).toLongLong() : 0;
         selectChat(chatList_->rowOf(lastChat) >= 0 ? lastChat : chatList_->chatId(0));
@@ -898,6 +901,20 @@ void MainWindow::openImageProjector(const QString& path) {
         return;
     }
     assistant_->engine().loadImageProjector(path);
+}
+
+void MainWindow::fitOnScreen() {
+    QScreen* screen = QGuiApplication::screenAt(geometry().center());
+    if (!screen) screen = QGuiApplication::primaryScreen();
+    if (!screen) return;
+    const QRect available = screen->availableGeometry();
+    QRect g = geometry();
+    g.setSize(g.size().boundedTo(available.size()).expandedTo(minimumSize()));
+    if (g.right() > available.right()) g.moveRight(available.right());
+    if (g.bottom() > available.bottom()) g.moveBottom(available.bottom());
+    if (g.left() < available.left()) g.moveLeft(available.left());
+    if (g.top() < available.top()) g.moveTop(available.top());
+    if (g != geometry()) setGeometry(g);
 }
 
 void MainWindow::openClipFolder(const QString& folder) { vision_->loadClip(folder); }

@@ -76,6 +76,9 @@ private:
     void showChat(std::int64_t chatId);
     void showError(const QString& message);
     void updateActions();
+    // Moves and shrinks the window to lie wholly on the screen it is mostly on (or the primary
+    // one): a geometry saved at another scale factor, or beside a screen now gone, may not.
+    void fitOnScreen();
     void attachImage(const app::ImportedImage& image);
     void rebuildAttachmentBar();
     void onImageAction(const QString& action, const QString& sha256);

@@ -19,6 +19,8 @@
 #include <QToolButton>
 #include <QDir>
 #include <QElapsedTimer>
+#include <QGuiApplication>
+#include <QScreen>
 #include <QFile>
 #include <QTemporaryDir>
 #include <QLabel>
@@ -795,6 +797,22 @@ private slots:
         auto* banner = window.findChild<QLabel*>("readOnlyBanner");
         QVERIFY(banner && banner->text().contains("nothing new is saved"));
         QCOMPARE(window.chatListModel().rowCount(), 1);
+    }
+
+    // A window saved partly off the screen (another scale factor, another screen) comes back
+    // wholly on it (issue 24, defect 10).
+    void windowComesBackOnScreen() {
+        app::Library library(path_);
+        const QRect screen = QGuiApplication::primaryScreen()->availableGeometry();
+        {
+            ui::MainWindow window(library);
+            window.show();
+            window.setGeometry(screen.right() - 200, screen.bottom() - 100, screen.width() + 300, 400);
+            window.close();  // (saves the geometry)
+        }
+        ui::MainWindow again(library);
+        QVERIFY2(screen.contains(again.geometry()), qPrintable(QStringLiteral("%1,%2 %3x%4 on %5x%6").arg(again.geometry().x()).arg(again.geometry().y())
+                                                                 .arg(again.geometry().width()).arg(again.geometry().height()).arg(screen.width()).arg(screen.height())));
     }
 
     void settingsAreUsedAndRemembered() {
