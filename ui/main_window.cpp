@@ -393,6 +393,9 @@ void MainWindow::buildLayout() {
         return QByteArray();
     });
     connect(transcript_, &TranscriptView::imageAction, this, &MainWindow::onImageAction);
+    // A focus ring on the two large panes (issue 24, defect 10): where the keys go shows.
+    for (QWidget* pane : {static_cast<QWidget*>(chatView_), static_cast<QWidget*>(transcript_)})
+        pane->setStyleSheet(QStringLiteral("#%1:focus { border: 2px solid palette(highlight); }").arg(pane->objectName()));
     connect(transcript_, &TranscriptView::editRequested, this, &MainWindow::editMessage);
     composer_ = new Composer;
     composer_->setMaximumHeight(140);

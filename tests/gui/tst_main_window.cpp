@@ -799,6 +799,29 @@ private slots:
         QCOMPARE(window.chatListModel().rowCount(), 1);
     }
 
+    // The chat list and the transcript draw a ring in the highlight colour while they have the
+    // keyboard (issue 24, defect 10).
+    void panesShowFocus() {
+        app::Library library(path_);
+        library.chats().createChat("One");
+        ui::MainWindow window(library);
+        window.show();
+        QApplication::setActiveWindow(&window);
+        QVERIFY(QTest::qWaitForWindowActive(&window));
+        for (const char* name : {"chatList", "transcript"}) {
+            auto* pane = window.findChild<QWidget*>(name);
+            QVERIFY2(pane, name);
+            const QColor ring = pane->palette().color(QPalette::Highlight);
+            window.findChild<ui::Composer*>("composer")->setFocus();
+            QTRY_VERIFY(!pane->hasFocus());
+            const QColor unfocused = pane->grab().toImage().pixelColor(0, pane->height() / 2);
+            pane->setFocus();
+            QTRY_VERIFY(pane->hasFocus());
+            const QColor focused = pane->grab().toImage().pixelColor(0, pane->height() / 2);
+            QVERIFY2(focused == ring && unfocused != ring, qPrintable(QStringLiteral("%1: %2 focused, %3 not, ring %4").arg(name, focused.name(), unfocused.name(), ring.name())));
+        }
+    }
+
     // A window saved partly off the screen (another scale factor, another screen) comes back
     // wholly on it (issue 24, defect 10).
     void windowComesBackOnScreen() {
