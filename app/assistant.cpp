@@ -1,5 +1,8 @@
 #include "app/assistant.h"
 
+#include <QCoreApplication>
+#include <QSignalBlocker>
+
 #include <random>
 
 #include "app/logging.h"
@@ -35,8 +38,17 @@ Assistant::Assistant(Library& library, QObject* parent) : QObject(parent), libra
 }
 
 Assistant::~Assistant() {
+    closingModel_ = engine_->modelName().toStdString();
     if (writer_) {
+        // A reply under way stops, and its result (with its speed figures) is posted here as the
+        // engine's thread ends: taken at once, it is stored as a stopped reply always is.
+        // (silently: the window that listens may be half gone)
         engine_->stop();
+        engine_.reset();  // joins the engine's thread
+        const QSignalBlocker quiet(this);
+        QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
+    }
+    if (writer_) {  // (no result came)
         try {
             writer_->finish(storage::MessageStatus::Stopped, {});
         } catch (const storage::Error&) {
@@ -281,7 +293,7 @@ void Assistant::stop() {
 void Assistant::finishReply(int replyId, const QVariantMap& result) {
     if (replyId != replyId_ || !writer_) return;
     storage::GenerationMetrics metrics;
-    metrics.model = engine_->modelName().toStdString();
+    metrics.model = engine_ ? engine_->modelName().toStdString() : closingModel_;
     if (result.contains("promptTokens")) metrics.promptTokens = result["promptTokens"].toLongLong();
     if (result.contains("generatedTokens")) metrics.generatedTokens = result["generatedTokens"].toLongLong();
     if (result.contains("ttftMs")) metrics.ttftMs = result["ttftMs"].toDouble();

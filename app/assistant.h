@@ -101,6 +101,7 @@ private:
     inference::GenerationParams params_;
     EngineOptions engineOptions_;
     std::unique_ptr<storage::StreamingMessageWriter> writer_;
+    std::string closingModel_;  // the model's name while the Assistant goes (a stopped reply's metrics)
     std::int64_t replyChat_ = 0;
     int replyId_ = 0;
     bool writeFailing_ = false;  // the current reply's writes fail; the user has been told once

@@ -462,13 +462,20 @@ private slots:
                 QVERIFY(!stored[1].content.empty());
             }
             // Closing while a reply runs.
+            const auto streamed = pieces.size();
             QVERIFY(window.assistant().regenerate(chatId));
-            QTRY_VERIFY_WITH_TIMEOUT(pieces.size() >= 6, 20000);
+            QTRY_VERIFY_WITH_TIMEOUT(pieces.size() >= streamed + 3, 20000);  // (a few pieces of the new reply)
             window.close();
         }
         const auto stored = library.chats().messages(chatId);
         QCOMPARE(stored.size(), std::size_t(2));
         QVERIFY(stored[1].status == storage::MessageStatus::Stopped || stored[1].status == storage::MessageStatus::Complete);
+        // ... with its speed figures (issue 24, defect 10).
+        qInfo("the reply closed %s after %lld tokens", stored[1].status == storage::MessageStatus::Stopped ? "stopped" : "complete",
+              static_cast<long long>(stored[1].metrics.generatedTokens.value_or(-1)));
+        QVERIFY(stored[1].metrics.generatedTokens.value_or(0) > 0);
+        QVERIFY(stored[1].metrics.tokensPerSecond.value_or(0.0) > 0.0);
+        QVERIFY(stored[1].metrics.ttftMs.has_value());
     }
 
     // An image dropped on the composer is stored once and shown; Classify (tiny CLIP, a label
