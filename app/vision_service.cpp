@@ -114,10 +114,7 @@ std::string weightsId(const QString& folder) {
         for (qint64 got; (got = f.read(reinterpret_cast<char*>(buffer.data()), static_cast<qint64>(buffer.size()))) > 0;)
             all.update(std::span<const std::uint8_t>(buffer.data(), static_cast<std::size_t>(got)));
     }
-    static const char* kHex = "0123456789abcdef";
-    std::string id = "sha256:";
-    for (std::uint8_t b : all.finish()) id += kHex[b >> 4], id += kHex[b & 15];
-    return id;
+    return "sha256:" + all.finishHex();
 }
 
 VisionService::VisionService(Library& library, QObject* parent) : QObject(parent), library_(library) {}

@@ -98,18 +98,21 @@ std::array<std::uint8_t, 32> Sha256::finish() {
     return digest;
 }
 
-std::string sha256Hex(std::span<const std::uint8_t> data) {
-    Sha256 hash;
-    hash.update(data);
-    const auto digest = hash.finish();
+std::string Sha256::finishHex() {
     static const char* kDigits = "0123456789abcdef";
     std::string hex;
     hex.reserve(64);
-    for (std::uint8_t b : digest) {
+    for (std::uint8_t b : finish()) {
         hex += kDigits[b >> 4];
         hex += kDigits[b & 0xF];
     }
     return hex;
+}
+
+std::string sha256Hex(std::span<const std::uint8_t> data) {
+    Sha256 hash;
+    hash.update(data);
+    return hash.finishHex();
 }
 
 std::string sha256Hex(std::string_view text) {

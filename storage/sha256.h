@@ -15,6 +15,8 @@ public:
     void update(std::span<const std::uint8_t> data);
     void update(std::string_view text);
     std::array<std::uint8_t, 32> finish();
+    // finish(), as lowercase hex.
+    std::string finishHex();
 
 private:
     void compress(const std::uint8_t* block);
