@@ -5,60 +5,42 @@
 #include <QMetaObject>
 #include <stdexcept>
 
+#include "app/llm_host.h"
 #include "app/logging.h"
-#include "inference/core/backend.h"
 #include "inference/core/compute_devices.h"
 #include "inference/core/memory.h"
-#include "inference/llm/chat_template.h"
-#include "inference/llm/language_model.h"
-#include "inference/llm/multimodal.h"
+#include "inference/formats/format_error.h"
 #include "inference/llm/reasoning.h"
-#include "inference/llm/tokenizer.h"
 #include "vision/embedding_cache.h"
-#include "vision/image_decode.h"
 #include "vision/mmproj.h"
 
 namespace lumen::app {
 
 struct ChatEngine::State {
-    std::unique_ptr<inference::Backend> backend;
-    std::unique_ptr<inference::Backend> gpu;
-    std::shared_ptr<const inference::GgufFile> file;
-    std::shared_ptr<inference::LanguageModel> model;
-    std::shared_ptr<const inference::Tokenizer> tokenizer;
+    std::optional<LoadedLlm> llm;
     std::shared_ptr<const PromptRenderer> renderer;
     std::unique_ptr<inference::LanguageSession> session;
     std::unique_ptr<inference::Generator> generator;
-    std::unique_ptr<vision::Mmproj> mmproj;
-    std::string mmprojKey;
+    std::optional<Projector> projector;
     vision::EmbeddingCache imageRows;
 
-    // Users before what they use: the generator, the session, the model, the backend last.
+    // Users before what they use: the generator, the session, the model (and its backends) last.
     void reset() {
-        mmproj.reset();
+        projector.reset();
         generator.reset();
         session.reset();
         renderer.reset();
-        tokenizer.reset();
-        model.reset();
-        file.reset();
-        gpu.reset();
-        backend.reset();
+        llm.reset();
     }
 };
 
 namespace {
 
-// Throws (saying what it needs and what is free) when a CPU session of `context` tokens of
-// `model` needs more than `available` bytes: weights are mapped, not copied, so what must fit
-// is the whole estimate (the KV cache above all).
-void requireFits(const inference::LanguageModel& model, std::int64_t context, inference::DType kvType, std::uint64_t snapshotBytes,
-                 std::uint64_t available) {
-    const auto need = model.estimateMemory(context, kvType, snapshotBytes);
-    if (need.total() > available)
-        throw std::runtime_error("it needs about " + inference::formatBytes(need.total()) + " (weights " + inference::formatBytes(need.weights) +
-                                 ", KV cache " + inference::formatBytes(need.kvCache) + " for " + std::to_string(context) + " tokens) but only " +
-                                 inference::formatBytes(available) + " is free; lower the context length in Settings");
+// A placement error as the window says it: a memory shortfall points at the setting that helps.
+QString loadError(const std::exception& e) {
+    const auto* fit = dynamic_cast<const FitError*>(&e);
+    return QString::fromUtf8(e.what()) +
+           (fit && fit->kind() == FitError::Kind::Memory ? QObject::tr("; lower the context length in Settings") : QString());
 }
 
 // "0.27 million", "1.10 billion": a parameter count as people say it.
@@ -72,6 +54,7 @@ QString parameterCount(std::int64_t params) {
 }  // namespace
 
 ModelSummary summarizeModelFile(const QString& path, int contextSize) {
+    // The file and the family's checks only (no tokenizer): this runs while the user waits.
     auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
     const auto model = inference::LanguageModel::load(file);
     const auto& c = model->config();
@@ -82,7 +65,7 @@ ModelSummary summarizeModelFile(const QString& path, int contextSize) {
         byType[std::string(inference::name(t.dtype))] += t.elements;
     }
     const auto dominant = std::max_element(byType.begin(), byType.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
-    const std::int64_t context = std::min<std::int64_t>(contextSize > 0 ? contextSize : 4096, c.contextLength);
+    const std::int64_t context = contextFor(*model, contextSize);
     const auto need = model->estimateMemory(context);
     const auto available = inference::availableMemory();
     ModelSummary s;
@@ -130,7 +113,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     renderer_.reset();
     cancelLoad_.store(false);
     QMetaObject::invokeMethod(worker_, [this, path, options, state = state_, wasLoaded, hadProjector, previousRenderer] {
-        bool kept = static_cast<bool>(state->model);  // the old model is still in place
+        bool kept = state->llm.has_value();  // the old model is still in place
         // Between steps, a cancelled load drops what it has (the old model stays if still there).
         const auto cancelled = [&] {
             if (!cancelLoad_.load()) return false;
@@ -144,64 +127,34 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
         try {
             // The file is read and checked (format, family, vocabulary, template, memory) before
             // the loaded model is let go: a file that cannot run leaves the working one in place.
-            auto file = std::make_shared<const inference::GgufFile>(inference::GgufFile::open(path.toStdString()));
+            auto opened = openLlm(path.toStdString());
             if (cancelled()) return;
-            auto model = inference::LanguageModel::load(file);
-            if (cancelled()) return;
-            auto tokenizer = std::make_shared<const inference::Tokenizer>(inference::Tokenizer::fromGguf(*file));
-            auto tpl = inference::ChatTemplate::fromGguf(*file);
-            auto renderer = std::make_shared<const PromptRenderer>(tpl ? std::move(*tpl) : inference::ChatTemplate::builtin("chatml"), tokenizer);
-            const auto& c = model->config();
-            const std::int64_t context = std::min<std::int64_t>(options.contextSize > 0 ? options.contextSize : 4096, c.contextLength);
-            // Q8_0 keys and values go in blocks of 32: heads of other sizes keep F16.
-            const auto kvType = options.kvType == inference::DType::Q8_0 && c.headDim % 32 != 0 ? inference::DType::F16 : options.kvType;
-            if (cancelled()) return;
+            auto renderer = std::make_shared<const PromptRenderer>(opened.templateOr("chatml"), opened.tokenizer);
+            const LlmOptions llmOptions{.contextSize = options.contextSize,
+                                        .threads = options.threads,
+                                        .gpuLayers = options.gpuLayers,
+                                        .kvType = options.kvType,
+                                        .snapshotBytes = static_cast<std::uint64_t>(std::max(0, options.snapshotMiB)) << 20};
             // On the CPU the whole estimate must fit in free memory, with what the loaded model
-            // frees counted as free (the same check as lumen-cli's, whose weights are mapped).
+            // frees counted as free (placeLlm checks again once it is gone).
             const bool mayUseGpu = options.gpuLayers != 0 && !inference::queryComputeDevices().gpus.empty();
-            const auto snapshotBytes = static_cast<std::uint64_t>(std::max(0, options.snapshotMiB)) << 20;
             if (const auto available = inference::availableMemory(); !mayUseGpu && available) {
-                const std::uint64_t freed = state->session ? state->model->estimateMemory(state->session->contextSize(), kvType, snapshotBytes).total() : 0;
-                requireFits(*model, context, kvType, snapshotBytes, *available + freed);
+                const std::uint64_t freed = state->session ? state->llm->llm.model->estimateMemory(state->session->contextSize(), state->llm->kvType,
+                                                                                                     state->llm->snapshotBytes).total()
+                                                           : 0;
+                const auto& model = *opened.model;
+                requireFits(model, contextFor(model, llmOptions.contextSize), kvTypeFor(model, llmOptions.kvType), llmOptions.snapshotBytes,
+                            *available + freed);
             }
+            if (cancelled()) return;
             state->reset();
             kept = false;
-            state->file = std::move(file);
-            state->model = std::move(model);
-            state->tokenizer = std::move(tokenizer);
+            state->llm = loadLlm(std::move(opened), llmOptions);
+            for (const auto& note : state->llm->placement.notes) qCInfo(lcApp) << note.c_str();
             state->renderer = std::move(renderer);
-            state->backend = inference::makeCpuBackend({.threads = options.threads});
-            // The last layers on the GPU when one is usable: as many as fit, or as asked.
-            std::int64_t gpuLayers = 0;
-            if (options.gpuLayers != 0) {
-                try {
-                    state->gpu = inference::makeCudaBackend();
-                    const auto devices = inference::queryComputeDevices();
-                    const std::uint64_t free = devices.gpus.empty() ? 0 : devices.gpus.front().freeMemory;
-                    gpuLayers = options.gpuLayers < 0 ? state->model->gpuLayersFitting(free * 9 / 10, context, kvType)
-                                                      : std::min<std::int64_t>(options.gpuLayers, c.nLayers);
-                } catch (const std::exception& e) {
-                    qCInfo(lcApp) << "computing on the CPU:" << e.what();
-                    state->gpu.reset();
-                }
-            }
-            if (gpuLayers == 0) state->gpu.reset();
-            // The same check as lumen-cli's: weights are mapped, not copied, so on the CPU what
-            // must fit in free memory is the whole estimate (the KV cache above all).
-            if (const auto available = inference::availableMemory(); gpuLayers == 0 && available)
-                requireFits(*state->model, context, kvType, snapshotBytes, *available);
-            state->session = std::make_unique<inference::LanguageSession>(state->model, inference::LayerSplit{state->backend.get(), state->gpu.get(), gpuLayers}, context,
-                                                                          kvType);
-            state->session->setSnapshotLimit(snapshotBytes);
-            state->generator = std::make_unique<inference::Generator>(*state->session, *state->tokenizer);
-            std::int64_t params = 0;
-            for (const auto& t : state->file->tensors()) params += t.elements;
-            const QString where = gpuLayers == 0 ? tr("CPU") : gpuLayers == c.nLayers ? tr("GPU") : tr("GPU %1 of %2 layers").arg(gpuLayers).arg(c.nLayers);
-            const QString name = QStringLiteral("%1 (%2, %3 layers, %4M parameters, %5)")
-                                     .arg(QFileInfo(path).fileName(), QString::fromStdString(c.architecture))
-                                     .arg(c.nLayers)
-                                     .arg(static_cast<double>(params) / 1e6, 0, 'f', 1)
-                                     .arg(where);
+            state->session = state->llm->newSession();
+            state->generator = std::make_unique<inference::Generator>(*state->session, *state->llm->llm.tokenizer);
+            const QString name = QString::fromStdString(state->llm->summary());
             QMetaObject::invokeMethod(this, [this, name, path, renderer = state->renderer] {
                 renderer_ = renderer;
                 loaded_ = true;
@@ -212,8 +165,8 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
         } catch (const std::exception& e) {
             if (!kept) state->reset();
             const QString message = kept ? tr("%1 could not be loaded: %2. %3 stays loaded.")
-                                               .arg(QFileInfo(path).fileName(), QString::fromUtf8(e.what()), QFileInfo(QString::fromStdString(state->file->displayName())).fileName())
-                                         : tr("%1 could not be loaded: %2").arg(QFileInfo(path).fileName(), QString::fromUtf8(e.what()));
+                                               .arg(QFileInfo(path).fileName(), loadError(e), QString::fromStdString(state->llm->llm.fileName))
+                                         : tr("%1 could not be loaded: %2").arg(QFileInfo(path).fileName(), loadError(e));
             qCWarning(lcApp) << message;
             QMetaObject::invokeMethod(this, [this, message, kept, wasLoaded, hadProjector, previousRenderer] {
                 loaded_ = kept && wasLoaded;
@@ -228,15 +181,12 @@ void ChatEngine::loadImageProjector(const QString& path) {
     projectorLoaded_ = false;
     QMetaObject::invokeMethod(worker_, [this, path, state = state_] {
         try {
-            if (!state->model) throw inference::FormatError("load a language model first");
-            auto mmproj = vision::Mmproj::load(path.toStdString(), *state->backend);
-            mmproj->checkFits(state->model->config().dim, state->file->displayName());
-            state->mmproj = std::move(mmproj);
-            state->mmprojKey = path.toStdString();
+            if (!state->llm) throw inference::FormatError("load a language model first");
+            state->projector = openProjector(path.toStdString(), *state->llm);
             // LLaVA's own turns for an LLM that brings no template.
-            if (!inference::ChatTemplate::fromGguf(*state->file))
-                state->renderer = std::make_shared<const PromptRenderer>(inference::ChatTemplate::builtin("llava"), state->tokenizer);
-            const QString description = QString::fromStdString(state->mmproj->description());
+            if (!state->llm->llm.chatTemplate)
+                state->renderer = std::make_shared<const PromptRenderer>(inference::ChatTemplate::builtin("llava"), state->llm->llm.tokenizer);
+            const QString description = QString::fromStdString(state->projector->mmproj->description());
             QMetaObject::invokeMethod(this, [this, path, description, renderer = state->renderer] {
                 renderer_ = renderer;
                 projectorLoaded_ = true;
@@ -260,31 +210,24 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
         QVariantMap result;
         try {
             if (!state->generator) throw std::runtime_error("no model is loaded");
-            const auto& vocab = state->tokenizer->vocabulary();
-            // Images: their projected rows (cached by content) and placeholder ids, in message order;
-            // without a projector they are left out.
+            // Images: their projected rows (cached by projector and content) and placeholder ids,
+            // in message order; without a projector they are left out.
             nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
             std::vector<std::vector<inference::TokenId>> placeholders;
-            std::vector<std::shared_ptr<const std::vector<float>>> keep;
+            std::vector<ImageRows> keep;
             inference::EmbeddingRows rows;
             for (auto m : messages) {
-                if (!state->mmproj) m.erase("images");
+                if (!state->projector) m.erase("images");
                 if (m.contains("images"))
                     for (const auto& sha : m["images"]) {
                         const std::string key = sha.get<std::string>();
-                        auto encoded = state->imageRows.find(state->mmprojKey, key);
-                        if (!encoded) {
-                            const QByteArray& bytes = images.at(key);
-                            state->imageRows.insert(state->mmprojKey, key,
-                                                    state->mmproj->encode(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(bytes.constData()),
-                                                                                               static_cast<std::size_t>(bytes.size())},
-                                                                                              {.neededSide = vision::kLargestModelSide})));
-                            encoded = state->imageRows.find(state->mmprojKey, key);
-                        }
-                        const std::int64_t width = state->mmproj->outputWidth(), n = static_cast<std::int64_t>(encoded->size()) / width;
-                        placeholders.push_back(inference::imagePlaceholders(inference::imageRowsKey(state->mmprojKey, key), n));
-                        for (std::int64_t r = 0; r < n; ++r) rows[placeholders.back()[static_cast<std::size_t>(r)]] = encoded->data() + r * width;
-                        keep.push_back(encoded);
+                        const auto found = images.find(key);
+                        if (found == images.end()) throw std::runtime_error("an image of this chat is no longer in the library");
+                        const QByteArray& bytes = found->second;
+                        keep.push_back(projectImage(*state->projector, state->imageRows,
+                                                    {reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())}, key));
+                        addRows(*state->projector, keep.back(), rows);
+                        placeholders.push_back(keep.back().placeholders);
                     }
                 conversation.push_back(std::move(m));
             }
@@ -292,10 +235,7 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
             if (!think) extras["enable_thinking"] = false;
             const std::string prompt = state->renderer->render(conversation, extras, &cancel_);  // Stop also stops a long template
             emit promptRendered(id, QString::fromStdString(prompt));
-            const std::string bos = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
-            const bool templateHasBos = !bos.empty() && prompt.rfind(bos, 0) == 0;
-            const auto tokens = placeholders.empty() ? state->renderer->tokenize(prompt)
-                                                     : inference::spliceImages(*state->tokenizer, prompt, placeholders, !templateHasBos);
+            const auto tokens = promptTokens(*state->llm->llm.tokenizer, prompt, placeholders);
             // A reasoning model's thinking goes apart from its answer; how long it took is measured
             // from the start to the first answer text.
             std::optional<inference::ReasoningSplitter> splitter;

@@ -1,6 +1,7 @@
 #include "app/library.h"
 
 #include "app/logging.h"
+#include "storage/chat_export.h"
 
 namespace lumen::app {
 
@@ -21,5 +22,11 @@ Library::Library(const QString& databasePath, Recovery recovery, bool readOnly)
     if (recovered_ > 0)
         qCInfo(lcStorage) << recovered_ << "reply(ies) interrupted by an earlier crash were marked stopped";
 }
+
+std::string Library::exportChat(std::int64_t chatId, ChatFormat format) {
+    return format == ChatFormat::Markdown ? storage::exportChatMarkdown(chats_, images_, chatId) : storage::exportChatJson(chats_, images_, chatId);
+}
+
+std::int64_t Library::importChat(std::string_view json) { return storage::importChatJson(*db_, json); }
 
 }  // namespace lumen::app

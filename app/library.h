@@ -4,7 +4,10 @@
 // the thread that opened it (worker jobs open their own connection to the same file).
 
 #include <QString>
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "storage/chat_store.h"
 #include "storage/database.h"
@@ -15,6 +18,8 @@
 #include "storage/template_store.h"
 
 namespace lumen::app {
+
+enum class ChatFormat { Markdown, Json };
 
 class Library {
 public:
@@ -35,6 +40,12 @@ public:
     storage::EmbeddingCache& embeddings() { return embeddings_; }
     storage::SettingsStore& settings() { return settings_; }
     QString path() const { return path_; }
+
+    // A chat as a file's text: Markdown to read, or Lumen's JSON export (messages, images and the
+    // chat's own settings), which importChat reads back whole as a new chat (undo-delete does so).
+    // Throw storage::Error (for JSON that is not an export: what is wrong with it).
+    std::string exportChat(std::int64_t chatId, ChatFormat format);
+    std::int64_t importChat(std::string_view json);
     // Replies left partial by a crash, marked stopped when the library was opened.
     int recoveredMessages() const { return recovered_; }
 

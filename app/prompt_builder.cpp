@@ -2,6 +2,7 @@
 
 #include <QRegularExpression>
 
+#include "app/llm_host.h"
 #include "inference/llm/multimodal.h"
 
 namespace lumen::app {
@@ -91,11 +92,6 @@ std::string PromptRenderer::render(const nlohmann::ordered_json& conversation, c
     return found == images ? prompt : template_.apply(plain, true, &vocab, extras, options);
 }
 
-std::vector<inference::TokenId> PromptRenderer::tokenize(const std::string& prompt) const {
-    const auto& vocab = tokenizer_->vocabulary();
-    const std::string bos = vocab.bos ? vocab.tokens[static_cast<std::size_t>(*vocab.bos)] : std::string();
-    const bool templateHasBos = !bos.empty() && prompt.rfind(bos, 0) == 0;
-    return tokenizer_->encode(prompt, !templateHasBos, true);
-}
+std::vector<inference::TokenId> PromptRenderer::tokenize(const std::string& prompt) const { return promptTokens(*tokenizer_, prompt); }
 
 }  // namespace lumen::app

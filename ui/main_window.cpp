@@ -35,7 +35,7 @@
 #include "app/image_import.h"
 #include "app/vision_service.h"
 #include "app/message_list_model.h"
-#include "storage/chat_export.h"
+#include "app/read_file.h"
 #include "ui/chat_list_delegate.h"
 #include "ui/composer.h"
 #include "ui/settings_dialog.h"
@@ -572,7 +572,7 @@ void MainWindow::deleteCurrentChat() {
     const QString title = chatList_->index(row).data().toString();
     // Kept as an export until the next delete, so Undo can bring it back whole.
     try {
-        deletedChat_ = storage::exportChatJson(library_.chats(), library_.images(), id);
+        deletedChat_ = library_.exportChat(id, app::ChatFormat::Json);
     } catch (const storage::Error& e) {
         showError(QString::fromUtf8(e.what()));
         return;
@@ -588,7 +588,7 @@ void MainWindow::deleteCurrentChat() {
 void MainWindow::undoDelete() {
     if (deletedChat_.empty()) return;
     try {
-        const std::int64_t id = storage::importChatJson(library_.database(), deletedChat_);
+        const std::int64_t id = library_.importChat(deletedChat_);
         deletedChat_.clear();
         undoDeleteAction_->setEnabled(false);
         search_->clear();
@@ -701,8 +701,7 @@ void MainWindow::exportCurrentChat(const QString& format) {
         markdown ? tr("Markdown (*.md)") : tr("Lumen chat (*.json)"));
     if (path.isEmpty()) return;
     try {
-        const std::string text = markdown ? storage::exportChatMarkdown(library_.chats(), library_.images(), id)
-                                          : storage::exportChatJson(library_.chats(), library_.images(), id);
+        const std::string text = library_.exportChat(id, markdown ? app::ChatFormat::Markdown : app::ChatFormat::Json);
         QSaveFile file(path);
         if (!file.open(QIODevice::WriteOnly) || file.write(text.data(), static_cast<qint64>(text.size())) < 0 ||
             !file.commit()) {
@@ -718,15 +717,16 @@ void MainWindow::exportCurrentChat(const QString& format) {
 void MainWindow::importChat() {
     const QString path = QFileDialog::getOpenFileName(this, tr("Import Chat"), {}, tr("Lumen chat (*.json)"));
     if (path.isEmpty()) return;
-    QFile file(path);
-    if (!file.open(QIODevice::ReadOnly)) {
-        showError(tr("Cannot read %1: %2").arg(path, file.errorString()));
+    // As lumen-cli reads it: a regular file, at most the largest export Lumen writes.
+    QString readError;
+    const auto read = app::readUserFile(path, app::kMaxExportFileBytes, readError);
+    if (!read) {
+        showError(tr("Cannot read %1: %2").arg(path, readError));
         return;
     }
-    const QByteArray bytes = file.readAll();
+    const QByteArray& bytes = *read;
     try {
-        const std::int64_t id = storage::importChatJson(
-            library_.database(), std::string_view(bytes.constData(), static_cast<std::size_t>(bytes.size())));
+        const std::int64_t id = library_.importChat(std::string_view(bytes.constData(), static_cast<std::size_t>(bytes.size())));
         search_->clear();
         chatList_->reload();
         selectChat(id);

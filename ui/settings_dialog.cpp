@@ -9,7 +9,7 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 
-#include "inference/core/compute_devices.h"
+#include "app/llm_host.h"
 
 namespace lumen::ui {
 namespace {
@@ -79,8 +79,14 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         form->addRow(tr("CPU t&hreads (next model load):"), threads_);
         form->addRow(tr("&KV cache precision (next model load):"), kvCache_);
         form->addRow(tr("Saved &states of recurrent models (next model load):"), snapshots_);
-        // Only where this build has the CUDA backend.
-        if (inference::queryComputeDevices().cudaBuilt) form->addRow(tr("&GPU layers (0: CPU only; next model load):"), gpuLayers_);
+        // Whether models can use a GPU, and why not; the layer count only where this build has CUDA.
+        const auto gpu = app::gpuStatus();
+        auto* gpuNote = new QLabel(QString::fromStdString(gpu.text));
+        gpuNote->setObjectName(QStringLiteral("gpuStatus"));
+        gpuNote->setWordWrap(true);
+        gpuNote->setTextInteractionFlags(Qt::TextSelectableByMouse);
+        form->addRow(tr("GPU:"), gpuNote);
+        if (gpu.built) form->addRow(tr("&GPU layers (0: CPU only; next model load):"), gpuLayers_);
         else gpuLayers_->hide();
     } else {
         context_->hide();

@@ -7,7 +7,7 @@
 #include <QDialog>
 
 #include "app/assistant.h"
-#include "storage/template_store.h"
+#include "app/library.h"  // (storage::FewShotExample)
 
 class QLabel;
 class QListWidget;

@@ -5,7 +5,7 @@
 #include <QPushButton>
 #include <QString>
 
-#include "storage/database.h"
+#include "app/library.h"  // (storage::Error)
 
 namespace lumen::ui {
 

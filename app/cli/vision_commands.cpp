@@ -1,4 +1,4 @@
-#include "app/cli/vision_commands.h"
+#include "app/cli/commands.h"
 
 #include <QDir>
 #include <QElapsedTimer>

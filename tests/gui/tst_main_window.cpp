@@ -40,6 +40,7 @@
 #include "app/vision_service.h"
 #include "inference/llm/model_writer.h"
 #include "app/library.h"
+#include "app/llm_host.h"
 #include "app/message_list_model.h"
 #include "test_util.h"
 #include "ui/composer.h"
@@ -860,6 +861,12 @@ private slots:
                 auto* snapshots = dialog->findChild<QSpinBox*>("snapshots");
                 QCOMPARE(snapshots->value(), 256);  // the default
                 snapshots->setValue(64);
+                // Why models do or do not use a GPU, in the window (here: no usable GPU, or one).
+                auto* gpu = dialog->findChild<QLabel*>("gpuStatus");
+                QVERIFY(gpu);
+                const auto status = app::gpuStatus();
+                QCOMPARE(gpu->text(), QString::fromStdString(status.text));
+                QVERIFY2(status.usable ? gpu->text().contains("used for models") : gpu->text().contains("models run on the CPU"), qPrintable(gpu->text()));
                 dialog->accept();
             });
             window.findChild<QAction*>("settingsAction")->trigger();
