@@ -9,7 +9,8 @@
 
 namespace lumen::app {
 
-Assistant::Assistant(Library& library, QObject* parent) : QObject(parent), library_(library), engine_(std::make_unique<ChatEngine>()) {
+Assistant::Assistant(Library& library, JobRunner& jobs, QObject* parent)
+    : QObject(parent), library_(library), engine_(std::make_unique<ChatEngine>(jobs)) {
     loadSettings();
     connect(engine_.get(), &ChatEngine::replyPiece, this, [this](int id, const QString& piece) {
         if (id != replyId_ || !writer_) return;
@@ -264,19 +265,16 @@ bool Assistant::regenerate(std::int64_t chatId) {
 
 bool Assistant::startReply(std::int64_t chatId) {
     const nlohmann::ordered_json conversation = conversationFor(chatId);
-    std::map<std::string, QByteArray> images;
-    for (const auto& m : conversation)
-        if (m.contains("images"))
-            for (const auto& sha : m["images"])
-                if (const auto bytes = library_.images().bytes(sha.get<std::string>()))
-                    images[sha.get<std::string>()] = QByteArray(reinterpret_cast<const char*>(bytes->data()), static_cast<qsizetype>(bytes->size()));
+    // Images are read on the engine's lane, through a connection of its own, when their rows are not cached.
+    auto reader = std::make_shared<LibraryReader>(library_.path());
+    ChatEngine::ImageSource images = [reader](const std::string& sha) { return reader->imageBytes(sha).value_or(QByteArray()); };
     writeFailing_ = false;
     writer_ = std::make_unique<storage::StreamingMessageWriter>(library_.chats(), chatId, engine_->modelName().toStdString(),
                                                                 std::chrono::milliseconds(250));
     replyChat_ = chatId;
     inference::GenerationParams params = paramsFor(chatId);
     if (params.sampling.seed == kFreshSeed) params.sampling.seed = std::random_device{}();  // (Regenerate: another reply)
-    replyId_ = engine_->startReply(conversation, params, images, chatThinks(chatId));
+    replyId_ = engine_->startReply(conversation, params, std::move(images), chatThinks(chatId));
     if (replyId_ == 0) {
         writer_->finish(storage::MessageStatus::Error, {}, "the model is busy or not loaded");
         writer_.reset();

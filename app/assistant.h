@@ -20,7 +20,8 @@ namespace lumen::app {
 class Assistant : public QObject {
     Q_OBJECT
 public:
-    explicit Assistant(Library& library, QObject* parent = nullptr);
+    // `jobs` (whose LLM lane the engine runs on) must outlive the assistant.
+    Assistant(Library& library, JobRunner& jobs, QObject* parent = nullptr);
     // A reply still running is stopped and kept, marked stopped.
     ~Assistant() override;
 

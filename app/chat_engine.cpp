@@ -88,19 +88,14 @@ ModelSummary summarizeModelFile(const QString& path, int contextSize) {
     return s;
 }
 
-ChatEngine::ChatEngine(QObject* parent) : QObject(parent), worker_(new QObject), state_(std::make_shared<State>()) {
-    thread_.setObjectName(QStringLiteral("lumen-engine"));
-    worker_->moveToThread(&thread_);
-    connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
-    thread_.start();
-}
+ChatEngine::ChatEngine(JobRunner& jobs, QObject* parent) : QObject(parent), jobs_(jobs), state_(std::make_shared<State>()) {}
 
 ChatEngine::~ChatEngine() {
     cancel_.store(true);
-    // The worker drops the model on its own thread, then stops.
-    QMetaObject::invokeMethod(worker_, [state = state_] { state->reset(); });
-    thread_.quit();
-    thread_.wait();
+    cancelLoad_.store(true);
+    // The lane drops the model, and no job of this engine runs on after it.
+    jobs_.submit(Lane::Llm, {}, [state = state_](JobControl&) { state->reset(); });
+    jobs_.wait(Lane::Llm);
 }
 
 void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
@@ -112,7 +107,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     projectorLoaded_ = false;
     renderer_.reset();
     cancelLoad_.store(false);
-    QMetaObject::invokeMethod(worker_, [this, path, options, state = state_, wasLoaded, hadProjector, previousRenderer] {
+    jobs_.submit(Lane::Llm, tr("Loading %1").arg(QFileInfo(path).fileName()), [this, path, options, state = state_, wasLoaded, hadProjector, previousRenderer](JobControl&) {
         bool kept = state->llm.has_value();  // the old model is still in place
         // Between steps, a cancelled load drops what it has (the old model stays if still there).
         const auto cancelled = [&] {
@@ -134,7 +129,9 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                                         .threads = options.threads,
                                         .gpuLayers = options.gpuLayers,
                                         .kvType = options.kvType,
-                                        .snapshotBytes = static_cast<std::uint64_t>(std::max(0, options.snapshotMiB)) << 20};
+                                        .snapshotBytes = static_cast<std::uint64_t>(std::max(0, options.snapshotMiB)) << 20,
+                                        .cpuPool = jobs_.cpuPool(options.threads),  // (the pool vision uses too)
+                                        .strictGpuLayers = false};  // (a GPU gone or full: the CPU, with a note)
             // On the CPU the whole estimate must fit in free memory, with what the loaded model
             // frees counted as free (placeLlm checks again once it is gone).
             const bool mayUseGpu = options.gpuLayers != 0 && !inference::queryComputeDevices().gpus.empty();
@@ -150,7 +147,10 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
             state->reset();
             kept = false;
             state->llm = loadLlm(std::move(opened), llmOptions);
-            for (const auto& note : state->llm->placement.notes) qCInfo(lcApp) << note.c_str();
+            for (const auto& note : state->llm->placement.notes) {
+                qCInfo(lcApp) << note.c_str();
+                emit loadNote(QString::fromStdString(note));
+            }
             state->renderer = std::move(renderer);
             state->session = state->llm->newSession();
             state->generator = std::make_unique<inference::Generator>(*state->session, *state->llm->llm.tokenizer);
@@ -179,10 +179,11 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
 
 void ChatEngine::loadImageProjector(const QString& path) {
     projectorLoaded_ = false;
-    QMetaObject::invokeMethod(worker_, [this, path, state = state_] {
+    jobs_.submit(Lane::Llm, tr("Loading %1").arg(QFileInfo(path).fileName()), [this, path, state = state_](JobControl&) {
         try {
             if (!state->llm) throw inference::FormatError("load a language model first");
             state->projector = openProjector(path.toStdString(), *state->llm);
+            for (const auto& note : state->projector->notes) emit loadNote(QString::fromStdString(note));
             // LLaVA's own turns for an LLM that brings no template.
             if (!state->llm->llm.chatTemplate)
                 state->renderer = std::make_shared<const PromptRenderer>(inference::ChatTemplate::builtin("llava"), state->llm->llm.tokenizer);
@@ -200,13 +201,12 @@ void ChatEngine::loadImageProjector(const QString& path) {
     });
 }
 
-int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params, const std::map<std::string, QByteArray>& images,
-                           bool think) {
+int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params, ImageSource images, bool think) {
     if (!loaded_ || busy_.load()) return 0;
     const int id = nextReply_++;
     busy_.store(true);
     cancel_.store(false);
-    QMetaObject::invokeMethod(worker_, [this, id, messages, params, images, think, state = state_] {
+    jobs_.submit(Lane::Llm, {}, [this, id, messages, params, images = std::move(images), think, state = state_](JobControl&) {
         QVariantMap result;
         try {
             if (!state->generator) throw std::runtime_error("no model is loaded");
@@ -221,9 +221,12 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
                 if (m.contains("images"))
                     for (const auto& sha : m["images"]) {
                         const std::string key = sha.get<std::string>();
-                        const auto found = images.find(key);
-                        if (found == images.end()) throw std::runtime_error("an image of this chat is no longer in the library");
-                        const QByteArray& bytes = found->second;
+                        // Read only when its rows are not cached (the projector's key and the sha name them).
+                        QByteArray bytes;
+                        if (!state->imageRows.find(state->projector->key, key)) {
+                            bytes = images ? images(key) : QByteArray();
+                            if (bytes.isEmpty()) throw std::runtime_error("an image of this chat is no longer in the library");
+                        }
                         keep.push_back(projectImage(*state->projector, state->imageRows,
                                                     {reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())}, key));
                         addRows(*state->projector, keep.back(), rows);

@@ -1,18 +1,19 @@
 #pragma once
-// The language model behind the desktop app, on a worker thread of its own: loading a GGUF,
+// The language model behind the desktop app, on the job runner's LLM lane: loading a GGUF,
 // rendering a conversation with the model's chat template, and streaming a reply. Everything
-// that touches the model runs on the worker; results come back as queued signals, so the UI
+// that touches the model runs on the lane; results come back as queued signals, so the UI
 // thread never waits on inference. stop() is honoured within one token.
 
 #include <QObject>
 #include <QString>
-#include <QThread>
 #include <QVariantMap>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "app/job_runner.h"
 #include "app/prompt_builder.h"
 #include "inference/llm/generator.h"
 
@@ -47,8 +48,9 @@ ModelSummary summarizeModelFile(const QString& path, int contextSize);
 class ChatEngine : public QObject {
     Q_OBJECT
 public:
-    explicit ChatEngine(QObject* parent = nullptr);
-    // Stops a running reply and waits for the worker to finish it.
+    // The runner must outlive the engine.
+    explicit ChatEngine(JobRunner& jobs, QObject* parent = nullptr);
+    // Stops a running reply and waits for the lane to finish it.
     ~ChatEngine() override;
 
     // Loads the model (replacing the current one) on the worker: modelLoaded or loadFailed.
@@ -67,14 +69,18 @@ public:
     bool hasImageProjector() const { return projectorLoaded_; }
     QString imageProjectorPath() const { return projectorPath_; }
 
+    // An image's bytes by SHA-256, read on the LLM lane (never on the window's thread), and only
+    // for images whose rows are not cached; an empty array when the image is gone.
+    using ImageSource = std::function<QByteArray(const std::string& sha256)>;
+
     // Starts a reply to `messages` ([{role, content, images?: [sha256...], reasoning_content?}],
-    // the newest last); `images` holds the bytes of every image they name. Images reach the model
+    // the newest last); `images` reads the images they name. Images reach the model
     // through the image projector (without one they are left out). `think` false asks templates
     // that read enable_thinking (Qwen3) for an answer without reasoning. Returns the reply's id,
     // or 0 when no model is loaded or a reply is running. Signals replyPiece (the answer) and
     // replyReasoning (a reasoning model's thinking, kept apart), then replyFinished.
     int startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params,
-                   const std::map<std::string, QByteArray>& images = {}, bool think = true);
+                   ImageSource images = {}, bool think = true);
     void stop();
     // The loaded model's template and tokenizer (null before a model is loaded), for previews.
     std::shared_ptr<const PromptRenderer> renderer() const { return renderer_; }
@@ -86,6 +92,9 @@ signals:
     // The image projector could not be loaded or does not fit the model (which stays loaded).
     void imageProjectorFailed(const QString& message);
     void loadCancelled();
+    // What the user should know about a load that worked: "12 of 32 layers fit in the GPU's free
+    // memory; the rest run on the CPU", "the image projector runs on the CPU: ...".
+    void loadNote(const QString& note);
     void replyPiece(int replyId, const QString& piece);
     void replyReasoning(int replyId, const QString& piece);
     // The exact text a reply's prompt rendered to (before its tokens and any image rows).
@@ -96,9 +105,8 @@ signals:
 
 private:
     struct State;
-    QThread thread_;
-    QObject* worker_;                // lives on thread_: the context queued calls run in
-    std::shared_ptr<State> state_;   // touched only on the worker
+    JobRunner& jobs_;
+    std::shared_ptr<State> state_;   // touched only on the LLM lane
     std::atomic<bool> cancel_{false};
     std::atomic<bool> busy_{false};
     std::atomic<bool> cancelLoad_{false};

@@ -3,10 +3,13 @@
 // run); everything that reads or writes user data goes through it. Not thread-safe: it lives on
 // the thread that opened it (worker jobs open their own connection to the same file).
 
+#include <QByteArray>
 #include <QString>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "storage/chat_store.h"
@@ -59,6 +62,26 @@ private:
     storage::EmbeddingCache embeddings_;
     storage::SettingsStore settings_;
     int recovered_ = 0;
+};
+
+// Reads the library on a worker thread (a job): a read-only connection of its own to the same
+// file, opened on first use on the thread that uses it, since a connection stays on one thread.
+// Image blobs and cached embeddings are read this way, never on the window's thread.
+class LibraryReader {
+public:
+    explicit LibraryReader(QString databasePath);
+    ~LibraryReader();
+    LibraryReader(LibraryReader&&) noexcept;
+    // nullopt when the library has no such image; throws storage::Error.
+    std::optional<QByteArray> imageBytes(const std::string& sha256);
+    std::optional<std::vector<float>> embedding(storage::EmbeddingKind kind, const std::string& key, const std::string& modelId);
+
+private:
+    void open();
+    QString path_;
+    std::unique_ptr<storage::Database> db_;
+    std::unique_ptr<storage::ImageStore> images_;
+    std::unique_ptr<storage::EmbeddingCache> embeddings_;
 };
 
 }  // namespace lumen::app

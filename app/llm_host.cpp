@@ -65,13 +65,19 @@ GpuStatus gpuStatus() {
         return s;
     }
     const auto& gpu = devices.gpus.front();
-    try {
-        inference::makeCudaBackend();  // a GPU found is not always usable: the backend also needs cuBLAS and compute 8.0
-        s.usable = true;
-        s.text = gpu.name + ": " + inference::formatBytes(gpu.freeMemory) + " free of " + inference::formatBytes(gpu.totalMemory) + ", used for models";
-    } catch (const std::exception& e) {
-        s.text = gpu.name + " is not usable (" + e.what() + "): models run on the CPU";
-    }
+    // A GPU found is not always usable: the backend also needs cuBLAS and compute 8.0. Tried once
+    // (making a backend costs a context and handles), then remembered.
+    static const std::string unusable = [] {
+        try {
+            inference::makeCudaBackend();
+            return std::string();
+        } catch (const std::exception& e) {
+            return std::string(e.what()).empty() ? std::string("unknown reason") : std::string(e.what());
+        }
+    }();
+    s.usable = unusable.empty();
+    s.text = s.usable ? gpu.name + ": " + inference::formatBytes(gpu.freeMemory) + " free of " + inference::formatBytes(gpu.totalMemory) + ", usable for models"
+                      : gpu.name + " is not usable (" + unusable + "): models run on the CPU";
     return s;
 }
 
@@ -94,12 +100,13 @@ Placement placeLlm(const inference::LanguageModel& model, const LlmOptions& opti
     std::int64_t wanted = std::min(options.gpuLayers, nLayers);
     Placement p;
     p.layers = nLayers;
-    p.cpu = inference::makeCpuBackend({.threads = options.threads});
+    p.pool = options.cpuPool;
+    p.cpu = inference::makeCpuBackend({.threads = options.threads, .pool = options.cpuPool});
     if (wanted != 0) {
         try {
             p.gpu = inference::makeCudaBackend();
         } catch (const std::exception& e) {
-            if (wanted > 0) throw FitError(FitError::Kind::Gpu, std::string("cannot use the GPU: ") + e.what());
+            if (wanted > 0 && options.strictGpuLayers) throw FitError(FitError::Kind::Gpu, std::string("cannot use the GPU: ") + e.what());
             if (inference::queryComputeDevices().cudaBuilt) p.notes.push_back(std::string("computing on the CPU: ") + e.what());
         }
     }
@@ -107,13 +114,14 @@ Placement placeLlm(const inference::LanguageModel& model, const LlmOptions& opti
         const auto devices = inference::queryComputeDevices();
         const std::uint64_t freeBytes = devices.gpus.empty() ? 0 : devices.gpus.front().freeMemory;
         const std::int64_t fitting = model.gpuLayersFitting(freeBytes / 100 * kGpuMemoryPercent, context, kvType);
-        if (wanted > fitting)
+        if (wanted > fitting && options.strictGpuLayers)
             throw FitError(FitError::Kind::Gpu, std::to_string(wanted) + " layers do not fit in " + std::to_string(kGpuMemoryPercent) + "% of the GPU's " +
-                           inference::formatBytes(freeBytes) + " of free memory; at most " + std::to_string(fitting) +
-                           " do (ask for fewer GPU layers or a smaller context)");
-        p.gpuLayers = wanted < 0 ? fitting : wanted;
-        if (wanted < 0 && fitting < nLayers)
-            p.notes.push_back(std::to_string(fitting) + " of " + std::to_string(nLayers) + " layers fit in the GPU's free memory; the rest run on the CPU");
+                                                    inference::formatBytes(freeBytes) + " of free memory; at most " + std::to_string(fitting) +
+                                                    " do (ask for fewer GPU layers or a smaller context)");
+        p.gpuLayers = wanted < 0 ? fitting : std::min(wanted, fitting);
+        if (p.gpuLayers < std::max<std::int64_t>(wanted, wanted < 0 ? nLayers : 0))
+            p.notes.push_back(std::to_string(p.gpuLayers) + " of " + std::to_string(wanted < 0 ? nLayers : wanted) +
+                              " layers fit in the GPU's free memory; the rest run on the CPU");
         if (p.gpuLayers == 0) p.gpu.reset();
     }
     // A partly placed model keeps its CPU layers' cache in RAM; the check is made for the CPU case,
@@ -142,6 +150,9 @@ LoadedLlm loadLlm(OpenedLlm llm, const LlmOptions& options) {
     loaded.kvType = kvTypeFor(*llm.model, options.kvType);
     loaded.snapshotBytes = options.snapshotBytes;
     loaded.placement = placeLlm(*llm.model, options);
+    if (options.contextSize > loaded.contextSize)
+        loaded.placement.notes.push_back("the context is " + std::to_string(loaded.contextSize) + " tokens, what the model was trained for, not the " +
+                                         std::to_string(options.contextSize) + " asked for");
     loaded.llm = std::move(llm);
     return loaded;
 }
@@ -153,7 +164,15 @@ Projector::~Projector() = default;
 
 Projector openProjector(const std::string& path, const LoadedLlm& llm) {
     Projector p;
-    p.mmproj = vision::Mmproj::load(path, llm.placement.projectorBackend());
+    if (llm.placement.gpuLayers > 0) {
+        try {
+            p.backend = inference::makeCudaBackend();
+        } catch (const std::exception& e) {
+            p.notes.push_back(std::string("the image projector runs on the CPU: ") + e.what());
+        }
+    }
+    if (!p.backend) p.backend = inference::makeCpuBackend({.pool = llm.placement.pool});
+    p.mmproj = vision::Mmproj::load(path, *p.backend);
     p.mmproj->checkFits(llm.llm.model->config().dim, llm.llm.fileName);
     std::error_code error;
     const auto canonical = std::filesystem::canonical(path, error);

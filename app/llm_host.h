@@ -60,6 +60,11 @@ struct LlmOptions {
     std::int64_t gpuLayers = -1;   // -1: all that fit on a usable GPU (else the CPU); 0: none; N: N, or an error
     inference::DType kvType = inference::DType::F16;
     std::uint64_t snapshotBytes = inference::kSnapshotBytes;  // saved states of recurrent models
+    std::shared_ptr<inference::ThreadPool> cpuPool;            // shared with other backends (else its own)
+    // An explicit gpuLayers that cannot be met (no usable GPU, or fewer layers fit) is an error
+    // (lumen-cli: the user asked for exactly that); otherwise the most that can be met, with a
+    // note (the app: a model is never lost to a GPU that went away).
+    bool strictGpuLayers = true;
 };
 
 // The context a model gets for a request: at most what it was trained for (0: at most kDefaultContext).
@@ -88,19 +93,18 @@ void requireFits(const inference::LanguageModel& model, std::int64_t context, in
 struct GpuStatus {
     bool built = false;   // this build has the CUDA backend
     bool usable = false;  // a GPU the backend can run on (driver, cuBLAS, compute 8.0) is present
-    std::string text;     // "NVIDIA H100 80GB HBM3: 79.2 GB free, used for models" or why not
+    std::string text;     // "NVIDIA H100 80GB HBM3: 79.2 GB free of 79.6 GB, usable for models" or why not
 };
 GpuStatus gpuStatus();
 
 // Where a model's layers run: the CPU always, plus a GPU for the last `gpuLayers`.
 struct Placement {
     std::unique_ptr<inference::Backend> cpu, gpu;
+    std::shared_ptr<inference::ThreadPool> pool;  // the CPU backend's, when shared
     std::int64_t gpuLayers = 0, layers = 0;
     std::vector<std::string> notes;  // what the user should know: "20 of 32 layers fit in the GPU's free memory; ..."
 
     inference::LayerSplit split() const { return {cpu.get(), gpu.get(), gpuLayers}; }
-    // The backend an image projector runs on: the GPU when the model uses it.
-    inference::Backend& projectorBackend() const { return gpuLayers > 0 ? *gpu : *cpu; }
     // "CPU (AVX-512 ...)", "CUDA ... (20 of 32 layers) and CPU (...)": the backends' own names.
     std::string describe() const;
     // "CPU", "GPU", "GPU 20 of 32 layers": short, for a status line.
@@ -109,8 +113,8 @@ struct Placement {
 
 // Places a model by the one rule: `gpuLayers` -1 puts as many of the last layers on the GPU as fit
 // in kGpuMemoryPercent of its free memory (none without a usable GPU, with a note when CUDA was
-// built but cannot run); N > 0 needs a usable GPU and N layers that fit (FitError says how many
-// do); 0 stays on the CPU. Then checks that the CPU's share fits in free memory.
+// built but cannot run); N > 0 asks for N layers (see strictGpuLayers for when they cannot be
+// had); 0 stays on the CPU. Then checks that the CPU's share fits in free memory.
 Placement placeLlm(const inference::LanguageModel& model, const LlmOptions& options);
 
 // A placed model, ready for sessions.
@@ -129,11 +133,16 @@ struct LoadedLlm {
 // openLlm's result placed as `options` say (contextFor, kvTypeFor, placeLlm).
 LoadedLlm loadLlm(OpenedLlm llm, const LlmOptions& options);
 
-// An image projector (llama.cpp mmproj GGUF) paired with a loaded model: it runs where the model
-// does and its rows are as wide as the model's embeddings (else FormatError says what it is for).
+// An image projector (llama.cpp mmproj GGUF) paired with a loaded model: its rows are as wide as
+// the model's embeddings (else FormatError says what it is for). It runs on a backend of its own,
+// on the GPU when the model uses one (else, or when the GPU cannot be had, on the CPU, sharing
+// the model's pool): a GPU backend keeps its weights until it goes, so a projector swapped out
+// takes its weights with it.
 struct Projector {
+    std::unique_ptr<inference::Backend> backend;  // (declared first: it goes after the projector)
     std::unique_ptr<vision::Mmproj> mmproj;
     std::string key;  // names its rows in caches and placeholder ids: the file's canonical path
+    std::vector<std::string> notes;  // "the projector runs on the CPU: ..."
     Projector();
     Projector(Projector&&) noexcept;
     Projector& operator=(Projector&&) noexcept;

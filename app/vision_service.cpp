@@ -3,55 +3,77 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
-#include <QtConcurrent>
 
 #include "app/logging.h"
 #include "storage/sha256.h"
 #include "inference/core/backend.h"
+#include "inference/core/thread_pool.h"
 #include "vision/classifier.h"
 #include "vision/clip_model.h"
 #include "vision/dinov2_model.h"
 #include "vision/image_decode.h"
 
 namespace lumen::app {
+
+struct VisionService::Outcome {
+    std::vector<std::pair<std::string, float>> scores;
+    std::map<std::string, std::vector<float>> newImages, newTexts;
+    QString error;
+    bool cancelled = false;
+};
+
 namespace {
 
 using Vector = std::vector<float>;
+using Outcome = VisionService::Outcome;
 
-// What the worker needs, gathered on the caller's thread.
+// What a classification needs: the label set and models, gathered on the caller's thread; the
+// images and cached embeddings are read in the job, through a connection of its own.
 struct Job {
     std::shared_ptr<vision::ClipModel> clip;          // prompts (zero-shot, blended)
     std::shared_ptr<vision::ImageEncoder> features;   // image features: CLIP, or DINOv2 for few-shot
     std::string modelId;                              // the features' model, for the cache
+    std::string textModelId;                          // CLIP's, for cached prompt embeddings
     float scale = 100.0f;
     storage::LabelSet set;
     std::string query;                                 // SHA-256 of the image to classify
-    std::map<std::string, QByteArray> imageBytes;      // images whose embedding is not cached
-    std::map<std::string, Vector> imageEmbeddings;     // cached ones
-    std::map<std::string, Vector> textEmbeddings;      // cached prompt embeddings
+    QString databasePath;
 };
 
-struct Outcome {
-    std::vector<std::pair<std::string, float>> scores;
-    std::map<std::string, Vector> newImages, newTexts;
-    QString error;
-};
+struct Cancelled {};  // thrown between images when the job is cancelled
 
 std::string fill(const std::string& tpl, const std::string& label) {
     const auto at = tpl.find("{}");
     return at == std::string::npos ? tpl + " " + label : tpl.substr(0, at) + label + tpl.substr(at + 2);
 }
 
-Outcome run(Job job) {
+Outcome run(Job job, const JobControl& control) {
     Outcome out;
     try {
+        // Cached embeddings first (quick), so progress counts only the images to encode.
+        LibraryReader reader(job.databasePath);
+        std::vector<std::string> shas{job.query};
+        for (const auto& l : job.set.labels) shas.insert(shas.end(), l.exampleImages.begin(), l.exampleImages.end());
+        std::map<std::string, Vector> imageEmbeddings;
+        std::size_t toEncode = 0;
+        for (const auto& sha : shas)
+            if (!imageEmbeddings.contains(sha)) {
+                if (auto e = reader.embedding(storage::EmbeddingKind::Image, sha, job.modelId)) imageEmbeddings[sha] = std::move(*e);
+                else ++toEncode;
+            }
+        std::size_t encoded = 0;
         const auto image = [&](const std::string& sha) -> Vector {
-            if (auto it = job.imageEmbeddings.find(sha); it != job.imageEmbeddings.end()) return it->second;
-            const QByteArray& b = job.imageBytes.at(sha);
-            Vector e = job.features->embedImage(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(b.constData()), static_cast<std::size_t>(b.size())},
+            if (auto it = imageEmbeddings.find(sha); it != imageEmbeddings.end()) return it->second;
+            if (control.cancelled()) throw Cancelled{};
+            control.progress(static_cast<double>(encoded) / static_cast<double>(std::max<std::size_t>(toEncode, 1)),
+                             QObject::tr("Encoding image %1 of %2").arg(encoded + 1).arg(toEncode));
+            const auto b = reader.imageBytes(sha);
+            if (!b) throw std::runtime_error("image " + sha.substr(0, 12) + " is no longer in the library");
+            Vector e = job.features->embedImage(vision::decodeImage({reinterpret_cast<const std::uint8_t*>(b->constData()), static_cast<std::size_t>(b->size())},
                                                                     {.neededSide = vision::kLargestModelSide}));
+            ++encoded;
             out.newImages[sha] = e;
-            job.imageEmbeddings[sha] = e;
+            imageEmbeddings[sha] = e;
             return e;
         };
         std::vector<std::string> labels;
@@ -65,9 +87,12 @@ Outcome run(Job job) {
                 for (const auto& tpl : tpls) {
                     const std::string prompt = fill(tpl, label);
                     Vector e;
-                    if (auto it = job.textEmbeddings.find(prompt); it != job.textEmbeddings.end()) {
+                    if (auto cached = reader.embedding(storage::EmbeddingKind::Text, prompt, job.textModelId)) {
+                        e = std::move(*cached);
+                    } else if (auto it = out.newTexts.find(prompt); it != out.newTexts.end()) {
                         e = it->second;
                     } else {
+                        if (control.cancelled()) throw Cancelled{};
                         e = job.clip->embedText(prompt);
                         out.newTexts[prompt] = e;
                     }
@@ -94,6 +119,8 @@ Outcome run(Job job) {
             case storage::ClassifyMode::Blended: classifier = vision::Classifier::tipAdapter(zeroShot(), examples); break;
         }
         for (const auto& s : classifier->classify(image(job.query), 5)) out.scores.emplace_back(s.label, s.probability);
+    } catch (const Cancelled&) {
+        out.cancelled = true;  // (what was encoded so far is still cached)
     } catch (const std::exception& e) {
         out.error = QString::fromUtf8(e.what());
     }
@@ -117,9 +144,16 @@ std::string weightsId(const QString& folder) {
     return "sha256:" + all.finishHex();
 }
 
-VisionService::VisionService(Library& library, QObject* parent) : QObject(parent), library_(library) {}
+VisionService::VisionService(Library& library, JobRunner& jobs, QObject* parent) : QObject(parent), library_(library), jobs_(jobs) {}
 
-VisionService::~VisionService() { QThreadPool::globalInstance()->waitForDone(); }
+VisionService::~VisionService() {
+    if (job_) jobs_.cancel(job_);
+    jobs_.wait(Lane::Vision);  // no job of this service runs on after it
+}
+
+void VisionService::cancel() {
+    if (job_) jobs_.cancel(job_);
+}
 
 void VisionService::loadClip(const QString& folder) { load(folder, false); }
 void VisionService::loadDinov2(const QString& folder) { load(folder, true); }
@@ -130,56 +164,59 @@ void VisionService::load(const QString& folder, bool dinov2) {
         return;
     }
     busy_ = true;
-    auto* watcher = new QFutureWatcher<QString>(this);
-    auto backend = std::shared_ptr<inference::Backend>(inference::makeCpuBackend());
-    auto result = std::make_shared<std::shared_ptr<vision::ImageEncoder>>();
-    auto id = std::make_shared<std::string>();
-    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher, backend, result, id, folder, dinov2] {
-        watcher->deleteLater();
-        busy_ = false;
-        const QString error = watcher->result();
-        if (!error.isEmpty()) {
-            emit failed(error);
-            return;
-        }
-        const QString description = QString::fromStdString((*result)->description());
-        if (dinov2) {
-            dinov2_ = *result;          // the old model goes first,
-            dinov2Backend_ = backend;   // then its backend
-            dinov2Path_ = folder;
-            dinov2Id_ = *id;
-            dinov2Description_ = description;
-        } else {
-            clip_ = std::static_pointer_cast<vision::ClipModel>(*result);
-            backend_ = backend;
-            clipPath_ = folder;
-            clipId_ = *id;
-            clipDescription_ = description;
-        }
+    auto backend = std::shared_ptr<inference::Backend>(inference::makeCpuBackend({.pool = jobs_.cpuPool()}));
+    const QString title = dinov2 ? tr("Loading the DINOv2 model") : tr("Loading the CLIP model");
+    job_ = jobs_.submit(Lane::Vision, title, [this, folder, backend, dinov2](JobControl& control) {
+        std::shared_ptr<vision::ImageEncoder> result;
+        std::string id;
+        QString error;
         try {
-            library_.settings().set(dinov2 ? kDinov2PathKey : kClipPathKey, folder.toStdString());
-        } catch (const storage::Error& e) {
-            qCWarning(lcApp) << "remembering the model folder failed:" << e.what();
-        }
-        emit dinov2 ? dinov2Loaded(description) : clipLoaded(description);
-    });
-    watcher->setFuture(QtConcurrent::run([folder, backend, result, id, dinov2]() -> QString {
-        try {
-            *id = weightsId(folder);  // (read here, off the window's thread)
+            if (control.cancelled()) throw std::runtime_error("cancelled");
+            id = weightsId(folder);  // (read here, off the window's thread)
             if (dinov2) {
                 auto model = vision::openImageEncoder(folder.toStdString(), *backend);
-                if (!dynamic_cast<vision::Dinov2Model*>(model.get())) return tr("%1 is not a DINOv2 model").arg(folder);
-                *result = std::shared_ptr<vision::ImageEncoder>(std::move(model));
+                if (!dynamic_cast<vision::Dinov2Model*>(model.get())) error = tr("%1 is not a DINOv2 model").arg(folder);
+                else result = std::shared_ptr<vision::ImageEncoder>(std::move(model));
             } else {
                 auto model = vision::ClipModel::load(folder.toStdString(), *backend);
-                if (!model->hasText()) return tr("%1 has no text encoder: zero-shot classification needs a full CLIP model").arg(folder);
-                *result = std::shared_ptr<vision::ImageEncoder>(std::move(model));
+                if (!model->hasText()) error = tr("%1 has no text encoder: zero-shot classification needs a full CLIP model").arg(folder);
+                else result = std::shared_ptr<vision::ImageEncoder>(std::move(model));
             }
-            return {};
         } catch (const std::exception& e) {
-            return tr("%1 could not be loaded: %2").arg(QFileInfo(folder).fileName(), QString::fromUtf8(e.what()));
+            error = tr("%1 could not be loaded: %2").arg(QFileInfo(folder).fileName(), QString::fromUtf8(e.what()));
         }
-    }));
+        QMetaObject::invokeMethod(this, [this, backend, result, id, error, folder, dinov2] { finishLoad(folder, dinov2, backend, result, id, error); });
+    });
+}
+
+void VisionService::finishLoad(const QString& folder, bool dinov2, const std::shared_ptr<inference::Backend>& backend,
+                               const std::shared_ptr<vision::ImageEncoder>& result, const std::string& id, const QString& error) {
+    busy_ = false;
+    job_ = 0;
+    if (!error.isEmpty()) {
+        emit failed(error);
+        return;
+    }
+    const QString description = QString::fromStdString(result->description());
+    if (dinov2) {
+        dinov2_ = result;          // the old model goes first,
+        dinov2Backend_ = backend;  // then its backend
+        dinov2Path_ = folder;
+        dinov2Id_ = id;
+        dinov2Description_ = description;
+    } else {
+        clip_ = std::static_pointer_cast<vision::ClipModel>(result);
+        backend_ = backend;
+        clipPath_ = folder;
+        clipId_ = id;
+        clipDescription_ = description;
+    }
+    try {
+        library_.settings().set(dinov2 ? kDinov2PathKey : kClipPathKey, folder.toStdString());
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "remembering the model folder failed:" << e.what();
+    }
+    emit dinov2 ? dinov2Loaded(description) : clipLoaded(description);
 }
 
 bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std::int64_t labelSetId) {
@@ -206,21 +243,10 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
         job.clip = clip_;
         job.features = useDinov2 ? dinov2_ : std::static_pointer_cast<vision::ImageEncoder>(clip_);
         job.modelId = useDinov2 ? dinov2Id_ : clipId_;
+        job.textModelId = clipId_;
         job.scale = useDinov2 ? 20.0f : clip_->logitScale();
+        job.databasePath = library_.path();
         modelName = useDinov2 ? dinov2Description_ : clipDescription_;
-        std::vector<std::string> shas{sha256};
-        for (const auto& l : set->labels) shas.insert(shas.end(), l.exampleImages.begin(), l.exampleImages.end());
-        for (const auto& sha : shas) {
-            if (auto e = library_.embeddings().get(storage::EmbeddingKind::Image, sha, job.modelId)) {
-                job.imageEmbeddings[sha] = *e;
-            } else if (auto b = library_.images().bytes(sha)) {
-                job.imageBytes[sha] = QByteArray(reinterpret_cast<const char*>(b->data()), static_cast<qsizetype>(b->size()));
-            }
-        }
-        const auto& tpls = set->promptTemplates.empty() ? vision::defaultTemplates() : set->promptTemplates;
-        for (const auto& l : set->labels)
-            for (const auto& tpl : tpls)
-                if (auto e = library_.embeddings().get(storage::EmbeddingKind::Text, fill(tpl, l.name), clipId_)) job.textEmbeddings[fill(tpl, l.name)] = *e;
     } catch (const storage::Error& e) {
         emit failed(QString::fromUtf8(e.what()));
         return false;
@@ -230,30 +256,41 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
     const QString heading = tr("The image above, classified with “%1” (%2, %3):")
                                 .arg(QString::fromStdString(job.set.name), QString::fromLatin1(storage::toString(job.set.mode).data()), modelName);
     const std::string modelId = job.modelId, textModelId = clipId_;
-    auto* watcher = new QFutureWatcher<Outcome>(this);
-    connect(watcher, &QFutureWatcher<Outcome>::finished, this, [this, watcher, chatId, sha256, heading, modelId, textModelId, modelName] {
-        watcher->deleteLater();
-        busy_ = false;
-        const Outcome out = watcher->result();
+    job_ = jobs_.submit(Lane::Vision, tr("Classifying with “%1”").arg(QString::fromStdString(job.set.name)),
+                        [this, job = std::move(job), chatId, heading, modelId, textModelId, modelName](JobControl& control) mutable {
+                            Outcome out = run(std::move(job), control);
+                            QMetaObject::invokeMethod(this, [this, out = std::move(out), chatId, heading, modelId, textModelId, modelName] {
+                                finishClassify(out, chatId, heading, modelId, textModelId, modelName);
+                            });
+                        });
+    return true;
+}
+
+void VisionService::finishClassify(const Outcome& out, std::int64_t chatId, const QString& heading, const std::string& modelId,
+                                   const std::string& textModelId, const QString& modelName) {
+    busy_ = false;
+    job_ = 0;
+    try {
+        // What was computed is cached even when the classification ended early.
+        for (const auto& [sha, e] : out.newImages) library_.embeddings().put(storage::EmbeddingKind::Image, sha, modelId, e);
+        for (const auto& [text, e] : out.newTexts) library_.embeddings().put(storage::EmbeddingKind::Text, text, textModelId, e);
+        if (out.cancelled) {
+            emit cancelled();
+            return;
+        }
         if (!out.error.isEmpty()) {
             emit failed(tr("Classification failed: %1").arg(out.error));
             return;
         }
-        try {
-            for (const auto& [sha, e] : out.newImages) library_.embeddings().put(storage::EmbeddingKind::Image, sha, modelId, e);
-            for (const auto& [text, e] : out.newTexts) library_.embeddings().put(storage::EmbeddingKind::Text, text, textModelId, e);
-            storage::NewMessage m;
-            m.role = storage::Role::Assistant;
-            m.content = formatScores(heading, out.scores).toStdString();
-            m.metrics.model = modelName.toStdString();
-            const std::int64_t id = library_.chats().addMessage(chatId, m);
-            emit classified(chatId, id);
-        } catch (const storage::Error& e) {
-            emit failed(QString::fromUtf8(e.what()));
-        }
-    });
-    watcher->setFuture(QtConcurrent::run(run, std::move(job)));
-    return true;
+        storage::NewMessage m;
+        m.role = storage::Role::Assistant;
+        m.content = formatScores(heading, out.scores).toStdString();
+        m.metrics.model = modelName.toStdString();
+        const std::int64_t id = library_.chats().addMessage(chatId, m);
+        emit classified(chatId, id);
+    } catch (const storage::Error& e) {
+        emit failed(QString::fromUtf8(e.what()));
+    }
 }
 
 QString VisionService::formatScores(const QString& heading, const std::vector<std::pair<std::string, float>>& scores) {

@@ -1,17 +1,18 @@
 #pragma once
 // Image classification for the desktop app: a CLIP folder loaded once, and Classify on a stored
 // image with a label set (zero-shot from its labels and prompt templates, few-shot from its
-// example images, or both blended). The model runs on a worker thread; the database is read and
-// written on the caller's thread only: embeddings already cached there are passed in, new ones
-// come back and are stored. The result is posted to the chat as a reply with the image, each
+// example images, or both blended). Loads and classifications are jobs on the runner's vision
+// lane, with progress and cancellation: a job reads images and cached embeddings through a
+// read-only connection of its own; new embeddings come back and are stored on the caller's
+// thread, as is the result. The result is posted to the chat as a reply with the image, each
 // label with a bar and its probability.
 
-#include <QFutureWatcher>
 #include <QObject>
 #include <QString>
 #include <memory>
 #include <string>
 
+#include "app/job_runner.h"
 #include "app/library.h"
 
 namespace lumen::inference {
@@ -33,7 +34,8 @@ std::string weightsId(const QString& folder);
 class VisionService : public QObject {
     Q_OBJECT
 public:
-    explicit VisionService(Library& library, QObject* parent = nullptr);
+    // `jobs` (whose vision lane runs the models) must outlive the service.
+    VisionService(Library& library, JobRunner& jobs, QObject* parent = nullptr);
     ~VisionService() override;
 
     // Loads a CLIP folder on a worker thread: clipLoaded or failed. Remembered for the next start.
@@ -47,6 +49,11 @@ public:
     // Classifies image `sha256` with a label set and posts the result in the chat. False (with
     // `failed` emitted) when it cannot start.
     bool classify(std::int64_t chatId, const std::string& sha256, std::int64_t labelSetId);
+    // Ends the running load or classification early (cancelled() for a classification; the
+    // embeddings it computed are kept).
+    void cancel();
+
+    struct Outcome;  // a classification's result (vision_service.cpp)
 
     // The reply text for scores (label, probability), most probable first: "label  ████░░ 92.1%".
     static QString formatScores(const QString& heading, const std::vector<std::pair<std::string, float>>& scores);
@@ -59,9 +66,17 @@ signals:
     void dinov2Loaded(const QString& description);
     void failed(const QString& message);
     void classified(qint64 chatId, qint64 messageId);
+    void cancelled();
 
 private:
+    void finishLoad(const QString& folder, bool dinov2, const std::shared_ptr<inference::Backend>& backend,
+                    const std::shared_ptr<vision::ImageEncoder>& result, const std::string& id, const QString& error);
+    void finishClassify(const Outcome& out, std::int64_t chatId, const QString& heading, const std::string& modelId,
+                        const std::string& textModelId, const QString& modelName);
+
     Library& library_;
+    JobRunner& jobs_;
+    JobRunner::JobId job_ = 0;  // the load or classification running
     std::shared_ptr<inference::Backend> backend_;  // the loaded model's (it goes after the model)
     void load(const QString& folder, bool dinov2);
 

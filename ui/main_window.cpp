@@ -56,10 +56,11 @@ constexpr const char* kProjectorKey = "model.mmproj.path";
 MainWindow::MainWindow(app::Library& library, QWidget* parent)
     : QMainWindow(parent),
       library_(library),
-      assistant_(new app::Assistant(library, this)),
+      jobs_(std::make_unique<app::JobRunner>()),
+      assistant_(new app::Assistant(library, *jobs_, this)),
       chatList_(new app::ChatListModel(library.chats(), this)),
       messages_(new app::MessageListModel(library.chats(), this)),
-      vision_(new app::VisionService(library, this)) {
+      vision_(new app::VisionService(library, *jobs_, this)) {
     setObjectName(QStringLiteral("mainWindow"));
     setWindowTitle(QStringLiteral("Lumen"));
     buildActions();
@@ -117,6 +118,21 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         statusBar()->showMessage(tr("DINOv2 loaded: %1 (few-shot label sets use it)").arg(description), 5000);
     });
     connect(vision_, &app::VisionService::failed, this, &MainWindow::showError);
+    connect(&assistant_->engine(), &app::ChatEngine::loadNote, this, [this](const QString& note) { statusBar()->showMessage(note, 15000); });
+    connect(vision_, &app::VisionService::cancelled, this, [this] { statusBar()->showMessage(tr("Classification stopped."), 5000); });
+    // Vision jobs say what they do and how far they are in the status line; Esc stops them.
+    connect(jobs_.get(), &app::JobRunner::started, this, [this](quint64, int lane, const QString& title) {
+        if (lane != static_cast<int>(app::Lane::Vision)) return;
+        statusBar()->showMessage(tr("%1… (Esc stops)").arg(title));
+        updateActions();
+    });
+    connect(jobs_.get(), &app::JobRunner::progressed, this, [this](quint64, int lane, double fraction, const QString& note) {
+        if (lane != static_cast<int>(app::Lane::Vision)) return;
+        statusBar()->showMessage(fraction >= 0 ? tr("%1 (%2%)… (Esc stops)").arg(note).arg(qRound(fraction * 100)) : tr("%1… (Esc stops)").arg(note));
+    });
+    connect(jobs_.get(), &app::JobRunner::finished, this, [this](quint64, int lane, bool) {
+        if (lane == static_cast<int>(app::Lane::Vision)) updateActions();
+    });
     connect(vision_, &app::VisionService::classified, this, [this](qint64 chatId, qint64 messageId) {
         if (chatId == currentChatId()) messages_->appendStored(messageId);
         chatList_->reload();
@@ -217,7 +233,14 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     composer_->setFocus();
 }
 
-MainWindow::~MainWindow() = default;
+MainWindow::~MainWindow() {
+    // What runs on the lanes ends; the services wait for their own jobs, then the lanes go.
+    jobs_->cancelAll();
+    delete vision_;
+    vision_ = nullptr;
+    delete assistant_;
+    assistant_ = nullptr;
+}
 
 void MainWindow::buildActions() {
     QMenu* fileMenu = menuBar()->addMenu(tr("&File"));
@@ -276,6 +299,7 @@ void MainWindow::buildActions() {
     chatMenu->addSeparator();
     stopAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("process-stop")), tr("S&top Reply"), this, [this] {
         if (assistant_->isReplying()) assistant_->stop();
+        else if (vision_->isBusy()) vision_->cancel();
         else if (editing_ != 0) cancelEdit();
     });
     stopAction_->setObjectName(QStringLiteral("stopAction"));
@@ -744,7 +768,7 @@ void MainWindow::updateActions() {
     const bool replying = assistant_->isReplying();
     sendButton_->setEnabled(!replying && (!composer_->toPlainText().trimmed().isEmpty() || !attachments_.empty()));
     stopButton_->setVisible(replying);
-    stopAction_->setEnabled(replying || editing_ != 0);
+    stopAction_->setEnabled(replying || vision_->isBusy() || editing_ != 0);
     regenerateAction_->setEnabled(haveChat && !replying && assistant_->engine().isLoaded());
     const int rows = messages_->rowCount();
     const bool unanswered = rows > 0 && messages_->index(rows - 1).data(app::MessageListModel::RoleNameRole).toString() == QLatin1String("user");
@@ -788,6 +812,7 @@ void MainWindow::showError(const QString& message) {
 
 void MainWindow::closeEvent(QCloseEvent* event) {
     assistant_->stop();  // the partial reply is kept, marked stopped
+    vision_->cancel();   // (what it encoded so far is cached)
     try {
         library_.settings().set(kGeometryKey, saveGeometry().toBase64().toStdString());
     } catch (const storage::Error&) {

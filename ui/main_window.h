@@ -4,9 +4,11 @@
 #include <QHash>
 #include <QMainWindow>
 
+#include "app/job_runner.h"
 #include "app/library.h"
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -87,6 +89,9 @@ private:
     void cancelEdit();
 
     app::Library& library_;
+    // The background lanes (LLM, vision) and their shared CPU pool: made before, and gone after,
+    // the assistant and the vision service whose jobs run there.
+    std::unique_ptr<app::JobRunner> jobs_;
     app::Assistant* assistant_;
     app::ChatListModel* chatList_;
     app::MessageListModel* messages_;

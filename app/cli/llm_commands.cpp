@@ -4,6 +4,7 @@
 
 #include <QElapsedTimer>
 #include <QFileInfo>
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <fstream>
@@ -162,7 +163,11 @@ QString imageNote(const ImageRows& in) {
     return in.cached ? QStringLiteral(" · image cached") : QStringLiteral(" · image encode %1 ms").arg(in.encodeMs, 0, 'f', 1);
 }
 
-Projector openMmproj(Context& ctx, const LoadedLlm& loaded) { return openProjector(ctx.parser.value(QStringLiteral("mmproj")).toStdString(), loaded); }
+Projector openMmproj(Context& ctx, const LoadedLlm& loaded) {
+    auto projector = openProjector(ctx.parser.value(QStringLiteral("mmproj")).toStdString(), loaded);
+    for (const auto& note : projector.notes) ctx.err << "lumen-cli: " << QString::fromStdString(note) << "\n";
+    return projector;
+}
 
 // A model that cannot be placed as asked: what it needs, and the option that helps.
 int failToFit(Context& ctx, const FitError& e) {

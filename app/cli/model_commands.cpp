@@ -4,6 +4,7 @@
 #include <QFile>
 #include <QFileInfo>
 #include <optional>
+#include <sstream>
 
 #include "app/read_file.h"
 #include "inference/formats/format_error.h"

@@ -292,8 +292,12 @@ public:
     virtual void moe(const float* x, std::int64_t n, const MoeSpec& spec, const MoeBuffers& buffers, float* out);
 };
 
+class ThreadPool;
+
 struct CpuOptions {
     int threads = 0;    // <= 0: the number of physical cores
+    // A pool shared with other backends (threads is then its size); none: the backend makes its own.
+    std::shared_ptr<ThreadPool> pool;
     bool simd = true;   // false: the scalar reference kernels, the spec the others are tested against
     // Ops with less work than this (weight elements times rows; attention: query x key x
     // head-dimension products) run on one thread. < 0: the tuned defaults; tests pass 0 so even

@@ -59,6 +59,7 @@ void ThreadPool::parallelFor(std::int64_t n, const std::function<void(std::int64
         fn(0, n);
         return;
     }
+    const std::lock_guard turn(callers_);
     {
         std::lock_guard lock(mutex_);
         job_ = &fn;

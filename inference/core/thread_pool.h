@@ -3,6 +3,8 @@
 // contiguous chunks, shrinking as the work runs out, which the threads take in turn, and waits
 // for all of them; between ops the workers spin briefly
 // before sleeping, so back-to-back ops (a decode step is hundreds) pay little to wake them.
+// One pool may serve several backends on several threads (the app's LLM and vision share one,
+// so the cores are not asked for twice): callers take turns, one op at a time.
 
 #include <atomic>
 #include <condition_variable>
@@ -27,7 +29,8 @@ public:
 
     // Calls fn(begin, end) on disjoint ranges covering [0, n), in parallel; returns when all are
     // done. When a call throws, no further ranges start, and once the calls under way have
-    // returned, the first exception is rethrown here (the pool stays usable).
+    // returned, the first exception is rethrown here (the pool stays usable). Callers on other
+    // threads wait for the op under way; `fn` must not call parallelFor on the same pool.
     void parallelFor(std::int64_t n, const std::function<void(std::int64_t begin, std::int64_t end)>& fn);
 
 private:
@@ -35,6 +38,7 @@ private:
     void runChunks();  // takes chunks of the current job until none is left
 
     std::vector<std::thread> workers_;
+    std::mutex callers_;  // held through one parallelFor: callers take turns
     std::mutex mutex_;
     std::condition_variable wake_;
     std::atomic<std::uint64_t> generation_{0};

@@ -94,12 +94,12 @@ constexpr std::int64_t kParallelWork = 1 << 18;
 class CpuBackend final : public Backend {
 public:
     explicit CpuBackend(const CpuOptions& options)
-        : pool_(options.simd ? options.threads : 1),
+        : pool_(options.simd && options.pool ? options.pool : std::make_shared<ThreadPool>(options.simd ? options.threads : 1)),
           parallelWork_(options.minParallelWork < 0 ? kParallelWork : options.minParallelWork),
           // the scalar set lacks the attention and elementwise kernels: the reference paths instead
           kernels_(options.simd && &cpu::bestKernels() != &cpu::scalarKernels() ? &cpu::bestKernels() : nullptr),
-          name_(std::string("CPU (") + (kernels_ ? kernels_->name : "scalar reference") + ", " + std::to_string(pool_.size()) +
-                (pool_.size() == 1 ? " thread)" : " threads)")) {}
+          name_(std::string("CPU (") + (kernels_ ? kernels_->name : "scalar reference") + ", " + std::to_string(pool_->size()) +
+                (pool_->size() == 1 ? " thread)" : " threads)")) {}
 
     std::string_view name() const override { return name_; }
     bool hostMemory() const override { return true; }
@@ -240,7 +240,7 @@ public:
         if (!bias.data) vectorScratch_[1].assign(static_cast<std::size_t>(n), 0.0f);
         const float* b = bias.data ? vectorValues(bias, n, vectorScratch_[1]) : vectorScratch_[1].data();
         if (kernels_ && rows > 1 && rows * n >= parallelWork_) {
-            pool_.parallelFor(rows, [&](std::int64_t begin, std::int64_t end) { layerNormRows(x + begin * n, w, b, eps, n, end - begin, y + begin * n); });
+            pool_->parallelFor(rows, [&](std::int64_t begin, std::int64_t end) { layerNormRows(x + begin * n, w, b, eps, n, end - begin, y + begin * n); });
             return;
         }
         layerNormRows(x, w, b, eps, n, rows, y);
@@ -264,7 +264,7 @@ public:
         if (n >= parallelWork_ / 2 && kernels_) {
             // A ViT's MLP activations: millions of erf/exp calls, split across the threads.
             const std::int64_t chunk = 4096;
-            pool_.parallelFor((n + chunk - 1) / chunk, [&](std::int64_t b, std::int64_t e) {
+            pool_->parallelFor((n + chunk - 1) / chunk, [&](std::int64_t b, std::int64_t e) {
                 geluRange(x + b * chunk, std::min(n, e * chunk) - b * chunk, kind);
             });
             return;
@@ -426,7 +426,7 @@ public:
                 else kernels_->deltaNetRecurrent(head);
             }
         };
-        if (fast && rows * nV * kd * vd >= parallelWork_) pool_.parallelFor(nV, body);
+        if (fast && rows * nV * kd * vd >= parallelWork_) pool_->parallelFor(nV, body);
         else body(0, nV);
     }
 
@@ -542,7 +542,7 @@ private:
         };
         const std::int64_t tasks = (rows + rowsPerTask - 1) / rowsPerTask * tasksPerRow;
         if (rows * spec.nHeads * visible(rows - 1) * headDim < parallelWork_ / 8) body(0, tasks);
-        else pool_.parallelFor(tasks, body);
+        else pool_->parallelFor(tasks, body);
     }
 
     using Q8Kernel = float (*)(const std::uint8_t*, const cpu::BlockQ8*, std::int64_t);
@@ -706,7 +706,7 @@ private:
                 for (std::int64_t i = 0; i < n; ++i) y[i * rows + r] = rowDot(r, i);
         };
         if (rows * cols * n < parallelWork_) body(0, rows);
-        else pool_.parallelFor(rows, body);
+        else pool_->parallelFor(rows, body);
     }
 
     template <class Block>
@@ -735,7 +735,7 @@ private:
                         dotRows(r0, std::min(e, r0 + 32), i, static_cast<int>(std::min<std::int64_t>(cpu::kMaxDotRows, n - i)));
         };
         if (rows * n * actRowBytes < parallelWork_) body(0, rows);
-        else pool_.parallelFor(rows, body);
+        else pool_->parallelFor(rows, body);
     }
 
     // Float weights against many activation rows (a prompt, a ViT's tokens): each weight vector
@@ -768,10 +768,10 @@ private:
         };
         const std::int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
         if (rows * cols * n < parallelWork_) body(0, blocks);
-        else pool_.parallelFor(blocks, body);
+        else pool_->parallelFor(blocks, body);
     }
 
-    ThreadPool pool_;
+    std::shared_ptr<ThreadPool> pool_;
     const std::int64_t parallelWork_;  // see kParallelWork and CpuOptions::minParallelWork
     const cpu::Kernels* kernels_;  // nullptr: scalar reference
     std::string name_;

@@ -77,7 +77,8 @@ private slots:
     }
 
     void assistantStoresUserMessages() {
-        app::Assistant assistant(*library_);
+        app::JobRunner jobs;
+        app::Assistant assistant(*library_, jobs);
         QSignalSpy created(&assistant, &app::Assistant::chatCreated);
         QSignalSpy stored(&assistant, &app::Assistant::messageStored);
         QCOMPARE(assistant.submitUserMessage(0, QStringLiteral("   ")), 0);  // nothing to send

@@ -1,6 +1,8 @@
 // The main window, driven through its real widgets under the offscreen platform.
 
 #include <QAbstractItemView>
+#include <QBuffer>
+#include <QImage>
 #include <QAction>
 #include <QTableWidget>
 #include <QListWidget>
@@ -866,7 +868,7 @@ private slots:
                 QVERIFY(gpu);
                 const auto status = app::gpuStatus();
                 QCOMPARE(gpu->text(), QString::fromStdString(status.text));
-                QVERIFY2(status.usable ? gpu->text().contains("used for models") : gpu->text().contains("models run on the CPU"), qPrintable(gpu->text()));
+                QVERIFY2(status.usable ? gpu->text().contains("usable for models") : gpu->text().contains("models run on the CPU"), qPrintable(gpu->text()));
                 dialog->accept();
             });
             window.findChild<QAction*>("settingsAction")->trigger();
@@ -1016,6 +1018,33 @@ private slots:
         QTRY_COMPARE_WITH_TIMEOUT(classified.size(), 2, 20000);
         const QString second = QString::fromStdString(library.chats().messages(chat).back().content);
         QVERIFY2(second.contains("DINOv2") && second.section('\n', 1, 1).startsWith("blocky"), qPrintable(second));
+
+        // A classification is a job of the vision lane (issue 23): it can be stopped. Twelve new
+        // examples to encode; stopped at once, it posts nothing, says so, and the service is free.
+        for (int i = 0; i < 12; ++i) {
+            QImage picture(40 + i, 30, QImage::Format_RGB32);
+            picture.fill(QColor::fromHsv(i * 30, 200, 200));
+            QByteArray png;
+            QBuffer buffer(&png);
+            QVERIFY(picture.save(&buffer, "PNG"));
+            const std::string sha = library.images().put(
+                {.bytes = {reinterpret_cast<const std::uint8_t*>(png.constData()), static_cast<std::size_t>(png.size())}, .mimeType = "image/png",
+                 .width = picture.width(), .height = picture.height()});
+            library.labelSets().addExample(stored->labels[static_cast<std::size_t>(i % 2)].id, sha);
+        }
+        QSignalSpy cancelled(&window.vision(), &app::VisionService::cancelled);
+        const auto messagesBefore = library.chats().messages(chat).size();
+        QVERIFY(window.vision().classify(chat, stored->labels[0].exampleImages[0], set));
+        QVERIFY(window.vision().isBusy());
+        window.vision().cancel();
+        QTRY_COMPARE_WITH_TIMEOUT(cancelled.size(), 1, 20000);
+        QCOMPARE(classified.size(), 2);
+        QCOMPARE(library.chats().messages(chat).size(), messagesBefore);
+        QVERIFY(!window.vision().isBusy());
+        QTRY_VERIFY(window.statusBar()->currentMessage().contains("Classification stopped"));
+        // Run to the end, it encodes the twelve and answers.
+        QVERIFY(window.vision().classify(chat, stored->labels[0].exampleImages[0], set));
+        QTRY_COMPARE_WITH_TIMEOUT(classified.size(), 3, 20000);
     }
 
     void brokenModelFileIsAnError() {
@@ -1112,7 +1141,8 @@ private slots:
         inference::RandomModelSpec spec = tinySpec();
         spec.contextLength = 1 << 30;
         inference::writeRandomLanguageModel(spec, model.toStdString());
-        app::ChatEngine engine;
+        app::JobRunner jobs;
+        app::ChatEngine engine(jobs);
         QSignalSpy failed(&engine, &app::ChatEngine::loadFailed);
         app::EngineOptions options;
         options.contextSize = 1 << 30;  // 2^30 tokens: 256 GB of F16 cache for this model

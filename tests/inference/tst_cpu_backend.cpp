@@ -739,6 +739,52 @@ private slots:
         }
     }
 
+    // One pool, several callers (the app's LLM and vision backends share one): each op covers its
+    // own range exactly once and no two ops' calls overlap; two backends on one pool agree with
+    // a backend of its own.
+    void threadPoolTakesCallersInTurn() {
+        auto pool = std::make_shared<ThreadPool>(3);
+        std::atomic<int> inside[3] = {0, 0, 0};  // each caller's calls under way (callers 1 and 2)
+        std::atomic<bool> overlapped{false};
+        const auto caller = [&](int seed, std::int64_t& total) {
+            for (int round = 0; round < 200; ++round) {
+                const std::int64_t n = 50 + (seed * 37 + round * 11) % 400;
+                std::atomic<std::int64_t> sum{0};
+                pool->parallelFor(n, [&](std::int64_t b, std::int64_t e) {
+                    // The op's calls may run together; another caller's may not.
+                    inside[seed].fetch_add(1);
+                    if (inside[3 - seed].load() > 0) overlapped = true;
+                    for (std::int64_t i = b; i < e; ++i) sum.fetch_add(i + seed);
+                    inside[seed].fetch_sub(1);
+                });
+                total += sum.load() - (n * (n - 1) / 2 + n * seed);  // zero when every index came once
+            }
+        };
+        std::int64_t a = 0, b = 0;
+        std::thread other([&] { caller(1, b); });
+        caller(2, a);
+        other.join();
+        QCOMPARE(a, std::int64_t{0});
+        QCOMPARE(b, std::int64_t{0});
+        QVERIFY(!overlapped.load());
+
+        const Matrix m = randomMatrix(DType::Q8_0, 256, 40, 5);
+        std::vector<float> x(static_cast<std::size_t>(16 * 256));
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i) * 0.37f);
+        auto shared1 = makeCpuBackend({.threads = 3, .pool = pool, .minParallelWork = 0});
+        auto shared2 = makeCpuBackend({.threads = 3, .pool = pool, .minParallelWork = 0});
+        auto own = makeCpuBackend({.threads = 3, .minParallelWork = 0});
+        std::vector<float> want(16 * 40), got1(16 * 40), got2(16 * 40);
+        own->matmul(m.tensor, x.data(), 16, want.data());
+        std::thread t([&] {
+            for (int i = 0; i < 20; ++i) shared1->matmul(m.tensor, x.data(), 16, got1.data());
+        });
+        for (int i = 0; i < 20; ++i) shared2->matmul(m.tensor, x.data(), 16, got2.data());
+        t.join();
+        QCOMPARE(got1, want);
+        QCOMPARE(got2, want);
+    }
+
     void threadPoolCoversEveryIndexOnce() {
         ThreadPool pool(3);
         for (std::int64_t n : {1, 2, 3, 7, 1000, 100003}) {
