@@ -169,6 +169,7 @@ void Assistant::loadSettings() {
     engineOptions_.gpuLayers = engine("engine.gpu_layers", -1);
     engineOptions_.kvType = kvTypeOfBits(engine("engine.kv_cache_bits", 16));
     engineOptions_.snapshotMiB = std::max(0, engine("engine.snapshot_mib", EngineOptions{}.snapshotMiB));
+    engineOptions_.contextPolicy = engine("chat.context_policy", 0) == 1 ? ContextPolicy::Refuse : ContextPolicy::LeaveOutOldest;
 }
 
 inference::GenerationParams Assistant::paramsFor(std::int64_t chatId) {
@@ -210,6 +211,7 @@ void Assistant::saveSettings(const inference::GenerationParams& params, const En
         library_.settings().set("engine.gpu_layers", std::to_string(engine.gpuLayers));
         library_.settings().set("engine.kv_cache_bits", std::to_string(kvBitsOf(engine.kvType)));
         library_.settings().set("engine.snapshot_mib", std::to_string(engine.snapshotMiB));
+        library_.settings().set("chat.context_policy", std::to_string(static_cast<int>(engine.contextPolicy)));
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
     }
@@ -274,7 +276,7 @@ bool Assistant::startReply(std::int64_t chatId) {
     replyChat_ = chatId;
     inference::GenerationParams params = paramsFor(chatId);
     if (params.sampling.seed == kFreshSeed) params.sampling.seed = std::random_device{}();  // (Regenerate: another reply)
-    replyId_ = engine_->startReply(conversation, params, std::move(images), chatThinks(chatId));
+    replyId_ = engine_->startReply(conversation, params, std::move(images), chatThinks(chatId), engineOptions_.contextPolicy);
     if (replyId_ == 0) {
         writer_->finish(storage::MessageStatus::Error, {}, "the model is busy or not loaded");
         writer_.reset();
@@ -299,6 +301,14 @@ void Assistant::finishReply(int replyId, const QVariantMap& result) {
     if (result.contains("reasoningMs")) metrics.reasoningMs = result["reasoningMs"].toDouble();
     const QString status = result["status"].toString();
     const std::int64_t chatId = replyChat_, messageId = writer_->messageId();
+    // What the context did to this reply, said where the user looks.
+    const int context = result.value("contextSize").toInt();
+    if (const int leftOut = result.value("leftOut").toInt(); leftOut > 0)
+        emit notice(chatId, tr("%n earlier message(s) were left out to fit the model's context of %1 tokens.", "", leftOut).arg(context));
+    if (result.value("stopReason").toString() == QLatin1String("context full"))
+        emit notice(chatId, tr("The reply reached the end of the model's context (%1 tokens) and was cut there. Start a new chat, or raise the "
+                               "context length in Settings.")
+                                .arg(context));
     const bool failed = status == QLatin1String("error");
     const auto final = failed ? storage::MessageStatus::Error : status == QLatin1String("stopped") ? storage::MessageStatus::Stopped : storage::MessageStatus::Complete;
     const std::optional<std::string> error = failed ? std::optional(result["error"].toString().toStdString()) : std::nullopt;
@@ -333,6 +343,22 @@ nlohmann::ordered_json Assistant::conversationFor(std::int64_t chatId) {
     }
     const std::int64_t templateId = chatTemplate(chatId);
     return buildConversation(templateId ? templateSpec(templateId) : std::nullopt, history);
+}
+
+Assistant::ContextUse Assistant::contextUse(std::int64_t chatId) {
+    ContextUse use;
+    use.limit = engine_->isLoaded() ? engine_->contextSize() : 0;
+    try {
+        const auto messages = chatId > 0 ? library_.chats().messages(chatId) : std::vector<storage::Message>{};
+        for (auto m = messages.rbegin(); m != messages.rend(); ++m)
+            if (m->role == storage::Role::Assistant && m->metrics.promptTokens) {
+                use.used = *m->metrics.promptTokens + m->metrics.generatedTokens.value_or(0);
+                break;
+            }
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "reading the chat for its context use failed:" << e.what();
+    }
+    return use;
 }
 
 std::int64_t Assistant::chatTemplate(std::int64_t chatId) {

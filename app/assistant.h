@@ -68,6 +68,12 @@ public:
     void setChatThinks(std::int64_t chatId, bool think);
     // The conversation a reply in the chat would get (template parts first).
     nlohmann::ordered_json conversationFor(std::int64_t chatId);
+    // How much of the model's context the chat takes: its last reply's prompt and generated
+    // tokens, against the loaded model's context. used 0 when no reply tells; limit 0 without a model.
+    struct ContextUse {
+        std::int64_t used = 0, limit = 0;
+    };
+    ContextUse contextUse(std::int64_t chatId);
 
     // A chat title from the first line of a message: trimmed, at most `maxLength` characters.
     static QString titleFromMessage(const QString& text, int maxLength = 48);
@@ -87,6 +93,9 @@ signals:
     // A reply could not be saved (a full disk): once when it starts failing, and again when
     // the text kept in memory is saved after all (saved true).
     void replySaving(qint64 chatId, qint64 messageId, bool saved, const QString& message);
+    // Something the user should know about a reply that is not an error: earlier messages left
+    // out to fit the context, a reply cut at the context's end.
+    void notice(qint64 chatId, const QString& message);
 
 private:
     bool startReply(std::int64_t chatId);

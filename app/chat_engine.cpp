@@ -155,8 +155,9 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
             state->session = state->llm->newSession();
             state->generator = std::make_unique<inference::Generator>(*state->session, *state->llm->llm.tokenizer);
             const QString name = QString::fromStdString(state->llm->summary());
-            QMetaObject::invokeMethod(this, [this, name, path, renderer = state->renderer] {
+            QMetaObject::invokeMethod(this, [this, name, path, renderer = state->renderer, context = static_cast<int>(state->session->contextSize())] {
                 renderer_ = renderer;
+                contextSize_ = context;
                 loaded_ = true;
                 modelName_ = name;
                 modelPath_ = path;
@@ -201,44 +202,89 @@ void ChatEngine::loadImageProjector(const QString& path) {
     });
 }
 
-int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params, ImageSource images, bool think) {
+int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params, ImageSource images, bool think,
+                           ContextPolicy policy) {
     if (!loaded_ || busy_.load()) return 0;
     const int id = nextReply_++;
     busy_.store(true);
     cancel_.store(false);
-    jobs_.submit(Lane::Llm, {}, [this, id, messages, params, images = std::move(images), think, state = state_](JobControl&) {
+    jobs_.submit(Lane::Llm, {}, [this, id, messages, params, images = std::move(images), think, policy, state = state_](JobControl&) {
         QVariantMap result;
         try {
             if (!state->generator) throw std::runtime_error("no model is loaded");
-            // Images: their projected rows (cached by projector and content) and placeholder ids,
-            // in message order; without a projector they are left out.
-            nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
-            std::vector<std::vector<inference::TokenId>> placeholders;
-            std::vector<ImageRows> keep;
-            inference::EmbeddingRows rows;
-            for (auto m : messages) {
-                if (!state->projector) m.erase("images");
-                if (m.contains("images"))
-                    for (const auto& sha : m["images"]) {
-                        const std::string key = sha.get<std::string>();
-                        // Read only when its rows are not cached (the projector's key and the sha name them).
-                        QByteArray bytes;
-                        if (!state->imageRows.find(state->projector->key, key)) {
-                            bytes = images ? images(key) : QByteArray();
-                            if (bytes.isEmpty()) throw std::runtime_error("an image of this chat is no longer in the library");
-                        }
-                        keep.push_back(projectImage(*state->projector, state->imageRows,
-                                                    {reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())}, key));
-                        addRows(*state->projector, keep.back(), rows);
-                        placeholders.push_back(keep.back().placeholders);
-                    }
-                conversation.push_back(std::move(m));
-            }
+            // The prompt: messages rendered, images as their rows' placeholders. A chat too long
+            // for the context is fitted by the policy, and rendered again.
+            const auto& tokenizer = *state->llm->llm.tokenizer;
+            const std::int64_t context = state->session->contextSize();
+            const std::int64_t reserve = std::max<std::int64_t>(1, std::min<std::int64_t>(params.maxTokens > 0 ? params.maxTokens : context, context / 4));
             nlohmann::ordered_json extras = nlohmann::ordered_json::object();
             if (!think) extras["enable_thinking"] = false;
-            const std::string prompt = state->renderer->render(conversation, extras, &cancel_);  // Stop also stops a long template
+            nlohmann::ordered_json working = messages;
+            std::vector<ImageRows> keep;
+            inference::EmbeddingRows rows;
+            std::string prompt;
+            std::vector<inference::TokenId> tokens;
+            int leftOut = 0;
+            while (true) {
+                // Images: their projected rows (cached by projector and content) and placeholder
+                // ids, in message order; without a projector they are left out.
+                nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
+                std::vector<std::vector<inference::TokenId>> placeholders;
+                keep.clear();
+                rows.clear();
+                for (auto m : working) {
+                    m.erase("keep");
+                    if (!state->projector) m.erase("images");
+                    if (m.contains("images"))
+                        for (const auto& sha : m["images"]) {
+                            const std::string key = sha.get<std::string>();
+                            // Read only when its rows are not cached (the projector's key and the sha name them).
+                            QByteArray bytes;
+                            if (!state->imageRows.find(state->projector->key, key)) {
+                                bytes = images ? images(key) : QByteArray();
+                                if (bytes.isEmpty()) throw std::runtime_error("an image of this chat is no longer in the library");
+                            }
+                            keep.push_back(projectImage(*state->projector, state->imageRows,
+                                                        {reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())}, key));
+                            addRows(*state->projector, keep.back(), rows);
+                            placeholders.push_back(keep.back().placeholders);
+                        }
+                    conversation.push_back(std::move(m));
+                }
+                prompt = state->renderer->render(conversation, extras, &cancel_);  // Stop also stops a long template
+                tokens = promptTokens(tokenizer, prompt, placeholders);
+                const std::int64_t excess = static_cast<std::int64_t>(tokens.size()) + reserve - context;
+                if (excess <= 0) break;
+                const std::string need = std::to_string(tokens.size()) + " tokens, and the model's context holds " + std::to_string(context) + " with " +
+                                         std::to_string(reserve) + " kept for the reply";
+                if (policy == ContextPolicy::Refuse)
+                    throw std::length_error("this chat is longer than the model's context (" + need +
+                                            "): start a new chat, raise the context length, or let Lumen leave out the oldest turns (Settings)");
+                // Whole turns go, oldest first, until about `excess` tokens are gone: a user
+                // message with the replies after it, so the turns still alternate.
+                std::int64_t gone = 0;
+                int dropped = 0;
+                for (std::size_t i = 0; i + 1 < working.size() && gone < excess;) {
+                    const auto& m = working[i];
+                    if (m.value("keep", false) || m.value("role", std::string()) == "system") {
+                        ++i;
+                        continue;
+                    }
+                    do {
+                        const auto& d = working[i];
+                        gone += static_cast<std::int64_t>(tokenizer.encode(d.value("content", std::string()), false, false).size()) + 8 +
+                                (d.contains("images") ? 256 * static_cast<std::int64_t>(d["images"].size()) : 0);
+                        working.erase(working.begin() + static_cast<std::ptrdiff_t>(i));
+                        ++dropped;
+                    } while (i + 1 < working.size() && working[i].value("role", std::string()) != "user" && !working[i].value("keep", false) &&
+                             working[i].value("role", std::string()) != "system");
+                }
+                if (dropped == 0)
+                    throw std::length_error("the message is too long for the model's context (" + need +
+                                            "): shorten it, or raise the context length in Settings");
+                leftOut += dropped;
+            }
             emit promptRendered(id, QString::fromStdString(prompt));
-            const auto tokens = promptTokens(*state->llm->llm.tokenizer, prompt, placeholders);
             // A reasoning model's thinking goes apart from its answer; how long it took is measured
             // from the start to the first answer text.
             std::optional<inference::ReasoningSplitter> splitter;
@@ -270,6 +316,8 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
             result["ttftMs"] = r.ttftMs;
             result["tokensPerSecond"] = r.decodeTokensPerSecond;
             result["stopReason"] = QString::fromLatin1(inference::toString(r.stopReason).data());
+            result["contextSize"] = static_cast<qlonglong>(context);
+            result["leftOut"] = leftOut;
         } catch (const std::exception& e) {
             // Stopped while the template rendered: a stopped reply, not an error.
             result["status"] = cancel_.load() ? QStringLiteral("stopped") : QStringLiteral("error");

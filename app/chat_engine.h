@@ -19,6 +19,10 @@
 
 namespace lumen::app {
 
+// What to do with a chat longer than the model's context: leave out its oldest turns (the system
+// prompt, a template's examples and the newest message stay), or refuse with a message.
+enum class ContextPolicy { LeaveOutOldest = 0, Refuse = 1 };
+
 struct EngineOptions {
     int threads = 0;          // 0: the physical cores
     int contextSize = 4096;   // at most the model's
@@ -27,6 +31,8 @@ struct EngineOptions {
     // Models with recurrent layers (Qwen3.5): memory for saved states, so regenerating and editing
     // a recent message do not re-read the whole chat (LanguageSession::snapshot), in MiB.
     int snapshotMiB = static_cast<int>(inference::kSnapshotBytes >> 20);
+    // Not a load option: used from the next reply on.
+    ContextPolicy contextPolicy = ContextPolicy::LeaveOutOldest;
 };
 
 // The KV cache type as the settings store it: bits per value, 32, 16 or 8 (Q8_0); anything else
@@ -62,6 +68,8 @@ public:
     // "stories260K.gguf (llama, 5 layers, 0.3M parameters)"
     QString modelName() const { return modelName_; }
     QString modelPath() const { return modelPath_; }
+    // The loaded model's context in tokens (0 before a model is loaded).
+    int contextSize() const { return contextSize_; }
 
     // Loads an image projector (llama.cpp mmproj GGUF) for the loaded LLM: imageProjectorLoaded
     // or loadFailed (also when it does not fit the LLM).
@@ -73,14 +81,17 @@ public:
     // for images whose rows are not cached; an empty array when the image is gone.
     using ImageSource = std::function<QByteArray(const std::string& sha256)>;
 
-    // Starts a reply to `messages` ([{role, content, images?: [sha256...], reasoning_content?}],
-    // the newest last); `images` reads the images they name. Images reach the model
-    // through the image projector (without one they are left out). `think` false asks templates
+    // Starts a reply to `messages` ([{role, content, images?: [sha256...], reasoning_content?,
+    // keep?}], the newest last); `images` reads the images they name. Images reach the model
+    // through the image projector (without one they are left out). A prompt that leaves less
+    // than a quarter of the context (or params.maxTokens, if less) for the reply is fitted by
+    // `policy`: whole user/assistant turns are left out, oldest first, except system messages,
+    // those marked "keep" and the newest message; the result's "leftOut" counts them. `think` false asks templates
     // that read enable_thinking (Qwen3) for an answer without reasoning. Returns the reply's id,
     // or 0 when no model is loaded or a reply is running. Signals replyPiece (the answer) and
     // replyReasoning (a reasoning model's thinking, kept apart), then replyFinished.
     int startReply(const nlohmann::ordered_json& messages, const inference::GenerationParams& params,
-                   ImageSource images = {}, bool think = true);
+                   ImageSource images = {}, bool think = true, ContextPolicy policy = ContextPolicy::LeaveOutOldest);
     void stop();
     // The loaded model's template and tokenizer (null before a model is loaded), for previews.
     std::shared_ptr<const PromptRenderer> renderer() const { return renderer_; }
@@ -100,7 +111,8 @@ signals:
     // The exact text a reply's prompt rendered to (before its tokens and any image rows).
     void promptRendered(int replyId, const QString& prompt);
     // result: "status" (complete, stopped, error), "error", "promptTokens", "generatedTokens",
-    // "ttftMs", "tokensPerSecond", "reasoningMs" (how long the model thought, when it did)
+    // "ttftMs", "tokensPerSecond", "reasoningMs" (how long the model thought, when it did),
+    // "stopReason", "contextSize", "leftOut" (messages left out to fit the context)
     void replyFinished(int replyId, const QVariantMap& result);
 
 private:
@@ -113,6 +125,7 @@ private:
     bool loaded_ = false;
     bool projectorLoaded_ = false;
     QString modelName_, modelPath_, projectorPath_;
+    int contextSize_ = 0;
     int nextReply_ = 1;
     std::shared_ptr<const PromptRenderer> renderer_;
 };

@@ -45,11 +45,12 @@ nlohmann::ordered_json buildConversation(const std::optional<TemplateSpec>& spec
     nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
     if (spec) {
         if (!spec->systemPrompt.empty()) conversation.push_back({{"role", "system"}, {"content", spec->systemPrompt}});
+        // (kept when a long chat is fitted to the context: only the chat's own turns are left out)
         for (const auto& e : spec->examples) {
-            nlohmann::ordered_json user{{"role", "user"}, {"content", e.input}};
+            nlohmann::ordered_json user{{"role", "user"}, {"content", e.input}, {"keep", true}};
             if (e.image) user["images"] = nlohmann::ordered_json::array({*e.image});
             conversation.push_back(user);
-            conversation.push_back({{"role", "assistant"}, {"content", e.output}});
+            conversation.push_back({{"role", "assistant"}, {"content", e.output}, {"keep", true}});
         }
     }
     for (const auto& m : history) conversation.push_back(m);

@@ -35,7 +35,8 @@ QStringList templateVariables(const std::string& text);
 // Replaces each {{name}} with values[name]; unknown names stay as they are.
 std::string fillVariables(const std::string& text, const std::map<std::string, std::string>& values);
 
-// system prompt, examples as turns, then `history` ([{role, content}...], the newest last).
+// system prompt, examples as turns (marked "keep": a chat fitted to the context keeps them), then
+// `history` ([{role, content}...], the newest last).
 nlohmann::ordered_json buildConversation(const std::optional<TemplateSpec>& spec, const nlohmann::ordered_json& history);
 
 // A model's chat template with its tokenizer: immutable once made, so the UI may use it while

@@ -96,13 +96,16 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         if (chatId == currentChatId()) messages_->refreshMessage(messageId);
         chatList_->reload();
         updateActions();
+        updateContextMeter();
     });
+    connect(assistant_, &app::Assistant::notice, this, [this](qint64, const QString& message) { statusBar()->showMessage(message, 15000); });
     connect(assistant_, &app::Assistant::modelLoaded, this, [this](const QString& name) {
         loadingBar_->hide();
         cancelLoadButton_->hide();
         modelLabel_->setText(name);
         statusBar()->showMessage(tr("Model loaded: %1").arg(name), 5000);
         updateActions();
+        updateContextMeter();
     });
     connect(&assistant_->engine(), &app::ChatEngine::imageProjectorLoaded, this, [this](const QString& description) {
         statusBar()->showMessage(tr("Image projector loaded: %1").arg(description), 5000);
@@ -489,7 +492,15 @@ void MainWindow::buildLayout() {
     answerLayout->addWidget(answerText, 1);
     answerLayout->addWidget(answerButton, 0, Qt::AlignVCenter);
     answerBar_->hide();
-    rightLayout->addWidget(chatTitle_);
+    // The chat's title, and how much of the model's context it takes.
+    contextMeter_ = new QLabel;
+    contextMeter_->setObjectName(QStringLiteral("contextMeter"));
+    contextMeter_->setToolTip(tr("How much of the model's context this chat took at its last reply. When it is full, the oldest messages are "
+                                 "left out, or the reply stops (Settings ▸ When a chat outgrows the context)."));
+    auto* header = new QHBoxLayout;
+    header->addWidget(chatTitle_, 1);
+    header->addWidget(contextMeter_, 0, Qt::AlignRight | Qt::AlignVCenter);
+    rightLayout->addLayout(header);
     rightLayout->addWidget(transcript_, 1);
     rightLayout->addWidget(noModelBar_);
     rightLayout->addWidget(answerBar_);
@@ -565,6 +576,19 @@ void MainWindow::showChat(std::int64_t chatId) {
     chatTitle_->setText(title.isEmpty() ? tr("New chat") : title);
     reloadTemplateChoices();
     updateActions();
+    updateContextMeter();
+}
+
+void MainWindow::updateContextMeter() {
+    const auto use = assistant_->contextUse(currentChatId());
+    contextMeter_->setVisible(use.limit > 0 && use.used > 0);
+    if (!contextMeter_->isVisible()) return;
+    const QLocale locale;
+    contextMeter_->setText(tr("%1 / %2 tokens").arg(locale.toString(use.used), locale.toString(use.limit)));
+    // Near the end: the next reply will leave out old messages (or stop), so it stands out.
+    const bool nearEnd = use.used * 10 >= use.limit * 9;
+    contextMeter_->setProperty("nearEnd", nearEnd);
+    contextMeter_->setStyleSheet(nearEnd ? QStringLiteral("color: palette(highlight); font-weight: bold;") : QString());
 }
 
 void MainWindow::newChat() {
@@ -649,6 +673,17 @@ void MainWindow::sendMessage() {
         if (box.clickedButton() != anyway) return;
     }
     const std::int64_t before = currentChatId();
+    // Near the end of the context: said before the reply, as the policy will act on it.
+    if (const auto use = assistant_->contextUse(before); use.limit > 0 && use.used * 10 >= use.limit * 9)
+        statusBar()->showMessage(assistant_->engineOptions().contextPolicy == app::ContextPolicy::LeaveOutOldest
+                                     ? tr("This chat is near the end of the model's context (%1 of %2 tokens): its oldest messages will be left out.")
+                                           .arg(use.used)
+                                           .arg(use.limit)
+                                     : tr("This chat is near the end of the model's context (%1 of %2 tokens): the reply may not fit. Start a "
+                                          "new chat, or raise the context length in Settings.")
+                                           .arg(use.used)
+                                           .arg(use.limit),
+                                 10000);
     // Through the chosen template: its body with {{input}} = what was typed, other variables asked.
     const std::int64_t templateId = templateChoice_->currentData().toLongLong();
     if (templateId != 0) {

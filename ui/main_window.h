@@ -87,6 +87,8 @@ private:
     void classifyImage(const QString& sha256);
     void editMessage(qint64 messageId);
     void cancelEdit();
+    // "1,234 / 4,096 tokens": the current chat's last reply against the loaded model's context.
+    void updateContextMeter();
 
     app::Library& library_;
     // The background lanes (LLM, vision) and their shared CPU pool: made before, and gone after,
@@ -100,6 +102,7 @@ private:
     QLineEdit* search_ = nullptr;
     QListView* chatView_ = nullptr;
     QLabel* chatTitle_ = nullptr;
+    QLabel* contextMeter_ = nullptr;
     TranscriptView* transcript_ = nullptr;
     Composer* composer_ = nullptr;
     QPushButton* sendButton_ = nullptr;

@@ -66,6 +66,13 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     kvCache_->addItem(tr("F32 (exact, twice the memory)"), 32);
     kvCache_->addItem(tr("Q8_0 (about half the memory of F16, slightly less exact)"), 8);
     kvCache_->setCurrentIndex(std::max(0, kvCache_->findData(app::kvBitsOf(engine.kvType))));
+    contextPolicy_ = new QComboBox;
+    contextPolicy_->setObjectName(QStringLiteral("contextPolicy"));
+    contextPolicy_->addItem(tr("Leave out the oldest messages (the system prompt and template examples stay)"),
+                            static_cast<int>(app::ContextPolicy::LeaveOutOldest));
+    contextPolicy_->addItem(tr("Stop and say so"), static_cast<int>(app::ContextPolicy::Refuse));
+    contextPolicy_->setCurrentIndex(std::max(0, contextPolicy_->findData(static_cast<int>(engine.contextPolicy))));
+    contextPolicy_->setToolTip(tr("What happens when a chat grows longer than the model's context: a quarter of it is kept for the reply."));
     auto* form = new QFormLayout;
     form->addRow(tr("&Temperature (0: always the likeliest word):"), temperature_);
     form->addRow(tr("Top-&k:"), topK_);
@@ -76,6 +83,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     form->addRow(tr("Ma&x tokens per reply:"), maxTokens_);
     if (chatId == 0) {
         form->addRow(tr("&Context length (next model load):"), context_);
+        form->addRow(tr("When a chat outgrows the conte&xt:"), contextPolicy_);
         form->addRow(tr("CPU t&hreads (next model load):"), threads_);
         form->addRow(tr("&KV cache precision (next model load):"), kvCache_);
         form->addRow(tr("Saved &states of recurrent models (next model load):"), snapshots_);
@@ -90,6 +98,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         else gpuLayers_->hide();
     } else {
         context_->hide();
+        contextPolicy_->hide();
         threads_->hide();
         gpuLayers_->hide();
         kvCache_->hide();
@@ -114,9 +123,10 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         gpuLayers_->setValue(-1);
         kvCache_->setCurrentIndex(0);
         snapshots_->setValue(app::EngineOptions{}.snapshotMiB);
+        contextPolicy_->setCurrentIndex(0);
     });
     // Fields this mode does not show still belong to the dialog.
-    for (QWidget* w : std::initializer_list<QWidget*>{context_, threads_, gpuLayers_, kvCache_, snapshots_})
+    for (QWidget* w : std::initializer_list<QWidget*>{context_, contextPolicy_, threads_, gpuLayers_, kvCache_, snapshots_})
         if (!w->parent()) w->setParent(this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
@@ -133,8 +143,8 @@ void SettingsDialog::accept() {
     p.sampling.seed = seed_->value() < 0 ? app::Assistant::kFreshSeed : static_cast<std::uint64_t>(seed_->value());
     p.maxTokens = maxTokens_->value();
     if (chatId_ == 0)
-        assistant_.saveSettings(p, {threads_->value(), context_->value(), gpuLayers_->value(),
-                                    app::kvTypeOfBits(kvCache_->currentData().toInt()), snapshots_->value()});
+        assistant_.saveSettings(p, {threads_->value(), context_->value(), gpuLayers_->value(), app::kvTypeOfBits(kvCache_->currentData().toInt()),
+                                    snapshots_->value(), static_cast<app::ContextPolicy>(contextPolicy_->currentData().toInt())});
     else if (clearChat_) assistant_.clearChatParams(chatId_);
     else assistant_.saveChatParams(chatId_, p);
     QDialog::accept();

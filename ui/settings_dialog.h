@@ -28,7 +28,7 @@ private:
     bool clearChat_ = false;
     QDoubleSpinBox *temperature_, *topP_, *minP_, *repeat_;
     QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_, *gpuLayers_, *snapshots_;
-    QComboBox* kvCache_;
+    QComboBox *kvCache_, *contextPolicy_;
 };
 
 }  // namespace lumen::ui

@@ -210,8 +210,18 @@ void TemplateEditor::updatePreview() {
         if (renderer) {
             const std::string prompt = renderer->render(conversation);
             preview_->setPlainText(QString::fromStdString(prompt));
-            previewInfo_->setText(tr("Preview through %1's chat template: %n token(s)", "", static_cast<int>(renderer->tokenize(prompt).size()))
-                                      .arg(assistant_.engine().modelName()));
+            // Warned when it leaves less than a quarter of the context for the reply: a chat
+            // through this template would lose its own messages, or not fit at all.
+            const int tokens = static_cast<int>(renderer->tokenize(prompt).size()), context = assistant_.engine().contextSize();
+            QString info = tr("Preview through %1's chat template: %n token(s)", "", tokens).arg(assistant_.engine().modelName());
+            const bool tooLong = context > 0 && tokens + context / 4 > context;
+            if (tooLong)
+                info += tr(" — too long for the model's context of %1 tokens (a quarter is kept for the reply): shorten the examples or raise "
+                           "the context length in Settings")
+                            .arg(context);
+            previewInfo_->setText(info);
+            previewInfo_->setProperty("tooLong", tooLong);
+            previewInfo_->setStyleSheet(tooLong ? QStringLiteral("color: palette(highlight); font-weight: bold;") : QString());
         } else {
             preview_->setPlainText(QString::fromStdString(inference::ChatTemplate::builtin("chatml").apply(conversation, true)));
             previewInfo_->setText(tr("No model loaded: shown with the ChatML template; open a model for its own template and a token count."));

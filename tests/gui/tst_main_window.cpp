@@ -32,6 +32,7 @@
 #include <QMessageBox>
 #include <QPushButton>
 #include <QTimer>
+#include <QPointer>
 #include <QStatusBar>
 #include <QtTest>
 
@@ -87,6 +88,28 @@ private slots:
     void init() {
         QVERIFY(dir_.isValid());
         path_ = dir_.filePath(QTest::currentTestFunction() + QStringLiteral(".db"));
+        // A message box nobody expected (an error the test did not foresee) would wait for a click
+        // until the test's time runs out: one still open a second later is noted, closed, and
+        // fails the test in cleanup(). Tests that expect a box answer it at once.
+        unexpectedBoxes_.clear();
+        watchdog_ = std::make_unique<QTimer>();
+        QObject::connect(watchdog_.get(), &QTimer::timeout, [this] {
+            auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
+            if (box && box == lastBox_) {
+                unexpectedBoxes_ << box->text();
+                box->reject();
+                lastBox_ = nullptr;
+                return;
+            }
+            lastBox_ = box;
+        });
+        watchdog_->start(1000);
+    }
+
+    void cleanup() {
+        watchdog_.reset();
+        lastBox_ = nullptr;
+        if (!unexpectedBoxes_.isEmpty()) QFAIL(qPrintable("an unexpected message box was left open: " + unexpectedBoxes_.join(" | ")));
     }
 
     void typedMessageIsStoredAndShownAfterRestart() {
@@ -644,6 +667,108 @@ private slots:
 
     // The template editor's preview is exactly what the engine renders when a message is sent
     // through the template in a chat; edits are saved as they are made.
+    // Issue 24, defect 5: a chat longer than the context. The meter shows how full it is; by
+    // default the oldest turns are left out (with a note) and the template's examples stay; with
+    // the other policy the reply stops with a message that says what to do; a reply that runs into
+    // the context's end says so; the template preview warns when it leaves no room.
+    void chatLongerThanTheContext() {
+        app::Library library(path_);
+        storage::PromptTemplate t;
+        t.name = "Echo";
+        t.systemPrompt = "Repeat.";
+        t.body = "{{input}}";
+        const std::int64_t templateId = library.templates().create(t);
+        library.templates().addExample(templateId, "example question kept", "example answer kept");
+        ui::MainWindow window(library);
+        window.show();
+        auto options = window.assistant().engineOptions();
+        options.contextSize = 320;
+        auto params = window.assistant().generationParams();
+        params.maxTokens = 8;
+        params.sampling.temperature = 0.0f;
+        window.assistant().saveSettings(params, options);
+        window.openModel(tinyModel());
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        QCOMPARE(window.assistant().engine().contextSize(), 320);
+        auto* meter = window.findChild<QLabel*>("contextMeter");
+        QVERIFY(!meter->isVisible());  // (no reply yet)
+
+        QSignalSpy finished(&window.assistant(), &app::Assistant::replyFinished);
+        QSignalSpy notices(&window.assistant(), &app::Assistant::notice);
+        QSignalSpy rendered(&window.assistant().engine(), &app::ChatEngine::promptRendered);
+        const std::int64_t chat = window.assistant().submitUserMessage(0, "first words of a chat that will grow", {}, templateId);
+        QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 1, 20000);
+        window.selectChat(chat);
+        QTRY_VERIFY(meter->isVisible());
+        QVERIFY2(meter->text().endsWith(" / 320 tokens"), qPrintable(meter->text()));
+        // Turns until the chat no longer fits: each reply's prompt stays within 320 - 8.
+        for (int turn = 0; turn < 8 && notices.isEmpty(); ++turn) {
+            QVERIFY(window.assistant().submitUserMessage(chat, QStringLiteral("turn %1 adds some more words to the chat").arg(turn)) == chat);
+            QTRY_COMPARE_WITH_TIMEOUT(finished.size(), turn + 2, 20000);
+        }
+        QVERIFY2(!notices.isEmpty(), "the chat never outgrew the context");
+        QVERIFY2(notices.last()[1].toString().contains("left out to fit the model's context of 320 tokens"), qPrintable(notices.last()[1].toString()));
+        const auto messages = library.chats().messages(chat);
+        QVERIFY(messages.back().status == storage::MessageStatus::Complete);
+        QVERIFY(*messages.back().metrics.promptTokens <= 312);
+        // The first turn went; the template's example and the newest message stayed.
+        const QString prompt = rendered.last()[1].toString();
+        QVERIFY2(!prompt.contains("first words of a chat") && prompt.contains("example question kept") && prompt.contains("adds some more words"),
+                 qPrintable(prompt));
+        QTRY_VERIFY(window.statusBar()->currentMessage().contains("left out"));
+
+        // The window shows a reply's error in a box: answered here as it opens.
+        QString boxText;
+        QTimer answer;
+        QObject::connect(&answer, &QTimer::timeout, [&boxText] {
+            if (auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget())) {
+                boxText = box->text();
+                box->accept();
+            }
+        });
+        answer.start(20);
+        // The other policy: the reply stops and says what to do.
+        options.contextPolicy = app::ContextPolicy::Refuse;
+        window.assistant().saveSettings(params, options);
+        QSignalSpy errors(&window.assistant(), &app::Assistant::errorOccurred);
+        window.assistant().submitUserMessage(chat, "one more turn that does not fit in the context any longer");
+        QTRY_COMPARE_WITH_TIMEOUT(finished.size(), messages.size() / 2 + 1, 20000);
+        QTRY_VERIFY(!errors.isEmpty());
+        QVERIFY2(errors.last()[0].toString().contains("longer than the model's context") && errors.last()[0].toString().contains("Settings"),
+                 qPrintable(errors.last()[0].toString()));
+        QTRY_VERIFY(boxText.contains("longer than the model's context"));
+        QCOMPARE(library.settings().get("chat.context_policy").value_or(""), std::string("1"));  // (remembered)
+
+        // A single message longer than the context, under either policy: said plainly.
+        options.contextPolicy = app::ContextPolicy::LeaveOutOldest;
+        window.assistant().saveSettings(params, options);
+        const std::int64_t other = window.assistant().submitUserMessage(0, QString(800, QLatin1Char('z')));
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 20000);
+        QTRY_VERIFY(errors.last()[0].toString().contains("the message is too long for the model's context"));
+        QVERIFY(other > 0);
+        QTRY_VERIFY(boxText.contains("the message is too long"));
+
+        // A reply allowed more tokens than the context has left runs into its end, and says so.
+        params.maxTokens = 400;
+        window.assistant().saveSettings(params, options);
+        const std::int64_t third = window.assistant().submitUserMessage(0, "go on");
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
+        const auto cut = library.chats().messages(third).back();
+        if (cut.metrics.promptTokens && *cut.metrics.promptTokens + cut.metrics.generatedTokens.value_or(0) >= 319)
+            QTRY_VERIFY(notices.last()[1].toString().contains("reached the end of the model's context (320 tokens)"));
+        else
+            qInfo("the tiny model ended its reply before the context's end (%lld tokens): the cut notice is not reached",
+                  static_cast<long long>(cut.metrics.generatedTokens.value_or(0)));
+
+        // The template preview warns when the prompt leaves less than a quarter of the context.
+        library.templates().addExample(templateId, QString(600, QLatin1Char('q')).toStdString(), "long");
+        ui::TemplateEditor editor(library, window.assistant(), &window);
+        editor.show();
+        editor.selectTemplate(templateId);
+        auto* info = editor.findChild<QLabel*>("previewInfo");
+        QVERIFY2(info->text().contains("too long for the model's context of 320 tokens") && info->property("tooLong").toBool(), qPrintable(info->text()));
+    }
+
     void templatePreviewEqualsWhatTheModelSees() {
         app::Library library(path_);
         storage::PromptTemplate t;
@@ -1186,6 +1311,9 @@ private:
 
     QTemporaryDir dir_;
     QString path_;
+    std::unique_ptr<QTimer> watchdog_;
+    QPointer<QMessageBox> lastBox_;
+    QStringList unexpectedBoxes_;
 };
 
 QTEST_MAIN(TestMainWindow)
