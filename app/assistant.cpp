@@ -30,6 +30,12 @@ Assistant::Assistant(Library& library, JobRunner& jobs, QObject* parent)
     connect(engine_.get(), &ChatEngine::modelLoaded, this, [this](const QString& name) {
         try {
             library_.settings().set(kModelPathKey, engine_->modelPath().toStdString());
+            QStringList recent = recentModels();
+            recent.removeAll(engine_->modelPath());
+            recent.prepend(engine_->modelPath());
+            nlohmann::json list = nlohmann::json::array();
+            for (const QString& p : recent.mid(0, kRecentModels)) list.push_back(p.toStdString());
+            library_.settings().set(kRecentModelsKey, list.dump());
         } catch (const storage::Error& e) {
             qCWarning(lcApp) << "remembering the model failed:" << e.what();
         }
@@ -106,6 +112,31 @@ QString Assistant::titleFromMessage(const QString& text, int maxLength) {
 }
 
 void Assistant::loadModel(const QString& path) { engine_->loadModel(path, engineOptions_); }
+
+void Assistant::unloadModel() {
+    stop();
+    engine_->unloadModel();
+    try {
+        library_.settings().remove(kModelPathKey);
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "forgetting the model failed:" << e.what();
+    }
+}
+
+QStringList Assistant::recentModels() {
+    QStringList paths;
+    try {
+        if (const auto v = library_.settings().get(kRecentModelsKey)) {
+            const auto list = nlohmann::json::parse(*v, nullptr, false);
+            if (list.is_array())
+                for (const auto& p : list)
+                    if (p.is_string() && paths.size() < kRecentModels) paths << QString::fromStdString(p.get<std::string>());
+        }
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "reading the recent models failed:" << e.what();
+    }
+    return paths;
+}
 
 inference::GenerationParams Assistant::defaultParams() {
     inference::GenerationParams p;

@@ -41,8 +41,15 @@ public:
     std::int64_t replyingChat() const { return replyChat_; }
 
     ChatEngine& engine() { return *engine_; }
-    // Loads an LLM GGUF on the engine's thread and remembers it for the next start.
+    // Loads an LLM GGUF on the engine's thread and remembers it for the next start and in the
+    // recent models.
     void loadModel(const QString& path);
+    // Lets the model go (the next start opens none).
+    void unloadModel();
+    // The models loaded lately, the newest first (at most kRecentModels; files since gone too).
+    QStringList recentModels();
+    static constexpr int kRecentModels = 8;
+    static constexpr const char* kRecentModelsKey = "model.llm.recent";
     inference::GenerationParams& generationParams() { return params_; }
     const EngineOptions& engineOptions() const { return engineOptions_; }
     // Stores sampling and engine settings (they survive restarts) and uses them from now on.

@@ -331,6 +331,19 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
 
 void ChatEngine::stop() { cancel_.store(true); }
 
+void ChatEngine::unloadModel() {
+    cancel_.store(true);  // a running reply ends first (the lane runs jobs in order)
+    cancelLoad_.store(true);
+    loaded_ = false;
+    projectorLoaded_ = false;
+    renderer_.reset();
+    contextSize_ = 0;
+    modelName_.clear();
+    modelPath_.clear();
+    jobs_.submit(Lane::Llm, {}, [state = state_](JobControl&) { state->reset(); });
+    emit modelUnloaded();
+}
+
 void ChatEngine::cancelLoad() { cancelLoad_.store(true); }
 
 }  // namespace lumen::app

@@ -63,6 +63,9 @@ public:
     void loadModel(const QString& path, const EngineOptions& options = {});
     // Abandons a load in progress (loadCancelled; a model already loaded was dropped by it).
     void cancelLoad();
+    // Lets the model (and its image projector) go, freeing their memory: a running reply stops
+    // first. modelUnloaded at once; the memory is freed on the LLM lane.
+    void unloadModel();
     bool isLoaded() const { return loaded_; }
     bool isBusy() const { return busy_.load(); }
     // "stories260K.gguf (llama, 5 layers, 0.3M parameters)"
@@ -103,6 +106,7 @@ signals:
     // The image projector could not be loaded or does not fit the model (which stays loaded).
     void imageProjectorFailed(const QString& message);
     void loadCancelled();
+    void modelUnloaded();
     // What the user should know about a load that worked: "12 of 32 layers fit in the GPU's free
     // memory; the rest run on the CPU", "the image projector runs on the CPU: ...".
     void loadNote(const QString& note);

@@ -65,6 +65,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     setWindowTitle(QStringLiteral("Lumen"));
     buildActions();
     buildLayout();
+    updateModelPicker();
     reloadTemplateChoices();
     if (library.readOnly()) {
         // A damaged database the user chose to read: say so for as long as the window is open.
@@ -104,8 +105,10 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         cancelLoadButton_->hide();
         modelLabel_->setText(name);
         statusBar()->showMessage(tr("Model loaded: %1").arg(name), 5000);
+        reloadWanted_ = false;
         updateActions();
         updateContextMeter();
+        updateModelPicker();
     });
     connect(&assistant_->engine(), &app::ChatEngine::imageProjectorLoaded, this, [this](const QString& description) {
         statusBar()->showMessage(tr("Image projector loaded: %1").arg(description), 5000);
@@ -170,6 +173,14 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         // (a file that cannot run leaves the model that was loaded in place)
         modelLabel_->setText(assistant_->engine().isLoaded() ? assistant_->engine().modelName() : tr("No model loaded"));
         updateActions();
+        updateModelPicker();
+    });
+    connect(&assistant_->engine(), &app::ChatEngine::modelUnloaded, this, [this] {
+        modelLabel_->setText(tr("No model loaded"));
+        reloadWanted_ = false;
+        updateActions();
+        updateContextMeter();
+        updateModelPicker();
     });
 
     try {
@@ -203,6 +214,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         modelLabel_->setText(kept ? assistant_->engine().modelName() : tr("No model loaded"));
         statusBar()->showMessage(kept ? tr("Loading was cancelled; %1 stays loaded.").arg(assistant_->engine().modelName()) : tr("Loading was cancelled."), 5000);
         updateActions();
+        updateModelPicker();
     });
     statusBar()->addPermanentWidget(loadingBar_);
     statusBar()->addPermanentWidget(cancelLoadButton_);
@@ -264,6 +276,20 @@ void MainWindow::buildActions() {
     });
     openModelAction->setObjectName(QStringLiteral("openModelAction"));
     openModelAction->setShortcut(QKeySequence::Open);
+    reloadAction_ = fileMenu->addAction(tr("&Reload Model"), this, [this] {
+        if (!assistant_->engine().isLoaded()) return;
+        reloadWanted_ = false;
+        openModel(assistant_->engine().modelPath());
+    });
+    reloadAction_->setObjectName(QStringLiteral("reloadModelAction"));
+    reloadAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
+    unloadAction_ = fileMenu->addAction(tr("&Unload Model"), this, [this] {
+        if (!assistant_->engine().isLoaded()) return;
+        const QString name = assistant_->engine().modelName();
+        assistant_->unloadModel();
+        statusBar()->showMessage(tr("%1 was unloaded; its memory is free.").arg(name), 8000);
+    });
+    unloadAction_->setObjectName(QStringLiteral("unloadModelAction"));
     auto* openProjectorAction = fileMenu->addAction(tr("Open Image &Projector…"), this, [this] {
         const QString path = QFileDialog::getOpenFileName(this, tr("Open Image Projector (mmproj)"), {}, tr("mmproj GGUF (*.gguf)"));
         if (!path.isEmpty()) openImageProjector(path);
@@ -341,8 +367,16 @@ void MainWindow::buildActions() {
 
     QMenu* settingsMenu = menuBar()->addMenu(tr("&Settings"));
     QAction* settings = settingsMenu->addAction(QIcon::fromTheme(QStringLiteral("preferences-system")), tr("&Settings…"), this, [this] {
+        const app::EngineOptions before = assistant_->engineOptions();
         SettingsDialog dialog(library_, *assistant_, 0, this);
-        dialog.exec();
+        if (dialog.exec() != QDialog::Accepted || !assistant_->engine().isLoaded()) return;
+        // Settings that take effect at the next load: the model picker offers the reload.
+        const app::EngineOptions& after = assistant_->engineOptions();
+        reloadWanted_ = after.threads != before.threads || after.contextSize != before.contextSize || after.gpuLayers != before.gpuLayers ||
+                        after.kvType != before.kvType || after.snapshotMiB != before.snapshotMiB;
+        if (reloadWanted_) statusBar()->showMessage(tr("The new settings apply when the model is loaded again: the model menu ▸ Reload (%1).")
+                                                        .arg(reloadAction_->shortcut().toString(QKeySequence::NativeText)), 15000);
+        updateModelPicker();
     });
     settings->setObjectName(QStringLiteral("settingsAction"));
     settings->setShortcut(QKeySequence::Preferences);
@@ -497,8 +531,18 @@ void MainWindow::buildLayout() {
     contextMeter_->setObjectName(QStringLiteral("contextMeter"));
     contextMeter_->setToolTip(tr("How much of the model's context this chat took at its last reply. When it is full, the oldest messages are "
                                  "left out, or the reply stops (Settings ▸ When a chat outgrows the context)."));
+    // The model picker: what is loaded and where, the recent models, open, reload, unload.
+    modelPicker_ = new QToolButton;
+    modelPicker_->setObjectName(QStringLiteral("modelPicker"));
+    modelPicker_->setPopupMode(QToolButton::InstantPopup);
+    modelPicker_->setToolButtonStyle(Qt::ToolButtonTextOnly);
+    auto* modelMenu = new QMenu(modelPicker_);
+    modelMenu->setObjectName(QStringLiteral("modelMenu"));
+    connect(modelMenu, &QMenu::aboutToShow, this, &MainWindow::rebuildModelMenu);
+    modelPicker_->setMenu(modelMenu);
     auto* header = new QHBoxLayout;
     header->addWidget(chatTitle_, 1);
+    header->addWidget(modelPicker_, 0, Qt::AlignRight | Qt::AlignVCenter);
     header->addWidget(contextMeter_, 0, Qt::AlignRight | Qt::AlignVCenter);
     rightLayout->addLayout(header);
     rightLayout->addWidget(transcript_, 1);
@@ -577,6 +621,45 @@ void MainWindow::showChat(std::int64_t chatId) {
     reloadTemplateChoices();
     updateActions();
     updateContextMeter();
+}
+
+void MainWindow::updateModelPicker() {
+    if (!modelPicker_) return;
+    const auto& engine = assistant_->engine();
+    const bool loaded = engine.isLoaded();
+    modelPicker_->setText(loaded ? QFileInfo(engine.modelPath()).fileName() + (reloadWanted_ ? QStringLiteral(" ⟳") : QString()) : tr("Choose a model"));
+    modelPicker_->setToolTip(loaded ? engine.modelName() : tr("No model is loaded: choose one to chat with"));
+    reloadAction_->setEnabled(loaded);
+    reloadAction_->setText(reloadWanted_ ? tr("&Reload Model (New Settings)") : tr("&Reload Model"));
+    unloadAction_->setEnabled(loaded);
+}
+
+void MainWindow::rebuildModelMenu() {
+    QMenu* menu = modelPicker_->menu();
+    menu->clear();
+    const auto& engine = assistant_->engine();
+    // What is loaded and where it runs (the engine's name says CPU, GPU or how many GPU layers).
+    QAction* current = menu->addAction(engine.isLoaded() ? tr("Loaded: %1").arg(engine.modelName()) : tr("No model loaded"));
+    current->setObjectName(QStringLiteral("loadedModel"));
+    current->setEnabled(false);
+    if (engine.hasImageProjector()) menu->addAction(tr("Sees images through %1").arg(QFileInfo(engine.imageProjectorPath()).fileName()))->setEnabled(false);
+    menu->addSection(tr("Recent"));
+    const QStringList recent = assistant_->recentModels();
+    if (recent.isEmpty()) menu->addAction(tr("(none yet)"))->setEnabled(false);
+    for (const QString& path : recent) {
+        const bool there = QFileInfo::exists(path);
+        QAction* a = menu->addAction(there ? QFileInfo(path).fileName() : tr("%1 (missing)").arg(QFileInfo(path).fileName()), this, [this, path] { openModel(path); });
+        a->setObjectName(QStringLiteral("recentModel"));
+        a->setData(path);
+        a->setToolTip(path);
+        a->setCheckable(true);
+        a->setChecked(engine.isLoaded() && path == engine.modelPath());
+        a->setEnabled(there);
+    }
+    menu->addSeparator();
+    menu->addAction(findChild<QAction*>(QStringLiteral("openModelAction")));
+    menu->addAction(reloadAction_);
+    menu->addAction(unloadAction_);
 }
 
 void MainWindow::updateContextMeter() {
@@ -816,6 +899,7 @@ void MainWindow::updateActions() {
 
 void MainWindow::openModel(const QString& path) {
     modelLabel_->setText(tr("Loading %1…").arg(QFileInfo(path).fileName()));
+    if (modelPicker_) modelPicker_->setText(tr("Loading %1…").arg(QFileInfo(path).fileName()));
     loadingBar_->show();
     cancelLoadButton_->show();
     assistant_->loadModel(path);

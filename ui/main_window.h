@@ -89,6 +89,9 @@ private:
     void cancelEdit();
     // "1,234 / 4,096 tokens": the current chat's last reply against the loaded model's context.
     void updateContextMeter();
+    // The header's model button: the loaded model's file name, or an invitation to choose one.
+    void updateModelPicker();
+    void rebuildModelMenu();
 
     app::Library& library_;
     // The background lanes (LLM, vision) and their shared CPU pool: made before, and gone after,
@@ -103,6 +106,10 @@ private:
     QListView* chatView_ = nullptr;
     QLabel* chatTitle_ = nullptr;
     QLabel* contextMeter_ = nullptr;
+    QToolButton* modelPicker_ = nullptr;
+    QAction* reloadAction_ = nullptr;
+    QAction* unloadAction_ = nullptr;
+    bool reloadWanted_ = false;  // settings that apply at the next load changed since it loaded
     TranscriptView* transcript_ = nullptr;
     Composer* composer_ = nullptr;
     QPushButton* sendButton_ = nullptr;

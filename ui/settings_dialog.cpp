@@ -52,6 +52,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     maxTokens_ = whole(1, 32768, p.maxTokens);
     maxTokens_->setObjectName(QStringLiteral("maxTokens"));
     context_ = whole(256, 131072, engine.contextSize);
+    context_->setObjectName(QStringLiteral("contextLength"));
     threads_ = whole(0, 256, engine.threads, tr("all cores"));
     gpuLayers_ = whole(-1, 1000, engine.gpuLayers, tr("all that fit"));
     gpuLayers_->setObjectName(QStringLiteral("gpuLayers"));

@@ -33,6 +33,7 @@
 #include <QPushButton>
 #include <QTimer>
 #include <QPointer>
+#include <QMenu>
 #include <QStatusBar>
 #include <QtTest>
 
@@ -667,6 +668,71 @@ private slots:
 
     // The template editor's preview is exactly what the engine renders when a message is sent
     // through the template in a chat; edits are saved as they are made.
+    // Issue 24: the model picker in the header shows what is loaded and where, the recent models
+    // (the checked one loaded), reloads after settings that need it, and unloads.
+    void modelPickerLoadsReloadsAndUnloads() {
+        const QString first = tinyModel(), second = dir_.filePath("tiny-copy.gguf");
+        if (!QFile::exists(second)) QVERIFY(QFile::copy(first, second));
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        auto* picker = window.findChild<QToolButton*>("modelPicker");
+        QVERIFY(picker && picker->isVisible());
+        QCOMPARE(picker->text(), QStringLiteral("Choose a model"));
+        window.openModel(first);
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        window.openModel(second);
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded() && window.assistant().engine().modelPath() == second, 20000);
+        QCOMPARE(picker->text(), QStringLiteral("tiny-copy.gguf"));
+        QCOMPARE(window.assistant().recentModels(), (QStringList{second, first}));
+
+        QMenu* menu = picker->menu();
+        menu->popup(picker->mapToGlobal(QPoint(0, picker->height())));  // (built as it opens)
+        QTRY_VERIFY(menu->isVisible());
+        saveScreenshot(*menu, "model_picker");
+        menu->hide();
+        QList<QAction*> entries;
+        for (QAction* a : menu->actions())
+            if (a->objectName() == QLatin1String("recentModel")) entries << a;
+        QCOMPARE(entries.size(), 2);
+        QCOMPARE(entries[0]->data().toString(), second);
+        QVERIFY(entries[0]->isChecked() && !entries[1]->isChecked());
+        QAction* loaded = nullptr;
+        for (QAction* a : menu->actions())
+            if (a->objectName() == QLatin1String("loadedModel")) loaded = a;
+        QVERIFY(loaded);
+        QVERIFY2(loaded->text().startsWith("Loaded: tiny-copy.gguf") && loaded->text().contains("CPU"), qPrintable(loaded->text()));
+        entries[1]->trigger();  // the older one again
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded() && window.assistant().engine().modelPath() == first, 20000);
+        QCOMPARE(window.assistant().recentModels().first(), first);
+
+        // A setting that applies at the next load: the picker offers the reload, which uses it.
+        QTimer::singleShot(0, this, [] {
+            auto* dialog = qobject_cast<QDialog*>(QApplication::activeModalWidget());
+            QVERIFY(dialog);
+            dialog->findChild<QSpinBox*>("contextLength")->setValue(300);
+            dialog->accept();
+        });
+        window.findChild<QAction*>("settingsAction")->trigger();
+        auto* reload = window.findChild<QAction*>("reloadModelAction");
+        QVERIFY2(reload->text().contains("New Settings") && picker->text().endsWith(QStringLiteral("⟳")), qPrintable(picker->text()));
+        QVERIFY(window.statusBar()->currentMessage().contains("Reload"));
+        reload->trigger();
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded() && window.assistant().engine().contextSize() == 300, 20000);
+        QVERIFY(!reload->text().contains("New Settings"));
+
+        // Unloading frees the model; the next start opens none.
+        window.findChild<QAction*>("unloadModelAction")->trigger();
+        QVERIFY(!window.assistant().engine().isLoaded());
+        QCOMPARE(picker->text(), QStringLiteral("Choose a model"));
+        QVERIFY(window.findChild<QWidget*>("noModelBar")->isVisible());
+        QVERIFY(!reload->isEnabled());
+        QVERIFY(!library.settings().get(app::Assistant::kModelPathKey));
+        ui::MainWindow again(library);
+        QTest::qWait(100);
+        QVERIFY(!again.assistant().engine().isLoaded() && !again.findChild<QProgressBar*>("loadingBar")->isVisible());
+    }
+
     // Issue 24, defect 5: a chat longer than the context. The meter shows how full it is; by
     // default the oldest turns are left out (with a note) and the template's examples stay; with
     // the other policy the reply stops with a message that says what to do; a reply that runs into
