@@ -253,8 +253,10 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
                 }
                 prompt = state->renderer->render(conversation, extras, &cancel_);  // Stop also stops a long template
                 tokens = promptTokens(tokenizer, prompt, placeholders);
-                const std::int64_t excess = static_cast<std::int64_t>(tokens.size()) + reserve - context;
-                if (excess <= 0) break;
+                if (static_cast<std::int64_t>(tokens.size()) + reserve <= context) break;
+                // Over the limit: down to a quarter below it, so that the next replies keep the
+                // same beginning (and reuse its cache) instead of each dropping one more turn.
+                const std::int64_t excess = static_cast<std::int64_t>(tokens.size()) + reserve - context + context / 4;
                 const std::string need = std::to_string(tokens.size()) + " tokens, and the model's context holds " + std::to_string(context) + " with " +
                                          std::to_string(reserve) + " kept for the reply";
                 if (policy == ContextPolicy::Refuse)
@@ -273,15 +275,16 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
                     do {
                         const auto& d = working[i];
                         gone += static_cast<std::int64_t>(tokenizer.encode(d.value("content", std::string()), false, false).size()) + 8 +
-                                (d.contains("images") ? 256 * static_cast<std::int64_t>(d["images"].size()) : 0);
+                                (d.contains("images") && state->projector ? 256 * static_cast<std::int64_t>(d["images"].size()) : 0);
                         working.erase(working.begin() + static_cast<std::ptrdiff_t>(i));
                         ++dropped;
                     } while (i + 1 < working.size() && working[i].value("role", std::string()) != "user" && !working[i].value("keep", false) &&
                              working[i].value("role", std::string()) != "system");
                 }
                 if (dropped == 0)
-                    throw std::length_error("the message is too long for the model's context (" + need +
-                                            "): shorten it, or raise the context length in Settings");
+                    throw std::length_error("the message is too long for the model's context: what must go with it (the system prompt, a "
+                                            "template's examples and the message itself) takes " + need +
+                                            "; shorten it, or raise the context length in Settings");
                 leftOut += dropped;
             }
             emit promptRendered(id, QString::fromStdString(prompt));

@@ -159,7 +159,13 @@ LoadedLlm loadLlm(OpenedLlm llm, const LlmOptions& options) {
 
 Projector::Projector() = default;
 Projector::Projector(Projector&&) noexcept = default;
-Projector& Projector::operator=(Projector&&) noexcept = default;
+Projector& Projector::operator=(Projector&& other) noexcept {
+    mmproj = std::move(other.mmproj);  // (the old projector goes first, then its backend)
+    backend = std::move(other.backend);
+    key = std::move(other.key);
+    notes = std::move(other.notes);
+    return *this;
+}
 Projector::~Projector() = default;
 
 Projector openProjector(const std::string& path, const LoadedLlm& llm) {

@@ -145,7 +145,7 @@ struct Projector {
     std::vector<std::string> notes;  // "the projector runs on the CPU: ..."
     Projector();
     Projector(Projector&&) noexcept;
-    Projector& operator=(Projector&&) noexcept;
+    Projector& operator=(Projector&&) noexcept;  // (the old projector goes before its backend)
     ~Projector();
 };
 Projector openProjector(const std::string& path, const LoadedLlm& llm);

@@ -1,6 +1,9 @@
 #include "app/vision_service.h"
 
+#include <QCoreApplication>
 #include <QDir>
+#include <QSignalBlocker>
+#include <set>
 #include <QFile>
 #include <QFileInfo>
 
@@ -52,15 +55,16 @@ Outcome run(Job job, const JobControl& control) {
     try {
         // Cached embeddings first (quick), so progress counts only the images to encode.
         LibraryReader reader(job.databasePath);
-        std::vector<std::string> shas{job.query};
-        for (const auto& l : job.set.labels) shas.insert(shas.end(), l.exampleImages.begin(), l.exampleImages.end());
+        // (the examples only where the mode uses them; each image once)
+        std::set<std::string> shas{job.query};
+        if (job.set.mode != storage::ClassifyMode::ZeroShot)
+            for (const auto& l : job.set.labels) shas.insert(l.exampleImages.begin(), l.exampleImages.end());
         std::map<std::string, Vector> imageEmbeddings;
         std::size_t toEncode = 0;
-        for (const auto& sha : shas)
-            if (!imageEmbeddings.contains(sha)) {
-                if (auto e = reader.embedding(storage::EmbeddingKind::Image, sha, job.modelId)) imageEmbeddings[sha] = std::move(*e);
-                else ++toEncode;
-            }
+        for (const auto& sha : shas) {
+            if (auto e = reader.embedding(storage::EmbeddingKind::Image, sha, job.modelId)) imageEmbeddings[sha] = std::move(*e);
+            else ++toEncode;
+        }
         std::size_t encoded = 0;
         const auto image = [&](const std::string& sha) -> Vector {
             if (auto it = imageEmbeddings.find(sha); it != imageEmbeddings.end()) return it->second;
@@ -118,7 +122,9 @@ Outcome run(Job job, const JobControl& control) {
             case storage::ClassifyMode::FewShot: classifier = vision::Classifier::prototypes(examples, job.scale); break;
             case storage::ClassifyMode::Blended: classifier = vision::Classifier::tipAdapter(zeroShot(), examples); break;
         }
-        for (const auto& s : classifier->classify(image(job.query), 5)) out.scores.emplace_back(s.label, s.probability);
+        const Vector query = image(job.query);
+        if (control.cancelled()) throw Cancelled{};
+        for (const auto& s : classifier->classify(query, 5)) out.scores.emplace_back(s.label, s.probability);
     } catch (const Cancelled&) {
         out.cancelled = true;  // (what was encoded so far is still cached)
     } catch (const std::exception& e) {
@@ -149,6 +155,10 @@ VisionService::VisionService(Library& library, JobRunner& jobs, QObject* parent)
 VisionService::~VisionService() {
     if (job_) jobs_.cancel(job_);
     jobs_.wait(Lane::Vision);  // no job of this service runs on after it
+    // What the last job posted (the embeddings a stopped classification computed) is stored
+    // now; silently, as the window that listens may be half gone.
+    const QSignalBlocker quiet(this);
+    QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
 }
 
 void VisionService::cancel() {
@@ -171,7 +181,13 @@ void VisionService::load(const QString& folder, bool dinov2) {
         std::string id;
         QString error;
         try {
-            if (control.cancelled()) throw std::runtime_error("cancelled");
+            if (control.cancelled()) {
+                QMetaObject::invokeMethod(this, [this] {  // (stopped before it began: nothing to say)
+                    busy_ = false;
+                    job_ = 0;
+                });
+                return;
+            }
             id = weightsId(folder);  // (read here, off the window's thread)
             if (dinov2) {
                 auto model = vision::openImageEncoder(folder.toStdString(), *backend);
@@ -256,6 +272,7 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
     const QString heading = tr("The image above, classified with “%1” (%2, %3):")
                                 .arg(QString::fromStdString(job.set.name), QString::fromLatin1(storage::toString(job.set.mode).data()), modelName);
     const std::string modelId = job.modelId, textModelId = clipId_;
+    classifying_ = true;
     job_ = jobs_.submit(Lane::Vision, tr("Classifying with “%1”").arg(QString::fromStdString(job.set.name)),
                         [this, job = std::move(job), chatId, heading, modelId, textModelId, modelName](JobControl& control) mutable {
                             Outcome out = run(std::move(job), control);
@@ -269,6 +286,7 @@ bool VisionService::classify(std::int64_t chatId, const std::string& sha256, std
 void VisionService::finishClassify(const Outcome& out, std::int64_t chatId, const QString& heading, const std::string& modelId,
                                    const std::string& textModelId, const QString& modelName) {
     busy_ = false;
+    classifying_ = false;
     job_ = 0;
     try {
         // What was computed is cached even when the classification ended early.

@@ -45,12 +45,14 @@ public:
     bool isLoaded() const { return static_cast<bool>(clip_); }
     bool hasDinov2() const { return static_cast<bool>(dinov2_); }
     bool isBusy() const { return busy_; }
+    // A classification runs (which cancel() stops; a load runs to its end).
+    bool isClassifying() const { return classifying_; }
 
     // Classifies image `sha256` with a label set and posts the result in the chat. False (with
     // `failed` emitted) when it cannot start.
     bool classify(std::int64_t chatId, const std::string& sha256, std::int64_t labelSetId);
-    // Ends the running load or classification early (cancelled() for a classification; the
-    // embeddings it computed are kept).
+    // Ends the running classification early (cancelled(); the embeddings it computed are kept);
+    // a load not yet started is dropped.
     void cancel();
 
     struct Outcome;  // a classification's result (vision_service.cpp)
@@ -86,6 +88,7 @@ private:
     QString clipPath_, clipDescription_, dinov2Path_, dinov2Description_;
     std::string clipId_, dinov2Id_;  // the embedding cache's keys (weightsId)
     bool busy_ = false;
+    bool classifying_ = false;
 };
 
 }  // namespace lumen::app

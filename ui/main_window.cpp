@@ -1,6 +1,8 @@
 #include "ui/main_window.h"
 
 #include <QAction>
+#include <QActionGroup>
+#include <tuple>
 #include <QApplication>
 #include <QCloseEvent>
 #include <QComboBox>
@@ -42,6 +44,7 @@
 #include "ui/template_editor.h"
 #include "ui/label_set_editor.h"
 #include "app/prompt_builder.h"
+#include "ui/theme.h"
 #include "ui/transcript_view.h"
 
 namespace lumen::ui {
@@ -66,6 +69,14 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     buildActions();
     buildLayout();
     updateModelPicker();
+    // The theme of the last session (the system's by default).
+    try {
+        const auto stored = library.settings().get(kThemeKey);
+        const int theme = stored ? QString::fromStdString(*stored).toInt() : 0;
+        setTheme(theme == 1 ? Theme::Light : theme == 2 ? Theme::Dark : Theme::System, false);
+    } catch (const storage::Error&) {
+        setTheme(Theme::System, false);
+    }
     reloadTemplateChoices();
     if (library.readOnly()) {
         // A damaged database the user chose to read: say so for as long as the window is open.
@@ -129,7 +140,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     // Vision jobs say what they do and how far they are in the status line; Esc stops them.
     connect(jobs_.get(), &app::JobRunner::started, this, [this](quint64, int lane, const QString& title) {
         if (lane != static_cast<int>(app::Lane::Vision)) return;
-        statusBar()->showMessage(tr("%1… (Esc stops)").arg(title));
+        statusBar()->showMessage(vision_->isClassifying() ? tr("%1… (Esc stops)").arg(title) : tr("%1…").arg(title));
         updateActions();
     });
     connect(jobs_.get(), &app::JobRunner::progressed, this, [this](quint64, int lane, double fraction, const QString& note) {
@@ -249,6 +260,10 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
 }
 
 MainWindow::~MainWindow() {
+    // The widgets' signals stop reaching the window (their slots use the services going below).
+    for (QObject* child : findChildren<QObject*>()) QObject::disconnect(child, nullptr, this, nullptr);
+    QObject::disconnect(&assistant_->engine(), nullptr, this, nullptr);
+    QObject::disconnect(jobs_.get(), nullptr, this, nullptr);
     // What runs on the lanes ends; the services wait for their own jobs, then the lanes go.
     jobs_->cancelAll();
     delete vision_;
@@ -328,7 +343,7 @@ void MainWindow::buildActions() {
     chatMenu->addSeparator();
     stopAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("process-stop")), tr("S&top Reply"), this, [this] {
         if (assistant_->isReplying()) assistant_->stop();
-        else if (vision_->isBusy()) vision_->cancel();
+        else if (vision_->isClassifying()) vision_->cancel();
         else if (editing_ != 0) cancelEdit();
     });
     stopAction_->setObjectName(QStringLiteral("stopAction"));
@@ -380,6 +395,17 @@ void MainWindow::buildActions() {
     });
     settings->setObjectName(QStringLiteral("settingsAction"));
     settings->setShortcut(QKeySequence::Preferences);
+    // Light and dark: the system's look unless the user picks one (remembered).
+    QMenu* themeMenu = settingsMenu->addMenu(tr("&Theme"));
+    auto* themes = new QActionGroup(this);
+    for (const auto& [theme, text, name] : {std::tuple{Theme::System, tr("Follow the &System"), "themeSystem"},
+                                            std::tuple{Theme::Light, tr("&Light"), "themeLight"}, std::tuple{Theme::Dark, tr("&Dark"), "themeDark"}}) {
+        QAction* a = themeMenu->addAction(text, this, [this, theme = theme] { setTheme(theme); });
+        a->setObjectName(QString::fromLatin1(name));
+        a->setCheckable(true);
+        a->setData(static_cast<int>(theme));
+        themes->addAction(a);
+    }
     chatSettingsAction_ = settingsMenu->addAction(tr("Settings for This &Chat…"), this, [this] {
         if (currentChatId() == 0) return;
         SettingsDialog dialog(library_, *assistant_, currentChatId(), this);
@@ -621,6 +647,18 @@ void MainWindow::showChat(std::int64_t chatId) {
     reloadTemplateChoices();
     updateActions();
     updateContextMeter();
+}
+
+void MainWindow::setTheme(Theme theme, bool remember) {
+    applyTheme(theme);
+    for (QAction* a : findChildren<QAction*>())
+        if (a->objectName().startsWith(QLatin1String("theme"))) a->setChecked(a->data().toInt() == static_cast<int>(theme));
+    if (!remember) return;
+    try {
+        library_.settings().set(kThemeKey, std::to_string(static_cast<int>(theme)));
+    } catch (const storage::Error& e) {
+        statusBar()->showMessage(tr("The theme could not be remembered: %1").arg(QString::fromUtf8(e.what())), 8000);
+    }
 }
 
 void MainWindow::updateModelPicker() {
@@ -886,7 +924,7 @@ void MainWindow::updateActions() {
     const bool replying = assistant_->isReplying();
     sendButton_->setEnabled(!replying && (!composer_->toPlainText().trimmed().isEmpty() || !attachments_.empty()));
     stopButton_->setVisible(replying);
-    stopAction_->setEnabled(replying || vision_->isBusy() || editing_ != 0);
+    stopAction_->setEnabled(replying || vision_->isClassifying() || editing_ != 0);
     regenerateAction_->setEnabled(haveChat && !replying && assistant_->engine().isLoaded());
     const int rows = messages_->rowCount();
     const bool unanswered = rows > 0 && messages_->index(rows - 1).data(app::MessageListModel::RoleNameRole).toString() == QLatin1String("user");

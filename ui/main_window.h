@@ -6,6 +6,7 @@
 
 #include "app/job_runner.h"
 #include "app/library.h"
+#include "ui/theme.h"
 
 #include <map>
 #include <memory>
@@ -91,6 +92,8 @@ private:
     void updateContextMeter();
     // The header's model button: the loaded model's file name, or an invitation to choose one.
     void updateModelPicker();
+    // Applies and remembers the theme, and checks its menu entry.
+    void setTheme(Theme theme, bool remember = true);
     void rebuildModelMenu();
 
     app::Library& library_;

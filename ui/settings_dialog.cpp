@@ -73,7 +73,8 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
                             static_cast<int>(app::ContextPolicy::LeaveOutOldest));
     contextPolicy_->addItem(tr("Stop and say so"), static_cast<int>(app::ContextPolicy::Refuse));
     contextPolicy_->setCurrentIndex(std::max(0, contextPolicy_->findData(static_cast<int>(engine.contextPolicy))));
-    contextPolicy_->setToolTip(tr("What happens when a chat grows longer than the model's context: a quarter of it is kept for the reply."));
+    contextPolicy_->setToolTip(tr("What happens when a chat grows longer than the model's context (a quarter of it, or the reply's token "
+                                  "limit if less, is kept for the reply)."));
     auto* form = new QFormLayout;
     form->addRow(tr("&Temperature (0: always the likeliest word):"), temperature_);
     form->addRow(tr("Top-&k:"), topK_);

@@ -210,15 +210,18 @@ void TemplateEditor::updatePreview() {
         if (renderer) {
             const std::string prompt = renderer->render(conversation);
             preview_->setPlainText(QString::fromStdString(prompt));
-            // Warned when it leaves less than a quarter of the context for the reply: a chat
-            // through this template would lose its own messages, or not fit at all.
+            // Warned when it leaves too little of the context for the reply (what the engine
+            // keeps: a quarter, or the reply's token limit if less): a chat through this template
+            // would lose its own messages, or not fit at all.
             const int tokens = static_cast<int>(renderer->tokenize(prompt).size()), context = assistant_.engine().contextSize();
+            const int reserve = std::max(1, std::min(assistant_.generationParams().maxTokens, context / 4));
             QString info = tr("Preview through %1's chat template: %n token(s)", "", tokens).arg(assistant_.engine().modelName());
-            const bool tooLong = context > 0 && tokens + context / 4 > context;
+            const bool tooLong = context > 0 && tokens + reserve > context;
             if (tooLong)
-                info += tr(" — too long for the model's context of %1 tokens (a quarter is kept for the reply): shorten the examples or raise "
+                info += tr(" — too long for the model's context of %1 tokens (%2 are kept for the reply): shorten the examples or raise "
                            "the context length in Settings")
-                            .arg(context);
+                            .arg(context)
+                            .arg(reserve);
             previewInfo_->setText(info);
             previewInfo_->setProperty("tooLong", tooLong);
             previewInfo_->setStyleSheet(tooLong ? QStringLiteral("color: palette(highlight); font-weight: bold;") : QString());

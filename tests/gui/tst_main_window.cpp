@@ -51,6 +51,7 @@
 #include "ui/template_editor.h"
 #include "ui/label_set_editor.h"
 #include "ui/main_window.h"
+#include "ui/theme.h"
 #include "ui/transcript_view.h"
 
 using namespace lumen;
@@ -668,6 +669,84 @@ private slots:
 
     // The template editor's preview is exactly what the engine renders when a message is sent
     // through the template in a chat; edits are saved as they are made.
+    // Issue 24: light and dark themes (the system's by default, remembered), and the screenshots
+    // of both at 1280x800 and 800x500: first run, a chat with a Markdown reply with code, a
+    // collapsed reasoning reply and a classification, the model picker, the template editor.
+    void themesAndScreenshots() {
+        const QString emptyPath = dir_.filePath("themes-empty.db");
+        app::Library library(path_);
+        const auto chat = library.chats().createChat("Sorting in Python").id;
+        library.chats().addMessage(chat, {storage::Role::User, "How do I sort a list of pairs by the second item?"});
+        storage::NewMessage reply{storage::Role::Assistant,
+                                  "Use `sorted` with a key:\n\n```python\npairs = [(1, 'b'), (2, 'a')]\nprint(sorted(pairs, key=lambda p: p[1]))\n```\n\n"
+                                  "It returns a **new** list; `list.sort` sorts in place."};
+        reply.reasoning = "The user wants the second element as the key; sorted() with a lambda is the idiom.";
+        reply.metrics.promptTokens = 38;
+        reply.metrics.generatedTokens = 61;
+        reply.metrics.ttftMs = 42.0;
+        reply.metrics.tokensPerSecond = 31.5;
+        reply.metrics.reasoningMs = 800.0;
+        library.chats().addMessage(chat, reply);
+        library.chats().addMessage(chat, {storage::Role::Assistant, app::VisionService::formatScores("The image above, classified with “Colours” (zero-shot, CLIP):",
+                                                                                                     {{"red", 0.81f}, {"green", 0.12f}, {"blue", 0.07f}})
+                                                                         .toStdString()});
+        for (const char* theme : {"Light", "Dark"}) {
+            for (const QSize size : {QSize(1280, 800), QSize(800, 500)}) {
+                const QString tag = QStringLiteral("%1_%2x%3_").arg(QString::fromLatin1(theme).toLower()).arg(size.width()).arg(size.height());
+                {
+                    app::Library empty(emptyPath);
+                    ui::MainWindow first(empty);
+                    first.findChild<QAction*>(QStringLiteral("theme%1").arg(QLatin1String(theme)))->trigger();
+                    first.resize(size);
+                    first.show();
+                    QVERIFY(QTest::qWaitForWindowExposed(&first));
+                    saveScreenshot(first, qPrintable(tag + "first_run"));
+                }
+                ui::MainWindow window(library);
+                window.resize(size);
+                window.show();
+                QVERIFY(QTest::qWaitForWindowExposed(&window));
+                // The theme from the empty library's window is that library's; this one applies its own (System) until chosen.
+                window.findChild<QAction*>(QStringLiteral("theme%1").arg(QLatin1String(theme)))->trigger();
+                QCOMPARE(ui::isDark(QApplication::palette()), QLatin1String(theme) == QLatin1String("Dark"));
+                window.selectChat(chat);
+                auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
+                QTRY_VERIFY(transcript->toPlainText().contains("sorted"));
+                QApplication::processEvents();
+                // The transcript's background follows the theme.
+                const QImage shot = window.grab().toImage();
+                // (along its bottom row: the background is the lightest pixel in light, the darkest in dark)
+                int lightest = 0, darkest = 255;
+                for (int x = transcript->width() / 10; x < transcript->width() * 9 / 10; x += 7) {
+                    const int l = QColor(shot.pixel(transcript->mapTo(&window, QPoint(x, transcript->height() - 6)))).lightness();
+                    lightest = std::max(lightest, l);
+                    darkest = std::min(darkest, l);
+                }
+                QVERIFY2(QLatin1String(theme) == QLatin1String("Dark") ? darkest < 60 : lightest > 220,
+                         qPrintable(QStringLiteral("%1..%2").arg(darkest).arg(lightest)));
+                saveScreenshot(window, qPrintable(tag + "chat"));
+                QMenu* menu = window.findChild<QToolButton*>("modelPicker")->menu();
+                menu->popup(window.findChild<QToolButton*>("modelPicker")->mapToGlobal(QPoint(0, 24)));
+                QTRY_VERIFY(menu->isVisible());
+                saveScreenshot(*menu, qPrintable(tag + "model_picker"));
+                menu->hide();
+                ui::TemplateEditor editor(library, window.assistant(), &window);
+                editor.resize(size.width() * 3 / 4, size.height() * 3 / 4);
+                editor.show();
+                QVERIFY(QTest::qWaitForWindowExposed(&editor));
+                saveScreenshot(editor, qPrintable(tag + "template_editor"));
+            }
+        }
+        QCOMPARE(library.settings().get(ui::kThemeKey).value_or(""), std::string("2"));  // (remembered: dark was the last chosen)
+        {
+            ui::MainWindow again(library);
+            QVERIFY(ui::isDark(QApplication::palette()));
+            QVERIFY(again.findChild<QAction*>("themeDark")->isChecked());
+            again.findChild<QAction*>("themeSystem")->trigger();  // (the rest of the tests run as the system looks)
+        }
+        QVERIFY(!ui::isDark(QApplication::palette()) || ui::currentTheme() == ui::Theme::System);
+    }
+
     // Issue 24: the model picker in the header shows what is loaded and where, the recent models
     // (the checked one loaded), reloads after settings that need it, and unloads.
     void modelPickerLoadsReloadsAndUnloads() {
@@ -1370,6 +1449,7 @@ private:
     }
 
     static void saveScreenshot(QWidget& window, const char* state) {
+        QApplication::processEvents();
         const QString dir = QCoreApplication::applicationDirPath() + "/screenshots";
         QDir().mkpath(dir);
         window.grab().save(dir + "/main_window_" + state + ".png");
