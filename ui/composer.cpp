@@ -4,6 +4,9 @@
 #include <QImage>
 #include <QKeyEvent>
 #include <QMimeData>
+#include <QTextBlock>
+#include <QTextLayout>
+#include <algorithm>
 
 namespace lumen::ui {
 
@@ -11,7 +14,26 @@ Composer::Composer(QWidget* parent) : QPlainTextEdit(parent) {
     setObjectName(QStringLiteral("composer"));
     setPlaceholderText(tr("Message Lumen (Enter to send, Shift+Enter for a new line)"));
     setTabChangesFocus(true);
+    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+    connect(document(), &QTextDocument::contentsChanged, this, [this] { updateGeometry(); });
 }
+
+namespace {
+int heightFor(const QPlainTextEdit& edit, int lines) {
+    const int frame = 2 * edit.frameWidth() + static_cast<int>(edit.document()->documentMargin() * 2) + edit.contentsMargins().top() +
+                      edit.contentsMargins().bottom();
+    return lines * edit.fontMetrics().lineSpacing() + frame;
+}
+}  // namespace
+
+QSize Composer::sizeHint() const {
+    // (wrapped lines count: the document's line count at the current width)
+    int lines = 0;
+    for (QTextBlock b = document()->begin(); b.isValid(); b = b.next()) lines += std::max(1, b.layout() ? b.layout()->lineCount() : 1);
+    return {QPlainTextEdit::sizeHint().width(), heightFor(*this, std::clamp(lines, 2, 8))};
+}
+
+QSize Composer::minimumSizeHint() const { return {QPlainTextEdit::minimumSizeHint().width(), heightFor(*this, 2)}; }
 
 void Composer::keyPressEvent(QKeyEvent* event) {
     const bool enter = event->key() == Qt::Key_Return || event->key() == Qt::Key_Enter;

@@ -1,6 +1,8 @@
 #pragma once
 // Where the user writes: multi-line; Enter sends, Shift+Enter starts a new line. Image files
 // dropped on it and images pasted into it are handed on (imagesDropped), not inserted as text.
+// It is as tall as what is written, from two lines to eight (then it scrolls), so the transcript
+// keeps the room in a small window.
 
 #include <QPlainTextEdit>
 
@@ -10,6 +12,8 @@ class Composer : public QPlainTextEdit {
     Q_OBJECT
 public:
     explicit Composer(QWidget* parent = nullptr);
+    QSize sizeHint() const override;
+    QSize minimumSizeHint() const override;
 
 signals:
     void submitRequested();

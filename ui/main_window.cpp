@@ -485,7 +485,6 @@ void MainWindow::buildLayout() {
         pane->setStyleSheet(QStringLiteral("#%1:focus { border: 2px solid palette(highlight); }").arg(pane->objectName()));
     connect(transcript_, &TranscriptView::editRequested, this, &MainWindow::editMessage);
     composer_ = new Composer;
-    composer_->setMaximumHeight(140);
     connect(composer_, &Composer::submitRequested, this, &MainWindow::sendMessage);
     connect(composer_, &Composer::imagesDropped, this, [this](const QStringList& paths, const QList<QByteArray>& blobs) {
         for (const QString& p : paths) attachImage(app::importImageFile(library_, p));

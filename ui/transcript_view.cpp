@@ -99,10 +99,11 @@ QString TranscriptView::renderMarkdown(const QString& text) const {
         if (line.trimmed().startsWith(QStringLiteral("```"))) {
             if (inCode) {
                 codeBlocks_.push_back(code);
-                html += QStringLiteral("<pre style='background:palette(alternate-base)'>%1</pre><p><small><a href='lumen-copy:%2'>%3</a></small></p>")
+                // (Qt's rich text takes colours, not palette roles: the theme's, as it is now)
+                html += QStringLiteral("<pre style='background-color:%4; color:%5'>%1</pre><p><small><a href='lumen-copy:%2'>%3</a></small></p>")
                             .arg(code.toHtmlEscaped())
                             .arg(codeBlocks_.size() - 1)
-                            .arg(tr("Copy code"));
+                            .arg(tr("Copy code"), palette().color(QPalette::AlternateBase).name(), palette().color(QPalette::Text).name());
                 code.clear();
             } else {
                 flushProse();
@@ -170,6 +171,12 @@ QString TranscriptView::renderReasoning(qint64 messageId, const QString& reasoni
     if (open)
         html += QStringLiteral("<blockquote style='color:gray'><small>%1</small></blockquote>").arg(escapeMultiline(reasoning.trimmed()));
     return html;
+}
+
+void TranscriptView::changeEvent(QEvent* event) {
+    QTextBrowser::changeEvent(event);
+    // Another theme: the code blocks' colours are written into the HTML, so it is made again.
+    if (event->type() == QEvent::PaletteChange) refresh();
 }
 
 void TranscriptView::refresh() {

@@ -32,6 +32,7 @@ signals:
 
 protected:
     QVariant loadResource(int type, const QUrl& name) override;
+    void changeEvent(QEvent* event) override;
 
 private:
     void refresh();

@@ -725,6 +725,14 @@ private slots:
                 QVERIFY2(QLatin1String(theme) == QLatin1String("Dark") ? darkest < 60 : lightest > 220,
                          qPrintable(QStringLiteral("%1..%2").arg(darkest).arg(lightest)));
                 saveScreenshot(window, qPrintable(tag + "chat"));
+                // The composer is two lines tall until more is written, then grows (to eight).
+                auto* composer = window.findChild<ui::Composer*>("composer");
+                const int small = composer->height();
+                composer->setPlainText("one\ntwo\nthree\nfour\nfive");
+                QTRY_VERIFY(composer->height() > small);
+                QVERIFY(small < transcript->height() / 2);
+                composer->clear();
+                QTRY_COMPARE(composer->height(), small);
                 QMenu* menu = window.findChild<QToolButton*>("modelPicker")->menu();
                 menu->popup(window.findChild<QToolButton*>("modelPicker")->mapToGlobal(QPoint(0, 24)));
                 QTRY_VERIFY(menu->isVisible());
