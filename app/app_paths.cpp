@@ -17,6 +17,13 @@ QString resolveDatabasePath(const PathOverrides& overrides) {
     return absolute(QDir(dir).filePath(QString::fromLatin1(kDatabaseFileName)));
 }
 
+QString resolveModelsFolder(const PathOverrides& overrides) {
+    QString dir = overrides.dataDir;
+    if (dir.isEmpty()) dir = qEnvironmentVariable("LUMEN_DATA_DIR");
+    if (dir.isEmpty()) dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+    return QFileInfo(QDir(dir).filePath(QStringLiteral("models"))).absoluteFilePath();
+}
+
 QString ensureParentFolder(const QString& databasePath) {
     const QString folder = QFileInfo(databasePath).absolutePath();
     if (QDir().mkpath(folder)) return {};

@@ -17,6 +17,9 @@ struct PathOverrides {
 
 // Resolves the database path (absolute). Does not create anything.
 QString resolveDatabasePath(const PathOverrides& overrides = {});
+// Where downloaded models go: <data folder>/models (the data folder as above: --data-dir,
+// LUMEN_DATA_DIR, else the platform's app-data folder), each under <owner>/<name>/.
+QString resolveModelsFolder(const PathOverrides& overrides = {});
 // Creates the folder the database goes in; returns an error message, empty on success.
 QString ensureParentFolder(const QString& databasePath);
 

@@ -23,6 +23,7 @@ const std::map<QString, Command>& commands() {
         {QStringLiteral("describe"), {"describe images: describe --model LLM.gguf --mmproj MMPROJ.gguf [--prompt TEXT] IMAGE...", cmdDescribe}},
         {QStringLiteral("template"), {"render a chat template: template (--model M.gguf | --file T.jinja | --builtin NAME) --context C.json", cmdTemplate}},
         {QStringLiteral("tokenize"), {"text to token ids: tokenize --model M.gguf [--ids] [--no-bos] [--parse-special] TEXT", cmdTokenize}},
+        {QStringLiteral("pull"), {"download a model from the Hugging Face Hub: pull OWNER/NAME[:FILE.gguf] [--dir DIR] (HF_ENDPOINT, HF_TOKEN)", cmdPull}},
         {QStringLiteral("inspect"), {"describe a GGUF or safetensors model: inspect MODEL [--tensor NAME --dump OUT.f32]", cmdInspect}},
         {QStringLiteral("chat"), {"interactive chat with a model: chat --model M.gguf [--system TEXT] [--builtin NAME]", cmdChat}},
         {QStringLiteral("chats"), {"list the stored chats", cmdChats}},
@@ -108,6 +109,7 @@ int runCli(const QStringList& args, QTextStream& out, QTextStream& err, QTextStr
         {QStringLiteral("no-metadata"), QStringLiteral("inspect: leave out the metadata listing.")},
         {QStringLiteral("no-tensors"), QStringLiteral("inspect: leave out the tensor table.")},
         {QStringLiteral("force"), QStringLiteral("restore: replace a database that passes its check too.")},
+        {QStringLiteral("dir"), QStringLiteral("pull: the folder to put the model in (default: the models folder beside the database)."), QStringLiteral("DIR")},
         {{QStringLiteral("o"), QStringLiteral("output")}, QStringLiteral("Write to FILE instead of standard output."),
          QStringLiteral("FILE")},
     });

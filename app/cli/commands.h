@@ -25,6 +25,9 @@ int cmdDescribe(Context& ctx);  // describe --model LLM.gguf --mmproj MMPROJ.ggu
 int cmdBench(Context& ctx);     // bench --model M.gguf [-p 512] [-n 128] [-t 1,2] [-r 3] [--gpu-layers N]
 int cmdChat(Context& ctx);      // chat --model M.gguf [--system TEXT] [--builtin NAME]
 
+// pull_command.cpp: a model from the Hugging Face Hub.
+int cmdPull(Context& ctx);  // pull OWNER/NAME[:FILE.gguf] [--dir DIR]
+
 // vision_commands.cpp: image embeddings and classification.
 int cmdEmbed(Context& ctx);     // embed --model DIR (--image FILE | --text TEXT)... [--normalize] [--json]
 int cmdClassify(Context& ctx);  // classify --model DIR [--labels "a,b"] [--template T]... [--examples DIR] [--top-k K] [--json] IMAGE...

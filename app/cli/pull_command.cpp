@@ -1,0 +1,117 @@
+// lumen-cli pull: a model from the Hugging Face Hub (or HF_ENDPOINT's mirror) into the models
+// folder, resumed where an earlier try stopped, checked against the Hub's SHA-256.
+#include "app/cli/commands.h"
+
+#include <QCommandLineParser>
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFileInfo>
+#include <atomic>
+#include <csignal>
+#include <unistd.h>
+
+#include "app/app_paths.h"
+#include "app/downloader.h"
+
+namespace lumen::app::cli {
+namespace {
+
+std::atomic<bool> gPullInterrupted{false};
+extern "C" void onPullInterrupt(int) { gPullInterrupted.store(true); }
+
+QString duration(double seconds) {
+    const auto s = static_cast<qint64>(seconds);
+    return s >= 3600 ? QStringLiteral("%1:%2:%3").arg(s / 3600).arg(s / 60 % 60, 2, 10, QLatin1Char('0')).arg(s % 60, 2, 10, QLatin1Char('0'))
+                     : QStringLiteral("%1:%2").arg(s / 60).arg(s % 60, 2, 10, QLatin1Char('0'));
+}
+
+}  // namespace
+
+int cmdPull(Context& ctx) {
+    const auto spec = ctx.positional.size() == 1 ? parseRepoFile(ctx.positional[0]) : std::nullopt;
+    if (!spec) {
+        ctx.err << "lumen-cli: pull takes one repository and file: lumen-cli pull OWNER/NAME[:FILE.gguf] [--dir DIR]\n";
+        return kUsage;
+    }
+    const HubClient hub(hubConfig());
+    gPullInterrupted.store(false);
+    const auto previous = std::signal(SIGINT, onPullInterrupt);
+    struct Restore {
+        void (*handler)(int);
+        ~Restore() { std::signal(SIGINT, handler); }
+    } restore{previous};
+    try {
+        const auto files = hub.listFiles(spec->repo, &gPullInterrupted);
+        if (spec->file.isEmpty()) {
+            // Which file: the repository's GGUFs (a multi-part model once), for the user to choose.
+            ctx.err << "lumen-cli: " << spec->repo << " has these GGUF files; choose one: lumen-cli pull " << spec->repo << ":FILE\n";
+            int shown = 0;
+            for (const auto& f : files) {
+                if (!f.path.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive)) continue;
+                const auto parts = modelParts(files, f.path);
+                if (parts.size() > 1 && parts.front().path != f.path) continue;
+                qint64 size = 0;
+                for (const auto& p : parts) size += std::max<qint64>(0, p.size);
+                ctx.out << "  " << f.path << "  " << formatSize(size) << (parts.size() > 1 ? QStringLiteral("  (%1 parts)").arg(parts.size()) : QString()) << "\n";
+                ++shown;
+            }
+            if (shown == 0) ctx.err << "lumen-cli: (none: " << spec->repo << " holds no .gguf file)\n";
+            return kUsage;
+        }
+        const auto parts = modelParts(files, spec->file);
+        if (parts.empty()) {
+            ctx.err << "lumen-cli: " << spec->repo << " has no file " << spec->file
+                    << " (or not all the parts of it); lumen-cli pull " << spec->repo << " lists its GGUF files\n";
+            return kFailed;
+        }
+        QString dir = ctx.parser.value(QStringLiteral("dir"));
+        if (dir.isEmpty()) dir = QDir(resolveModelsFolder({{}, ctx.parser.value(QStringLiteral("data-dir"))})).filePath(spec->repo);
+        const bool terminal = isatty(STDERR_FILENO);
+        const HubConfig& config = hub.config();
+        QString firstTarget;
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            const auto& f = parts[i];
+            const QString target = QDir(dir).filePath(f.path);
+            if (firstTarget.isEmpty()) firstTarget = target;
+            const QString label = parts.size() > 1 ? QStringLiteral("%1 (part %2 of %3)").arg(QFileInfo(f.path).fileName()).arg(i + 1).arg(parts.size())
+                                                   : QFileInfo(f.path).fileName();
+            if (QFileInfo::exists(target) && (f.size < 0 || QFileInfo(target).size() == f.size)) {
+                ctx.err << label << ": already here\n";
+                continue;
+            }
+            int lastTenth = -1;
+            const auto progress = [&](const DownloadProgress& p) {
+                const double fraction = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 0.0;
+                const QString left = p.bytesPerSecond > 0 && p.total > 0 ? duration(static_cast<double>(p.total - p.done) / p.bytesPerSecond) : QStringLiteral("--:--");
+                const QString line = QStringLiteral("%1  %2 of %3  %4/s  %5 left%6")
+                                         .arg(label, formatSize(p.done), p.total >= 0 ? formatSize(p.total) : QStringLiteral("?"),
+                                              formatSize(static_cast<qint64>(p.bytesPerSecond)), left,
+                                              p.attempt > 1 ? QStringLiteral("  (try %1)").arg(p.attempt) : QString());
+                if (terminal) {
+                    const int width = 30, filled = static_cast<int>(fraction * width);
+                    ctx.err << "\r[" << QString(filled, QLatin1Char('#')) << QString(width - filled, QLatin1Char('.')) << "] "
+                            << QStringLiteral("%1%").arg(fraction * 100.0, 5, 'f', 1) << "  " << line << "\x1b[K";
+                    ctx.err.flush();
+                } else if (const int tenth = static_cast<int>(fraction * 10.0); tenth != lastTenth) {  // plain lines, one per tenth
+                    lastTenth = tenth;
+                    ctx.err << QStringLiteral("%1%").arg(tenth * 10) << "  " << line << "\n";
+                    ctx.err.flush();
+                }
+            };
+            downloadFile(hub.fileUrl(spec->repo, f.path), target, f.size, f.sha256, progress, &gPullInterrupted,
+                         {.token = config.token, .tokenHost = QUrl(config.endpoint).host()});
+            if (terminal) ctx.err << "\n";
+            ctx.err << label << ": done" << (f.sha256.isEmpty() ? "" : ", SHA-256 checked") << "\n";
+        }
+        ctx.out << firstTarget << "\n";  // (what to open: the first part of a multi-part model)
+        return kOk;
+    } catch (const DownloadError& e) {
+        if (e.cancelled()) {
+            ctx.err << "\nlumen-cli: stopped; what arrived is kept, and the same command goes on from there\n";
+            return kFailed;
+        }
+        return fail(ctx, e);
+    }
+}
+
+}  // namespace lumen::app::cli

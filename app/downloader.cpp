@@ -1,0 +1,353 @@
+#include "app/downloader.h"
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QEventLoop>
+#include <QFile>
+#include <QFileInfo>
+#include <QHostAddress>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QNetworkRequest>
+#include <QRegularExpression>
+#include <QStorageInfo>
+#include <QThread>
+#include <QTimer>
+#include <algorithm>
+#include <map>
+
+#include "storage/sha256.h"
+
+namespace lumen::app {
+namespace {
+
+constexpr int kMaxRedirects = 8;
+constexpr qint64 kDiskMargin = 64ll << 20;  // left free beyond the file
+
+bool isLoopback(const QUrl& url) {
+    const QHostAddress address(url.host());
+    return url.host().compare(QLatin1String("localhost"), Qt::CaseInsensitive) == 0 || (!address.isNull() && address.isLoopback());
+}
+
+// https anywhere; plain http only on this machine (tests, a local mirror).
+bool allowedUrl(const QUrl& url) { return url.scheme() == QLatin1String("https") || (url.scheme() == QLatin1String("http") && isLoopback(url)); }
+
+std::string text(const QString& s) { return s.toStdString(); }
+
+struct Result {
+    int status = 0;
+    QByteArray body;            // when no sink took it
+    QString error;              // a network error (a drop, a refused connection), empty when none
+    bool stalled = false, cancelled = false;
+    qint64 contentLength = -1;
+    QByteArray contentRange;
+};
+
+// One GET, redirects followed by hand (so that each hop is checked and the token goes only to
+// its host). `onHeaders(status)` is called once the final answer's headers are in; data then goes
+// to `sink` (when given and onHeaders said yes), else into Result::body.
+Result get(const QUrl& start, const QList<std::pair<QByteArray, QByteArray>>& headers, const QString& token, const QString& tokenHost,
+           const std::function<bool(int, QNetworkReply&)>& onHeaders, const std::function<void(const QByteArray&)>& sink,
+           const std::atomic<bool>* cancel, int stallTimeoutMs) {
+    QNetworkAccessManager manager;
+    manager.setRedirectPolicy(QNetworkRequest::ManualRedirectPolicy);
+    QUrl url = start;
+    for (int hop = 0; hop <= kMaxRedirects; ++hop) {
+        if (!allowedUrl(url)) throw DownloadError("refusing " + text(url.toDisplayString()) + ": only https addresses are followed");
+        QNetworkRequest request(url);
+        request.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
+        request.setHeader(QNetworkRequest::UserAgentHeader, QStringLiteral("lumen/" LUMEN_VERSION_STRING));
+        request.setRawHeader("Accept-Encoding", "identity");  // (byte ranges of the file itself)
+        for (const auto& [name, value] : headers) request.setRawHeader(name, value);
+        if (!token.isEmpty() && url.host().compare(tokenHost, Qt::CaseInsensitive) == 0)
+            request.setRawHeader("Authorization", "Bearer " + token.toUtf8());
+        QNetworkReply* reply = manager.get(request);
+        Result r;
+        QEventLoop loop;
+        QTimer stall, poll;
+        stall.setSingleShot(true);
+        bool accepting = false, headersSeen = false;
+        const auto headersIn = [&] {
+            if (headersSeen) return;
+            headersSeen = true;
+            r.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+            const bool redirect = r.status >= 300 && r.status < 400;
+            accepting = !redirect && sink && onHeaders && onHeaders(r.status, *reply);
+        };
+        QObject::connect(reply, &QNetworkReply::metaDataChanged, &loop, headersIn);
+        QObject::connect(reply, &QNetworkReply::readyRead, &loop, [&] {
+            headersIn();
+            stall.start(stallTimeoutMs);
+            const QByteArray chunk = reply->readAll();
+            if (accepting) sink(chunk);
+            else if (!sink || r.status < 200 || r.status >= 300) r.body += chunk.left(std::max<qsizetype>(0, (1 << 20) - r.body.size()));
+        });
+        QObject::connect(&stall, &QTimer::timeout, &loop, [&] {
+            r.stalled = true;
+            reply->abort();
+        });
+        QObject::connect(&poll, &QTimer::timeout, &loop, [&] {
+            if (cancel && cancel->load()) {
+                r.cancelled = true;
+                reply->abort();
+            }
+        });
+        QObject::connect(reply, &QNetworkReply::finished, &loop, &QEventLoop::quit);
+        stall.start(stallTimeoutMs);
+        poll.start(100);
+        if (!reply->isFinished()) loop.exec();
+        headersIn();
+        if (const QByteArray rest = reply->readAll(); !rest.isEmpty()) {
+            if (accepting) sink(rest);
+            else if (!sink) r.body += rest;
+        }
+        r.contentLength = reply->header(QNetworkRequest::ContentLengthHeader).isValid() ? reply->header(QNetworkRequest::ContentLengthHeader).toLongLong() : -1;
+        r.contentRange = reply->rawHeader("Content-Range");
+        if (reply->error() != QNetworkReply::NoError && !r.stalled && !r.cancelled && r.status == 0) r.error = reply->errorString();
+        // A connection that dropped part-way through a body shows as an error with a status.
+        if (reply->error() != QNetworkReply::NoError && r.status >= 200 && r.status < 300 && !r.stalled && !r.cancelled) r.error = reply->errorString();
+        const QUrl location = reply->attribute(QNetworkRequest::RedirectionTargetAttribute).toUrl();
+        reply->deleteLater();
+        if (r.status >= 300 && r.status < 400 && location.isValid() && !r.cancelled) {
+            url = url.resolved(location);
+            continue;
+        }
+        return r;
+    }
+    throw DownloadError("too many redirects from " + text(start.toDisplayString()));
+}
+
+QString refusal(int status, const QString& what) {
+    if (status == 401 || status == 403)
+        return QStringLiteral("%1 is gated or private (HTTP %2): accept its terms on the Hub, then give an access token (Settings, or HF_TOKEN)")
+            .arg(what)
+            .arg(status);
+    if (status == 404) return QStringLiteral("%1 was not found (HTTP 404)").arg(what);
+    return QStringLiteral("%1: the server answered HTTP %2").arg(what).arg(status);
+}
+
+// Waits `ms` (in steps, so that a cancel is seen); false when cancelled.
+bool backoff(int ms, const std::atomic<bool>* cancel) {
+    QElapsedTimer t;
+    t.start();
+    while (t.elapsed() < ms) {
+        if (cancel && cancel->load()) return false;
+        QThread::msleep(static_cast<unsigned long>(std::min<qint64>(50, ms - t.elapsed() + 1)));
+    }
+    return !(cancel && cancel->load());
+}
+
+QString hashFile(const QString& path, const std::atomic<bool>* cancel) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) throw DownloadError("cannot read " + text(path) + ": " + text(f.errorString()));
+    storage::Sha256 hash;
+    QByteArray buffer(1 << 20, Qt::Uninitialized);
+    for (qint64 got; (got = f.read(buffer.data(), buffer.size())) > 0;) {
+        if (cancel && cancel->load()) throw DownloadError("cancelled", true);
+        hash.update(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(buffer.constData()), static_cast<std::size_t>(got)));
+    }
+    return QString::fromStdString(hash.finishHex());
+}
+
+}  // namespace
+
+HubConfig hubConfig(const QString& endpointSetting, const QString& tokenSetting) {
+    HubConfig c;
+    const QString envEndpoint = qEnvironmentVariable("HF_ENDPOINT"), envToken = qEnvironmentVariable("HF_TOKEN");
+    c.endpoint = !envEndpoint.isEmpty() ? envEndpoint : !endpointSetting.isEmpty() ? endpointSetting : QStringLiteral("https://huggingface.co");
+    while (c.endpoint.endsWith(QLatin1Char('/'))) c.endpoint.chop(1);
+    c.token = !envToken.isEmpty() ? envToken : tokenSetting;
+    return c;
+}
+
+HubClient::HubClient(HubConfig config) : config_(std::move(config)) {}
+
+QUrl HubClient::fileUrl(const QString& repo, const QString& path) const {
+    QStringList parts;
+    for (const QString& segment : path.split(QLatin1Char('/'))) parts << QString::fromLatin1(QUrl::toPercentEncoding(segment));
+    return QUrl(config_.endpoint + QLatin1Char('/') + repo + QStringLiteral("/resolve/main/") + parts.join(QLatin1Char('/')));
+}
+
+std::vector<RemoteFile> HubClient::listFiles(const QString& repo, const std::atomic<bool>* cancel) const {
+    const QUrl url(config_.endpoint + QStringLiteral("/api/models/") + repo + QStringLiteral("/tree/main?recursive=true"));
+    const Result r = get(url, {}, config_.token, QUrl(config_.endpoint).host(), {}, {}, cancel, 30000);
+    if (r.cancelled) throw DownloadError("cancelled", true);
+    if (!r.error.isEmpty() || r.stalled)
+        throw DownloadError("cannot reach " + text(config_.endpoint) + ": " + text(r.stalled ? QStringLiteral("no answer") : r.error));
+    if (r.status != 200) throw DownloadError(text(refusal(r.status, QStringLiteral("the repository %1").arg(repo))));
+    const QJsonDocument doc = QJsonDocument::fromJson(r.body);
+    if (!doc.isArray()) throw DownloadError(text(config_.endpoint) + " answered something that is not a list of files for " + text(repo));
+    std::vector<RemoteFile> files;
+    for (const QJsonValue& v : doc.array()) {
+        const QJsonObject o = v.toObject();
+        if (o.value(QStringLiteral("type")).toString() != QLatin1String("file")) continue;
+        RemoteFile f;
+        f.path = o.value(QStringLiteral("path")).toString();
+        f.size = static_cast<qint64>(o.value(QStringLiteral("size")).toDouble(-1));
+        const QJsonObject lfs = o.value(QStringLiteral("lfs")).toObject();
+        const QString oid = lfs.value(QStringLiteral("oid")).toString().toLower();
+        if (QRegularExpression(QStringLiteral("^[0-9a-f]{64}$")).match(oid).hasMatch()) f.sha256 = oid;
+        if (lfs.contains(QStringLiteral("size"))) f.size = static_cast<qint64>(lfs.value(QStringLiteral("size")).toDouble(-1));
+        if (!f.path.isEmpty()) files.push_back(std::move(f));
+    }
+    return files;
+}
+
+std::optional<RepoFile> parseRepoFile(const QString& textIn) {
+    static const QRegularExpression pattern(QStringLiteral("^([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?::(.+))?$"));
+    const auto m = pattern.match(textIn.trimmed());
+    if (!m.hasMatch()) return std::nullopt;
+    RepoFile r{m.captured(1), m.captured(2)};
+    if (r.repo.contains(QLatin1String(".."))) return std::nullopt;
+    for (const QString& segment : r.file.split(QLatin1Char('/')))
+        if (!r.file.isEmpty() && (segment.isEmpty() || segment == QLatin1String("..") || segment == QLatin1String("."))) return std::nullopt;
+    return r;
+}
+
+std::vector<RemoteFile> modelParts(const std::vector<RemoteFile>& files, const QString& file) {
+    static const QRegularExpression split(QStringLiteral("^(.*)-(\\d{5})-of-(\\d{5})\\.gguf$"));
+    const auto m = split.match(file);
+    std::vector<RemoteFile> parts;
+    if (!m.hasMatch()) {
+        for (const auto& f : files)
+            if (f.path == file) parts.push_back(f);
+        return parts;
+    }
+    const int count = m.captured(3).toInt();
+    std::map<int, RemoteFile> found;
+    for (const auto& f : files) {
+        const auto p = split.match(f.path);
+        if (p.hasMatch() && p.captured(1) == m.captured(1) && p.captured(3).toInt() == count) found[p.captured(2).toInt()] = f;
+    }
+    for (int i = 1; i <= count; ++i) {
+        const auto it = found.find(i);
+        if (it == found.end()) return {};  // (a part is missing: not a model that can be downloaded whole)
+        parts.push_back(it->second);
+    }
+    return parts;
+}
+
+void downloadFile(const QUrl& url, const QString& target, qint64 size, const QString& sha256, const ProgressFn& progress,
+                  const std::atomic<bool>* cancel, const DownloadOptions& options) {
+    const QFileInfo info(target);
+    if (!QDir().mkpath(info.absolutePath())) throw DownloadError("cannot create the folder " + text(info.absolutePath()));
+    const QString part = target + QStringLiteral(".part");
+    qint64 total = size;
+    QElapsedTimer clock;
+    clock.start();
+    for (int attempt = 1;; ++attempt) {
+        if (cancel && cancel->load()) throw DownloadError("cancelled", true);
+        QFile file(part);
+        qint64 have = file.exists() ? file.size() : 0;
+        if (total >= 0 && have > total) {  // (not this file's part)
+            file.remove();
+            have = 0;
+        }
+        if (total >= 0 && have == total) break;
+        if (const QStorageInfo disk(info.absolutePath()); disk.isValid() && total >= 0 && disk.bytesAvailable() < total - have + kDiskMargin)
+            throw DownloadError(text(QStringLiteral("%1 needs %2 more on %3, which has %4 free").arg(info.fileName(), formatSize(total - have), disk.rootPath(),
+                                                                                                  formatSize(disk.bytesAvailable()))));
+        if (!file.open(QIODevice::ReadWrite)) throw DownloadError("cannot write " + text(part) + ": " + text(file.errorString()));
+        file.seek(have);
+        QList<std::pair<QByteArray, QByteArray>> headers;
+        if (have > 0) headers.push_back({"Range", "bytes=" + QByteArray::number(have) + "-"});
+        qint64 done = have, lastDone = have;
+        qint64 lastReport = -1;
+        double rate = 0;
+        QString writeError;
+        const auto report = [&](bool force) {
+            const qint64 now = clock.elapsed();
+            if (!progress || (!force && lastReport >= 0 && now - lastReport < 200)) return;
+            if (lastReport >= 0 && now > lastReport) {
+                const double instant = static_cast<double>(done - lastDone) * 1000.0 / static_cast<double>(now - lastReport);
+                rate = rate == 0 ? instant : 0.7 * rate + 0.3 * instant;
+            }
+            lastReport = now;
+            lastDone = done;
+            progress({done, total, rate, attempt});
+        };
+        bool badRange = false;
+        const auto onHeaders = [&](int status, QNetworkReply& reply) {
+            if (status == 206) {
+                // The answer must start where the part file ends ("bytes 100-999/1000").
+                const QByteArray range = reply.rawHeader("Content-Range");
+                const auto m = QRegularExpression(QStringLiteral("^bytes (\\d+)-(\\d+)/(\\d+)$")).match(QString::fromLatin1(range));
+                if (!m.hasMatch() || m.captured(1).toLongLong() != have) {
+                    badRange = true;
+                    return false;
+                }
+                if (total < 0) total = m.captured(3).toLongLong();
+                return true;
+            }
+            if (status == 200) {
+                // The whole file (a server without ranges): start the part file over.
+                file.resize(0);
+                file.seek(0);
+                done = have = 0;
+                const QVariant length = reply.header(QNetworkRequest::ContentLengthHeader);
+                if (total < 0 && length.isValid()) total = length.toLongLong();
+                return true;
+            }
+            return false;
+        };
+        const auto sink = [&](const QByteArray& chunk) {
+            if (!writeError.isEmpty()) return;
+            if (file.write(chunk) != chunk.size()) {
+                writeError = file.errorString();
+                return;
+            }
+            done += chunk.size();
+            report(false);
+        };
+        const Result r = get(url, headers, options.token, options.tokenHost, onHeaders, sink, cancel, options.stallTimeoutMs);
+        file.close();
+        report(true);
+        if (!writeError.isEmpty()) throw DownloadError("cannot write " + text(part) + ": " + text(writeError));
+        if (r.cancelled) throw DownloadError("cancelled", true);
+        const bool bodyStatus = r.status == 200 || r.status == 206;
+        if (r.status == 416 || badRange) {  // (a range the server will not give from the part file: start over)
+            QFile::remove(part);
+        } else if (r.status != 0 && !bodyStatus && r.status < 500 && r.status != 429) {
+            throw DownloadError(text(refusal(r.status, info.fileName())));
+        }
+        const qint64 now = QFileInfo(part).exists() ? QFileInfo(part).size() : 0;
+        if (bodyStatus && r.error.isEmpty() && !r.stalled && (total < 0 || now == total)) {
+            if (total < 0) total = now;
+            break;
+        }
+        if (bodyStatus && total >= 0 && now > total) QFile::remove(part);  // (more than the file has: start over)
+        // A drop, a stall, a 5xx or 429: again, a little later, from where the part file ends.
+        if (attempt > options.retries) {
+            const QString why = r.stalled ? QStringLiteral("the server stopped sending") : !r.error.isEmpty() ? r.error : QStringLiteral("HTTP %1").arg(r.status);
+            throw DownloadError(text(QStringLiteral("%1 did not finish after %2 tries (%3); what arrived is kept, and the next try goes on from there")
+                                         .arg(info.fileName())
+                                         .arg(attempt)
+                                         .arg(why)));
+        }
+        if (!backoff(options.firstBackoffMs << std::min(attempt - 1, 6), cancel)) throw DownloadError("cancelled", true);
+    }
+    if (!sha256.isEmpty()) {
+        const QString got = hashFile(part, cancel);
+        if (got.compare(sha256, Qt::CaseInsensitive) != 0) {
+            QFile::remove(part);
+            throw DownloadError(text(QStringLiteral("%1 arrived damaged: its SHA-256 is %2, not the %3 the Hub gives; the partial file was deleted, "
+                                                    "so the next try starts over")
+                                         .arg(info.fileName(), got.left(12), sha256.left(12))));
+        }
+    }
+    if (QFile::exists(target) && !QFile::remove(target)) throw DownloadError("cannot replace " + text(target));
+    if (!QFile::rename(part, target)) throw DownloadError("cannot move " + text(part) + " to " + text(target));
+}
+
+QString formatSize(qint64 bytes) {
+    const double b = static_cast<double>(bytes);
+    if (b >= 1e9) return QStringLiteral("%1 GB").arg(b / 1e9, 0, 'f', 2);
+    if (b >= 1e6) return QStringLiteral("%1 MB").arg(b / 1e6, 0, 'f', 1);
+    if (b >= 1e3) return QStringLiteral("%1 kB").arg(b / 1e3, 0, 'f', 1);
+    return QStringLiteral("%1 bytes").arg(bytes);
+}
+
+}  // namespace lumen::app

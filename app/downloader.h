@@ -1,0 +1,98 @@
+#pragma once
+// Getting model files from the Hugging Face Hub (or a mirror): a repository's files with their
+// sizes and SHA-256s from the Hub's API, and downloads that survive what downloads meet. Bytes go
+// to `<target>.part`; a part file left by a dropped connection, a crash or a restart is resumed
+// with an HTTP Range request; dropped connections, stalls and 5xx answers are retried with
+// backoff; the SHA-256 is checked before the part file is moved into place (a mismatch deletes
+// it), so nothing half-written is ever where a model is looked for. Free disk space is checked
+// before starting. TLS verification stays on; redirects are followed to https only (plain http
+// only on the loopback, for tests), and the access token is sent only to the Hub's own host.
+//
+// The calls block, running a local event loop: call them from a job (the runner's downloads
+// lane) or from lumen-cli, never from the window's thread.
+
+#include <QString>
+#include <QUrl>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+namespace lumen::app {
+
+// The Hub's address and the access token: the HF_ENDPOINT and HF_TOKEN environment variables
+// (as huggingface_hub reads them) over the settings, over https://huggingface.co and none.
+struct HubConfig {
+    QString endpoint;
+    QString token;
+};
+HubConfig hubConfig(const QString& endpointSetting = {}, const QString& tokenSetting = {});
+
+// A download or Hub request that failed, with what the user should know. `cancelled` when it
+// was stopped on request (the part file stays for a later resume).
+class DownloadError : public std::runtime_error {
+public:
+    DownloadError(const std::string& what, bool cancelled = false) : std::runtime_error(what), cancelled_(cancelled) {}
+    bool cancelled() const { return cancelled_; }
+
+private:
+    bool cancelled_;
+};
+
+struct RemoteFile {
+    QString path;    // in the repository: "Qwen3-4B-Q4_K_M.gguf", "sub/dir/x.gguf"
+    qint64 size = -1;
+    QString sha256;  // the LFS object id (lowercase hex); empty for files not in LFS
+};
+
+class HubClient {
+public:
+    explicit HubClient(HubConfig config);
+    // The repository's files ("owner/name", revision main). Throws DownloadError (a repository
+    // that does not exist, or a gated one without a token that may read it, says so).
+    std::vector<RemoteFile> listFiles(const QString& repo, const std::atomic<bool>* cancel = nullptr) const;
+    QUrl fileUrl(const QString& repo, const QString& path) const;
+    const HubConfig& config() const { return config_; }
+
+private:
+    HubConfig config_;
+};
+
+// A repository and file as lumen-cli pull takes them: "owner/name" or "owner/name:file.gguf".
+// nullopt for anything else (no owner, spaces, "..").
+struct RepoFile {
+    QString repo, file;
+};
+std::optional<RepoFile> parseRepoFile(const QString& text);
+
+// Multi-part GGUFs ("x-00001-of-00003.gguf"): the other parts of the model `file` names, in
+// order, among `files`; just `file` for a single-file model.
+std::vector<RemoteFile> modelParts(const std::vector<RemoteFile>& files, const QString& file);
+
+struct DownloadProgress {
+    qint64 done = 0;           // bytes in the part file
+    qint64 total = -1;         // the file's size (-1: not known)
+    double bytesPerSecond = 0; // over the last seconds
+    int attempt = 1;           // 2 and up: retrying after a drop
+};
+using ProgressFn = std::function<void(const DownloadProgress&)>;
+
+struct DownloadOptions {
+    int retries = 5;               // after a dropped connection, a stall or a 5xx
+    int firstBackoffMs = 500;      // doubled at each retry
+    int stallTimeoutMs = 30000;    // no byte for this long: dropped
+    QString token;                 // sent as a bearer token to `tokenHost` only
+    QString tokenHost;
+};
+
+// Downloads `url` to `target` (see above). `size` and `sha256` (the Hub's) may be unknown (-1,
+// empty): then the server's length is used and nothing is checked. Throws DownloadError.
+void downloadFile(const QUrl& url, const QString& target, qint64 size, const QString& sha256, const ProgressFn& progress,
+                  const std::atomic<bool>* cancel, const DownloadOptions& options = {});
+
+// "1.2 GB", "340 MB": sizes as the download lines show them.
+QString formatSize(qint64 bytes);
+
+}  // namespace lumen::app

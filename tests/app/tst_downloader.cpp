@@ -1,0 +1,395 @@
+// Downloads from the Hub (issue 25), against a real HTTP server on 127.0.0.1 that answers as the
+// Hub does (the tree API, resolve redirects to a CDN host, byte ranges) and misbehaves on request:
+// drops the connection after N bytes, stalls, answers 5xx, serves wrong bytes, guards a gated
+// repository. Covered: a whole download, resume after a drop, after a kill (a part file left),
+// after a stall, retries, a checksum mismatch, no disk space, a gated repository with and
+// without a token (and the token kept from the CDN host), cancel, multi-part names, lumen-cli pull.
+
+#include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QRegularExpression>
+#include <QTcpServer>
+#include <QTcpSocket>
+#include <QTemporaryDir>
+#include <QTextStream>
+#include <QtTest>
+#include <map>
+#include <random>
+
+#include "app/cli/cli.h"
+#include "app/downloader.h"
+#include "storage/sha256.h"
+
+using namespace lumen;
+
+namespace {
+
+QString sha256Of(const QByteArray& bytes) {
+    return QString::fromStdString(storage::sha256Hex({reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())}));
+}
+
+// The Hub, as far as downloads see it. Files live at /cdn/<repo>/<path> on "localhost" (another
+// host name for the same server, as the Hub's CDN is another host).
+class FakeHub : public QObject {
+public:
+    struct Request {
+        QString path;
+        QByteArray range, authorization, host;
+    };
+    int dropAfter = -1;     // the next file answer closes the connection after this many body bytes
+    int stallAfter = -1;    // the next file answer sends this many body bytes, then nothing
+    int failures = 0;       // answers left to fail with 503
+    bool corrupt = false;   // serve the files with one byte changed
+    bool ignoreRange = false;
+    QList<Request> requests;
+
+    FakeHub() {
+        QVERIFY(server_.listen(QHostAddress::LocalHost));
+        connect(&server_, &QTcpServer::newConnection, this, [this] {
+            while (QTcpSocket* socket = server_.nextPendingConnection()) {
+                connect(socket, &QTcpSocket::readyRead, this, [this, socket] { serve(socket); });
+                connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+            }
+        });
+    }
+    QString endpoint() const { return QStringLiteral("http://127.0.0.1:%1").arg(server_.serverPort()); }
+    void addFile(const QString& repo, const QString& path, const QByteArray& bytes, bool lfs = true) { repos_[repo][path] = {bytes, lfs}; }
+    void gate(const QString& repo) { gated_.insert(repo); }
+
+private:
+    struct File {
+        QByteArray bytes;
+        bool lfs = true;
+    };
+    void serve(QTcpSocket* socket) {
+        QByteArray& buffer = pending_[socket];
+        buffer += socket->readAll();
+        const qsizetype end = buffer.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const QList<QByteArray> lines = buffer.left(end).split('\n');
+        pending_.remove(socket);
+        const QList<QByteArray> first = lines.value(0).trimmed().split(' ');
+        Request r;
+        r.path = QString::fromUtf8(QByteArray::fromPercentEncoding(first.value(1)));
+        for (const QByteArray& line : lines.mid(1)) {
+            const qsizetype colon = line.indexOf(':');
+            const QByteArray name = line.left(colon).trimmed().toLower(), value = line.mid(colon + 1).trimmed();
+            if (name == "range") r.range = value;
+            if (name == "authorization") r.authorization = value;
+            if (name == "host") r.host = value;
+        }
+        requests << r;
+        const auto authorized = [&](const QString& repo) { return !gated_.contains(repo) || r.authorization == "Bearer secret"; };
+        static const QRegularExpression api(QStringLiteral("^/api/models/([^/]+/[^/]+)/tree/main"));
+        static const QRegularExpression resolve(QStringLiteral("^/([^/]+/[^/]+)/resolve/main/(.+)$"));
+        static const QRegularExpression cdn(QStringLiteral("^/cdn/([^/]+/[^/]+)/(.+)$"));
+        if (const auto m = api.match(r.path); m.hasMatch()) {
+            if (!repos_.contains(m.captured(1))) return answer(socket, 404, "{\"error\":\"Repository not found\"}");
+            if (!authorized(m.captured(1))) return answer(socket, 401, "{\"error\":\"Access to this model is restricted\"}");
+            QJsonArray list;
+            list.append(QJsonObject{{"type", "directory"}, {"path", "docs"}, {"size", 0}});
+            for (const auto& [path, file] : repos_[m.captured(1)]) {
+                QJsonObject o{{"type", "file"}, {"path", path}, {"size", file.lfs ? 134 : file.bytes.size()}, {"oid", "0123abcd"}};
+                if (file.lfs) o["lfs"] = QJsonObject{{"oid", sha256Of(file.bytes)}, {"size", file.bytes.size()}, {"pointerSize", 134}};
+                list.append(o);
+            }
+            return answer(socket, 200, QJsonDocument(list).toJson(QJsonDocument::Compact));
+        }
+        if (const auto m = resolve.match(r.path); m.hasMatch()) {
+            if (!authorized(m.captured(1))) return answer(socket, 401, "denied");
+            // To the "CDN": another host name, as the Hub's files come from another host.
+            return answer(socket, 302, {}, "Location: http://localhost:" + QByteArray::number(server_.serverPort()) + "/cdn/" +
+                                                 QUrl::toPercentEncoding(m.captured(1), "/") + "/" + QUrl::toPercentEncoding(m.captured(2), "/") + "\r\n");
+        }
+        if (const auto m = cdn.match(r.path); m.hasMatch() && repos_.contains(m.captured(1)) && repos_[m.captured(1)].count(m.captured(2))) {
+            if (failures > 0) {
+                --failures;
+                return answer(socket, 503, "busy");
+            }
+            QByteArray bytes = repos_[m.captured(1)][m.captured(2)].bytes;
+            if (corrupt) bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);
+            qint64 from = 0;
+            if (const auto rm = QRegularExpression(QStringLiteral("^bytes=(\\d+)-$")).match(QString::fromLatin1(r.range)); rm.hasMatch() && !ignoreRange)
+                from = rm.captured(1).toLongLong();
+            if (from > bytes.size()) return answer(socket, 416, {});
+            const QByteArray body = bytes.mid(from);
+            QByteArray head = "HTTP/1.1 " + QByteArray(from > 0 ? "206 Partial Content" : "200 OK") + "\r\nContent-Length: " + QByteArray::number(body.size()) +
+                              "\r\nConnection: close\r\n";
+            if (from > 0) head += "Content-Range: bytes " + QByteArray::number(from) + "-" + QByteArray::number(bytes.size() - 1) + "/" + QByteArray::number(bytes.size()) + "\r\n";
+            socket->write(head + "\r\n");
+            if (dropAfter >= 0) {
+                socket->write(body.left(dropAfter));
+                dropAfter = -1;
+                socket->disconnectFromHost();
+                return;
+            }
+            if (stallAfter >= 0) {
+                socket->write(body.left(stallAfter));
+                stallAfter = -1;
+                stalled_ << socket;  // (held open, silent)
+                return;
+            }
+            socket->write(body);
+            socket->disconnectFromHost();
+            return;
+        }
+        answer(socket, 404, "not found");
+    }
+    void answer(QTcpSocket* socket, int status, const QByteArray& body, const QByteArray& extra = {}) {
+        socket->write("HTTP/1.1 " + QByteArray::number(status) + " X\r\nContent-Length: " + QByteArray::number(body.size()) + "\r\nConnection: close\r\n" + extra +
+                      "\r\n" + body);
+        socket->disconnectFromHost();
+    }
+    QTcpServer server_;
+    std::map<QString, std::map<QString, File>> repos_;
+    QSet<QString> gated_;
+    QHash<QTcpSocket*, QByteArray> pending_;
+    QList<QTcpSocket*> stalled_;
+};
+
+QByteArray randomBytes(int n, unsigned seed) {
+    std::mt19937 rng(seed);
+    QByteArray b(n, Qt::Uninitialized);
+    for (char& c : b) c = static_cast<char>(rng() & 0xff);
+    return b;
+}
+
+}  // namespace
+
+class TestDownloader : public QObject {
+    Q_OBJECT
+private slots:
+    void init() {
+        hub_ = std::make_unique<FakeHub>();
+        model_ = randomBytes(1 << 20, 7);
+        hub_->addFile("owner/model", "model-Q4_K_M.gguf", model_);
+        hub_->addFile("owner/model", "README.md", "# a model card", false);
+        hub_->addFile("owner/model", "big-00001-of-00002.gguf", randomBytes(70000, 8));
+        hub_->addFile("owner/model", "big-00002-of-00002.gguf", randomBytes(50000, 9));
+        QVERIFY(dir_.isValid());
+        target_ = dir_.filePath(QStringLiteral("%1/model.gguf").arg(QTest::currentTestFunction()));
+    }
+    void cleanup() { hub_.reset(); }
+
+    void listsFilesWithSizesAndHashes() {
+        const app::HubClient hub({hub_->endpoint(), {}});
+        const auto files = hub.listFiles("owner/model");
+        QCOMPARE(files.size(), std::size_t{4});  // (the folder entry left out)
+        const auto model = std::find_if(files.begin(), files.end(), [](const auto& f) { return f.path == "model-Q4_K_M.gguf"; });
+        QVERIFY(model != files.end());
+        QCOMPARE(model->size, qint64{1 << 20});  // the LFS size, not the pointer's
+        QCOMPARE(model->sha256, sha256Of(model_));
+        const auto card = std::find_if(files.begin(), files.end(), [](const auto& f) { return f.path == "README.md"; });
+        QVERIFY(card->sha256.isEmpty());
+        try {
+            hub.listFiles("owner/none");
+            QFAIL("a missing repository was listed");
+        } catch (const app::DownloadError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("not found"), e.what());
+        }
+    }
+
+    void wholeDownload() {
+        const app::HubClient hub({hub_->endpoint(), {}});
+        QList<app::DownloadProgress> seen;
+        app::downloadFile(hub.fileUrl("owner/model", "model-Q4_K_M.gguf"), target_, model_.size(), sha256Of(model_),
+                          [&](const app::DownloadProgress& p) { seen << p; }, nullptr);
+        QCOMPARE(readAll(target_), model_);
+        QVERIFY(!QFile::exists(target_ + ".part"));
+        QVERIFY(!seen.isEmpty());
+        QCOMPARE(seen.last().done, qint64(model_.size()));
+        QCOMPARE(seen.last().total, qint64(model_.size()));
+    }
+
+    void resumesAfterADrop() {
+        hub_->dropAfter = 300000;
+        int lastAttempt = 0;
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), [&](const app::DownloadProgress& p) { lastAttempt = p.attempt; }, nullptr,
+                          {.firstBackoffMs = 10});
+        QCOMPARE(readAll(target_), model_);
+        QCOMPARE(lastAttempt, 2);
+        QVERIFY2(hub_->requests.last().range == "bytes=300000-", hub_->requests.last().range.constData());
+    }
+
+    // A kill leaves the part file: the next run asks for the rest only.
+    void resumesAPartFileLeftBehind() {
+        QDir().mkpath(QFileInfo(target_).absolutePath());
+        writeAll(target_ + ".part", model_.left(123457));
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr);
+        QCOMPARE(readAll(target_), model_);
+        QCOMPARE(hub_->requests.last().range, QByteArray("bytes=123457-"));
+        // A part file that is not this file's prefix (longer than the file): started over.
+        writeAll(target_ + ".part", model_ + "xx");
+        QFile::remove(target_);
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr);
+        QCOMPARE(readAll(target_), model_);
+        // A server that ignores ranges: the part file is started over from its whole answer.
+        hub_->ignoreRange = true;
+        writeAll(target_ + ".part", model_.left(1000));
+        QFile::remove(target_);
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr);
+        QCOMPARE(readAll(target_), model_);
+    }
+
+    void resumesAfterAStall() {
+        hub_->stallAfter = 200000;
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.firstBackoffMs = 10, .stallTimeoutMs = 300});
+        QCOMPARE(readAll(target_), model_);
+        QCOMPARE(hub_->requests.last().range, QByteArray("bytes=200000-"));
+    }
+
+    void retriesServerErrorsThenGivesUp() {
+        hub_->failures = 2;
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.firstBackoffMs = 10});
+        QCOMPARE(readAll(target_), model_);
+        QFile::remove(target_);
+        hub_->failures = 10;
+        try {
+            app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.retries = 2, .firstBackoffMs = 10});
+            QFAIL("a server that keeps failing gave a file");
+        } catch (const app::DownloadError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("did not finish after 3 tries") && QString::fromUtf8(e.what()).contains("503"), e.what());
+        }
+        QVERIFY(!QFile::exists(target_));
+    }
+
+    void checksumMismatchDeletesThePart() {
+        hub_->corrupt = true;
+        try {
+            app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr);
+            QFAIL("damaged bytes were accepted");
+        } catch (const app::DownloadError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("arrived damaged") && QString::fromUtf8(e.what()).contains(sha256Of(model_).left(12)), e.what());
+        }
+        QVERIFY(!QFile::exists(target_));
+        QVERIFY(!QFile::exists(target_ + ".part"));
+    }
+
+    void noRoomIsSaidBeforeStarting() {
+        try {
+            app::downloadFile(url(), target_, qint64{1} << 55, {}, {}, nullptr);
+            QFAIL("a file larger than the disk was started");
+        } catch (const app::DownloadError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("more on") && QString::fromUtf8(e.what()).contains("free"), e.what());
+        }
+        QCOMPARE(hub_->requests.size(), 0);
+    }
+
+    // A gated repository: refused without the token, served with it; the token goes to the Hub's
+    // host only, not to the CDN host the file is redirected to.
+    void gatedRepository() {
+        hub_->gate("owner/model");
+        try {
+            app::HubClient({hub_->endpoint(), {}}).listFiles("owner/model");
+            QFAIL("a gated repository was listed without a token");
+        } catch (const app::DownloadError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("gated") && QString::fromUtf8(e.what()).contains("HF_TOKEN"), e.what());
+        }
+        const app::HubClient hub({hub_->endpoint(), "secret"});
+        QCOMPARE(hub.listFiles("owner/model").size(), std::size_t{4});
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.token = "secret", .tokenHost = "127.0.0.1"});
+        QCOMPARE(readAll(target_), model_);
+        const auto& last = hub_->requests.last();
+        QVERIFY(last.path.startsWith("/cdn/") && last.host.startsWith("localhost") && last.authorization.isEmpty());
+        QCOMPARE(hub_->requests[hub_->requests.size() - 2].authorization, QByteArray("Bearer secret"));
+    }
+
+    void cancelKeepsWhatArrived() {
+        std::atomic<bool> cancel{false};
+        try {
+            app::downloadFile(url(), target_, model_.size(), sha256Of(model_),
+                              [&](const app::DownloadProgress& p) {
+                                  if (p.done > 0) cancel = true;
+                              },
+                              &cancel);
+            QFAIL("a cancelled download finished");
+        } catch (const app::DownloadError& e) {
+            QVERIFY(e.cancelled());
+        }
+        QVERIFY(!QFile::exists(target_));
+        QVERIFY(QFile::exists(target_ + ".part"));
+    }
+
+    void onlyHttpsOrLoopback() {
+        try {
+            app::downloadFile(QUrl("http://example.com/model.gguf"), target_, 10, {}, {}, nullptr);
+            QFAIL("plain http to another machine was used");
+        } catch (const app::DownloadError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("only https"), e.what());
+        }
+    }
+
+    void namesAndParts() {
+        QVERIFY(!app::parseRepoFile("model.gguf"));
+        QVERIFY(!app::parseRepoFile("owner/model:../../etc/passwd"));
+        QVERIFY(!app::parseRepoFile("owner/model extra"));
+        const auto r = app::parseRepoFile("Qwen/Qwen3-4B-GGUF:Qwen3-4B-Q4_K_M.gguf");
+        QVERIFY(r);
+        QCOMPARE(r->repo, QStringLiteral("Qwen/Qwen3-4B-GGUF"));
+        QCOMPARE(r->file, QStringLiteral("Qwen3-4B-Q4_K_M.gguf"));
+        const auto files = app::HubClient({hub_->endpoint(), {}}).listFiles("owner/model");
+        const auto parts = app::modelParts(files, "big-00002-of-00002.gguf");
+        QCOMPARE(parts.size(), std::size_t{2});
+        QCOMPARE(parts[0].path, QStringLiteral("big-00001-of-00002.gguf"));
+        QCOMPARE(app::modelParts(files, "model-Q4_K_M.gguf").size(), std::size_t{1});
+        QVERIFY(app::modelParts(files, "big-00001-of-00003.gguf").empty());  // (parts missing)
+    }
+
+    // lumen-cli pull: lists a repository's GGUFs, downloads a multi-part model into the models
+    // folder (plain progress lines when not on a terminal), and says "already here" the next time.
+    void pullCommand() {
+        qputenv("HF_ENDPOINT", hub_->endpoint().toUtf8());
+        const QString data = dir_.filePath("data");
+        auto r = run({"pull", "owner/model", "--data-dir", data});
+        QCOMPARE(r.status, 2);
+        QVERIFY2(r.out.contains("model-Q4_K_M.gguf  1.0 MB") && r.out.contains("big-00001-of-00002.gguf  120.0 kB  (2 parts)") && !r.out.contains("README"),
+                 qPrintable(r.out));
+        r = run({"pull", "owner/model:big-00001-of-00002.gguf", "--data-dir", data});
+        QCOMPARE(r.status, 0);
+        const QString first = QDir(data).filePath("models/owner/model/big-00001-of-00002.gguf");
+        QCOMPARE(r.out.trimmed(), first);
+        QVERIFY(QFile::exists(QDir(data).filePath("models/owner/model/big-00002-of-00002.gguf")));
+        QVERIFY2(r.err.contains("(part 2 of 2)") && r.err.contains("100%") && r.err.contains("SHA-256 checked"), qPrintable(r.err));
+        r = run({"pull", "owner/model:big-00001-of-00002.gguf", "--data-dir", data});
+        QVERIFY2(r.status == 0 && r.err.contains("already here"), qPrintable(r.err));
+        r = run({"pull", "owner/model:missing.gguf", "--data-dir", data});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("has no file missing.gguf"), qPrintable(r.err));
+        r = run({"pull", "not a repo"});
+        QCOMPARE(r.status, 2);
+        qunsetenv("HF_ENDPOINT");
+    }
+
+private:
+    struct Run {
+        int status;
+        QString out, err;
+    };
+    static Run run(const QStringList& args) {
+        QString out, err;
+        QTextStream o(&out), e(&err);
+        const int status = app::cli::runCli(QStringList{"lumen-cli"} + args, o, e);
+        return {status, out, err};
+    }
+    QUrl url() const { return app::HubClient({hub_->endpoint(), {}}).fileUrl("owner/model", "model-Q4_K_M.gguf"); }
+    static QByteArray readAll(const QString& path) {
+        QFile f(path);
+        return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+    }
+    static void writeAll(const QString& path, const QByteArray& bytes) {
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        f.write(bytes);
+    }
+
+    std::unique_ptr<FakeHub> hub_;
+    QByteArray model_;
+    QTemporaryDir dir_;
+    QString target_;
+};
+
+QTEST_GUILESS_MAIN(TestDownloader)
+#include "tst_downloader.moc"
