@@ -17,11 +17,10 @@ QString resolveDatabasePath(const PathOverrides& overrides) {
     return absolute(QDir(dir).filePath(QString::fromLatin1(kDatabaseFileName)));
 }
 
-QString resolveModelsFolder(const PathOverrides& overrides) {
-    QString dir = overrides.dataDir;
-    if (dir.isEmpty()) dir = qEnvironmentVariable("LUMEN_DATA_DIR");
-    if (dir.isEmpty()) dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
-    return QFileInfo(QDir(dir).filePath(QStringLiteral("models"))).absoluteFilePath();
+QString resolveModelsFolder(const PathOverrides& overrides) { return modelsFolderBeside(resolveDatabasePath(overrides)); }
+
+QString modelsFolderBeside(const QString& databasePath) {
+    return QDir(QFileInfo(databasePath).absolutePath()).filePath(QStringLiteral("models"));
 }
 
 QString ensureParentFolder(const QString& databasePath) {

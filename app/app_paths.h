@@ -17,9 +17,10 @@ struct PathOverrides {
 
 // Resolves the database path (absolute). Does not create anything.
 QString resolveDatabasePath(const PathOverrides& overrides = {});
-// Where downloaded models go: <data folder>/models (the data folder as above: --data-dir,
-// LUMEN_DATA_DIR, else the platform's app-data folder), each under <owner>/<name>/.
+// Where downloaded models go: a "models" folder beside the database (as resolved above), each
+// repository's files under <owner>/<name>/. The app and lumen-cli share it.
 QString resolveModelsFolder(const PathOverrides& overrides = {});
+QString modelsFolderBeside(const QString& databasePath);
 // Creates the folder the database goes in; returns an error message, empty on success.
 QString ensureParentFolder(const QString& databasePath);
 

@@ -1,10 +1,13 @@
 #include "app/assistant.h"
 
 #include <QCoreApplication>
+#include <QDirIterator>
+#include <QRegularExpression>
 #include <QSignalBlocker>
 
 #include <random>
 
+#include "app/app_paths.h"
 #include "app/logging.h"
 
 namespace lumen::app {
@@ -121,6 +124,22 @@ void Assistant::unloadModel() {
     } catch (const storage::Error& e) {
         qCWarning(lcApp) << "forgetting the model failed:" << e.what();
     }
+}
+
+QStringList Assistant::downloadedModels() {
+    QStringList found;
+    const QString folder = modelsFolderBeside(library_.path());
+    QDirIterator it(folder, {QStringLiteral("*.gguf")}, QDir::Files, QDirIterator::Subdirectories);
+    QList<QFileInfo> files;
+    static const QRegularExpression laterPart(QStringLiteral("-000(0[2-9]|[1-9]\\d)-of-\\d{5}\\.gguf$"));
+    while (it.hasNext()) {
+        const QFileInfo f(it.next());
+        if (f.fileName().contains(QLatin1String("mmproj"), Qt::CaseInsensitive) || laterPart.match(f.fileName()).hasMatch()) continue;
+        files << f;
+    }
+    std::sort(files.begin(), files.end(), [](const QFileInfo& a, const QFileInfo& b) { return a.lastModified() > b.lastModified(); });
+    for (const QFileInfo& f : files) found << f.absoluteFilePath();
+    return found;
 }
 
 QStringList Assistant::recentModels() {

@@ -48,6 +48,9 @@ public:
     void unloadModel();
     // The models loaded lately, the newest first (at most kRecentModels; files since gone too).
     QStringList recentModels();
+    // The language models downloaded into the models folder beside the library (lumen-cli pull,
+    // the app's downloads): GGUFs other than image projectors and later parts, newest first.
+    QStringList downloadedModels();
     static constexpr int kRecentModels = 8;
     static constexpr const char* kRecentModelsKey = "model.llm.recent";
     inference::GenerationParams& generationParams() { return params_; }

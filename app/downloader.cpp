@@ -178,20 +178,33 @@ std::vector<RemoteFile> HubClient::listFiles(const QString& repo, const std::ato
     if (!r.error.isEmpty() || r.stalled)
         throw DownloadError("cannot reach " + text(config_.endpoint) + ": " + text(r.stalled ? QStringLiteral("no answer") : r.error));
     if (r.status != 200) throw DownloadError(text(refusal(r.status, QStringLiteral("the repository %1").arg(repo))));
-    const QJsonDocument doc = QJsonDocument::fromJson(r.body);
-    if (!doc.isArray()) throw DownloadError(text(config_.endpoint) + " answered something that is not a list of files for " + text(repo));
+    return parseFileList(r.body, repo);
+}
+
+std::vector<RemoteFile> parseFileList(const QByteArray& json, const QString& repo) {
+    const QJsonDocument doc = QJsonDocument::fromJson(json);
+    if (!doc.isArray()) throw DownloadError("the Hub answered something that is not a list of files for " + text(repo));
+    static const QRegularExpression hex64(QStringLiteral("^[0-9a-f]{64}$"));
     std::vector<RemoteFile> files;
     for (const QJsonValue& v : doc.array()) {
         const QJsonObject o = v.toObject();
         if (o.value(QStringLiteral("type")).toString() != QLatin1String("file")) continue;
         RemoteFile f;
         f.path = o.value(QStringLiteral("path")).toString();
-        f.size = static_cast<qint64>(o.value(QStringLiteral("size")).toDouble(-1));
+        // Sizes are whole, non-negative and below 2^53 (what a JSON number holds exactly); else unknown.
+        const auto size = [](const QJsonValue& n) {
+            const double d = n.toDouble(-1);
+            return d >= 0 && d < 9007199254740992.0 && d == static_cast<double>(static_cast<qint64>(d)) ? static_cast<qint64>(d) : qint64{-1};
+        };
+        f.size = size(o.value(QStringLiteral("size")));
         const QJsonObject lfs = o.value(QStringLiteral("lfs")).toObject();
         const QString oid = lfs.value(QStringLiteral("oid")).toString().toLower();
-        if (QRegularExpression(QStringLiteral("^[0-9a-f]{64}$")).match(oid).hasMatch()) f.sha256 = oid;
-        if (lfs.contains(QStringLiteral("size"))) f.size = static_cast<qint64>(lfs.value(QStringLiteral("size")).toDouble(-1));
-        if (!f.path.isEmpty()) files.push_back(std::move(f));
+        if (hex64.match(oid).hasMatch()) f.sha256 = oid;
+        if (lfs.contains(QStringLiteral("size"))) f.size = size(lfs.value(QStringLiteral("size")));
+        // A path is a relative name inside the repository: no "..", no absolute paths.
+        bool safe = !f.path.isEmpty() && !f.path.startsWith(QLatin1Char('/')) && !f.path.contains(QLatin1Char('\\'));
+        for (const QString& segment : f.path.split(QLatin1Char('/'))) safe = safe && !segment.isEmpty() && segment != QLatin1String("..") && segment != QLatin1String(".");
+        if (safe) files.push_back(std::move(f));
     }
     return files;
 }

@@ -47,6 +47,10 @@ struct RemoteFile {
     QString sha256;  // the LFS object id (lowercase hex); empty for files not in LFS
 };
 
+// The Hub's tree API answer (a JSON list of {type, path, size, lfs: {oid, size}}): its files.
+// Throws DownloadError for anything that is not such a list; entries it cannot use are skipped.
+std::vector<RemoteFile> parseFileList(const QByteArray& json, const QString& repo);
+
 class HubClient {
 public:
     explicit HubClient(HubConfig config);

@@ -693,6 +693,18 @@ void MainWindow::rebuildModelMenu() {
         a->setChecked(engine.isLoaded() && path == engine.modelPath());
         a->setEnabled(there);
     }
+    // What lumen-cli pull (and later the app) put in the models folder, beside the recent ones.
+    QStringList downloaded = assistant_->downloadedModels();
+    for (const QString& path : recent) downloaded.removeAll(path);
+    if (!downloaded.isEmpty()) {
+        menu->addSection(tr("Downloaded"));
+        for (const QString& path : downloaded.mid(0, 12)) {
+            QAction* a = menu->addAction(QFileInfo(path).fileName(), this, [this, path] { openModel(path); });
+            a->setObjectName(QStringLiteral("downloadedModel"));
+            a->setData(path);
+            a->setToolTip(path);
+        }
+    }
     menu->addSeparator();
     menu->addAction(findChild<QAction*>(QStringLiteral("openModelAction")));
     menu->addAction(reloadAction_);

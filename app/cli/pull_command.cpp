@@ -65,7 +65,8 @@ int cmdPull(Context& ctx) {
             return kFailed;
         }
         QString dir = ctx.parser.value(QStringLiteral("dir"));
-        if (dir.isEmpty()) dir = QDir(resolveModelsFolder({{}, ctx.parser.value(QStringLiteral("data-dir"))})).filePath(spec->repo);
+        if (dir.isEmpty())
+            dir = QDir(resolveModelsFolder({ctx.parser.value(QStringLiteral("database")), ctx.parser.value(QStringLiteral("data-dir"))})).filePath(spec->repo);
         const bool terminal = isatty(STDERR_FILENO);
         const HubConfig& config = hub.config();
         QString firstTarget;

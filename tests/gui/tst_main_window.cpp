@@ -773,6 +773,13 @@ private slots:
         QCOMPARE(picker->text(), QStringLiteral("tiny-copy.gguf"));
         QCOMPARE(window.assistant().recentModels(), (QStringList{second, first}));
 
+        // Models downloaded into the models folder beside the database (lumen-cli pull) are offered
+        // too; image projectors and later parts of a multi-part model are not.
+        const QString models = QFileInfo(path_).absolutePath() + "/models/owner/model/";
+        QVERIFY(QDir().mkpath(models));
+        QVERIFY(QFile::copy(first, models + "pulled-Q4_K_M.gguf"));
+        QVERIFY(QFile::copy(first, models + "mmproj-pulled-f16.gguf"));
+        QVERIFY(QFile::copy(first, models + "split-00002-of-00002.gguf"));
         QMenu* menu = picker->menu();
         menu->popup(picker->mapToGlobal(QPoint(0, picker->height())));  // (built as it opens)
         QTRY_VERIFY(menu->isVisible());
@@ -789,6 +796,10 @@ private slots:
             if (a->objectName() == QLatin1String("loadedModel")) loaded = a;
         QVERIFY(loaded);
         QVERIFY2(loaded->text().startsWith("Loaded: tiny-copy.gguf") && loaded->text().contains("CPU"), qPrintable(loaded->text()));
+        QStringList downloaded;
+        for (QAction* a : menu->actions())
+            if (a->objectName() == QLatin1String("downloadedModel")) downloaded << a->text();
+        QCOMPARE(downloaded, QStringList{"pulled-Q4_K_M.gguf"});
         entries[1]->trigger();  // the older one again
         QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded() && window.assistant().engine().modelPath() == first, 20000);
         QCOMPARE(window.assistant().recentModels().first(), first);
