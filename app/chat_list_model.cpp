@@ -1,6 +1,8 @@
 #include "app/chat_list_model.h"
 
 #include <QDateTime>
+#include <QLocale>
+#include <algorithm>
 #include <set>
 
 namespace lumen::app {
@@ -26,6 +28,9 @@ QVariant ChatListModel::data(const QModelIndex& index, int role) const {
         case IdRole: return QVariant::fromValue<qint64>(row.chat.id);
         case UpdatedAtRole: return QDateTime::fromMSecsSinceEpoch(row.chat.updatedAt);
         case SnippetRole: return row.snippet;
+        case PinnedRole: return row.pinned;
+        case GroupRole: return row.group;
+        case GroupStartRole: return row.groupStart;
         default: return {};
     }
 }
@@ -46,6 +51,8 @@ QHash<int, QByteArray> ChatListModel::roleNames() const {
     names[TitleRole] = "title";
     names[UpdatedAtRole] = "updatedAt";
     names[SnippetRole] = "snippet";
+    names[PinnedRole] = "pinned";
+    names[GroupRole] = "group";
     return names;
 }
 
@@ -53,7 +60,11 @@ void ChatListModel::reload() {
     std::vector<Row> rows;
     try {
         if (filter_.trimmed().isEmpty()) {
-            for (auto& chat : store_.chats()) rows.push_back({std::move(chat), {}});
+            for (auto& chat : store_.chats()) {
+                const bool pinned = store_.setting(chat.id, "pinned").value_or("") == "1";
+                rows.push_back({std::move(chat), {}, pinned});
+            }
+            std::stable_partition(rows.begin(), rows.end(), [](const Row& r) { return r.pinned; });
         } else {
             // One row per matching chat, in the order of its best hit, with that hit's snippet.
             std::set<std::int64_t> seen;
@@ -68,7 +79,42 @@ void ChatListModel::reload() {
     }
     beginResetModel();
     rows_ = std::move(rows);
+    regroup();
     endResetModel();
+}
+
+QString ChatListModel::dateGroup(const QDateTime& when, const QDate& today) {
+    const qint64 days = when.date().daysTo(today);
+    if (days <= 0) return tr("Today");
+    if (days == 1) return tr("Yesterday");
+    if (days < 7) return tr("Previous 7 days");
+    if (days < 30) return tr("Previous 30 days");
+    return when.date().year() == today.year() ? QLocale().standaloneMonthName(when.date().month()) : QString::number(when.date().year());
+}
+
+void ChatListModel::regroup() {
+    const QDate today = QDate::currentDate();
+    for (std::size_t i = 0; i < rows_.size(); ++i) {
+        Row& r = rows_[i];
+        r.group = !filter_.trimmed().isEmpty() ? QString() : r.pinned ? tr("Pinned") : dateGroup(QDateTime::fromMSecsSinceEpoch(r.chat.updatedAt), today);
+        r.groupStart = !r.group.isEmpty() && (i == 0 || rows_[i - 1].group != r.group);
+    }
+}
+
+void ChatListModel::setPinned(std::int64_t chatId, bool pinned) {
+    try {
+        if (pinned) store_.setSetting(chatId, "pinned", "1");
+        else store_.removeSetting(chatId, "pinned");
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+        return;
+    }
+    reload();
+}
+
+bool ChatListModel::isPinned(std::int64_t chatId) const {
+    const int row = rowOf(chatId);
+    return row >= 0 && rows_[static_cast<std::size_t>(row)].pinned;
 }
 
 void ChatListModel::setFilter(const QString& text) {
@@ -96,9 +142,13 @@ std::int64_t ChatListModel::createChat(const QString& title) {
             reload();
             return chat.id;
         }
-        beginInsertRows({}, 0, 0);
-        rows_.insert(rows_.begin(), Row{chat, {}});
+        // First after the pinned chats; the headings are worked out again.
+        const auto at = std::find_if(rows_.begin(), rows_.end(), [](const Row& r) { return !r.pinned; }) - rows_.begin();
+        beginInsertRows({}, static_cast<int>(at), static_cast<int>(at));
+        rows_.insert(rows_.begin() + at, Row{chat, {}});
         endInsertRows();
+        regroup();
+        if (!rows_.empty()) emit dataChanged(index(0), index(rowCount() - 1), {GroupRole, GroupStartRole});
         return chat.id;
     } catch (const storage::Error& e) {
         emit errorOccurred(QString::fromUtf8(e.what()));
@@ -136,6 +186,8 @@ void ChatListModel::deleteChat(std::int64_t chatId) {
     beginRemoveRows({}, row, row);
     rows_.erase(rows_.begin() + row);
     endRemoveRows();
+    regroup();
+    if (!rows_.empty()) emit dataChanged(index(0), index(rowCount() - 1), {GroupRole, GroupStartRole});
 }
 
 }  // namespace lumen::app

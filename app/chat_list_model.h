@@ -1,8 +1,13 @@
 #pragma once
-// The chat list: every chat, most recently updated first, optionally filtered by a full-text
-// search over titles and message text. Editing the display role renames the chat.
+// The chat list: pinned chats first, then every chat, most recently updated first, in groups by
+// date (Today, Yesterday, Previous 7 days, Previous 30 days, then by month), optionally filtered
+// by a full-text search over titles and message text (search results are not grouped). Editing
+// the display role renames the chat. A chat's pin is one of its own settings ("pinned"), so it
+// goes with the chat and travels in its export.
 
 #include <QAbstractListModel>
+#include <QDate>
+#include <QDateTime>
 #include <vector>
 
 #include "storage/chat_store.h"
@@ -12,7 +17,7 @@ namespace lumen::app {
 class ChatListModel : public QAbstractListModel {
     Q_OBJECT
 public:
-    enum Role { IdRole = Qt::UserRole + 1, TitleRole, UpdatedAtRole, SnippetRole };
+    enum Role { IdRole = Qt::UserRole + 1, TitleRole, UpdatedAtRole, SnippetRole, PinnedRole, GroupRole, GroupStartRole };
 
     explicit ChatListModel(storage::ChatStore& store, QObject* parent = nullptr);
 
@@ -35,6 +40,11 @@ public:
     std::int64_t createChat(const QString& title);
     bool renameChat(std::int64_t chatId, const QString& title);
     void deleteChat(std::int64_t chatId);
+    void setPinned(std::int64_t chatId, bool pinned);
+    bool isPinned(std::int64_t chatId) const;
+
+    // The sidebar's heading for a chat last updated at `when`, seen on `today`.
+    static QString dateGroup(const QDateTime& when, const QDate& today);
 
 signals:
     // A store operation failed; the message is for the user.
@@ -44,7 +54,11 @@ private:
     struct Row {
         storage::Chat chat;
         QString snippet;
+        bool pinned = false;
+        QString group;
+        bool groupStart = false;  // the first row of its group: the delegate draws the heading above it
     };
+    void regroup();
     storage::ChatStore& store_;
     std::vector<Row> rows_;
     QString filter_;

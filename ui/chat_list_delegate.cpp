@@ -15,9 +15,30 @@ QFont smaller(QFont font) {
     return font;
 }
 
+int headingHeight(const QStyleOptionViewItem& option, const QModelIndex& index) {
+    return index.data(app::ChatListModel::GroupStartRole).toBool() ? QFontMetrics(smaller(option.font)).height() + 10 : 0;
+}
+
 }  // namespace
 
 void ChatListDelegate::paint(QPainter* painter, const QStyleOptionViewItem& option, const QModelIndex& index) const {
+    // A group's heading ("Pinned", "Today", "Yesterday", ...) above its first row, small and dim.
+    if (const int heading = headingHeight(option, index); heading > 0) {
+        painter->save();
+        QFont font = smaller(option.font);
+        font.setBold(true);
+        painter->setFont(font);
+        painter->setPen(option.palette.color(QPalette::Normal, QPalette::PlaceholderText));
+        painter->drawText(option.rect.adjusted(6, 6, -4, 0).topLeft() + QPoint(0, QFontMetrics(font).ascent()), index.data(app::ChatListModel::GroupRole).toString());
+        painter->restore();
+        QStyleOptionViewItem below = option;
+        below.rect.setTop(option.rect.top() + heading);
+        return paintRow(painter, below, index);
+    }
+    paintRow(painter, option, index);
+}
+
+void ChatListDelegate::paintRow(QPainter* painter, const QStyleOptionViewItem& option, const QModelIndex& index) const {
     const QString snippet = snippetOf(index);
     if (snippet.isEmpty()) return QStyledItemDelegate::paint(painter, option, index);
     // The row's background, selection and focus as usual, with no text; then the two lines.
@@ -49,6 +70,7 @@ void ChatListDelegate::paint(QPainter* painter, const QStyleOptionViewItem& opti
 QSize ChatListDelegate::sizeHint(const QStyleOptionViewItem& option, const QModelIndex& index) const {
     QSize size = QStyledItemDelegate::sizeHint(option, index);
     if (!snippetOf(index).isEmpty()) size.setHeight(size.height() + QFontMetrics(smaller(option.font)).height() + 2);
+    size.setHeight(size.height() + headingHeight(option, index));
     return size;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The sidebar's rows: a chat's title and, while searching, the words around its best hit on a
-// second, smaller and dimmer line (ChatListModel::SnippetRole).
+// second, smaller and dimmer line (ChatListModel::SnippetRole); above the first row of a group,
+// the group's heading (ChatListModel::GroupRole: Pinned, Today, Yesterday, ...).
 
 #include <QStyledItemDelegate>
 
@@ -13,6 +14,9 @@ public:
 
     void paint(QPainter* painter, const QStyleOptionViewItem& option, const QModelIndex& index) const override;
     QSize sizeHint(const QStyleOptionViewItem& option, const QModelIndex& index) const override;
+
+private:
+    void paintRow(QPainter* painter, const QStyleOptionViewItem& option, const QModelIndex& index) const;
 };
 
 }  // namespace lumen::ui

@@ -326,6 +326,15 @@ void MainWindow::buildActions() {
     renameAction_ = chatMenu->addAction(tr("&Rename…"), this, &MainWindow::renameCurrentChat);
     renameAction_->setObjectName(QStringLiteral("renameChatAction"));
     renameAction_->setShortcut(Qt::Key_F2);
+    pinAction_ = chatMenu->addAction(tr("&Pin to the Top"), this, [this] {
+        const std::int64_t id = currentChatId();
+        if (id == 0) return;
+        chatList_->setPinned(id, !chatList_->isPinned(id));
+        selectChat(id);  // (the list was sorted again)
+    });
+    pinAction_->setObjectName(QStringLiteral("pinChatAction"));
+    pinAction_->setCheckable(true);
+    pinAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_P));
     deleteAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("edit-delete")), tr("&Delete"), this,
                                         &MainWindow::deleteCurrentChat);
     deleteAction_->setObjectName(QStringLiteral("deleteChatAction"));
@@ -929,6 +938,8 @@ void MainWindow::importChat() {
 void MainWindow::updateActions() {
     const bool haveChat = currentChatId() != 0;
     renameAction_->setEnabled(haveChat);
+    pinAction_->setEnabled(haveChat);
+    pinAction_->setChecked(haveChat && chatList_->isPinned(currentChatId()));
     deleteAction_->setEnabled(haveChat);
     exportMarkdownAction_->setEnabled(haveChat);
     exportJsonAction_->setEnabled(haveChat);

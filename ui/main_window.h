@@ -111,6 +111,7 @@ private:
     QLabel* contextMeter_ = nullptr;
     QToolButton* modelPicker_ = nullptr;
     QAction* reloadAction_ = nullptr;
+    QAction* pinAction_ = nullptr;
     QAction* unloadAction_ = nullptr;
     bool reloadWanted_ = false;  // settings that apply at the next load changed since it loaded
     TranscriptView* transcript_ = nullptr;

@@ -53,6 +53,46 @@ private slots:
         QCOMPARE(model.rowOf(a), -1);
     }
 
+    // The sidebar's groups: pinned first, then by date; search results are not grouped. A pin
+    // is the chat's own setting (it goes with it).
+    void chatListGroupsAndPins() {
+        const QDate today(2026, 12, 6);
+        const auto at = [&](int daysAgo) { return QDateTime(today.addDays(-daysAgo), QTime(9, 0)); };
+        QCOMPARE(app::ChatListModel::dateGroup(at(0), today), QStringLiteral("Today"));
+        QCOMPARE(app::ChatListModel::dateGroup(at(1), today), QStringLiteral("Yesterday"));
+        QCOMPARE(app::ChatListModel::dateGroup(at(6), today), QStringLiteral("Previous 7 days"));
+        QCOMPARE(app::ChatListModel::dateGroup(at(29), today), QStringLiteral("Previous 30 days"));
+        QCOMPARE(app::ChatListModel::dateGroup(at(60), today), QLocale().standaloneMonthName(10));
+        QCOMPARE(app::ChatListModel::dateGroup(QDateTime(QDate(2024, 5, 1), QTime(1, 0)), today), QStringLiteral("2024"));
+
+        app::ChatListModel model(library_->chats());
+        QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+        const auto a = model.createChat("Alpha"), b = model.createChat("Beta"), c = model.createChat("Gamma");
+        QCOMPARE(model.index(0).data(app::ChatListModel::GroupRole).toString(), QStringLiteral("Today"));
+        QVERIFY(model.index(0).data(app::ChatListModel::GroupStartRole).toBool());
+        QVERIFY(!model.index(1).data(app::ChatListModel::GroupStartRole).toBool());
+        model.setPinned(a, true);
+        QCOMPARE(model.chatId(0), a);
+        QCOMPARE(model.index(0).data(app::ChatListModel::GroupRole).toString(), QStringLiteral("Pinned"));
+        QVERIFY(model.index(0).data(app::ChatListModel::GroupStartRole).toBool() && model.index(1).data(app::ChatListModel::GroupStartRole).toBool());
+        QCOMPARE(model.chatId(1), c);
+        // A new chat goes first after the pinned ones.
+        const auto d = model.createChat("Delta");
+        QCOMPARE(model.chatId(0), a);
+        QCOMPARE(model.chatId(1), d);
+        QVERIFY(model.index(1).data(app::ChatListModel::GroupStartRole).toBool() && !model.index(2).data(app::ChatListModel::GroupStartRole).toBool());
+        QVERIFY(model.isPinned(a) && !model.isPinned(b));
+        QCOMPARE(library_->chats().setting(a, "pinned").value_or(""), std::string("1"));
+        app::ChatListModel again(library_->chats());  // (remembered)
+        QCOMPARE(again.chatId(0), a);
+        model.setFilter(QStringLiteral("Beta"));
+        QCOMPARE(model.index(0).data(app::ChatListModel::GroupRole).toString(), QString());
+        model.setFilter({});
+        model.setPinned(a, false);
+        QVERIFY(!model.isPinned(a));
+        QCOMPARE(model.chatId(model.rowCount() - 1), a);  // (the oldest again)
+    }
+
     void messageListModel() {
         app::MessageListModel model(library_->chats());
         QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);

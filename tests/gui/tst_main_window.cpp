@@ -687,6 +687,8 @@ private slots:
         reply.metrics.tokensPerSecond = 31.5;
         reply.metrics.reasoningMs = 800.0;
         library.chats().addMessage(chat, reply);
+        library.chats().createChat("Holiday plans");
+        library.chats().setSetting(chat, "pinned", "1");  // (pinned: first, under its own heading)
         library.chats().addMessage(chat, {storage::Role::Assistant, app::VisionService::formatScores("The image above, classified with “Colours” (zero-shot, CLIP):",
                                                                                                      {{"red", 0.81f}, {"green", 0.12f}, {"blue", 0.07f}})
                                                                          .toStdString()});
@@ -712,6 +714,13 @@ private slots:
                 window.selectChat(chat);
                 auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
                 QTRY_VERIFY(transcript->toPlainText().contains("sorted"));
+                // The sidebar: the pinned chat under "Pinned", the other under "Today" (a heading
+                // above each first row makes it taller than a plain row would be).
+                auto* list = window.findChild<QListView*>("chatList");
+                QCOMPARE(list->model()->index(0, 0).data().toString(), QStringLiteral("Sorting in Python"));
+                QCOMPARE(list->model()->index(1, 0).data(app::ChatListModel::GroupRole).toString(), QStringLiteral("Today"));
+                QVERIFY(list->visualRect(list->model()->index(1, 0)).height() > list->fontMetrics().height() * 2);
+                QVERIFY(window.findChild<QAction*>("pinChatAction")->isChecked());
                 QApplication::processEvents();
                 // The transcript's background follows the theme.
                 const QImage shot = window.grab().toImage();
