@@ -10,6 +10,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QNetworkAccessManager>
+#include <QNetworkProxyFactory>
 #include <QNetworkReply>
 #include <QNetworkRequest>
 #include <QRegularExpression>
@@ -32,86 +33,108 @@ bool isLoopback(const QUrl& url) {
     return url.host().compare(QLatin1String("localhost"), Qt::CaseInsensitive) == 0 || (!address.isNull() && address.isLoopback());
 }
 
-// https anywhere; plain http only on this machine (tests, a local mirror).
-bool allowedUrl(const QUrl& url) { return url.scheme() == QLatin1String("https") || (url.scheme() == QLatin1String("http") && isLoopback(url)); }
+int portOf(const QUrl& url) { return url.port(url.scheme() == QLatin1String("https") ? 443 : 80); }
+
+bool sameOrigin(const QUrl& a, const QUrl& b) {
+    return a.scheme() == b.scheme() && a.host().compare(b.host(), Qt::CaseInsensitive) == 0 && portOf(a) == portOf(b);
+}
 
 std::string text(const QString& s) { return s.toStdString(); }
 
+constexpr qsizetype kMaxBody = 16 << 20;  // an API answer (one page of a tree) held in memory
+
 struct Result {
     int status = 0;
-    QByteArray body;            // when no sink took it
+    QByteArray body;            // when no sink took it (at most kMaxBody; tooLarge past it)
     QString error;              // a network error (a drop, a refused connection), empty when none
-    bool stalled = false, cancelled = false;
+    bool stalled = false, cancelled = false, aborted = false, tooLarge = false;
     qint64 contentLength = -1;
-    QByteArray contentRange;
+    QByteArray contentRange, link;
 };
 
-// One GET, redirects followed by hand (so that each hop is checked and the token goes only to
-// its host). `onHeaders(status)` is called once the final answer's headers are in; data then goes
-// to `sink` (when given and onHeaders said yes), else into Result::body.
-Result get(const QUrl& start, const QList<std::pair<QByteArray, QByteArray>>& headers, const QString& token, const QString& tokenHost,
-           const std::function<bool(int, QNetworkReply&)>& onHeaders, const std::function<void(const QByteArray&)>& sink,
+// One GET, redirects followed by hand, so that each hop is checked: https only, or plain http
+// on the loopback when the first address was (tests, a local mirror), never from https down to
+// http; the token only to `tokenOrigin` (scheme, host and port). `onHeaders(status)` is called
+// once the final answer's headers are in: data then goes to `sink` when it says yes (a 2xx it says
+// no to ends the transfer); `sink` returning false ends it too (Result::aborted). Without a sink,
+// the body goes to Result::body.
+Result get(const QUrl& start, const QList<std::pair<QByteArray, QByteArray>>& headers, const QString& token, const QUrl& tokenOrigin,
+           const std::function<bool(int, QNetworkReply&)>& onHeaders, const std::function<bool(const QByteArray&)>& sink,
            const std::atomic<bool>* cancel, int stallTimeoutMs) {
+    static const bool proxies = [] {  // (HTTPS_PROXY, no_proxy and the desktop's settings, as other tools use them)
+        QNetworkProxyFactory::setUseSystemConfiguration(true);
+        return true;
+    }();
+    (void)proxies;
     QNetworkAccessManager manager;
     manager.setRedirectPolicy(QNetworkRequest::ManualRedirectPolicy);
-    QUrl url = start;
+    const bool loopbackHttp = start.scheme() == QLatin1String("http") && isLoopback(start);
+    QUrl url = start, previous;
     for (int hop = 0; hop <= kMaxRedirects; ++hop) {
-        if (!allowedUrl(url)) throw DownloadError("refusing " + text(url.toDisplayString()) + ": only https addresses are followed");
+        const bool https = url.scheme() == QLatin1String("https"), http = url.scheme() == QLatin1String("http");
+        if (!(https || (http && loopbackHttp && isLoopback(url))) || (http && previous.scheme() == QLatin1String("https")))
+            throw DownloadError("refusing " + text(url.toDisplayString()) + ": only https addresses are followed");
         QNetworkRequest request(url);
         request.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
         request.setHeader(QNetworkRequest::UserAgentHeader, QStringLiteral("lumen/" LUMEN_VERSION_STRING));
         request.setRawHeader("Accept-Encoding", "identity");  // (byte ranges of the file itself)
         for (const auto& [name, value] : headers) request.setRawHeader(name, value);
-        if (!token.isEmpty() && url.host().compare(tokenHost, Qt::CaseInsensitive) == 0)
-            request.setRawHeader("Authorization", "Bearer " + token.toUtf8());
+        if (!token.isEmpty() && sameOrigin(url, tokenOrigin)) request.setRawHeader("Authorization", "Bearer " + token.toUtf8());
         QNetworkReply* reply = manager.get(request);
         Result r;
         QEventLoop loop;
         QTimer stall, poll;
         stall.setSingleShot(true);
         bool accepting = false, headersSeen = false;
+        const auto stop = [&](bool& why) {
+            why = true;
+            reply->abort();
+        };
+        const auto keep = [&](const QByteArray& chunk) {
+            if (r.body.size() + chunk.size() > kMaxBody) return stop(r.tooLarge);
+            r.body += chunk;
+        };
         const auto headersIn = [&] {
             if (headersSeen) return;
             headersSeen = true;
             r.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
-            const bool redirect = r.status >= 300 && r.status < 400;
+            const bool redirect = r.status >= 300 && r.status < 400, success = r.status >= 200 && r.status < 300;
             accepting = !redirect && sink && onHeaders && onHeaders(r.status, *reply);
+            if (sink && success && !accepting) stop(r.aborted);  // (an answer the sink will not take: no need to receive it)
+        };
+        const auto take = [&](const QByteArray& chunk) {
+            if (accepting) {
+                if (!sink(chunk)) stop(r.aborted);
+            } else if (!sink || r.status < 200 || r.status >= 300) {
+                keep(chunk);
+            }
         };
         QObject::connect(reply, &QNetworkReply::metaDataChanged, &loop, headersIn);
         QObject::connect(reply, &QNetworkReply::readyRead, &loop, [&] {
             headersIn();
             stall.start(stallTimeoutMs);
-            const QByteArray chunk = reply->readAll();
-            if (accepting) sink(chunk);
-            else if (!sink || r.status < 200 || r.status >= 300) r.body += chunk.left(std::max<qsizetype>(0, (1 << 20) - r.body.size()));
+            if (!r.aborted && !r.tooLarge) take(reply->readAll());
         });
-        QObject::connect(&stall, &QTimer::timeout, &loop, [&] {
-            r.stalled = true;
-            reply->abort();
-        });
+        QObject::connect(&stall, &QTimer::timeout, &loop, [&] { stop(r.stalled); });
         QObject::connect(&poll, &QTimer::timeout, &loop, [&] {
-            if (cancel && cancel->load()) {
-                r.cancelled = true;
-                reply->abort();
-            }
+            if (cancel && cancel->load()) stop(r.cancelled);
         });
         QObject::connect(reply, &QNetworkReply::finished, &loop, &QEventLoop::quit);
         stall.start(stallTimeoutMs);
         poll.start(100);
         if (!reply->isFinished()) loop.exec();
         headersIn();
-        if (const QByteArray rest = reply->readAll(); !rest.isEmpty()) {
-            if (accepting) sink(rest);
-            else if (!sink) r.body += rest;
-        }
+        if (!r.stalled && !r.cancelled && !r.aborted && !r.tooLarge && reply->isOpen())
+            if (const QByteArray rest = reply->readAll(); !rest.isEmpty()) take(rest);
         r.contentLength = reply->header(QNetworkRequest::ContentLengthHeader).isValid() ? reply->header(QNetworkRequest::ContentLengthHeader).toLongLong() : -1;
         r.contentRange = reply->rawHeader("Content-Range");
-        if (reply->error() != QNetworkReply::NoError && !r.stalled && !r.cancelled && r.status == 0) r.error = reply->errorString();
-        // A connection that dropped part-way through a body shows as an error with a status.
-        if (reply->error() != QNetworkReply::NoError && r.status >= 200 && r.status < 300 && !r.stalled && !r.cancelled) r.error = reply->errorString();
+        r.link = reply->rawHeader("Link");
+        // A refused connection (no status), or one that dropped part-way through a body.
+        const bool stopped = r.stalled || r.cancelled || r.aborted || r.tooLarge;
+        if (reply->error() != QNetworkReply::NoError && !stopped && (r.status == 0 || (r.status >= 200 && r.status < 300))) r.error = reply->errorString();
         const QUrl location = reply->attribute(QNetworkRequest::RedirectionTargetAttribute).toUrl();
-        reply->deleteLater();
         if (r.status >= 300 && r.status < 400 && location.isValid() && !r.cancelled) {
+            previous = url;
             url = url.resolved(location);
             continue;
         }
@@ -172,13 +195,25 @@ QUrl HubClient::fileUrl(const QString& repo, const QString& path) const {
 }
 
 std::vector<RemoteFile> HubClient::listFiles(const QString& repo, const std::atomic<bool>* cancel) const {
-    const QUrl url(config_.endpoint + QStringLiteral("/api/models/") + repo + QStringLiteral("/tree/main?recursive=true"));
-    const Result r = get(url, {}, config_.token, QUrl(config_.endpoint).host(), {}, {}, cancel, 30000);
-    if (r.cancelled) throw DownloadError("cancelled", true);
-    if (!r.error.isEmpty() || r.stalled)
-        throw DownloadError("cannot reach " + text(config_.endpoint) + ": " + text(r.stalled ? QStringLiteral("no answer") : r.error));
-    if (r.status != 200) throw DownloadError(text(refusal(r.status, QStringLiteral("the repository %1").arg(repo))));
-    return parseFileList(r.body, repo);
+    const QUrl origin(config_.endpoint);
+    QUrl url(config_.endpoint + QStringLiteral("/api/models/") + repo + QStringLiteral("/tree/main?recursive=true"));
+    std::vector<RemoteFile> files;
+    // The Hub pages long listings: the next page's address is in the Link header (rel="next").
+    static const QRegularExpression next(QStringLiteral("<([^>]+)>\\s*;\\s*rel=\"?next\"?"));
+    for (int page = 0; page < 1000 && url.isValid(); ++page) {
+        const Result r = get(url, {}, config_.token, origin, {}, {}, cancel, 30000);
+        if (r.cancelled) throw DownloadError("cancelled", true);
+        if (!r.error.isEmpty() || r.stalled)
+            throw DownloadError("cannot reach " + text(config_.endpoint) + ": " + text(r.stalled ? QStringLiteral("no answer") : r.error));
+        if (r.status != 200) throw DownloadError(text(refusal(r.status, QStringLiteral("the repository %1").arg(repo))));
+        if (r.tooLarge) throw DownloadError(text(config_.endpoint) + " sent a listing of " + text(repo) + " too large to read");
+        auto pageFiles = parseFileList(r.body, repo);
+        files.insert(files.end(), std::make_move_iterator(pageFiles.begin()), std::make_move_iterator(pageFiles.end()));
+        const auto m = next.match(QString::fromLatin1(r.link));
+        url = m.hasMatch() ? url.resolved(QUrl(m.captured(1))) : QUrl();
+        if (url.isValid() && !sameOrigin(url, origin)) break;  // (the next page elsewhere: not followed)
+    }
+    return files;
 }
 
 std::vector<RemoteFile> parseFileList(const QByteArray& json, const QString& repo) {
@@ -251,6 +286,7 @@ void downloadFile(const QUrl& url, const QString& target, qint64 size, const QSt
     qint64 total = size;
     QElapsedTimer clock;
     clock.start();
+    int failures = 0;  // tries in a row that brought no bytes
     for (int attempt = 1;; ++attempt) {
         if (cancel && cancel->load()) throw DownloadError("cancelled", true);
         QFile file(part);
@@ -259,7 +295,13 @@ void downloadFile(const QUrl& url, const QString& target, qint64 size, const QSt
             file.remove();
             have = 0;
         }
-        if (total >= 0 && have == total) break;
+        if (total >= 0 && have == total) {
+            if (!file.exists()) {  // (an empty file: its part is made here)
+                if (!file.open(QIODevice::WriteOnly)) throw DownloadError("cannot write " + text(part) + ": " + text(file.errorString()));
+                file.close();
+            }
+            break;
+        }
         if (const QStorageInfo disk(info.absolutePath()); disk.isValid() && total >= 0 && disk.bytesAvailable() < total - have + kDiskMargin)
             throw DownloadError(text(QStringLiteral("%1 needs %2 more on %3, which has %4 free").arg(info.fileName(), formatSize(total - have), disk.rootPath(),
                                                                                                   formatSize(disk.bytesAvailable()))));
@@ -283,6 +325,13 @@ void downloadFile(const QUrl& url, const QString& target, qint64 size, const QSt
             progress({done, total, rate, attempt});
         };
         bool badRange = false;
+        QString sizeMismatch;  // the server's file is not the size the Hub gave: not worth retrying
+        const auto checkTotal = [&](qint64 serverTotal) {
+            if (total >= 0 && serverTotal != total)
+                sizeMismatch = QStringLiteral("the server's %1 is %2 bytes, not the %3 the Hub lists").arg(info.fileName()).arg(serverTotal).arg(total);
+            else if (total < 0) total = serverTotal;
+            return sizeMismatch.isEmpty();
+        };
         const auto onHeaders = [&](int status, QNetworkReply& reply) {
             if (status == 206) {
                 // The answer must start where the part file ends ("bytes 100-999/1000").
@@ -292,55 +341,61 @@ void downloadFile(const QUrl& url, const QString& target, qint64 size, const QSt
                     badRange = true;
                     return false;
                 }
-                if (total < 0) total = m.captured(3).toLongLong();
-                return true;
+                return checkTotal(m.captured(3).toLongLong());
             }
             if (status == 200) {
                 // The whole file (a server without ranges): start the part file over.
+                const QVariant length = reply.header(QNetworkRequest::ContentLengthHeader);
+                if (length.isValid() && !checkTotal(length.toLongLong())) return false;
                 file.resize(0);
                 file.seek(0);
                 done = have = 0;
-                const QVariant length = reply.header(QNetworkRequest::ContentLengthHeader);
-                if (total < 0 && length.isValid()) total = length.toLongLong();
                 return true;
             }
             return false;
         };
+        bool oversize = false;
         const auto sink = [&](const QByteArray& chunk) {
-            if (!writeError.isEmpty()) return;
+            if (total >= 0 && done + chunk.size() > total) return !(oversize = true);  // (more than the file has: stop now)
             if (file.write(chunk) != chunk.size()) {
                 writeError = file.errorString();
-                return;
+                return false;
             }
             done += chunk.size();
             report(false);
+            return true;
         };
-        const Result r = get(url, headers, options.token, options.tokenHost, onHeaders, sink, cancel, options.stallTimeoutMs);
+        const Result r = get(url, headers, options.token, options.tokenOrigin, onHeaders, sink, cancel, options.stallTimeoutMs);
         file.close();
         report(true);
         if (!writeError.isEmpty()) throw DownloadError("cannot write " + text(part) + ": " + text(writeError));
         if (r.cancelled) throw DownloadError("cancelled", true);
+        if (!sizeMismatch.isEmpty()) throw DownloadError(text(sizeMismatch) + "; nothing was kept");
         const bool bodyStatus = r.status == 200 || r.status == 206;
-        if (r.status == 416 || badRange) {  // (a range the server will not give from the part file: start over)
+        const qint64 now = QFileInfo(part).exists() ? QFileInfo(part).size() : 0;
+        if (r.status == 416 || badRange || oversize) {
+            // A range the server will not give from the part file, or more bytes than the file has:
+            // the part file is not this file's beginning; start over.
             QFile::remove(part);
         } else if (r.status != 0 && !bodyStatus && r.status < 500 && r.status != 429) {
             throw DownloadError(text(refusal(r.status, info.fileName())));
-        }
-        const qint64 now = QFileInfo(part).exists() ? QFileInfo(part).size() : 0;
-        if (bodyStatus && r.error.isEmpty() && !r.stalled && (total < 0 || now == total)) {
+        } else if (bodyStatus && r.error.isEmpty() && !r.stalled && !r.aborted && (total < 0 || now == total)) {
             if (total < 0) total = now;
             break;
         }
-        if (bodyStatus && total >= 0 && now > total) QFile::remove(part);  // (more than the file has: start over)
-        // A drop, a stall, a 5xx or 429: again, a little later, from where the part file ends.
-        if (attempt > options.retries) {
-            const QString why = r.stalled ? QStringLiteral("the server stopped sending") : !r.error.isEmpty() ? r.error : QStringLiteral("HTTP %1").arg(r.status);
+        // A drop, a stall, a 5xx or 429: again, a little later, from where the part file ends. The
+        // count of tries starts over whenever a try brought bytes.
+        failures = now > have ? 1 : failures + 1;
+        if (failures > options.retries) {
+            const QString why = r.stalled ? QStringLiteral("the server stopped sending")
+                                : oversize ? QStringLiteral("the server sent more than the file has")
+                                : !r.error.isEmpty() ? r.error : QStringLiteral("HTTP %1").arg(r.status);
             throw DownloadError(text(QStringLiteral("%1 did not finish after %2 tries (%3); what arrived is kept, and the next try goes on from there")
                                          .arg(info.fileName())
-                                         .arg(attempt)
+                                         .arg(failures)
                                          .arg(why)));
         }
-        if (!backoff(options.firstBackoffMs << std::min(attempt - 1, 6), cancel)) throw DownloadError("cancelled", true);
+        if (!backoff(options.firstBackoffMs << std::min(failures - 1, 6), cancel)) throw DownloadError("cancelled", true);
     }
     if (!sha256.isEmpty()) {
         const QString got = hashFile(part, cancel);

@@ -84,11 +84,11 @@ struct DownloadProgress {
 using ProgressFn = std::function<void(const DownloadProgress&)>;
 
 struct DownloadOptions {
-    int retries = 5;               // after a dropped connection, a stall or a 5xx
+    int retries = 5;               // tries in a row that bring no byte, after a drop, a stall or a 5xx
     int firstBackoffMs = 500;      // doubled at each retry
     int stallTimeoutMs = 30000;    // no byte for this long: dropped
-    QString token;                 // sent as a bearer token to `tokenHost` only
-    QString tokenHost;
+    QString token;                 // sent as a bearer token to `tokenOrigin` only (scheme, host and port)
+    QUrl tokenOrigin;
 };
 
 // Downloads `url` to `target` (see above). `size` and `sha256` (the Hub's) may be unknown (-1,

@@ -100,7 +100,7 @@ int cmdPull(Context& ctx) {
                 }
             };
             downloadFile(hub.fileUrl(spec->repo, f.path), target, f.size, f.sha256, progress, &gPullInterrupted,
-                         {.token = config.token, .tokenHost = QUrl(config.endpoint).host()});
+                         {.token = config.token, .tokenOrigin = QUrl(config.endpoint)});
             if (terminal) ctx.err << "\n";
             ctx.err << label << ": done" << (f.sha256.isEmpty() ? "" : ", SHA-256 checked") << "\n";
         }

@@ -15,6 +15,7 @@
 #include <QTcpSocket>
 #include <QTemporaryDir>
 #include <QTextStream>
+#include <QUrlQuery>
 #include <QtTest>
 #include <map>
 #include <random>
@@ -40,6 +41,8 @@ public:
         QByteArray range, authorization, host;
     };
     int dropAfter = -1;     // the next file answer closes the connection after this many body bytes
+    int drops = 1;          // how many answers drop so
+    int pageSize = 0;       // > 0: the tree API answers in pages of this many entries, with a Link to the next
     int stallAfter = -1;    // the next file answer sends this many body bytes, then nothing
     int failures = 0;       // answers left to fail with 503
     bool corrupt = false;   // serve the files with one byte changed
@@ -86,7 +89,7 @@ private:
         static const QRegularExpression api(QStringLiteral("^/api/models/([^/]+/[^/]+)/tree/main"));
         static const QRegularExpression resolve(QStringLiteral("^/([^/]+/[^/]+)/resolve/main/(.+)$"));
         static const QRegularExpression cdn(QStringLiteral("^/cdn/([^/]+/[^/]+)/(.+)$"));
-        if (const auto m = api.match(r.path); m.hasMatch()) {
+        if (const auto m = api.match(QUrl(r.path).path()); m.hasMatch()) {
             if (!repos_.contains(m.captured(1))) return answer(socket, 404, "{\"error\":\"Repository not found\"}");
             if (!authorized(m.captured(1))) return answer(socket, 401, "{\"error\":\"Access to this model is restricted\"}");
             QJsonArray list;
@@ -95,6 +98,16 @@ private:
                 QJsonObject o{{"type", "file"}, {"path", path}, {"size", file.lfs ? 134 : file.bytes.size()}, {"oid", "0123abcd"}};
                 if (file.lfs) o["lfs"] = QJsonObject{{"oid", sha256Of(file.bytes)}, {"size", file.bytes.size()}, {"pointerSize", 134}};
                 list.append(o);
+            }
+            if (pageSize > 0) {
+                const int cursor = QUrlQuery(QUrl(r.path)).queryItemValue(QStringLiteral("cursor")).toInt();
+                QJsonArray page;
+                for (int i = cursor; i < list.size() && i < cursor + pageSize; ++i) page.append(list[i]);
+                QByteArray link;
+                if (cursor + pageSize < list.size())
+                    link = "Link: <" + endpoint().toUtf8() + "/api/models/" + m.captured(1).toUtf8() + "/tree/main?recursive=true&cursor=" +
+                           QByteArray::number(cursor + pageSize) + ">; rel=\"next\"\r\n";
+                return answer(socket, 200, QJsonDocument(page).toJson(QJsonDocument::Compact), link);
             }
             return answer(socket, 200, QJsonDocument(list).toJson(QJsonDocument::Compact));
         }
@@ -122,7 +135,7 @@ private:
             socket->write(head + "\r\n");
             if (dropAfter >= 0) {
                 socket->write(body.left(dropAfter));
-                dropAfter = -1;
+                if (--drops <= 0) dropAfter = -1;
                 socket->disconnectFromHost();
                 return;
             }
@@ -192,6 +205,39 @@ private slots:
         }
     }
 
+    // Long listings come in pages, the next one named in a Link header.
+    void followsListingPages() {
+        hub_->pageSize = 2;
+        const auto files = app::HubClient({hub_->endpoint(), {}}).listFiles("owner/model");
+        QCOMPARE(files.size(), std::size_t{4});
+        QCOMPARE(hub_->requests.size(), 3);  // (5 entries with the folder: pages of 2, 2 and 1)
+    }
+
+    // The server's file is another size than the Hub lists: refused at once, nothing kept; an
+    // empty file arrives as an empty file.
+    void sizesAreChecked() {
+        try {
+            app::downloadFile(url(), target_, model_.size() - 10, {}, {}, nullptr);
+            QFAIL("a file of another size was taken");
+        } catch (const app::DownloadError& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains("not the 1048566 the Hub lists"), e.what());
+        }
+        QVERIFY(!QFile::exists(target_));
+        QCOMPARE(hub_->requests.size(), 2);  // (the redirect and the file: no retries)
+        hub_->addFile("owner/model", "empty.txt", QByteArray());
+        const QString empty = dir_.filePath("empty/empty.txt");
+        app::downloadFile(app::HubClient({hub_->endpoint(), {}}).fileUrl("owner/model", "empty.txt"), empty, 0, {}, {}, nullptr);
+        QVERIFY(QFile::exists(empty) && QFileInfo(empty).size() == 0 && !QFile::exists(empty + ".part"));
+    }
+
+    // Each try that brings bytes starts the count of tries over: many drops, one retry allowed.
+    void dropsThatMakeProgressKeepGoing() {
+        hub_->dropAfter = 150000;
+        hub_->drops = 6;
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.retries = 1, .firstBackoffMs = 5});
+        QCOMPARE(readAll(target_), model_);
+    }
+
     void wholeDownload() {
         const app::HubClient hub({hub_->endpoint(), {}});
         QList<app::DownloadProgress> seen;
@@ -236,7 +282,7 @@ private slots:
 
     void resumesAfterAStall() {
         hub_->stallAfter = 200000;
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.firstBackoffMs = 10, .stallTimeoutMs = 300});
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.firstBackoffMs = 10, .stallTimeoutMs = 1500});
         QCOMPARE(readAll(target_), model_);
         QCOMPARE(hub_->requests.last().range, QByteArray("bytes=200000-"));
     }
@@ -290,7 +336,7 @@ private slots:
         }
         const app::HubClient hub({hub_->endpoint(), "secret"});
         QCOMPARE(hub.listFiles("owner/model").size(), std::size_t{4});
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.token = "secret", .tokenHost = "127.0.0.1"});
+        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.token = "secret", .tokenOrigin = QUrl(hub_->endpoint())});
         QCOMPARE(readAll(target_), model_);
         const auto& last = hub_->requests.last();
         QVERIFY(last.path.startsWith("/cdn/") && last.host.startsWith("localhost") && last.authorization.isEmpty());
