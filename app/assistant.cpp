@@ -392,7 +392,42 @@ nlohmann::ordered_json Assistant::conversationFor(std::int64_t chatId) {
         history.push_back(message);
     }
     const std::int64_t templateId = chatTemplate(chatId);
-    return buildConversation(templateId ? templateSpec(templateId) : std::nullopt, history);
+    auto conversation = buildConversation(templateId ? templateSpec(templateId) : std::nullopt, history);
+    // The chat's (or the default) system prompt, unless the template brought its own.
+    const bool hasSystem = !conversation.empty() && conversation.front().value("role", std::string()) == "system";
+    if (const QString system = systemPrompt(chatId); !hasSystem && !system.trimmed().isEmpty())
+        conversation.insert(conversation.begin(), nlohmann::ordered_json{{"role", "system"}, {"content", system.toStdString()}});
+    return conversation;
+}
+
+QString Assistant::ownSystemPrompt(std::int64_t chatId) {
+    try {
+        return chatId > 0 ? QString::fromStdString(library_.chats().setting(chatId, "system_prompt").value_or("")) : QString();
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "reading the chat's system prompt failed:" << e.what();
+        return {};
+    }
+}
+
+QString Assistant::systemPrompt(std::int64_t chatId) {
+    try {
+        if (const QString own = ownSystemPrompt(chatId); !own.isEmpty()) return own;
+        return QString::fromStdString(library_.settings().get(kSystemPromptKey).value_or(""));
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "reading the system prompt failed:" << e.what();
+        return {};
+    }
+}
+
+void Assistant::setSystemPrompt(std::int64_t chatId, const QString& text) {
+    try {
+        const std::string value = text.trimmed().isEmpty() ? std::string() : text.toStdString();
+        if (chatId == 0) library_.settings().set(kSystemPromptKey, value);
+        else if (value.empty()) library_.chats().removeSetting(chatId, "system_prompt");
+        else library_.chats().setSetting(chatId, "system_prompt", value);
+    } catch (const storage::Error& e) {
+        emit errorOccurred(QString::fromUtf8(e.what()));
+    }
 }
 
 Assistant::ContextUse Assistant::contextUse(std::int64_t chatId) {

@@ -76,6 +76,14 @@ public:
     // templates that read enable_thinking (Qwen3) get it.
     bool chatThinks(std::int64_t chatId);
     void setChatThinks(std::int64_t chatId, bool think);
+    // The system prompt a chat's replies get when its template brings none: the chat's own when it
+    // has one, else the general default (Settings); empty for none. chatId 0: the default itself.
+    QString systemPrompt(std::int64_t chatId);
+    QString ownSystemPrompt(std::int64_t chatId);  // the chat's own only (empty: none)
+    // Sets the default (chatId 0) or a chat's own; a chat's empty text means "use the default".
+    void setSystemPrompt(std::int64_t chatId, const QString& text);
+    static constexpr const char* kSystemPromptKey = "chat.system_prompt";
+
     // The conversation a reply in the chat would get (template parts first).
     nlohmann::ordered_json conversationFor(std::int64_t chatId);
     // How much of the model's context the chat takes: its last reply's prompt and generated

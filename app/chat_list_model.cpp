@@ -24,11 +24,14 @@ QVariant ChatListModel::data(const QModelIndex& index, int role) const {
         case Qt::EditRole:
         case TitleRole: return QString::fromStdString(row.chat.title);
         case Qt::ToolTipRole:
-            return row.snippet.isEmpty() ? QString::fromStdString(row.chat.title) : row.snippet;
+            if (!row.snippet.isEmpty()) return row.snippet;
+            return row.ownSettings ? tr("%1 (settings of its own: Chat ▸ Settings for This Chat)").arg(QString::fromStdString(row.chat.title))
+                                   : QString::fromStdString(row.chat.title);
         case IdRole: return QVariant::fromValue<qint64>(row.chat.id);
         case UpdatedAtRole: return QDateTime::fromMSecsSinceEpoch(row.chat.updatedAt);
         case SnippetRole: return row.snippet;
         case PinnedRole: return row.pinned;
+        case OwnSettingsRole: return row.ownSettings;
         case GroupRole: return row.group;
         case GroupStartRole: return row.groupStart;
         default: return {};
@@ -61,8 +64,12 @@ void ChatListModel::reload() {
     try {
         if (filter_.trimmed().isEmpty()) {
             for (auto& chat : store_.chats()) {
-                const bool pinned = store_.setting(chat.id, "pinned").value_or("") == "1";
-                rows.push_back({std::move(chat), {}, pinned});
+                const auto own = store_.settings(chat.id);
+                const bool pinned = own.contains("pinned") && own.at("pinned") == "1";
+                const bool ownSettings = std::any_of(own.begin(), own.end(), [](const auto& kv) {
+                    return kv.first.starts_with("generation.") || kv.first == "system_prompt";
+                });
+                rows.push_back({std::move(chat), {}, pinned, ownSettings});
             }
             std::stable_partition(rows.begin(), rows.end(), [](const Row& r) { return r.pinned; });
         } else {

@@ -17,7 +17,7 @@ namespace lumen::app {
 class ChatListModel : public QAbstractListModel {
     Q_OBJECT
 public:
-    enum Role { IdRole = Qt::UserRole + 1, TitleRole, UpdatedAtRole, SnippetRole, PinnedRole, GroupRole, GroupStartRole };
+    enum Role { IdRole = Qt::UserRole + 1, TitleRole, UpdatedAtRole, SnippetRole, PinnedRole, GroupRole, GroupStartRole, OwnSettingsRole };
 
     explicit ChatListModel(storage::ChatStore& store, QObject* parent = nullptr);
 
@@ -55,6 +55,7 @@ private:
         storage::Chat chat;
         QString snippet;
         bool pinned = false;
+        bool ownSettings = false;  // sampling or a system prompt of its own: the sidebar shows a badge
         QString group;
         bool groupStart = false;  // the first row of its group: the delegate draws the heading above it
     };

@@ -2,6 +2,7 @@
 
 #include <QApplication>
 #include <QPainter>
+#include <algorithm>
 
 #include "app/chat_list_model.h"
 
@@ -38,9 +39,25 @@ void ChatListDelegate::paint(QPainter* painter, const QStyleOptionViewItem& opti
     paintRow(painter, option, index);
 }
 
+void ChatListDelegate::paintBadge(QPainter* painter, const QStyleOptionViewItem& option, const QModelIndex& index) const {
+    // A chat with settings of its own (sampling, a system prompt): a small dot at the row's end.
+    if (!index.data(app::ChatListModel::OwnSettingsRole).toBool()) return;
+    const int d = std::max(6, option.fontMetrics.height() / 3);
+    const QRect r(option.rect.right() - d - 6, option.rect.center().y() - d / 2, d, d);
+    painter->save();
+    painter->setRenderHint(QPainter::Antialiasing);
+    painter->setPen(Qt::NoPen);
+    painter->setBrush(option.palette.color(option.state & QStyle::State_Selected ? QPalette::HighlightedText : QPalette::Highlight));
+    painter->drawEllipse(r);
+    painter->restore();
+}
+
 void ChatListDelegate::paintRow(QPainter* painter, const QStyleOptionViewItem& option, const QModelIndex& index) const {
     const QString snippet = snippetOf(index);
-    if (snippet.isEmpty()) return QStyledItemDelegate::paint(painter, option, index);
+    if (snippet.isEmpty()) {
+        QStyledItemDelegate::paint(painter, option, index);
+        return paintBadge(painter, option, index);
+    }
     // The row's background, selection and focus as usual, with no text; then the two lines.
     QStyleOptionViewItem opt = option;
     initStyleOption(&opt, index);

@@ -416,9 +416,12 @@ void MainWindow::buildActions() {
         themes->addAction(a);
     }
     chatSettingsAction_ = settingsMenu->addAction(tr("Settings for This &Chat…"), this, [this] {
-        if (currentChatId() == 0) return;
-        SettingsDialog dialog(library_, *assistant_, currentChatId(), this);
-        dialog.exec();
+        const std::int64_t id = currentChatId();
+        if (id == 0) return;
+        SettingsDialog dialog(library_, *assistant_, id, this);
+        if (dialog.exec() != QDialog::Accepted) return;
+        chatList_->reload();  // (its badge)
+        selectChat(id);
     });
     chatSettingsAction_->setObjectName(QStringLiteral("chatSettingsAction"));
 

@@ -5,6 +5,7 @@
 #include <QDoubleSpinBox>
 #include <QFormLayout>
 #include <QLabel>
+#include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSpinBox>
 #include <QVBoxLayout>
@@ -75,6 +76,15 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     contextPolicy_->setCurrentIndex(std::max(0, contextPolicy_->findData(static_cast<int>(engine.contextPolicy))));
     contextPolicy_->setToolTip(tr("What happens when a chat grows longer than the model's context (a quarter of it, or the reply's token "
                                   "limit if less, is kept for the reply)."));
+    // The system prompt: the default for every chat, or this chat's own (empty: the default).
+    systemPrompt_ = new QPlainTextEdit;
+    systemPrompt_->setObjectName(QStringLiteral("systemPrompt"));
+    systemPrompt_->setTabChangesFocus(true);
+    systemPrompt_->setMaximumHeight(systemPrompt_->fontMetrics().lineSpacing() * 5);
+    {
+        systemPrompt_->setPlainText(chatId ? assistant.ownSystemPrompt(chatId) : assistant.systemPrompt(0));
+        systemPrompt_->setPlaceholderText(chatId ? tr("Empty: the default system prompt (Settings)") : tr("None: the model's own default"));
+    }
     auto* form = new QFormLayout;
     form->addRow(tr("&Temperature (0: always the likeliest word):"), temperature_);
     form->addRow(tr("Top-&k:"), topK_);
@@ -83,6 +93,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
     form->addRow(tr("&Repetition penalty:"), repeat_);
     form->addRow(tr("&Seed:"), seed_);
     form->addRow(tr("Ma&x tokens per reply:"), maxTokens_);
+    form->addRow(chatId ? tr("S&ystem prompt for this chat:") : tr("Default s&ystem prompt:"), systemPrompt_);
     if (chatId == 0) {
         form->addRow(tr("&Context length (next model load):"), context_);
         form->addRow(tr("When a chat outgrows the conte&xt:"), contextPolicy_);
@@ -126,6 +137,7 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         kvCache_->setCurrentIndex(0);
         snapshots_->setValue(app::EngineOptions{}.snapshotMiB);
         contextPolicy_->setCurrentIndex(0);
+        systemPrompt_->clear();
     });
     // Fields this mode does not show still belong to the dialog.
     for (QWidget* w : std::initializer_list<QWidget*>{context_, contextPolicy_, threads_, gpuLayers_, kvCache_, snapshots_})
@@ -147,8 +159,16 @@ void SettingsDialog::accept() {
     if (chatId_ == 0)
         assistant_.saveSettings(p, {threads_->value(), context_->value(), gpuLayers_->value(), app::kvTypeOfBits(kvCache_->currentData().toInt()),
                                     snapshots_->value(), static_cast<app::ContextPolicy>(contextPolicy_->currentData().toInt())});
-    else if (clearChat_) assistant_.clearChatParams(chatId_);
-    else assistant_.saveChatParams(chatId_, p);
+    else {
+        // A chat keeps sampling of its own only where it differs from the general settings.
+        const inference::GenerationParams& g = assistant_.generationParams();
+        const bool same = p.sampling.temperature == g.sampling.temperature && p.sampling.topK == g.sampling.topK && p.sampling.topP == g.sampling.topP &&
+                          p.sampling.minP == g.sampling.minP && p.sampling.repeatPenalty == g.sampling.repeatPenalty && p.sampling.seed == g.sampling.seed &&
+                          p.maxTokens == g.maxTokens;
+        if (clearChat_ || same) assistant_.clearChatParams(chatId_);
+        else assistant_.saveChatParams(chatId_, p);
+    }
+    assistant_.setSystemPrompt(chatId_, systemPrompt_->toPlainText());
     QDialog::accept();
 }
 

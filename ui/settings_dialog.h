@@ -12,6 +12,8 @@ class QComboBox;
 class QDoubleSpinBox;
 class QSpinBox;
 
+class QPlainTextEdit;
+
 namespace lumen::ui {
 
 class SettingsDialog : public QDialog {
@@ -29,6 +31,7 @@ private:
     QDoubleSpinBox *temperature_, *topP_, *minP_, *repeat_;
     QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_, *gpuLayers_, *snapshots_;
     QComboBox *kvCache_, *contextPolicy_;
+    QPlainTextEdit* systemPrompt_;
 };
 
 }  // namespace lumen::ui

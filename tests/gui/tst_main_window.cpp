@@ -1147,6 +1147,51 @@ private slots:
                                                                  .arg(again.geometry().width()).arg(again.geometry().height()).arg(screen.width()).arg(screen.height())));
     }
 
+    // Issue 24: a default system prompt (Settings) for every chat, a chat's own over it (Settings
+    // for This Chat), shown as a badge in the sidebar; a template's own system prompt wins.
+    void systemPromptDefaultAndPerChat() {
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        const auto a = library.chats().createChat("First").id, b = library.chats().createChat("Second").id;
+        window.chatListModel().reload();
+        const auto setPrompt = [this, &window](const char* action, const QString& text) {
+            QTimer::singleShot(0, this, [text] {
+                auto* dialog = qobject_cast<QDialog*>(QApplication::activeModalWidget());
+                QVERIFY(dialog);
+                dialog->findChild<QPlainTextEdit*>("systemPrompt")->setPlainText(text);
+                dialog->accept();
+            });
+            window.findChild<QAction*>(QString::fromLatin1(action))->trigger();
+        };
+        setPrompt("settingsAction", "Answer in French.");
+        const auto systemOf = [&](std::int64_t chat) {
+            const auto c = window.assistant().conversationFor(chat);
+            return !c.empty() && c.front()["role"] == "system" ? QString::fromStdString(c.front()["content"].get<std::string>()) : QString();
+        };
+        QCOMPARE(systemOf(a), QStringLiteral("Answer in French."));
+        QCOMPARE(systemOf(b), QStringLiteral("Answer in French."));
+        window.selectChat(b);
+        setPrompt("chatSettingsAction", "Answer in German.");
+        QCOMPARE(systemOf(b), QStringLiteral("Answer in German."));
+        QCOMPARE(systemOf(a), QStringLiteral("Answer in French."));
+        auto& list = window.chatListModel();
+        QVERIFY(list.index(list.rowOf(b)).data(app::ChatListModel::OwnSettingsRole).toBool());
+        QVERIFY(!list.index(list.rowOf(a)).data(app::ChatListModel::OwnSettingsRole).toBool());
+        // Emptied, the chat takes the default again and loses its badge.
+        window.selectChat(b);
+        setPrompt("chatSettingsAction", "");
+        QCOMPARE(systemOf(b), QStringLiteral("Answer in French."));
+        QVERIFY(!list.index(list.rowOf(b)).data(app::ChatListModel::OwnSettingsRole).toBool());
+        // A template with a system prompt of its own keeps it.
+        storage::PromptTemplate t;
+        t.name = "Terse";
+        t.systemPrompt = "Be terse.";
+        t.body = "{{input}}";
+        window.assistant().setChatTemplate(a, library.templates().create(t));
+        QCOMPARE(systemOf(a), QStringLiteral("Be terse."));
+    }
+
     void settingsAreUsedAndRemembered() {
         app::Library library(path_);
         {
