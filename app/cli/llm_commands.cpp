@@ -175,15 +175,20 @@ int failToFit(Context& ctx, const FitError& e) {
                                               : fail(ctx, e);
 }
 
-int runGenerationErrors(Context& ctx, const std::function<int()>& body) {
+// The generation commands' errors as messages and exit statuses; `lengthHint` says what helps when
+// a prompt does not fit the context.
+int runGenerationErrors(Context& ctx, const std::function<int()>& body,
+                        const QString& lengthHint = QStringLiteral("; use a larger --ctx-size or a shorter prompt")) {
     try {
         return body();
+    } catch (const inference::jinja::TemplateError& e) {
+        return fail(ctx, e, kFailed, QStringLiteral("the chat template failed: "));
     } catch (const inference::FormatError& e) {
         return fail(ctx, e);
     } catch (const FitError& e) {
         return failToFit(ctx, e);
     } catch (const std::length_error& e) {
-        return fail(ctx, e, kFailed, {}, QStringLiteral("; use a larger --ctx-size or a shorter prompt"));
+        return fail(ctx, e, kFailed, {}, lengthHint);
     } catch (const std::invalid_argument& e) {
         return fail(ctx, e, kUsage);
     } catch (const std::exception& e) {
@@ -529,7 +534,7 @@ int cmdChat(Context& ctx) {
     const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
     const auto load = loadOptions(ctx);
     if (!n || !temp || !seed || !load) return kUsage;
-    try {
+    return runGenerationErrors(ctx, [&]() -> int {
         // (a file's template that does not parse matters only when it is the one used)
         const auto loaded = loadModel(ctx, *load, !ctx.parser.isSet(QStringLiteral("builtin")));
         const auto& tokenizer = *loaded.llm.tokenizer;
@@ -591,18 +596,8 @@ int cmdChat(Context& ctx) {
             if (!reply.reasoning.empty()) answer["reasoning_content"] = reply.reasoning;
             messages.push_back(std::move(answer));
         }
-    } catch (const inference::jinja::TemplateError& e) {
-        return fail(ctx, e, kFailed, QStringLiteral("the chat template failed: "));
-    } catch (const inference::FormatError& e) {
-        return fail(ctx, e);
-    } catch (const FitError& e) {
-        return failToFit(ctx, e);
-    } catch (const std::length_error& e) {
-        return fail(ctx, e, kFailed, {}, QStringLiteral("; start over with /reset or use a larger --ctx-size"));
-    } catch (const std::exception& e) {
-        return fail(ctx, e);
-    }
-    return kOk;
+        return kOk;
+    }, QStringLiteral("; start over with /reset or use a larger --ctx-size"));
 }
 
 }  // namespace lumen::app::cli
