@@ -45,6 +45,7 @@
 #include "ui/label_set_editor.h"
 #include "app/prompt_builder.h"
 #include "ui/theme.h"
+#include "ui/icons.h"
 #include "ui/transcript_view.h"
 
 namespace lumen::ui {
@@ -272,9 +273,21 @@ MainWindow::~MainWindow() {
     assistant_ = nullptr;
 }
 
+// An icon of Lumen's set in this window's colours (another theme redraws them: changeEvent).
+QIcon MainWindow::themedIcon(Icon which) const { return makeIcon(which, palette()); }
+
+void MainWindow::changeEvent(QEvent* event) {
+    QMainWindow::changeEvent(event);
+    if (event->type() != QEvent::PaletteChange) return;
+    for (QAction* action : findChildren<QAction*>())
+        if (const auto which = iconOf(action->icon())) action->setIcon(themedIcon(*which));
+    for (QAbstractButton* button : findChildren<QAbstractButton*>())
+        if (const auto which = iconOf(button->icon())) button->setIcon(themedIcon(*which));
+}
+
 void MainWindow::buildActions() {
     QMenu* fileMenu = menuBar()->addMenu(tr("&File"));
-    newChatAction_ = fileMenu->addAction(QIcon::fromTheme(QStringLiteral("document-new")), tr("&New Chat"),
+    newChatAction_ = fileMenu->addAction(themedIcon(Icon::NewChat), tr("&New Chat"),
                                          this, &MainWindow::newChat);
     newChatAction_->setObjectName(QStringLiteral("newChatAction"));
     newChatAction_->setShortcut(QKeySequence::New);
@@ -285,7 +298,7 @@ void MainWindow::buildActions() {
                                             [this] { exportCurrentChat(QStringLiteral("json")); });
     fileMenu->addAction(tr("&Import Chat…"), this, &MainWindow::importChat);
     fileMenu->addSeparator();
-    QAction* openModelAction = fileMenu->addAction(QIcon::fromTheme(QStringLiteral("document-open")), tr("&Open Model…"), this, [this] {
+    QAction* openModelAction = fileMenu->addAction(themedIcon(Icon::OpenModel), tr("&Open Model…"), this, [this] {
         const QString path = QFileDialog::getOpenFileName(this, tr("Open Model"), {}, tr("GGUF models (*.gguf)"));
         if (!path.isEmpty()) confirmAndOpenModel(path);
     });
@@ -335,12 +348,12 @@ void MainWindow::buildActions() {
     pinAction_->setObjectName(QStringLiteral("pinChatAction"));
     pinAction_->setCheckable(true);
     pinAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_P));
-    deleteAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("edit-delete")), tr("&Delete"), this,
+    deleteAction_ = chatMenu->addAction(themedIcon(Icon::Delete), tr("&Delete"), this,
                                         &MainWindow::deleteCurrentChat);
     deleteAction_->setObjectName(QStringLiteral("deleteChatAction"));
     deleteAction_->setShortcut(QKeySequence::Delete);
     deleteAction_->setShortcutContext(Qt::WidgetWithChildrenShortcut);
-    undoDeleteAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("edit-undo")), tr("&Undo Delete"), this, &MainWindow::undoDelete);
+    undoDeleteAction_ = chatMenu->addAction(themedIcon(Icon::Undo), tr("&Undo Delete"), this, &MainWindow::undoDelete);
     undoDeleteAction_->setObjectName(QStringLiteral("undoDeleteAction"));
     undoDeleteAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z));
     undoDeleteAction_->setEnabled(false);
@@ -350,14 +363,14 @@ void MainWindow::buildActions() {
     });
     find->setShortcut(QKeySequence::Find);
     chatMenu->addSeparator();
-    stopAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("process-stop")), tr("S&top Reply"), this, [this] {
+    stopAction_ = chatMenu->addAction(themedIcon(Icon::Stop), tr("S&top Reply"), this, [this] {
         if (assistant_->isReplying()) assistant_->stop();
         else if (vision_->isClassifying()) vision_->cancel();
         else if (editing_ != 0) cancelEdit();
     });
     stopAction_->setObjectName(QStringLiteral("stopAction"));
     stopAction_->setShortcut(Qt::Key_Escape);
-    regenerateAction_ = chatMenu->addAction(QIcon::fromTheme(QStringLiteral("view-refresh")), tr("Re&generate Reply"), this, [this] {
+    regenerateAction_ = chatMenu->addAction(themedIcon(Icon::Regenerate), tr("Re&generate Reply"), this, [this] {
         if (assistant_->regenerate(currentChatId())) messages_->reload();
     });
     regenerateAction_->setObjectName(QStringLiteral("regenerateAction"));
@@ -390,7 +403,7 @@ void MainWindow::buildActions() {
     labelSets->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_L));
 
     QMenu* settingsMenu = menuBar()->addMenu(tr("&Settings"));
-    QAction* settings = settingsMenu->addAction(QIcon::fromTheme(QStringLiteral("preferences-system")), tr("&Settings…"), this, [this] {
+    QAction* settings = settingsMenu->addAction(themedIcon(Icon::Settings), tr("&Settings…"), this, [this] {
         const app::EngineOptions before = assistant_->engineOptions();
         SettingsDialog dialog(library_, *assistant_, 0, this);
         if (dialog.exec() != QDialog::Accepted || !assistant_->engine().isLoaded()) return;
@@ -496,18 +509,24 @@ void MainWindow::buildLayout() {
     for (QWidget* pane : {static_cast<QWidget*>(chatView_), static_cast<QWidget*>(transcript_)})
         pane->setStyleSheet(QStringLiteral("#%1:focus { border: 2px solid palette(highlight); }").arg(pane->objectName()));
     connect(transcript_, &TranscriptView::editRequested, this, &MainWindow::editMessage);
+    connect(transcript_, &TranscriptView::regenerateRequested, this, [this] {
+        if (regenerateAction_->isEnabled())
+            regenerateAction_->trigger();
+        else
+            statusBar()->showMessage(assistant_->isReplying() ? tr("A reply is being written; stop it first.") : tr("Load a model to regenerate the reply."), 5000);
+    });
     composer_ = new Composer;
     connect(composer_, &Composer::submitRequested, this, &MainWindow::sendMessage);
     connect(composer_, &Composer::imagesDropped, this, [this](const QStringList& paths, const QList<QByteArray>& blobs) {
         for (const QString& p : paths) attachImage(app::importImageFile(library_, p));
         for (const QByteArray& d : blobs) attachImage(app::importImage(library_, d, tr("pasted image")));
     });
-    sendButton_ = new QPushButton(tr("Send"));
+    sendButton_ = new QPushButton(themedIcon(Icon::Send), tr("Send"));
     sendButton_->setObjectName(QStringLiteral("sendButton"));
     sendButton_->setDefault(true);
     connect(sendButton_, &QPushButton::clicked, this, &MainWindow::sendMessage);
     connect(composer_, &QPlainTextEdit::textChanged, this, &MainWindow::updateActions);
-    stopButton_ = new QPushButton(tr("Stop"));
+    stopButton_ = new QPushButton(themedIcon(Icon::Stop), tr("Stop"));
     stopButton_->setObjectName(QStringLiteral("stopButton"));
     stopButton_->setToolTip(tr("Stop the reply (Esc); what was written is kept"));
     connect(stopButton_, &QPushButton::clicked, this, [this] { assistant_->stop(); });
@@ -515,7 +534,7 @@ void MainWindow::buildLayout() {
     buttons->addStretch(1);
     buttons->addWidget(stopButton_);
     buttons->addWidget(sendButton_);
-    auto* attachButton = new QPushButton(QIcon::fromTheme(QStringLiteral("mail-attachment")), tr("Attach…"));
+    auto* attachButton = new QPushButton(themedIcon(Icon::Attach), tr("Attach…"));
     attachButton->setObjectName(QStringLiteral("attachButton"));
     attachButton->setToolTip(tr("Attach images (or drop or paste them into the message)"));
     connect(attachButton, &QPushButton::clicked, this, [this] {
@@ -951,6 +970,7 @@ void MainWindow::updateActions() {
     stopButton_->setVisible(replying);
     stopAction_->setEnabled(replying || vision_->isClassifying() || editing_ != 0);
     regenerateAction_->setEnabled(haveChat && !replying && assistant_->engine().isLoaded());
+    transcript_->setReplying(replying);
     const int rows = messages_->rowCount();
     const bool unanswered = rows > 0 && messages_->index(rows - 1).data(app::MessageListModel::RoleNameRole).toString() == QLatin1String("user");
     if (answerBar_) answerBar_->setVisible(haveChat && unanswered && !replying && editing_ == 0 && assistant_->engine().isLoaded());

@@ -6,6 +6,7 @@
 
 #include "app/job_runner.h"
 #include "app/library.h"
+#include "ui/icons.h"
 #include "ui/theme.h"
 
 #include <map>
@@ -72,8 +73,10 @@ public slots:
 
 protected:
     void closeEvent(QCloseEvent* event) override;
+    void changeEvent(QEvent* event) override;
 
 private:
+    QIcon themedIcon(Icon which) const;
     void buildActions();
     void buildLayout();
     void showChat(std::int64_t chatId);

@@ -4,10 +4,14 @@
 #include <QDateTime>
 #include <QGuiApplication>
 #include <QImage>
+#include <QLocale>
+#include <QResizeEvent>
+#include <QToolButton>
 #include <QScrollBar>
 #include <QTextDocument>
 
 #include "app/message_list_model.h"
+#include "ui/code_highlight.h"
 
 namespace lumen::ui {
 namespace {
@@ -16,6 +20,11 @@ QString roleHeading(const QString& role) {
     if (role == QLatin1String("assistant")) return QObject::tr("Lumen");
     if (role == QLatin1String("system")) return QObject::tr("System");
     return QObject::tr("You");
+}
+
+// `a` with a share `t` of `b`.
+QColor mix(const QColor& a, const QColor& b, float t) {
+    return QColor::fromRgbF(a.redF() * (1 - t) + b.redF() * t, a.greenF() * (1 - t) + b.greenF() * t, a.blueF() * (1 - t) + b.blueF() * t);
 }
 
 QString escapeMultiline(const QString& text) {
@@ -39,14 +48,23 @@ TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thu
         if (url.scheme() == QLatin1String("lumen-think")) {
             const qint64 id = url.path().toLongLong();
             if (!expanded_.remove(id)) expanded_.insert(id);
-            const int at = verticalScrollBar()->value();  // the reader stays where they were
-            setHtml(renderHtml());
-            verticalScrollBar()->setValue(at);
+            refresh(Scroll::Hold);  // the reader stays where they were
             return;
         }
         if (url.scheme() == QLatin1String("lumen-copy")) {
             const int n = url.path().toInt();
             if (n >= 0 && n < codeBlocks_.size()) QGuiApplication::clipboard()->setText(codeBlocks_[n]);
+            return;
+        }
+        if (url.scheme() == QLatin1String("lumen-copy-message")) {
+            const qint64 id = url.path().toLongLong();
+            for (int row = 0; row < model_.rowCount(); ++row)
+                if (model_.index(row).data(app::MessageListModel::IdRole).toLongLong() == id)
+                    QGuiApplication::clipboard()->setText(model_.index(row).data(app::MessageListModel::ContentRole).toString());
+            return;
+        }
+        if (url.scheme() == QLatin1String("lumen-regenerate")) {
+            emit regenerateRequested(url.path().toLongLong());
             return;
         }
         // lumen-image:ACTION/SHA
@@ -56,17 +74,61 @@ TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thu
         if (slash > 0) emit imageAction(path.left(slash), path.mid(slash + 1));
     });
     setPlaceholderText(tr("No messages yet. Write one below."));
-    connect(&model_, &QAbstractItemModel::modelReset, this, &TranscriptView::refresh);
-    connect(&model_, &QAbstractItemModel::rowsInserted, this, &TranscriptView::refresh);
-    connect(&model_, &QAbstractItemModel::rowsRemoved, this, &TranscriptView::refresh);
+    // Another chat, or a new message (the user's or the start of a reply): the view goes to the
+    // end. A reply that grows, or a message that goes, leaves a reader who scrolled up where
+    // they are.
+    connect(&model_, &QAbstractItemModel::modelReset, this, [this] { refresh(Scroll::ToEnd); });
+    connect(&model_, &QAbstractItemModel::rowsInserted, this, [this] { refresh(Scroll::ToEnd); });
+    connect(&model_, &QAbstractItemModel::rowsRemoved, this, [this] { refresh(Scroll::Hold); });
     // A streaming reply changes its row many times a second: those redraws are coalesced.
     refreshTimer_.setSingleShot(true);
     refreshTimer_.setInterval(40);
-    connect(&refreshTimer_, &QTimer::timeout, this, &TranscriptView::refresh);
+    connect(&refreshTimer_, &QTimer::timeout, this, [this] { refresh(Scroll::Hold); });
     connect(&model_, &QAbstractItemModel::dataChanged, this, [this] {
         if (!refreshTimer_.isActive()) refreshTimer_.start();
     });
-    refresh();
+    // While the reader is above the end: a button to jump back to it.
+    jumpButton_ = new QToolButton(viewport());
+    jumpButton_->setObjectName(QStringLiteral("jumpToLatest"));
+    jumpButton_->setText(tr("↓ Latest"));
+    jumpButton_->setToolTip(tr("Go to the latest message (Ctrl+End)"));
+    jumpButton_->setCursor(Qt::PointingHandCursor);
+    jumpButton_->hide();
+    connect(jumpButton_, &QToolButton::clicked, this, [this] { verticalScrollBar()->setValue(verticalScrollBar()->maximum()); });
+    // Whether the view follows the end is decided by the reader's scrolling (not by the resets a
+    // new rendering makes); the document is laid out lazily, so the end is followed as it grows.
+    connect(verticalScrollBar(), &QScrollBar::valueChanged, this, [this] {
+        if (!rendering_) followEnd_ = isAtEnd();
+        placeJumpButton();
+    });
+    connect(verticalScrollBar(), &QScrollBar::rangeChanged, this, [this] {
+        if (followEnd_) verticalScrollBar()->setValue(verticalScrollBar()->maximum());
+        placeJumpButton();
+    });
+    refresh(Scroll::ToEnd);
+}
+
+bool TranscriptView::isAtEnd() const {
+    const QScrollBar* bar = verticalScrollBar();
+    return bar->value() >= bar->maximum() - kEndSlack;
+}
+
+void TranscriptView::placeJumpButton() {
+    jumpButton_->setVisible(!isAtEnd());
+    jumpButton_->adjustSize();
+    const QRect area = viewport()->rect();
+    jumpButton_->move(area.right() - jumpButton_->width() - 12, area.bottom() - jumpButton_->height() - 12);
+}
+
+void TranscriptView::resizeEvent(QResizeEvent* event) {
+    QTextBrowser::resizeEvent(event);
+    placeJumpButton();
+}
+
+void TranscriptView::setReplying(bool replying) {
+    if (replying == replying_) return;
+    replying_ = replying;
+    refresh(Scroll::Hold);
 }
 
 // Markdown (replies): fenced code blocks as preformatted text with a Copy link, the rest
@@ -76,7 +138,7 @@ TranscriptView::TranscriptView(app::MessageListModel& model, ThumbnailSource thu
 QString TranscriptView::renderMarkdown(const QString& text) const {
     QString html;
     const QStringList lines = text.split(QLatin1Char('\n'));
-    QString prose, code;
+    QString prose, code, language;
     bool inCode = false;
     const auto flushProse = [&] {
         if (prose.trimmed().isEmpty()) {
@@ -95,18 +157,22 @@ QString TranscriptView::renderMarkdown(const QString& text) const {
         html += body;
         prose.clear();
     };
+    // (Qt's rich text takes colours, not palette roles: the theme's, as it is now)
+    const QColor codeBackground = palette().color(QPalette::AlternateBase);
+    const CodeColors colours = CodeColors::forBackground(codeBackground);
     for (const QString& line : lines) {
         if (line.trimmed().startsWith(QStringLiteral("```"))) {
             if (inCode) {
                 codeBlocks_.push_back(code);
-                // (Qt's rich text takes colours, not palette roles: the theme's, as it is now)
-                html += QStringLiteral("<pre style='background-color:%4; color:%5'>%1</pre><p><small><a href='lumen-copy:%2'>%3</a></small></p>")
-                            .arg(code.toHtmlEscaped())
+                const QString label = language.isEmpty() ? QString() : language.toHtmlEscaped() + QStringLiteral(" · ");
+                html += QStringLiteral("<pre style='background-color:%4; color:%5'>%1</pre><p><small><span style='color:gray'>%6</span><a href='lumen-copy:%2'>%3</a></small></p>")
+                            .arg(highlightCode(code, codeLanguage(language), colours))
                             .arg(codeBlocks_.size() - 1)
-                            .arg(tr("Copy code"), palette().color(QPalette::AlternateBase).name(), palette().color(QPalette::Text).name());
+                            .arg(tr("Copy code"), codeBackground.name(), palette().color(QPalette::Text).name(), label);
                 code.clear();
             } else {
                 flushProse();
+                language = line.trimmed().mid(3).trimmed().section(QLatin1Char(' '), 0, 0);
             }
             inCode = !inCode;
             continue;
@@ -118,7 +184,7 @@ QString TranscriptView::renderMarkdown(const QString& text) const {
             prose += line + QLatin1Char('\n');
         }
     }
-    if (inCode) prose += QStringLiteral("```\n") + code;  // an unfinished block (still streaming)
+    if (inCode) prose += QStringLiteral("```") + language + QLatin1Char('\n') + code;  // an unfinished block (still streaming)
     flushProse();
     return html;
 }
@@ -126,14 +192,32 @@ QString TranscriptView::renderMarkdown(const QString& text) const {
 QString TranscriptView::renderHtml() const {
     codeBlocks_.clear();
     QString html;
+    // Each message is a card: who and when, what can be done with it (copy; edit a message of
+    // yours; regenerate the last reply), then the message and, under a reply, its metrics.
+    const QColor base = palette().color(QPalette::Base);
+    const QColor userCard = mix(base, palette().color(QPalette::Highlight), 0.12f);
+    const QString border = mix(base, palette().color(QPalette::Text), 0.22f).name();
+    const QDate today = QDate::currentDate();
     for (int row = 0; row < model_.rowCount(); ++row) {
         const QModelIndex i = model_.index(row);
+        const qint64 id = i.data(app::MessageListModel::IdRole).toLongLong();
         const QString role = i.data(app::MessageListModel::RoleNameRole).toString();
-        const QString when = i.data(app::MessageListModel::CreatedAtRole).toDateTime().toString(QStringLiteral("hh:mm"));
-        const QString editLink = role == QLatin1String("user")
-                                     ? QStringLiteral(" <small><a href='lumen-edit:%1'>%2</a></small>").arg(i.data(app::MessageListModel::IdRole).toLongLong()).arg(tr("Edit"))
-                                     : QString();
-        html += QStringLiteral("<div style='margin-bottom:12px'><p><b>%1</b> <span style='color:gray'>%2</span>%3</p>").arg(roleHeading(role), when, editLink);
+        const QDateTime created = i.data(app::MessageListModel::CreatedAtRole).toDateTime().toLocalTime();
+        const QString when = created.date() == today ? created.toString(QStringLiteral("hh:mm")) : QLocale().toString(created, QLocale::ShortFormat);
+        const QString content = i.data(app::MessageListModel::ContentRole).toString();
+        const bool user = role == QLatin1String("user");
+        QStringList actions;
+        if (!content.isEmpty()) actions << QStringLiteral("<a href='lumen-copy-message:%1'>%2</a>").arg(id).arg(tr("Copy"));
+        if (user) actions << QStringLiteral("<a href='lumen-edit:%1'>%2</a>").arg(id).arg(tr("Edit"));
+        if (role == QLatin1String("assistant") && row == model_.rowCount() - 1 && !replying_)
+            actions << QStringLiteral("<a href='lumen-regenerate:%1'>%2</a>").arg(id).arg(tr("Regenerate"));
+        html += QStringLiteral("<table width='100%' cellspacing='0' cellpadding='8' border='%1' style='border-color:%2; border-style:solid; "
+                               "background-color:%3; margin-bottom:10px'><tr><td>")
+                    .arg(user ? 0 : 1)
+                    .arg(border, (user ? userCard : base).name());
+        html += QStringLiteral("<table width='100%' cellspacing='0' cellpadding='0'><tr><td><b>%1</b> <span style='color:gray'>%2</span></td>"
+                               "<td align='right'><small>%3</small></td></tr></table>")
+                    .arg(roleHeading(role), when, actions.join(QStringLiteral(" · ")));
         for (const QString& sha : i.data(app::MessageListModel::ImagesRole).toStringList()) {
             html += QStringLiteral("<p><a href='lumen-image:open/%1'><img src='lumen-thumb:%1' height='128'/></a><br/>"
                                    "<small><a href='lumen-image:describe/%1'>%2</a> · <a href='lumen-image:classify/%1'>%3</a> · "
@@ -142,14 +226,13 @@ QString TranscriptView::renderHtml() const {
         }
         const QString reasoning = i.data(app::MessageListModel::ReasoningRole).toString();
         if (!reasoning.trimmed().isEmpty())
-            html += renderReasoning(i.data(app::MessageListModel::IdRole).toLongLong(), reasoning, i.data(app::MessageListModel::ReasoningMsRole),
+            html += renderReasoning(id, reasoning, i.data(app::MessageListModel::ReasoningMsRole),
                                     i.data(app::MessageListModel::StatusRole).toString() == QLatin1String("partial"));
-        const QString content = i.data(app::MessageListModel::ContentRole).toString();
-        if (!content.isEmpty()) html += role == QLatin1String("assistant") ? renderMarkdown(content) : QStringLiteral("<p>%1</p>").arg(escapeMultiline(content));
+        if (!content.isEmpty()) html += user || role == QLatin1String("system") ? QStringLiteral("<p>%1</p>").arg(escapeMultiline(content)) : renderMarkdown(content);
         const QString footer = i.data(app::MessageListModel::FooterRole).toString();
         if (!footer.isEmpty())
             html += QStringLiteral("<p style='color:gray'><small>%1</small></p>").arg(footer.toHtmlEscaped());
-        html += QStringLiteral("</div>");
+        html += QStringLiteral("</td></tr></table>");
     }
     return html;
 }
@@ -176,13 +259,20 @@ QString TranscriptView::renderReasoning(qint64 messageId, const QString& reasoni
 void TranscriptView::changeEvent(QEvent* event) {
     QTextBrowser::changeEvent(event);
     // Another theme: the code blocks' colours are written into the HTML, so it is made again.
-    if (event->type() == QEvent::PaletteChange) refresh();
+    if (event->type() == QEvent::PaletteChange) refresh(Scroll::Hold);
 }
 
-void TranscriptView::refresh() {
+void TranscriptView::refresh(Scroll scroll) {
     refreshTimer_.stop();
+    QScrollBar* bar = verticalScrollBar();
+    if (scroll == Scroll::ToEnd) followEnd_ = true;
+    const int at = bar->value();
+    rendering_ = true;
     setHtml(renderHtml());
-    verticalScrollBar()->setValue(verticalScrollBar()->maximum());
+    // (the text cursor goes with the end: showing the view scrolls to where the cursor is)
+    if (followEnd_) moveCursor(QTextCursor::End);
+    rendering_ = false;
+    bar->setValue(followEnd_ ? bar->maximum() : at);
 }
 
 QVariant TranscriptView::loadResource(int type, const QUrl& name) {

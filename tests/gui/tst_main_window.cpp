@@ -23,6 +23,7 @@
 #include <QElapsedTimer>
 #include <QGuiApplication>
 #include <QScreen>
+#include <QScrollBar>
 #include <QFile>
 #include <QTemporaryDir>
 #include <QLabel>
@@ -47,6 +48,7 @@
 #include "app/llm_host.h"
 #include "app/message_list_model.h"
 #include "test_util.h"
+#include "ui/code_highlight.h"
 #include "ui/composer.h"
 #include "ui/template_editor.h"
 #include "ui/label_set_editor.h"
@@ -428,8 +430,17 @@ private slots:
         const std::int64_t chatId = window.currentChatId();
         const auto reply = [&] { return library.chats().messages(chatId).back().content; };
         std::set<std::string> replies{reply()};
+        auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
         for (int i = 0; i < 3; ++i) {
-            window.findChild<QAction*>("regenerateAction")->trigger();
+            if (i == 0) {  // the reply's own Regenerate link, on its card
+                const qint64 last = library.chats().messages(chatId).back().id;
+                QVERIFY(transcript->renderHtml().contains(QString("lumen-regenerate:%1").arg(last)));
+                emit transcript->anchorClicked(QUrl(QString("lumen-regenerate:%1").arg(last)));
+                QVERIFY(window.assistant().isReplying());
+                QVERIFY(!transcript->renderHtml().contains("lumen-regenerate:"));  // not while a reply is written
+            } else {
+                window.findChild<QAction*>("regenerateAction")->trigger();
+            }
             QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 30000);
             replies.insert(reply());
         }
@@ -668,6 +679,82 @@ private slots:
         QVERIFY2(text.contains(QStringLiteral("one")) && text.contains(QStringLiteral("two")), qPrintable(text));
     }
 
+    // Issue 24: each message is a card with who and when, Copy (the message as written), Edit
+    // (the user's) and Regenerate (the last reply only); code blocks are coloured by their
+    // language; a reader who scrolled up while a reply streams stays where they are, with a
+    // button back to the latest text.
+    void messageCardsAndScrollThatHolds() {
+        app::Library library(path_);
+        const auto chat = library.chats().createChat("Long").id;
+        std::vector<std::int64_t> added;
+        for (int n = 0; n < 12; ++n) {
+            added.push_back(library.chats().addMessage(chat, {storage::Role::User, "Question " + std::to_string(n)}));
+            added.push_back(library.chats().addMessage(chat, {storage::Role::Assistant, "Answer **" + std::to_string(n) + "**\nwith a second line\nand a third."}));
+        }
+        library.chats().addMessage(chat, {storage::Role::User, "Code?"});
+        added.push_back(library.chats().addMessage(chat, {storage::Role::Assistant, "```cpp\n#include <vector>\nint main() { return 0; } // ok\n```"}));
+        ui::MainWindow window(library);
+        window.resize(800, 500);
+        window.show();
+        window.selectChat(chat);
+        auto* transcript = window.findChild<ui::TranscriptView*>("transcript");
+        const QString html = transcript->renderHtml();
+        for (const auto id : added) QVERIFY(html.contains(QString("lumen-copy-message:%1'").arg(id)));
+        QVERIFY(html.contains(QString("lumen-edit:%1'").arg(added[0])));
+        QVERIFY(!html.contains(QString("lumen-edit:%1'").arg(added[1])));  // replies are not edited
+        QCOMPARE(html.count("lumen-regenerate:"), 1);
+        QVERIFY(html.contains(QString("lumen-regenerate:%1'").arg(added.back())));
+        // The code block: its language named, its keyword coloured (and Copy gives it as written).
+        const ui::CodeColors colours = ui::CodeColors::forBackground(transcript->palette().color(QPalette::AlternateBase));
+        QVERIFY2(html.contains(QString("<span style='color:%1'>return</span>").arg(colours.keyword.name())), qPrintable(html));
+        QVERIFY(html.contains("cpp · "));
+        emit transcript->anchorClicked(QUrl("lumen-copy:0"));
+        QCOMPARE(QGuiApplication::clipboard()->text(), QString("#include <vector>\nint main() { return 0; } // ok"));
+        emit transcript->anchorClicked(QUrl(QString("lumen-copy-message:%1").arg(added[1])));
+        QCOMPARE(QGuiApplication::clipboard()->text(), QString("Answer **0**\nwith a second line\nand a third."));
+        saveScreenshot(window, "message_cards");
+        // Regenerate with no model says what is missing.
+        emit transcript->anchorClicked(QUrl(QString("lumen-regenerate:%1").arg(added.back())));
+        QVERIFY(window.statusBar()->currentMessage().contains("Load a model"));
+
+        // A reply streams in: the view follows it while it is at the end…
+        auto* bar = transcript->verticalScrollBar();
+        QVERIFY(bar->maximum() > 0);
+        QVERIFY(transcript->isAtEnd());
+        auto* jump = transcript->findChild<QToolButton*>("jumpToLatest");
+        QVERIFY(jump && jump->isHidden());
+        library.chats().addMessage(chat, {storage::Role::User, "More"});
+        window.messageListModel().appendStored(library.chats().messages(chat).back().id);
+        const auto replyId = library.chats().addMessage(chat, {storage::Role::Assistant, "", storage::MessageStatus::Partial});
+        window.messageListModel().appendStored(replyId);
+        int pieces = 0;
+        const auto grow = [&] {  // true once the view shows the new text
+            const QString marker = QString("Piece %1.").arg(++pieces);
+            for (int k = 0; k < 4; ++k) window.messageListModel().appendToMessage(replyId, "A line of the reply that goes on.\n\n");
+            window.messageListModel().appendToMessage(replyId, marker + "\n\n");
+            QElapsedTimer t;
+            t.start();
+            while (!transcript->toPlainText().contains(marker) && t.elapsed() < 5000) QTest::qWait(10);
+            QTest::qWait(50);  // (and lays it out)
+            return transcript->toPlainText().contains(marker);
+        };
+        QVERIFY(grow());
+        QVERIFY(transcript->isAtEnd());
+        // …holds still once the reader scrolls up, with a button back…
+        bar->setValue(bar->maximum() / 3);
+        const int reading = bar->value();
+        QVERIFY(!jump->isHidden());
+        QVERIFY(grow());
+        QVERIFY(grow());
+        QCOMPARE(bar->value(), reading);
+        // …which goes back to the end, and the view follows again.
+        QTest::mouseClick(jump, Qt::LeftButton);
+        QVERIFY(transcript->isAtEnd());
+        QVERIFY(jump->isHidden());
+        QVERIFY(grow());
+        QVERIFY(transcript->isAtEnd());
+    }
+
     // The template editor's preview is exactly what the engine renders when a message is sent
     // through the template in a chat; edits are saved as they are made.
     // Issue 24: light and dark themes (the system's by default, remembered), and the screenshots
@@ -735,6 +822,21 @@ private slots:
                 QVERIFY2(QLatin1String(theme) == QLatin1String("Dark") ? darkest < 60 : lightest > 220,
                          qPrintable(QStringLiteral("%1..%2").arg(darkest).arg(lightest)));
                 saveScreenshot(window, qPrintable(tag + "chat"));
+                // Lumen's own icons, drawn in the theme's text colour (light strokes on dark).
+                for (const char* name : {"newChatAction", "regenerateAction", "openModelAction"}) {
+                    const QIcon icon = window.findChild<QAction*>(name)->icon();
+                    QVERIFY2(ui::iconOf(icon).has_value(), name);
+                    const QImage drawn = icon.pixmap(QSize(24, 24), 1.0).toImage();
+                    int strokes = 0, strokeLightness = 0;
+                    for (int y = 0; y < drawn.height(); ++y)
+                        for (int x = 0; x < drawn.width(); ++x)
+                            if (qAlpha(drawn.pixel(x, y)) > 200) {
+                                ++strokes;
+                                strokeLightness = std::max(strokeLightness, QColor(drawn.pixel(x, y)).lightness());
+                            }
+                    QVERIFY2(strokes > 20, name);
+                    QVERIFY2(QLatin1String(theme) == QLatin1String("Dark") ? strokeLightness > 150 : strokeLightness < 100, name);
+                }
                 // The composer is two lines tall until more is written, then grows (to eight).
                 auto* composer = window.findChild<ui::Composer*>("composer");
                 const int small = composer->height();
