@@ -24,6 +24,7 @@ int cmdGenerate(Context& ctx);  // generate --model M.gguf (--prompt TEXT | --pr
 int cmdDescribe(Context& ctx);  // describe --model LLM.gguf --mmproj MMPROJ.gguf [--prompt TEXT] IMAGE...
 int cmdBench(Context& ctx);     // bench --model M.gguf [-p 512] [-n 128] [-t 1,2] [-r 3] [--gpu-layers N]
 int cmdChat(Context& ctx);      // chat --model M.gguf [--system TEXT] [--builtin NAME]
+int cmdServe(Context& ctx);     // serve --model M.gguf [--mmproj P.gguf] [--host H] [--port N] [--api-key KEY] [--alias NAME]
 
 // pull_command.cpp: a model from the Hugging Face Hub.
 int cmdPull(Context& ctx);  // pull OWNER/NAME[:FILE.gguf] [--dir DIR]

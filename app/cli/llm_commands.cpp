@@ -10,9 +10,11 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <thread>
 #include <unistd.h>
 
 #include "app/llm_host.h"
+#include "app/openai_server.h"
 #include "app/prompt_builder.h"
 #include "app/read_file.h"
 #include "inference/core/backend.h"
@@ -598,6 +600,72 @@ int cmdChat(Context& ctx) {
         }
         return kOk;
     }, QStringLiteral("; start over with /reset or use a larger --ctx-size"));
+}
+
+int cmdServe(Context& ctx) {
+    const QString modelPath = ctx.parser.value(QStringLiteral("model"));
+    if (modelPath.isEmpty() || !ctx.positional.isEmpty()) {
+        ctx.err << "lumen-cli: serve needs --model M.gguf [--mmproj P.gguf] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--alias NAME]\n";
+        return kUsage;
+    }
+    const auto port = numberOption<int>(ctx, "port", 8080, 0, 65535);
+    const auto load = loadOptions(ctx);
+    if (!port || !load) return kUsage;
+    ServerOptions options;
+    options.host = ctx.parser.isSet(QStringLiteral("host")) ? ctx.parser.value(QStringLiteral("host")).toStdString() : options.host;
+    options.port = *port;
+    options.apiKey = ctx.parser.isSet(QStringLiteral("api-key")) ? ctx.parser.value(QStringLiteral("api-key")).toStdString() : qEnvironmentVariable("LUMEN_API_KEY").toStdString();
+    options.modelId = ctx.parser.value(QStringLiteral("alias")).toStdString();
+    if (!isLoopbackHost(options.host) && options.apiKey.empty()) {
+        ctx.err << "lumen-cli: serving on " << QString::fromStdString(options.host)
+                << " lets other machines in: give an --api-key (or LUMEN_API_KEY) that clients must send\n";
+        return kUsage;
+    }
+    return runGenerationErrors(ctx, [&]() -> int {
+        const auto loaded = loadModel(ctx, *load, false);
+        std::optional<Projector> projector;
+        if (ctx.parser.isSet(QStringLiteral("mmproj"))) projector = openMmproj(ctx, loaded);
+        options.log = [&ctx](const std::string& line) {
+            ctx.err << QString::fromStdString(line) << "\n";
+            ctx.err.flush();
+        };
+        OpenAiServer server(loaded, projector ? &*projector : nullptr, options);
+        int bound = 0;
+        try {
+            bound = server.bind();
+        } catch (const std::runtime_error& e) {
+            return fail(ctx, e);
+        }
+        const QString host = QString::fromStdString(options.host).contains(QLatin1Char(':')) && !options.host.starts_with("[")
+                                 ? QStringLiteral("[%1]").arg(QString::fromStdString(options.host))
+                                 : QString::fromStdString(options.host);
+        ctx.err << "Serving " << QString::fromStdString(loaded.summary()) << " on " << QString::fromStdString(loaded.placement.describe())
+                << (projector ? " with its image projector" : "") << ", context " << loaded.contextSize << " tokens\n";
+        ctx.out << "listening on http://" << host << ":" << bound << "/v1 (Ctrl+C stops)\n";
+        ctx.out.flush();
+        ctx.err.flush();
+        // Ctrl+C or SIGTERM stops the server (from a thread: the handler only sets a flag).
+        gInterrupted.store(false);
+        const auto previousInt = std::signal(SIGINT, onInterrupt);
+        const auto previousTerm = std::signal(SIGTERM, onInterrupt);
+        std::atomic<bool> done{false};
+        std::thread watcher([&] {
+            while (!done.load()) {
+                if (gInterrupted.load()) {
+                    server.stop();
+                    break;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+        });
+        server.run();
+        done.store(true);
+        watcher.join();
+        std::signal(SIGINT, previousInt);
+        std::signal(SIGTERM, previousTerm);
+        ctx.err << "lumen-cli: the server stopped\n";
+        return kOk;
+    });
 }
 
 }  // namespace lumen::app::cli

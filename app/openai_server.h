@@ -1,0 +1,94 @@
+#pragma once
+// An OpenAI-compatible HTTP server over a loaded model, for other programs (editors, scripts,
+// agents): GET /health, GET /v1/models, POST /v1/chat/completions and POST /v1/completions,
+// streamed as server-sent events or not. Requests queue on the engine in the order they came
+// (the KV cache of the longest common prefix with the previous request is reused); a streaming
+// client that goes away cancels its generation. Errors take OpenAI's JSON shape and status codes.
+// HTTP is cpp-httplib's (Debian's libcpp-httplib); the request parsing is here, apart from the
+// sockets, so that tests and the fuzz target reach it without a server.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "inference/llm/generator.h"
+
+namespace lumen::app {
+
+struct LoadedLlm;
+struct Projector;
+
+// An error for the client, as OpenAI writes them: {"error": {"message", "type", "param", "code"}}.
+class ApiError : public std::runtime_error {
+public:
+    ApiError(int httpStatus, std::string errorType, std::string errorCode, const std::string& message, std::string errorParam = {})
+        : std::runtime_error(message), status(httpStatus), type(std::move(errorType)), code(std::move(errorCode)), param(std::move(errorParam)) {}
+    nlohmann::json body() const;
+    int status;
+    std::string type;  // invalid_request_error, authentication_error, not_found_error, server_error
+    std::string code;  // model_not_found, context_length_exceeded, invalid_api_key, … (may be empty)
+    std::string param;
+};
+
+// What a request asks of the engine, once read and checked.
+struct ApiRequest {
+    bool chat = true;  // /v1/chat/completions (else /v1/completions)
+    // chat: the messages as the chat template takes them (content as text; an image part becomes
+    // the image marker, its bytes in `images` in order; an assistant message's reasoning_content kept)
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    nlohmann::ordered_json templateExtras = nlohmann::ordered_json::object();  // chat_template_kwargs
+    std::vector<std::string> images;  // the images' file bytes (from data: URLs)
+    // completions: the prompt as text, or as token ids
+    std::string prompt;
+    std::optional<std::vector<std::int32_t>> promptIds;
+    bool echo = false;
+    inference::GenerationParams params;
+    bool maxTokensGiven = false;  // else: until the context is full
+    bool stream = false;
+    bool includeUsage = false;  // stream_options.include_usage
+};
+
+// Reads a request body for `chat` or completions. `modelId` is the served model's name: a
+// request naming another is model_not_found. Throws ApiError (never anything else).
+ApiRequest parseApiRequest(const std::string& body, bool chat, const std::string& modelId);
+
+struct ServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 8080;  // 0: any free port
+    std::string apiKey;  // required for a host other than the loopback
+    std::string modelId;  // the name clients use (default: the file name)
+    std::size_t maxBodyBytes = std::size_t{32} << 20;  // (images come inline, as base64)
+    int readTimeoutSeconds = 60;
+    // Told each finished or cancelled request ("chat.completions 200 12 prompt + 40 tokens, 5.1 s")
+    std::function<void(const std::string&)> log;
+};
+
+// Whether `host` is a loopback address (127.0.0.0/8, ::1, "localhost").
+bool isLoopbackHost(const std::string& host);
+
+class OpenAiServer {
+public:
+    // `projector` may be null (then image parts are refused). Both must outlive the server.
+    OpenAiServer(const LoadedLlm& llm, const Projector* projector, ServerOptions options);
+    ~OpenAiServer();
+    OpenAiServer(const OpenAiServer&) = delete;
+    OpenAiServer& operator=(const OpenAiServer&) = delete;
+
+    // Binds the address (std::runtime_error with the reason when it cannot); returns the port.
+    int bind();
+    // Serves until stop() (from any thread).
+    void run();
+    void stop();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lumen::app

@@ -1,0 +1,172 @@
+// The OpenAI-compatible server: its request reading (every field it takes, and the errors for
+// what it does not), then lumen-cli serve driven by OpenAI's own client library from npm
+// (tests/server/openai_client.test.mjs: streaming and not, completions, stop, seeds, concurrent
+// clients, cancel by disconnect, images, API keys, errors in OpenAI's shape).
+
+#include <QProcess>
+#include <QStandardPaths>
+#include <QtTest>
+
+#include "app/openai_server.h"
+#include "inference/llm/model_writer.h"
+#include "test_util.h"
+
+using namespace lumen;
+
+namespace {
+
+// The ApiError a body gives (status 0 when it is read without one).
+app::ApiError errorOf(const std::string& body, bool chat = true) {
+    try {
+        app::parseApiRequest(body, chat, "m.gguf");
+    } catch (const app::ApiError& e) {
+        return e;
+    }
+    return {0, {}, {}, "no error"};
+}
+
+}  // namespace
+
+class TestOpenAiServer : public QObject {
+    Q_OBJECT
+private slots:
+    void readsAChatRequest() {
+        const auto r = app::parseApiRequest(R"({"model": "m.gguf", "messages": [
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}, {"type": "text", "text": "this?"}]},
+            {"role": "assistant", "content": "A word.", "reasoning_content": "It says hello."},
+            {"role": "user", "content": "Sure?"}],
+            "temperature": 0.2, "top_p": 0.5, "top_k": 7, "min_p": 0.1, "frequency_penalty": 0.5, "presence_penalty": -0.5,
+            "seed": 99, "max_tokens": 12, "stop": ["\n\n", ""], "stream": true, "stream_options": {"include_usage": true},
+            "chat_template_kwargs": {"enable_thinking": false}, "n": 1, "user": "ignored"})",
+                                            true, "m.gguf");
+        QCOMPARE(r.messages.size(), std::size_t(4));
+        QCOMPARE(r.messages[0]["role"].get<std::string>(), std::string("system"));
+        QCOMPARE(r.messages[1]["content"].get<std::string>(), std::string("What is <image>\nthis?"));
+        QCOMPARE(r.images, std::vector<std::string>{"hello"});
+        QCOMPARE(r.messages[2]["reasoning_content"].get<std::string>(), std::string("It says hello."));
+        QCOMPARE(r.params.sampling.temperature, 0.2f);
+        QCOMPARE(r.params.sampling.topP, 0.5f);
+        QCOMPARE(r.params.sampling.topK, 7);
+        QCOMPARE(r.params.sampling.minP, 0.1f);
+        QCOMPARE(r.params.sampling.frequencyPenalty, 0.5f);
+        QCOMPARE(r.params.sampling.presencePenalty, -0.5f);
+        QCOMPARE(r.params.sampling.seed, std::uint64_t(99));
+        QCOMPARE(r.params.maxTokens, 12);
+        QVERIFY(r.maxTokensGiven);
+        QCOMPARE(r.params.stopStrings, std::vector<std::string>{"\n\n"});
+        QVERIFY(r.stream && r.includeUsage);
+        QCOMPARE(r.templateExtras["enable_thinking"].get<bool>(), false);
+        // No model named, no max_tokens, a single stop string, nulls as absent.
+        const auto plain = app::parseApiRequest(R"({"messages": [{"role": "user", "content": "hi"}], "stop": "END", "max_tokens": null, "temperature": null})", true, "m.gguf");
+        QVERIFY(!plain.maxTokensGiven);
+        QCOMPARE(plain.params.stopStrings, std::vector<std::string>{"END"});
+        QCOMPARE(plain.params.sampling.temperature, inference::SamplingParams{}.temperature);
+    }
+
+    void readsACompletionRequest() {
+        auto r = app::parseApiRequest(R"({"prompt": "Once", "echo": true, "max_completion_tokens": 3})", false, "m.gguf");
+        QCOMPARE(r.prompt, std::string("Once"));
+        QVERIFY(r.echo && !r.promptIds);
+        QCOMPARE(r.params.maxTokens, 3);
+        r = app::parseApiRequest(R"({"prompt": ["Twice"]})", false, "m.gguf");
+        QCOMPARE(r.prompt, std::string("Twice"));
+        r = app::parseApiRequest(R"({"prompt": [1, 2, 3]})", false, "m.gguf");
+        QCOMPARE(*r.promptIds, (std::vector<std::int32_t>{1, 2, 3}));
+        r = app::parseApiRequest(R"({"prompt": [[4, 5]]})", false, "m.gguf");
+        QCOMPARE(*r.promptIds, (std::vector<std::int32_t>{4, 5}));
+    }
+
+    void refusesWhatItCannotDo_data() {
+        QTest::addColumn<QString>("body");
+        QTest::addColumn<bool>("chat");
+        QTest::addColumn<int>("status");
+        QTest::addColumn<QString>("code");
+        QTest::addColumn<QString>("param");
+        QTest::newRow("not JSON") << "{\"messages\": " << true << 400 << "" << "";
+        QTest::newRow("not an object") << "[1, 2]" << true << 400 << "" << "";
+        QTest::newRow("no messages") << "{}" << true << 400 << "" << "messages";
+        QTest::newRow("empty messages") << R"({"messages": []})" << true << 400 << "" << "messages";
+        QTest::newRow("unknown role") << R"({"messages": [{"role": "wizard", "content": "x"}]})" << true << 400 << "" << "messages";
+        QTest::newRow("content a number") << R"({"messages": [{"role": "user", "content": 5}]})" << true << 400 << "" << "messages";
+        QTest::newRow("audio part") << R"({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]})" << true << 400 << "" << "messages";
+        QTest::newRow("image by URL") << R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]})" << true << 400 << "" << "messages";
+        QTest::newRow("bad base64") << R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!"}}]}]})" << true << 400 << "" << "messages";
+        QTest::newRow("other model") << R"({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})" << true << 404 << "model_not_found" << "model";
+        QTest::newRow("temperature text") << R"({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"})" << true << 400 << "" << "temperature";
+        QTest::newRow("temperature high") << R"({"messages": [{"role": "user", "content": "x"}], "temperature": 3})" << true << 400 << "" << "temperature";
+        QTest::newRow("max_tokens 0") << R"({"prompt": "x", "max_tokens": 0})" << false << 400 << "" << "max_tokens";
+        QTest::newRow("max_tokens huge") << R"({"prompt": "x", "max_tokens": 18446744073709551615})" << false << 400 << "" << "max_tokens";
+        QTest::newRow("n 2") << R"({"prompt": "x", "n": 2})" << false << 400 << "" << "n";
+        QTest::newRow("stop a number") << R"({"prompt": "x", "stop": 3})" << false << 400 << "" << "stop";
+        QTest::newRow("tools") << R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})" << true << 400 << "" << "tools";
+        QTest::newRow("json mode") << R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})" << true << 400 << "" << "response_format";
+        QTest::newRow("logprobs") << R"({"prompt": "x", "logprobs": 2})" << false << 400 << "" << "logprobs";
+        QTest::newRow("no prompt") << R"({"max_tokens": 2})" << false << 400 << "" << "prompt";
+        QTest::newRow("empty prompt") << R"({"prompt": ""})" << false << 400 << "" << "prompt";
+        QTest::newRow("two prompts") << R"({"prompt": ["a", "b"]})" << false << 400 << "" << "prompt";
+        QTest::newRow("negative token") << R"({"prompt": [1, -2]})" << false << 400 << "" << "prompt";
+        QTest::newRow("seed a float") << R"({"prompt": "x", "seed": 1.5})" << false << 400 << "" << "seed";
+        QTest::newRow("stream a string") << R"({"prompt": "x", "stream": "yes"})" << false << 400 << "" << "stream";
+    }
+
+    void refusesWhatItCannotDo() {
+        QFETCH(QString, body);
+        QFETCH(bool, chat);
+        QFETCH(int, status);
+        QFETCH(QString, code);
+        QFETCH(QString, param);
+        const app::ApiError e = errorOf(body.toStdString(), chat);
+        QCOMPARE(e.status, status);
+        QCOMPARE(QString::fromStdString(e.code), code);
+        QCOMPARE(QString::fromStdString(e.param), param);
+        const auto shape = e.body();
+        QVERIFY(shape["error"]["message"].is_string() && shape["error"]["type"].is_string());
+        QVERIFY(shape["error"].contains("param") && shape["error"].contains("code"));
+    }
+
+    void loopbackHosts() {
+        for (const char* host : {"127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"}) QVERIFY2(app::isLoopbackHost(host), host);
+        for (const char* host : {"0.0.0.0", "192.168.1.2", "::", "example.com", "127.0.0.1.evil.com", "127.0.0"}) QVERIFY2(!app::isLoopbackHost(host), host);
+    }
+
+    // lumen-cli serve and OpenAI's client library.
+    void openAiClientLibrary() {
+        const QString node = QStandardPaths::findExecutable(QStringLiteral("node"));
+        if (node.isEmpty()) QSKIP("node is not installed (scripts/install-deps.sh installs it): the client-library checks need it");
+        const QString shared = test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: the server is driven with the real TinyStories model");
+        QTemporaryDir dir;
+        // A model with a long context whose reply takes seconds, to cancel mid-way.
+        inference::RandomModelSpec slow;
+        slow.dim = 512;
+        slow.nLayers = 8;
+        slow.nHeads = 8;
+        slow.nKvHeads = 4;
+        slow.ffnDim = 1376;
+        slow.contextLength = 4096;
+        slow.weightType = inference::DType::Q8_0;
+        const QString slowPath = dir.filePath(QStringLiteral("slow.gguf"));
+        inference::writeRandomLanguageModel(slow, slowPath.toStdString());
+        const QString vision = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../vision/fixtures/");
+        QProcess run;
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert(QStringLiteral("LUMEN_CLI"), QStringLiteral(LUMEN_CLI_PATH));
+        env.insert(QStringLiteral("MODEL"), shared + QStringLiteral("/tinystories/stories260K.gguf"));
+        env.insert(QStringLiteral("SLOW_MODEL"), slowPath);
+        env.insert(QStringLiteral("VISION_MODEL"), shared + QStringLiteral("/tinystories/stories260K.gguf"));  // (64 wide, as the projector)
+        env.insert(QStringLiteral("MMPROJ"), vision + QStringLiteral("llava/mmproj-tiny.gguf"));
+        env.insert(QStringLiteral("IMAGE"), vision + QStringLiteral("preprocess/gradient_37x53.png"));
+        run.setProcessEnvironment(env);
+        run.setProcessChannelMode(QProcess::MergedChannels);
+        run.start(node, {QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../server/openai_client.test.mjs")});
+        QVERIFY(run.waitForFinished(240000));
+        const QString output = QString::fromUtf8(run.readAll());
+        qInfo().noquote() << output;
+        if (run.exitCode() == 77) QSKIP(qPrintable(output.trimmed()));
+        QCOMPARE(run.exitCode(), 0);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestOpenAiServer)
+#include "tst_openai_server.moc"
