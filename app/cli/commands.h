@@ -3,6 +3,7 @@
 // (kOk, kFailed, kUsage) with its messages printed.
 
 #include "app/cli/cli_context.h"
+#include "inference/llm/generator.h"
 
 namespace lumen::app::cli {
 
@@ -25,6 +26,11 @@ int cmdDescribe(Context& ctx);  // describe --model LLM.gguf --mmproj MMPROJ.ggu
 int cmdBench(Context& ctx);     // bench --model M.gguf [-p 512] [-n 128] [-t 1,2] [-r 3] [--gpu-layers N]
 int cmdChat(Context& ctx);      // chat --model M.gguf [--system TEXT] [--builtin NAME]
 int cmdServe(Context& ctx);     // serve --model M.gguf [--mmproj P.gguf] [--host H] [--port N] [--api-key KEY] [--alias NAME]
+
+// remote_commands.cpp: generate, describe and chat with --remote URL (an OpenAI-compatible server).
+int remoteGenerate(Context& ctx, const inference::GenerationParams& params);
+int remoteDescribe(Context& ctx, const inference::GenerationParams& params);
+int remoteChat(Context& ctx, const inference::GenerationParams& params);
 
 // pull_command.cpp: a model from the Hugging Face Hub.
 int cmdPull(Context& ctx);  // pull OWNER/NAME[:FILE.gguf] [--dir DIR]

@@ -278,6 +278,10 @@ Reply streamReply(Context& ctx, inference::Generator& generator, std::span<const
 }  // namespace
 
 int cmdGenerate(Context& ctx) {
+    if (ctx.parser.isSet(QStringLiteral("remote"))) {
+        const auto params = generationParams(ctx);
+        return params ? remoteGenerate(ctx, *params) : kUsage;
+    }
     const QString modelPath = ctx.parser.value(QStringLiteral("model"));
     const bool hasPrompt = ctx.parser.isSet(QStringLiteral("prompt")), hasTokens = ctx.parser.isSet(QStringLiteral("prompt-tokens"));
     if (modelPath.isEmpty() || hasPrompt == hasTokens || !ctx.positional.isEmpty()) {
@@ -361,6 +365,10 @@ int cmdGenerate(Context& ctx) {
 }
 
 int cmdDescribe(Context& ctx) {
+    if (ctx.parser.isSet(QStringLiteral("remote"))) {
+        const auto params = generationParams(ctx);
+        return params ? remoteDescribe(ctx, *params) : kUsage;
+    }
     if (ctx.parser.value(QStringLiteral("model")).isEmpty() || ctx.parser.value(QStringLiteral("mmproj")).isEmpty() || ctx.positional.isEmpty()) {
         ctx.err << "lumen-cli: describe needs --model LLM.gguf --mmproj MMPROJ.gguf and image files: lumen-cli describe --model M.gguf --mmproj P.gguf "
                    "[--prompt \"Describe this image.\"] IMAGE...\n";
@@ -527,7 +535,8 @@ int cmdBench(Context& ctx) {
 
 int cmdChat(Context& ctx) {
     const QString modelPath = ctx.parser.value(QStringLiteral("model"));
-    if (modelPath.isEmpty() || !ctx.positional.isEmpty()) {
+    const bool remote = ctx.parser.isSet(QStringLiteral("remote"));
+    if ((modelPath.isEmpty() && !remote) || !ctx.positional.isEmpty()) {
         ctx.err << "lumen-cli: chat needs --model M.gguf [--system TEXT] [--builtin NAME] [-n N] [--temp T] ...\n";
         return kUsage;
     }
@@ -536,6 +545,13 @@ int cmdChat(Context& ctx) {
     const auto seed = numberOption<double>(ctx, "seed", 0.0, 0.0, 9007199254740992.0);
     const auto load = loadOptions(ctx);
     if (!n || !temp || !seed || !load) return kUsage;
+    if (remote) {
+        inference::GenerationParams params;
+        params.maxTokens = *n;
+        params.sampling.temperature = *temp;
+        params.sampling.seed = static_cast<std::uint64_t>(*seed);
+        return remoteChat(ctx, params);
+    }
     return runGenerationErrors(ctx, [&]() -> int {
         // (a file's template that does not parse matters only when it is the one used)
         const auto loaded = loadModel(ctx, *load, !ctx.parser.isSet(QStringLiteral("builtin")));

@@ -7,7 +7,9 @@
 #include <QStandardPaths>
 #include <QtTest>
 
+#include "app/cli/cli.h"
 #include "app/openai_server.h"
+#include "app/remote_client.h"
 #include "inference/llm/model_writer.h"
 #include "test_util.h"
 
@@ -24,6 +26,48 @@ app::ApiError errorOf(const std::string& body, bool chat = true) {
     }
     return {0, {}, {}, "no error"};
 }
+
+struct CliResult {
+    int status;
+    QString out, err;
+};
+
+CliResult cli(QStringList args, QString input = {}) {
+    QString out, err;
+    QTextStream o(&out), e(&err), in(&input);
+    args.prepend(QStringLiteral("lumen-cli"));
+    const int status = app::cli::runCli(args, o, e, &in);
+    o.flush();
+    e.flush();
+    return {status, out, err};
+}
+
+// lumen-cli serve in a process of its own, on a free port.
+struct ServeProcess {
+    QProcess process;
+    QString url;
+    bool start(const QStringList& args) {
+        process.start(QStringLiteral(LUMEN_CLI_PATH), QStringList{QStringLiteral("serve"), QStringLiteral("--port"), QStringLiteral("0")} + args);
+        QElapsedTimer t;
+        t.start();
+        QByteArray out;
+        while (t.elapsed() < 20000 && process.state() != QProcess::NotRunning) {
+            process.waitForReadyRead(100);
+            out += process.readAllStandardOutput();
+            const int at = out.indexOf("listening on ");
+            const int end = out.indexOf(" (", at);
+            if (at >= 0 && end > at) {
+                url = QString::fromUtf8(out.mid(at + 13, end - at - 13));
+                return true;
+            }
+        }
+        return false;
+    }
+    ~ServeProcess() {
+        process.terminate();
+        if (!process.waitForFinished(5000)) process.kill();
+    }
+};
 
 }  // namespace
 
@@ -128,6 +172,85 @@ private slots:
     void loopbackHosts() {
         for (const char* host : {"127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"}) QVERIFY2(app::isLoopbackHost(host), host);
         for (const char* host : {"0.0.0.0", "192.168.1.2", "::", "example.com", "127.0.0.1.evil.com", "127.0.0"}) QVERIFY2(!app::isLoopbackHost(host), host);
+    }
+
+    // The client side: server-sent events in any pieces, chunks of both APIs, and what a broken
+    // or hostile server sends refused with a message.
+    void readsEventStreams() {
+        app::SseParser sse;
+        std::vector<std::string> events;
+        const std::string stream = ": keep-alive\r\ndata: {\"a\":1}\r\n\r\nevent: x\nid: 3\ndata: line one\ndata: line two\n\ndata:[DONE]\n\n";
+        for (char c : stream)
+            for (auto& e : sse.feed(std::string_view(&c, 1))) events.push_back(std::move(e));
+        QCOMPARE(events, (std::vector<std::string>{"{\"a\":1}", "line one\nline two", "[DONE]"}));
+        QCOMPARE(sse.feed("data: tail"), std::vector<std::string>{});
+        QCOMPARE(sse.finish(), std::vector<std::string>{"tail"});
+
+        auto d = app::parseStreamChunk(R"({"choices":[{"index":0,"delta":{"content":"Hi","reasoning_content":"hm"},"finish_reason":null}]})", true);
+        QCOMPARE(d.content, std::string("Hi"));
+        QCOMPARE(d.reasoning, std::string("hm"));
+        QVERIFY(!d.finishReason);
+        d = app::parseStreamChunk(R"({"choices":[{"delta":{"reasoning":"the name Ollama uses"},"finish_reason":"length"}]})", true);
+        QCOMPARE(d.reasoning, std::string("the name Ollama uses"));
+        QCOMPARE(*d.finishReason, std::string("length"));
+        d = app::parseStreamChunk(R"({"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}})", true);
+        QCOMPARE(d.promptTokens, 7);
+        QCOMPARE(d.completionTokens, 3);
+        QCOMPARE(app::parseStreamChunk(R"({"choices":[{"text":" there"}]})", false).content, std::string(" there"));
+        for (const char* bad : {"not json", "[1]", R"({"choices": 5})", R"({"choices": [3]})", R"({"choices": [{"delta": {"content": 4}}]})",
+                                R"({"choices": [{"delta": "x"}]})", R"({"choices": [{"finish_reason": 1}]})", R"({"error": {"message": "overloaded"}})"}) {
+            bool refused = false;
+            try {
+                app::parseStreamChunk(bad, true);
+            } catch (const app::RemoteError& e) {
+                refused = true;
+                if (std::string(bad).find("overloaded") != std::string::npos) QVERIFY(std::string(e.what()).find("overloaded") != std::string::npos);
+            }
+            QVERIFY2(refused, bad);
+        }
+        QCOMPARE(app::errorMessageOf(R"({"error":{"message":"bad key","type":"x"}})"), std::string("bad key"));
+        QCOMPARE(app::errorMessageOf(R"({"error":"plain"})"), std::string("plain"));
+        QCOMPARE(app::errorMessageOf("<html>"), std::string());
+        // Base URLs as people paste them.
+        QCOMPARE(app::normalizeBaseUrl("localhost:8000")->toString(), QString("http://localhost:8000/v1"));
+        QCOMPARE(app::normalizeBaseUrl("http://h:1/v1/chat/completions")->toString(), QString("http://h:1/v1"));
+        QCOMPARE(app::normalizeBaseUrl("https://api.example.com/v1/")->toString(), QString("https://api.example.com/v1"));
+        QVERIFY(!app::normalizeBaseUrl("ftp://h/v1"));
+        QVERIFY(!app::normalizeBaseUrl(""));
+        QCOMPARE(app::imageDataUrl(QByteArray("\x89PNG\r\n", 6)).substr(0, 22), std::string("data:image/png;base64,"));
+    }
+
+    // lumen-cli generate, chat and describe with --remote against lumen-cli serve: the same text
+    // as the model run here, and clear errors for a server that refuses or is not there.
+    void remoteCommandsMatchLocal() {
+        const QString shared = test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: the remote commands run the real TinyStories model");
+        const QString model = shared + QStringLiteral("/tinystories/stories260K.gguf");
+        const QString vision = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../vision/fixtures/");
+        ServeProcess server;
+        QVERIFY(server.start({QStringLiteral("--model"), model, QStringLiteral("--gpu-layers"), QStringLiteral("0"), QStringLiteral("--mmproj"),
+                              vision + QStringLiteral("llava/mmproj-tiny.gguf")}));
+        const QStringList sampling{QStringLiteral("-n"), QStringLiteral("20"), QStringLiteral("--temp"), QStringLiteral("0")};
+        const auto local = cli(QStringList{"generate", "--model", model, "--gpu-layers", "0", "--prompt", "Once upon a time"} + sampling);
+        const auto remote = cli(QStringList{"generate", "--remote", server.url, "--prompt", "Once upon a time"} + sampling);
+        QCOMPARE(remote.status, 0);
+        QCOMPARE(remote.out, local.out);
+        QVERIFY2(remote.err.contains("TTFT") && remote.err.contains("20 tokens"), qPrintable(remote.err));
+        auto r = cli(QStringList{"chat", "--remote", server.url, "--remote-model", "stories260K.gguf"} + sampling, QStringLiteral("Hello\nAgain\n/exit\n"));
+        QCOMPARE(r.status, 0);
+        QCOMPARE(r.err.count("TTFT"), 2);
+        r = cli(QStringList{"describe", "--remote", server.url, vision + "preprocess/gradient_37x53.png"} + sampling);
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("gradient_37x53.png:\n") && r.err.contains("TTFT"), qPrintable(r.err));
+        r = cli({"generate", "--remote", server.url, "--remote-model", "other", "--prompt", "x"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("HTTP 404") && r.err.contains("does not exist"), qPrintable(r.err));
+        r = cli({"generate", "--remote", "http://127.0.0.1:1/v1", "--prompt", "x"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("cannot reach"), qPrintable(r.err));
+        r = cli({"generate", "--remote", "ftp://x", "--prompt", "x"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("--remote takes"), qPrintable(r.err));
     }
 
     // lumen-cli serve and OpenAI's client library.
