@@ -23,9 +23,11 @@ struct ChatEngine::State {
     std::unique_ptr<inference::Generator> generator;
     std::optional<Projector> projector;
     vision::EmbeddingCache imageRows;
+    std::optional<RemoteClient> remote;  // replies from a server instead
 
     // Users before what they use: the generator, the session, the model (and its backends) last.
     void reset() {
+        remote.reset();
         projector.reset();
         generator.reset();
         session.reset();
@@ -108,7 +110,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     renderer_.reset();
     cancelLoad_.store(false);
     jobs_.submit(Lane::Llm, tr("Loading %1").arg(QFileInfo(path).fileName()), [this, path, options, state = state_, wasLoaded, hadProjector, previousRenderer](JobControl&) {
-        bool kept = state->llm.has_value();  // the old model is still in place
+        bool kept = state->llm.has_value() || state->remote.has_value();  // the old model is still in place
         // Between steps, a cancelled load drops what it has (the old model stays if still there).
         const auto cancelled = [&] {
             if (!cancelLoad_.load()) return false;
@@ -159,6 +161,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                 renderer_ = renderer;
                 contextSize_ = context;
                 loaded_ = true;
+                remote_ = false;
                 modelName_ = name;
                 modelPath_ = path;
                 emit modelLoaded(name);
@@ -166,13 +169,55 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
         } catch (const std::exception& e) {
             if (!kept) state->reset();
             const QString message = kept ? tr("%1 could not be loaded: %2. %3 stays loaded.")
-                                               .arg(QFileInfo(path).fileName(), loadError(e), QString::fromStdString(state->llm->llm.fileName))
+                                               .arg(QFileInfo(path).fileName(), loadError(e),
+                                                    state->llm ? QString::fromStdString(state->llm->llm.fileName) : state->remote->config().model)
                                          : tr("%1 could not be loaded: %2").arg(QFileInfo(path).fileName(), loadError(e));
             qCWarning(lcApp) << message;
             QMetaObject::invokeMethod(this, [this, message, kept, wasLoaded, hadProjector, previousRenderer] {
                 loaded_ = kept && wasLoaded;
                 if (kept) projectorLoaded_ = hadProjector, renderer_ = previousRenderer;
                 emit loadFailed(message);
+            });
+        }
+    });
+}
+
+void ChatEngine::connectRemote(const RemoteConfig& config, bool seesImages) {
+    cancel_.store(true);  // a running reply ends first
+    cancelLoad_.store(false);
+    const QString where = config.baseUrl.toDisplayString(QUrl::RemoveUserInfo);
+    jobs_.submit(Lane::Llm, tr("Connecting to %1").arg(where), [this, config, seesImages, where, state = state_](JobControl&) {
+        try {
+            RemoteClient client(config);
+            const auto models = client.listModels(&cancelLoad_);
+            RemoteConfig use = client.config();
+            if (use.model.isEmpty()) {
+                if (models.size() != 1)
+                    throw RemoteError(tr("%1 has %n model(s); choose one", "", static_cast<int>(models.size())).arg(where).toStdString());
+                use.model = models.front();
+            } else if (std::find(models.begin(), models.end(), use.model) == models.end()) {
+                throw RemoteError(tr("%1 has no model named %2 (it has: %3)").arg(where, use.model, QStringList(models.begin(), models.end()).join(QStringLiteral(", "))).toStdString());
+            }
+            state->reset();  // the local model (or the other server) goes
+            state->remote.emplace(use);
+            const QString name = tr("%1 at %2").arg(use.model, use.baseUrl.toDisplayString(QUrl::RemoveUserInfo));
+            QMetaObject::invokeMethod(this, [this, use, name, seesImages] {
+                renderer_.reset();
+                contextSize_ = 0;
+                projectorLoaded_ = false;
+                loaded_ = true;
+                remote_ = true;
+                remoteSeesImages_ = seesImages;
+                remoteConfig_ = use;
+                modelName_ = name;
+                modelPath_.clear();
+                emit modelLoaded(name);
+            });
+        } catch (const RemoteError& e) {
+            const QString message = e.cancelled() ? QString() : tr("Could not use the server: %1").arg(QString::fromUtf8(e.what()));
+            QMetaObject::invokeMethod(this, [this, message] {
+                if (message.isEmpty()) emit loadCancelled();
+                else emit loadFailed(message);
             });
         }
     });
@@ -210,6 +255,12 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
     cancel_.store(false);
     jobs_.submit(Lane::Llm, {}, [this, id, messages, params, images = std::move(images), think, policy, state = state_](JobControl&) {
         QVariantMap result;
+        if (state->remote) {
+            remoteReply(*state->remote, id, messages, params, images, think, result);
+            busy_.store(false);
+            emit replyFinished(id, result);
+            return;
+        }
         try {
             if (!state->generator) throw std::runtime_error("no model is loaded");
             // The prompt: messages rendered, images as their rows' placeholders. A chat too long
@@ -332,6 +383,61 @@ int ChatEngine::startReply(const nlohmann::ordered_json& messages, const inferen
     return id;
 }
 
+// A reply from the server: the messages as OpenAI's API takes them (an image as an image_url
+// part before the text, inline), streamed; what the server says goes into the result as a local
+// reply's would.
+void ChatEngine::remoteReply(const RemoteClient& client, int id, const nlohmann::ordered_json& messages, const inference::GenerationParams& params,
+                             const ImageSource& images, bool think, QVariantMap& result) {
+    try {
+        nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
+        const auto textOf = [](const nlohmann::ordered_json& m, const char* key) {
+            const auto it = m.find(key);
+            return it != m.end() && it->is_string() ? it->get<std::string>() : std::string();
+        };
+        for (const auto& m : messages) {
+            const std::string role = textOf(m, "role");
+            nlohmann::ordered_json out{{"role", role.empty() ? std::string("user") : role}};
+            const std::string text = textOf(m, "content");
+            if (const auto list = m.find("images"); list != m.end() && list->is_array() && !list->empty()) {  // (the assistant sends images only to a model that sees)
+                nlohmann::ordered_json parts = nlohmann::ordered_json::array();
+                for (const auto& sha : *list) {
+                    const QByteArray bytes = images && sha.is_string() ? images(sha.get<std::string>()) : QByteArray();
+                    if (bytes.isEmpty()) throw RemoteError("an image of this chat is no longer in the library");
+                    parts.push_back({{"type", "image_url"}, {"image_url", {{"url", imageDataUrl(bytes)}}}});
+                }
+                if (!text.empty()) parts.push_back({{"type", "text"}, {"text", text}});
+                out["content"] = std::move(parts);
+            } else {
+                out["content"] = text;
+            }
+            conversation.push_back(std::move(out));
+        }
+        const auto& s = params.sampling;
+        auto body = samplingFields(s.temperature, s.topP, s.topK, s.minP, s.repeatPenalty, s.frequencyPenalty, s.presencePenalty, s.seed, params.maxTokens,
+                                   params.stopStrings);
+        body["messages"] = std::move(conversation);
+        if (!think) body["chat_template_kwargs"] = {{"enable_thinking", false}};
+        const RemoteReply r = client.stream(std::move(body), true, [&](const std::string& reasoning, const std::string& answer) {
+            if (!reasoning.empty()) emit replyReasoning(id, QString::fromStdString(reasoning));
+            if (!answer.empty()) emit replyPiece(id, QString::fromStdString(answer));
+        }, &cancel_);
+        result["status"] = r.cancelled ? QStringLiteral("stopped") : QStringLiteral("complete");
+        if (r.promptTokens >= 0) result["promptTokens"] = r.promptTokens;
+        result["generatedTokens"] = r.completionTokens >= 0 ? r.completionTokens : 0;
+        result["ttftMs"] = r.ttftMs;
+        result["tokensPerSecond"] = r.tokensPerSecond;
+        if (r.reasoningMs >= 0) result["reasoningMs"] = r.reasoningMs;
+        const auto reason = r.cancelled ? inference::StopReason::Cancelled
+                            : r.finishReason == "length" ? inference::StopReason::MaxTokens
+                                                         : inference::StopReason::EndOfGeneration;
+        result["stopReason"] = QString::fromLatin1(inference::toString(reason).data());
+        result["leftOut"] = 0;
+    } catch (const std::exception& e) {
+        result["status"] = cancel_.load() ? QStringLiteral("stopped") : QStringLiteral("error");
+        if (!cancel_.load()) result["error"] = QString::fromUtf8(e.what());
+    }
+}
+
 void ChatEngine::stop() { cancel_.store(true); }
 
 void ChatEngine::unloadModel() {
@@ -339,6 +445,7 @@ void ChatEngine::unloadModel() {
     cancelLoad_.store(true);
     loaded_ = false;
     projectorLoaded_ = false;
+    remote_ = false;
     renderer_.reset();
     contextSize_ = 0;
     modelName_.clear();

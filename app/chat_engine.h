@@ -15,6 +15,7 @@
 
 #include "app/job_runner.h"
 #include "app/prompt_builder.h"
+#include "app/remote_client.h"
 #include "inference/llm/generator.h"
 
 namespace lumen::app {
@@ -68,16 +69,27 @@ public:
     void unloadModel();
     bool isLoaded() const { return loaded_; }
     bool isBusy() const { return busy_.load(); }
-    // "stories260K.gguf (llama, 5 layers, 0.3M parameters)"
+    // "stories260K.gguf (llama, 5 layers, 0.3M parameters)", "qwen3 at http://gpu-box:8000/v1"
     QString modelName() const { return modelName_; }
-    QString modelPath() const { return modelPath_; }
+    QString modelPath() const { return modelPath_; }  // (empty for a server's model)
     // The loaded model's context in tokens (0 before a model is loaded).
     int contextSize() const { return contextSize_; }
+
+    // Replies come from an OpenAI-compatible server (vLLM, llama-server, Ollama, LM Studio,
+    // lumen-cli serve) in place of a local model, which is let go: the server is asked for its
+    // models first (modelLoaded, or loadFailed with why; a model left unnamed is the server's
+    // only one). `seesImages`: the server's model takes images (sent inline as data: URLs).
+    // Messages go as they are: the server renders its model's template.
+    void connectRemote(const RemoteConfig& config, bool seesImages);
+    bool isRemote() const { return remote_; }
+    // The server's address and model (the API key too) while isRemote().
+    const RemoteConfig& remoteConfig() const { return remoteConfig_; }
 
     // Loads an image projector (llama.cpp mmproj GGUF) for the loaded LLM: imageProjectorLoaded
     // or loadFailed (also when it does not fit the LLM).
     void loadImageProjector(const QString& path);
-    bool hasImageProjector() const { return projectorLoaded_; }
+    // Whether images reach the model: a local model's projector, or a server's model that sees.
+    bool hasImageProjector() const { return projectorLoaded_ || (remote_ && remoteSeesImages_); }
     QString imageProjectorPath() const { return projectorPath_; }
 
     // An image's bytes by SHA-256, read on the LLM lane (never on the window's thread), and only
@@ -121,6 +133,8 @@ signals:
 
 private:
     struct State;
+    void remoteReply(const RemoteClient& client, int id, const nlohmann::ordered_json& messages, const inference::GenerationParams& params,
+                     const ImageSource& images, bool think, QVariantMap& result);
     JobRunner& jobs_;
     std::shared_ptr<State> state_;   // touched only on the LLM lane
     std::atomic<bool> cancel_{false};
@@ -128,6 +142,8 @@ private:
     std::atomic<bool> cancelLoad_{false};
     bool loaded_ = false;
     bool projectorLoaded_ = false;
+    bool remote_ = false, remoteSeesImages_ = false;
+    RemoteConfig remoteConfig_;
     QString modelName_, modelPath_, projectorPath_;
     int contextSize_ = 0;
     int nextReply_ = 1;

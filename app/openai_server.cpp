@@ -9,9 +9,11 @@
 #include <csignal>
 #include <mutex>
 #include <random>
+#include <set>
 
 #include "app/llm_host.h"
 #include "inference/llm/multimodal.h"
+#include "inference/formats/text.h"
 #include "inference/llm/reasoning.h"
 #include "vision/embedding_cache.h"
 #include "vision/image_decode.h"
@@ -20,6 +22,10 @@ namespace lumen::app {
 namespace {
 
 using Json = nlohmann::ordered_json;
+// Requests are read as plain JSON (keys in a map: an ordered map looks keys up one by one, which
+// a body of many keys would turn into minutes), nested at most kMaxRequestDepth deep.
+using In = nlohmann::json;
+constexpr std::size_t kMaxRequestDepth = 64;
 constexpr std::size_t kMaxImages = 16;
 constexpr std::size_t kMaxStops = 16;
 constexpr std::size_t kConnectionThreads = 64;
@@ -27,13 +33,13 @@ constexpr std::size_t kConnectionThreads = 64;
 ApiError invalid(const std::string& message, const std::string& param = {}) { return {400, "invalid_request_error", {}, message, param}; }
 
 // A member that is there and not null.
-const Json* member(const Json& object, const char* key) {
+const In* member(const In& object, const char* key) {
     const auto it = object.find(key);
     return it == object.end() || it->is_null() ? nullptr : &*it;
 }
 
-std::optional<double> number(const Json& doc, const char* key, double min, double max) {
-    const Json* v = member(doc, key);
+std::optional<double> number(const In& doc, const char* key, double min, double max) {
+    const In* v = member(doc, key);
     if (!v) return std::nullopt;
     if (!v->is_number()) throw invalid(std::string("'") + key + "' must be a number", key);
     const double x = v->get<double>();
@@ -41,8 +47,8 @@ std::optional<double> number(const Json& doc, const char* key, double min, doubl
     return x;
 }
 
-std::optional<std::int64_t> integer(const Json& doc, const char* key, std::int64_t min, std::int64_t max) {
-    const Json* v = member(doc, key);
+std::optional<std::int64_t> integer(const In& doc, const char* key, std::int64_t min, std::int64_t max) {
+    const In* v = member(doc, key);
     if (!v) return std::nullopt;
     if (!v->is_number_integer() && !v->is_number_unsigned()) throw invalid(std::string("'") + key + "' must be an integer", key);
     if (v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(max))
@@ -52,17 +58,17 @@ std::optional<std::int64_t> integer(const Json& doc, const char* key, std::int64
     return x;
 }
 
-bool boolean(const Json& doc, const char* key) {
-    const Json* v = member(doc, key);
+bool boolean(const In& doc, const char* key) {
+    const In* v = member(doc, key);
     if (!v) return false;
     if (!v->is_boolean()) throw invalid(std::string("'") + key + "' must be true or false", key);
     return v->get<bool>();
 }
 
 // An image_url part's bytes: only data URLs (the server fetches nothing from the network).
-std::string imageBytes(const Json& part) {
-    const Json* image = member(part, "image_url");
-    const Json* url = image && image->is_object() ? member(*image, "url") : image;
+std::string imageBytes(const In& part) {
+    const In* image = member(part, "image_url");
+    const In* url = image && image->is_object() ? member(*image, "url") : image;
     if (!url || !url->is_string()) throw invalid("an image_url part needs image_url.url", "messages");
     const std::string& text = url->get_ref<const std::string&>();
     if (!text.starts_with("data:")) throw invalid("images must be given inline as data: URLs (data:image/png;base64,...); this server fetches no URLs", "messages");
@@ -75,27 +81,27 @@ std::string imageBytes(const Json& part) {
     return decoded.decoded.toStdString();
 }
 
-void readMessages(const Json& doc, ApiRequest& r) {
-    const Json* messages = member(doc, "messages");
+void readMessages(const In& doc, ApiRequest& r) {
+    const In* messages = member(doc, "messages");
     if (!messages || !messages->is_array() || messages->empty()) throw invalid("'messages' must be a non-empty array", "messages");
-    for (const Json& m : *messages) {
+    for (const In& m : *messages) {
         if (!m.is_object()) throw invalid("each message must be an object", "messages");
-        const Json* role = member(m, "role");
+        const In* role = member(m, "role");
         if (!role || !role->is_string()) throw invalid("each message needs a 'role'", "messages");
         std::string name = role->get<std::string>();
         if (name == "developer") name = "system";  // (OpenAI's newer name for it)
         if (name != "system" && name != "user" && name != "assistant" && name != "tool")
             throw invalid("unknown role '" + name + "' (system, developer, user, assistant, tool)", "messages");
         std::string content;
-        if (const Json* c = member(m, "content")) {
+        if (const In* c = member(m, "content")) {
             if (c->is_string()) {
                 content = c->get<std::string>();
             } else if (c->is_array()) {
-                for (const Json& part : *c) {
-                    const Json* type = part.is_object() ? member(part, "type") : nullptr;
+                for (const In& part : *c) {
+                    const In* type = part.is_object() ? member(part, "type") : nullptr;
                     if (!type || !type->is_string()) throw invalid("each content part needs a 'type'", "messages");
                     if (*type == "text") {
-                        const Json* text = member(part, "text");
+                        const In* text = member(part, "text");
                         if (!text || !text->is_string()) throw invalid("a text part needs 'text'", "messages");
                         content += text->get<std::string>();
                     } else if (*type == "image_url") {
@@ -113,21 +119,21 @@ void readMessages(const Json& doc, ApiRequest& r) {
             throw invalid("a " + name + " message needs 'content'", "messages");
         }
         Json out{{"role", name}, {"content", content}};
-        if (const Json* reasoning = member(m, "reasoning_content"); reasoning && reasoning->is_string()) out["reasoning_content"] = *reasoning;
+        if (const In* reasoning = member(m, "reasoning_content"); reasoning && reasoning->is_string()) out["reasoning_content"] = reasoning->get<std::string>();
         r.messages.push_back(std::move(out));
     }
-    if (const Json* kwargs = member(doc, "chat_template_kwargs")) {  // (llama-server's: {"enable_thinking": false})
+    if (const In* kwargs = member(doc, "chat_template_kwargs")) {  // (llama-server's: {"enable_thinking": false})
         if (!kwargs->is_object()) throw invalid("'chat_template_kwargs' must be an object", "chat_template_kwargs");
-        r.templateExtras = *kwargs;
+        r.templateExtras = Json(*kwargs);
     }
 }
 
-void readPrompt(const Json& doc, ApiRequest& r) {
-    const Json* prompt = member(doc, "prompt");
+void readPrompt(const In& doc, ApiRequest& r) {
+    const In* prompt = member(doc, "prompt");
     if (!prompt) throw invalid("'prompt' is required", "prompt");
-    const auto ids = [&](const Json& list) {
+    const auto ids = [&](const In& list) {
         std::vector<std::int32_t> out;
-        for (const Json& t : list) {
+        for (const In& t : list) {
             if (!t.is_number_integer() && !t.is_number_unsigned()) throw invalid("a prompt given as tokens must be integers", "prompt");
             const auto id = t.get<std::int64_t>();
             if (id < 0 || id > INT32_MAX) throw invalid("token id " + std::to_string(id) + " is out of range", "prompt");
@@ -158,12 +164,13 @@ nlohmann::json ApiError::body() const {
 }
 
 ApiRequest parseApiRequest(const std::string& body, bool chat, const std::string& modelId) {
-    const Json doc = Json::parse(body, nullptr, false);
+    if (inference::jsonNestingDepth(body) > kMaxRequestDepth) throw invalid("the request body nests deeper than " + std::to_string(kMaxRequestDepth) + " levels");
+    const In doc = In::parse(body, nullptr, false);
     if (doc.is_discarded()) throw invalid("the request body is not valid JSON");
     if (!doc.is_object()) throw invalid("the request body must be a JSON object");
     ApiRequest r;
     r.chat = chat;
-    if (const Json* model = member(doc, "model")) {
+    if (const In* model = member(doc, "model")) {
         if (!model->is_string()) throw invalid("'model' must be a string", "model");
         if (*model != modelId)
             throw ApiError(404, "invalid_request_error", "model_not_found", "The model '" + model->get<std::string>() + "' does not exist; this server has '" + modelId + "'", "model");
@@ -171,10 +178,12 @@ ApiRequest parseApiRequest(const std::string& body, bool chat, const std::string
     if (chat) readMessages(doc, r);
     else readPrompt(doc, r);
     if (const auto n = integer(doc, "n", 1, 1000); n && *n != 1) throw invalid("only one choice per request ('n': 1)", "n");
-    if (boolean(doc, "logprobs") || member(doc, "top_logprobs") || (member(doc, "logprobs") && !chat)) throw invalid("logprobs are not supported", "logprobs");
-    if (const Json* tools = member(doc, "tools"); tools && !(tools->is_array() && tools->empty())) throw invalid("tools (function calling) are not supported", "tools");
-    if (const Json* format = member(doc, "response_format")) {
-        const Json* type = format->is_object() ? member(*format, "type") : nullptr;
+    // (chat: logprobs true/false; completions: how many, 0 for none)
+    const bool logprobs = chat ? boolean(doc, "logprobs") : integer(doc, "logprobs", 0, 20).value_or(0) > 0;
+    if (logprobs || member(doc, "top_logprobs")) throw invalid("logprobs are not supported", "logprobs");
+    if (const In* tools = member(doc, "tools"); tools && !(tools->is_array() && tools->empty())) throw invalid("tools (function calling) are not supported", "tools");
+    if (const In* format = member(doc, "response_format")) {
+        const In* type = format->is_object() ? member(*format, "type") : nullptr;
         if (!type || *type != "text") throw invalid("only text responses are supported ('response_format': {\"type\": \"text\"})", "response_format");
     }
     if (member(doc, "suffix")) throw invalid("'suffix' (fill in the middle) is not supported", "suffix");
@@ -187,7 +196,7 @@ ApiRequest parseApiRequest(const std::string& body, bool chat, const std::string
     if (const auto p = number(doc, "frequency_penalty", -2, 2)) s.frequencyPenalty = static_cast<float>(*p);
     if (const auto p = number(doc, "presence_penalty", -2, 2)) s.presencePenalty = static_cast<float>(*p);
     if (const auto p = number(doc, "repeat_penalty", 0.01, 10)) s.repeatPenalty = static_cast<float>(*p);
-    if (const Json* seed = member(doc, "seed")) {
+    if (const In* seed = member(doc, "seed")) {
         if (!seed->is_number_integer() && !seed->is_number_unsigned()) throw invalid("'seed' must be an integer", "seed");
         s.seed = seed->is_number_unsigned() ? seed->get<std::uint64_t>() : static_cast<std::uint64_t>(seed->get<std::int64_t>());
     } else {
@@ -199,11 +208,11 @@ ApiRequest parseApiRequest(const std::string& body, bool chat, const std::string
         r.params.maxTokens = static_cast<int>(*maxTokens);
         r.maxTokensGiven = true;
     }
-    if (const Json* stop = member(doc, "stop")) {
+    if (const In* stop = member(doc, "stop")) {
         if (stop->is_string()) {
             if (!stop->get_ref<const std::string&>().empty()) r.params.stopStrings.push_back(stop->get<std::string>());
         } else if (stop->is_array() && stop->size() <= kMaxStops) {
-            for (const Json& one : *stop) {
+            for (const In& one : *stop) {
                 if (!one.is_string()) throw invalid("'stop' must be a string or a list of strings", "stop");
                 if (!one.get_ref<const std::string&>().empty()) r.params.stopStrings.push_back(one.get<std::string>());
             }
@@ -212,7 +221,7 @@ ApiRequest parseApiRequest(const std::string& body, bool chat, const std::string
         }
     }
     r.stream = boolean(doc, "stream");
-    if (const Json* options = member(doc, "stream_options")) {
+    if (const In* options = member(doc, "stream_options")) {
         if (!options->is_object()) throw invalid("'stream_options' must be an object", "stream_options");
         r.includeUsage = boolean(*options, "include_usage");
     }
@@ -232,6 +241,10 @@ bool isLoopbackHost(const std::string& host) {
 
 // ---- the server ----
 
+namespace {
+ApiError shuttingDown();
+}  // namespace
+
 struct OpenAiServer::Impl {
     Impl(const LoadedLlm& model, const Projector* imageProjector, ServerOptions serverOptions)
         : llm(model), projector(imageProjector), options(std::move(serverOptions)), session(model.newSession()), generator(*session, *model.llm.tokenizer),
@@ -240,14 +253,20 @@ struct OpenAiServer::Impl {
     // Requests take the engine in the order they came.
     class Turn {
     public:
+        // Throws ApiError (503) when the server stops while the request waits.
         explicit Turn(Impl& impl) : impl_(impl) {
             std::unique_lock lock(impl_.turnMutex);
             const std::uint64_t ticket = impl_.nextTicket++;
-            impl_.turnChanged.wait(lock, [&] { return impl_.serving == ticket; });
+            impl_.turnChanged.wait(lock, [&] { return impl_.serving == ticket || impl_.stopping.load(); });
+            if (impl_.serving != ticket) {
+                impl_.abandoned.insert(ticket);  // (its turn is skipped when it comes)
+                throw shuttingDown();
+            }
         }
         ~Turn() {
             std::lock_guard lock(impl_.turnMutex);
             ++impl_.serving;
+            while (impl_.abandoned.erase(impl_.serving)) ++impl_.serving;
             impl_.turnChanged.notify_all();
         }
         Turn(const Turn&) = delete;
@@ -290,12 +309,30 @@ struct OpenAiServer::Impl {
     std::atomic<std::uint64_t> requests{0};
     std::int64_t created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 
+    void log(const std::string& line) {
+        if (!options.log) return;
+        std::lock_guard lock(logMutex);  // (requests finish on many threads)
+        options.log(line);
+    }
+    // Whether a request may go on: the API key when there is one; without one (the loopback),
+    // a Host naming the loopback and, for a POST, a JSON body, so that a web page the user
+    // visits can neither post to the server nor read its answers through DNS rebinding.
+    bool admitted(const httplib::Request& req, httplib::Response& res) const;
+
     std::mutex turnMutex;
     std::condition_variable turnChanged;
     std::uint64_t nextTicket = 0, serving = 0;
+    std::set<std::uint64_t> abandoned;  // tickets whose requests gave up waiting
+    std::atomic<std::atomic<bool>*> running{nullptr};  // the cancel flag of the generation under way
+    std::mutex logMutex;
+    std::mutex runMutex;
+    std::condition_variable runEnded;
+    bool serving_ = false;  // run() is in progress
 };
 
 namespace {
+
+ApiError shuttingDown() { return {503, "server_error", "server_shutting_down", "the server is shutting down"}; }
 
 std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
@@ -366,10 +403,13 @@ OpenAiServer::Impl::Prepared OpenAiServer::Impl::prepare(const ApiRequest& r) {
         throw invalid(std::string("the prompt could not be made: ") + e.what(), r.chat ? "messages" : "prompt");
     }
     const auto context = llm.contextSize;
-    if (static_cast<std::int64_t>(p.tokens.size()) >= context)
+    const std::int64_t asked = static_cast<std::int64_t>(p.tokens.size()) + (r.maxTokensGiven ? r.params.maxTokens : 1);
+    if (asked > context)
         throw ApiError(400, "invalid_request_error", "context_length_exceeded",
-                       "This model's maximum context length is " + std::to_string(context) + " tokens. However, your " +
-                           (r.chat ? "messages" : "prompt") + " resulted in " + std::to_string(p.tokens.size()) + " tokens.",
+                       "This model's maximum context length is " + std::to_string(context) + " tokens. However, you requested " +
+                           std::to_string(asked) + " tokens (" + std::to_string(p.tokens.size()) + " in the " + (r.chat ? "messages" : "prompt") +
+                           (r.maxTokensGiven ? ", " + std::to_string(r.params.maxTokens) + " in the completion" : std::string()) +
+                           "). Please reduce the length of the " + (r.chat ? "messages" : "prompt") + " or completion.",
                        r.chat ? "messages" : "prompt");
     return p;
 }
@@ -392,6 +432,12 @@ OpenAiServer::Impl::Outcome OpenAiServer::Impl::generate(const ApiRequest& r, co
         return onPiece(pieces.reasoning, pieces.answer);
     };
     Turn turn(*this);
+    running = &cancel;  // (stop() cancels it: a long prefill ends too)
+    if (stopping) cancel = true;
+    struct Done {
+        std::atomic<std::atomic<bool>*>& running;
+        ~Done() { running = nullptr; }
+    } done{running};
     out.result = generator.generate(p.tokens, params, [&](std::string_view piece) {
         const bool more = pass(splitter ? splitter->feed(piece) : inference::ReasoningSplitter::Pieces{{}, std::string(piece)});
         if (!more || stopping) cancel = true;
@@ -412,7 +458,7 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
         prepared = std::make_shared<const Prepared>(prepare(*request));
     } catch (const ApiError& e) {
         sendError(res, e);
-        if (options.log) options.log(what + " " + std::to_string(e.status) + ": " + e.what());
+        log(what + " " + std::to_string(e.status) + ": " + e.what());
         return;
     }
     const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(created) + "-" + std::to_string(++requests);
@@ -423,18 +469,21 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
         return Json{{"prompt_tokens", o.result.promptTokens}, {"completion_tokens", completion}, {"total_tokens", o.result.promptTokens + completion}};
     };
     const auto logDone = [this, what, started](const Outcome& o, const char* how) {
-        if (!options.log) return;
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         char line[200];
         std::snprintf(line, sizeof line, " %d prompt (%d reused) + %zu tokens, TTFT %.0f ms, %.1f tokens/s, %.2f s", o.result.promptTokens,
                       o.result.reusedPromptTokens, o.result.tokens.size(), o.result.ttftMs, o.result.decodeTokensPerSecond, seconds);
-        options.log(what + " " + how + line);
+        log(what + " " + how + line);
     };
 
     if (!request->stream) {
         Outcome o;
         try {
             o = generate(*request, *prepared, {});
+            if (o.result.stopReason == inference::StopReason::Cancelled) throw shuttingDown();
+        } catch (const ApiError& e) {
+            sendError(res, e);
+            return;
         } catch (const std::exception& e) {
             sendError(res, ApiError(500, "server_error", {}, std::string("generation failed: ") + e.what()));
             return;
@@ -461,6 +510,8 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
     // when asked, and [DONE]. A client that goes away cancels the generation.
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider("text/event-stream", [this, request, prepared, id, when, chat, echo, usage, logDone](std::size_t, httplib::DataSink& sink) {
+      // (nothing may leave the provider: the library calls it outside its own handlers)
+      try {
         const auto send = [&](const Json& event) {
             const std::string data = "data: " + dump(event) + "\n\n";
             return sink.write(data.data(), data.size());
@@ -487,6 +538,10 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
                     }
                     return open;
                 });
+        } catch (const ApiError& e) {
+            if (open) send(e.body());
+            sink.done();
+            return true;
         } catch (const std::exception& e) {
             if (open) send(ApiError(500, "server_error", {}, std::string("generation failed: ") + e.what()).body());
             sink.done();
@@ -495,6 +550,11 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
         if (!open) {
             logDone(o, "cancelled: the client went away,");
             return false;
+        }
+        if (o.result.stopReason == inference::StopReason::Cancelled) {  // (the server stops: no [DONE], the reply is not whole)
+            send(shuttingDown().body());
+            sink.done();
+            return true;
         }
         Json last = chat ? Json{{"delta", Json::object()}} : Json{{"text", ""}};
         last["finish_reason"] = finishReason(o.result.stopReason);
@@ -508,7 +568,33 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
         sink.done();
         logDone(o, "200 (streamed)");
         return true;
+      } catch (...) {
+        return false;
+      }
     });
+}
+
+bool OpenAiServer::Impl::admitted(const httplib::Request& req, httplib::Response& res) const {
+    if (!options.apiKey.empty()) {
+        const std::string header = req.get_header_value("Authorization");
+        const std::string given = header.starts_with("Bearer ") ? header.substr(7) : std::string();
+        if (sameKey(given, options.apiKey)) return true;
+        sendError(res, ApiError(401, "invalid_request_error", "invalid_api_key",
+                                given.empty() ? "This server needs an API key: send it as 'Authorization: Bearer KEY'" : "Incorrect API key provided"));
+        return false;
+    }
+    std::string host = req.get_header_value("Host");
+    if (host.starts_with("[")) host = host.substr(0, host.find(']') + 1);
+    else host = host.substr(0, host.rfind(':') == std::string::npos ? host.size() : host.rfind(':'));
+    if (!isLoopbackHost(host)) {
+        sendError(res, ApiError(403, "invalid_request_error", "forbidden_host", "this server answers requests for the loopback address only"));
+        return false;
+    }
+    if (req.method == "POST" && !req.get_header_value("Content-Type").starts_with("application/json")) {
+        sendError(res, ApiError(415, "invalid_request_error", "unsupported_media_type", "the request body must be JSON (Content-Type: application/json)"));
+        return false;
+    }
+    return true;
 }
 
 void OpenAiServer::Impl::routes() {
@@ -517,15 +603,6 @@ void OpenAiServer::Impl::routes() {
     http.new_task_queue = [] { return new httplib::ThreadPool(kConnectionThreads); };
     http.set_payload_max_length(options.maxBodyBytes);
     http.set_read_timeout(options.readTimeoutSeconds);
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-        if (options.apiKey.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
-        const std::string header = req.get_header_value("Authorization");
-        const std::string given = header.starts_with("Bearer ") ? header.substr(7) : std::string();
-        if (sameKey(given, options.apiKey)) return httplib::Server::HandlerResponse::Unhandled;
-        sendError(res, ApiError(401, "authentication_error", "invalid_api_key",
-                                given.empty() ? "This server needs an API key: send it as 'Authorization: Bearer KEY'" : "Incorrect API key provided"));
-        return httplib::Server::HandlerResponse::Handled;
-    });
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;
         if (res.status == 404)
@@ -546,12 +623,14 @@ void OpenAiServer::Impl::routes() {
         sendError(res, ApiError(500, "server_error", {}, message));
     });
     http.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.set_content(R"({"status":"ok"})", "application/json"); });
-    const auto models = [this](const httplib::Request&, httplib::Response& res) {
+    const auto models = [this](const httplib::Request& req, httplib::Response& res) {
+        if (!admitted(req, res)) return;
         const Json model{{"id", options.modelId}, {"object", "model"}, {"created", created}, {"owned_by", "lumen"}};
         res.set_content(dump(Json{{"object", "list"}, {"data", Json::array({model})}}), "application/json");
     };
     http.Get("/v1/models", models);
     http.Get("/v1/models/(.+)", [this](const httplib::Request& req, httplib::Response& res) {
+        if (!admitted(req, res)) return;
         if (req.matches[1] != options.modelId) {
             sendError(res, ApiError(404, "invalid_request_error", "model_not_found", "The model '" + req.matches[1].str() + "' does not exist", "model"));
             return;
@@ -561,23 +640,30 @@ void OpenAiServer::Impl::routes() {
     // The body is read here, not by the library: its limit (set_payload_max_length) holds only for
     // bodies that state their length, and a chunked one could otherwise grow without end.
     const auto post = [this](bool chat) {
-        return [this, chat](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& read) {
+        return [this, chat](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+            // The whole body is read (past the limit it is read and dropped), so that the
+            // connection's next request starts where this one ends.
             std::string body;
             bool tooLarge = false;
-            read([&](const char* data, std::size_t size) {
-                if (body.size() + size > options.maxBodyBytes) {
+            const bool whole = read([&](const char* data, std::size_t size) {
+                if (!tooLarge && body.size() + size > options.maxBodyBytes) {
                     tooLarge = true;
-                    return false;
+                    body.clear();
+                    body.shrink_to_fit();
                 }
-                body.append(data, size);
+                if (!tooLarge) body.append(data, size);
                 return true;
             });
-            if (tooLarge) {
-                res.set_header("Connection", "close");  // (the rest of the body is not read)
+            if (tooLarge || res.status == 413) {
                 sendError(res, ApiError(413, "invalid_request_error", "request_too_large",
                                         "The request body is larger than " + std::to_string(options.maxBodyBytes >> 20) + " MiB"));
                 return;
             }
+            if (!whole) {
+                sendError(res, invalid("the request body could not be read"));
+                return;
+            }
+            if (!admitted(req, res)) return;
             chatOrCompletion(body, res, chat);
         };
     };
@@ -591,7 +677,11 @@ OpenAiServer::OpenAiServer(const LoadedLlm& llm, const Projector* projector, Ser
     impl_->routes();
 }
 
-OpenAiServer::~OpenAiServer() { stop(); }
+OpenAiServer::~OpenAiServer() {
+    stop();
+    std::unique_lock lock(impl_->runMutex);  // (run() on another thread ends before what it uses goes)
+    impl_->runEnded.wait(lock, [&] { return !impl_->serving_; });
+}
 
 int OpenAiServer::bind() {
     const ServerOptions& o = impl_->options;
@@ -604,12 +694,32 @@ int OpenAiServer::bind() {
 
 void OpenAiServer::run() {
     std::signal(SIGPIPE, SIG_IGN);  // (a client that went away is a failed write, not the end of the process)
+    {
+        std::lock_guard lock(impl_->runMutex);
+        if (impl_->stopping) return;
+        impl_->serving_ = true;
+    }
+    struct Ended {
+        Impl& impl;
+        ~Ended() {
+            std::lock_guard lock(impl.runMutex);
+            impl.serving_ = false;
+            impl.runEnded.notify_all();
+        }
+    } ended{*impl_};
     impl_->http.listen_after_bind();
 }
 
 void OpenAiServer::stop() {
     impl_->stopping = true;
+    if (auto* cancel = impl_->running.load()) cancel->store(true);
+    {
+        std::lock_guard lock(impl_->turnMutex);
+        impl_->turnChanged.notify_all();
+    }
     impl_->http.stop();
 }
+
+bool OpenAiServer::isListening() const { return impl_->http.is_running(); }
 
 }  // namespace lumen::app

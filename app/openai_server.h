@@ -82,9 +82,12 @@ public:
 
     // Binds the address (std::runtime_error with the reason when it cannot); returns the port.
     int bind();
-    // Serves until stop() (from any thread).
+    // Serves until stop() (from any thread; a stop before run() makes run() return at once).
+    // Requests under way or waiting end (a stream with an error event, others with 503).
     void run();
     void stop();
+    // Whether run() has started listening (stop() before that is seen only by run()'s start).
+    bool isListening() const;
 
 private:
     struct Impl;

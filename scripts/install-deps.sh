@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build ccache pkg-config git file dpkg-dev
     qt6-base-dev qt6-base-dev-tools
-    libsqlite3-dev nlohmann-json3-dev libpcre2-dev zlib1g-dev libcpp-httplib-dev
+    libsqlite3-dev nlohmann-json3-dev libpcre2-dev zlib1g-dev libcpp-httplib-dev qtkeychain-qt6-dev
     libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
     fonts-dejavu-core
 )

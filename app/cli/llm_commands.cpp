@@ -652,6 +652,35 @@ int cmdServe(Context& ctx) {
         } catch (const std::runtime_error& e) {
             return fail(ctx, e);
         }
+        // Ctrl+C or SIGTERM stops the server (the handler only sets a flag; a thread watching it
+        // calls stop() until the server has stopped); a second Ctrl+C ends the process at once.
+        gInterrupted.store(false);
+        const auto previousInt = std::signal(SIGINT, onInterrupt);
+        const auto previousTerm = std::signal(SIGTERM, onInterrupt);
+        std::atomic<bool> done{false};
+        std::thread watcher([&] {
+            bool told = false;
+            while (!done.load()) {
+                if (gInterrupted.load()) {
+                    if (!told) std::signal(SIGINT, SIG_DFL);
+                    told = true;
+                    server.stop();
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+        });
+        struct Cleanup {
+            std::atomic<bool>& done;
+            std::thread& watcher;
+            void (*previousInt)(int);
+            void (*previousTerm)(int);
+            ~Cleanup() {
+                done.store(true);
+                watcher.join();
+                std::signal(SIGINT, previousInt);
+                std::signal(SIGTERM, previousTerm);
+            }
+        } cleanup{done, watcher, previousInt, previousTerm};
         const QString host = QString::fromStdString(options.host).contains(QLatin1Char(':')) && !options.host.starts_with("[")
                                  ? QStringLiteral("[%1]").arg(QString::fromStdString(options.host))
                                  : QString::fromStdString(options.host);
@@ -660,25 +689,7 @@ int cmdServe(Context& ctx) {
         ctx.out << "listening on http://" << host << ":" << bound << "/v1 (Ctrl+C stops)\n";
         ctx.out.flush();
         ctx.err.flush();
-        // Ctrl+C or SIGTERM stops the server (from a thread: the handler only sets a flag).
-        gInterrupted.store(false);
-        const auto previousInt = std::signal(SIGINT, onInterrupt);
-        const auto previousTerm = std::signal(SIGTERM, onInterrupt);
-        std::atomic<bool> done{false};
-        std::thread watcher([&] {
-            while (!done.load()) {
-                if (gInterrupted.load()) {
-                    server.stop();
-                    break;
-                }
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
-        });
         server.run();
-        done.store(true);
-        watcher.join();
-        std::signal(SIGINT, previousInt);
-        std::signal(SIGTERM, previousTerm);
         ctx.err << "lumen-cli: the server stopped\n";
         return kOk;
     });

@@ -56,11 +56,14 @@ function stop(server) {
     });
 }
 
-// A raw request: resolves to {status, json, text}.
-function raw(url, method, pathName, body, headers = {}) {
+// A raw request: resolves to {status, json, text}. The body goes chunked unless `length` is set
+// (then with its Content-Length, as OpenAI's libraries send it).
+function raw(url, method, pathName, body, headers = {}, { length = false } = {}) {
     return new Promise((resolve, reject) => {
         const u = new URL(url.replace(/\/v1$/, '') + pathName);
-        const req = http.request(u, { method, headers: { 'Content-Type': 'application/json', ...headers } }, (res) => {
+        const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+        const sized = length && data !== undefined ? { 'Content-Length': Buffer.byteLength(data) } : {};
+        const req = http.request(u, { method, headers: { 'Content-Type': 'application/json', ...sized, ...headers } }, (res) => {
             let text = '';
             res.on('data', (d) => { text += d; });
             res.on('end', () => {
@@ -70,7 +73,8 @@ function raw(url, method, pathName, body, headers = {}) {
             });
         });
         req.on('error', reject);
-        if (body !== undefined) req.write(typeof body === 'string' ? body : JSON.stringify(body));
+        req.on('error', () => {});  // (a server that answers before the whole body is sent)
+        if (data !== undefined) req.write(data);
         req.end();
     });
 }
@@ -188,7 +192,15 @@ check('errors in OpenAI\'s shape', async () => {
     expectError(await raw(server.url, 'POST', '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], temperature: 'hot' }), 400);
     expectError(await raw(server.url, 'POST', '/v1/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }), 404, 'model_not_found');
     expectError(await raw(server.url, 'POST', '/v1/completions', { prompt: 'word '.repeat(2000) }), 400, 'context_length_exceeded');
+    expectError(await raw(server.url, 'POST', '/v1/completions', { prompt: 'Once', max_tokens: 500 }), 400, 'context_length_exceeded');
     expectError(await raw(server.url, 'POST', '/v1/completions', { prompt: 'x'.repeat(40 << 20) }), 413);
+    expectError(await raw(server.url, 'POST', '/v1/completions', { prompt: 'x'.repeat(40 << 20) }, {}, { length: true }), 413);
+    // The connection goes on after a refused body: the next request on it is answered.
+    assert.equal((await raw(server.url, 'GET', '/health')).status, 200);
+    // Without a key, only requests for the loopback, and only JSON bodies (web pages cannot).
+    expectError(await raw(server.url, 'POST', '/v1/completions', '{"prompt": "x"}', { 'Content-Type': 'text/plain' }), 415);
+    expectError(await raw(server.url, 'GET', '/v1/models', undefined, { Host: 'evil.example:8080' }), 403);
+    expectError(await raw(server.url, 'POST', '/v1/completions', '[' .repeat(100) + ']'.repeat(100)), 400);
     expectError(await raw(server.url, 'GET', '/v1/nothing-here'), 404);
     const image = 'data:image/png;base64,' + readFileSync(env('IMAGE')).toString('base64');
     expectError(await raw(server.url, 'POST', '/v1/chat/completions',
@@ -205,6 +217,12 @@ const tests = async () => {
     }
 };
 
+// Killed (a test's timeout): the servers go too.
+process.on('SIGTERM', () => {
+    server?.child?.kill('SIGKILL');
+    process.exit(1);
+});
+
 let failed = false;
 try {
     server = await serve(['--model', env('MODEL'), '--ctx-size', '512']);
@@ -217,7 +235,7 @@ try {
     server = await serve(['--model', env('SLOW_MODEL'), '--ctx-size', '4096']);
     client = new OpenAI({ baseURL: server.url, apiKey: 'unused', maxRetries: 0, timeout: 60000 });
     const controller = new AbortController();
-    const stream = await client.completions.create({ model: path.basename(env('SLOW_MODEL')), prompt: 'a', max_tokens: 4000, temperature: 1, stream: true },
+    const stream = await client.completions.create({ model: path.basename(env('SLOW_MODEL')), prompt: 'a', max_tokens: 4000, temperature: 0, stream: true },
         { signal: controller.signal });
     let pieces = 0;
     try {
