@@ -1,5 +1,7 @@
 #include "app/assistant.h"
 
+#include <QPointer>
+
 #include <QCoreApplication>
 #include <QDirIterator>
 #include <QRegularExpression>
@@ -13,7 +15,7 @@
 namespace lumen::app {
 
 Assistant::Assistant(Library& library, JobRunner& jobs, QObject* parent)
-    : QObject(parent), library_(library), engine_(std::make_unique<ChatEngine>(jobs)) {
+    : QObject(parent), library_(library), engine_(std::make_unique<ChatEngine>(jobs)), jobs_(jobs) {
     loadSettings();
     connect(engine_.get(), &ChatEngine::replyPiece, this, [this](int id, const QString& piece) {
         if (id != replyId_ || !writer_) return;
@@ -31,7 +33,28 @@ Assistant::Assistant(Library& library, JobRunner& jobs, QObject* parent)
     connect(retryTimer_, &QTimer::timeout, this, &Assistant::retryUnsaved);
     connect(engine_.get(), &ChatEngine::replyFinished, this, &Assistant::finishReply);
     connect(engine_.get(), &ChatEngine::modelLoaded, this, [this](const QString& name) {
+        if (engine_->isRemote()) {  // the server is what the next start uses
+            const RemoteConfig& c = engine_->remoteConfig();
+            try {
+                const nlohmann::json remote{{"url", c.baseUrl.toString().toStdString()}, {"model", c.model.toStdString()}, {"images", seesImagesAsked_}};
+                library_.settings().set(kRemoteKey, remote.dump());
+                library_.settings().remove(kModelPathKey);
+            } catch (const storage::Error& e) {
+                qCWarning(lcApp) << "remembering the server failed:" << e.what();
+            }
+            if (pendingApiKey_.isEmpty()) {
+                secrets_.remove(apiKeyName(c.baseUrl));
+            } else {
+                secrets_.write(apiKeyName(c.baseUrl), pendingApiKey_, [this](bool kept, const QString& note) {
+                    if (!kept) emit notice(0, tr("The API key is not in a keychain: %1").arg(note));
+                });
+            }
+            pendingApiKey_.clear();
+            emit modelLoaded(name);
+            return;
+        }
         try {
+            library_.settings().remove(kRemoteKey);
             library_.settings().set(kModelPathKey, engine_->modelPath().toStdString());
             QStringList recent = recentModels();
             recent.removeAll(engine_->modelPath());
@@ -121,9 +144,55 @@ void Assistant::unloadModel() {
     engine_->unloadModel();
     try {
         library_.settings().remove(kModelPathKey);
+        library_.settings().remove(kRemoteKey);
     } catch (const storage::Error& e) {
         qCWarning(lcApp) << "forgetting the model failed:" << e.what();
     }
+}
+
+QString Assistant::apiKeyName(const QUrl& baseUrl) { return QStringLiteral("api-key:") + baseUrl.toString(QUrl::RemoveUserInfo); }
+
+void Assistant::connectRemote(const RemoteConfig& config, bool seesImages) {
+    stop();
+    seesImagesAsked_ = seesImages;
+    pendingApiKey_ = config.apiKey;
+    engine_->connectRemote(config, seesImages);
+}
+
+std::optional<Assistant::RemoteChoice> Assistant::rememberedRemote() {
+    try {
+        const auto text = library_.settings().get(kRemoteKey);
+        if (!text) return std::nullopt;
+        const auto j = nlohmann::json::parse(*text, nullptr, false);
+        if (!j.is_object() || !j.contains("url") || !j["url"].is_string()) return std::nullopt;
+        const auto url = normalizeBaseUrl(QString::fromStdString(j["url"].get<std::string>()));
+        if (!url) return std::nullopt;
+        RemoteChoice choice;
+        choice.config.baseUrl = *url;
+        if (j.contains("model") && j["model"].is_string()) choice.config.model = QString::fromStdString(j["model"].get<std::string>());
+        choice.seesImages = j.contains("images") && j["images"].is_boolean() && j["images"].get<bool>();
+        return choice;
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "reading the remembered server failed:" << e.what();
+        return std::nullopt;
+    }
+}
+
+void Assistant::rememberedApiKey(const QUrl& baseUrl, std::function<void(const QString&)> done) { secrets_.read(apiKeyName(baseUrl), std::move(done)); }
+
+void Assistant::listRemoteModels(const RemoteConfig& config, std::function<void(const QStringList&, const QString&)> done) {
+    QPointer<Assistant> self(this);
+    jobs_.submit(Lane::Downloads, tr("Asking %1 for its models").arg(config.baseUrl.toDisplayString(QUrl::RemoveUserInfo)),
+                 [self, config, done = std::move(done)](JobControl& job) {
+                     QStringList models;
+                     QString error;
+                     try {
+                         for (const QString& m : RemoteClient(config).listModels(job.cancelFlag())) models << m;
+                     } catch (const RemoteError& e) {
+                         error = QString::fromUtf8(e.what());
+                     }
+                     if (self) QMetaObject::invokeMethod(self.data(), [models, error, done] { done(models, error); });
+                 });
 }
 
 QStringList Assistant::downloadedModels() {

@@ -13,6 +13,7 @@
 #include "app/chat_engine.h"
 #include "app/prompt_builder.h"
 #include "app/library.h"
+#include "app/secrets.h"
 #include "storage/streaming_writer.h"
 
 namespace lumen::app {
@@ -46,6 +47,24 @@ public:
     void loadModel(const QString& path);
     // Lets the model go (the next start opens none).
     void unloadModel();
+
+    // Replies from an OpenAI-compatible server (ChatEngine::connectRemote). Once connected the
+    // server is remembered (its address, model and whether it sees images in the settings, its
+    // API key in the system keychain) and used at the next start in place of a local model.
+    void connectRemote(const RemoteConfig& config, bool seesImages);
+    struct RemoteChoice {
+        RemoteConfig config;  // (without the key: rememberedApiKey reads it)
+        bool seesImages = false;
+    };
+    // The server used last, when the last model was one.
+    std::optional<RemoteChoice> rememberedRemote();
+    // The API key kept for a server's address (`done` gets "" when there is none).
+    void rememberedApiKey(const QUrl& baseUrl, std::function<void(const QString&)> done);
+    // The models a server offers, asked off the window's thread: `done(models, error)` on this
+    // object's thread.
+    void listRemoteModels(const RemoteConfig& config, std::function<void(const QStringList& models, const QString& error)> done);
+    SecretStore& secrets() { return secrets_; }
+    static constexpr const char* kRemoteKey = "model.remote";  // {"url", "model", "images"}
     // The models loaded lately, the newest first (at most kRecentModels; files since gone too).
     QStringList recentModels();
     // The language models downloaded into the models folder beside the library (lumen-cli pull,
@@ -116,11 +135,16 @@ signals:
     void notice(qint64 chatId, const QString& message);
 
 private:
+    static QString apiKeyName(const QUrl& baseUrl);
+    SecretStore secrets_;
+    bool seesImagesAsked_ = false;
+    QString pendingApiKey_;  // the key of the server being connected, kept once it answers
     bool startReply(std::int64_t chatId);
     void finishReply(int replyId, const QVariantMap& result);
 
     Library& library_;
     std::unique_ptr<ChatEngine> engine_;
+    JobRunner& jobs_;
     void loadSettings();
     // Reads sampling settings stored under `prefix` ("generation." or "chat.7.generation.") over `base`.
     // The general generation settings (chatId 0) or a chat's own, over `base`.

@@ -45,6 +45,7 @@
 #include "ui/label_set_editor.h"
 #include "app/prompt_builder.h"
 #include "ui/theme.h"
+#include "ui/connect_dialog.h"
 #include "ui/icons.h"
 #include "ui/transcript_view.h"
 
@@ -156,7 +157,8 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
         chatList_->reload();
     });
     connect(assistant_, &app::Assistant::modelLoaded, this, [this] {
-        // The projector of the last session goes with its LLM.
+        // The projector of the last session goes with its LLM (a server's model sees by itself).
+        if (assistant_->engine().isRemote()) return;
         try {
             if (const auto path = library_.settings().get(kProjectorKey); path && QFileInfo::exists(QString::fromStdString(*path))) {
                 restoringProjector_ = true;
@@ -232,10 +234,12 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     statusBar()->addPermanentWidget(cancelLoadButton_);
     statusBar()->addPermanentWidget(modelLabel_);
     statusBar()->showMessage(tr("Database: %1").arg(library_.path()));
-    // The model of the last session, when its file is still there.
+    // The model of the last session, when its file is still there, or the server it used.
     try {
         if (const auto path = library_.settings().get(app::Assistant::kModelPathKey); path && QFileInfo::exists(QString::fromStdString(*path))) {
             openModel(QString::fromStdString(*path));
+        } else if (const auto remote = assistant_->rememberedRemote()) {
+            connectRemote(remote->config, remote->seesImages, true);
         }
         // CLIP, then DINOv2 (one load at a time).
         const auto dino = library_.settings().get(app::VisionService::kDinov2PathKey);
@@ -304,6 +308,10 @@ void MainWindow::buildActions() {
     });
     openModelAction->setObjectName(QStringLiteral("openModelAction"));
     openModelAction->setShortcut(QKeySequence::Open);
+    QAction* connectAction = fileMenu->addAction(tr("Connect to a &Server…"), this, &MainWindow::connectToServer);
+    connectAction->setObjectName(QStringLiteral("connectServerAction"));
+    connectAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O));
+    connectAction->setToolTip(tr("Chat through a model on an OpenAI-compatible server (vLLM, llama-server, Ollama, LM Studio)"));
     reloadAction_ = fileMenu->addAction(tr("&Reload Model"), this, [this] {
         if (!assistant_->engine().isLoaded()) return;
         reloadWanted_ = false;
@@ -695,9 +703,10 @@ void MainWindow::updateModelPicker() {
     if (!modelPicker_) return;
     const auto& engine = assistant_->engine();
     const bool loaded = engine.isLoaded();
-    modelPicker_->setText(loaded ? QFileInfo(engine.modelPath()).fileName() + (reloadWanted_ ? QStringLiteral(" ⟳") : QString()) : tr("Choose a model"));
+    const QString shown = engine.isRemote() ? tr("%1 (server)").arg(engine.remoteConfig().model) : QFileInfo(engine.modelPath()).fileName();
+    modelPicker_->setText(loaded ? shown + (reloadWanted_ && !engine.isRemote() ? QStringLiteral(" ⟳") : QString()) : tr("Choose a model"));
     modelPicker_->setToolTip(loaded ? engine.modelName() : tr("No model is loaded: choose one to chat with"));
-    reloadAction_->setEnabled(loaded);
+    reloadAction_->setEnabled(loaded && !engine.isRemote());
     reloadAction_->setText(reloadWanted_ ? tr("&Reload Model (New Settings)") : tr("&Reload Model"));
     unloadAction_->setEnabled(loaded);
 }
@@ -710,7 +719,10 @@ void MainWindow::rebuildModelMenu() {
     QAction* current = menu->addAction(engine.isLoaded() ? tr("Loaded: %1").arg(engine.modelName()) : tr("No model loaded"));
     current->setObjectName(QStringLiteral("loadedModel"));
     current->setEnabled(false);
-    if (engine.hasImageProjector()) menu->addAction(tr("Sees images through %1").arg(QFileInfo(engine.imageProjectorPath()).fileName()))->setEnabled(false);
+    if (engine.hasImageProjector())
+        menu->addAction(engine.isRemote() ? tr("Sees images (the server's model)")
+                                          : tr("Sees images through %1").arg(QFileInfo(engine.imageProjectorPath()).fileName()))
+            ->setEnabled(false);
     menu->addSection(tr("Recent"));
     const QStringList recent = assistant_->recentModels();
     if (recent.isEmpty()) menu->addAction(tr("(none yet)"))->setEnabled(false);
@@ -738,8 +750,39 @@ void MainWindow::rebuildModelMenu() {
     }
     menu->addSeparator();
     menu->addAction(findChild<QAction*>(QStringLiteral("openModelAction")));
+    menu->addAction(findChild<QAction*>(QStringLiteral("connectServerAction")));
     menu->addAction(reloadAction_);
     menu->addAction(unloadAction_);
+}
+
+void MainWindow::connectToServer() {
+    ConnectDialog dialog(*assistant_, this);
+    if (dialog.exec() != QDialog::Accepted) return;
+    const auto config = dialog.config();
+    if (config) showConnecting(*config);
+}
+
+void MainWindow::connectRemote(const app::RemoteConfig& config, bool seesImages, bool keyFromKeychain) {
+    if (!keyFromKeychain) {
+        assistant_->connectRemote(config, seesImages);
+        showConnecting(config);
+        return;
+    }
+    QPointer<MainWindow> self(this);
+    assistant_->rememberedApiKey(config.baseUrl, [self, config, seesImages](const QString& key) {
+        MainWindow* window = self.data();
+        if (!window || window->assistant_->engine().isLoaded()) return;  // (a model was chosen meanwhile)
+        app::RemoteConfig withKey = config;
+        withKey.apiKey = key;
+        window->assistant_->connectRemote(withKey, seesImages);
+        window->showConnecting(withKey);
+    });
+}
+
+void MainWindow::showConnecting(const app::RemoteConfig& config) {
+    const QString where = config.baseUrl.toDisplayString(QUrl::RemoveUserInfo);
+    statusBar()->showMessage(tr("Connecting to %1…").arg(where));
+    if (modelPicker_) modelPicker_->setText(tr("Connecting to %1…").arg(config.baseUrl.host()));
 }
 
 void MainWindow::updateContextMeter() {

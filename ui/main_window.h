@@ -6,6 +6,7 @@
 
 #include "app/job_runner.h"
 #include "app/library.h"
+#include "app/remote_client.h"
 #include "ui/icons.h"
 #include "ui/theme.h"
 
@@ -64,6 +65,9 @@ public slots:
     void openModel(const QString& path);
     // Shows what the file is and what it needs (memory against what is free), then loads it.
     void confirmAndOpenModel(const QString& path);
+    // Replies from an OpenAI-compatible server instead (the status bar says when it answers);
+    // keyFromKeychain: the API key kept for its address is used.
+    void connectRemote(const app::RemoteConfig& config, bool seesImages, bool keyFromKeychain = false);
     // The image projector (mmproj GGUF) for the loaded model, and the CLIP folder for Classify.
     void openImageProjector(const QString& path);
     void openClipFolder(const QString& folder);
@@ -77,6 +81,9 @@ protected:
 
 private:
     QIcon themedIcon(Icon which) const;
+    // File > Connect to a Server…; connectRemote uses a server (its key from the keychain when asked).
+    void connectToServer();
+    void showConnecting(const app::RemoteConfig& config);
     void buildActions();
     void buildLayout();
     void showChat(std::int64_t chatId);

@@ -42,33 +42,6 @@ CliResult cli(QStringList args, QString input = {}) {
     return {status, out, err};
 }
 
-// lumen-cli serve in a process of its own, on a free port.
-struct ServeProcess {
-    QProcess process;
-    QString url;
-    bool start(const QStringList& args) {
-        process.start(QStringLiteral(LUMEN_CLI_PATH), QStringList{QStringLiteral("serve"), QStringLiteral("--port"), QStringLiteral("0")} + args);
-        QElapsedTimer t;
-        t.start();
-        QByteArray out;
-        while (t.elapsed() < 20000 && process.state() != QProcess::NotRunning) {
-            process.waitForReadyRead(100);
-            out += process.readAllStandardOutput();
-            const int at = out.indexOf("listening on ");
-            const int end = out.indexOf(" (", at);
-            if (at >= 0 && end > at) {
-                url = QString::fromUtf8(out.mid(at + 13, end - at - 13));
-                return true;
-            }
-        }
-        return false;
-    }
-    ~ServeProcess() {
-        process.terminate();
-        if (!process.waitForFinished(5000)) process.kill();
-    }
-};
-
 }  // namespace
 
 class TestOpenAiServer : public QObject {
@@ -227,7 +200,7 @@ private slots:
         if (shared.isEmpty()) QSKIP("../shared/data is absent: the remote commands run the real TinyStories model");
         const QString model = shared + QStringLiteral("/tinystories/stories260K.gguf");
         const QString vision = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../vision/fixtures/");
-        ServeProcess server;
+        test::ServeProcess server;
         QVERIFY(server.start({QStringLiteral("--model"), model, QStringLiteral("--gpu-layers"), QStringLiteral("0"), QStringLiteral("--mmproj"),
                               vision + QStringLiteral("llava/mmproj-tiny.gguf")}));
         const QStringList sampling{QStringLiteral("-n"), QStringLiteral("20"), QStringLiteral("--temp"), QStringLiteral("0")};

@@ -49,6 +49,7 @@
 #include "app/message_list_model.h"
 #include "test_util.h"
 #include "ui/code_highlight.h"
+#include "ui/connect_dialog.h"
 #include "ui/composer.h"
 #include "ui/template_editor.h"
 #include "ui/label_set_editor.h"
@@ -753,6 +754,87 @@ private slots:
         QVERIFY(jump->isHidden());
         QVERIFY(grow());
         QVERIFY(transcript->isAtEnd());
+    }
+
+    // Issue 26: a chat through an OpenAI-compatible server (a second lumen-cli serve, with an
+    // API key): connected from File > Connect to a Server…, its models listed, the reply
+    // streamed and stored with its metrics, the server remembered with its key for the next
+    // start, and the same reply as the local model gives with the same seed. A server that is
+    // not there is an error in the status line, and the model in use stays.
+    void remoteServerChatsLikeTheLocalModel() {
+        const QString shared = test::sharedDataDir();
+        if (shared.isEmpty()) QSKIP("../shared/data is absent: the server runs the real TinyStories model");
+        qputenv("LUMEN_KEYCHAIN", "off");  // (no desktop keychain here: kept in memory)
+        const QString model = shared + "/tinystories/stories260K.gguf";
+        test::ServeProcess server;
+        QVERIFY(server.start({"--model", model, "--gpu-layers", "0", "--api-key", "sesame"}));
+        app::Library library(path_);
+        const auto sampling = [](app::Assistant& assistant) {
+            auto& p = assistant.generationParams();
+            p.maxTokens = 24;
+            p.sampling.temperature = 0.9f;
+            p.sampling.seed = 7;
+        };
+        std::string remoteReply;
+        std::int64_t chatId = 0;
+        {
+            ui::MainWindow window(library);
+            window.show();
+            // The dialog: address and key typed, the server's models listed, Connect.
+            bool dialogSeen = false;
+            QTimer::singleShot(0, this, [&] {
+                auto* dialog = qobject_cast<ui::ConnectDialog*>(QApplication::activeModalWidget());
+                QVERIFY(dialog);
+                dialogSeen = true;
+                dialog->findChild<QLineEdit*>("serverUrl")->setText(server.url.chopped(3));  // (without /v1: added)
+                dialog->findChild<QLineEdit*>("serverApiKey")->setText("sesame");
+                QTest::mouseClick(dialog->findChild<QPushButton*>("listModelsButton"), Qt::LeftButton);
+                auto* models = dialog->findChild<QComboBox*>("serverModel");
+                QTRY_COMPARE_WITH_TIMEOUT(models->count(), 1, 10000);
+                QCOMPARE(models->currentText(), QString("stories260K.gguf"));
+                QTest::mouseClick(dialog->findChild<QPushButton*>("connectButton"), Qt::LeftButton);
+            });
+            window.findChild<QAction*>("connectServerAction")->trigger();
+            QVERIFY(dialogSeen);
+            QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded() && window.assistant().engine().isRemote(), 10000);
+            QVERIFY(window.findChild<QToolButton*>("modelPicker")->text().contains("(server)"));
+            QVERIFY(window.findChild<QLabel*>("modelLabel")->text().contains("stories260K.gguf at http://127.0.0.1:"));
+            sampling(window.assistant());
+            auto* composer = window.findChild<ui::Composer*>("composer");
+            QTest::keyClicks(composer, "Once upon a time");
+            QTest::keyClick(composer, Qt::Key_Return);
+            QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 20000);
+            chatId = window.currentChatId();
+            const auto stored = library.chats().messages(chatId);
+            QCOMPARE(stored.size(), std::size_t(2));
+            QVERIFY(stored[1].status == storage::MessageStatus::Complete);
+            QVERIFY(!stored[1].content.empty());
+            QVERIFY(stored[1].metrics.ttftMs.value_or(0) > 0);
+            QVERIFY(stored[1].metrics.generatedTokens.value_or(0) > 0);
+            remoteReply = stored[1].content;
+            saveScreenshot(window, "remote_server");
+        }
+        // The next start uses the server again, with the key from the keychain (here: memory).
+        ui::MainWindow window(library);
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded() && window.assistant().engine().isRemote(), 10000);
+        QCOMPARE(window.assistant().engine().remoteConfig().apiKey, QString("sesame"));
+        // A server that is not there: an error, and the one in use stays.
+        QSignalSpy failed(&window.assistant().engine(), &app::ChatEngine::loadFailed);
+        app::RemoteConfig dead;
+        dead.baseUrl = QUrl("http://127.0.0.1:1/v1");
+        window.connectRemote(dead, false);
+        QTRY_COMPARE_WITH_TIMEOUT(failed.size(), 1, 10000);
+        QVERIFY2(failed[0][0].toString().contains("cannot reach"), qPrintable(failed[0][0].toString()));
+        QVERIFY(window.assistant().engine().isRemote());
+        // The local model, the same seed: the same reply.
+        window.openModel(model);
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded() && !window.assistant().engine().isRemote(), 20000);
+        window.selectChat(chatId);
+        sampling(window.assistant());
+        window.findChild<QAction*>("regenerateAction")->trigger();
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 20000);
+        QCOMPARE(library.chats().messages(chatId).back().content, remoteReply);
+        QVERIFY(!library.settings().get(app::Assistant::kRemoteKey));  // (the local model is what the next start opens)
     }
 
     // The template editor's preview is exactly what the engine renders when a message is sent
