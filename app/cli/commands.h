@@ -5,6 +5,9 @@
 #include "app/cli/cli_context.h"
 #include "inference/llm/generator.h"
 
+#include <functional>
+#include <nlohmann/json.hpp>
+
 namespace lumen::app::cli {
 
 // library_commands.cpp: the machine and the stored chats.
@@ -26,6 +29,11 @@ int cmdDescribe(Context& ctx);  // describe --model LLM.gguf --mmproj MMPROJ.ggu
 int cmdBench(Context& ctx);     // bench --model M.gguf [-p 512] [-n 128] [-t 1,2] [-r 3] [--gpu-layers N]
 int cmdChat(Context& ctx);      // chat --model M.gguf [--system TEXT] [--builtin NAME]
 int cmdServe(Context& ctx);     // serve --model M.gguf [--mmproj P.gguf] [--host H] [--port N] [--api-key KEY] [--alias NAME]
+
+// The turns of an interactive chat: reads lines (/reset starts over with the --system prompt,
+// /exit or the end of input ends), appends each as a user message and calls `turn`, which
+// appends the reply (or takes the user message back).
+void chatLoop(Context& ctx, const QString& banner, const std::function<void(nlohmann::ordered_json& messages)>& turn);
 
 // remote_commands.cpp: generate, describe and chat with --remote URL (an OpenAI-compatible server).
 int remoteGenerate(Context& ctx, const inference::GenerationParams& params);

@@ -277,6 +277,32 @@ Reply streamReply(Context& ctx, inference::Generator& generator, std::span<const
 
 }  // namespace
 
+void chatLoop(Context& ctx, const QString& banner, const std::function<void(nlohmann::ordered_json& messages)>& turn) {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    const QString system = ctx.parser.value(QStringLiteral("system"));
+    const auto reset = [&] {
+        messages = nlohmann::ordered_json::array();
+        if (!system.isEmpty()) messages.push_back({{"role", "system"}, {"content", system.toStdString()}});
+    };
+    reset();
+    ctx.err << "Chatting with " << banner << ". /reset starts over, /exit or Ctrl+D ends.\n";
+    while (true) {
+        ctx.err << "> ";
+        ctx.err.flush();
+        QString line;
+        if (!ctx.in->readLineInto(&line)) break;
+        line = line.trimmed();
+        if (line.isEmpty()) continue;
+        if (line == QLatin1String("/exit")) break;
+        if (line == QLatin1String("/reset")) {
+            reset();
+            continue;
+        }
+        messages.push_back({{"role", "user"}, {"content", line.toStdString()}});
+        turn(messages);
+    }
+}
+
 int cmdGenerate(Context& ctx) {
     if (ctx.parser.isSet(QStringLiteral("remote"))) {
         const auto params = generationParams(ctx);
@@ -576,29 +602,11 @@ int cmdChat(Context& ctx) {
         params.sampling.temperature = *temp;
         params.sampling.seed = static_cast<std::uint64_t>(*seed);
 
-        nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-        const QString system = ctx.parser.value(QStringLiteral("system"));
-        auto reset = [&] {
-            messages = nlohmann::ordered_json::array();
-            if (!system.isEmpty()) messages.push_back({{"role", "system"}, {"content", system.toStdString()}});
-        };
-        reset();
         const auto& vocab = tokenizer.vocabulary();
-        ctx.err << "Chatting with " << QString::fromStdString(model->config().architecture) << " (" << QString::fromStdString(chatTemplate->name())
-                << ") on " << QString::fromStdString(loaded.placement.describe()) << ". /reset starts over, /exit or Ctrl+D ends.\n";
-        while (true) {
-            ctx.err << "> ";
-            ctx.err.flush();
-            QString line;
-            if (!ctx.in->readLineInto(&line)) break;
-            line = line.trimmed();
-            if (line.isEmpty()) continue;
-            if (line == QLatin1String("/exit")) break;
-            if (line == QLatin1String("/reset")) {
-                reset();
-                continue;
-            }
-            messages.push_back({{"role", "user"}, {"content", line.toStdString()}});
+        const QString banner = QStringLiteral("%1 (%2) on %3").arg(QString::fromStdString(model->config().architecture),
+                                                                   QString::fromStdString(chatTemplate->name()),
+                                                                   QString::fromStdString(loaded.placement.describe()));
+        chatLoop(ctx, banner, [&](nlohmann::ordered_json& messages) {
             const std::string prompt = chatTemplate->apply(messages, true, &vocab, extras);
             const auto tokens = promptTokens(tokenizer, prompt);
             const auto reply = streamReply(ctx, generator, tokens, params, {}, nullptr, *reasoning, prompt);
@@ -613,7 +621,7 @@ int cmdChat(Context& ctx) {
             nlohmann::ordered_json answer{{"role", "assistant"}, {"content", reasoning->markers ? reply.answer : result.text}};
             if (!reply.reasoning.empty()) answer["reasoning_content"] = reply.reasoning;
             messages.push_back(std::move(answer));
-        }
+        });
         return kOk;
     }, QStringLiteral("; start over with /reset or use a larger --ctx-size"));
 }

@@ -165,42 +165,22 @@ int remoteChat(Context& ctx, const inference::GenerationParams& params) {
     return remoteErrors(ctx, [&] {
         const auto client = remoteClient(ctx);
         if (!client) return kFailed;
-        nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-        const QString system = ctx.parser.value(QStringLiteral("system"));
-        const auto reset = [&] {
-            messages = nlohmann::ordered_json::array();
-            if (!system.isEmpty()) messages.push_back({{"role", "system"}, {"content", system.toStdString()}});
-        };
-        reset();
-        ctx.err << "Chatting with " << client->config().model << " at " << client->config().baseUrl.toDisplayString(QUrl::RemoveUserInfo)
-                << ". /reset starts over, /exit or Ctrl+D ends.\n";
-        while (true) {
-            ctx.err << "> ";
-            ctx.err.flush();
-            QString line;
-            if (!ctx.in->readLineInto(&line)) break;
-            line = line.trimmed();
-            if (line.isEmpty()) continue;
-            if (line == QLatin1String("/exit")) break;
-            if (line == QLatin1String("/reset")) {
-                reset();
-                continue;
-            }
-            messages.push_back({{"role", "user"}, {"content", line.toStdString()}});
-            auto body = fieldsOf(params);
-            body.update(noThink(ctx));
-            body["messages"] = messages;
-            RemoteReply reply;
-            try {
-                reply = streamToTerminal(ctx, *client, std::move(body), true, showReasoning(ctx));
-            } catch (const RemoteError& e) {  // (the chat goes on: the turn is taken back)
-                ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
-                messages.erase(messages.end() - 1);
-                continue;
-            }
-            printRemoteMetrics(ctx, *client, reply);
-            messages.push_back({{"role", "assistant"}, {"content", reply.text}});
-        }
+        chatLoop(ctx, client->config().model + QStringLiteral(" at ") + client->config().baseUrl.toDisplayString(QUrl::RemoveUserInfo),
+                 [&](nlohmann::ordered_json& messages) {
+                     auto body = fieldsOf(params);
+                     body.update(noThink(ctx));
+                     body["messages"] = messages;
+                     RemoteReply reply;
+                     try {
+                         reply = streamToTerminal(ctx, *client, std::move(body), true, showReasoning(ctx));
+                     } catch (const RemoteError& e) {  // (the chat goes on: the turn is taken back)
+                         ctx.err << "lumen-cli: " << QString::fromUtf8(e.what()) << "\n";
+                         messages.erase(messages.end() - 1);
+                         return;
+                     }
+                     printRemoteMetrics(ctx, *client, reply);
+                     messages.push_back({{"role", "assistant"}, {"content", reply.text}});
+                 });
         return kOk;
     });
 }

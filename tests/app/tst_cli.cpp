@@ -15,6 +15,7 @@
 #include "inference/llm/model_writer.h"
 #include "storage/database.h"
 #include "inference/formats/gguf.h"
+#include "cli_runner.h"
 #include "test_util.h"
 
 using namespace lumen;
@@ -23,21 +24,9 @@ namespace {
 
 const QString kVision = QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../vision/fixtures/");
 
-struct Result {
-    int status;
-    QString out;
-    QString err;
-};
+using Result = test::CliResult;
 
-Result run(QStringList args, QString input = {}) {
-    QString out, err;
-    QTextStream o(&out), e(&err), in(&input);
-    args.prepend(QStringLiteral("lumen-cli"));
-    const int status = app::cli::runCli(args, o, e, &in);
-    o.flush();
-    e.flush();
-    return {status, out, err};
-}
+Result run(QStringList args, QString input = {}) { return test::runCli(std::move(args), std::move(input)); }
 
 }  // namespace
 

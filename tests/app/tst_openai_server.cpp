@@ -7,10 +7,10 @@
 #include <QStandardPaths>
 #include <QtTest>
 
-#include "app/cli/cli.h"
 #include "app/openai_server.h"
 #include "app/remote_client.h"
 #include "inference/llm/model_writer.h"
+#include "cli_runner.h"
 #include "test_util.h"
 
 using namespace lumen;
@@ -27,20 +27,7 @@ app::ApiError errorOf(const std::string& body, bool chat = true) {
     return {0, {}, {}, "no error"};
 }
 
-struct CliResult {
-    int status;
-    QString out, err;
-};
-
-CliResult cli(QStringList args, QString input = {}) {
-    QString out, err;
-    QTextStream o(&out), e(&err), in(&input);
-    args.prepend(QStringLiteral("lumen-cli"));
-    const int status = app::cli::runCli(args, o, e, &in);
-    o.flush();
-    e.flush();
-    return {status, out, err};
-}
+test::CliResult cli(QStringList args, QString input = {}) { return test::runCli(std::move(args), std::move(input)); }
 
 }  // namespace
 
