@@ -16,7 +16,9 @@
 #include "inference/formats/text.h"
 #include "inference/llm/reasoning.h"
 #include "vision/embedding_cache.h"
+#include "vision/clip_model.h"
 #include "vision/image_decode.h"
+#include "vision/vit.h"
 
 namespace lumen::app {
 namespace {
@@ -29,6 +31,7 @@ constexpr std::size_t kMaxRequestDepth = 64;
 constexpr std::size_t kMaxImages = 16;
 constexpr std::size_t kMaxStops = 16;
 constexpr std::size_t kConnectionThreads = 64;
+constexpr std::size_t kMaxEmbeddingInputs = 256;
 
 ApiError invalid(const std::string& message, const std::string& param = {}) { return {400, "invalid_request_error", {}, message, param}; }
 
@@ -228,6 +231,52 @@ ApiRequest parseApiRequest(const std::string& body, bool chat, const std::string
     return r;
 }
 
+EmbeddingRequest parseEmbeddingRequest(const std::string& body, const std::string& modelId) {
+    if (inference::jsonNestingDepth(body) > kMaxRequestDepth) throw invalid("the request body nests deeper than " + std::to_string(kMaxRequestDepth) + " levels");
+    const In doc = In::parse(body, nullptr, false);
+    if (doc.is_discarded()) throw invalid("the request body is not valid JSON");
+    if (!doc.is_object()) throw invalid("the request body must be a JSON object");
+    if (const In* model = member(doc, "model")) {
+        if (!model->is_string()) throw invalid("'model' must be a string", "model");
+        if (*model != modelId)
+            throw ApiError(404, "invalid_request_error", "model_not_found", "The model '" + model->get<std::string>() + "' does not exist; this server embeds with '" + modelId + "'", "model");
+    }
+    EmbeddingRequest r;
+    if (const In* format = member(doc, "encoding_format")) {
+        if (*format != "float" && *format != "base64") throw invalid("'encoding_format' is float or base64", "encoding_format");
+        r.base64 = *format == "base64";
+    }
+    if (member(doc, "dimensions")) throw invalid("'dimensions' is not supported: the model's embeddings have one size", "dimensions");
+    const In* input = member(doc, "input");
+    if (!input) throw invalid("'input' is required", "input");
+    const auto one = [&](const In& item) {
+        EmbeddingRequest::Input in;
+        if (item.is_string()) {
+            const std::string& text = item.get_ref<const std::string&>();
+            if (text.starts_with("data:image/")) {  // an image given as its data: URL
+                in.image = true;
+                in.data = imageBytes(In{{"image_url", text}});
+            } else {
+                if (text.empty()) throw invalid("an input is empty", "input");
+                in.data = text;
+            }
+        } else if (item.is_object() && (member(item, "image_url") || member(item, "image"))) {
+            in.image = true;
+            in.data = imageBytes(member(item, "image_url") ? item : In{{"image_url", *member(item, "image")}});
+        } else {
+            throw invalid("each input is a text or an image (a data: URL, or {\"type\": \"image_url\", \"image_url\": {\"url\": ...}}); token ids are not taken", "input");
+        }
+        return in;
+    };
+    if (input->is_array()) {
+        if (input->empty() || input->size() > kMaxEmbeddingInputs) throw invalid("'input' holds 1 to " + std::to_string(kMaxEmbeddingInputs) + " items", "input");
+        for (const In& item : *input) r.inputs.push_back(one(item));
+    } else {
+        r.inputs.push_back(one(*input));
+    }
+    return r;
+}
+
 bool isLoopbackHost(const std::string& host) {
     if (host == "localhost" || host == "::1" || host == "[::1]") return true;
     if (!host.starts_with("127.")) return false;
@@ -246,9 +295,14 @@ ApiError shuttingDown();
 }  // namespace
 
 struct OpenAiServer::Impl {
-    Impl(const LoadedLlm& model, const Projector* imageProjector, ServerOptions serverOptions)
-        : llm(model), projector(imageProjector), options(std::move(serverOptions)), session(model.newSession()), generator(*session, *model.llm.tokenizer),
-          chatTemplate(model.llm.templateOr("chatml")), markers(inference::reasoningMarkers(chatTemplate.source())) {}
+    Impl(const LoadedLlm* model, const Projector* imageProjector, vision::ImageEncoder* embeddings, ServerOptions serverOptions)
+        : llm(model), projector(imageProjector), embedder(embeddings), options(std::move(serverOptions)) {
+        if (!llm) return;
+        session = llm->newSession();
+        generator.emplace(*session, *llm->llm.tokenizer);
+        chatTemplate.emplace(llm->llm.templateOr("chatml"));
+        markers = inference::reasoningMarkers(chatTemplate->source());
+    }
 
     // Requests take the engine in the order they came.
     class Turn {
@@ -296,14 +350,17 @@ struct OpenAiServer::Impl {
     void routes();
     void chatOrCompletion(const std::string& body, httplib::Response& res, bool chat);
 
-    const LoadedLlm& llm;
+    void embeddings(const std::string& body, httplib::Response& res);
+
+    const LoadedLlm* llm;
     const Projector* projector;
+    vision::ImageEncoder* embedder;
     ServerOptions options;
     httplib::Server http;
     std::unique_ptr<inference::LanguageSession> session;
-    inference::Generator generator;
+    std::optional<inference::Generator> generator;
     vision::EmbeddingCache imageCache{std::size_t{256} << 20};
-    inference::ChatTemplate chatTemplate;
+    std::optional<inference::ChatTemplate> chatTemplate;
     std::optional<inference::ReasoningMarkers> markers;
     std::atomic<bool> stopping{false};
     std::atomic<std::uint64_t> requests{0};
@@ -368,7 +425,7 @@ bool sameKey(const std::string& given, const std::string& key) {  // (in time th
 
 OpenAiServer::Impl::Prepared OpenAiServer::Impl::prepare(const ApiRequest& r) {
     Prepared p;
-    const auto& tokenizer = *llm.llm.tokenizer;
+    const auto& tokenizer = *llm->llm.tokenizer;
     if (!r.images.empty() && !projector)
         throw invalid("this server's model cannot see images: start it with --mmproj (an image projector for the model)", "messages");
     std::vector<std::vector<inference::TokenId>> placeholders;
@@ -387,7 +444,7 @@ OpenAiServer::Impl::Prepared OpenAiServer::Impl::prepare(const ApiRequest& r) {
     }
     try {
         if (r.chat) {
-            p.promptText = chatTemplate.apply(r.messages, true, &tokenizer.vocabulary(), r.templateExtras);
+            p.promptText = chatTemplate->apply(r.messages, true, &tokenizer.vocabulary(), r.templateExtras);
             p.tokens = promptTokens(tokenizer, p.promptText, placeholders);
         } else if (r.promptIds) {
             for (const auto id : *r.promptIds) {
@@ -402,7 +459,7 @@ OpenAiServer::Impl::Prepared OpenAiServer::Impl::prepare(const ApiRequest& r) {
     } catch (const std::exception& e) {  // a template that fails on these messages, images that do not match their markers
         throw invalid(std::string("the prompt could not be made: ") + e.what(), r.chat ? "messages" : "prompt");
     }
-    const auto context = llm.contextSize;
+    const auto context = llm->contextSize;
     const std::int64_t asked = static_cast<std::int64_t>(p.tokens.size()) + (r.maxTokensGiven ? r.params.maxTokens : 1);
     if (asked > context)
         throw ApiError(400, "invalid_request_error", "context_length_exceeded",
@@ -418,7 +475,7 @@ OpenAiServer::Impl::Outcome OpenAiServer::Impl::generate(const ApiRequest& r, co
                                                           const std::function<bool(const std::string&, const std::string&)>& onPiece) {
     Outcome out;
     inference::GenerationParams params = r.params;
-    if (!r.maxTokensGiven) params.maxTokens = static_cast<int>(llm.contextSize - static_cast<std::int64_t>(p.tokens.size()));
+    if (!r.maxTokensGiven) params.maxTokens = static_cast<int>(llm->contextSize - static_cast<std::int64_t>(p.tokens.size()));
     std::optional<inference::ReasoningSplitter> splitter;
     if (r.chat && markers) {
         splitter.emplace(*markers, inference::promptOpensReasoning(p.promptText, *markers));
@@ -438,7 +495,7 @@ OpenAiServer::Impl::Outcome OpenAiServer::Impl::generate(const ApiRequest& r, co
         std::atomic<std::atomic<bool>*>& running;
         ~Done() { running = nullptr; }
     } done{running};
-    out.result = generator.generate(p.tokens, params, [&](std::string_view piece) {
+    out.result = generator->generate(p.tokens, params, [&](std::string_view piece) {
         const bool more = pass(splitter ? splitter->feed(piece) : inference::ReasoningSplitter::Pieces{{}, std::string(piece)});
         if (!more || stopping) cancel = true;
         return more && !stopping;
@@ -454,6 +511,7 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
     std::shared_ptr<const ApiRequest> request;
     std::shared_ptr<const Prepared> prepared;
     try {
+        if (!llm) throw ApiError(404, "invalid_request_error", "model_not_found", "this server has no language model, only the embedding model '" + options.embeddingModelId + "'", "model");
         request = std::make_shared<const ApiRequest>(parseApiRequest(body, chat, options.modelId));
         prepared = std::make_shared<const Prepared>(prepare(*request));
     } catch (const ApiError& e) {
@@ -463,7 +521,7 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
     }
     const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(created) + "-" + std::to_string(++requests);
     const std::int64_t when = now();
-    const std::string echo = !chat && request->echo ? (request->promptIds ? llm.llm.tokenizer->decode(*request->promptIds) : request->prompt) : std::string();
+    const std::string echo = !chat && request->echo ? (request->promptIds ? llm->llm.tokenizer->decode(*request->promptIds) : request->prompt) : std::string();
     const auto usage = [](const Outcome& o) {
         const auto completion = static_cast<std::int64_t>(o.result.tokens.size());
         return Json{{"prompt_tokens", o.result.promptTokens}, {"completion_tokens", completion}, {"total_tokens", o.result.promptTokens + completion}};
@@ -574,6 +632,46 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
     });
 }
 
+void OpenAiServer::Impl::embeddings(const std::string& body, httplib::Response& res) {
+    const auto started = std::chrono::steady_clock::now();
+    try {
+        if (!embedder) throw ApiError(404, "invalid_request_error", "model_not_found", "this server has no embedding model: start it with --embed-model DIR (CLIP or DINOv2)", "model");
+        const EmbeddingRequest r = parseEmbeddingRequest(body, options.embeddingModelId);
+        auto* clip = dynamic_cast<vision::ClipModel*>(embedder);
+        Json data = Json::array();
+        std::int64_t tokens = 0;
+        Turn turn(*this);  // (the encoder's backend serves one request at a time)
+        for (std::size_t i = 0; i < r.inputs.size(); ++i) {
+            const auto& in = r.inputs[i];
+            std::vector<float> e;
+            if (in.image) {
+                try {
+                    e = embedder->embedImage(vision::decodeImage(std::span(reinterpret_cast<const std::uint8_t*>(in.data.data()), in.data.size())));
+                } catch (const vision::ImageError& error) {
+                    throw invalid("input " + std::to_string(i) + " is not an image Lumen can read: " + error.what(), "input");
+                }
+            } else {
+                if (!clip || !clip->hasText()) throw invalid("this embedding model embeds images only (texts need a CLIP model with its text encoder)", "input");
+                e = clip->embedText(in.data);
+                tokens += static_cast<std::int64_t>(clip->tokenizer().encode(in.data).size()) + 2;  // (with its two markers)
+            }
+            vision::normalize(e);  // (unit length, as OpenAI's embeddings are)
+            Json item{{"object", "embedding"}, {"index", i}};
+            if (r.base64) item["embedding"] = QByteArray(reinterpret_cast<const char*>(e.data()), static_cast<qsizetype>(e.size() * sizeof(float))).toBase64().toStdString();
+            else item["embedding"] = e;
+            data.push_back(std::move(item));
+        }
+        res.set_content(dump(Json{{"object", "list"}, {"data", std::move(data)}, {"model", options.embeddingModelId},
+                                  {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}),
+                        "application/json");
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        log("embeddings 200 " + std::to_string(r.inputs.size()) + " input(s), " + std::to_string(seconds).substr(0, 5) + " s");
+    } catch (const ApiError& e) {
+        sendError(res, e);
+        log(std::string("embeddings ") + std::to_string(e.status) + ": " + e.what());
+    }
+}
+
 bool OpenAiServer::Impl::admitted(const httplib::Request& req, httplib::Response& res) const {
     if (!options.apiKey.empty()) {
         const std::string header = req.get_header_value("Authorization");
@@ -623,24 +721,29 @@ void OpenAiServer::Impl::routes() {
         sendError(res, ApiError(500, "server_error", {}, message));
     });
     http.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.set_content(R"({"status":"ok"})", "application/json"); });
-    const auto models = [this](const httplib::Request& req, httplib::Response& res) {
-        if (!admitted(req, res)) return;
-        const Json model{{"id", options.modelId}, {"object", "model"}, {"created", created}, {"owned_by", "lumen"}};
-        res.set_content(dump(Json{{"object", "list"}, {"data", Json::array({model})}}), "application/json");
+    const auto served = [this] {
+        Json list = Json::array();
+        if (llm) list.push_back({{"id", options.modelId}, {"object", "model"}, {"created", created}, {"owned_by", "lumen"}});
+        if (embedder) list.push_back({{"id", options.embeddingModelId}, {"object", "model"}, {"created", created}, {"owned_by", "lumen"}});
+        return list;
     };
-    http.Get("/v1/models", models);
-    http.Get("/v1/models/(.+)", [this](const httplib::Request& req, httplib::Response& res) {
+    http.Get("/v1/models", [this, served](const httplib::Request& req, httplib::Response& res) {
         if (!admitted(req, res)) return;
-        if (req.matches[1] != options.modelId) {
-            sendError(res, ApiError(404, "invalid_request_error", "model_not_found", "The model '" + req.matches[1].str() + "' does not exist", "model"));
-            return;
-        }
-        res.set_content(dump(Json{{"id", options.modelId}, {"object", "model"}, {"created", created}, {"owned_by", "lumen"}}), "application/json");
+        res.set_content(dump(Json{{"object", "list"}, {"data", served()}}), "application/json");
+    });
+    http.Get("/v1/models/(.+)", [this, served](const httplib::Request& req, httplib::Response& res) {
+        if (!admitted(req, res)) return;
+        for (const Json& model : served())
+            if (model["id"] == req.matches[1].str()) {
+                res.set_content(dump(model), "application/json");
+                return;
+            }
+        sendError(res, ApiError(404, "invalid_request_error", "model_not_found", "The model '" + req.matches[1].str() + "' does not exist", "model"));
     });
     // The body is read here, not by the library: its limit (set_payload_max_length) holds only for
     // bodies that state their length, and a chunked one could otherwise grow without end.
-    const auto post = [this](bool chat) {
-        return [this, chat](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+    const auto post = [this](std::function<void(const std::string&, httplib::Response&)> handle) {
+        return [this, handle](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
             // The whole body is read (past the limit it is read and dropped), so that the
             // connection's next request starts where this one ends.
             std::string body;
@@ -664,16 +767,18 @@ void OpenAiServer::Impl::routes() {
                 return;
             }
             if (!admitted(req, res)) return;
-            chatOrCompletion(body, res, chat);
+            handle(body, res);
         };
     };
-    http.Post("/v1/chat/completions", post(true));
-    http.Post("/v1/completions", post(false));
+    http.Post("/v1/chat/completions", post([this](const std::string& body, httplib::Response& res) { chatOrCompletion(body, res, true); }));
+    http.Post("/v1/completions", post([this](const std::string& body, httplib::Response& res) { chatOrCompletion(body, res, false); }));
+    http.Post("/v1/embeddings", post([this](const std::string& body, httplib::Response& res) { embeddings(body, res); }));
 }
 
-OpenAiServer::OpenAiServer(const LoadedLlm& llm, const Projector* projector, ServerOptions options)
-    : impl_(std::make_unique<Impl>(llm, projector, std::move(options))) {
-    if (impl_->options.modelId.empty()) impl_->options.modelId = llm.llm.fileName;
+OpenAiServer::OpenAiServer(const LoadedLlm* llm, const Projector* projector, vision::ImageEncoder* embedder, ServerOptions options)
+    : impl_(std::make_unique<Impl>(llm, projector, embedder, std::move(options))) {
+    if (impl_->options.modelId.empty() && llm) impl_->options.modelId = llm->llm.fileName;
+    if (impl_->options.embeddingModelId.empty()) impl_->options.embeddingModelId = "embeddings";
     impl_->routes();
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // An OpenAI-compatible HTTP server over a loaded model, for other programs (editors, scripts,
 // agents): GET /health, GET /v1/models, POST /v1/chat/completions and POST /v1/completions,
-// streamed as server-sent events or not. Requests queue on the engine in the order they came
+// streamed as server-sent events or not, and POST /v1/embeddings (text and image embeddings of
+// a CLIP model, image embeddings of DINOv2). Requests queue on the engine in the order they came
 // (the KV cache of the longest common prefix with the previous request is reused); a streaming
 // client that goes away cancels its generation. Errors take OpenAI's JSON shape and status codes.
 // HTTP is cpp-httplib's (Debian's libcpp-httplib); the request parsing is here, apart from the
@@ -18,6 +19,10 @@
 #include <vector>
 
 #include "inference/llm/generator.h"
+
+namespace lumen::vision {
+class ImageEncoder;
+}
 
 namespace lumen::app {
 
@@ -58,11 +63,24 @@ struct ApiRequest {
 // request naming another is model_not_found. Throws ApiError (never anything else).
 ApiRequest parseApiRequest(const std::string& body, bool chat, const std::string& modelId);
 
+// What /v1/embeddings is asked: texts and images (data: URLs, as strings or image_url items).
+struct EmbeddingRequest {
+    struct Input {
+        bool image = false;
+        std::string data;  // the text, or the image's file bytes
+    };
+    std::vector<Input> inputs;
+    bool base64 = false;  // encoding_format "base64": little-endian float32, base64
+};
+// Throws ApiError (never anything else); `modelId` is the embedding model's name.
+EmbeddingRequest parseEmbeddingRequest(const std::string& body, const std::string& modelId);
+
 struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 8080;  // 0: any free port
     std::string apiKey;  // required for a host other than the loopback
     std::string modelId;  // the name clients use (default: the file name)
+    std::string embeddingModelId;  // the embedding model's (default: its folder's name)
     std::size_t maxBodyBytes = std::size_t{32} << 20;  // (images come inline, as base64)
     int readTimeoutSeconds = 60;
     // Told each finished or cancelled request ("chat.completions 200 12 prompt + 40 tokens, 5.1 s")
@@ -74,8 +92,10 @@ bool isLoopbackHost(const std::string& host);
 
 class OpenAiServer {
 public:
-    // `projector` may be null (then image parts are refused). Both must outlive the server.
-    OpenAiServer(const LoadedLlm& llm, const Projector* projector, ServerOptions options);
+    // Any of the three may be null (their endpoints then say so): the language model, its image
+    // projector (without one, image parts are refused) and an embedding model (CLIP or DINOv2,
+    // used from the server's threads one request at a time). They must outlive the server.
+    OpenAiServer(const LoadedLlm* llm, const Projector* projector, vision::ImageEncoder* embedder, ServerOptions options);
     ~OpenAiServer();
     OpenAiServer(const OpenAiServer&) = delete;
     OpenAiServer& operator=(const OpenAiServer&) = delete;

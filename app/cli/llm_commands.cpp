@@ -30,6 +30,7 @@
 #include "vision/embedding_cache.h"
 #include "vision/image_decode.h"
 #include "vision/mmproj.h"
+#include "vision/vision_model.h"
 
 namespace lumen::app::cli {
 namespace {
@@ -627,9 +628,10 @@ int cmdChat(Context& ctx) {
 }
 
 int cmdServe(Context& ctx) {
-    const QString modelPath = ctx.parser.value(QStringLiteral("model"));
-    if (modelPath.isEmpty() || !ctx.positional.isEmpty()) {
-        ctx.err << "lumen-cli: serve needs --model M.gguf [--mmproj P.gguf] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--alias NAME]\n";
+    const QString modelPath = ctx.parser.value(QStringLiteral("model")), embedPath = ctx.parser.value(QStringLiteral("embed-model"));
+    if ((modelPath.isEmpty() && embedPath.isEmpty()) || !ctx.positional.isEmpty() || (modelPath.isEmpty() && ctx.parser.isSet(QStringLiteral("mmproj")))) {
+        ctx.err << "lumen-cli: serve needs --model M.gguf [--mmproj P.gguf] and/or --embed-model DIR, [--host 127.0.0.1] [--port 8080] [--api-key KEY] "
+                   "[--alias NAME]\n";
         return kUsage;
     }
     const auto port = numberOption<int>(ctx, "port", 8080, 0, 65535);
@@ -646,14 +648,27 @@ int cmdServe(Context& ctx) {
         return kUsage;
     }
     return runGenerationErrors(ctx, [&]() -> int {
-        const auto loaded = loadModel(ctx, *load, false);
+        std::optional<LoadedLlm> loaded;
+        if (!modelPath.isEmpty()) loaded.emplace(loadModel(ctx, *load, false));
         std::optional<Projector> projector;
-        if (ctx.parser.isSet(QStringLiteral("mmproj"))) projector = openMmproj(ctx, loaded);
+        if (ctx.parser.isSet(QStringLiteral("mmproj"))) projector = openMmproj(ctx, *loaded);
+        // An embedding model (CLIP or DINOv2 folder) on a backend of its own: the GPU when usable.
+        std::unique_ptr<inference::Backend> embedBackend;
+        std::unique_ptr<vision::ImageEncoder> embedder;
+        if (!embedPath.isEmpty()) {
+            try {
+                embedBackend = inference::makeCudaBackend();
+            } catch (const std::exception&) {
+                embedBackend = inference::makeCpuBackend({.threads = load->threads});
+            }
+            embedder = vision::openImageEncoder(embedPath.toStdString(), *embedBackend);
+            options.embeddingModelId = QFileInfo(embedPath).fileName().toStdString();
+        }
         options.log = [&ctx](const std::string& line) {
             ctx.err << QString::fromStdString(line) << "\n";
             ctx.err.flush();
         };
-        OpenAiServer server(loaded, projector ? &*projector : nullptr, options);
+        OpenAiServer server(loaded ? &*loaded : nullptr, projector ? &*projector : nullptr, embedder.get(), options);
         int bound = 0;
         try {
             bound = server.bind();
@@ -692,8 +707,12 @@ int cmdServe(Context& ctx) {
         const QString host = QString::fromStdString(options.host).contains(QLatin1Char(':')) && !options.host.starts_with("[")
                                  ? QStringLiteral("[%1]").arg(QString::fromStdString(options.host))
                                  : QString::fromStdString(options.host);
-        ctx.err << "Serving " << QString::fromStdString(loaded.summary()) << " on " << QString::fromStdString(loaded.placement.describe())
-                << (projector ? " with its image projector" : "") << ", context " << loaded.contextSize << " tokens\n";
+        if (loaded)
+            ctx.err << "Serving " << QString::fromStdString(loaded->summary()) << " on " << QString::fromStdString(loaded->placement.describe())
+                    << (projector ? " with its image projector" : "") << ", context " << loaded->contextSize << " tokens\n";
+        if (embedder)
+            ctx.err << "Serving embeddings of " << QString::fromStdString(embedder->description()) << " as " << QString::fromStdString(options.embeddingModelId)
+                    << " on " << QString::fromStdString(std::string(embedBackend->name())) << "\n";
         ctx.out << "listening on http://" << host << ":" << bound << "/v1 (Ctrl+C stops)\n";
         ctx.out.flush();
         ctx.err.flush();

@@ -129,6 +129,30 @@ private slots:
         QVERIFY(shape["error"].contains("param") && shape["error"].contains("code"));
     }
 
+    void readsAnEmbeddingRequest() {
+        auto r = app::parseEmbeddingRequest(R"({"model": "clip", "input": "a cat"})", "clip");
+        QCOMPARE(r.inputs.size(), std::size_t(1));
+        QVERIFY(!r.inputs[0].image && !r.base64);
+        r = app::parseEmbeddingRequest(R"({"input": ["a", "data:image/png;base64,aGVsbG8=", {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,aGk="}},
+                                                  {"image": "data:image/png;base64,eW8="}], "encoding_format": "base64"})", "clip");
+        QCOMPARE(r.inputs.size(), std::size_t(4));
+        QVERIFY(r.base64);
+        QVERIFY(!r.inputs[0].image && r.inputs[1].image && r.inputs[2].image && r.inputs[3].image);
+        QCOMPARE(r.inputs[1].data, std::string("hello"));
+        QCOMPARE(r.inputs[2].data, std::string("hi"));
+        QCOMPARE(r.inputs[3].data, std::string("yo"));
+        for (const char* bad : {R"({"input": [1, 2]})", R"({"input": []})", R"({"input": ""})", R"({"model": "x", "input": "a"})", R"({"input": "a", "dimensions": 8})",
+                                R"({"input": "a", "encoding_format": "int8"})", R"({})", R"({"input": "data:image/png;base64,!!"})", "nope"}) {
+            int status = 0;
+            try {
+                app::parseEmbeddingRequest(bad, "clip");
+            } catch (const app::ApiError& e) {
+                status = e.status;
+            }
+            QVERIFY2(status == 400 || status == 404, bad);
+        }
+    }
+
     void loopbackHosts() {
         for (const char* host : {"127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"}) QVERIFY2(app::isLoopbackHost(host), host);
         for (const char* host : {"0.0.0.0", "192.168.1.2", "::", "example.com", "127.0.0.1.evil.com", "127.0.0"}) QVERIFY2(!app::isLoopbackHost(host), host);
@@ -243,6 +267,7 @@ private slots:
         env.insert(QStringLiteral("VISION_MODEL"), shared + QStringLiteral("/tinystories/stories260K.gguf"));  // (64 wide, as the projector)
         env.insert(QStringLiteral("MMPROJ"), vision + QStringLiteral("llava/mmproj-tiny.gguf"));
         env.insert(QStringLiteral("IMAGE"), vision + QStringLiteral("preprocess/gradient_37x53.png"));
+        env.insert(QStringLiteral("EMBED_MODEL"), vision + QStringLiteral("models/clip-tiny"));
         run.setProcessEnvironment(env);
         run.setProcessChannelMode(QProcess::MergedChannels);
         run.start(node, {QStringLiteral(LUMEN_TEST_SOURCE_DIR "/../server/openai_client.test.mjs")});

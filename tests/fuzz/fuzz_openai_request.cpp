@@ -25,5 +25,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             (void)e.body().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         }
     }
+    try {
+        const auto e = app::parseEmbeddingRequest(body, "clip");
+        if (e.inputs.empty() || e.inputs.size() > 256) std::abort();
+        for (const auto& in : e.inputs)
+            if (in.data.empty()) std::abort();
+    } catch (const app::ApiError& e) {
+        if (e.status < 400 || e.status > 599) std::abort();
+    }
     return 0;
 }

@@ -7,9 +7,10 @@
 //   MODEL         a small chat model (the real TinyStories model when ../shared is there)
 //   SLOW_MODEL    a larger random model with a long context (a reply that takes seconds: cancel)
 //   VISION_MODEL, MMPROJ, IMAGE   a model with its image projector, and a PNG
+//   EMBED_MODEL   a CLIP folder (with its text encoder) for /v1/embeddings
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import http from 'node:http';
@@ -267,6 +268,33 @@ try {
     const remote = await raw(server.url, 'POST', '/v1/chat/completions',
         { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }] });
     assert.equal(remote.status, 400, remote.text);
+    await stop(server);
+    console.log('ok');
+
+    // Embeddings of texts and images: the client library's default (base64) and floats, unit
+    // length, equal to what lumen-cli embed --normalize computes.
+    process.stdout.write('- embeddings: ');
+    server = await serve(['--model', env('MODEL'), '--embed-model', env('EMBED_MODEL')]);
+    client = new OpenAI({ baseURL: server.url, apiKey: 'unused', maxRetries: 0 });
+    const embedId = path.basename(env('EMBED_MODEL'));
+    assert.deepEqual((await client.models.list()).data.map((m) => m.id).sort(), [embedId, path.basename(env('MODEL'))].sort());
+    const embedded = JSON.parse(spawnSync(env('LUMEN_CLI'), ['embed', '--model', env('EMBED_MODEL'), '--device', 'cpu', '--normalize', '--json',
+        '--text', 'a photo of a cat', '--image', env('IMAGE')], { encoding: 'utf8' }).stdout);
+    const local = [embedded.find((e) => e.kind === 'text'), embedded.find((e) => e.kind === 'image')];
+    const close = (a, b) => a.length === b.length && a.every((x, i) => Math.abs(x - b[i]) < 1e-4);
+    const viaLibrary = await client.embeddings.create({ model: embedId, input: ['a photo of a cat', 'data:image/png;base64,' + readFileSync(env('IMAGE')).toString('base64')] });
+    assert.equal(viaLibrary.data.length, 2);
+    assert.ok(close(viaLibrary.data[0].embedding, local[0].embedding), JSON.stringify([viaLibrary.data[0].embedding, local[0].embedding]));
+    assert.ok(close(viaLibrary.data[1].embedding, local[1].embedding));
+    assert.ok(viaLibrary.usage.prompt_tokens > 2);
+    const floats = await client.embeddings.create({ model: embedId, input: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,' + readFileSync(env('IMAGE')).toString('base64') } }],
+        encoding_format: 'float' });
+    assert.ok(close(floats.data[0].embedding, local[1].embedding));
+    const norm = Math.hypot(...floats.data[0].embedding);
+    assert.ok(Math.abs(norm - 1) < 1e-4, String(norm));
+    assert.equal((await raw(server.url, 'POST', '/v1/embeddings', { input: [1, 2, 3] })).status, 400);
+    assert.equal((await raw(server.url, 'POST', '/v1/embeddings', { model: 'other', input: 'x' })).status, 404);
+    assert.equal((await raw(server.url, 'POST', '/v1/embeddings', { input: 'data:image/png;base64,aGVsbG8=' })).status, 400);
     await stop(server);
     console.log('ok');
 
