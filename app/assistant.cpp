@@ -36,20 +36,26 @@ Assistant::Assistant(Library& library, JobRunner& jobs, QObject* parent)
         if (engine_->isRemote()) {  // the server is what the next start uses
             const RemoteConfig& c = engine_->remoteConfig();
             try {
-                const nlohmann::json remote{{"url", c.baseUrl.toString().toStdString()}, {"model", c.model.toStdString()}, {"images", seesImagesAsked_}};
+                const nlohmann::json remote{{"url", c.baseUrl.toString(QUrl::RemoveUserInfo).toStdString()},
+                                            {"model", c.model.toStdString()},
+                                            {"images", engine_->hasImageProjector()}};
                 library_.settings().set(kRemoteKey, remote.dump());
                 library_.settings().remove(kModelPathKey);
             } catch (const storage::Error& e) {
                 qCWarning(lcApp) << "remembering the server failed:" << e.what();
             }
-            if (pendingApiKey_.isEmpty()) {
-                secrets_.remove(apiKeyName(c.baseUrl));
-            } else {
-                secrets_.write(apiKeyName(c.baseUrl), pendingApiKey_, [this](bool kept, const QString& note) {
-                    if (!kept) emit notice(0, tr("The API key is not in a keychain: %1").arg(note));
-                });
+            // The key the user gave for this address (not one read from the keychain, which may
+            // have failed to read: that never removes what is kept).
+            if (keyToRemember_ && keyToRemember_->first == c.baseUrl) {
+                if (keyToRemember_->second.isEmpty()) {
+                    secrets_.remove(apiKeyName(c.baseUrl));
+                } else {
+                    secrets_.write(apiKeyName(c.baseUrl), keyToRemember_->second, [this](bool kept, const QString& note) {
+                        if (!kept) emit notice(0, tr("The API key is not in a keychain: %1").arg(note));
+                    });
+                }
+                keyToRemember_.reset();
             }
-            pendingApiKey_.clear();
             emit modelLoaded(name);
             return;
         }
@@ -152,10 +158,11 @@ void Assistant::unloadModel() {
 
 QString Assistant::apiKeyName(const QUrl& baseUrl) { return QStringLiteral("api-key:") + baseUrl.toString(QUrl::RemoveUserInfo); }
 
-void Assistant::connectRemote(const RemoteConfig& config, bool seesImages) {
+void Assistant::connectRemote(const RemoteConfig& config, bool seesImages, bool rememberKey) {
     stop();
-    seesImagesAsked_ = seesImages;
-    pendingApiKey_ = config.apiKey;
+    if (rememberKey) {
+        if (const auto url = normalizeBaseUrl(config.baseUrl.toString())) keyToRemember_.emplace(*url, config.apiKey);
+    }
     engine_->connectRemote(config, seesImages);
 }
 
@@ -188,10 +195,13 @@ void Assistant::listRemoteModels(const RemoteConfig& config, std::function<void(
                      QString error;
                      try {
                          for (const QString& m : RemoteClient(config).listModels(job.cancelFlag())) models << m;
-                     } catch (const RemoteError& e) {
+                     } catch (const std::exception& e) {
                          error = QString::fromUtf8(e.what());
                      }
-                     if (self) QMetaObject::invokeMethod(self.data(), [models, error, done] { done(models, error); });
+                     // (whether the assistant is still there is asked on the window's thread, where it goes)
+                     QMetaObject::invokeMethod(QCoreApplication::instance(), [self, models, error, done] {
+                         if (self) done(models, error);
+                     });
                  });
 }
 

@@ -49,9 +49,11 @@ public:
     void unloadModel();
 
     // Replies from an OpenAI-compatible server (ChatEngine::connectRemote). Once connected the
-    // server is remembered (its address, model and whether it sees images in the settings, its
-    // API key in the system keychain) and used at the next start in place of a local model.
-    void connectRemote(const RemoteConfig& config, bool seesImages);
+    // server is remembered (its address, model and whether it sees images in the settings) and
+    // used at the next start in place of a local model. `rememberKey`: the key given is what
+    // the keychain keeps for that address (an empty one removes it); false when the key came
+    // from the keychain.
+    void connectRemote(const RemoteConfig& config, bool seesImages, bool rememberKey = true);
     struct RemoteChoice {
         RemoteConfig config;  // (without the key: rememberedApiKey reads it)
         bool seesImages = false;
@@ -137,8 +139,8 @@ signals:
 private:
     static QString apiKeyName(const QUrl& baseUrl);
     SecretStore secrets_;
-    bool seesImagesAsked_ = false;
-    QString pendingApiKey_;  // the key of the server being connected, kept once it answers
+    // The key to keep for an address once a server there answers (set by connectRemote).
+    std::optional<std::pair<QUrl, QString>> keyToRemember_;
     bool startReply(std::int64_t chatId);
     void finishReply(int replyId, const QVariantMap& result);
 

@@ -103,20 +103,22 @@ ChatEngine::~ChatEngine() {
 void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     cancel_.store(true);  // a running reply ends first (queued calls run in order)
     // What is loaded now comes back if the new file turns out unreadable.
-    const bool wasLoaded = loaded_, hadProjector = projectorLoaded_;
+    const bool wasLoaded = loaded_, hadProjector = projectorLoaded_, wasRemote = remote_;
     auto previousRenderer = renderer_;
     loaded_ = false;
     projectorLoaded_ = false;
+    remote_ = false;
     renderer_.reset();
     cancelLoad_.store(false);
-    jobs_.submit(Lane::Llm, tr("Loading %1").arg(QFileInfo(path).fileName()), [this, path, options, state = state_, wasLoaded, hadProjector, previousRenderer](JobControl&) {
+    jobs_.submit(Lane::Llm, tr("Loading %1").arg(QFileInfo(path).fileName()),
+                 [this, path, options, state = state_, wasLoaded, hadProjector, wasRemote, previousRenderer](JobControl&) {
         bool kept = state->llm.has_value() || state->remote.has_value();  // the old model is still in place
         // Between steps, a cancelled load drops what it has (the old model stays if still there).
         const auto cancelled = [&] {
             if (!cancelLoad_.load()) return false;
             if (!kept) state->reset();
-            QMetaObject::invokeMethod(this, [this, kept, wasLoaded, hadProjector, previousRenderer] {
-                if (kept) loaded_ = wasLoaded, projectorLoaded_ = hadProjector, renderer_ = previousRenderer;
+            QMetaObject::invokeMethod(this, [this, kept, wasLoaded, hadProjector, wasRemote, previousRenderer] {
+                if (kept) loaded_ = wasLoaded, projectorLoaded_ = hadProjector, remote_ = wasRemote, renderer_ = previousRenderer;
                 emit loadCancelled();
             });
             return true;
@@ -173,9 +175,9 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
                                                     state->llm ? QString::fromStdString(state->llm->llm.fileName) : state->remote->config().model)
                                          : tr("%1 could not be loaded: %2").arg(QFileInfo(path).fileName(), loadError(e));
             qCWarning(lcApp) << message;
-            QMetaObject::invokeMethod(this, [this, message, kept, wasLoaded, hadProjector, previousRenderer] {
+            QMetaObject::invokeMethod(this, [this, message, kept, wasLoaded, hadProjector, wasRemote, previousRenderer] {
                 loaded_ = kept && wasLoaded;
-                if (kept) projectorLoaded_ = hadProjector, renderer_ = previousRenderer;
+                if (kept) projectorLoaded_ = hadProjector, remote_ = wasRemote, renderer_ = previousRenderer;
                 emit loadFailed(message);
             });
         }
@@ -213,8 +215,9 @@ void ChatEngine::connectRemote(const RemoteConfig& config, bool seesImages) {
                 modelPath_.clear();
                 emit modelLoaded(name);
             });
-        } catch (const RemoteError& e) {
-            const QString message = e.cancelled() ? QString() : tr("Could not use the server: %1").arg(QString::fromUtf8(e.what()));
+        } catch (const std::exception& e) {
+            const auto* remote = dynamic_cast<const RemoteError*>(&e);
+            const QString message = remote && remote->cancelled() ? QString() : tr("Could not use the server: %1").arg(QString::fromUtf8(e.what()));
             QMetaObject::invokeMethod(this, [this, message] {
                 if (message.isEmpty()) emit loadCancelled();
                 else emit loadFailed(message);

@@ -8,6 +8,7 @@
 #include <QNetworkRequest>
 #include <QTimer>
 #include <exception>
+#include <utility>
 
 namespace lumen::app {
 namespace {
@@ -15,6 +16,7 @@ namespace {
 using Json = nlohmann::ordered_json;
 constexpr std::size_t kMaxLine = std::size_t{16} << 20;  // one event's line (a chunk is far smaller)
 constexpr qint64 kMaxBody = qint64{16} << 20;  // a non-streamed answer (models, errors)
+constexpr qint64 kMaxStream = qint64{256} << 20;  // one streamed reply
 
 std::string text(const QString& s) { return s.toStdString(); }
 
@@ -28,7 +30,8 @@ QNetworkRequest request(const RemoteConfig& config, const QUrl& url) {
     QNetworkRequest r(url);
     r.setHeader(QNetworkRequest::UserAgentHeader, QStringLiteral("lumen/" LUMEN_VERSION_STRING));
     r.setHeader(QNetworkRequest::ContentTypeHeader, QStringLiteral("application/json"));
-    r.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::NoLessSafeRedirectPolicy);
+    // (redirects only within the server's origin: the key is never sent to another host)
+    r.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::SameOriginRedirectPolicy);
     if (!config.apiKey.isEmpty()) r.setRawHeader("Authorization", "Bearer " + config.apiKey.toUtf8());
     return r;
 }
@@ -61,6 +64,7 @@ Exchange exchange(const RemoteConfig& config, const QUrl& url, const QByteArray*
         if (answered) return;
         answered = true;
         out.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+        timeout.start(config.stallTimeoutMs);  // (a long prompt's prefill may follow before any byte)
     };
     QObject::connect(reply, &QNetworkReply::metaDataChanged, &loop, headers);
     QObject::connect(reply, &QNetworkReply::readyRead, &loop, [&] {
@@ -142,6 +146,7 @@ std::optional<QUrl> normalizeBaseUrl(const QString& input) {
     if (!url.isValid() || url.host().isEmpty() || (url.scheme() != QLatin1String("http") && url.scheme() != QLatin1String("https"))) return std::nullopt;
     url.setQuery(QString());
     url.setFragment(QString());
+    url.setUserInfo(QString());  // (a key goes as the API key, never in an address that is stored)
     QString path = url.path();
     while (path.endsWith(QLatin1Char('/'))) path.chop(1);
     for (const char* tail : {"/chat/completions", "/completions", "/models"})
@@ -153,16 +158,27 @@ std::optional<QUrl> normalizeBaseUrl(const QString& input) {
 
 std::vector<std::string> SseParser::feed(std::string_view bytes) {
     std::vector<std::string> out;
+    if (!started_) {  // (a byte-order mark before the first line is not part of it)
+        pending_.append(bytes);
+        if (pending_.size() < 3 && std::string_view("\xEF\xBB\xBF").starts_with(pending_)) return out;
+        started_ = true;
+        std::string first = std::move(pending_);
+        if (first.starts_with("\xEF\xBB\xBF")) first.erase(0, 3);
+        return feed(first);
+    }
+    // Lines end with CRLF, LF or CR alone (a CRLF cut between two reads counts once).
     while (!bytes.empty()) {
-        const auto end = bytes.find('\n');
+        if (afterCr_ && bytes.front() == '\n') bytes.remove_prefix(1);
+        afterCr_ = false;
+        const auto end = bytes.find_first_of("\r\n");
         if (end == std::string_view::npos) {
             partial_.append(bytes);
             if (partial_.size() > kMaxLine) throw RemoteError("the server's event stream has a line longer than 16 MiB");
             break;
         }
         partial_.append(bytes.substr(0, end));
+        afterCr_ = bytes[end] == '\r';
         bytes.remove_prefix(end + 1);
-        if (!partial_.empty() && partial_.back() == '\r') partial_.pop_back();
         line(partial_, out);
         partial_.clear();
     }
@@ -171,6 +187,10 @@ std::vector<std::string> SseParser::feed(std::string_view bytes) {
 
 std::vector<std::string> SseParser::finish() {
     std::vector<std::string> out;
+    if (!started_) {
+        started_ = true;
+        out = feed(std::exchange(pending_, std::string()));
+    }
     if (!partial_.empty()) line(partial_, out);
     partial_.clear();
     line({}, out);
@@ -283,22 +303,25 @@ RemoteReply RemoteClient::stream(Json body, bool chat, const std::function<void(
     SseParser sse;
     QElapsedTimer clock;
     clock.start();
-    qint64 firstNs = -1, reasoningEndNs = -1;
+    qint64 firstNs = -1, lastNs = -1, reasoningEndNs = -1;
     int chunks = 0;
     bool done = false;
+    qint64 received = 0;
     const auto take = [&](const std::vector<std::string>& events) {
         for (const std::string& data : events) {
             if (data == "[DONE]") {
                 done = true;
                 continue;
             }
+            if (data.empty()) continue;  // (an event with no data: nothing to read)
             const StreamDelta d = parseStreamChunk(data, chat);
             if (d.promptTokens >= 0) reply.promptTokens = d.promptTokens;
             if (d.completionTokens >= 0) reply.completionTokens = d.completionTokens;
             if (d.finishReason) reply.finishReason = *d.finishReason;
             if (d.content.empty() && d.reasoning.empty()) continue;
-            if (firstNs < 0) firstNs = clock.nsecsElapsed();
-            if (!d.content.empty() && !reply.reasoning.empty() && reasoningEndNs < 0) reasoningEndNs = clock.nsecsElapsed();
+            lastNs = clock.nsecsElapsed();
+            if (firstNs < 0) firstNs = lastNs;
+            if (!d.content.empty() && !reply.reasoning.empty() && reasoningEndNs < 0) reasoningEndNs = lastNs;
             ++chunks;
             reply.text += d.content;
             reply.reasoning += d.reasoning;
@@ -308,8 +331,10 @@ RemoteReply RemoteClient::stream(Json body, bool chat, const std::function<void(
     Exchange e;
     try {
         e = exchange(config_, url, &payload, [&](const QByteArray& chunk) {
+            received += chunk.size();
+            if (received > kMaxStream) throw RemoteError(text(url.toDisplayString()) + " sent more than 256 MiB for one reply");
             take(sse.feed(std::string_view(chunk.constData(), static_cast<std::size_t>(chunk.size()))));
-            return true;
+            return !done;  // (after [DONE] nothing more is read, even if the connection stays open)
         }, cancel);
     } catch (const RemoteError& error) {
         if (!error.cancelled()) throw;
@@ -320,14 +345,16 @@ RemoteReply RemoteClient::stream(Json body, bool chat, const std::function<void(
         take(sse.finish());
         if (!done && reply.finishReason.empty()) throw RemoteError(text(url.toDisplayString()) + " ended the reply before it was finished");
     }
-    const qint64 endNs = clock.nsecsElapsed();
+    // Speed from the first piece of text to the last (not to the end of the connection, after
+    // the usage and [DONE]); tokens as the server counted them, else the pieces that came.
+    if (reply.completionTokens < 0 && chunks > 0) reply.completionTokens = chunks;
     if (firstNs >= 0) {
         reply.ttftMs = static_cast<double>(firstNs) / 1e6;
-        const int tokens = reply.completionTokens >= 0 ? reply.completionTokens : chunks;
-        const double seconds = static_cast<double>(endNs - firstNs) / 1e9;
-        if (tokens > 1 && seconds > 0) reply.tokensPerSecond = (tokens - 1) / seconds;
+        const double seconds = static_cast<double>(lastNs - firstNs) / 1e9;
+        if (reply.completionTokens > 1 && seconds > 0) reply.tokensPerSecond = (reply.completionTokens - 1) / seconds;
     }
-    if (!reply.reasoning.empty()) reply.reasoningMs = static_cast<double>((reasoningEndNs >= 0 ? reasoningEndNs : endNs) - std::max<qint64>(firstNs, 0)) / 1e6;
+    // How long it thought: from the request to the first answer text, as for a local model.
+    if (!reply.reasoning.empty()) reply.reasoningMs = static_cast<double>(reasoningEndNs >= 0 ? reasoningEndNs : lastNs) / 1e6;
     return reply;
 }
 
@@ -338,7 +365,7 @@ Json samplingFields(float temperature, float topP, int topK, float minP, float r
     f["top_p"] = topP >= 1 ? 1.0f : topP;
     if (topK > 0) f["top_k"] = topK;
     if (minP > 0) f["min_p"] = minP;
-    if (repeatPenalty != 1.0f) f["repeat_penalty"] = repeatPenalty;
+    if (repeatPenalty != 1.0f) f["repeat_penalty"] = f["repetition_penalty"] = repeatPenalty;  // (llama-server's name, vLLM's)
     if (frequencyPenalty != 0) f["frequency_penalty"] = frequencyPenalty;
     if (presencePenalty != 0) f["presence_penalty"] = presencePenalty;
     f["seed"] = static_cast<std::int64_t>(seed & 0x7fffffffffffffffULL);  // (servers read a signed 64-bit seed)

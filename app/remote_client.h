@@ -43,7 +43,8 @@ private:
 };
 
 // Server-sent events: bytes in any pieces, the data of each complete event out ("[DONE]"
-// included). Lines are capped (a stream that never ends a line is an error).
+// included). Lines end with CRLF, LF or CR; a leading byte-order mark is dropped. Lines are
+// capped (a stream that never ends a line is an error).
 class SseParser {
 public:
     std::vector<std::string> feed(std::string_view bytes);
@@ -55,6 +56,9 @@ private:
     std::string partial_;  // a line not yet ended
     std::string data_;     // the current event's data lines
     bool hasData_ = false;
+    bool afterCr_ = false;  // the last line ended with CR (an LF next is part of that ending)
+    bool started_ = false;  // past a possible byte-order mark
+    std::string pending_;  // the first bytes, until it is known whether they are one
 };
 
 // One event of a streamed completion.

@@ -69,6 +69,7 @@ ConnectDialog::ConnectDialog(app::Assistant& assistant, QWidget* parent) : QDial
         url_->setText(last->config.baseUrl.toString());
         model_->setEditText(last->config.model);
         images_->setChecked(last->seesImages);
+        apiKey_->setText(last->config.apiKey);  // (the one in use; else the keychain's, below)
         QPointer<ConnectDialog> self(this);
         assistant_.rememberedApiKey(last->config.baseUrl, [self](const QString& key) {
             if (ConnectDialog* dialog = self.data(); dialog && dialog->apiKey_->text().isEmpty()) dialog->apiKey_->setText(key);

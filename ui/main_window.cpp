@@ -774,7 +774,7 @@ void MainWindow::connectRemote(const app::RemoteConfig& config, bool seesImages,
         if (!window || window->assistant_->engine().isLoaded()) return;  // (a model was chosen meanwhile)
         app::RemoteConfig withKey = config;
         withKey.apiKey = key;
-        window->assistant_->connectRemote(withKey, seesImages);
+        window->assistant_->connectRemote(withKey, seesImages, false);
         window->showConnecting(withKey);
     });
 }
@@ -782,6 +782,8 @@ void MainWindow::connectRemote(const app::RemoteConfig& config, bool seesImages,
 void MainWindow::showConnecting(const app::RemoteConfig& config) {
     const QString where = config.baseUrl.toDisplayString(QUrl::RemoveUserInfo);
     statusBar()->showMessage(tr("Connecting to %1…").arg(where));
+    loadingBar_->show();
+    cancelLoadButton_->show();  // (Esc, or the button: the connection is given up)
     if (modelPicker_) modelPicker_->setText(tr("Connecting to %1…").arg(config.baseUrl.host()));
 }
 

@@ -169,6 +169,12 @@ private slots:
         QCOMPARE(events, (std::vector<std::string>{"{\"a\":1}", "line one\nline two", "[DONE]"}));
         QCOMPARE(sse.feed("data: tail"), std::vector<std::string>{});
         QCOMPARE(sse.finish(), std::vector<std::string>{"tail"});
+        // CR alone ends lines too (a CRLF cut between reads counts once); a byte-order mark first is dropped.
+        app::SseParser cr;
+        events.clear();
+        for (const char* piece : {"\xEF\xBB", "\xBF" "data: a\r", "\r", "data: b\r\n\r", "\ndata: c\r\rdata:\r\r"})
+            for (auto& e : cr.feed(piece)) events.push_back(std::move(e));
+        QCOMPARE(events, (std::vector<std::string>{"a", "b", "c", ""}));
 
         auto d = app::parseStreamChunk(R"({"choices":[{"index":0,"delta":{"content":"Hi","reasoning_content":"hm"},"finish_reason":null}]})", true);
         QCOMPARE(d.content, std::string("Hi"));
