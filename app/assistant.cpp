@@ -74,6 +74,20 @@ Assistant::Assistant(Library& library, JobRunner& jobs, QObject* parent)
         emit modelLoaded(name);
     });
     connect(engine_.get(), &ChatEngine::loadFailed, this, &Assistant::errorOccurred);
+    // The local server follows the model: started when one loads here (and again with its projector).
+    connect(engine_.get(), &ChatEngine::modelLoaded, this, &Assistant::applyServerChoice);
+    connect(engine_.get(), &ChatEngine::imageProjectorLoaded, this, &Assistant::applyServerChoice);
+    connect(engine_.get(), &ChatEngine::serverFailed, this, &Assistant::errorOccurred);
+    // (the keychain is asked only when the server is on: no unlock prompt for anyone else)
+    if (serverChoice().enabled) {
+        secrets_.read(QStringLiteral("server-api-key"), [this](const QString& key) {
+            serverKey_ = key;
+            serverKeyRead_ = true;
+            applyServerChoice();
+        });
+    } else {
+        serverKeyRead_ = true;
+    }
 }
 
 Assistant::~Assistant() {
@@ -154,6 +168,55 @@ void Assistant::unloadModel() {
     } catch (const storage::Error& e) {
         qCWarning(lcApp) << "forgetting the model failed:" << e.what();
     }
+}
+
+Assistant::ServerChoice Assistant::serverChoice() {
+    ServerChoice c;
+    try {
+        if (const auto text = library_.settings().get(kServerKey)) {
+            const auto j = nlohmann::json::parse(*text, nullptr, false);
+            if (j.is_object()) {
+                if (j.contains("enabled") && j["enabled"].is_boolean()) c.enabled = j["enabled"].get<bool>();
+                if (j.contains("port") && j["port"].is_number_integer() && j["port"].get<int>() >= 0 && j["port"].get<int>() <= 65535) c.port = j["port"].get<int>();
+                if (j.contains("everyone") && j["everyone"].is_boolean()) c.everyone = j["everyone"].get<bool>();
+            }
+        }
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "reading the server settings failed:" << e.what();
+    }
+    return c;
+}
+
+void Assistant::setServerChoice(const ServerChoice& choice, const QString& apiKey) {
+    try {
+        library_.settings().set(kServerKey, nlohmann::json{{"enabled", choice.enabled}, {"port", choice.port}, {"everyone", choice.everyone}}.dump());
+    } catch (const storage::Error& e) {
+        emit errorOccurred(tr("The server settings could not be saved: %1").arg(QString::fromUtf8(e.what())));
+    }
+    if (apiKey != serverKey_) {
+        serverKey_ = apiKey;
+        if (apiKey.isEmpty()) secrets_.remove(QStringLiteral("server-api-key"));
+        else secrets_.write(QStringLiteral("server-api-key"), apiKey, [this](bool kept, const QString& note) {
+            if (!kept) emit notice(0, tr("The server's API key is not in a keychain: %1").arg(note));
+        });
+    }
+    serverKeyRead_ = true;
+    if (!choice.enabled) engine_->stopServer();
+    applyServerChoice();
+}
+
+void Assistant::applyServerChoice() {
+    const ServerChoice c = serverChoice();
+    if (!c.enabled || !serverKeyRead_ || !engine_->isLoaded() || engine_->isRemote()) return;
+    if (c.everyone && serverKey_.isEmpty()) {
+        emit errorOccurred(tr("The local server is not started: letting other computers in needs an API key (Settings)."));
+        return;
+    }
+    ChatEngine::ServerSettings s;
+    s.host = c.everyone ? QStringLiteral("0.0.0.0") : QStringLiteral("127.0.0.1");
+    s.port = c.port;
+    s.apiKey = serverKey_;
+    engine_->startServer(s);
 }
 
 QString Assistant::apiKeyName(const QUrl& baseUrl) { return QStringLiteral("api-key:") + baseUrl.toString(QUrl::RemoveUserInfo); }

@@ -66,6 +66,20 @@ public:
     // object's thread.
     void listRemoteModels(const RemoteConfig& config, std::function<void(const QStringList& models, const QString& error)> done);
     SecretStore& secrets() { return secrets_; }
+
+    // The local server (Settings): the loaded model served to other programs through the OpenAI
+    // API whenever one on this computer is loaded (ChatEngine::startServer). `everyone`: on all
+    // addresses, which needs the API key (kept in the keychain); else the loopback only.
+    struct ServerChoice {
+        bool enabled = false;
+        int port = 8080;  // 0: any free port
+        bool everyone = false;
+    };
+    ServerChoice serverChoice();
+    // Stores the choice (and the key, "" for none) and starts, restarts or stops the server.
+    void setServerChoice(const ServerChoice& choice, const QString& apiKey);
+    QString serverApiKey() const { return serverKey_; }
+    static constexpr const char* kServerKey = "server.local";  // {"enabled", "port", "everyone"}
     static constexpr const char* kRemoteKey = "model.remote";  // {"url", "model", "images"}
     // The models loaded lately, the newest first (at most kRecentModels; files since gone too).
     QStringList recentModels();
@@ -139,6 +153,9 @@ signals:
 private:
     static QString apiKeyName(const QUrl& baseUrl);
     SecretStore secrets_;
+    void applyServerChoice();  // starts the server as chosen when a local model is loaded
+    QString serverKey_;
+    bool serverKeyRead_ = false;  // (read from the keychain at the start)
     // The key to keep for an address once a server there answers (set by connectRemote).
     std::optional<std::pair<QUrl, QString>> keyToRemember_;
     bool startReply(std::int64_t chatId);

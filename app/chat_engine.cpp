@@ -3,9 +3,13 @@
 #include <QElapsedTimer>
 #include <QFileInfo>
 #include <QMetaObject>
+#include <future>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "app/llm_host.h"
+#include "app/openai_server.h"
 #include "app/logging.h"
 #include "inference/core/compute_devices.h"
 #include "inference/core/memory.h"
@@ -24,9 +28,19 @@ struct ChatEngine::State {
     std::optional<Projector> projector;
     vision::EmbeddingCache imageRows;
     std::optional<RemoteClient> remote;  // replies from a server instead
+    std::shared_ptr<OpenAiServer> server;  // serving the model to other programs
+    std::thread serverThread;
 
-    // Users before what they use: the generator, the session, the model (and its backends) last.
+    void stopServer() {
+        if (!server) return;
+        server->stop();
+        if (serverThread.joinable()) serverThread.join();
+        server.reset();
+    }
+
+    // Users before what they use: the server, the generator, the session, the model (and its backends) last.
     void reset() {
+        stopServer();
         remote.reset();
         projector.reset();
         generator.reset();
@@ -102,6 +116,7 @@ ChatEngine::~ChatEngine() {
 
 void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
     cancel_.store(true);  // a running reply ends first (queued calls run in order)
+    stopServing();
     // What is loaded now comes back if the new file turns out unreadable.
     const bool wasLoaded = loaded_, hadProjector = projectorLoaded_, wasRemote = remote_;
     auto previousRenderer = renderer_;
@@ -186,6 +201,7 @@ void ChatEngine::loadModel(const QString& path, const EngineOptions& options) {
 
 void ChatEngine::connectRemote(const RemoteConfig& config, bool seesImages) {
     cancel_.store(true);  // a running reply ends first
+    stopServing();
     cancelLoad_.store(false);
     const QString where = config.baseUrl.toDisplayString(QUrl::RemoveUserInfo);
     jobs_.submit(Lane::Llm, tr("Connecting to %1").arg(where), [this, config, seesImages, where, state = state_](JobControl&) {
@@ -226,7 +242,97 @@ void ChatEngine::connectRemote(const RemoteConfig& config, bool seesImages) {
     });
 }
 
+void ChatEngine::stopServing() {
+    ++serverStarts_;  // (a start still on its way is void)
+    if (!serverHandle_) return;
+    serverHandle_->stop();
+    serverHandle_.reset();
+    serving_ = false;
+    serverUrl_.clear();
+    jobs_.submit(Lane::Llm, {}, [state = state_](JobControl&) { state->stopServer(); });
+    emit serverStopped();
+}
+
+void ChatEngine::stopServer() { stopServing(); }
+
+void ChatEngine::startServer(const ServerSettings& settings) {
+    stopServing();
+    jobs_.submit(Lane::Llm, tr("Starting the local server"), [this, settings, state = state_, jobs = &jobs_, start = serverStarts_](JobControl&) {
+        try {
+            if (!state->llm) throw std::runtime_error(state->remote ? "the local server serves a model on this computer, not a server's"
+                                                                    : "load a model first");
+            // The server's requests get a context of their own: its cache must fit too.
+            const auto& model = *state->llm->llm.model;
+            const auto need = model.estimateMemory(state->llm->contextSize, state->llm->kvType, state->llm->snapshotBytes).kvCache;
+            if (const auto available = inference::availableMemory(); available && need > *available)
+                throw std::runtime_error("the server's own context needs " + inference::formatBytes(need) + " and " + inference::formatBytes(*available) +
+                                         " is free: lower the context length in Settings");
+            ServerOptions options;
+            options.host = settings.host.toStdString();
+            options.port = settings.port;
+            options.apiKey = settings.apiKey.toStdString();
+            options.log = [](const std::string& line) { qCInfo(lcApp) << "server:" << line.c_str(); };
+            // Each request's work runs as a job on the LLM lane (the model is the chat's too); one
+            // that has not started when the server stops is given up.
+            options.onEngine = [jobs](const std::function<void()>& work, const std::atomic<bool>& stopping) {
+                struct Call {
+                    std::mutex mutex;
+                    bool abandoned = false, started = false;
+                    std::promise<void> done;
+                    const std::function<void()>* work = nullptr;
+                };
+                auto call = std::make_shared<Call>();
+                call->work = &work;
+                auto future = call->done.get_future();
+                jobs->submit(Lane::Llm, {}, [call](JobControl&) {
+                    {
+                        std::lock_guard lock(call->mutex);
+                        if (call->abandoned) return;
+                        call->started = true;
+                    }
+                    try {
+                        (*call->work)();
+                        call->done.set_value();
+                    } catch (...) {
+                        call->done.set_exception(std::current_exception());
+                    }
+                });
+                while (future.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+                    if (!stopping.load()) continue;
+                    std::lock_guard lock(call->mutex);
+                    if (!call->started) {
+                        call->abandoned = true;
+                        throw ApiError(503, "server_error", "server_shutting_down", "the server is shutting down");
+                    }
+                }
+                future.get();
+            };
+            auto server = std::make_shared<OpenAiServer>(&*state->llm, state->projector ? &*state->projector : nullptr, nullptr, options);
+            const int port = server->bind();
+            state->stopServer();
+            state->server = server;
+            state->serverThread = std::thread([server] { server->run(); });
+            const QString host = settings.host.contains(QLatin1Char(':')) ? QStringLiteral("[%1]").arg(settings.host) : settings.host;
+            const QString url = QStringLiteral("http://%1:%2/v1").arg(host).arg(port);
+            QMetaObject::invokeMethod(this, [this, url, server, start] {
+                if (start != serverStarts_) {  // the model changed meanwhile: the lane stops it
+                    server->stop();
+                    return;
+                }
+                serverHandle_ = server;
+                serving_ = true;
+                serverUrl_ = url;
+                emit serverStarted(url);
+            });
+        } catch (const std::exception& e) {
+            const QString message = tr("The local server could not start: %1").arg(QString::fromUtf8(e.what()));
+            QMetaObject::invokeMethod(this, [this, message] { emit serverFailed(message); });
+        }
+    });
+}
+
 void ChatEngine::loadImageProjector(const QString& path) {
+    stopServing();  // (it serves the projector it started with)
     projectorLoaded_ = false;
     jobs_.submit(Lane::Llm, tr("Loading %1").arg(QFileInfo(path).fileName()), [this, path, state = state_](JobControl&) {
         try {
@@ -445,6 +551,7 @@ void ChatEngine::stop() { cancel_.store(true); }
 
 void ChatEngine::unloadModel() {
     cancel_.store(true);  // a running reply ends first (the lane runs jobs in order)
+    stopServing();
     cancelLoad_.store(true);
     loaded_ = false;
     projectorLoaded_ = false;

@@ -85,6 +85,20 @@ public:
     // The server's address and model (the API key too) while isRemote().
     const RemoteConfig& remoteConfig() const { return remoteConfig_; }
 
+    // Serves the loaded model (one on this computer, with its image projector) to other programs
+    // through the OpenAI API (OpenAiServer): their requests run on the LLM lane between the
+    // chat's own replies, in a context of their own. serverStarted(url) or serverFailed(why).
+    // Loading, unloading or replacing the model or its projector stops it (serverStopped).
+    struct ServerSettings {
+        QString host = QStringLiteral("127.0.0.1");  // another address needs an API key
+        int port = 8080;
+        QString apiKey;
+    };
+    void startServer(const ServerSettings& settings);
+    void stopServer();
+    bool isServing() const { return serving_; }
+    QString serverUrl() const { return serverUrl_; }  // "http://127.0.0.1:8080/v1" while serving
+
     // Loads an image projector (llama.cpp mmproj GGUF) for the loaded LLM: imageProjectorLoaded
     // or loadFailed (also when it does not fit the LLM).
     void loadImageProjector(const QString& path);
@@ -130,8 +144,13 @@ signals:
     // "ttftMs", "tokensPerSecond", "reasoningMs" (how long the model thought, when it did),
     // "stopReason", "contextSize", "leftOut" (messages left out to fit the context)
     void replyFinished(int replyId, const QVariantMap& result);
+    void serverStarted(const QString& url);
+    void serverStopped();
+    void serverFailed(const QString& message);
 
 private:
+    // The server stops before what it serves changes (on this thread at once; joined on the lane).
+    void stopServing();
     struct State;
     void remoteReply(const RemoteClient& client, int id, const nlohmann::ordered_json& messages, const inference::GenerationParams& params,
                      const ImageSource& images, bool think, QVariantMap& result);
@@ -144,6 +163,10 @@ private:
     bool projectorLoaded_ = false;
     bool remote_ = false, remoteSeesImages_ = false;
     RemoteConfig remoteConfig_;
+    bool serving_ = false;
+    QString serverUrl_;
+    quint64 serverStarts_ = 0;
+    std::shared_ptr<class OpenAiServer> serverHandle_;  // (its stop() is safe from any thread)
     QString modelName_, modelPath_, projectorPath_;
     int contextSize_ = 0;
     int nextReply_ = 1;

@@ -366,6 +366,12 @@ struct OpenAiServer::Impl {
     std::atomic<std::uint64_t> requests{0};
     std::int64_t created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 
+    // Runs `work` where the models may be used (ServerOptions::onEngine), and returns when it has.
+    void onEngine(const std::function<void()>& work) {
+        if (options.onEngine) options.onEngine(work, stopping);
+        else work();
+    }
+
     void log(const std::string& line) {
         if (!options.log) return;
         std::lock_guard lock(logMutex);  // (requests finish on many threads)
@@ -431,16 +437,20 @@ OpenAiServer::Impl::Prepared OpenAiServer::Impl::prepare(const ApiRequest& r) {
     std::vector<std::vector<inference::TokenId>> placeholders;
     if (!r.images.empty()) {
         Turn turn(*this);  // (the projector runs on the engine's turn)
-        for (const std::string& bytes : r.images) {
-            const QByteArray hash = QCryptographicHash::hash(QByteArray::fromRawData(bytes.data(), static_cast<qsizetype>(bytes.size())), QCryptographicHash::Sha256).toHex();
-            try {
-                p.images.push_back(projectImage(*projector, imageCache, std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), hash.toStdString()));
-            } catch (const vision::ImageError& e) {
-                throw invalid(std::string("an image could not be read: ") + e.what(), "messages");
+        onEngine([&] {
+            for (const std::string& bytes : r.images) {
+                const QByteArray hash =
+                    QCryptographicHash::hash(QByteArray::fromRawData(bytes.data(), static_cast<qsizetype>(bytes.size())), QCryptographicHash::Sha256).toHex();
+                try {
+                    p.images.push_back(
+                        projectImage(*projector, imageCache, std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), hash.toStdString()));
+                } catch (const vision::ImageError& e) {
+                    throw invalid(std::string("an image could not be read: ") + e.what(), "messages");
+                }
+                addRows(*projector, p.images.back(), p.rows);
+                placeholders.push_back(p.images.back().placeholders);
             }
-            addRows(*projector, p.images.back(), p.rows);
-            placeholders.push_back(p.images.back().placeholders);
-        }
+        });
     }
     try {
         if (r.chat) {
@@ -495,11 +505,13 @@ OpenAiServer::Impl::Outcome OpenAiServer::Impl::generate(const ApiRequest& r, co
         std::atomic<std::atomic<bool>*>& running;
         ~Done() { running = nullptr; }
     } done{running};
-    out.result = generator->generate(p.tokens, params, [&](std::string_view piece) {
-        const bool more = pass(splitter ? splitter->feed(piece) : inference::ReasoningSplitter::Pieces{{}, std::string(piece)});
-        if (!more || stopping) cancel = true;
-        return more && !stopping;
-    }, &cancel, {}, p.rows.empty() ? nullptr : &p.rows);
+    onEngine([&] {
+        out.result = generator->generate(p.tokens, params, [&](std::string_view piece) {
+            const bool more = pass(splitter ? splitter->feed(piece) : inference::ReasoningSplitter::Pieces{{}, std::string(piece)});
+            if (!more || stopping) cancel = true;
+            return more && !stopping;
+        }, &cancel, {}, p.rows.empty() ? nullptr : &p.rows);
+    });
     if (splitter) pass(splitter->finish());
     if (!splitter) out.answer = out.result.text;  // (the text without a matched stop string)
     return out;
@@ -641,6 +653,7 @@ void OpenAiServer::Impl::embeddings(const std::string& body, httplib::Response& 
         Json data = Json::array();
         std::int64_t tokens = 0;
         Turn turn(*this);  // (the encoder's backend serves one request at a time)
+        onEngine([&] {
         for (std::size_t i = 0; i < r.inputs.size(); ++i) {
             const auto& in = r.inputs[i];
             std::vector<float> e;
@@ -661,6 +674,7 @@ void OpenAiServer::Impl::embeddings(const std::string& body, httplib::Response& 
             else item["embedding"] = e;
             data.push_back(std::move(item));
         }
+        });
         res.set_content(dump(Json{{"object", "list"}, {"data", std::move(data)}, {"model", options.embeddingModelId},
                                   {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}),
                         "application/json");

@@ -85,6 +85,11 @@ struct ServerOptions {
     int readTimeoutSeconds = 60;
     // Told each finished or cancelled request ("chat.completions 200 12 prompt + 40 tokens, 5.1 s")
     std::function<void(const std::string&)> log;
+    // Where the models are used, when not on the server's own threads: runs `work` there (one
+    // request's generation, image projection or embeddings) and returns when it has run,
+    // rethrowing what it threw; given up (ApiError 503) when `stopping` turns true before the
+    // work has started. The app runs it on its LLM lane, between the chat's own replies.
+    std::function<void(const std::function<void()>& work, const std::atomic<bool>& stopping)> onEngine;
 };
 
 // Whether `host` is a loopback address (127.0.0.0/8, ::1, "localhost").

@@ -1,6 +1,7 @@
 #include "app/secrets.h"
 
 #include <QHash>
+#include <QPointer>
 #include <qt6keychain/keychain.h>
 
 #include "app/logging.h"
@@ -28,12 +29,16 @@ void SecretStore::write(const QString& name, const QString& value, std::function
         if (done) done(false, tr("the system keychain is off (LUMEN_KEYCHAIN); the key is kept until Lumen closes"));
         return;
     }
-    auto* job = new QKeychain::WritePasswordJob(QString::fromLatin1(kService), this);
+    // (a job has no parent: the keychain backends' callbacks may come after this store is gone,
+    // and a job deleted while pending crashes them; it deletes itself when finished)
+    auto* job = new QKeychain::WritePasswordJob(QString::fromLatin1(kService));
     job->setAutoDelete(true);
     job->setInsecureFallback(false);
     job->setKey(name);
     job->setTextData(value);
-    connect(job, &QKeychain::Job::finished, this, [name, done](QKeychain::Job* j) {
+    QPointer<SecretStore> self(this);
+    connect(job, &QKeychain::Job::finished, job, [self, name, done](QKeychain::Job* j) {
+        if (!self) return;
         if (j->error() == QKeychain::NoError) {
             memory().remove(name);
             if (done) done(true, {});
@@ -50,11 +55,13 @@ void SecretStore::read(const QString& name, std::function<void(const QString&)> 
         done(it != memory().constEnd() ? *it : QString());
         return;
     }
-    auto* job = new QKeychain::ReadPasswordJob(QString::fromLatin1(kService), this);
+    auto* job = new QKeychain::ReadPasswordJob(QString::fromLatin1(kService));
     job->setAutoDelete(true);
     job->setInsecureFallback(false);
     job->setKey(name);
-    connect(job, &QKeychain::Job::finished, this, [done](QKeychain::Job* j) {
+    QPointer<SecretStore> self(this);
+    connect(job, &QKeychain::Job::finished, job, [self, done](QKeychain::Job* j) {
+        if (!self) return;
         if (j->error() != QKeychain::NoError && j->error() != QKeychain::EntryNotFound) qCWarning(lcApp) << "keychain read failed:" << j->errorString();
         done(j->error() == QKeychain::NoError ? static_cast<QKeychain::ReadPasswordJob*>(j)->textData() : QString());
     });
@@ -64,7 +71,7 @@ void SecretStore::read(const QString& name, std::function<void(const QString&)> 
 void SecretStore::remove(const QString& name) {
     memory().remove(name);
     if (!keychainEnabled()) return;
-    auto* job = new QKeychain::DeletePasswordJob(QString::fromLatin1(kService), this);
+    auto* job = new QKeychain::DeletePasswordJob(QString::fromLatin1(kService));
     job->setAutoDelete(true);
     job->setKey(name);
     job->start();

@@ -233,6 +233,19 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     statusBar()->addPermanentWidget(loadingBar_);
     statusBar()->addPermanentWidget(cancelLoadButton_);
     statusBar()->addPermanentWidget(modelLabel_);
+    // The local server's address while it serves (Settings > Local server).
+    auto* serverLabel = new QLabel;
+    serverLabel->setObjectName(QStringLiteral("serverLabel"));
+    serverLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    serverLabel->hide();
+    statusBar()->addPermanentWidget(serverLabel);
+    connect(&assistant_->engine(), &app::ChatEngine::serverStarted, this, [this, serverLabel](const QString& url) {
+        serverLabel->setText(tr("Serving at %1").arg(url));
+        serverLabel->setToolTip(tr("Other programs reach the model through the OpenAI API at %1").arg(url));
+        serverLabel->show();
+        statusBar()->showMessage(tr("The local server is serving the model at %1").arg(url), 8000);
+    });
+    connect(&assistant_->engine(), &app::ChatEngine::serverStopped, this, [serverLabel] { serverLabel->hide(); });
     statusBar()->showMessage(tr("Database: %1").arg(library_.path()));
     // The model of the last session, when its file is still there, or the server it used.
     try {

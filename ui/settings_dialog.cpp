@@ -3,7 +3,9 @@
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
+#include <QCheckBox>
 #include <QFormLayout>
+#include <QLineEdit>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
@@ -109,6 +111,37 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         form->addRow(tr("GPU:"), gpuNote);
         if (gpu.built) form->addRow(tr("&GPU layers (0: CPU only; next model load):"), gpuLayers_);
         else gpuLayers_->hide();
+        // The local server: the loaded model for other programs, through the OpenAI API.
+        const auto server = assistant_.serverChoice();
+        serve_ = new QCheckBox(tr("Serve the loaded model to other programs (OpenAI API)"));
+        serve_->setObjectName(QStringLiteral("serveCheck"));
+        serve_->setChecked(server.enabled);
+        servePort_ = new QSpinBox;
+        servePort_->setObjectName(QStringLiteral("servePort"));
+        servePort_->setRange(0, 65535);
+        servePort_->setSpecialValueText(tr("any free port"));
+        servePort_->setValue(server.port);
+        serveEveryone_ = new QCheckBox(tr("Let other computers in (they must send the API key)"));
+        serveEveryone_->setObjectName(QStringLiteral("serveEveryone"));
+        serveEveryone_->setChecked(server.everyone);
+        serveKey_ = new QLineEdit(assistant_.serverApiKey());
+        serveKey_->setObjectName(QStringLiteral("serveApiKey"));
+        serveKey_->setEchoMode(QLineEdit::Password);
+        serveKey_->setPlaceholderText(tr("none (only this computer)"));
+        serveKey_->setToolTip(tr("Clients send it as 'Authorization: Bearer KEY'; kept in the system keychain"));
+        auto* serveState = new QLabel(assistant_.engine().isServing() ? tr("Serving at %1").arg(assistant_.engine().serverUrl()) : tr("Not serving"));
+        serveState->setObjectName(QStringLiteral("serveState"));
+        serveState->setTextInteractionFlags(Qt::TextSelectableByMouse);
+        form->addRow(tr("Local server:"), serve_);
+        form->addRow(tr("P&ort:"), servePort_);
+        form->addRow(QString(), serveEveryone_);
+        form->addRow(tr("Server API key:"), serveKey_);
+        form->addRow(QString(), serveState);
+        const auto enable = [this] {
+            for (QWidget* w : std::initializer_list<QWidget*>{servePort_, serveEveryone_, serveKey_}) w->setEnabled(serve_->isChecked());
+        };
+        connect(serve_, &QCheckBox::toggled, this, enable);
+        enable();
     } else {
         context_->hide();
         contextPolicy_->hide();
@@ -169,6 +202,14 @@ void SettingsDialog::accept() {
         else assistant_.saveChatParams(chatId_, p);
     }
     assistant_.setSystemPrompt(chatId_, systemPrompt_->toPlainText());
+    if (serve_) {
+        const app::Assistant::ServerChoice chosen{serve_->isChecked(), servePort_->value(), serveEveryone_->isChecked()};
+        const auto now = assistant_.serverChoice();
+        const QString key = serveKey_->text().trimmed();
+        if (chosen.enabled != now.enabled || chosen.port != now.port || chosen.everyone != now.everyone || key != assistant_.serverApiKey() ||
+            (chosen.enabled && !assistant_.engine().isServing()))
+            assistant_.setServerChoice(chosen, key);
+    }
     QDialog::accept();
 }
 

@@ -8,7 +8,9 @@
 
 #include "app/assistant.h"
 
+class QCheckBox;
 class QComboBox;
+class QLineEdit;
 class QDoubleSpinBox;
 class QSpinBox;
 
@@ -32,6 +34,10 @@ private:
     QSpinBox *topK_, *seed_, *maxTokens_, *context_, *threads_, *gpuLayers_, *snapshots_;
     QComboBox *kvCache_, *contextPolicy_;
     QPlainTextEdit* systemPrompt_;
+    // The local server (general settings only).
+    QCheckBox *serve_ = nullptr, *serveEveryone_ = nullptr;
+    QSpinBox* servePort_ = nullptr;
+    QLineEdit* serveKey_ = nullptr;
 };
 
 }  // namespace lumen::ui

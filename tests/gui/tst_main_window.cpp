@@ -36,6 +36,11 @@
 #include <QPointer>
 #include <QMenu>
 #include <QStatusBar>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QCheckBox>
 #include <QtTest>
 
 #include <set>
@@ -835,6 +840,68 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 20000);
         QCOMPARE(library.chats().messages(chatId).back().content, remoteReply);
         QVERIFY(!library.settings().get(app::Assistant::kRemoteKey));  // (the local model is what the next start opens)
+    }
+
+    // Issue 26: Settings > Local server serves the loaded model to other programs; their
+    // requests and the chat's replies share the model (one at a time, on its lane); a model
+    // change stops the server and it starts again with the new one; the address is shown.
+    void localServerServesTheLoadedModel() {
+        qputenv("LUMEN_KEYCHAIN", "off");
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        window.openModel(tinyModel());
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        QSignalSpy started(&window.assistant().engine(), &app::ChatEngine::serverStarted);
+        bool dialogSeen = false;
+        QTimer::singleShot(0, this, [&] {
+            auto* dialog = QApplication::activeModalWidget();
+            QVERIFY(dialog);
+            dialogSeen = true;
+            dialog->findChild<QCheckBox*>("serveCheck")->setChecked(true);
+            dialog->findChild<QSpinBox*>("servePort")->setValue(0);  // (any free port)
+            QVERIFY(dialog->findChild<QLabel*>("serveState")->text().contains("Not serving"));
+            QMetaObject::invokeMethod(dialog, "accept");
+        });
+        window.findChild<QAction*>("settingsAction")->trigger();
+        QVERIFY(dialogSeen);
+        QTRY_COMPARE_WITH_TIMEOUT(started.size(), 1, 10000);
+        const QString url = started[0][0].toString();
+        QVERIFY2(url.startsWith("http://127.0.0.1:") && url.endsWith("/v1"), qPrintable(url));
+        QTRY_VERIFY(window.findChild<QLabel*>("serverLabel")->isVisible());
+        QVERIFY(window.findChild<QLabel*>("serverLabel")->text().contains(url));
+        // Another program asks while the window's chat replies too: both are answered.
+        QNetworkAccessManager network;
+        const auto ask = [&] {
+            QNetworkRequest request(QUrl(url + "/chat/completions"));
+            request.setHeader(QNetworkRequest::ContentTypeHeader, "application/json");
+            return network.post(request, R"({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8, "temperature": 0})");
+        };
+        window.assistant().generationParams().maxTokens = 8;
+        auto* composer = window.findChild<ui::Composer*>("composer");
+        QTest::keyClicks(composer, "And you?");
+        QTest::keyClick(composer, Qt::Key_Return);
+        QNetworkReply* reply = ask();
+        QTRY_VERIFY_WITH_TIMEOUT(reply->isFinished(), 20000);
+        QCOMPARE(reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), 200);
+        const QJsonObject answer = QJsonDocument::fromJson(reply->readAll()).object();
+        QCOMPARE(answer["object"].toString(), QString("chat.completion"));
+        QCOMPARE(answer["usage"].toObject()["completion_tokens"].toInt(), 8);
+        QTRY_VERIFY_WITH_TIMEOUT(!window.assistant().isReplying(), 20000);
+        QVERIFY(library.chats().messages(window.currentChatId()).back().status == storage::MessageStatus::Complete);
+        // A model change stops it, and it comes back with the new model.
+        QSignalSpy stopped(&window.assistant().engine(), &app::ChatEngine::serverStopped);
+        window.openModel(tinyModel());
+        QTRY_COMPARE(stopped.size(), 1);
+        QTRY_COMPARE_WITH_TIMEOUT(started.size(), 2, 20000);
+        reply = network.post(QNetworkRequest(QUrl(started[1][0].toString() + "/models")), QByteArray());
+        QTRY_VERIFY_WITH_TIMEOUT(reply->isFinished(), 10000);
+        // (a POST to a GET route: unknown, in OpenAI's shape)
+        QCOMPARE(reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), 404);
+        window.assistant().unloadModel();
+        QTRY_COMPARE(stopped.size(), 2);
+        QVERIFY(!window.findChild<QLabel*>("serverLabel")->isVisible());
+        window.assistant().setServerChoice({}, {});
     }
 
     // The template editor's preview is exactly what the engine renders when a message is sent
