@@ -77,6 +77,10 @@ Assistant::Assistant(Library& library, JobRunner& jobs, QObject* parent)
     // The local server follows the model: started when one loads here (and again with its projector).
     connect(engine_.get(), &ChatEngine::modelLoaded, this, &Assistant::applyServerChoice);
     connect(engine_.get(), &ChatEngine::imageProjectorLoaded, this, &Assistant::applyServerChoice);
+    // (a load or connection that failed or was cancelled stopped it too, and the model stays)
+    connect(engine_.get(), &ChatEngine::loadFailed, this, &Assistant::applyServerChoice);
+    connect(engine_.get(), &ChatEngine::loadCancelled, this, &Assistant::applyServerChoice);
+    connect(engine_.get(), &ChatEngine::imageProjectorFailed, this, &Assistant::applyServerChoice);
     connect(engine_.get(), &ChatEngine::serverFailed, this, &Assistant::errorOccurred);
     // (the keychain is asked only when the server is on: no unlock prompt for anyone else)
     if (serverChoice().enabled) {
@@ -201,13 +205,13 @@ void Assistant::setServerChoice(const ServerChoice& choice, const QString& apiKe
         });
     }
     serverKeyRead_ = true;
-    if (!choice.enabled) engine_->stopServer();
+    engine_->stopServer();  // (started again as now chosen)
     applyServerChoice();
 }
 
 void Assistant::applyServerChoice() {
     const ServerChoice c = serverChoice();
-    if (!c.enabled || !serverKeyRead_ || !engine_->isLoaded() || engine_->isRemote()) return;
+    if (!c.enabled || !serverKeyRead_ || !engine_->isLoaded() || engine_->isRemote() || engine_->isServing()) return;
     if (c.everyone && serverKey_.isEmpty()) {
         emit errorOccurred(tr("The local server is not started: letting other computers in needs an API key (Settings)."));
         return;

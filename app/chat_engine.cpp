@@ -109,6 +109,7 @@ ChatEngine::ChatEngine(JobRunner& jobs, QObject* parent) : QObject(parent), jobs
 ChatEngine::~ChatEngine() {
     cancel_.store(true);
     cancelLoad_.store(true);
+    stopServing();  // (the lane's reset joins it before the model it serves goes)
     // The lane drops the model, and no job of this engine runs on after it.
     jobs_.submit(Lane::Llm, {}, [state = state_](JobControl&) { state->reset(); });
     jobs_.wait(Lane::Llm);
@@ -243,14 +244,14 @@ void ChatEngine::connectRemote(const RemoteConfig& config, bool seesImages) {
 }
 
 void ChatEngine::stopServing() {
-    ++serverStarts_;  // (a start still on its way is void)
-    if (!serverHandle_) return;
-    serverHandle_->stop();
+    ++serverStarts_;  // (a start still on its way is void: the lane stops what it started)
+    const bool wasServing = serving_;
+    if (const auto server = serverHandle_.lock()) server->stop();  // (at once; joined and freed on the lane)
     serverHandle_.reset();
     serving_ = false;
     serverUrl_.clear();
     jobs_.submit(Lane::Llm, {}, [state = state_](JobControl&) { state->stopServer(); });
-    emit serverStopped();
+    if (wasServing) emit serverStopped();
 }
 
 void ChatEngine::stopServer() { stopServing(); }
@@ -261,10 +262,12 @@ void ChatEngine::startServer(const ServerSettings& settings) {
         try {
             if (!state->llm) throw std::runtime_error(state->remote ? "the local server serves a model on this computer, not a server's"
                                                                     : "load a model first");
-            // The server's requests get a context of their own: its cache must fit too.
+            state->stopServer();  // (one that was starting when this was asked: its port and memory are free again)
+            // The server's requests get a context of their own: on the CPU its cache must fit in
+            // free memory too (on the GPU, allocating it says so when it does not fit).
             const auto& model = *state->llm->llm.model;
             const auto need = model.estimateMemory(state->llm->contextSize, state->llm->kvType, state->llm->snapshotBytes).kvCache;
-            if (const auto available = inference::availableMemory(); available && need > *available)
+            if (const auto available = inference::availableMemory(); available && state->llm->placement.gpuLayers == 0 && need > *available)
                 throw std::runtime_error("the server's own context needs " + inference::formatBytes(need) + " and " + inference::formatBytes(*available) +
                                          " is free: lower the context length in Settings");
             ServerOptions options;
@@ -272,6 +275,8 @@ void ChatEngine::startServer(const ServerSettings& settings) {
             options.port = settings.port;
             options.apiKey = settings.apiKey.toStdString();
             options.log = [](const std::string& line) { qCInfo(lcApp) << "server:" << line.c_str(); };
+            options.readTimeoutSeconds = 10;  // (stopping waits for the connections being read, and idle ones:
+            options.keepAliveSeconds = 1;     //  the model's lane is held meanwhile)
             // Each request's work runs as a job on the LLM lane (the model is the chat's too); one
             // that has not started when the server stops is given up.
             options.onEngine = [jobs](const std::function<void()>& work, const std::atomic<bool>& stopping) {
@@ -309,17 +314,17 @@ void ChatEngine::startServer(const ServerSettings& settings) {
             };
             auto server = std::make_shared<OpenAiServer>(&*state->llm, state->projector ? &*state->projector : nullptr, nullptr, options);
             const int port = server->bind();
-            state->stopServer();
             state->server = server;
             state->serverThread = std::thread([server] { server->run(); });
             const QString host = settings.host.contains(QLatin1Char(':')) ? QStringLiteral("[%1]").arg(settings.host) : settings.host;
             const QString url = QStringLiteral("http://%1:%2/v1").arg(host).arg(port);
-            QMetaObject::invokeMethod(this, [this, url, server, start] {
-                if (start != serverStarts_) {  // the model changed meanwhile: the lane stops it
-                    server->stop();
+            // (the window's side holds it weakly: it is freed on the lane, before what it serves)
+            QMetaObject::invokeMethod(this, [this, url, weak = std::weak_ptr<OpenAiServer>(server), start] {
+                if (start != serverStarts_) {  // stopped or asked again meanwhile: the lane stops this one
+                    if (const auto s = weak.lock()) s->stop();
                     return;
                 }
-                serverHandle_ = server;
+                serverHandle_ = weak;
                 serving_ = true;
                 serverUrl_ = url;
                 emit serverStarted(url);

@@ -166,7 +166,7 @@ private:
     bool serving_ = false;
     QString serverUrl_;
     quint64 serverStarts_ = 0;
-    std::shared_ptr<class OpenAiServer> serverHandle_;  // (its stop() is safe from any thread)
+    std::weak_ptr<class OpenAiServer> serverHandle_;  // (its stop() is safe from any thread; owned by the lane)
     QString modelName_, modelPath_, projectorPath_;
     int contextSize_ = 0;
     int nextReply_ = 1;

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "app/llm_host.h"
 #include "inference/llm/multimodal.h"
@@ -386,7 +387,8 @@ struct OpenAiServer::Impl {
     std::condition_variable turnChanged;
     std::uint64_t nextTicket = 0, serving = 0;
     std::set<std::uint64_t> abandoned;  // tickets whose requests gave up waiting
-    std::atomic<std::atomic<bool>*> running{nullptr};  // the cancel flag of the generation under way
+    std::atomic<bool>* running = nullptr;  // the cancel flag of the generation under way (runningMutex)
+    std::mutex runningMutex;
     std::mutex logMutex;
     std::mutex runMutex;
     std::condition_variable runEnded;
@@ -499,12 +501,18 @@ OpenAiServer::Impl::Outcome OpenAiServer::Impl::generate(const ApiRequest& r, co
         return onPiece(pieces.reasoning, pieces.answer);
     };
     Turn turn(*this);
-    running = &cancel;  // (stop() cancels it: a long prefill ends too)
-    if (stopping) cancel = true;
+    {
+        std::lock_guard lock(runningMutex);  // (stop() cancels it: a long prefill ends too)
+        running = &cancel;
+        if (stopping) cancel = true;
+    }
     struct Done {
-        std::atomic<std::atomic<bool>*>& running;
-        ~Done() { running = nullptr; }
-    } done{running};
+        Impl& impl;
+        ~Done() {
+            std::lock_guard lock(impl.runningMutex);  // (stop() never writes to a flag that is gone)
+            impl.running = nullptr;
+        }
+    } done{*this};
     onEngine([&] {
         out.result = generator->generate(p.tokens, params, [&](std::string_view piece) {
             const bool more = pass(splitter ? splitter->feed(piece) : inference::ReasoningSplitter::Pieces{{}, std::string(piece)});
@@ -715,6 +723,16 @@ void OpenAiServer::Impl::routes() {
     http.new_task_queue = [] { return new httplib::ThreadPool(kConnectionThreads); };
     http.set_payload_max_length(options.maxBodyBytes);
     http.set_read_timeout(options.readTimeoutSeconds);
+    http.set_keep_alive_timeout(options.keepAliveSeconds);
+    // A request with neither a length nor chunks has no body (HTTP/1.1); the library would wait
+    // for the connection to close instead, holding a worker until its read timeout.
+    http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+        if (req.method != "POST" || req.has_header("Content-Length") ||
+            req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos)
+            return httplib::Server::HandlerResponse::Unhandled;
+        sendError(res, ApiError(411, "invalid_request_error", "length_required", "the request must say its body's length (Content-Length) or send it chunked"));
+        return httplib::Server::HandlerResponse::Handled;
+    });
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;
         if (res.status == 404)
@@ -831,10 +849,26 @@ void OpenAiServer::run() {
 
 void OpenAiServer::stop() {
     impl_->stopping = true;
-    if (auto* cancel = impl_->running.load()) cancel->store(true);
+    {
+        std::lock_guard lock(impl_->runningMutex);
+        if (impl_->running) impl_->running->store(true);
+    }
     {
         std::lock_guard lock(impl_->turnMutex);
         impl_->turnChanged.notify_all();
+    }
+    // The library's stop() does nothing before it listens: while run() is getting there, it is
+    // asked again until it is listening (or run() has ended).
+    while (true) {
+        {
+            std::lock_guard lock(impl_->runMutex);
+            if (!impl_->serving_) break;
+        }
+        if (impl_->http.is_running()) {
+            impl_->http.stop();
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     impl_->http.stop();
 }

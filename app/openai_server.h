@@ -83,6 +83,8 @@ struct ServerOptions {
     std::string embeddingModelId;  // the embedding model's (default: its folder's name)
     std::size_t maxBodyBytes = std::size_t{32} << 20;  // (images come inline, as base64)
     int readTimeoutSeconds = 60;
+    // How long an idle connection is kept for its next request; stopping waits for these too.
+    int keepAliveSeconds = 5;
     // Told each finished or cancelled request ("chat.completions 200 12 prompt + 40 tokens, 5.1 s")
     std::function<void(const std::string&)> log;
     // Where the models are used, when not on the server's own threads: runs `work` there (one

@@ -901,6 +901,14 @@ private slots:
         window.assistant().unloadModel();
         QTRY_COMPARE(stopped.size(), 2);
         QVERIFY(!window.findChild<QLabel*>("serverLabel")->isVisible());
+        {
+            // Closing the window while serving (and while a start is still on its way).
+            ui::MainWindow second(library);
+            QSignalSpy secondStarted(&second.assistant().engine(), &app::ChatEngine::serverStarted);
+            second.openModel(tinyModel());
+            QTRY_COMPARE_WITH_TIMEOUT(secondStarted.size(), 1, 20000);
+            second.openModel(tinyModel());
+        }
         window.assistant().setServerChoice({}, {});
     }
 

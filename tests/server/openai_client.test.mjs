@@ -14,6 +14,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 
 const require = createRequire(import.meta.url);
@@ -196,6 +197,23 @@ check('errors in OpenAI\'s shape', async () => {
     expectError(await raw(server.url, 'POST', '/v1/completions', { prompt: 'Once', max_tokens: 500 }), 400, 'context_length_exceeded');
     expectError(await raw(server.url, 'POST', '/v1/completions', { prompt: 'x'.repeat(40 << 20) }), 413);
     expectError(await raw(server.url, 'POST', '/v1/completions', { prompt: 'x'.repeat(40 << 20) }, {}, { length: true }), 413);
+    // A POST that says nothing of its body's length: refused at once (not read until a timeout).
+    const started = Date.now();
+    const lengthless = await new Promise((resolve, reject) => {
+        const u = new URL(server.url);
+        const socket = net.connect(Number(u.port), u.hostname, () => socket.write(`POST /v1/completions HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: application/json\r\n\r\n`));
+        let text = '';
+        socket.on('data', (d) => {
+            text += d;
+            if (text.includes('\r\n\r\n') && text.includes('}}')) {
+                socket.destroy();
+                resolve(text);
+            }
+        });
+        socket.on('error', reject);
+    });
+    assert.match(lengthless, /^HTTP\/1\.1 411/);
+    assert.ok(Date.now() - started < 5000);
     // The connection goes on after a refused body: the next request on it is answered.
     assert.equal((await raw(server.url, 'GET', '/health')).status, 200);
     // Without a key, only requests for the loopback, and only JSON bodies (web pages cannot).
