@@ -62,8 +62,10 @@ Exchange exchange(const RemoteConfig& config, const QUrl& url, const QByteArray*
     timeout.setSingleShot(true);
     const auto headers = [&] {
         if (answered) return;
+        const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+        if (status == 0) return;  // (meta data without a status line yet)
         answered = true;
-        out.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+        out.status = status;
         timeout.start(config.stallTimeoutMs);  // (a long prompt's prefill may follow before any byte)
     };
     QObject::connect(reply, &QNetworkReply::metaDataChanged, &loop, headers);
@@ -106,9 +108,10 @@ Exchange exchange(const RemoteConfig& config, const QUrl& url, const QByteArray*
     const QString where = url.toDisplayString(QUrl::RemoveUserInfo);
     if (failure) std::rethrow_exception(failure);
     if (cancelled) throw RemoteError("cancelled", true);
+    const auto seconds = [](int ms) { return QString::number(ms / 1000.0, 'g', 3).toStdString() + " s"; };
     if (timedOut)
-        throw RemoteError(answered ? text(where) + " stopped sending for " + std::to_string(config.stallTimeoutMs / 1000) + " s"
-                                   : text(where) + " did not answer within " + std::to_string(config.connectTimeoutMs / 1000) + " s");
+        throw RemoteError(answered ? text(where) + " stopped sending for " + seconds(config.stallTimeoutMs)
+                                   : text(where) + " did not answer within " + seconds(config.connectTimeoutMs));
     if (!stopped && reply->error() != QNetworkReply::NoError && out.status == 0)
         throw RemoteError("cannot reach " + text(where) + ": " + text(reply->errorString()));
     if (!stopped && reply->error() != QNetworkReply::NoError && out.status < 400)

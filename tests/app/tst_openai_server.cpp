@@ -4,6 +4,8 @@
 // clients, cancel by disconnect, images, API keys, errors in OpenAI's shape).
 
 #include <QProcess>
+#include <QTcpServer>
+#include <QTcpSocket>
 #include <QStandardPaths>
 #include <QtTest>
 
@@ -208,6 +210,68 @@ private slots:
         QVERIFY(!app::normalizeBaseUrl("ftp://h/v1"));
         QVERIFY(!app::normalizeBaseUrl(""));
         QCOMPARE(app::imageDataUrl(QByteArray("\x89PNG\r\n", 6)).substr(0, 22), std::string("data:image/png;base64,"));
+    }
+
+    // A server that does not answer, stops sending, sends what is not an event stream, ends
+    // early or fails with a page of HTML: each a RemoteError that says so, in bounded time.
+    void remoteThatMisbehaves_data() {
+        QTest::addColumn<QByteArray>("answer");  // what the fake server sends ("" nothing)
+        QTest::addColumn<bool>("close");         // and whether it closes the connection then
+        QTest::addColumn<QString>("message");
+        const QByteArray sse = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+        QTest::newRow("silent") << QByteArray() << false << "did not answer within";
+        QTest::newRow("stalls") << sse + "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n" << false << "stopped sending";
+        QTest::newRow("not events") << sse + "data: <html>\n\n" << true << "not a JSON object";
+        QTest::newRow("ends early") << sse + "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n" << true << "before it was finished";
+        QTest::newRow("error page") << QByteArray("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 13\r\n\r\n<html>x</html>") << true
+                                    << "HTTP 502";
+        QTest::newRow("error event") << sse + "data: {\"error\":{\"message\":\"out of memory\"}}\n\n" << true << "out of memory";
+    }
+
+    void remoteThatMisbehaves() {
+        QFETCH(QByteArray, answer);
+        QFETCH(bool, close);
+        QFETCH(QString, message);
+        QTcpServer fake;
+        QVERIFY(fake.listen(QHostAddress::LocalHost));
+        QList<QTcpSocket*> sockets;
+        connect(&fake, &QTcpServer::newConnection, this, [&] {
+            QTcpSocket* socket = fake.nextPendingConnection();
+            sockets << socket;
+            connect(socket, &QTcpSocket::readyRead, socket, [socket, answer, close] {
+                socket->readAll();
+                if (answer.isEmpty()) return;
+                socket->write(answer);
+                socket->flush();
+                if (close) socket->disconnectFromHost();
+            });
+        });
+        app::RemoteConfig config;
+        config.baseUrl = QUrl(QStringLiteral("http://127.0.0.1:%1/v1").arg(fake.serverPort()));
+        config.model = QStringLiteral("m");
+        config.connectTimeoutMs = 400;
+        config.stallTimeoutMs = 400;
+        QElapsedTimer t;
+        t.start();
+        QString error;
+        std::string pieces;
+        try {
+            app::RemoteClient(config).stream(nlohmann::ordered_json{{"messages", nlohmann::ordered_json::array()}}, true,
+                                             [&](const std::string&, const std::string& answerText) { pieces += answerText; });
+        } catch (const app::RemoteError& e) {
+            error = QString::fromUtf8(e.what());
+        }
+        QVERIFY2(error.contains(message), qPrintable(error));
+        QVERIFY(t.elapsed() < 5000);
+        // A cancel ends a wait at once, as a cancel (not an error).
+        if (QTest::currentDataTag() == QLatin1String("silent")) {
+            std::atomic<bool> cancel{true};
+            config.connectTimeoutMs = 60000;
+            t.restart();
+            const auto reply = app::RemoteClient(config).stream(nlohmann::ordered_json::object(), true, {}, &cancel);
+            QVERIFY(reply.cancelled);
+            QVERIFY(t.elapsed() < 2000);
+        }
     }
 
     // lumen-cli generate, chat and describe with --remote against lumen-cli serve: the same text
