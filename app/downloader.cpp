@@ -17,6 +17,7 @@
 #include <QStorageInfo>
 #include <QThread>
 #include <QTimer>
+#include <QUrlQuery>
 #include <algorithm>
 #include <map>
 
@@ -214,6 +215,51 @@ std::vector<RemoteFile> HubClient::listFiles(const QString& repo, const std::ato
         if (url.isValid() && !sameOrigin(url, origin)) break;  // (the next page elsewhere: not followed)
     }
     return files;
+}
+
+std::vector<HubModel> HubClient::searchModels(const QString& words, int limit, const std::atomic<bool>* cancel) const {
+    QUrl url(config_.endpoint + QStringLiteral("/api/models"));
+    QUrlQuery query;
+    query.addQueryItem(QStringLiteral("search"), words.trimmed());
+    query.addQueryItem(QStringLiteral("filter"), QStringLiteral("gguf"));
+    query.addQueryItem(QStringLiteral("sort"), QStringLiteral("downloads"));
+    query.addQueryItem(QStringLiteral("direction"), QStringLiteral("-1"));
+    query.addQueryItem(QStringLiteral("limit"), QString::number(std::clamp(limit, 1, 1000)));
+    url.setQuery(query);
+    const Result r = get(url, {}, config_.token, QUrl(config_.endpoint), {}, {}, cancel, 30000);
+    if (r.cancelled) throw DownloadError("cancelled", true);
+    if (!r.error.isEmpty() || r.stalled)
+        throw DownloadError("cannot reach " + text(config_.endpoint) + ": " + text(r.stalled ? QStringLiteral("no answer") : r.error));
+    if (r.status != 200) throw DownloadError(text(refusal(r.status, QStringLiteral("the Hub's search"))));
+    if (r.tooLarge) throw DownloadError(text(config_.endpoint) + " sent a search answer too large to read");
+    auto found = parseModelSearch(r.body);
+    std::stable_sort(found.begin(), found.end(), [](const HubModel& a, const HubModel& b) { return a.downloads > b.downloads; });
+    if (found.size() > static_cast<std::size_t>(std::max(limit, 1))) found.resize(static_cast<std::size_t>(std::max(limit, 1)));
+    return found;
+}
+
+std::vector<HubModel> parseModelSearch(const QByteArray& json) {
+    const QJsonDocument doc = QJsonDocument::fromJson(json);
+    if (!doc.isArray()) throw DownloadError("the Hub answered something that is not a list of models");
+    std::vector<HubModel> models;
+    const auto count = [](const QJsonValue& v) {
+        const double d = v.toDouble(0);
+        return d >= 0 && d < 9007199254740992.0 ? static_cast<qint64>(d) : qint64{0};
+    };
+    for (const QJsonValue& v : doc.array()) {
+        const QJsonObject o = v.toObject();
+        HubModel m;
+        m.id = o.value(QStringLiteral("id")).toString(o.value(QStringLiteral("modelId")).toString());
+        const auto repo = parseRepoFile(m.id);
+        if (!repo || !repo->file.isEmpty()) continue;  // (only "owner/name")
+        m.downloads = count(o.value(QStringLiteral("downloads")));
+        m.likes = count(o.value(QStringLiteral("likes")));
+        // "gated": false, "auto" or "manual"
+        const QJsonValue gated = o.value(QStringLiteral("gated"));
+        m.gated = gated.isString() ? !gated.toString().isEmpty() && gated.toString() != QLatin1String("false") : gated.toBool(false);
+        models.push_back(std::move(m));
+    }
+    return models;
 }
 
 std::vector<RemoteFile> parseFileList(const QByteArray& json, const QString& repo) {

@@ -51,9 +51,22 @@ struct RemoteFile {
 // Throws DownloadError for anything that is not such a list; entries it cannot use are skipped.
 std::vector<RemoteFile> parseFileList(const QByteArray& json, const QString& repo);
 
+// A repository the Hub's search found.
+struct HubModel {
+    QString id;  // "owner/name"
+    qint64 downloads = 0, likes = 0;
+    bool gated = false;
+};
+// The Hub's model search answer (a JSON list of {id, downloads, likes, gated, ...}): the
+// repositories with a well-formed "owner/name". Throws DownloadError for anything not a list.
+std::vector<HubModel> parseModelSearch(const QByteArray& json);
+
 class HubClient {
 public:
     explicit HubClient(HubConfig config);
+    // GGUF repositories whose name has `words`, the most downloaded first (at most `limit`).
+    // Throws DownloadError.
+    std::vector<HubModel> searchModels(const QString& words, int limit = 30, const std::atomic<bool>* cancel = nullptr) const;
     // The repository's files ("owner/name", revision main). Throws DownloadError (a repository
     // that does not exist, or a gated one without a token that may read it, says so).
     std::vector<RemoteFile> listFiles(const QString& repo, const std::atomic<bool>* cancel = nullptr) const;

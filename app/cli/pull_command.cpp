@@ -27,7 +27,31 @@ QString duration(double seconds) {
 
 }  // namespace
 
+// pull --search WORDS: GGUF repositories on the Hub whose name has the words, most downloaded first.
+int searchHub(Context& ctx, const HubClient& hub) {
+    const QString words = ctx.parser.value(QStringLiteral("search")).trimmed();
+    if (words.isEmpty() || !ctx.positional.isEmpty()) {
+        ctx.err << "lumen-cli: pull --search takes the words to look for: lumen-cli pull --search \"qwen3 4b\"\n";
+        return kUsage;
+    }
+    try {
+        const auto found = hub.searchModels(words, 30, &gPullInterrupted);
+        if (found.empty()) {
+            ctx.err << "lumen-cli: no GGUF repository on " << hub.config().endpoint << " matches '" << words << "'\n";
+            return kFailed;
+        }
+        for (const auto& m : found)
+            ctx.out << m.id << "  " << m.downloads << " downloads, " << m.likes << " likes" << (m.gated ? QStringLiteral("  (gated: needs an access token)") : QString())
+                    << "\n";
+        ctx.err << "lumen-cli: list a repository's files with: lumen-cli pull " << found.front().id << "\n";
+        return kOk;
+    } catch (const DownloadError& e) {
+        return fail(ctx, e);
+    }
+}
+
 int cmdPull(Context& ctx) {
+    if (ctx.parser.isSet(QStringLiteral("search"))) return searchHub(ctx, HubClient(hubConfig()));
     const auto spec = ctx.positional.size() == 1 ? parseRepoFile(ctx.positional[0]) : std::nullopt;
     if (!spec) {
         ctx.err << "lumen-cli: pull takes one repository and file: lumen-cli pull OWNER/NAME[:FILE.gguf] [--dir DIR]\n";

@@ -22,6 +22,7 @@
 
 #include "app/cli/cli.h"
 #include "app/downloader.h"
+#include "cli_runner.h"
 #include "storage/sha256.h"
 
 using namespace lumen;
@@ -87,6 +88,19 @@ private:
         requests << r;
         const auto authorized = [&](const QString& repo) { return !gated_.contains(repo) || r.authorization == "Bearer secret"; };
         static const QRegularExpression api(QStringLiteral("^/api/models/([^/]+/[^/]+)/tree/main"));
+        if (QUrl(r.path).path() == QLatin1String("/api/models")) {  // the search: repositories whose name has the words
+            const QUrlQuery query{QUrl(r.path)};
+            if (query.queryItemValue(QStringLiteral("filter")) != QLatin1String("gguf")) return answer(socket, 400, "{\"error\":\"filter\"}");
+            const QStringList words = query.queryItemValue(QStringLiteral("search")).toLower().split(QLatin1Char(' '), Qt::SkipEmptyParts);
+            QJsonArray found;
+            int downloads = 10;
+            for (const auto& [repo, files] : repos_) {
+                bool all = true;
+                for (const QString& w : words) all = all && repo.toLower().contains(w);
+                if (all) found.append(QJsonObject{{"_id", "x"}, {"id", repo}, {"downloads", downloads *= 7}, {"likes", 3}, {"gated", gated_.contains(repo) ? QJsonValue("manual") : QJsonValue(false)}});
+            }
+            return answer(socket, 200, QJsonDocument(found).toJson(QJsonDocument::Compact));
+        }
         static const QRegularExpression resolve(QStringLiteral("^/([^/]+/[^/]+)/resolve/main/(.+)$"));
         static const QRegularExpression cdn(QStringLiteral("^/cdn/([^/]+/[^/]+)/(.+)$"));
         if (const auto m = api.match(QUrl(r.path).path()); m.hasMatch()) {
@@ -386,6 +400,41 @@ private slots:
 
     // lumen-cli pull: lists a repository's GGUFs, downloads a multi-part model into the models
     // folder (plain progress lines when not on a terminal), and says "already here" the next time.
+    void searchesTheHub() {
+        hub_->addFile("owner/other-GGUF", "x.gguf", "x");
+        hub_->addFile("someone/model-gated", "y.gguf", "y");
+        hub_->gate("someone/model-gated");
+        const app::HubClient client({hub_->endpoint(), {}});
+        auto found = client.searchModels("MODEL");
+        QCOMPARE(found.size(), std::size_t(2));
+        QVERIFY(found[0].downloads >= found[1].downloads);  // (the most downloaded first)
+        QStringList ids;
+        for (const auto& m : found) ids << m.id;
+        QVERIFY(ids.contains("owner/model") && ids.contains("someone/model-gated"));
+        for (const auto& m : found) QCOMPARE(m.gated, m.id == QLatin1String("someone/model-gated"));
+        QCOMPARE(client.searchModels("model", 1).size(), std::size_t(1));
+        QVERIFY(client.searchModels("nothing like it").empty());
+        QCOMPARE(hub_->requests.last().path.contains("filter=gguf"), true);
+        // lumen-cli pull --search
+        qputenv("HF_ENDPOINT", hub_->endpoint().toUtf8());
+        auto r = run({"pull", "--search", "model"});
+        QCOMPARE(r.status, 0);
+        QVERIFY2(r.out.contains("owner/model  ") && r.out.contains("downloads") && r.out.contains("(gated: needs an access token)"), qPrintable(r.out));
+        r = run({"pull", "--search", "zzz"});
+        QCOMPARE(r.status, 1);
+        QVERIFY2(r.err.contains("no GGUF repository"), qPrintable(r.err));
+        qunsetenv("HF_ENDPOINT");
+        // What the search answers is read defensively.
+        QCOMPARE(app::parseModelSearch(R"([{"id": "a/b", "downloads": -5}, {"id": "../x"}, {"modelId": "c/d", "gated": "auto"}, 7])").size(), std::size_t(2));
+        bool refused = false;
+        try {
+            app::parseModelSearch("{}");
+        } catch (const app::DownloadError&) {
+            refused = true;
+        }
+        QVERIFY(refused);
+    }
+
     void pullCommand() {
         qputenv("HF_ENDPOINT", hub_->endpoint().toUtf8());
         const QString data = dir_.filePath("data");
@@ -410,16 +459,7 @@ private slots:
     }
 
 private:
-    struct Run {
-        int status;
-        QString out, err;
-    };
-    static Run run(const QStringList& args) {
-        QString out, err;
-        QTextStream o(&out), e(&err);
-        const int status = app::cli::runCli(QStringList{"lumen-cli"} + args, o, e);
-        return {status, out, err};
-    }
+    static test::CliResult run(const QStringList& args) { return test::runCli(args); }
     QUrl url() const { return app::HubClient({hub_->endpoint(), {}}).fileUrl("owner/model", "model-Q4_K_M.gguf"); }
     static QByteArray readAll(const QString& path) {
         QFile f(path);

@@ -18,5 +18,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
     } catch (const app::DownloadError&) {
     }
+    try {  // the same bytes as a search answer
+        for (const auto& m : app::parseModelSearch(QByteArray(reinterpret_cast<const char*>(data), static_cast<qsizetype>(size)))) {
+            if (!app::parseRepoFile(m.id) || m.id.contains(QLatin1Char(':')) || m.downloads < 0 || m.likes < 0) std::abort();
+        }
+    } catch (const app::DownloadError&) {
+    }
     return 0;
 }
