@@ -32,6 +32,7 @@
 #include <QToolBar>
 #include <QVBoxLayout>
 
+#include "app/app_paths.h"
 #include "app/assistant.h"
 #include "app/chat_list_model.h"
 #include "app/image_import.h"
@@ -46,6 +47,7 @@
 #include "app/prompt_builder.h"
 #include "ui/theme.h"
 #include "ui/connect_dialog.h"
+#include "ui/models_dialog.h"
 #include "ui/icons.h"
 #include "ui/transcript_view.h"
 
@@ -62,6 +64,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     : QMainWindow(parent),
       library_(library),
       jobs_(std::make_unique<app::JobRunner>()),
+      downloads_(std::make_unique<app::DownloadQueue>(*jobs_, app::modelsFolderBeside(library.path()), [] { return app::hubConfig(); })),
       assistant_(new app::Assistant(library, *jobs_, this)),
       chatList_(new app::ChatListModel(library.chats(), this)),
       messages_(new app::MessageListModel(library.chats(), this)),
@@ -284,6 +287,7 @@ MainWindow::~MainWindow() {
     QObject::disconnect(jobs_.get(), nullptr, this, nullptr);
     // What runs on the lanes ends; the services wait for their own jobs, then the lanes go.
     jobs_->cancelAll();
+    downloads_.reset();  // (what arrived stays in the part files, for the next start)
     delete vision_;
     vision_ = nullptr;
     delete assistant_;
@@ -321,6 +325,9 @@ void MainWindow::buildActions() {
     });
     openModelAction->setObjectName(QStringLiteral("openModelAction"));
     openModelAction->setShortcut(QKeySequence::Open);
+    QAction* downloadAction = fileMenu->addAction(tr("&Download Models…"), this, &MainWindow::showModelsDialog);
+    downloadAction->setObjectName(QStringLiteral("downloadModelsAction"));
+    downloadAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_M));
     QAction* connectAction = fileMenu->addAction(tr("Connect to a &Server…"), this, &MainWindow::connectToServer);
     connectAction->setObjectName(QStringLiteral("connectServerAction"));
     connectAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O));
@@ -586,7 +593,11 @@ void MainWindow::buildLayout() {
         const QString path = QFileDialog::getOpenFileName(this, tr("Open Model"), {}, tr("GGUF models (*.gguf)"));
         if (!path.isEmpty()) confirmAndOpenModel(path);
     });
+    auto* downloadButton = new QPushButton(tr("Download a model…"));
+    downloadButton->setObjectName(QStringLiteral("downloadModelButton"));
+    connect(downloadButton, &QPushButton::clicked, this, &MainWindow::showModelsDialog);
     noModelLayout->addWidget(noModelText, 1);
+    noModelLayout->addWidget(downloadButton, 0, Qt::AlignVCenter);
     noModelLayout->addWidget(noModelButton, 0, Qt::AlignVCenter);
     // A message sent while no model was loaded waits for its answer: once a model is, offer it.
     answerBar_ = new QWidget;
@@ -766,6 +777,16 @@ void MainWindow::rebuildModelMenu() {
     menu->addAction(findChild<QAction*>(QStringLiteral("connectServerAction")));
     menu->addAction(reloadAction_);
     menu->addAction(unloadAction_);
+}
+
+void MainWindow::showModelsDialog() {
+    if (!modelsDialog_) {
+        modelsDialog_ = new ModelsDialog(*downloads_, [this](const QString& path) { confirmAndOpenModel(path); }, this);
+        modelsDialog_->setAttribute(Qt::WA_DeleteOnClose);
+    }
+    modelsDialog_->show();
+    modelsDialog_->raise();
+    modelsDialog_->activateWindow();
 }
 
 void MainWindow::connectToServer() {

@@ -3,8 +3,10 @@
 
 #include <QHash>
 #include <QMainWindow>
+#include <QPointer>
 
 #include "app/job_runner.h"
+#include "app/download_queue.h"
 #include "app/library.h"
 #include "app/remote_client.h"
 #include "ui/icons.h"
@@ -83,6 +85,7 @@ private:
     QIcon themedIcon(Icon which) const;
     // File > Connect to a Server…; connectRemote uses a server (its key from the keychain when asked).
     void connectToServer();
+    void showModelsDialog();
     void showConnecting(const app::RemoteConfig& config);
     void buildActions();
     void buildLayout();
@@ -110,6 +113,9 @@ private:
     // The background lanes (LLM, vision) and their shared CPU pool: made before, and gone after,
     // the assistant and the vision service whose jobs run there.
     std::unique_ptr<app::JobRunner> jobs_;
+    // Model downloads (File > Download Models…), on the downloads lane: gone before the lanes.
+    std::unique_ptr<app::DownloadQueue> downloads_;
+    QPointer<class ModelsDialog> modelsDialog_;
     app::Assistant* assistant_;
     app::ChatListModel* chatList_;
     app::MessageListModel* messages_;

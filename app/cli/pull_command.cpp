@@ -82,52 +82,57 @@ int cmdPull(Context& ctx) {
             if (shown == 0) ctx.err << "lumen-cli: (none: " << spec->repo << " holds no .gguf file)\n";
             return kUsage;
         }
-        const auto parts = modelParts(files, spec->file);
-        if (parts.empty()) {
-            ctx.err << "lumen-cli: " << spec->repo << " has no file " << spec->file
-                    << " (or not all the parts of it); lumen-cli pull " << spec->repo << " lists its GGUF files\n";
-            return kFailed;
-        }
         QString dir = ctx.parser.value(QStringLiteral("dir"));
         if (dir.isEmpty())
             dir = QDir(resolveModelsFolder({ctx.parser.value(QStringLiteral("database")), ctx.parser.value(QStringLiteral("data-dir"))})).filePath(spec->repo);
         const bool terminal = isatty(STDERR_FILENO);
-        const HubConfig& config = hub.config();
-        QString firstTarget;
-        for (std::size_t i = 0; i < parts.size(); ++i) {
-            const auto& f = parts[i];
-            const QString target = QDir(dir).filePath(f.path);
-            if (firstTarget.isEmpty()) firstTarget = target;
-            const QString label = parts.size() > 1 ? QStringLiteral("%1 (part %2 of %3)").arg(QFileInfo(f.path).fileName()).arg(i + 1).arg(parts.size())
-                                                   : QFileInfo(f.path).fileName();
-            if (QFileInfo::exists(target) && (f.size < 0 || QFileInfo(target).size() == f.size)) {
-                ctx.err << label << ": already here\n";
-                continue;
-            }
-            int lastTenth = -1;
-            const auto progress = [&](const DownloadProgress& p) {
-                const double fraction = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 0.0;
-                const QString left = p.bytesPerSecond > 0 && p.total > 0 ? duration(static_cast<double>(p.total - p.done) / p.bytesPerSecond) : QStringLiteral("--:--");
-                const QString line = QStringLiteral("%1  %2 of %3  %4/s  %5 left%6")
-                                         .arg(label, formatSize(p.done), p.total >= 0 ? formatSize(p.total) : QStringLiteral("?"),
-                                              formatSize(static_cast<qint64>(p.bytesPerSecond)), left,
-                                              p.attempt > 1 ? QStringLiteral("  (try %1)").arg(p.attempt) : QString());
-                if (terminal) {
-                    const int width = 30, filled = static_cast<int>(fraction * width);
-                    ctx.err << "\r[" << QString(filled, QLatin1Char('#')) << QString(width - filled, QLatin1Char('.')) << "] "
-                            << QStringLiteral("%1%").arg(fraction * 100.0, 5, 'f', 1) << "  " << line << "\x1b[K";
-                    ctx.err.flush();
-                } else if (const int tenth = static_cast<int>(fraction * 10.0); tenth != lastTenth) {  // plain lines, one per tenth
-                    lastTenth = tenth;
-                    ctx.err << QStringLiteral("%1%").arg(tenth * 10) << "  " << line << "\n";
-                    ctx.err.flush();
-                }
-            };
-            downloadFile(hub.fileUrl(spec->repo, f.path), target, f.size, f.sha256, progress, &gPullInterrupted,
-                         {.token = config.token, .tokenOrigin = QUrl(config.endpoint)});
+        const auto labelOf = [&](int part, int parts) {
+            const QString name = QFileInfo(spec->file).fileName();
+            return parts > 1 ? QStringLiteral("%1 (part %2 of %3)").arg(QFileInfo(modelParts(files, spec->file)[static_cast<std::size_t>(part)].path).fileName()).arg(part + 1).arg(parts)
+                             : name;
+        };
+        int lastTenth = -1, lastPart = -1;
+        const auto finishPart = [&](int part, int parts) {  // (the line of the part before is ended)
+            if (lastPart < 0 || lastPart == part) return;
             if (terminal) ctx.err << "\n";
-            ctx.err << label << ": done" << (f.sha256.isEmpty() ? "" : ", SHA-256 checked") << "\n";
+            const auto& f = modelParts(files, spec->file)[static_cast<std::size_t>(lastPart)];
+            ctx.err << labelOf(lastPart, parts) << ": done" << (f.sha256.isEmpty() ? "" : ", SHA-256 checked") << "\n";
+            lastTenth = -1;
+        };
+        const auto progress = [&](int part, int parts, const DownloadProgress& p) {
+            finishPart(part, parts);
+            lastPart = part;
+            const QString label = labelOf(part, parts);
+            const double fraction = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 0.0;
+            const QString left = p.bytesPerSecond > 0 && p.total > 0 ? duration(static_cast<double>(p.total - p.done) / p.bytesPerSecond) : QStringLiteral("--:--");
+            const QString line = QStringLiteral("%1  %2 of %3  %4/s  %5 left%6")
+                                     .arg(label, formatSize(p.done), p.total >= 0 ? formatSize(p.total) : QStringLiteral("?"),
+                                          formatSize(static_cast<qint64>(p.bytesPerSecond)), left,
+                                          p.attempt > 1 ? QStringLiteral("  (try %1)").arg(p.attempt) : QString());
+            if (terminal) {
+                const int width = 30, filled = static_cast<int>(fraction * width);
+                ctx.err << "\r[" << QString(filled, QLatin1Char('#')) << QString(width - filled, QLatin1Char('.')) << "] "
+                        << QStringLiteral("%1%").arg(fraction * 100.0, 5, 'f', 1) << "  " << line << "\x1b[K";
+                ctx.err.flush();
+            } else if (const int tenth = static_cast<int>(fraction * 10.0); tenth != lastTenth) {  // plain lines, one per tenth
+                lastTenth = tenth;
+                ctx.err << QStringLiteral("%1%").arg(tenth * 10) << "  " << line << "\n";
+                ctx.err.flush();
+            }
+        };
+        if (modelParts(files, spec->file).empty()) {
+            ctx.err << "lumen-cli: " << spec->repo << " has no file " << spec->file
+                    << " (or not all the parts of it); lumen-cli pull " << spec->repo << " lists its GGUF files\n";
+            return kFailed;
         }
+        const QString firstTarget = downloadModel(hub, spec->repo, spec->file, dir, progress,
+                                                  [&](int part, int parts) {
+                                                      finishPart(part, parts);
+                                                      lastPart = -1;
+                                                      ctx.err << labelOf(part, parts) << ": already here\n";
+                                                  },
+                                                  &gPullInterrupted);
+        finishPart(-2, static_cast<int>(modelParts(files, spec->file).size()));
         ctx.out << firstTarget << "\n";  // (what to open: the first part of a multi-part model)
         return kOk;
     } catch (const DownloadError& e) {

@@ -21,161 +21,15 @@
 #include <random>
 
 #include "app/cli/cli.h"
+#include "app/download_queue.h"
 #include "app/downloader.h"
 #include "cli_runner.h"
+#include "fake_hub.h"
 #include "storage/sha256.h"
 
 using namespace lumen;
 
 namespace {
-
-QString sha256Of(const QByteArray& bytes) {
-    return QString::fromStdString(storage::sha256Hex({reinterpret_cast<const std::uint8_t*>(bytes.constData()), static_cast<std::size_t>(bytes.size())}));
-}
-
-// The Hub, as far as downloads see it. Files live at /cdn/<repo>/<path> on "localhost" (another
-// host name for the same server, as the Hub's CDN is another host).
-class FakeHub : public QObject {
-public:
-    struct Request {
-        QString path;
-        QByteArray range, authorization, host;
-    };
-    int dropAfter = -1;     // the next file answer closes the connection after this many body bytes
-    int drops = 1;          // how many answers drop so
-    int pageSize = 0;       // > 0: the tree API answers in pages of this many entries, with a Link to the next
-    int stallAfter = -1;    // the next file answer sends this many body bytes, then nothing
-    int failures = 0;       // answers left to fail with 503
-    bool corrupt = false;   // serve the files with one byte changed
-    bool ignoreRange = false;
-    QList<Request> requests;
-
-    FakeHub() {
-        QVERIFY(server_.listen(QHostAddress::LocalHost));
-        connect(&server_, &QTcpServer::newConnection, this, [this] {
-            while (QTcpSocket* socket = server_.nextPendingConnection()) {
-                connect(socket, &QTcpSocket::readyRead, this, [this, socket] { serve(socket); });
-                connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
-            }
-        });
-    }
-    QString endpoint() const { return QStringLiteral("http://127.0.0.1:%1").arg(server_.serverPort()); }
-    void addFile(const QString& repo, const QString& path, const QByteArray& bytes, bool lfs = true) { repos_[repo][path] = {bytes, lfs}; }
-    void gate(const QString& repo) { gated_.insert(repo); }
-
-private:
-    struct File {
-        QByteArray bytes;
-        bool lfs = true;
-    };
-    void serve(QTcpSocket* socket) {
-        QByteArray& buffer = pending_[socket];
-        buffer += socket->readAll();
-        const qsizetype end = buffer.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        const QList<QByteArray> lines = buffer.left(end).split('\n');
-        pending_.remove(socket);
-        const QList<QByteArray> first = lines.value(0).trimmed().split(' ');
-        Request r;
-        r.path = QString::fromUtf8(QByteArray::fromPercentEncoding(first.value(1)));
-        for (const QByteArray& line : lines.mid(1)) {
-            const qsizetype colon = line.indexOf(':');
-            const QByteArray name = line.left(colon).trimmed().toLower(), value = line.mid(colon + 1).trimmed();
-            if (name == "range") r.range = value;
-            if (name == "authorization") r.authorization = value;
-            if (name == "host") r.host = value;
-        }
-        requests << r;
-        const auto authorized = [&](const QString& repo) { return !gated_.contains(repo) || r.authorization == "Bearer secret"; };
-        static const QRegularExpression api(QStringLiteral("^/api/models/([^/]+/[^/]+)/tree/main"));
-        if (QUrl(r.path).path() == QLatin1String("/api/models")) {  // the search: repositories whose name has the words
-            const QUrlQuery query{QUrl(r.path)};
-            if (query.queryItemValue(QStringLiteral("filter")) != QLatin1String("gguf")) return answer(socket, 400, "{\"error\":\"filter\"}");
-            const QStringList words = query.queryItemValue(QStringLiteral("search")).toLower().split(QLatin1Char(' '), Qt::SkipEmptyParts);
-            QJsonArray found;
-            int downloads = 10;
-            for (const auto& [repo, files] : repos_) {
-                bool all = true;
-                for (const QString& w : words) all = all && repo.toLower().contains(w);
-                if (all) found.append(QJsonObject{{"_id", "x"}, {"id", repo}, {"downloads", downloads *= 7}, {"likes", 3}, {"gated", gated_.contains(repo) ? QJsonValue("manual") : QJsonValue(false)}});
-            }
-            return answer(socket, 200, QJsonDocument(found).toJson(QJsonDocument::Compact));
-        }
-        static const QRegularExpression resolve(QStringLiteral("^/([^/]+/[^/]+)/resolve/main/(.+)$"));
-        static const QRegularExpression cdn(QStringLiteral("^/cdn/([^/]+/[^/]+)/(.+)$"));
-        if (const auto m = api.match(QUrl(r.path).path()); m.hasMatch()) {
-            if (!repos_.contains(m.captured(1))) return answer(socket, 404, "{\"error\":\"Repository not found\"}");
-            if (!authorized(m.captured(1))) return answer(socket, 401, "{\"error\":\"Access to this model is restricted\"}");
-            QJsonArray list;
-            list.append(QJsonObject{{"type", "directory"}, {"path", "docs"}, {"size", 0}});
-            for (const auto& [path, file] : repos_[m.captured(1)]) {
-                QJsonObject o{{"type", "file"}, {"path", path}, {"size", file.lfs ? 134 : file.bytes.size()}, {"oid", "0123abcd"}};
-                if (file.lfs) o["lfs"] = QJsonObject{{"oid", sha256Of(file.bytes)}, {"size", file.bytes.size()}, {"pointerSize", 134}};
-                list.append(o);
-            }
-            if (pageSize > 0) {
-                const int cursor = QUrlQuery(QUrl(r.path)).queryItemValue(QStringLiteral("cursor")).toInt();
-                QJsonArray page;
-                for (int i = cursor; i < list.size() && i < cursor + pageSize; ++i) page.append(list[i]);
-                QByteArray link;
-                if (cursor + pageSize < list.size())
-                    link = "Link: <" + endpoint().toUtf8() + "/api/models/" + m.captured(1).toUtf8() + "/tree/main?recursive=true&cursor=" +
-                           QByteArray::number(cursor + pageSize) + ">; rel=\"next\"\r\n";
-                return answer(socket, 200, QJsonDocument(page).toJson(QJsonDocument::Compact), link);
-            }
-            return answer(socket, 200, QJsonDocument(list).toJson(QJsonDocument::Compact));
-        }
-        if (const auto m = resolve.match(r.path); m.hasMatch()) {
-            if (!authorized(m.captured(1))) return answer(socket, 401, "denied");
-            // To the "CDN": another host name, as the Hub's files come from another host.
-            return answer(socket, 302, {}, "Location: http://localhost:" + QByteArray::number(server_.serverPort()) + "/cdn/" +
-                                                 QUrl::toPercentEncoding(m.captured(1), "/") + "/" + QUrl::toPercentEncoding(m.captured(2), "/") + "\r\n");
-        }
-        if (const auto m = cdn.match(r.path); m.hasMatch() && repos_.contains(m.captured(1)) && repos_[m.captured(1)].count(m.captured(2))) {
-            if (failures > 0) {
-                --failures;
-                return answer(socket, 503, "busy");
-            }
-            QByteArray bytes = repos_[m.captured(1)][m.captured(2)].bytes;
-            if (corrupt) bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);
-            qint64 from = 0;
-            if (const auto rm = QRegularExpression(QStringLiteral("^bytes=(\\d+)-$")).match(QString::fromLatin1(r.range)); rm.hasMatch() && !ignoreRange)
-                from = rm.captured(1).toLongLong();
-            if (from > bytes.size()) return answer(socket, 416, {});
-            const QByteArray body = bytes.mid(from);
-            QByteArray head = "HTTP/1.1 " + QByteArray(from > 0 ? "206 Partial Content" : "200 OK") + "\r\nContent-Length: " + QByteArray::number(body.size()) +
-                              "\r\nConnection: close\r\n";
-            if (from > 0) head += "Content-Range: bytes " + QByteArray::number(from) + "-" + QByteArray::number(bytes.size() - 1) + "/" + QByteArray::number(bytes.size()) + "\r\n";
-            socket->write(head + "\r\n");
-            if (dropAfter >= 0) {
-                socket->write(body.left(dropAfter));
-                if (--drops <= 0) dropAfter = -1;
-                socket->disconnectFromHost();
-                return;
-            }
-            if (stallAfter >= 0) {
-                socket->write(body.left(stallAfter));
-                stallAfter = -1;
-                stalled_ << socket;  // (held open, silent)
-                return;
-            }
-            socket->write(body);
-            socket->disconnectFromHost();
-            return;
-        }
-        answer(socket, 404, "not found");
-    }
-    void answer(QTcpSocket* socket, int status, const QByteArray& body, const QByteArray& extra = {}) {
-        socket->write("HTTP/1.1 " + QByteArray::number(status) + " X\r\nContent-Length: " + QByteArray::number(body.size()) + "\r\nConnection: close\r\n" + extra +
-                      "\r\n" + body);
-        socket->disconnectFromHost();
-    }
-    QTcpServer server_;
-    std::map<QString, std::map<QString, File>> repos_;
-    QSet<QString> gated_;
-    QHash<QTcpSocket*, QByteArray> pending_;
-    QList<QTcpSocket*> stalled_;
-};
 
 QByteArray randomBytes(int n, unsigned seed) {
     std::mt19937 rng(seed);
@@ -190,7 +44,7 @@ class TestDownloader : public QObject {
     Q_OBJECT
 private slots:
     void init() {
-        hub_ = std::make_unique<FakeHub>();
+        hub_ = std::make_unique<test::FakeHub>();
         model_ = randomBytes(1 << 20, 7);
         hub_->addFile("owner/model", "model-Q4_K_M.gguf", model_);
         hub_->addFile("owner/model", "README.md", "# a model card", false);
@@ -208,7 +62,7 @@ private slots:
         const auto model = std::find_if(files.begin(), files.end(), [](const auto& f) { return f.path == "model-Q4_K_M.gguf"; });
         QVERIFY(model != files.end());
         QCOMPARE(model->size, qint64{1 << 20});  // the LFS size, not the pointer's
-        QCOMPARE(model->sha256, sha256Of(model_));
+        QCOMPARE(model->sha256, test::sha256Of(model_));
         const auto card = std::find_if(files.begin(), files.end(), [](const auto& f) { return f.path == "README.md"; });
         QVERIFY(card->sha256.isEmpty());
         try {
@@ -248,14 +102,14 @@ private slots:
     void dropsThatMakeProgressKeepGoing() {
         hub_->dropAfter = 150000;
         hub_->drops = 6;
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.retries = 1, .firstBackoffMs = 5});
+        app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), {}, nullptr, {.retries = 1, .firstBackoffMs = 5});
         QCOMPARE(readAll(target_), model_);
     }
 
     void wholeDownload() {
         const app::HubClient hub({hub_->endpoint(), {}});
         QList<app::DownloadProgress> seen;
-        app::downloadFile(hub.fileUrl("owner/model", "model-Q4_K_M.gguf"), target_, model_.size(), sha256Of(model_),
+        app::downloadFile(hub.fileUrl("owner/model", "model-Q4_K_M.gguf"), target_, model_.size(), test::sha256Of(model_),
                           [&](const app::DownloadProgress& p) { seen << p; }, nullptr);
         QCOMPARE(readAll(target_), model_);
         QVERIFY(!QFile::exists(target_ + ".part"));
@@ -267,7 +121,7 @@ private slots:
     void resumesAfterADrop() {
         hub_->dropAfter = 300000;
         int lastAttempt = 0;
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), [&](const app::DownloadProgress& p) { lastAttempt = p.attempt; }, nullptr,
+        app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), [&](const app::DownloadProgress& p) { lastAttempt = p.attempt; }, nullptr,
                           {.firstBackoffMs = 10});
         QCOMPARE(readAll(target_), model_);
         QCOMPARE(lastAttempt, 2);
@@ -278,37 +132,37 @@ private slots:
     void resumesAPartFileLeftBehind() {
         QDir().mkpath(QFileInfo(target_).absolutePath());
         writeAll(target_ + ".part", model_.left(123457));
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr);
+        app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), {}, nullptr);
         QCOMPARE(readAll(target_), model_);
         QCOMPARE(hub_->requests.last().range, QByteArray("bytes=123457-"));
         // A part file that is not this file's prefix (longer than the file): started over.
         writeAll(target_ + ".part", model_ + "xx");
         QFile::remove(target_);
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr);
+        app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), {}, nullptr);
         QCOMPARE(readAll(target_), model_);
         // A server that ignores ranges: the part file is started over from its whole answer.
         hub_->ignoreRange = true;
         writeAll(target_ + ".part", model_.left(1000));
         QFile::remove(target_);
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr);
+        app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), {}, nullptr);
         QCOMPARE(readAll(target_), model_);
     }
 
     void resumesAfterAStall() {
         hub_->stallAfter = 200000;
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.firstBackoffMs = 10, .stallTimeoutMs = 1500});
+        app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), {}, nullptr, {.firstBackoffMs = 10, .stallTimeoutMs = 1500});
         QCOMPARE(readAll(target_), model_);
         QCOMPARE(hub_->requests.last().range, QByteArray("bytes=200000-"));
     }
 
     void retriesServerErrorsThenGivesUp() {
         hub_->failures = 2;
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.firstBackoffMs = 10});
+        app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), {}, nullptr, {.firstBackoffMs = 10});
         QCOMPARE(readAll(target_), model_);
         QFile::remove(target_);
         hub_->failures = 10;
         try {
-            app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.retries = 2, .firstBackoffMs = 10});
+            app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), {}, nullptr, {.retries = 2, .firstBackoffMs = 10});
             QFAIL("a server that keeps failing gave a file");
         } catch (const app::DownloadError& e) {
             QVERIFY2(QString::fromUtf8(e.what()).contains("did not finish after 3 tries") && QString::fromUtf8(e.what()).contains("503"), e.what());
@@ -319,10 +173,10 @@ private slots:
     void checksumMismatchDeletesThePart() {
         hub_->corrupt = true;
         try {
-            app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr);
+            app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), {}, nullptr);
             QFAIL("damaged bytes were accepted");
         } catch (const app::DownloadError& e) {
-            QVERIFY2(QString::fromUtf8(e.what()).contains("arrived damaged") && QString::fromUtf8(e.what()).contains(sha256Of(model_).left(12)), e.what());
+            QVERIFY2(QString::fromUtf8(e.what()).contains("arrived damaged") && QString::fromUtf8(e.what()).contains(test::sha256Of(model_).left(12)), e.what());
         }
         QVERIFY(!QFile::exists(target_));
         QVERIFY(!QFile::exists(target_ + ".part"));
@@ -350,7 +204,7 @@ private slots:
         }
         const app::HubClient hub({hub_->endpoint(), "secret"});
         QCOMPARE(hub.listFiles("owner/model").size(), std::size_t{4});
-        app::downloadFile(url(), target_, model_.size(), sha256Of(model_), {}, nullptr, {.token = "secret", .tokenOrigin = QUrl(hub_->endpoint())});
+        app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_), {}, nullptr, {.token = "secret", .tokenOrigin = QUrl(hub_->endpoint())});
         QCOMPARE(readAll(target_), model_);
         const auto& last = hub_->requests.last();
         QVERIFY(last.path.startsWith("/cdn/") && last.host.startsWith("localhost") && last.authorization.isEmpty());
@@ -360,7 +214,7 @@ private slots:
     void cancelKeepsWhatArrived() {
         std::atomic<bool> cancel{false};
         try {
-            app::downloadFile(url(), target_, model_.size(), sha256Of(model_),
+            app::downloadFile(url(), target_, model_.size(), test::sha256Of(model_),
                               [&](const app::DownloadProgress& p) {
                                   if (p.done > 0) cancel = true;
                               },
@@ -435,6 +289,52 @@ private slots:
         QVERIFY(refused);
     }
 
+    // The app's queue: one download at a time in order, pause (the part file stays) and resume
+    // (from it), cancel (it goes), and the model's path when it is whole and checked.
+    void queueDownloadsPausesResumesAndCancels() {
+        app::JobRunner jobs;
+        const QString folder = dir_.filePath("queue");
+        app::DownloadQueue queue(jobs, folder, [this] { return app::HubConfig{hub_->endpoint(), {}}; });
+        QSignalSpy finished(&queue, &app::DownloadQueue::finished);
+        hub_->stallAfter = 1000;  // the first file's answer stops after 1000 bytes
+        const int a = queue.add("owner/model", "model-Q4_K_M.gguf");
+        const int b = queue.add("owner/model", "big-00001-of-00002.gguf");
+        QCOMPARE(queue.add("owner/model", "big-00001-of-00002.gguf"), b);  // (asked twice: one item)
+        QCOMPARE(queue.items().size(), std::size_t(2));
+        QVERIFY(queue.item(b)->state == app::DownloadQueue::State::Queued);
+        QTRY_VERIFY(queue.item(a)->state == app::DownloadQueue::State::Downloading);
+        const QString part = folder + "/owner/model/model-Q4_K_M.gguf.part";
+        QTRY_VERIFY(hub_->requests.size() >= 3 && hub_->requests.last().path.startsWith("/cdn/"));  // (the file's answer is under way)
+        QTest::qWait(300);
+        queue.pause(a);
+        // The next one runs while the first waits, its two parts as one model.
+        QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 1, 10000);
+        QCOMPARE(finished[0][0].toInt(), b);
+        QCOMPARE(finished[0][1].toString(), folder + "/owner/model/big-00001-of-00002.gguf");
+        QVERIFY(QFile::exists(folder + "/owner/model/big-00002-of-00002.gguf"));
+        QVERIFY(queue.item(b)->parts == 2);
+        QVERIFY(queue.item(a)->state == app::DownloadQueue::State::Paused);
+        QCOMPARE(QFileInfo(part).size(), qint64(1000));
+        queue.resume(a);
+        QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 2, 10000);
+        QCOMPARE(readAll(folder + "/owner/model/model-Q4_K_M.gguf"), model_);
+        QCOMPARE(hub_->requests.last().range, QByteArray("bytes=1000-"));  // (resumed, not started over)
+        // A cancel: what arrived goes, and so does the item.
+        QVERIFY(QFile::remove(folder + "/owner/model/model-Q4_K_M.gguf"));
+        hub_->stallAfter = 500;
+        QSignalSpy removed(&queue, &app::DownloadQueue::removed);
+        const int c = queue.add("owner/model", "model-Q4_K_M.gguf");
+        QCOMPARE(c, a);  // (the done item again)
+        QTRY_VERIFY(queue.item(a) && queue.item(a)->state == app::DownloadQueue::State::Done);
+        const int d = queue.add("owner/other", "x.gguf");  // a repository that is not there
+        QSignalSpy failed(&queue, &app::DownloadQueue::failed);
+        QTRY_COMPARE(failed.size(), 1);
+        QVERIFY2(queue.item(d)->error.contains("not found"), qPrintable(queue.item(d)->error));
+        queue.cancel(d);
+        QCOMPARE(removed.size(), 1);
+        QVERIFY(!queue.item(d));
+    }
+
     void pullCommand() {
         qputenv("HF_ENDPOINT", hub_->endpoint().toUtf8());
         const QString data = dir_.filePath("data");
@@ -471,7 +371,7 @@ private:
         f.write(bytes);
     }
 
-    std::unique_ptr<FakeHub> hub_;
+    std::unique_ptr<test::FakeHub> hub_;
     QByteArray model_;
     QTemporaryDir dir_;
     QString target_;

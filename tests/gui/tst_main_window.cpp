@@ -41,6 +41,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QCheckBox>
+#include <QTreeWidget>
 #include <QtTest>
 
 #include <set>
@@ -52,9 +53,12 @@
 #include "app/library.h"
 #include "app/llm_host.h"
 #include "app/message_list_model.h"
+#include "app/app_paths.h"
+#include "fake_hub.h"
 #include "test_util.h"
 #include "ui/code_highlight.h"
 #include "ui/connect_dialog.h"
+#include "ui/models_dialog.h"
 #include "ui/composer.h"
 #include "ui/template_editor.h"
 #include "ui/label_set_editor.h"
@@ -910,6 +914,54 @@ private slots:
             second.openModel(tinyModel());
         }
         window.assistant().setServerChoice({}, {});
+    }
+
+    // Issue 25: File > Download Models… finds a GGUF repository on the Hub (a fake one on the
+    // loopback), shows its models with their size and fit, downloads one with progress into the
+    // models folder (where the model picker finds it), and opens it in the chat.
+    void downloadModelsFromTheHub() {
+        test::FakeHub hub;
+        QByteArray model = test::readFile(tinyModel());
+        hub.addFile("someone/tiny-chat-GGUF", "tiny-Q8_0.gguf", model);
+        hub.addFile("someone/tiny-chat-GGUF", "README.md", "card", false);
+        hub.addFile("other/unrelated", "x.gguf", "x");
+        qputenv("HF_ENDPOINT", hub.endpoint().toUtf8());
+        app::Library library(path_);
+        ui::MainWindow window(library);
+        window.show();
+        window.findChild<QPushButton*>("downloadModelButton")->click();  // (from the bar shown without a model)
+        auto* dialog = window.findChild<ui::ModelsDialog*>("modelsDialog");
+        QVERIFY(dialog && dialog->isVisible());
+        dialog->findChild<QLineEdit*>("hubQuery")->setText("tiny");
+        QTest::mouseClick(dialog->findChild<QPushButton*>("hubSearchButton"), Qt::LeftButton);
+        auto* results = dialog->findChild<QListWidget*>("hubResults");
+        QTRY_COMPARE_WITH_TIMEOUT(results->count(), 1, 10000);
+        QVERIFY(results->item(0)->text().startsWith("someone/tiny-chat-GGUF"));
+        results->setCurrentRow(0);
+        auto* files = dialog->findChild<QTreeWidget*>("hubFiles");
+        QTRY_COMPARE_WITH_TIMEOUT(files->topLevelItemCount(), 1, 10000);  // (the README is not a model)
+        QCOMPARE(files->topLevelItem(0)->text(0), QString("tiny-Q8_0.gguf"));
+        QCOMPARE(files->topLevelItem(0)->text(2), QString("fits"));
+        files->setCurrentItem(files->topLevelItem(0));
+        saveScreenshot(*dialog, "download_models");
+        QTest::mouseClick(dialog->findChild<QPushButton*>("hubDownloadButton"), Qt::LeftButton);
+        auto* downloads = dialog->findChild<QTreeWidget*>("downloads");
+        QTRY_COMPARE_WITH_TIMEOUT(downloads->topLevelItemCount(), 1, 5000);
+        QTRY_COMPARE_WITH_TIMEOUT(downloads->topLevelItem(0)->text(2), QString("done"), 20000);
+        const QString path = app::modelsFolderBeside(library.path()) + "/someone/tiny-chat-GGUF/tiny-Q8_0.gguf";
+        QCOMPARE(test::readFile(path), model);
+        QVERIFY(window.assistant().downloadedModels().contains(path));
+        // Open in Chat: the summary first, then the model loads.
+        QTimer::singleShot(0, this, [] {
+            auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
+            QVERIFY(box);
+            for (QAbstractButton* b : box->buttons())
+                if (b->text() == QLatin1String("Load")) b->click();
+        });
+        QTest::mouseClick(dialog->findChild<QPushButton*>("openDownloadButton"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
+        QCOMPARE(window.assistant().engine().modelPath(), path);
+        qunsetenv("HF_ENDPOINT");
     }
 
     // The template editor's preview is exactly what the engine renders when a message is sent
