@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <QMetaObject>
 #include <QPointer>
+#include <QRegularExpression>
 
 namespace lumen::app {
 
@@ -56,7 +57,7 @@ int DownloadQueue::add(const QString& repo, const QString& file) {
 void DownloadQueue::start(Item& item) {
     item.state = State::Queued;
     item.error.clear();
-    const int id = item.id;
+    const int id = item.id, generation = ++item.generation;
     const QString repo = item.repo, file = item.file, folder = QDir(folder_).filePath(repo);
     const HubConfig config = config_ ? config_() : hubConfig();
     QPointer<DownloadQueue> self(this);
@@ -66,9 +67,14 @@ void DownloadQueue::start(Item& item) {
             if (DownloadQueue* queue = self.data()) update(*queue);
         });
     };
-    const auto job = jobs_.submit(Lane::Downloads, tr("Downloading %1").arg(file), [id, repo, file, folder, config, post](JobControl& control) {
-        post([id](DownloadQueue& q) {
-            if (Item* i = q.find(id); i && i->state == State::Queued) {
+    // (only what this job's generation says counts: a paused job's last words come after a resume)
+    const auto current = [id, generation](DownloadQueue& q) -> Item* {
+        Item* i = q.find(id);
+        return i && i->generation == generation ? i : nullptr;
+    };
+    const auto job = jobs_.submit(Lane::Downloads, tr("Downloading %1").arg(file), [id, repo, file, folder, config, post, current](JobControl& control) {
+        post([id, current](DownloadQueue& q) {
+            if (Item* i = current(q); i && i->state == State::Queued) {
                 i->state = State::Downloading;
                 emit q.changed(id);
             }
@@ -81,17 +87,17 @@ void DownloadQueue::start(Item& item) {
                                                    if (since.elapsed() < 200 && p.done != p.total) return;  // (a few times a second)
                                                    since.restart();
                                                    control.progress(p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : -1.0);
-                                                   post([id, part, parts, p](DownloadQueue& q) {
-                                                       if (Item* i = q.find(id); i && i->state == State::Downloading) {
+                                                   post([id, part, parts, p, current](DownloadQueue& q) {
+                                                       if (Item* i = current(q); i && i->state == State::Downloading) {
                                                            i->part = part, i->parts = parts, i->progress = p;
                                                            emit q.changed(id);
                                                        }
                                                    });
                                                },
                                                {}, control.cancelFlag());
-            post([id, path](DownloadQueue& q) {
-                q.jobs_by_item_.erase(id);
-                if (Item* i = q.find(id)) {
+            post([id, path, current](DownloadQueue& q) {
+                if (Item* i = current(q)) {
+                    q.jobs_by_item_.erase(id);
                     i->state = State::Done;
                     i->path = path;
                     i->progress.done = i->progress.total;
@@ -99,13 +105,14 @@ void DownloadQueue::start(Item& item) {
                     emit q.finished(id, path);
                 }
             });
-        } catch (const DownloadError& e) {
+        } catch (const std::exception& e) {
+            const auto* download = dynamic_cast<const DownloadError*>(&e);
             const QString message = QString::fromUtf8(e.what());
-            const bool stopped = e.cancelled();
-            post([id, message, stopped](DownloadQueue& q) {
-                q.jobs_by_item_.erase(id);
-                Item* i = q.find(id);
+            const bool stopped = download && download->cancelled();
+            post([id, message, stopped, current](DownloadQueue& q) {
+                Item* i = current(q);
                 if (!i) return;
+                q.jobs_by_item_.erase(id);
                 i->state = stopped ? State::Paused : State::Failed;  // (a cancel is a pause; cancel() removed the item)
                 if (!stopped) i->error = message;
                 emit q.changed(id);
@@ -120,30 +127,41 @@ void DownloadQueue::start(Item& item) {
 void DownloadQueue::pause(int id) {
     Item* i = find(id);
     if (!i || (i->state != State::Queued && i->state != State::Downloading)) return;
-    if (const auto it = jobs_by_item_.find(id); it != jobs_by_item_.end()) jobs_.cancel(it->second);
-    i->state = State::Paused;  // (the job's end says so again)
+    if (const auto it = jobs_by_item_.find(id); it != jobs_by_item_.end()) {
+        jobs_.cancel(it->second);
+        jobs_by_item_.erase(it);
+    }
+    ++i->generation;  // (what the stopped job still says is not this item's any more)
+    i->state = State::Paused;
     emit changed(id);
 }
 
 void DownloadQueue::resume(int id) {
     Item* i = find(id);
-    if (!i || (i->state != State::Paused && i->state != State::Failed) || jobs_by_item_.count(id)) return;
-    start(*i);
+    if (!i || (i->state != State::Paused && i->state != State::Failed)) return;
+    start(*i);  // (after the paused job on the same lane: they never write the part file together)
 }
 
 void DownloadQueue::cancel(int id) {
     Item* i = find(id);
     if (!i) return;
     if (const auto it = jobs_by_item_.find(id); it != jobs_by_item_.end()) jobs_.cancel(it->second);
-    // What arrived goes, once the lane has let go of it (a job after the download's).
+    // What arrived goes, once the lane has let go of it (a job after the download's): this
+    // model's own files, named exactly (every part of a multi-part one, whole or not).
     if (i->state != State::Done) {
-        const QString folder = QDir(folder_).filePath(i->repo), file = i->file;
-        jobs_.submit(Lane::Downloads, {}, [folder, file](JobControl&) {
-            const QString base = QFileInfo(file).fileName();
-            // (every part of a multi-part model: the names share the part before "-00001-of-")
-            const QString stem = base.contains(QLatin1String("-00001-of-")) ? base.left(base.indexOf(QLatin1String("-00001-of-"))) : base;
-            const QDir dir(QFileInfo(QDir(folder).filePath(file)).absolutePath());
-            for (const QString& name : dir.entryList({stem + QStringLiteral("*.part")}, QDir::Files)) QFile::remove(dir.filePath(name));
+        const QString target = QDir(QDir(folder_).filePath(i->repo)).filePath(i->file);
+        jobs_.submit(Lane::Downloads, {}, [target](JobControl&) {
+            static const QRegularExpression multi(QStringLiteral("^(.*)-00001-of-(\\d{5})\\.gguf$"));
+            if (const auto m = multi.match(target); m.hasMatch()) {
+                const int count = m.captured(2).toInt();
+                for (int k = 1; k <= count; ++k) {
+                    const QString part = QStringLiteral("%1-%2-of-%3.gguf").arg(m.captured(1)).arg(k, 5, 10, QLatin1Char('0')).arg(m.captured(2));
+                    QFile::remove(part + QStringLiteral(".part"));
+                    QFile::remove(part);
+                }
+            } else {
+                QFile::remove(target + QStringLiteral(".part"));
+            }
         });
     }
     items_.erase(std::remove_if(items_.begin(), items_.end(), [id](const Item& x) { return x.id == id; }), items_.end());

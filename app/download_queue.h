@@ -28,6 +28,7 @@ public:
         DownloadProgress progress;  // of the part under way
         QString error;  // a Failed item's reason
         QString path;   // a Done item's file (what to open)
+        int generation = 0;  // the job now doing it (what an earlier, paused one says is ignored)
     };
 
     // Models go to `modelsFolder`/<owner>/<name>/; `config` gives the Hub's address and token.

@@ -217,29 +217,36 @@ std::vector<RemoteFile> HubClient::listFiles(const QString& repo, const std::ato
     return files;
 }
 
-QString downloadModel(const HubClient& hub, const QString& repo, const QString& file, const QString& folder,
-                      const std::function<void(int, int, const DownloadProgress&)>& progress, const std::function<void(int, int)>& alreadyHere,
+QString downloadModel(const HubClient& hub, const QString& repo, const std::vector<RemoteFile>& files, const QString& file, const QString& folder,
+                      const std::function<void(int, int, const DownloadProgress&)>& progress, const std::function<void(int, int, bool)>& partDone,
                       const std::atomic<bool>* cancel) {
-    const auto files = hub.listFiles(repo, cancel);
     const auto parts = modelParts(files, file);
-    if (parts.empty())
-        throw DownloadError(text(repo) + " has no file " + text(file) + " (or not all the parts of it)");
+    if (parts.empty()) throw DownloadError(text(repo) + " has no file " + text(file) + " (or not all the parts of it)");
     const HubConfig& config = hub.config();
     const int count = static_cast<int>(parts.size());
     QString first;
     for (int i = 0; i < count; ++i) {
+        if (cancel && cancel->load()) throw DownloadError("cancelled", true);
         const auto& f = parts[static_cast<std::size_t>(i)];
         const QString target = QDir(folder).filePath(f.path);
         if (first.isEmpty()) first = target;
         if (QFileInfo::exists(target) && (f.size < 0 || QFileInfo(target).size() == f.size)) {
-            if (alreadyHere) alreadyHere(i, count);
+            if (partDone) partDone(i, count, true);
             continue;
         }
         downloadFile(hub.fileUrl(repo, f.path), target, f.size, f.sha256, [&](const DownloadProgress& p) {
             if (progress) progress(i, count, p);
         }, cancel, {.token = config.token, .tokenOrigin = QUrl(config.endpoint)});
+        if (partDone) partDone(i, count, false);
     }
     return first;
+}
+
+QString downloadModel(const HubClient& hub, const QString& repo, const QString& file, const QString& folder,
+                      const std::function<void(int, int, const DownloadProgress&)>& progress, const std::function<void(int, int, bool)>& partDone,
+                      const std::atomic<bool>* cancel) {
+    if (cancel && cancel->load()) throw DownloadError("cancelled", true);
+    return downloadModel(hub, repo, hub.listFiles(repo, cancel), file, folder, progress, partDone, cancel);
 }
 
 std::vector<HubModel> HubClient::searchModels(const QString& words, int limit, const std::atomic<bool>* cancel) const {

@@ -109,13 +109,18 @@ struct DownloadOptions {
 void downloadFile(const QUrl& url, const QString& target, qint64 size, const QString& sha256, const ProgressFn& progress,
                   const std::atomic<bool>* cancel, const DownloadOptions& options = {});
 
-// A model from a repository into `folder`: each part of it (modelParts) that is not already
-// there whole, resumed where an earlier try stopped. `progress(part, parts, p)` for each part
-// (`part` from 0); `alreadyHere(part, parts)` for a part that needed nothing. Returns the first
-// part's path (what to open). Throws DownloadError (a file the repository does not have too).
+// A model from a repository into `folder`: each part of it (modelParts of the repository's
+// `files`) that is not already there whole, resumed where an earlier try stopped.
+// `progress(part, parts, p)` as a part arrives (`part` from 0); `partDone(part, parts, already)`
+// once a part is whole and checked (`already`: it was there). Returns the first part's path
+// (what to open). Throws DownloadError (a file the repository does not have too).
+QString downloadModel(const HubClient& hub, const QString& repo, const std::vector<RemoteFile>& files, const QString& file, const QString& folder,
+                      const std::function<void(int part, int parts, const DownloadProgress&)>& progress,
+                      const std::function<void(int part, int parts, bool already)>& partDone, const std::atomic<bool>* cancel);
+// The same, listing the repository's files first.
 QString downloadModel(const HubClient& hub, const QString& repo, const QString& file, const QString& folder,
                       const std::function<void(int part, int parts, const DownloadProgress&)>& progress,
-                      const std::function<void(int part, int parts)>& alreadyHere, const std::atomic<bool>* cancel);
+                      const std::function<void(int part, int parts, bool already)>& partDone, const std::atomic<bool>* cancel);
 
 // "1.2 GB", "340 MB": sizes as the download lines show them.
 QString formatSize(qint64 bytes);

@@ -11,7 +11,7 @@ namespace {
 
 // Runs `work` on a thread of its own; `deliver` then runs on the receiver's thread if it is still there.
 template <class Result>
-void runAsync(QObject* receiver, std::function<Result()> work, std::function<void(const Result&, const QString&)> deliver) {
+QThread* runAsync(QObject* receiver, std::function<Result()> work, std::function<void(const Result&, const QString&)> deliver) {
     QPointer<QObject> target(receiver);
     QThread* thread = QThread::create([target, work = std::move(work), deliver = std::move(deliver)] {
         Result result{};
@@ -27,19 +27,21 @@ void runAsync(QObject* receiver, std::function<Result()> work, std::function<voi
     });
     QObject::connect(thread, &QThread::finished, thread, &QObject::deleteLater);
     thread->start();
+    return thread;
 }
 
 }  // namespace
 
-void searchHubAsync(QObject* receiver, const HubConfig& config, const QString& words,
-                    std::function<void(const std::vector<HubModel>&, const QString&)> done) {
-    runAsync<std::vector<HubModel>>(receiver, [config, words] { return HubClient(config).searchModels(words); }, std::move(done));
+QThread* searchHubAsync(QObject* receiver, const HubConfig& config, const QString& words, std::shared_ptr<std::atomic<bool>> cancel,
+                        std::function<void(const std::vector<HubModel>&, const QString&)> done) {
+    return runAsync<std::vector<HubModel>>(receiver, [config, words, cancel] { return HubClient(config).searchModels(words, 30, cancel.get()); },
+                                           std::move(done));
 }
 
-void listHubModelsAsync(QObject* receiver, const HubConfig& config, const QString& repo,
-                        std::function<void(const std::vector<HubModelFile>&, const QString&)> done) {
-    runAsync<std::vector<HubModelFile>>(receiver, [config, repo] {
-        const auto files = HubClient(config).listFiles(repo);
+QThread* listHubModelsAsync(QObject* receiver, const HubConfig& config, const QString& repo, std::shared_ptr<std::atomic<bool>> cancel,
+                            std::function<void(const std::vector<HubModelFile>&, const QString&)> done) {
+    return runAsync<std::vector<HubModelFile>>(receiver, [config, repo, cancel] {
+        const auto files = HubClient(config).listFiles(repo, cancel.get());
         std::vector<HubModelFile> models;
         for (const auto& f : files) {
             if (!f.path.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive)) continue;

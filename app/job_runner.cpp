@@ -115,8 +115,18 @@ void JobRunner::cancelAll() {
 void JobRunner::wait(Lane lane) {
     auto done = std::make_shared<std::promise<void>>();
     auto future = done->get_future();
-    submit(lane, {}, [done](JobControl&) { done->set_value(); });
+    const JobId id = submit(lane, {}, [done](JobControl&) { done->set_value(); });
     future.get();
+    // (the lane marks this job as no longer running just after it returns: until then busy()
+    // would still say so)
+    const LaneState& l = *lanes_[static_cast<std::size_t>(lane)];
+    while (true) {
+        {
+            std::lock_guard lock(l.mutex);
+            if (l.running != id) return;
+        }
+        std::this_thread::yield();
+    }
 }
 
 bool JobRunner::busy(Lane lane) const {

@@ -287,6 +287,7 @@ MainWindow::~MainWindow() {
     QObject::disconnect(jobs_.get(), nullptr, this, nullptr);
     // What runs on the lanes ends; the services wait for their own jobs, then the lanes go.
     jobs_->cancelAll();
+    delete modelsDialog_;  // (it uses the queue)
     downloads_.reset();  // (what arrived stays in the part files, for the next start)
     delete vision_;
     vision_ = nullptr;

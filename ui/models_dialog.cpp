@@ -116,6 +116,12 @@ ModelsDialog::ModelsDialog(app::DownloadQueue& queue, std::function<void(const Q
     updateButtons();
 }
 
+ModelsDialog::~ModelsDialog() {
+    cancel_->store(true);
+    for (const QPointer<QThread>& thread : threads_)
+        if (thread) thread->wait();
+}
+
 void ModelsDialog::search(const QString& words) {
     if (words.trimmed().isEmpty()) return;
     query_->setText(words);
@@ -123,7 +129,11 @@ void ModelsDialog::search(const QString& words) {
     results_->clear();
     files_->clear();
     repo_.clear();
-    app::searchHubAsync(this, app::hubConfig(), words, [this](const std::vector<app::HubModel>& found, const QString& error) {
+    const int request = ++searches_;
+    threads_.removeAll(nullptr);
+    threads_ << app::searchHubAsync(this, app::hubConfig(), words, cancel_, [this, request](const std::vector<app::HubModel>& found, const QString& error) {
+        if (request != searches_) return;  // (a later search is what counts)
+        results_->clear();
         if (!error.isEmpty()) {
             status_->setText(error);
             return;
@@ -142,8 +152,11 @@ void ModelsDialog::showRepository(const QString& repo) {
     repo_ = repo;
     files_->clear();
     status_->setText(tr("Reading %1…").arg(repo));
-    app::listHubModelsAsync(this, app::hubConfig(), repo, [this, repo](const std::vector<app::HubModelFile>& models, const QString& error) {
-        if (repo != repo_) return;  // (another was chosen meanwhile)
+    const int request = ++listings_;
+    threads_.removeAll(nullptr);
+    threads_ << app::listHubModelsAsync(this, app::hubConfig(), repo, cancel_, [this, request, repo](const std::vector<app::HubModelFile>& models, const QString& error) {
+        if (request != listings_) return;  // (another was chosen meanwhile)
+        files_->clear();
         if (!error.isEmpty()) {
             status_->setText(error);
             return;

@@ -5,6 +5,10 @@
 // and open one when it is there. What is downloaded is what the model picker offers.
 
 #include <QDialog>
+#include <QPointer>
+#include <QThread>
+#include <atomic>
+#include <memory>
 
 #include "app/download_queue.h"
 
@@ -21,6 +25,7 @@ class ModelsDialog : public QDialog {
 public:
     // `open(path)` loads a downloaded model in the window.
     ModelsDialog(app::DownloadQueue& queue, std::function<void(const QString& path)> open, QWidget* parent = nullptr);
+    ~ModelsDialog() override;
 
     // Searches the Hub for `words` (what the Search button does).
     void search(const QString& words);
@@ -39,6 +44,10 @@ private:
     QPushButton *downloadButton_, *pauseButton_, *cancelButton_, *openButton_;
     QLabel* status_;
     QString repo_;  // the repository whose files are shown
+    int searches_ = 0, listings_ = 0;  // (an answer to an earlier request is dropped)
+    // The Hub requests under way: told to stop, and waited for, when the dialog goes.
+    std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
+    QList<QPointer<QThread>> threads_;
 };
 
 }  // namespace lumen::ui

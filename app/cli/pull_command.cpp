@@ -91,17 +91,8 @@ int cmdPull(Context& ctx) {
             return parts > 1 ? QStringLiteral("%1 (part %2 of %3)").arg(QFileInfo(modelParts(files, spec->file)[static_cast<std::size_t>(part)].path).fileName()).arg(part + 1).arg(parts)
                              : name;
         };
-        int lastTenth = -1, lastPart = -1;
-        const auto finishPart = [&](int part, int parts) {  // (the line of the part before is ended)
-            if (lastPart < 0 || lastPart == part) return;
-            if (terminal) ctx.err << "\n";
-            const auto& f = modelParts(files, spec->file)[static_cast<std::size_t>(lastPart)];
-            ctx.err << labelOf(lastPart, parts) << ": done" << (f.sha256.isEmpty() ? "" : ", SHA-256 checked") << "\n";
-            lastTenth = -1;
-        };
+        int lastTenth = -1;
         const auto progress = [&](int part, int parts, const DownloadProgress& p) {
-            finishPart(part, parts);
-            lastPart = part;
             const QString label = labelOf(part, parts);
             const double fraction = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 0.0;
             const QString left = p.bytesPerSecond > 0 && p.total > 0 ? duration(static_cast<double>(p.total - p.done) / p.bytesPerSecond) : QStringLiteral("--:--");
@@ -120,19 +111,22 @@ int cmdPull(Context& ctx) {
                 ctx.err.flush();
             }
         };
+        const auto partDone = [&](int part, int parts, bool already) {
+            lastTenth = -1;
+            if (already) {
+                ctx.err << labelOf(part, parts) << ": already here\n";
+                return;
+            }
+            if (terminal) ctx.err << "\n";
+            const auto& f = modelParts(files, spec->file)[static_cast<std::size_t>(part)];
+            ctx.err << labelOf(part, parts) << ": done" << (f.sha256.isEmpty() ? "" : ", SHA-256 checked") << "\n";
+        };
         if (modelParts(files, spec->file).empty()) {
             ctx.err << "lumen-cli: " << spec->repo << " has no file " << spec->file
                     << " (or not all the parts of it); lumen-cli pull " << spec->repo << " lists its GGUF files\n";
             return kFailed;
         }
-        const QString firstTarget = downloadModel(hub, spec->repo, spec->file, dir, progress,
-                                                  [&](int part, int parts) {
-                                                      finishPart(part, parts);
-                                                      lastPart = -1;
-                                                      ctx.err << labelOf(part, parts) << ": already here\n";
-                                                  },
-                                                  &gPullInterrupted);
-        finishPart(-2, static_cast<int>(modelParts(files, spec->file).size()));
+        const QString firstTarget = downloadModel(hub, spec->repo, files, spec->file, dir, progress, partDone, &gPullInterrupted);
         ctx.out << firstTarget << "\n";  // (what to open: the first part of a multi-part model)
         return kOk;
     } catch (const DownloadError& e) {

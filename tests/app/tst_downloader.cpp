@@ -306,6 +306,11 @@ private slots:
         const QString part = folder + "/owner/model/model-Q4_K_M.gguf.part";
         QTRY_VERIFY(hub_->requests.size() >= 3 && hub_->requests.last().path.startsWith("/cdn/"));  // (the file's answer is under way)
         QTest::qWait(300);
+        // A queued one paused and resumed at once: its first job (stopped) says nothing more.
+        queue.pause(b);
+        QVERIFY(queue.item(b)->state == app::DownloadQueue::State::Paused);
+        queue.resume(b);
+        QVERIFY(queue.item(b)->state == app::DownloadQueue::State::Queued);
         queue.pause(a);
         // The next one runs while the first waits, its two parts as one model.
         QTRY_COMPARE_WITH_TIMEOUT(finished.size(), 1, 10000);

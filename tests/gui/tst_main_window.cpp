@@ -962,6 +962,8 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
         QCOMPARE(window.assistant().engine().modelPath(), path);
         qunsetenv("HF_ENDPOINT");
+        window.assistant().unloadModel();
+        QVERIFY(QDir(app::modelsFolderBeside(library.path())).removeRecursively());  // (the other tests' models folder is empty)
     }
 
     // The template editor's preview is exactly what the engine renders when a message is sent
