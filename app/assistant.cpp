@@ -82,6 +82,15 @@ Assistant::Assistant(Library& library, JobRunner& jobs, QObject* parent)
     connect(engine_.get(), &ChatEngine::loadCancelled, this, &Assistant::applyServerChoice);
     connect(engine_.get(), &ChatEngine::imageProjectorFailed, this, &Assistant::applyServerChoice);
     connect(engine_.get(), &ChatEngine::serverFailed, this, &Assistant::errorOccurred);
+    // The Hub's token, when one was kept (no keychain prompt for anyone else).
+    try {
+        if (library_.settings().get(kHubTokenKeptKey).value_or("") == "1")
+            secrets_.read(QStringLiteral("hub-token"), [this](const QString& token) {
+                if (hubToken_.isEmpty()) hubToken_ = token;
+            });
+    } catch (const storage::Error& e) {
+        qCWarning(lcApp) << "reading the Hub settings failed:" << e.what();
+    }
     // (the keychain is asked only when the server is on: no unlock prompt for anyone else)
     if (serverChoice().enabled) {
         secrets_.read(QStringLiteral("server-api-key"), [this](const QString& key) {
@@ -172,6 +181,32 @@ void Assistant::unloadModel() {
     } catch (const storage::Error& e) {
         qCWarning(lcApp) << "forgetting the model failed:" << e.what();
     }
+}
+
+QString Assistant::hubEndpointSetting() {
+    try {
+        return QString::fromStdString(library_.settings().get(kHubEndpointKey).value_or(""));
+    } catch (const storage::Error&) {
+        return {};
+    }
+}
+
+HubConfig Assistant::hubConfigNow() { return hubConfig(hubEndpointSetting(), hubToken_); }
+
+void Assistant::setHub(const QString& endpoint, const QString& token) {
+    try {
+        if (endpoint.trimmed().isEmpty()) library_.settings().remove(kHubEndpointKey);
+        else library_.settings().set(kHubEndpointKey, endpoint.trimmed().toStdString());
+        library_.settings().set(kHubTokenKeptKey, token.isEmpty() ? "0" : "1");
+    } catch (const storage::Error& e) {
+        emit errorOccurred(tr("The Hub settings could not be saved: %1").arg(QString::fromUtf8(e.what())));
+    }
+    if (token == hubToken_) return;
+    hubToken_ = token;
+    if (token.isEmpty()) secrets_.remove(QStringLiteral("hub-token"));
+    else secrets_.write(QStringLiteral("hub-token"), token, [this](bool kept, const QString& note) {
+        if (!kept) emit notice(0, tr("The Hub token is not in a keychain: %1").arg(note));
+    });
 }
 
 Assistant::ServerChoice Assistant::serverChoice() {

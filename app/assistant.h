@@ -13,6 +13,7 @@
 #include "app/chat_engine.h"
 #include "app/prompt_builder.h"
 #include "app/library.h"
+#include "app/downloader.h"
 #include "app/secrets.h"
 #include "storage/streaming_writer.h"
 
@@ -79,6 +80,16 @@ public:
     // Stores the choice (and the key, "" for none) and starts, restarts or stops the server.
     void setServerChoice(const ServerChoice& choice, const QString& apiKey);
     QString serverApiKey() const { return serverKey_; }
+
+    // The Hugging Face Hub (Settings): its address (empty: huggingface.co) and an access token
+    // for gated models, kept in the system keychain (read at the start only when one was kept).
+    // HF_ENDPOINT and HF_TOKEN override both, as huggingface_hub does.
+    HubConfig hubConfigNow();
+    QString hubEndpointSetting();
+    QString hubToken() const { return hubToken_; }
+    void setHub(const QString& endpoint, const QString& token);
+    static constexpr const char* kHubEndpointKey = "hub.endpoint";
+    static constexpr const char* kHubTokenKeptKey = "hub.token_kept";
     static constexpr const char* kServerKey = "server.local";  // {"enabled", "port", "everyone"}
     static constexpr const char* kRemoteKey = "model.remote";  // {"url", "model", "images"}
     // The models loaded lately, the newest first (at most kRecentModels; files since gone too).
@@ -155,6 +166,7 @@ private:
     SecretStore secrets_;
     void applyServerChoice();  // starts the server as chosen when a local model is loaded
     QString serverKey_;
+    QString hubToken_;
     bool serverKeyRead_ = false;  // (read from the keychain at the start)
     // The key to keep for an address once a server there answers (set by connectRemote).
     std::optional<std::pair<QUrl, QString>> keyToRemember_;

@@ -64,7 +64,7 @@ MainWindow::MainWindow(app::Library& library, QWidget* parent)
     : QMainWindow(parent),
       library_(library),
       jobs_(std::make_unique<app::JobRunner>()),
-      downloads_(std::make_unique<app::DownloadQueue>(*jobs_, app::modelsFolderBeside(library.path()), [] { return app::hubConfig(); })),
+      downloads_(std::make_unique<app::DownloadQueue>(*jobs_, app::modelsFolderBeside(library.path()), [this] { return assistant_->hubConfigNow(); })),
       assistant_(new app::Assistant(library, *jobs_, this)),
       chatList_(new app::ChatListModel(library.chats(), this)),
       messages_(new app::MessageListModel(library.chats(), this)),
@@ -782,7 +782,7 @@ void MainWindow::rebuildModelMenu() {
 
 void MainWindow::showModelsDialog() {
     if (!modelsDialog_) {
-        modelsDialog_ = new ModelsDialog(*downloads_, [this](const QString& path) { confirmAndOpenModel(path); }, this);
+        modelsDialog_ = new ModelsDialog(*downloads_, [this] { return assistant_->hubConfigNow(); }, [this](const QString& path) { confirmAndOpenModel(path); }, this);
         modelsDialog_->setAttribute(Qt::WA_DeleteOnClose);
     }
     modelsDialog_->show();

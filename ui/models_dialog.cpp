@@ -25,8 +25,8 @@ QString timeLeft(double seconds) {
 
 }  // namespace
 
-ModelsDialog::ModelsDialog(app::DownloadQueue& queue, std::function<void(const QString&)> open, QWidget* parent)
-    : QDialog(parent), queue_(queue), open_(std::move(open)) {
+ModelsDialog::ModelsDialog(app::DownloadQueue& queue, std::function<app::HubConfig()> hub, std::function<void(const QString&)> open, QWidget* parent)
+    : QDialog(parent), queue_(queue), hub_(std::move(hub)), open_(std::move(open)) {
     setObjectName(QStringLiteral("modelsDialog"));
     setWindowTitle(tr("Download Models"));
     query_ = new QLineEdit;
@@ -131,7 +131,7 @@ void ModelsDialog::search(const QString& words) {
     repo_.clear();
     const int request = ++searches_;
     threads_.removeAll(nullptr);
-    threads_ << app::searchHubAsync(this, app::hubConfig(), words, cancel_, [this, request](const std::vector<app::HubModel>& found, const QString& error) {
+    threads_ << app::searchHubAsync(this, hub_(), words, cancel_, [this, request](const std::vector<app::HubModel>& found, const QString& error) {
         if (request != searches_) return;  // (a later search is what counts)
         results_->clear();
         if (!error.isEmpty()) {
@@ -154,7 +154,7 @@ void ModelsDialog::showRepository(const QString& repo) {
     status_->setText(tr("Reading %1…").arg(repo));
     const int request = ++listings_;
     threads_.removeAll(nullptr);
-    threads_ << app::listHubModelsAsync(this, app::hubConfig(), repo, cancel_, [this, request, repo](const std::vector<app::HubModelFile>& models, const QString& error) {
+    threads_ << app::listHubModelsAsync(this, hub_(), repo, cancel_, [this, request, repo](const std::vector<app::HubModelFile>& models, const QString& error) {
         if (request != listings_) return;  // (another was chosen meanwhile)
         files_->clear();
         if (!error.isEmpty()) {

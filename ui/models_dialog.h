@@ -24,7 +24,8 @@ class ModelsDialog : public QDialog {
     Q_OBJECT
 public:
     // `open(path)` loads a downloaded model in the window.
-    ModelsDialog(app::DownloadQueue& queue, std::function<void(const QString& path)> open, QWidget* parent = nullptr);
+    // `hub()` gives the Hub's address and token as they are now (Settings).
+    ModelsDialog(app::DownloadQueue& queue, std::function<app::HubConfig()> hub, std::function<void(const QString& path)> open, QWidget* parent = nullptr);
     ~ModelsDialog() override;
 
     // Searches the Hub for `words` (what the Search button does).
@@ -37,6 +38,7 @@ private:
     int selectedDownload() const;
 
     app::DownloadQueue& queue_;
+    std::function<app::HubConfig()> hub_;
     std::function<void(const QString&)> open_;
     QLineEdit* query_;
     QListWidget* results_;

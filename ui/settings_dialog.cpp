@@ -142,6 +142,17 @@ SettingsDialog::SettingsDialog(app::Library& library, app::Assistant& assistant,
         };
         connect(serve_, &QCheckBox::toggled, this, enable);
         enable();
+        // The Hugging Face Hub: its address (mirrors) and a token for gated models.
+        hubEndpoint_ = new QLineEdit(assistant_.hubEndpointSetting());
+        hubEndpoint_->setObjectName(QStringLiteral("hubEndpoint"));
+        hubEndpoint_->setPlaceholderText(QStringLiteral("https://huggingface.co"));
+        hubToken_ = new QLineEdit(assistant_.hubToken());
+        hubToken_->setObjectName(QStringLiteral("hubToken"));
+        hubToken_->setEchoMode(QLineEdit::Password);
+        hubToken_->setPlaceholderText(tr("none (for gated models: hf_…)"));
+        hubToken_->setToolTip(tr("Sent to the Hub's own address only; kept in the system keychain (HF_TOKEN overrides it)"));
+        form->addRow(tr("Hugging Face &address:"), hubEndpoint_);
+        form->addRow(tr("Hugging Face &token:"), hubToken_);
     } else {
         context_->hide();
         contextPolicy_->hide();
@@ -202,6 +213,8 @@ void SettingsDialog::accept() {
         else assistant_.saveChatParams(chatId_, p);
     }
     assistant_.setSystemPrompt(chatId_, systemPrompt_->toPlainText());
+    if (hubEndpoint_ && (hubEndpoint_->text().trimmed() != assistant_.hubEndpointSetting() || hubToken_->text().trimmed() != assistant_.hubToken()))
+        assistant_.setHub(hubEndpoint_->text(), hubToken_->text().trimmed());
     if (serve_) {
         const app::Assistant::ServerChoice chosen{serve_->isChecked(), servePort_->value(), serveEveryone_->isChecked()};
         const auto now = assistant_.serverChoice();

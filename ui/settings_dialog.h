@@ -38,6 +38,7 @@ private:
     QCheckBox *serve_ = nullptr, *serveEveryone_ = nullptr;
     QSpinBox* servePort_ = nullptr;
     QLineEdit* serveKey_ = nullptr;
+    QLineEdit *hubEndpoint_ = nullptr, *hubToken_ = nullptr;
 };
 
 }  // namespace lumen::ui

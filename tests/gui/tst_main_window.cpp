@@ -925,10 +925,23 @@ private slots:
         hub.addFile("someone/tiny-chat-GGUF", "tiny-Q8_0.gguf", model);
         hub.addFile("someone/tiny-chat-GGUF", "README.md", "card", false);
         hub.addFile("other/unrelated", "x.gguf", "x");
-        qputenv("HF_ENDPOINT", hub.endpoint().toUtf8());
+        hub.gate("someone/tiny-chat-GGUF");
+        qputenv("LUMEN_KEYCHAIN", "off");
         app::Library library(path_);
         ui::MainWindow window(library);
         window.show();
+        // The Hub's address and a token for the gated repository, from Settings (no HF_ENDPOINT).
+        QTimer::singleShot(0, this, [&] {
+            auto* dialog = QApplication::activeModalWidget();
+            QVERIFY(dialog);
+            dialog->findChild<QLineEdit*>("hubEndpoint")->setText(hub.endpoint());
+            dialog->findChild<QLineEdit*>("hubToken")->setText("secret");
+            QMetaObject::invokeMethod(dialog, "accept");
+        });
+        window.findChild<QAction*>("settingsAction")->trigger();
+        QCOMPARE(window.assistant().hubConfigNow().endpoint, hub.endpoint());
+        QCOMPARE(window.assistant().hubConfigNow().token, QString("secret"));
+        QVERIFY(!library.settings().get(app::Assistant::kHubEndpointKey).value_or("").empty());
         window.findChild<QPushButton*>("downloadModelButton")->click();  // (from the bar shown without a model)
         auto* dialog = window.findChild<ui::ModelsDialog*>("modelsDialog");
         QVERIFY(dialog && dialog->isVisible());
@@ -937,6 +950,7 @@ private slots:
         auto* results = dialog->findChild<QListWidget*>("hubResults");
         QTRY_COMPARE_WITH_TIMEOUT(results->count(), 1, 10000);
         QVERIFY(results->item(0)->text().startsWith("someone/tiny-chat-GGUF"));
+        QVERIFY(results->item(0)->text().contains("gated"));
         results->setCurrentRow(0);
         auto* files = dialog->findChild<QTreeWidget*>("hubFiles");
         QTRY_COMPARE_WITH_TIMEOUT(files->topLevelItemCount(), 1, 10000);  // (the README is not a model)
@@ -961,7 +975,13 @@ private slots:
         QTest::mouseClick(dialog->findChild<QPushButton*>("openDownloadButton"), Qt::LeftButton);
         QTRY_VERIFY_WITH_TIMEOUT(window.assistant().engine().isLoaded(), 20000);
         QCOMPARE(window.assistant().engine().modelPath(), path);
-        qunsetenv("HF_ENDPOINT");
+        bool tokenSent = false;
+        for (const auto& r : hub.requests) tokenSent = tokenSent || r.authorization == "Bearer secret";
+        QVERIFY(tokenSent);
+        // (the token is not in the database: only that one is kept)
+        QVERIFY(library.settings().get(app::Assistant::kHubTokenKeptKey).value_or("") == "1");
+        QVERIFY(!test::readFile(library.path()).contains("secret") && !test::readFile(library.path() + "-wal").contains("secret"));
+        window.assistant().setHub({}, {});
         window.assistant().unloadModel();
         QVERIFY(QDir(app::modelsFolderBeside(library.path())).removeRecursively());  // (the other tests' models folder is empty)
     }
