@@ -47,13 +47,7 @@ Assistant::Assistant(Library& library, JobRunner& jobs, QObject* parent)
             // The key the user gave for this address (not one read from the keychain, which may
             // have failed to read: that never removes what is kept).
             if (keyToRemember_ && keyToRemember_->first == c.baseUrl) {
-                if (keyToRemember_->second.isEmpty()) {
-                    secrets_.remove(apiKeyName(c.baseUrl));
-                } else {
-                    secrets_.write(apiKeyName(c.baseUrl), keyToRemember_->second, [this](bool kept, const QString& note) {
-                        if (!kept) emit notice(0, tr("The API key is not in a keychain: %1").arg(note));
-                    });
-                }
+                keepSecret(apiKeyName(c.baseUrl), keyToRemember_->second, tr("The API key"));
                 keyToRemember_.reset();
             }
             emit modelLoaded(name);
@@ -203,9 +197,16 @@ void Assistant::setHub(const QString& endpoint, const QString& token) {
     }
     if (token == hubToken_) return;
     hubToken_ = token;
-    if (token.isEmpty()) secrets_.remove(QStringLiteral("hub-token"));
-    else secrets_.write(QStringLiteral("hub-token"), token, [this](bool kept, const QString& note) {
-        if (!kept) emit notice(0, tr("The Hub token is not in a keychain: %1").arg(note));
+    keepSecret(QStringLiteral("hub-token"), token, tr("The Hub token"));
+}
+
+void Assistant::keepSecret(const QString& name, const QString& value, const QString& what) {
+    if (value.isEmpty()) {
+        secrets_.remove(name);
+        return;
+    }
+    secrets_.write(name, value, [this, what](bool kept, const QString& note) {
+        if (!kept) emit notice(0, tr("%1 is not in a keychain: %2").arg(what, note));
     });
 }
 
@@ -234,10 +235,7 @@ void Assistant::setServerChoice(const ServerChoice& choice, const QString& apiKe
     }
     if (apiKey != serverKey_) {
         serverKey_ = apiKey;
-        if (apiKey.isEmpty()) secrets_.remove(QStringLiteral("server-api-key"));
-        else secrets_.write(QStringLiteral("server-api-key"), apiKey, [this](bool kept, const QString& note) {
-            if (!kept) emit notice(0, tr("The server's API key is not in a keychain: %1").arg(note));
-        });
+        keepSecret(QStringLiteral("server-api-key"), apiKey, tr("The server's API key"));
     }
     serverKeyRead_ = true;
     engine_->stopServer();  // (started again as now chosen)

@@ -163,6 +163,9 @@ signals:
 
 private:
     static QString apiKeyName(const QUrl& baseUrl);
+    // Keeps `value` in the keychain under `name` (an empty one removes it); `what` names it in
+    // the notice when it can be kept only in memory.
+    void keepSecret(const QString& name, const QString& value, const QString& what);
     SecretStore secrets_;
     void applyServerChoice();  // starts the server as chosen when a local model is loaded
     QString serverKey_;

@@ -307,7 +307,7 @@ void ChatEngine::startServer(const ServerSettings& settings) {
                     std::lock_guard lock(call->mutex);
                     if (!call->started) {
                         call->abandoned = true;
-                        throw ApiError(503, "server_error", "server_shutting_down", "the server is shutting down");
+                        throw ApiError::shuttingDown();
                     }
                 }
                 future.get();

@@ -488,6 +488,12 @@ void downloadFile(const QUrl& url, const QString& target, qint64 size, const QSt
     if (!QFile::rename(part, target)) throw DownloadError("cannot move " + text(part) + " to " + text(target));
 }
 
+QString formatDuration(double seconds) {
+    const auto s = static_cast<qint64>(seconds);
+    return s >= 3600 ? QStringLiteral("%1:%2:%3").arg(s / 3600).arg(s / 60 % 60, 2, 10, QLatin1Char('0')).arg(s % 60, 2, 10, QLatin1Char('0'))
+                     : QStringLiteral("%1:%2").arg(s / 60).arg(s % 60, 2, 10, QLatin1Char('0'));
+}
+
 QString formatSize(qint64 bytes) {
     const double b = static_cast<double>(bytes);
     if (b >= 1e9) return QStringLiteral("%1 GB").arg(b / 1e9, 0, 'f', 2);

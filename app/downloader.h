@@ -124,5 +124,7 @@ QString downloadModel(const HubClient& hub, const QString& repo, const QString& 
 
 // "1.2 GB", "340 MB": sizes as the download lines show them.
 QString formatSize(qint64 bytes);
+// "4:05", "1:02:09": a time left as the download lines show it.
+QString formatDuration(double seconds);
 
 }  // namespace lumen::app

@@ -291,9 +291,6 @@ bool isLoopbackHost(const std::string& host) {
 
 // ---- the server ----
 
-namespace {
-ApiError shuttingDown();
-}  // namespace
 
 struct OpenAiServer::Impl {
     Impl(const LoadedLlm* model, const Projector* imageProjector, vision::ImageEncoder* embeddings, ServerOptions serverOptions)
@@ -315,7 +312,7 @@ struct OpenAiServer::Impl {
             impl_.turnChanged.wait(lock, [&] { return impl_.serving == ticket || impl_.stopping.load(); });
             if (impl_.serving != ticket) {
                 impl_.abandoned.insert(ticket);  // (its turn is skipped when it comes)
-                throw shuttingDown();
+                throw ApiError::shuttingDown();
             }
         }
         ~Turn() {
@@ -396,8 +393,6 @@ struct OpenAiServer::Impl {
 };
 
 namespace {
-
-ApiError shuttingDown() { return {503, "server_error", "server_shutting_down", "the server is shutting down"}; }
 
 std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
@@ -558,7 +553,7 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
         Outcome o;
         try {
             o = generate(*request, *prepared, {});
-            if (o.result.stopReason == inference::StopReason::Cancelled) throw shuttingDown();
+            if (o.result.stopReason == inference::StopReason::Cancelled) throw ApiError::shuttingDown();
         } catch (const ApiError& e) {
             sendError(res, e);
             return;
@@ -630,7 +625,7 @@ void OpenAiServer::Impl::chatOrCompletion(const std::string& body, httplib::Resp
             return false;
         }
         if (o.result.stopReason == inference::StopReason::Cancelled) {  // (the server stops: no [DONE], the reply is not whole)
-            send(shuttingDown().body());
+            send(ApiError::shuttingDown().body());
             sink.done();
             return true;
         }

@@ -35,6 +35,8 @@ public:
     ApiError(int httpStatus, std::string errorType, std::string errorCode, const std::string& message, std::string errorParam = {})
         : std::runtime_error(message), status(httpStatus), type(std::move(errorType)), code(std::move(errorCode)), param(std::move(errorParam)) {}
     nlohmann::json body() const;
+    // 503: the server is stopping (a request waiting for its turn, or cut short).
+    static ApiError shuttingDown() { return {503, "server_error", "server_shutting_down", "the server is shutting down"}; }
     int status;
     std::string type;  // invalid_request_error, authentication_error, not_found_error, server_error
     std::string code;  // model_not_found, context_length_exceeded, invalid_api_key, … (may be empty)

@@ -15,16 +15,6 @@
 #include "app/hub_browser.h"
 
 namespace lumen::ui {
-namespace {
-
-QString timeLeft(double seconds) {
-    const auto s = static_cast<qint64>(seconds);
-    return s >= 3600 ? QStringLiteral("%1:%2:%3").arg(s / 3600).arg(s / 60 % 60, 2, 10, QLatin1Char('0')).arg(s % 60, 2, 10, QLatin1Char('0'))
-                     : QStringLiteral("%1:%2").arg(s / 60).arg(s % 60, 2, 10, QLatin1Char('0'));
-}
-
-}  // namespace
-
 ModelsDialog::ModelsDialog(app::DownloadQueue& queue, std::function<app::HubConfig()> hub, std::function<void(const QString&)> open, QWidget* parent)
     : QDialog(parent), queue_(queue), hub_(std::move(hub)), open_(std::move(open)) {
     setObjectName(QStringLiteral("modelsDialog"));
@@ -196,7 +186,7 @@ void ModelsDialog::refreshDownload(int id) {
     } else if (p.total > 0) {
         progress = tr("%1% · %2 of %3").arg(qRound(100.0 * static_cast<double>(p.done) / static_cast<double>(p.total))).arg(app::formatSize(p.done), app::formatSize(p.total));
         if (d->state == app::DownloadQueue::State::Downloading && p.bytesPerSecond > 0)
-            progress += tr(" · %1/s · %2 left").arg(app::formatSize(static_cast<qint64>(p.bytesPerSecond)), timeLeft(static_cast<double>(p.total - p.done) / p.bytesPerSecond));
+            progress += tr(" · %1/s · %2 left").arg(app::formatSize(static_cast<qint64>(p.bytesPerSecond)), app::formatDuration(static_cast<double>(p.total - p.done) / p.bytesPerSecond));
         if (d->parts > 1) progress += tr(" · part %1 of %2").arg(d->part + 1).arg(d->parts);
     }
     row->setText(1, progress);

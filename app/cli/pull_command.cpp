@@ -19,12 +19,6 @@ namespace {
 std::atomic<bool> gPullInterrupted{false};
 extern "C" void onPullInterrupt(int) { gPullInterrupted.store(true); }
 
-QString duration(double seconds) {
-    const auto s = static_cast<qint64>(seconds);
-    return s >= 3600 ? QStringLiteral("%1:%2:%3").arg(s / 3600).arg(s / 60 % 60, 2, 10, QLatin1Char('0')).arg(s % 60, 2, 10, QLatin1Char('0'))
-                     : QStringLiteral("%1:%2").arg(s / 60).arg(s % 60, 2, 10, QLatin1Char('0'));
-}
-
 }  // namespace
 
 // pull --search WORDS: GGUF repositories on the Hub whose name has the words, most downloaded first.
@@ -86,16 +80,21 @@ int cmdPull(Context& ctx) {
         if (dir.isEmpty())
             dir = QDir(resolveModelsFolder({ctx.parser.value(QStringLiteral("database")), ctx.parser.value(QStringLiteral("data-dir"))})).filePath(spec->repo);
         const bool terminal = isatty(STDERR_FILENO);
-        const auto labelOf = [&](int part, int parts) {
-            const QString name = QFileInfo(spec->file).fileName();
-            return parts > 1 ? QStringLiteral("%1 (part %2 of %3)").arg(QFileInfo(modelParts(files, spec->file)[static_cast<std::size_t>(part)].path).fileName()).arg(part + 1).arg(parts)
-                             : name;
+        const auto parts = modelParts(files, spec->file);
+        if (parts.empty()) {
+            ctx.err << "lumen-cli: " << spec->repo << " has no file " << spec->file
+                    << " (or not all the parts of it); lumen-cli pull " << spec->repo << " lists its GGUF files\n";
+            return kFailed;
+        }
+        const auto labelOf = [&](int part, int count) {
+            const QString name = QFileInfo(parts[static_cast<std::size_t>(part)].path).fileName();
+            return count > 1 ? QStringLiteral("%1 (part %2 of %3)").arg(name).arg(part + 1).arg(count) : name;
         };
         int lastTenth = -1;
-        const auto progress = [&](int part, int parts, const DownloadProgress& p) {
-            const QString label = labelOf(part, parts);
+        const auto progress = [&](int part, int count, const DownloadProgress& p) {
+            const QString label = labelOf(part, count);
             const double fraction = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 0.0;
-            const QString left = p.bytesPerSecond > 0 && p.total > 0 ? duration(static_cast<double>(p.total - p.done) / p.bytesPerSecond) : QStringLiteral("--:--");
+            const QString left = p.bytesPerSecond > 0 && p.total > 0 ? formatDuration(static_cast<double>(p.total - p.done) / p.bytesPerSecond) : QStringLiteral("--:--");
             const QString line = QStringLiteral("%1  %2 of %3  %4/s  %5 left%6")
                                      .arg(label, formatSize(p.done), p.total >= 0 ? formatSize(p.total) : QStringLiteral("?"),
                                           formatSize(static_cast<qint64>(p.bytesPerSecond)), left,
@@ -111,21 +110,15 @@ int cmdPull(Context& ctx) {
                 ctx.err.flush();
             }
         };
-        const auto partDone = [&](int part, int parts, bool already) {
+        const auto partDone = [&](int part, int count, bool already) {
             lastTenth = -1;
             if (already) {
-                ctx.err << labelOf(part, parts) << ": already here\n";
+                ctx.err << labelOf(part, count) << ": already here\n";
                 return;
             }
             if (terminal) ctx.err << "\n";
-            const auto& f = modelParts(files, spec->file)[static_cast<std::size_t>(part)];
-            ctx.err << labelOf(part, parts) << ": done" << (f.sha256.isEmpty() ? "" : ", SHA-256 checked") << "\n";
+            ctx.err << labelOf(part, count) << ": done" << (parts[static_cast<std::size_t>(part)].sha256.isEmpty() ? "" : ", SHA-256 checked") << "\n";
         };
-        if (modelParts(files, spec->file).empty()) {
-            ctx.err << "lumen-cli: " << spec->repo << " has no file " << spec->file
-                    << " (or not all the parts of it); lumen-cli pull " << spec->repo << " lists its GGUF files\n";
-            return kFailed;
-        }
         const QString firstTarget = downloadModel(hub, spec->repo, files, spec->file, dir, progress, partDone, &gPullInterrupted);
         ctx.out << firstTarget << "\n";  // (what to open: the first part of a multi-part model)
         return kOk;
